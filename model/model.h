@@ -1,0 +1,166 @@
+/* model: the interest model, its parameters, its file format and its per-event step.
+ *
+ * Pure compute. This header and everything in model/ includes no Kafka, RocksDB or Avro header;
+ * the worker hands in already-decoded events and opaque state blobs.
+ *
+ * The function (one event e_t for one user, state s_{t-1} -> interest vector u_t, state s_t):
+ *
+ *   gap_s  = events == 0 ? 0 : max(0, (ts - last_ts) / 1000)            seconds since previous event
+ *   f      = [ log1p(gap_s) / 10,  has_value ? sign(v) * log1p(|v|) : 0,  has_value ]     (F = 3)
+ *   x_t    = [ item_emb[item] (E) ; action_emb[action] (A) ; f (F) ]                     (I = E+A+F)
+ *   LSTM:  (h_t, c_t) = LSTMCell(x_t, h_{t-1}, c_{t-1})     PyTorch semantics, gates i,f,g,o
+ *   GRU:   h_t        = GRUCell(x_t, h_{t-1})               PyTorch semantics, gates r,z,n
+ *          (n = tanh(W_in x + b_in + r * (W_hn h + b_hn)): oneDNN's linear-before-reset GRU)
+ *   window = the last min(events+1, W) event inputs x_j, the current one included
+ *   q      = W_q h_t + b_q                      (K)
+ *   k_j    = W_k x_j + b_k,  v_j = W_v x_j + b_v (K each)
+ *   a      = softmax_j( q . k_j / sqrt(K) )
+ *   ctx    = sum_j a_j v_j                      (K)
+ *   u_t    = W_out [h_t ; ctx] + b_out          (D)    the interest vector
+ *   drift  = events == 0 ? 0 : 1 - cos(u_t, u_{t-1}),  cos = u.v / max(|u||v|, 1e-12)
+ *
+ * Item and action ids map to vocabulary indices; index 0 of each vocabulary is the shared
+ * out-of-vocabulary row, so an unknown id still has an embedding.
+ */
+#ifndef IEVO_MODEL_H
+#define IEVO_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MODEL_FORMAT_VERSION 1
+#define MODEL_FEATURES 3          /* F: gap, value, has_value */
+#define MODEL_ERR_LEN 256
+
+typedef enum { MODEL_CELL_LSTM = 0, MODEL_CELL_GRU = 1 } model_cell;
+
+typedef struct {
+    model_cell cell;
+    int item_dim;     /* E */
+    int action_dim;   /* A */
+    int hidden;       /* H */
+    int attn_dim;     /* K */
+    int out_dim;      /* D */
+    int window;       /* W */
+    int n_items;      /* vocabulary size, OOV row 0 included */
+    int n_actions;    /* vocabulary size, OOV row 0 included */
+} model_config;
+
+/* Defaults: LSTM, E=64, A=8, H=64, K=64, D=64, W=16 (vocabulary sizes come from the data). */
+void model_config_default(model_config *cfg);
+/* Sets one key ("cell", "item_dim", "action_dim", "hidden", "attn_dim", "out_dim", "window")
+ * from text. Returns 0, or -1 with err filled. */
+int model_config_set(model_config *cfg, const char *key, const char *value, char *err, size_t errlen);
+/* Checks ranges (dims 1..4096, window 1..1024). */
+int model_config_check(const model_config *cfg, char *err, size_t errlen);
+static inline int model_input_dim(const model_config *c) { return c->item_dim + c->action_dim + MODEL_FEATURES; }
+static inline int model_gates(const model_config *c) { return c->cell == MODEL_CELL_LSTM ? 4 : 3; }
+
+/* A named tensor inside the model's single parameter allocation. */
+typedef struct {
+    const char *name;
+    int ndim;
+    int shape[2];
+    float *data;      /* points into model->params */
+    size_t numel;
+} model_tensor;
+
+/* Parameter tensors, PyTorch layouts (row-major, out x in):
+ *   item_emb    (n_items, E)         action_emb (n_actions, A)
+ *   rnn.w_ih    (G*H, I)             rnn.w_hh   (G*H, H)      rnn.b_ih (G*H)   rnn.b_hh (G*H)
+ *   attn.w_q    (K, H)  attn.b_q (K)  attn.w_k (K, I)  attn.b_k (K)  attn.w_v (K, I)  attn.b_v (K)
+ *   out.w       (D, H+K)             out.b (D)
+ */
+enum {
+    T_ITEM_EMB, T_ACTION_EMB, T_W_IH, T_W_HH, T_B_IH, T_B_HH,
+    T_W_Q, T_B_Q, T_W_K, T_B_K, T_W_V, T_B_V, T_OUT_W, T_OUT_B,
+    MODEL_N_TENSORS
+};
+
+typedef struct model_vocab model_vocab; /* string id -> index, index -> string id */
+
+typedef struct {
+    model_config cfg;
+    float *params;                 /* one allocation holding every tensor */
+    size_t n_params;
+    model_tensor t[MODEL_N_TENSORS];
+    model_vocab *items;            /* index 0 is "<oov>" */
+    model_vocab *actions;          /* index 0 is "<oov>" */
+    char model_id[96];             /* "<name>-<first 12 hex of the parameter checksum>" */
+    uint64_t fingerprint;          /* checksum of config + parameters + vocabularies */
+    char *meta_json;               /* free-form metadata object carried in the file (training config, metrics), or NULL */
+} model;
+
+/* Builds a model with the given config and vocabularies (item_ids/action_ids exclude the OOV
+ * row, which is added as index 0), parameters drawn from a seeded uniform(-1/sqrt(fan_in), ..)
+ * like PyTorch's defaults; embeddings N(0, 0.1) drawn from the same seeded generator. */
+int model_init_random(model **out, const model_config *cfg, const char *name,
+                      const char *const *item_ids, int n_item_ids,
+                      const char *const *action_ids, int n_action_ids,
+                      uint64_t seed, char *err, size_t errlen);
+void model_free(model *m);
+
+/* Model file: the safetensors layout. 8-byte little-endian header length N, N bytes of JSON,
+ * then raw little-endian tensor bytes. The JSON maps tensor names to {dtype, shape,
+ * data_offsets} and carries "__metadata__" (string -> string): format "ievo-model", format
+ * version, the config, name, model_id, a CRC-32C of the data section, and the vocabularies
+ * live in U8 tensors "vocab.items" / "vocab.actions" (ids joined by '\n'). Loading checks
+ * everything (sizes, offsets, shapes against the config, checksum) and reports what is wrong. */
+int model_save(const model *m, const char *path, char *err, size_t errlen);
+int model_load(model **out, const char *path, char *err, size_t errlen);
+/* Replaces the free-form metadata JSON object (copied). */
+int model_set_meta(model *m, const char *json_object, char *err, size_t errlen);
+
+/* Vocabulary lookups. Unknown ids return 0 (the OOV row). */
+int model_item_index(const model *m, const char *id, size_t len);
+int model_action_index(const model *m, const char *id, size_t len);
+const char *model_item_id(const model *m, int index);   /* NULL when out of range */
+
+/* ---- per-user state ------------------------------------------------------------------------
+ * A fixed-size little-endian blob, model_state_size(m) bytes, owned by the caller (the worker
+ * stores it in RocksDB as is). Layout, version 1:
+ *   0  u32 magic 0x53564549 ("IEVS")   4 u16 version   6 u16 cell
+ *   8  i64 events applied              16 i64 last event time (ms)
+ *   24 i32 window length (<= W)        28 i32 next window slot (ring head)
+ *   32 u64 model fingerprint
+ *   40 f32 h[H], then c[H] (LSTM only), then u[D] (the previous interest vector)
+ *   then W slots of { i32 item; i32 action; f32 f[3] }   (the window as indices + features)
+ * A zeroed blob is not valid; model_state_init makes the empty state (events = 0). */
+size_t model_state_size(const model *m);
+void model_state_init(const model *m, void *state);
+/* Returns 0 when the blob belongs to this model (magic, version, fingerprint), -1 otherwise. */
+int model_state_check(const model *m, const void *state, char *err, size_t errlen);
+int64_t model_state_events(const void *state);
+int64_t model_state_last_ts(const void *state);
+/* The previous interest vector u (D floats) inside a state blob. */
+const float *model_state_vector(const model *m, const void *state);
+
+/* One event, already mapped to vocabulary indices. */
+typedef struct {
+    int32_t item;
+    int32_t action;
+    int64_t ts;        /* event time, ms */
+    float value;       /* meaningful only when has_value */
+    int has_value;
+} model_event;
+
+/* ---- the step -------------------------------------------------------------------------------
+ * A runner owns scratch buffers and, for the oneDNN backend, primitives created once per
+ * batch-size bucket and weights reordered once. One runner per compute thread. */
+typedef enum { MODEL_BACKEND_SCALAR = 0, MODEL_BACKEND_DNNL = 1 } model_backend;
+typedef struct model_runner model_runner;
+
+int model_runner_new(model_runner **out, const model *m, model_backend backend, int max_batch,
+                     char *err, size_t errlen);
+void model_runner_free(model_runner *r);
+
+/* Applies event ev[i] to states[i] for i in [0, n), n <= max_batch. The n states must belong to
+ * n distinct users (the caller splits a batch into waves). Writes u_t to out_vec + i*D and the
+ * drift to out_drift[i]; updates each state in place. Returns 0, or -1 with err filled. */
+int model_step(model_runner *r, int n, void *const *states, const model_event *ev,
+               float *out_vec, float *out_drift, char *err, size_t errlen);
+
+/* Pins the compute runtime (OpenMP under oneDNN) to `threads` threads; call once at start. */
+void model_runtime_init(int threads);
+
+#endif

@@ -1,0 +1,30 @@
+# Test registry. Labels: unit (C, fast), oracle (python3-torch / python3-avro references),
+# integration (a real `ievo broker` on TCP, the worker as a process).
+set(IEVO_BIN ${CMAKE_BINARY_DIR}/ievo)
+set(IEVO_SHARED ${CMAKE_SOURCE_DIR}/../shared)
+
+# Every tests/unit/test_*.c is one executable and one test.
+file(GLOB IEVO_UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(src ${IEVO_UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/unit)
+  target_link_libraries(${name} PRIVATE ievo_worker)
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 300
+                       ENVIRONMENT "IEVO_SOURCE_DIR=${CMAKE_SOURCE_DIR};OMP_NUM_THREADS=1")
+endforeach()
+
+# Python-driven tests: tests/oracle/*.py and tests/integration/*.py. Each gets the ievo binary,
+# the source dir and a scratch dir. They are run with Debian's /usr/bin/python3 (torch, avro).
+function(ievo_py_test dir label timeout)
+  file(GLOB scripts CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/${dir}/test_*.py)
+  foreach(script ${scripts})
+    get_filename_component(name ${script} NAME_WE)
+    add_test(NAME ${dir}_${name} COMMAND /usr/bin/python3 ${script})
+    set_tests_properties(${dir}_${name} PROPERTIES LABELS ${label} TIMEOUT ${timeout}
+      ENVIRONMENT "IEVO_BIN=${IEVO_BIN};IEVO_SOURCE_DIR=${CMAKE_SOURCE_DIR};IEVO_BUILD_DIR=${CMAKE_BINARY_DIR};IEVO_SHARED=${IEVO_SHARED};OMP_NUM_THREADS=1;PYTHONDONTWRITEBYTECODE=1")
+  endforeach()
+endfunction()
+ievo_py_test(oracle oracle 600)
+ievo_py_test(integration integration 1200)

@@ -1,0 +1,8 @@
+/* TEMP STUB: replaced by the real command. */
+#include <stdio.h>
+#include "commands.h"
+int cmd_state(int argc, char **argv) {
+    (void)argc; (void)argv;
+    fprintf(stderr, "ievo state: not built yet\n");
+    return 2;
+}

@@ -1,0 +1,14 @@
+/* commands: the `ievo` subcommands. Each parses its own flags and returns the process exit code. */
+#ifndef IEVO_COMMANDS_H
+#define IEVO_COMMANDS_H
+
+int cmd_broker(int argc, char **argv);    /* cmd_broker.c: local Kafka-protocol broker (mock cluster) */
+int cmd_produce(int argc, char **argv);   /* cmd_produce.c: load UserAction events into a topic */
+int cmd_consume(int argc, char **argv);   /* cmd_consume.c: print InterestVectors as JSON lines */
+int cmd_worker(int argc, char **argv);    /* cmd_worker.c: the consumer-group worker */
+int cmd_model(int argc, char **argv);     /* cmd_model.c: `model init`, `model info` */
+int cmd_state(int argc, char **argv);     /* cmd_state.c: `state dump` of a state dir */
+int cmd_demo(int argc, char **argv);      /* cmd_demo.c: broker + produce + worker + summary */
+int cmd_reference(int argc, char **argv); /* cmd_reference.c: offline scalar-model replay (tests) */
+
+#endif
