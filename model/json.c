@@ -331,7 +331,7 @@ static int reserve(json_buf *b, size_t extra) {
 
 int json_buf_append(json_buf *b, const char *s, size_t n) {
     if (reserve(b, n)) return -1;
-    memcpy(b->data + b->len, s, n);
+    if (n) memcpy(b->data + b->len, s, n); /* s may be NULL when n == 0: memcpy(_, NULL, 0) is undefined */
     b->len += n;
     b->data[b->len] = 0;
     return 0;

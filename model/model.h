@@ -115,12 +115,14 @@ int model_set_meta(model *m, const char *json_object, char *err, size_t errlen);
 int model_item_index(const model *m, const char *id, size_t len);
 int model_action_index(const model *m, const char *id, size_t len);
 const char *model_item_id(const model *m, int index);   /* NULL when out of range */
+const char *model_action_id(const model *m, int index); /* NULL when out of range */
 
 /* ---- per-user state ------------------------------------------------------------------------
  * A fixed-size little-endian blob, model_state_size(m) bytes, owned by the caller (the worker
  * stores it in RocksDB as is). Layout, version 1:
  *   0  u32 magic 0x53564549 ("IEVS")   4 u16 version   6 u16 cell
- *   8  i64 events applied              16 i64 last event time (ms)
+ *   8  i64 events applied              16 i64 last event time (ms): the ts of the last event applied
+ *                                         (an out-of-order event sets it back; its own gap is 0)
  *   24 i32 window length (<= W)        28 i32 next window slot (ring head)
  *   32 u64 model fingerprint
  *   40 f32 h[H], then c[H] (LSTM only), then u[D] (the previous interest vector)
@@ -132,7 +134,8 @@ void model_state_init(const model *m, void *state);
 int model_state_check(const model *m, const void *state, char *err, size_t errlen);
 int64_t model_state_events(const void *state);
 int64_t model_state_last_ts(const void *state);
-/* The previous interest vector u (D floats) inside a state blob. */
+/* The previous interest vector u (D floats) inside a state blob (a pointer into the blob, so the
+ * blob must be 4-byte aligned; everything else in model/ reads blobs at any alignment). */
 const float *model_state_vector(const model *m, const void *state);
 
 /* One event, already mapped to vocabulary indices. */

@@ -28,3 +28,16 @@ function(ievo_py_test dir label timeout)
 endfunction()
 ievo_py_test(oracle oracle 600)
 ievo_py_test(integration integration 1200)
+
+# The model's unit tests (test_json, test_model_*) link the model library alone: model/ must stand
+# without worker/, and these tests then build even while worker/ does not.
+foreach(src ${IEVO_UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  if(name MATCHES "^test_(json|model_)")
+    set_property(TARGET ${name} PROPERTY LINK_LIBRARIES ievo_model)
+  endif()
+endforeach()
+
+# C helpers of the oracle tests (tests/oracle/*.c): the Python side finds them in IEVO_BUILD_DIR.
+add_executable(oracle_model ${CMAKE_SOURCE_DIR}/tests/oracle/oracle_model.c)
+target_link_libraries(oracle_model PRIVATE ievo_model)

@@ -1,8 +1,97 @@
-/* TEMP STUB: replaced by the real command. */
+/* cmd_state: `ievo state dump|offsets`, a look inside a worker's state dir (the worker must not
+ * be running: RocksDB allows one process per store). */
+#include <getopt.h>
 #include <stdio.h>
+#include <string.h>
+
 #include "commands.h"
+#include "json.h"
+#include "model.h"
+#include "state_store.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: ievo state dump -d STATE_DIR -m MODEL    one JSON line per user state\n"
+               "       ievo state offsets -d STATE_DIR           one JSON line per partition\n");
+}
+
+typedef struct {
+    const model *m;
+    json_buf b;
+    int bad;
+    char err[256];
+} dump_ctx;
+
+static int dump_one(void *vctx, int32_t partition, const char *user, size_t user_len, const void *state,
+                    size_t state_size) {
+    dump_ctx *x = vctx;
+    if (state_size != model_state_size(x->m) || model_state_check(x->m, state, x->err, sizeof x->err)) {
+        fprintf(stderr, "ievo state: user '%.*s' (partition %d): %s\n", (int)user_len, user, partition,
+                state_size != model_state_size(x->m) ? "state size does not match the model" : x->err);
+        x->bad++;
+        return 0;
+    }
+    json_buf *b = &x->b;
+    const float *v = model_state_vector(x->m, state);
+    b->len = 0;
+    json_buf_printf(b, "{\"partition\":%d,\"user_id\":", partition);
+    json_buf_string(b, user, user_len);
+    json_buf_printf(b, ",\"events\":%lld,\"ts\":%lld,\"vector\":[", (long long)model_state_events(state),
+                    (long long)model_state_last_ts(state));
+    for (int i = 0; i < x->m->cfg.out_dim; i++) {
+        if (i) json_buf_append(b, ",", 1);
+        json_buf_float(b, v[i]);
+    }
+    json_buf_append(b, "]}\n", 3);
+    fwrite(b->data, 1, b->len, stdout);
+    return 0;
+}
+
 int cmd_state(int argc, char **argv) {
-    (void)argc; (void)argv;
-    fprintf(stderr, "ievo state: not built yet\n");
-    return 2;
+    static const struct option opts[] = {{"state-dir", required_argument, 0, 'd'},
+                                         {"model", required_argument, 0, 'm'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    if (argc < 2 || (strcmp(argv[1], "dump") && strcmp(argv[1], "offsets"))) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+    }
+    int dump = !strcmp(argv[1], "dump");
+    const char *dir = NULL, *model_path = NULL;
+    int c;
+    while ((c = getopt_long(argc - 1, argv + 1, "d:m:h", opts, NULL)) != -1) {
+        if (c == 'd') dir = optarg;
+        else if (c == 'm') model_path = optarg;
+        else if (c == 'h') { usage(stdout); return 0; }
+        else { usage(stderr); return 2; }
+    }
+    if (!dir || (dump && !model_path)) { usage(stderr); return 2; }
+    char err[512];
+    state_store_opts o;
+    state_store_opts_default(&o);
+    o.block_cache_bytes = 8u << 20;
+    state_store *s = NULL;
+    model *m = NULL;
+    int rc = 1;
+    if (state_store_open(&s, dir, &o, err, sizeof err)) goto done;
+    if (dump) {
+        if (model_load(&m, model_path, err, sizeof err)) goto done;
+        dump_ctx x = {.m = m};
+        int frc = state_store_foreach(s, dump_one, &x, err, sizeof err);
+        json_buf_free(&x.b);
+        if (frc) goto done;
+        rc = x.bad ? 1 : 0;
+        if (x.bad) snprintf(err, sizeof err, "%d state(s) could not be read with this model", x.bad);
+    } else {
+        int32_t parts[4096];
+        int64_t offs[4096];
+        int n = state_store_list_offsets(s, parts, offs, 4096, err, sizeof err);
+        if (n < 0) goto done;
+        for (int i = 0; i < n && i < 4096; i++)
+            printf("{\"partition\":%d,\"next_offset\":%lld}\n", parts[i], (long long)offs[i]);
+        rc = 0;
+    }
+done:
+    if (rc) fprintf(stderr, "ievo state: %s\n", err);
+    model_free(m);
+    state_store_close(s);
+    return rc;
 }

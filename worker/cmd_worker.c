@@ -1,8 +1,116 @@
-/* TEMP STUB: replaced by the real command. */
+/* cmd_worker: `ievo worker`, the consumer-group worker's command line. See worker.h. */
+#include <getopt.h>
 #include <stdio.h>
+#include <string.h>
+
 #include "commands.h"
+#include "json.h"
+#include "log.h"
+#include "worker.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ievo worker [-c FILE] [-b BOOTSTRAP] [-X key=value ...] [--until-eof]\n"
+            "\n"
+            "Consumes UserAction events, keeps per-user state in RocksDB, produces one InterestVector\n"
+            "per applied event. Settings come from FILE (key=value lines), IEVO_CFG_* environment\n"
+            "variables and -X (later wins). ievo's keys:\n"
+            "  bootstrap.servers, group.id       Kafka (passed to librdkafka, like every unknown key)\n"
+            "  input.topic      (user-actions)   output.topic (interest-vectors)  dlq.topic (user-actions.dlq)\n"
+            "  state.dir        (./ievo-state)   model.path   (required)          model.backend (dnnl|scalar)\n"
+            "  input.format / output.format      confluent (default) | avro\n"
+            "  input.schema.id (1)  output.schema.id (2)  input.max.record.bytes (1048576)\n"
+            "  batch.max.events (2048)  batch.timeout.ms (20)\n"
+            "  state.block.cache.bytes  state.write.buffer.bytes  state.max.write.buffers  state.sync\n"
+            "  log.level (info)  log.format (text|json)  stats.file (run summary as JSON)\n"
+            "  consumer.<prop> / producer.<prop>   a librdkafka property for one client only\n"
+            "  --until-eof   stop cleanly once every assigned partition is drained\n");
+}
+
+static int write_stats(const char *path, const worker_stats *st, int rc) {
+    json_buf b = {0};
+    double cpu = st->cpu_user_s + st->cpu_sys_s;
+    json_buf_printf(&b,
+                    "{\"ok\":%s,\"consumed\":%lld,\"applied\":%lld,\"dead_lettered\":%lld,"
+                    "\"skipped_duplicate\":%lld,\"skipped_unowned\":%lld,\"batches\":%lld,\"waves\":%lld,"
+                    "\"rebalances\":%lld,\"wall_s\":%.3f,\"active_s\":%.3f,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
+                    "\"events_per_s\":%.1f,\"cpu_us_per_event\":%.3f,\"dead_letters_by_class\":{",
+                    rc == 0 ? "true" : "false", (long long)st->consumed, (long long)st->applied,
+                    (long long)st->dead_lettered, (long long)st->skipped_duplicate, (long long)st->skipped_unowned,
+                    (long long)st->batches, (long long)st->waves, (long long)st->rebalances, st->wall_s, st->active_s,
+                    st->cpu_user_s, st->cpu_sys_s, st->active_s > 0 ? (double)st->applied / st->active_s : 0.0,
+                    st->applied > 0 ? cpu * 1e6 / (double)st->applied : 0.0);
+    int first = 1;
+    for (int k = CODEC_E_OVERSIZED; k <= CODEC_E_INVALID; k++) {
+        json_buf_printf(&b, "%s\"%s\":%lld", first ? "" : ",", codec_status_name((codec_status)k),
+                        (long long)st->dlq_by_class[k]);
+        first = 0;
+    }
+    json_buf_append(&b, "}}\n", 3);
+    int ok = !b.failed;
+    if (ok) {
+        FILE *f = fopen(path, "w");
+        ok = f && fwrite(b.data, 1, b.len, f) == b.len;
+        if (f && fclose(f)) ok = 0;
+    }
+    json_buf_free(&b);
+    return ok ? 0 : -1;
+}
+
 int cmd_worker(int argc, char **argv) {
-    (void)argc; (void)argv;
-    fprintf(stderr, "ievo worker: not built yet\n");
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"until-eof", no_argument, 0, 'e'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    config cfg = {0};
+    char err[1024] = "";
+    const char *file = NULL;
+    int until_eof = 0, c, rc = 2;
+    /* First pass: the file, so that -X given anywhere on the line overrides it. */
+    while ((c = getopt_long(argc, argv, "c:b:X:h", opts, NULL)) != -1) {
+        if (c == 'c') file = optarg;
+        else if (c == 'h') { usage(stdout); return 0; }
+        else if (c == '?') { usage(stderr); return 2; }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ievo worker: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (file && config_load_file(&cfg, file, err, sizeof err)) goto fail;
+    if (config_load_env(&cfg, err, sizeof err)) goto fail;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:b:X:h", opts, NULL)) != -1) {
+        if (c == 'b' && config_set(&cfg, "bootstrap.servers", optarg)) goto oom;
+        if (c == 'X' && config_set_kv(&cfg, optarg, err, sizeof err)) goto fail;
+        if (c == 'e') until_eof = 1;
+    }
+    const char *lvl = config_get(&cfg, "log.level", "info");
+    if (log_level_parse(lvl) < 0) {
+        snprintf(err, sizeof err, "log.level: '%s' is not debug, info, warn or error", lvl);
+        goto fail;
+    }
+    log_set_level((log_level)log_level_parse(lvl));
+    log_set_json(strcmp(config_get(&cfg, "log.format", "text"), "json") == 0);
+
+    worker_settings s;
+    if (worker_settings_from_config(&s, &cfg, err, sizeof err)) goto fail;
+    s.until_eof = until_eof;
+    worker_stats st;
+    rc = worker_run(&s, &cfg, &st, err, sizeof err) ? 1 : 0;
+    double cpu = st.cpu_user_s + st.cpu_sys_s;
+    LOG_I("worker", "%s: %lld events applied, %lld dead-lettered, %lld duplicates skipped in %.2f s "
+          "(%.0f events/s while active, %.2f µs CPU/event, %lld batches, %lld rebalances)",
+          rc ? "failed" : "stopped", (long long)st.applied, (long long)st.dead_lettered,
+          (long long)st.skipped_duplicate, st.wall_s, st.active_s > 0 ? (double)st.applied / st.active_s : 0.0,
+          st.applied ? cpu * 1e6 / (double)st.applied : 0.0, (long long)st.batches, (long long)st.rebalances);
+    if (rc) LOG_E("worker", "%s", err);
+    if (s.stats_file && write_stats(s.stats_file, &st, rc))
+        LOG_W("worker", "could not write stats file %s", s.stats_file);
+    config_free(&cfg);
+    return rc;
+oom:
+    snprintf(err, sizeof err, "out of memory");
+fail:
+    fprintf(stderr, "ievo worker: %s\n", err);
+    config_free(&cfg);
     return 2;
 }

@@ -1,0 +1,392 @@
+/* model_file: save and load a model as a safetensors file.
+ *
+ * Layout (https://github.com/huggingface/safetensors): u64 little-endian header length N, N bytes
+ * of JSON (padded with spaces so the data section starts 8-byte aligned), then the data section.
+ * The JSON maps each tensor name to {"dtype", "shape", "data_offsets": [begin, end)} relative to
+ * the data section, which the tensors cover exactly (no holes, no overlaps), and carries
+ * "__metadata__", a string -> string map: format "ievo-model", format_version, the config (one key
+ * per field, decimal text), name, model_id, fingerprint (16 hex), crc32c (8 hex, CRC-32C of the
+ * whole data section) and, when present, "meta" (the free-form JSON object as text).
+ * The 14 parameter tensors are F32 in model.h's order; the vocabularies are U8 tensors
+ * "vocab.items" / "vocab.actions", ids joined by '\n' with "<oov>" first.
+ *
+ * Loading trusts nothing: every size, offset, dtype and shape is checked against the config, the
+ * checksum against the data, the parameters must be finite, and the stored model_id/fingerprint
+ * must match what the loaded content hashes to. Errors say which check failed and on what.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "model_internal.h"
+
+#define N_FILE_TENSORS (MODEL_N_TENSORS + 2)
+#define HEADER_MAX (64u << 20) /* a header beyond 64 MB is not ours (safetensors itself caps at 100 MB) */
+
+static const char *const vocab_names[2] = {"vocab.items", "vocab.actions"};
+
+/* ---- save -------------------------------------------------------------------------------- */
+
+static int meta_kv(json_buf *b, const char *k, const char *v) {
+    return json_buf_append(b, ",", 1) || json_buf_string(b, k, strlen(k)) || json_buf_append(b, ":", 1) ||
+           json_buf_string(b, v, strlen(v));
+}
+
+static int meta_int(json_buf *b, const char *k, long long v) {
+    char t[32];
+    snprintf(t, sizeof t, "%lld", v);
+    return meta_kv(b, k, t);
+}
+
+int model_save(const model *m, const char *path, char *err, size_t errlen) {
+    const model_config *c = &m->cfg;
+    size_t vlen[2];
+    const char *vdata[2] = {vocab_joined(m->items, &vlen[0]), vocab_joined(m->actions, &vlen[1])};
+    uint32_t crc = crc32c(0, m->params, m->n_params * sizeof(float));
+    crc = crc32c(crc, vdata[0], vlen[0]);
+    crc = crc32c(crc, vdata[1], vlen[1]);
+
+    json_buf b = {0};
+    char name[MODEL_NAME_MAX + 1], hex[24];
+    model_name_of(m, name, sizeof name);
+    const char *head = "{\"__metadata__\":{\"format\":\"ievo-model\"";
+    int bad = json_buf_append(&b, head, strlen(head));
+    bad = bad || meta_int(&b, "format_version", MODEL_FORMAT_VERSION);
+    bad = bad || meta_kv(&b, "name", name) || meta_kv(&b, "model_id", m->model_id);
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)m->fingerprint);
+    bad = bad || meta_kv(&b, "fingerprint", hex);
+    snprintf(hex, sizeof hex, "%08x", crc);
+    bad = bad || meta_kv(&b, "crc32c", hex);
+    bad = bad || meta_kv(&b, "cell", c->cell == MODEL_CELL_LSTM ? "lstm" : "gru");
+    bad = bad || meta_int(&b, "item_dim", c->item_dim) || meta_int(&b, "action_dim", c->action_dim) ||
+          meta_int(&b, "hidden", c->hidden) || meta_int(&b, "attn_dim", c->attn_dim) ||
+          meta_int(&b, "out_dim", c->out_dim) || meta_int(&b, "window", c->window) ||
+          meta_int(&b, "n_items", c->n_items) || meta_int(&b, "n_actions", c->n_actions);
+    if (m->meta_json) bad = bad || meta_kv(&b, "meta", m->meta_json);
+    bad = bad || json_buf_append(&b, "}", 1);
+    size_t off = 0;
+    for (int t = 0; t < N_FILE_TENSORS; t++) {
+        size_t bytes;
+        if (t < MODEL_N_TENSORS) {
+            const model_tensor *x = &m->t[t];
+            bytes = x->numel * sizeof(float);
+            bad = bad || json_buf_printf(&b, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%d", x->name, x->shape[0]);
+            if (x->ndim == 2) bad = bad || json_buf_printf(&b, ",%d", x->shape[1]);
+        } else {
+            bytes = vlen[t - MODEL_N_TENSORS];
+            bad = bad || json_buf_printf(&b, ",\"%s\":{\"dtype\":\"U8\",\"shape\":[%zu", vocab_names[t - MODEL_N_TENSORS], bytes);
+        }
+        bad = bad || json_buf_printf(&b, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes);
+        off += bytes;
+    }
+    bad = bad || json_buf_append(&b, "}", 1);
+    while (!bad && (8 + b.len) % 8 != 0) bad = json_buf_append(&b, " ", 1);
+    if (bad) {
+        json_buf_free(&b);
+        return model_errf(err, errlen, "model save: out of memory");
+    }
+
+    /* Write next to the target and rename, so a crash never leaves a half-written model. */
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    if (!tmp) {
+        json_buf_free(&b);
+        return model_errf(err, errlen, "model save: out of memory");
+    }
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int rc = -1;
+    if (!f) {
+        model_errf(err, errlen, "model save: cannot create %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    uint64_t hlen = b.len;
+    int ok = fwrite(&hlen, 8, 1, f) == 1 && fwrite(b.data, 1, b.len, f) == b.len &&
+             fwrite(m->params, sizeof(float), m->n_params, f) == m->n_params &&
+             fwrite(vdata[0], 1, vlen[0], f) == vlen[0] && fwrite(vdata[1], 1, vlen[1], f) == vlen[1];
+    ok = (fflush(f) == 0) && ok;
+    ok = (fsync(fileno(f)) == 0) && ok;
+    int saved_errno = errno;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok) {
+        model_errf(err, errlen, "model save: writing %s failed: %s", tmp, strerror(saved_errno ? saved_errno : errno));
+        unlink(tmp);
+        goto done;
+    }
+    if (rename(tmp, path) != 0) {
+        model_errf(err, errlen, "model save: rename %s -> %s failed: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(tmp);
+    json_buf_free(&b);
+    return rc;
+}
+
+/* ---- load -------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    int is_u8;
+    int ndim, shape[2];
+    int found;
+    uint64_t begin, end;
+} file_tensor;
+
+static int dtype_size(const char *d) {
+    static const struct { const char *n; int s; } t[] = {
+        {"BOOL", 1}, {"U8", 1}, {"I8", 1}, {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2},
+        {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4}, {"I64", 8}, {"U64", 8}, {"F64", 8},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (strcmp(d, t[i].n) == 0) return t[i].s;
+    return 0;
+}
+
+static int read_file(const char *path, unsigned char **out, size_t *len, char *err, size_t errlen) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return model_errf(err, errlen, "model file %s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return model_errf(err, errlen, "model file %s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf) {
+        fclose(f);
+        return model_errf(err, errlen, "model file %s: out of memory for %zu bytes", path, n);
+    }
+    if (fread(buf, 1, n, f) != n) {
+        free(buf);
+        fclose(f);
+        return model_errf(err, errlen, "model file %s: read failed", path);
+    }
+    fclose(f);
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int cmp_begin(const void *a, const void *b) {
+    const file_tensor *x = *(const file_tensor *const *)a, *y = *(const file_tensor *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
+}
+
+/* Parses "[a,b]" of non-negative integers (exactly n of them) into v. */
+static int int_array(const json_value *a, int n, uint64_t *v) {
+    if (!a || a->type != JSON_ARRAY || (int)a->len != n) return -1;
+    for (int i = 0; i < n; i++) {
+        const json_value *x = a->items[i];
+        if (x->type != JSON_NUMBER || !x->is_integer || x->integer < 0) return -1;
+        v[i] = (uint64_t)x->integer;
+    }
+    return 0;
+}
+
+static const char *meta_str(const json_value *meta, const char *key) {
+    const char *s;
+    size_t len;
+    if (json_get_string(meta, key, &s, &len) || strlen(s) != len) return NULL;
+    return s;
+}
+
+int model_load(model **out, const char *path, char *err, size_t errlen) {
+    *out = NULL;
+    unsigned char *buf = NULL;
+    size_t flen = 0;
+    json_value *hdr = NULL;
+    model *m = NULL;
+    if (read_file(path, &buf, &flen, err, errlen)) return -1;
+#define FAIL(...)                                                              \
+    do {                                                                       \
+        char why_[1024];                                              \
+        snprintf(why_, sizeof why_, __VA_ARGS__);                              \
+        model_errf(err, errlen, "model file %s: %s", path, why_);              \
+        goto fail;                                                             \
+    } while (0)
+
+    /* 1. Framing. */
+    if (flen < 8) FAIL("truncated: %zu bytes, not even the 8-byte header length (not a safetensors file)", flen);
+    uint64_t hlen;
+    memcpy(&hlen, buf, 8);
+    if (hlen > flen - 8)
+        FAIL("header length %llu runs past the end of the %zu-byte file (truncated, or not a safetensors file)",
+             (unsigned long long)hlen, flen);
+    if (hlen < 2 || hlen > HEADER_MAX) FAIL("header length %llu is implausible (not a safetensors file?)", (unsigned long long)hlen);
+    if (buf[8] != '{') FAIL("bad magic: the header does not start with '{' (not a safetensors file)");
+    const unsigned char *data = buf + 8 + hlen;
+    uint64_t dlen = flen - 8 - hlen;
+    char jerr[160];
+    hdr = json_parse((const char *)buf + 8, (size_t)hlen, jerr, sizeof jerr);
+    if (!hdr) FAIL("header is not valid JSON: %s", jerr);
+    if (hdr->type != JSON_OBJECT) FAIL("header is not a JSON object");
+
+    /* 2. Metadata and config. */
+    const json_value *meta = json_get(hdr, "__metadata__");
+    if (!meta || meta->type != JSON_OBJECT) FAIL("no \"__metadata__\" object: not an ievo model");
+    for (size_t i = 0; i < meta->len; i++)
+        if (meta->items[i]->type != JSON_STRING) FAIL("__metadata__ value \"%s\" is not a string", meta->keys[i]);
+    const char *fmt = meta_str(meta, "format"), *ver = meta_str(meta, "format_version");
+    if (!fmt || strcmp(fmt, "ievo-model") != 0) FAIL("bad format \"%s\", expected \"ievo-model\"", fmt ? fmt : "(missing)");
+    char want_ver[16];
+    snprintf(want_ver, sizeof want_ver, "%d", MODEL_FORMAT_VERSION);
+    if (!ver || strcmp(ver, want_ver) != 0)
+        FAIL("unsupported format_version \"%s\" (this build reads %s)", ver ? ver : "(missing)", want_ver);
+    model_config cfg;
+    model_config_default(&cfg);
+    static const char *const cfg_keys[] = {"cell", "item_dim", "action_dim", "hidden", "attn_dim",
+                                           "out_dim", "window", "n_items", "n_actions"};
+    for (size_t i = 0; i < sizeof cfg_keys / sizeof cfg_keys[0]; i++) {
+        const char *v = meta_str(meta, cfg_keys[i]);
+        char cerr[MODEL_ERR_LEN];
+        if (!v) FAIL("__metadata__ lacks config key \"%s\"", cfg_keys[i]);
+        if (model_config_set(&cfg, cfg_keys[i], v, cerr, sizeof cerr)) FAIL("%s", cerr);
+    }
+    {
+        char cerr[MODEL_ERR_LEN];
+        if (model_config_check(&cfg, cerr, sizeof cerr)) FAIL("%s", cerr);
+    }
+    const char *name = meta_str(meta, "name"), *model_id = meta_str(meta, "model_id");
+    const char *fp_hex = meta_str(meta, "fingerprint"), *crc_hex = meta_str(meta, "crc32c");
+    if (!name || !model_id || !fp_hex || !crc_hex) FAIL("__metadata__ lacks name, model_id, fingerprint or crc32c");
+    {
+        char nerr[MODEL_ERR_LEN];
+        if (model_name_check(name, nerr, sizeof nerr)) FAIL("%s", nerr);
+    }
+    if (model_alloc(&m, &cfg, err, errlen)) goto fail;
+
+    /* 3. The tensor table: names, dtypes, shapes. */
+    file_tensor ft[N_FILE_TENSORS];
+    for (int t = 0; t < N_FILE_TENSORS; t++) {
+        memset(&ft[t], 0, sizeof ft[t]);
+        if (t < MODEL_N_TENSORS) {
+            ft[t].name = m->t[t].name;
+            ft[t].ndim = m->t[t].ndim;
+            ft[t].shape[0] = m->t[t].shape[0];
+            ft[t].shape[1] = m->t[t].shape[1];
+        } else {
+            ft[t].name = vocab_names[t - MODEL_N_TENSORS];
+            ft[t].is_u8 = 1;
+            ft[t].ndim = 1;
+        }
+    }
+    for (size_t i = 0; i < hdr->len; i++) {
+        const char *key = hdr->keys[i];
+        const json_value *v = hdr->items[i];
+        if (strcmp(key, "__metadata__") == 0) continue;
+        file_tensor *x = NULL;
+        for (int t = 0; t < N_FILE_TENSORS; t++)
+            if (strcmp(key, ft[t].name) == 0) x = &ft[t];
+        if (!x) FAIL("unexpected tensor \"%s\"", key);
+        if (x->found) FAIL("tensor \"%s\" appears twice in the header", key);
+        x->found = 1;
+        if (v->type != JSON_OBJECT) FAIL("tensor \"%s\": entry is not an object", key);
+        const char *dtype;
+        size_t dl;
+        if (json_get_string(v, "dtype", &dtype, &dl)) FAIL("tensor \"%s\": no dtype", key);
+        int dsz = dtype_size(dtype);
+        if (!dsz) FAIL("tensor \"%s\": unknown dtype \"%s\"", key, dtype);
+        if (strcmp(dtype, x->is_u8 ? "U8" : "F32") != 0)
+            FAIL("tensor \"%s\": dtype %s, ievo stores it as %s", key, dtype, x->is_u8 ? "U8" : "F32");
+        const json_value *shape = json_get(v, "shape");
+        uint64_t sh[2] = {0, 0}, off[2];
+        if (!shape || shape->type != JSON_ARRAY || (int)shape->len != x->ndim || int_array(shape, x->ndim, sh)) {
+            if (x->ndim == 2)
+                FAIL("tensor \"%s\": shape is not [%d,%d] as the config requires", key, x->shape[0], x->shape[1]);
+            FAIL("tensor \"%s\": shape must be a 1-element array of a non-negative integer%s", key,
+                 x->is_u8 ? "" : " (the config's size)");
+        }
+        if (x->is_u8) {
+            x->shape[0] = (int)(sh[0] > INT32_MAX ? INT32_MAX : sh[0]);
+        } else if (sh[0] != (uint64_t)x->shape[0] || (x->ndim == 2 && sh[1] != (uint64_t)x->shape[1])) {
+            if (x->ndim == 2)
+                FAIL("tensor \"%s\": shape [%llu,%llu] does not match the config's [%d,%d]", key, (unsigned long long)sh[0],
+                     (unsigned long long)sh[1], x->shape[0], x->shape[1]);
+            FAIL("tensor \"%s\": shape [%llu] does not match the config's [%d]", key, (unsigned long long)sh[0], x->shape[0]);
+        }
+        if (int_array(json_get(v, "data_offsets"), 2, off)) FAIL("tensor \"%s\": data_offsets is not [begin,end]", key);
+        uint64_t bytes = (x->is_u8 ? sh[0] : (uint64_t)sh[0] * (x->ndim == 2 ? sh[1] : 1)) * (uint64_t)dsz;
+        if (off[0] > off[1] || off[1] > dlen)
+            FAIL("tensor \"%s\": data_offsets [%llu,%llu] out of range (data section is %llu bytes; truncated file?)", key,
+                 (unsigned long long)off[0], (unsigned long long)off[1], (unsigned long long)dlen);
+        if (off[1] - off[0] != bytes)
+            FAIL("tensor \"%s\": data_offsets [%llu,%llu] span %llu bytes, its shape needs %llu", key,
+                 (unsigned long long)off[0], (unsigned long long)off[1], (unsigned long long)(off[1] - off[0]),
+                 (unsigned long long)bytes);
+        x->begin = off[0];
+        x->end = off[1];
+    }
+    for (int t = 0; t < N_FILE_TENSORS; t++)
+        if (!ft[t].found) FAIL("missing tensor \"%s\"", ft[t].name);
+
+    /* 4. The tensors tile the data section exactly. */
+    file_tensor *order[N_FILE_TENSORS];
+    for (int t = 0; t < N_FILE_TENSORS; t++) order[t] = &ft[t];
+    qsort(order, N_FILE_TENSORS, sizeof order[0], cmp_begin);
+    uint64_t pos = 0;
+    for (int t = 0; t < N_FILE_TENSORS; t++) {
+        if (order[t]->begin < pos)
+            FAIL("tensors \"%s\" and \"%s\" overlap (data_offsets [%llu,..) starts before %llu)", order[t - 1]->name,
+                 order[t]->name, (unsigned long long)order[t]->begin, (unsigned long long)pos);
+        if (order[t]->begin > pos)
+            FAIL("bytes [%llu,%llu) of the data section belong to no tensor", (unsigned long long)pos,
+                 (unsigned long long)order[t]->begin);
+        pos = order[t]->end;
+    }
+    if (pos != dlen) FAIL("%llu trailing bytes after the last tensor", (unsigned long long)(dlen - pos));
+
+    /* 5. Checksum. */
+    uint32_t crc = crc32c(0, data, (size_t)dlen);
+    char crc_now[16];
+    snprintf(crc_now, sizeof crc_now, "%08x", crc);
+    if (strcmp(crc_now, crc_hex) != 0)
+        FAIL("checksum mismatch: the data section's CRC-32C is %s, the header says %s (corrupted file)", crc_now, crc_hex);
+
+    /* 6. Contents. */
+    for (int t = 0; t < MODEL_N_TENSORS; t++) {
+        memcpy(m->t[t].data, data + ft[t].begin, m->t[t].numel * sizeof(float));
+        for (size_t i = 0; i < m->t[t].numel; i++)
+            if (!isfinite(m->t[t].data[i])) FAIL("tensor \"%s\": element %zu is not finite", m->t[t].name, i);
+    }
+    model_vocab **vv[2] = {&m->items, &m->actions};
+    const int want_rows[2] = {cfg.n_items, cfg.n_actions};
+    for (int k = 0; k < 2; k++) {
+        const file_tensor *x = &ft[MODEL_N_TENSORS + k];
+        char verr[MODEL_ERR_LEN];
+        if (vocab_from_joined(vv[k], (const char *)data + x->begin, (size_t)(x->end - x->begin), k ? "action" : "item",
+                              verr, sizeof verr))
+            FAIL("tensor \"%s\": %s", x->name, verr);
+        if (vocab_size(*vv[k]) != want_rows[k])
+            FAIL("tensor \"%s\" holds %d ids, the config says %d rows", x->name, vocab_size(*vv[k]), want_rows[k]);
+    }
+    const char *mj = meta_str(meta, "meta");
+    if (mj) {
+        char merr[MODEL_ERR_LEN];
+        if (model_set_meta(m, mj, merr, sizeof merr)) FAIL("%s", merr);
+    }
+
+    /* 7. Identity: what the content hashes to must be what the header claims. */
+    if (model_finalize(m, name, err, errlen)) goto fail;
+    char fp_now[24];
+    snprintf(fp_now, sizeof fp_now, "%016llx", (unsigned long long)m->fingerprint);
+    if (strcmp(fp_now, fp_hex) != 0 || strcmp(model_id, m->model_id) != 0)
+        FAIL("identity mismatch: content hashes to %s (fingerprint %s), the header says %s (fingerprint %s)",
+             m->model_id, fp_now, model_id, fp_hex);
+#undef FAIL
+    json_free(hdr);
+    free(buf);
+    *out = m;
+    return 0;
+fail:
+    json_free(hdr);
+    free(buf);
+    model_free(m);
+    return -1;
+}

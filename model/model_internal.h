@@ -1,0 +1,104 @@
+/* model_internal: what the files of model/ share with each other (and with the unit tests),
+ * but not with the worker: the vocabulary map, checksums, the tensor table and the state-blob
+ * offsets. Everything the worker needs is in model.h.
+ */
+#ifndef IEVO_MODEL_INTERNAL_H
+#define IEVO_MODEL_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "model/ reads and writes little-endian files and state blobs by memcpy: port the byte order first"
+#endif
+
+#define MODEL_OOV_ID "<oov>"
+#define MODEL_NAME_MAX 64            /* model_id = name + "-" + 12 hex fits in 96 */
+#define MODEL_VOCAB_MAX (1 << 27)    /* rows per vocabulary, OOV included */
+
+/* Fills err (if any) printf-style; always returns -1 so callers can `return model_errf(...)`. */
+int model_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- vocabulary (vocab.c) ---- */
+/* Builds a vocabulary: "<oov>" at index 0, then ids[0..n) in order. Ids must be non-empty,
+ * unique, distinct from "<oov>" and free of '\n' and NUL. `what` names it in messages. */
+int vocab_new(model_vocab **out, const char *const *ids, int n, const char *what, char *err, size_t errlen);
+/* Parses the file form: ids joined by '\n', "<oov>" first. */
+int vocab_from_joined(model_vocab **out, const char *text, size_t len, const char *what, char *err,
+                      size_t errlen);
+void vocab_free(model_vocab *v);
+int vocab_size(const model_vocab *v);
+const char *vocab_id(const model_vocab *v, int index); /* NULL when out of range */
+int vocab_find(const model_vocab *v, const char *id, size_t len); /* -1 when absent */
+/* The file form (ids joined by '\n', "<oov>" first), owned by v. */
+const char *vocab_joined(const model_vocab *v, size_t *len);
+
+/* ---- checksums (checksum.c) ---- */
+/* CRC-32C (Castagnoli), the iSCSI/ext4 one; crc32c(0, "123456789", 9) == 0xE3069283. Chain calls
+ * by passing the previous result. */
+uint32_t crc32c(uint32_t crc, const void *buf, size_t n);
+/* A streaming 64-bit non-cryptographic hash (the model fingerprint): 8-byte words, multiply/
+ * rotate mixing, splitmix64 finaliser. Stable across runs and machines of the same byte order. */
+typedef struct {
+    uint64_t h, total;
+    unsigned char tail[8];
+    int ntail;
+} fp64_t;
+void fp64_init(fp64_t *s, uint64_t seed);
+void fp64_update(fp64_t *s, const void *buf, size_t n);
+uint64_t fp64_final(const fp64_t *s);
+
+/* ---- model object (model_init.c) ---- */
+extern const char *const model_tensor_names[MODEL_N_TENSORS];
+/* Total floats, or 0 when the config does not pass model_config_check. */
+size_t model_param_count(const model_config *cfg);
+/* Allocates a model with zeroed parameters, its tensor table set from cfg; no vocabularies. */
+int model_alloc(model **out, const model_config *cfg, char *err, size_t errlen);
+/* Names: 1..64 characters of [A-Za-z0-9._-]. */
+int model_name_check(const char *name, char *err, size_t errlen);
+/* Fingerprint of config + parameters + vocabularies (the vocabularies must be set). */
+uint64_t model_compute_fingerprint(const model *m);
+/* Sets m->fingerprint and m->model_id = "<name>-<first 12 hex of the fingerprint>". */
+int model_finalize(model *m, const char *name, char *err, size_t errlen);
+/* The name part of m->model_id (writes at most n bytes, NUL included). */
+void model_name_of(const model *m, char *out, size_t n);
+
+/* ---- state blob (state.c) ---- */
+#define MODEL_STATE_MAGIC 0x53564549u /* "IEVS" little-endian */
+#define MODEL_STATE_VERSION 1
+#define MODEL_STATE_HEADER 40
+#define MODEL_STATE_SLOT 20 /* i32 item, i32 action, f32 f[3] */
+
+typedef struct {
+    int64_t events, last_ts;
+    int32_t wlen, head;
+} model_state_hdr;
+
+typedef struct {
+    int32_t item, action;
+    float f[MODEL_FEATURES];
+} model_state_slot;
+
+/* Byte offsets inside a blob. */
+static inline size_t model_state_off_h(const model *m) { (void)m; return MODEL_STATE_HEADER; }
+static inline size_t model_state_off_c(const model *m) { return MODEL_STATE_HEADER + 4u * (size_t)m->cfg.hidden; }
+static inline size_t model_state_off_u(const model *m) {
+    return MODEL_STATE_HEADER + 4u * (size_t)m->cfg.hidden * (m->cfg.cell == MODEL_CELL_LSTM ? 2u : 1u);
+}
+static inline size_t model_state_off_win(const model *m) { return model_state_off_u(m) + 4u * (size_t)m->cfg.out_dim; }
+
+void model_state_read_hdr(const void *state, model_state_hdr *h);
+void model_state_write_hdr(void *state, const model_state_hdr *h);
+void model_state_read_slot(const model *m, const void *state, int slot, model_state_slot *s);
+void model_state_write_slot(const model *m, void *state, int slot, const model_state_slot *s);
+/* model_state_check plus the counters in range (events >= 0, 0 <= wlen <= min(events, W),
+ * 0 <= head < W). model_step checks the window slots it reads itself. */
+int model_state_validate(const model *m, const void *state, char *err, size_t errlen);
+
+/* The event features f (F = 3), from the event and the state's counters (see model.h). */
+void model_event_features(const model_event *ev, int64_t events, int64_t last_ts, float f[MODEL_FEATURES]);
+
+#endif

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# install-deps: installs the Debian 12 packages ievo needs, only those that are missing.
+#   scripts/install-deps.sh build   compiler, CMake and the four libraries (librdkafka, avro-c,
+#                                   RocksDB, oneDNN with the OpenCL headers its CMake config wants)
+#   scripts/install-deps.sh test    build + the test tools (python3-torch/-avro/-numpy as numeric
+#                                   and Avro oracles, kcat, clang for the fuzzer)
+# Runs as root (or through sudo). Fast when everything is already there.
+set -euo pipefail
+what=${1:-build}
+build_pkgs=(build-essential cmake pkg-config ca-certificates
+            librdkafka-dev libavro-dev librocksdb-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers)
+test_pkgs=(python3 python3-torch python3-avro python3-numpy kcat clang libclang-rt-14-dev procps)
+case "$what" in
+  build) pkgs=("${build_pkgs[@]}") ;;
+  test) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,140 @@
+/* oracle_model: the C side of tests/oracle/test_model_oracle.py. It creates model files and
+ * replays event files through model_step, dumping what the Python oracle recomputes with torch.
+ *
+ *   oracle_model init OUT CELL E A H K D W N_ITEMS N_ACTIONS SEED
+ *       items "m1".."m<N_ITEMS>", actions "act1".."act<N_ACTIONS>"; writes a model file.
+ *   oracle_model run MODEL EVENTS BACKEND MAX_BATCH OUT_VEC OUT_STATES
+ *       EVENTS is text: "users U", then "wave" lines each followed by that wave's events
+ *       "e USER ITEM_ID ACTION_ID TS HAS_VALUE VALUE" (string ids, mapped with the model's
+ *       vocabularies, unknown ids -> OOV). BACKEND is scalar or dnnl. OUT_VEC gets, per event in
+ *       file order, D float32 of u_t then the float32 drift; OUT_STATES the U state blobs.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+static int usage(void) {
+    fprintf(stderr, "usage: oracle_model init OUT CELL E A H K D W N_ITEMS N_ACTIONS SEED\n"
+                    "       oracle_model run MODEL EVENTS scalar|dnnl MAX_BATCH OUT_VEC OUT_STATES\n");
+    return 2;
+}
+
+static int cmd_init(char **a) {
+    model_config cfg;
+    char err[MODEL_ERR_LEN];
+    model_config_default(&cfg);
+    const char *keys[] = {"cell", "item_dim", "action_dim", "hidden", "attn_dim", "out_dim", "window"};
+    for (int i = 0; i < 7; i++)
+        if (model_config_set(&cfg, keys[i], a[1 + i], err, sizeof err)) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+    int ni = atoi(a[8]), na = atoi(a[9]);
+    uint64_t seed = strtoull(a[10], NULL, 10);
+    char **items = malloc((size_t)ni * sizeof *items + 1), **acts = malloc((size_t)na * sizeof *acts + 1);
+    for (int i = 0; i < ni; i++) {
+        items[i] = malloc(24);
+        snprintf(items[i], 24, "m%d", i + 1);
+    }
+    for (int i = 0; i < na; i++) {
+        acts[i] = malloc(24);
+        snprintf(acts[i], 24, "act%d", i + 1);
+    }
+    model *m = NULL;
+    int rc = model_init_random(&m, &cfg, "oracle", (const char *const *)items, ni, (const char *const *)acts, na, seed,
+                               err, sizeof err);
+    if (rc == 0) rc = model_set_meta(m, "{\"purpose\":\"oracle test\",\"seed\":1}", err, sizeof err);
+    if (rc == 0) rc = model_save(m, a[0], err, sizeof err);
+    if (rc) fprintf(stderr, "oracle_model init: %s\n", err);
+    for (int i = 0; i < ni; i++) free(items[i]);
+    for (int i = 0; i < na; i++) free(acts[i]);
+    free(items);
+    free(acts);
+    model_free(m);
+    return rc ? 1 : 0;
+}
+
+static int cmd_run(char **a) {
+    char err[MODEL_ERR_LEN];
+    model *m = NULL;
+    if (model_load(&m, a[0], err, sizeof err)) {
+        fprintf(stderr, "oracle_model run: %s\n", err);
+        return 1;
+    }
+    model_backend be = strcmp(a[2], "dnnl") == 0 ? MODEL_BACKEND_DNNL : MODEL_BACKEND_SCALAR;
+    int max_batch = atoi(a[3]), D = m->cfg.out_dim, rc = 1;
+    model_runtime_init(1);
+    model_runner *r = NULL;
+    FILE *in = fopen(a[1], "r"), *ov = fopen(a[4], "wb"), *os = fopen(a[5], "wb");
+    size_t ss = model_state_size(m);
+    int users = 0;
+    char *pool = NULL;
+    void **st = calloc((size_t)max_batch, sizeof *st);
+    model_event *ev = calloc((size_t)max_batch, sizeof *ev);
+    float *vec = calloc((size_t)max_batch * D, sizeof *vec), *drift = calloc((size_t)max_batch, sizeof *drift);
+    if (!in || !ov || !os || !st || !ev || !vec || !drift) {
+        fprintf(stderr, "oracle_model run: cannot open files\n");
+        goto done;
+    }
+    if (model_runner_new(&r, m, be, max_batch, err, sizeof err)) {
+        fprintf(stderr, "oracle_model run: %s\n", err);
+        goto done;
+    }
+    if (fscanf(in, " users %d", &users) != 1 || users < 1) {
+        fprintf(stderr, "oracle_model run: bad events header\n");
+        goto done;
+    }
+    pool = malloc(ss * (size_t)users);
+    for (int u = 0; u < users; u++) model_state_init(m, pool + ss * (size_t)u);
+    char word[16];
+    int n = 0, more = fscanf(in, " %15s", word) == 1;
+    while (more) {
+        if (strcmp(word, "wave") != 0) {
+            fprintf(stderr, "oracle_model run: expected 'wave', got '%s'\n", word);
+            goto done;
+        }
+        n = 0;
+        while ((more = fscanf(in, " %15s", word) == 1) && strcmp(word, "e") == 0) {
+            int user, hv;
+            char item[256], action[256];
+            long long ts;
+            float value;
+            if (fscanf(in, " %d %255s %255s %lld %d %f", &user, item, action, &ts, &hv, &value) != 6 || user < 0 ||
+                user >= users || n == max_batch) {
+                fprintf(stderr, "oracle_model run: bad event line\n");
+                goto done;
+            }
+            st[n] = pool + ss * (size_t)user;
+            ev[n] = (model_event){model_item_index(m, item, strlen(item)), model_action_index(m, action, strlen(action)),
+                                  ts, value, hv};
+            n++;
+        }
+        if (model_step(r, n, st, ev, vec, drift, err, sizeof err)) {
+            fprintf(stderr, "oracle_model run: %s\n", err);
+            goto done;
+        }
+        for (int i = 0; i < n; i++) {
+            fwrite(vec + (size_t)i * D, sizeof(float), (size_t)D, ov);
+            fwrite(&drift[i], sizeof(float), 1, ov);
+        }
+    }
+    fwrite(pool, ss, (size_t)users, os);
+    rc = 0;
+done:
+    if (in) fclose(in);
+    if (ov && fclose(ov)) rc = 1;
+    if (os && fclose(os)) rc = 1;
+    model_runner_free(r);
+    model_free(m);
+    free(pool), free(st), free(ev), free(vec), free(drift);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 13 && strcmp(argv[1], "init") == 0) return cmd_init(argv + 2);
+    if (argc == 8 && strcmp(argv[1], "run") == 0) return cmd_run(argv + 2);
+    return usage();
+}

@@ -1,0 +1,417 @@
+/* avro_tools: UserAction writer, InterestVector writer and reader on avro-c's generic API.
+ * See avro_tools.h for why this side exists; the traps it avoids are listed there. */
+#include "avro_tools.h"
+
+#include <avro.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schemas.h"
+
+#define AVRO_TOOLS_HEADER 5
+
+/* A growable byte buffer: encoded output, and NUL-terminated copies of strings for avro-c. */
+typedef struct {
+    uint8_t *p;
+    size_t cap;
+} avro_tools_buf;
+
+static int avro_tools_buf_reserve(avro_tools_buf *b, size_t n) {
+    if (n <= b->cap) return 0;
+    size_t nc = b->cap ? b->cap : 256;
+    while (nc < n) nc *= 2;
+    uint8_t *np = realloc(b->p, nc);
+    if (!np) return -1;
+    b->p = np;
+    b->cap = nc;
+    return 0;
+}
+
+/* Sets an avro-c string from s[0..n): avro-c wants the length including a NUL that is really
+ * there, so the bytes go through a NUL-terminated scratch copy. */
+static int avro_tools_set_string(avro_value_t *v, avro_tools_buf *scratch, const char *s, size_t n) {
+    if (avro_tools_buf_reserve(scratch, n + 1)) return ENOMEM;
+    if (n) memcpy(scratch->p, s, n);
+    scratch->p[n] = 0;
+    return avro_value_set_string_len(v, (const char *)scratch->p, n + 1);
+}
+
+/* The common part of both writers: schema, value, memory writer, output buffer. */
+typedef struct {
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    avro_value_t value;
+    int has_value;
+    avro_writer_t writer;
+    avro_tools_buf out, scratch;
+    wire_format fmt;
+    int32_t schema_id;
+} avro_tools_rec;
+
+static int avro_tools_rec_init(avro_tools_rec *r, const char *json, wire_format fmt, int32_t schema_id,
+                               char *err, size_t errlen) {
+    memset(r, 0, sizeof *r);
+    r->fmt = fmt;
+    r->schema_id = schema_id;
+    if (avro_schema_from_json_length(json, strlen(json), &r->schema)) {
+        snprintf(err, errlen, "avro: cannot parse embedded schema: %s", avro_strerror());
+        return -1;
+    }
+    if (!(r->iface = avro_generic_class_from_schema(r->schema))) {
+        snprintf(err, errlen, "avro: cannot build generic class: %s", avro_strerror());
+        return -1;
+    }
+    if (avro_generic_value_new(r->iface, &r->value)) {
+        snprintf(err, errlen, "avro: cannot create value: %s", avro_strerror());
+        return -1;
+    }
+    r->has_value = 1;
+    if (avro_tools_buf_reserve(&r->out, 1024) || !(r->writer = avro_writer_memory((const char *)r->out.p, 1))) {
+        snprintf(err, errlen, "avro: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void avro_tools_rec_free(avro_tools_rec *r) {
+    if (r->writer) avro_writer_free(r->writer);
+    if (r->has_value) avro_value_decref(&r->value);
+    if (r->iface) avro_value_iface_decref(r->iface);
+    if (r->schema) avro_schema_decref(r->schema);
+    free(r->out.p);
+    free(r->scratch.p);
+}
+
+/* Writes r->value (with the header when Confluent) into r->out. */
+static int avro_tools_rec_write(avro_tools_rec *r, const uint8_t **out, size_t *len, char *err, size_t errlen) {
+    size_t hdr = r->fmt == WIRE_CONFLUENT ? AVRO_TOOLS_HEADER : 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        avro_writer_memory_set_dest(r->writer, (const char *)r->out.p + hdr, (int64_t)(r->out.cap - hdr));
+        if (avro_value_write(r->writer, &r->value) == 0) {
+            if (hdr) codec_put_confluent_header(r->out.p, r->schema_id);
+            *out = r->out.p;
+            *len = hdr + (size_t)avro_writer_tell(r->writer);
+            return 0;
+        }
+        /* Too small: size it and retry once. */
+        size_t need;
+        if (avro_value_sizeof(&r->value, &need) || avro_tools_buf_reserve(&r->out, hdr + need)) break;
+    }
+    snprintf(err, errlen, "avro: cannot write record: %s", avro_strerror());
+    return -1;
+}
+
+/* ---- UserAction writer ---------------------------------------------------------------------- */
+
+struct avro_tools_ua_writer {
+    avro_tools_rec rec;
+    avro_value_t f_user, f_item, f_action, f_ts, f_value, f_text;
+};
+
+avro_tools_ua_writer *avro_tools_ua_writer_new(wire_format fmt, int32_t schema_id, char *err, size_t errlen) {
+    avro_tools_ua_writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (avro_tools_rec_init(&w->rec, ievo_schema_user_action_json, fmt, schema_id, err, errlen)) goto bad;
+    avro_value_t *v = &w->rec.value;
+    if (avro_value_get_by_name(v, "user_id", &w->f_user, NULL) || avro_value_get_by_name(v, "item_id", &w->f_item, NULL) ||
+        avro_value_get_by_name(v, "action", &w->f_action, NULL) || avro_value_get_by_name(v, "ts", &w->f_ts, NULL) ||
+        avro_value_get_by_name(v, "value", &w->f_value, NULL) || avro_value_get_by_name(v, "text", &w->f_text, NULL)) {
+        snprintf(err, errlen, "avro: UserAction schema lacks a field: %s", avro_strerror());
+        goto bad;
+    }
+    return w;
+bad:
+    avro_tools_ua_writer_free(w);
+    return NULL;
+}
+
+void avro_tools_ua_writer_free(avro_tools_ua_writer *w) {
+    if (!w) return;
+    avro_tools_rec_free(&w->rec);
+    free(w);
+}
+
+int avro_tools_ua_write(avro_tools_ua_writer *w, const user_action *ua, const uint8_t **out, size_t *len,
+                        char *err, size_t errlen) {
+    avro_tools_buf *s = &w->rec.scratch;
+    avro_value_t branch;
+    int rc = avro_tools_set_string(&w->f_user, s, ua->user_id, ua->user_id_len);
+    rc = rc ? rc : avro_tools_set_string(&w->f_item, s, ua->item_id, ua->item_id_len);
+    rc = rc ? rc : avro_tools_set_string(&w->f_action, s, ua->action, ua->action_len);
+    rc = rc ? rc : avro_value_set_long(&w->f_ts, ua->ts);
+    if (!rc) {
+        if (ua->has_value) {
+            rc = avro_value_set_branch(&w->f_value, 1, &branch);
+            rc = rc ? rc : avro_value_set_float(&branch, ua->value);
+        } else {
+            rc = avro_value_set_branch(&w->f_value, 0, &branch);
+            rc = rc ? rc : avro_value_set_null(&branch);
+        }
+    }
+    if (!rc) {
+        if (ua->has_text) {
+            rc = avro_value_set_branch(&w->f_text, 1, &branch);
+            rc = rc ? rc : avro_tools_set_string(&branch, s, ua->text, ua->text_len);
+        } else {
+            rc = avro_value_set_branch(&w->f_text, 0, &branch);
+            rc = rc ? rc : avro_value_set_null(&branch);
+        }
+    }
+    if (rc) {
+        snprintf(err, errlen, "avro: cannot set UserAction fields: %s", rc == ENOMEM ? "out of memory" : avro_strerror());
+        return -1;
+    }
+    return avro_tools_rec_write(&w->rec, out, len, err, errlen);
+}
+
+/* ---- InterestVector: field handles shared by the writer and the reader ---------------------- */
+
+typedef struct {
+    avro_value_t user, ts, events, vector, drift, model, spart, soff, top;
+} avro_tools_iv_fields;
+
+static int avro_tools_iv_fields_get(avro_value_t *v, avro_tools_iv_fields *f, char *err, size_t errlen) {
+    if (avro_value_get_by_name(v, "user_id", &f->user, NULL) || avro_value_get_by_name(v, "ts", &f->ts, NULL) ||
+        avro_value_get_by_name(v, "events", &f->events, NULL) || avro_value_get_by_name(v, "vector", &f->vector, NULL) ||
+        avro_value_get_by_name(v, "drift", &f->drift, NULL) || avro_value_get_by_name(v, "model", &f->model, NULL) ||
+        avro_value_get_by_name(v, "source_partition", &f->spart, NULL) ||
+        avro_value_get_by_name(v, "source_offset", &f->soff, NULL) ||
+        avro_value_get_by_name(v, "top_items", &f->top, NULL)) {
+        snprintf(err, errlen, "avro: InterestVector schema lacks a field: %s", avro_strerror());
+        return -1;
+    }
+    return 0;
+}
+
+struct avro_tools_iv_writer {
+    avro_tools_rec rec;
+    avro_tools_iv_fields f;
+};
+
+avro_tools_iv_writer *avro_tools_iv_writer_new(wire_format fmt, int32_t schema_id, char *err, size_t errlen) {
+    avro_tools_iv_writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (avro_tools_rec_init(&w->rec, ievo_schema_interest_vector_json, fmt, schema_id, err, errlen) ||
+        avro_tools_iv_fields_get(&w->rec.value, &w->f, err, errlen)) {
+        avro_tools_iv_writer_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void avro_tools_iv_writer_free(avro_tools_iv_writer *w) {
+    if (!w) return;
+    avro_tools_rec_free(&w->rec);
+    free(w);
+}
+
+int avro_tools_iv_write(avro_tools_iv_writer *w, const interest_vector *iv, const uint8_t **out, size_t *len,
+                        char *err, size_t errlen) {
+    avro_tools_buf *s = &w->rec.scratch;
+    avro_tools_iv_fields *f = &w->f;
+    avro_value_t elem, branch, sub;
+    int rc = avro_tools_set_string(&f->user, s, iv->user_id, iv->user_id_len);
+    rc = rc ? rc : avro_value_set_long(&f->ts, iv->ts);
+    rc = rc ? rc : avro_value_set_long(&f->events, iv->events);
+    rc = rc ? rc : avro_value_reset(&f->vector);
+    for (int i = 0; !rc && i < iv->dim; i++) {
+        rc = avro_value_append(&f->vector, &elem, NULL);
+        rc = rc ? rc : avro_value_set_float(&elem, iv->vector[i]);
+    }
+    rc = rc ? rc : avro_value_set_float(&f->drift, iv->drift);
+    rc = rc ? rc : avro_tools_set_string(&f->model, s, iv->model, iv->model_len);
+    rc = rc ? rc : avro_value_set_int(&f->spart, iv->source_partition);
+    rc = rc ? rc : avro_value_set_long(&f->soff, iv->source_offset);
+    if (!rc && !iv->top_items) {
+        rc = avro_value_set_branch(&f->top, 0, &branch);
+        rc = rc ? rc : avro_value_set_null(&branch);
+    } else if (!rc) {
+        rc = avro_value_set_branch(&f->top, 1, &branch);
+        rc = rc ? rc : avro_value_reset(&branch);
+        for (int i = 0; !rc && i < iv->n_top_items; i++) {
+            rc = avro_value_append(&branch, &elem, NULL);
+            rc = rc ? rc : avro_value_get_by_index(&elem, 0, &sub, NULL);
+            rc = rc ? rc : avro_tools_set_string(&sub, s, iv->top_items[i].item_id, iv->top_items[i].item_id_len);
+            rc = rc ? rc : avro_value_get_by_index(&elem, 1, &sub, NULL);
+            rc = rc ? rc : avro_value_set_float(&sub, iv->top_items[i].score);
+        }
+    }
+    if (rc) {
+        snprintf(err, errlen, "avro: cannot set InterestVector fields: %s",
+                 rc == ENOMEM ? "out of memory" : avro_strerror());
+        return -1;
+    }
+    return avro_tools_rec_write(&w->rec, out, len, err, errlen);
+}
+
+/* ---- InterestVector reader ------------------------------------------------------------------ */
+
+struct avro_tools_iv_reader {
+    avro_tools_rec rec;          /* its writer and out buffer are unused */
+    avro_tools_iv_fields f;
+    avro_reader_t reader;
+    float *vec;
+    size_t vec_cap;
+    codec_top_item *top;
+    size_t top_cap;
+};
+
+avro_tools_iv_reader *avro_tools_iv_reader_new(wire_format fmt, char *err, size_t errlen) {
+    avro_tools_iv_reader *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (avro_tools_rec_init(&r->rec, ievo_schema_interest_vector_json, fmt, 0, err, errlen) ||
+        avro_tools_iv_fields_get(&r->rec.value, &r->f, err, errlen))
+        goto bad;
+    static const char empty[1];
+    if (!(r->reader = avro_reader_memory(empty, 0))) {
+        snprintf(err, errlen, "avro: out of memory");
+        goto bad;
+    }
+    return r;
+bad:
+    avro_tools_iv_reader_free(r);
+    return NULL;
+}
+
+void avro_tools_iv_reader_free(avro_tools_iv_reader *r) {
+    if (!r) return;
+    if (r->reader) avro_reader_free(r->reader);
+    avro_tools_rec_free(&r->rec);
+    free(r->vec);
+    free(r->top);
+    free(r);
+}
+
+static int avro_tools_get_str(avro_value_t *v, const char **s, size_t *n) {
+    size_t size;
+    int rc = avro_value_get_string(v, s, &size);
+    if (rc) return rc;
+    *n = size ? size - 1 : 0;   /* avro-c reports the size including the NUL */
+    return 0;
+}
+
+int avro_tools_iv_read(avro_tools_iv_reader *r, const void *payload, size_t len, interest_vector *out,
+                       int32_t *schema_id, char *err, size_t errlen) {
+    const uint8_t *b = payload;
+    if (r->rec.fmt == WIRE_CONFLUENT) {
+        if (len < AVRO_TOOLS_HEADER || b[0] != 0) {
+            snprintf(err, errlen, "framing: %s", len < AVRO_TOOLS_HEADER ? "shorter than the 5-byte Confluent header"
+                                                                         : "magic byte is not 0");
+            return -1;
+        }
+        if (schema_id) *schema_id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
+        b += AVRO_TOOLS_HEADER;
+        len -= AVRO_TOOLS_HEADER;
+    }
+    avro_reader_memory_set_source(r->reader, (const char *)b, (int64_t)len);
+    if (avro_value_read(r->reader, &r->rec.value)) {
+        snprintf(err, errlen, "avro: cannot read InterestVector: %s", avro_strerror());
+        return -1;
+    }
+    size_t used;
+    if (avro_value_sizeof(&r->rec.value, &used) == 0 && used != len) {
+        snprintf(err, errlen, "avro: %zu trailing bytes after the InterestVector", len - used);
+        return -1;
+    }
+    avro_tools_iv_fields *f = &r->f;
+    memset(out, 0, sizeof *out);
+    int32_t i32;
+    float fl;
+    size_t n;
+    avro_value_t elem, branch, sub;
+    int rc = avro_tools_get_str(&f->user, &out->user_id, &out->user_id_len);
+    rc = rc ? rc : avro_value_get_long(&f->ts, &out->ts);
+    rc = rc ? rc : avro_value_get_long(&f->events, &out->events);
+    rc = rc ? rc : avro_value_get_size(&f->vector, &n);
+    if (!rc && n > r->vec_cap) {
+        float *nv = realloc(r->vec, n * sizeof *nv);
+        if (!nv) rc = ENOMEM;
+        else r->vec = nv, r->vec_cap = n;
+    }
+    for (size_t i = 0; !rc && i < n; i++) {
+        rc = avro_value_get_by_index(&f->vector, i, &elem, NULL);
+        rc = rc ? rc : avro_value_get_float(&elem, &fl);
+        if (!rc) r->vec[i] = fl;
+    }
+    if (!rc) {
+        out->vector = r->vec;
+        out->dim = (int)n;
+    }
+    rc = rc ? rc : avro_value_get_float(&f->drift, &out->drift);
+    rc = rc ? rc : avro_tools_get_str(&f->model, &out->model, &out->model_len);
+    rc = rc ? rc : avro_value_get_int(&f->spart, &i32);
+    if (!rc) out->source_partition = i32;
+    rc = rc ? rc : avro_value_get_long(&f->soff, &out->source_offset);
+    int disc = 0;
+    rc = rc ? rc : avro_value_get_discriminant(&f->top, &disc);
+    if (!rc && disc == 1) {
+        rc = avro_value_get_current_branch(&f->top, &branch);
+        rc = rc ? rc : avro_value_get_size(&branch, &n);
+        /* One slot even for an empty list, so a present-but-empty list is not NULL. */
+        if (!rc && (n > r->top_cap || !r->top)) {
+            codec_top_item *nt = realloc(r->top, (n ? n : 1) * sizeof *nt);
+            if (!nt) rc = ENOMEM;
+            else r->top = nt, r->top_cap = n ? n : 1;
+        }
+        for (size_t i = 0; !rc && i < n; i++) {
+            rc = avro_value_get_by_index(&branch, i, &elem, NULL);
+            rc = rc ? rc : avro_value_get_by_index(&elem, 0, &sub, NULL);
+            rc = rc ? rc : avro_tools_get_str(&sub, &r->top[i].item_id, &r->top[i].item_id_len);
+            rc = rc ? rc : avro_value_get_by_index(&elem, 1, &sub, NULL);
+            rc = rc ? rc : avro_value_get_float(&sub, &r->top[i].score);
+        }
+        if (!rc) {
+            out->top_items = r->top;
+            out->n_top_items = (int)n;
+        }
+    }
+    if (rc) {
+        snprintf(err, errlen, "avro: cannot get InterestVector fields: %s",
+                 rc == ENOMEM ? "out of memory" : avro_strerror());
+        return -1;
+    }
+    return 0;
+}
+
+int avro_tools_iv_to_json(const interest_vector *iv, int32_t partition, int64_t offset, json_buf *b) {
+    json_buf_append(b, "{\"user_id\":", 11);
+    json_buf_string(b, iv->user_id, iv->user_id_len);
+    json_buf_printf(b, ",\"ts\":%lld,\"events\":%lld,\"vector\":[", (long long)iv->ts, (long long)iv->events);
+    for (int i = 0; i < iv->dim; i++) {
+        if (i) json_buf_append(b, ",", 1);
+        json_buf_float(b, iv->vector[i]);
+    }
+    json_buf_append(b, "],\"drift\":", 10);
+    json_buf_float(b, iv->drift);
+    json_buf_append(b, ",\"model\":", 9);
+    json_buf_string(b, iv->model, iv->model_len);
+    json_buf_printf(b, ",\"source_partition\":%d,\"source_offset\":%lld,\"top_items\":", (int)iv->source_partition,
+                    (long long)iv->source_offset);
+    if (!iv->top_items) {
+        json_buf_append(b, "null", 4);
+    } else {
+        json_buf_append(b, "[", 1);
+        for (int i = 0; i < iv->n_top_items; i++) {
+            json_buf_append(b, i ? ",{\"item_id\":" : "{\"item_id\":", i ? 12 : 11);
+            json_buf_string(b, iv->top_items[i].item_id, iv->top_items[i].item_id_len);
+            json_buf_append(b, ",\"score\":", 9);
+            json_buf_float(b, iv->top_items[i].score);
+            json_buf_append(b, "}", 1);
+        }
+        json_buf_append(b, "]", 1);
+    }
+    if (partition >= 0) json_buf_printf(b, ",\"partition\":%d,\"offset\":%lld", (int)partition, (long long)offset);
+    json_buf_append(b, "}", 1);
+    return b->failed ? -1 : 0;
+}

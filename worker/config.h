@@ -1,0 +1,53 @@
+/* config: key=value settings in Kafka's own vocabulary, from a properties file, environment
+ * variables and `-X key=value` flags (later sources win: file < environment < -X).
+ *
+ * Our keys (input.topic, state.dir, ...) are read by the commands; every other key is a
+ * librdkafka property and passes straight through to the client, as in kcat and Fluent Bit.
+ * Environment: IEVO_CFG_<KEY> with the key upper-cased and '.' written as '_'
+ * (IEVO_CFG_BOOTSTRAP_SERVERS=... sets bootstrap.servers), for containers.
+ */
+#ifndef IEVO_CONFIG_H
+#define IEVO_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+typedef struct {
+    char *key, *value;
+} config_entry;
+
+typedef struct {
+    config_entry *e;
+    size_t n, cap;
+} config;
+
+void config_free(config *c);
+/* Sets (or replaces) key. Returns 0, or -1 on ENOMEM. */
+int config_set(config *c, const char *key, const char *value);
+/* Parses "key=value" (as from -X). */
+int config_set_kv(config *c, const char *kv, char *err, size_t errlen);
+/* Reads a properties file: "key=value" lines, '#' and '!' comments, blank lines. Errors name
+ * the file and line. */
+int config_load_file(config *c, const char *path, char *err, size_t errlen);
+/* Applies IEVO_CFG_* environment variables. */
+int config_load_env(config *c, char *err, size_t errlen);
+
+const char *config_get(const config *c, const char *key, const char *def);
+/* Typed getters: def when absent; -1 with err filled when present but malformed or out of range. */
+int config_get_int(const config *c, const char *key, int64_t def, int64_t min, int64_t max,
+                   int64_t *out, char *err, size_t errlen);
+int config_get_double(const config *c, const char *key, double def, double min, double max,
+                      double *out, char *err, size_t errlen);
+int config_get_bool(const config *c, const char *key, int def, int *out, char *err, size_t errlen);
+
+/* Builds a librdkafka configuration: first `defaults` (NULL-terminated key, value pairs), then
+ * every entry of c whose key is not in `ours` (NULL-terminated) and does not start with one of
+ * the prefixes in `our_prefixes` (NULL-terminated, may be NULL). A property librdkafka rejects
+ * is an error naming it. Returns NULL on error. */
+rd_kafka_conf_t *config_kafka_conf(const config *c, const char *const *defaults,
+                                   const char *const *ours, const char *const *our_prefixes,
+                                   char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,46 @@
+/* dlq: the dead-letter path. A record that cannot be decoded or validated is copied, key and
+ * payload unchanged, to the dead-letter topic with headers saying why and where it came from:
+ *
+ *   ievo.error.class      oversized | framing | schema_id | avro | invalid
+ *   ievo.error            the one-line reason from the codec
+ *   ievo.source.topic / ievo.source.partition / ievo.source.offset
+ *
+ * It is acknowledged before the batch's offsets are written, like every output, so a record is
+ * never dropped: if the dead-letter topic cannot be written the batch fails and the worker
+ * stops rather than move past the record. */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "worker_internal.h"
+
+int dlq_produce(worker *w, const rd_kafka_message_t *msg, codec_status st, const char *reason,
+                char *err, size_t errlen) {
+    char part[16], off[24];
+    snprintf(part, sizeof part, "%d", msg->partition);
+    snprintf(off, sizeof off, "%lld", (long long)msg->offset);
+    const char *cls = codec_status_name(st);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+    rd_kafka_header_add(h, "ievo.error.class", -1, cls, -1);
+    rd_kafka_header_add(h, "ievo.error", -1, reason, -1);
+    rd_kafka_header_add(h, "ievo.source.topic", -1, w->s->input_topic, -1);
+    rd_kafka_header_add(h, "ievo.source.partition", -1, part, -1);
+    rd_kafka_header_add(h, "ievo.source.offset", -1, off, -1);
+    LOG_W("dlq", "%s [%d] offset %lld -> %s: %s", w->s->input_topic, msg->partition, (long long)msg->offset,
+          w->s->dlq_topic, reason);
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            w->producer, RD_KAFKA_V_TOPIC(w->s->dlq_topic), RD_KAFKA_V_KEY(msg->key, msg->key_len),
+            RD_KAFKA_V_VALUE(msg->payload, msg->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+        if (!e) return 0;   /* the headers now belong to the message */
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_headers_destroy(h);
+            snprintf(err, errlen, "cannot dead-letter %s [%d] offset %lld to %s: %s; stopping rather than "
+                     "dropping the record", w->s->input_topic, msg->partition, (long long)msg->offset,
+                     w->s->dlq_topic, rd_kafka_err2str(e));
+            return -1;
+        }
+        rd_kafka_poll(w->producer, 10);
+    }
+}

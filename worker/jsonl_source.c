@@ -1,0 +1,94 @@
+/* jsonl_source: UserAction events from JSON lines, for hand-written test inputs and replays.
+ *
+ * One object per line: "user_id", "item_id", "action" (strings), "ts" (integer ms), optional
+ * "value" (number or null) and "text" (string or null); other keys are ignored, blank lines
+ * skipped. The loader only checks shape and types: it does not apply the codec's validation
+ * (empty ids, limits), so a test can deliberately produce records the worker must reject.
+ * Any bad line fails the whole load with an error naming the line.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event_source_internal.h"
+#include "json.h"
+
+/* Fills e from one parsed object; returns 0, or -1 with why filled. */
+static int jsonl_event(event_list *l, const json_value *o, source_event *e, char *why, size_t whylen) {
+    static const char *const names[3] = {"user_id", "item_id", "action"};
+    const char **dst[3] = {&e->user_id, &e->item_id, &e->action};
+    if (o->type != JSON_OBJECT) return snprintf(why, whylen, "not a JSON object"), -1;
+    for (int i = 0; i < 3; i++) {
+        const json_value *v = json_get(o, names[i]);
+        if (!v) return snprintf(why, whylen, "missing \"%s\"", names[i]), -1;
+        if (v->type != JSON_STRING) return snprintf(why, whylen, "\"%s\" is not a string", names[i]), -1;
+        if (memchr(v->str, 0, v->len)) return snprintf(why, whylen, "\"%s\" contains a NUL character", names[i]), -1;
+        if (!(*dst[i] = event_list_intern(l, v->str, v->len))) return snprintf(why, whylen, "out of memory"), -1;
+    }
+    const json_value *ts = json_get(o, "ts");
+    if (!ts) return snprintf(why, whylen, "missing \"ts\""), -1;
+    if (ts->type != JSON_NUMBER || !ts->is_integer)
+        return snprintf(why, whylen, "\"ts\" is not an integer (ms since the epoch)"), -1;
+    e->ts = ts->integer;
+    const json_value *val = json_get(o, "value");
+    if (val && val->type == JSON_NUMBER) {
+        float f = (float)val->number;
+        if (!isfinite(f)) return snprintf(why, whylen, "\"value\" is out of float range"), -1;
+        e->value = f;
+        e->has_value = 1;
+    } else if (val && val->type != JSON_NULL) {
+        return snprintf(why, whylen, "\"value\" is neither a number nor null"), -1;
+    }
+    const json_value *text = json_get(o, "text");
+    if (text && text->type == JSON_STRING) {
+        if (memchr(text->str, 0, text->len)) return snprintf(why, whylen, "\"text\" contains a NUL character"), -1;
+        if (!(e->text = event_list_intern(l, text->str, text->len))) return snprintf(why, whylen, "out of memory"), -1;
+    } else if (text && text->type != JSON_NULL) {
+        return snprintf(why, whylen, "\"text\" is neither a string nor null"), -1;
+    }
+    return 0;
+}
+
+int events_load_jsonl(FILE *f, const char *name, event_list *out, char *err, size_t errlen) {
+    if (event_list_init(out)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char *line = NULL, jerr[256];
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = 0;
+    while (!rc && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        size_t k = 0;
+        while (k < (size_t)len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r' || line[k] == '\n')) k++;
+        if (k == (size_t)len) continue;
+        json_value *o = json_parse(line, (size_t)len, jerr, sizeof jerr);
+        if (!o) {
+            snprintf(err, errlen, "%s:%ld: %s", name, lineno, jerr);
+            rc = -1;
+            break;
+        }
+        source_event *e = event_list_push(out);
+        char why[160] = "out of memory";
+        if (!e || jsonl_event(out, o, e, why, sizeof why)) {
+            snprintf(err, errlen, "%s:%ld: %s", name, lineno, why);
+            rc = -1;
+        }
+        json_free(o);
+    }
+    if (!rc && ferror(f)) {
+        snprintf(err, errlen, "cannot read %s: %s", name, strerror(errno));
+        rc = -1;
+    }
+    free(line);
+    if (!rc && event_list_sort_stable(out)) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    if (rc) event_list_free(out);
+    return rc;
+}

@@ -1,0 +1,71 @@
+/* kafka_clients: role-aware pass-through of librdkafka properties. See kafka_clients.h. */
+#include "kafka_clients.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Properties librdkafka only honours on one side (prefix match when ending in '.'). */
+static const char *const CONSUMER_ONLY[] = {
+    "group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms",
+    "partition.assignment.strategy", "group.protocol.type", "coordinator.query.interval.ms",
+    "max.poll.interval.ms", "enable.auto.commit", "auto.commit.interval.ms",
+    "enable.auto.offset.store", "queued.min.messages", "queued.max.messages.kbytes",
+    "fetch.", "auto.offset.reset", "enable.partition.eof", "check.crcs", "isolation.level",
+    "allow.auto.create.topics", "client.rack", "consume.callback.max.messages", NULL};
+static const char *const PRODUCER_ONLY[] = {
+    "transactional.id", "transaction.timeout.ms", "enable.idempotence",
+    "enable.gapless.guarantee", "queue.buffering.", "linger.ms", "message.send.max.retries",
+    "retries", "queuing.strategy", "compression.", "batch.num.messages", "batch.size",
+    "delivery.report.only.error", "sticky.partitioning.linger.ms", "acks",
+    "request.required.acks", "request.timeout.ms", "message.timeout.ms", "delivery.timeout.ms",
+    "partitioner", "compression.level", NULL};
+
+static int matches(const char *key, const char *const *list) {
+    for (; *list; list++) {
+        size_t n = strlen(*list);
+        if ((*list)[n - 1] == '.' ? strncmp(key, *list, n) == 0 : strcmp(key, *list) == 0) return 1;
+    }
+    return 0;
+}
+
+static int is_ours(const char *key, const char *const *ours) {
+    for (; ours && *ours; ours++)
+        if (strcmp(key, *ours) == 0) return 1;
+    return 0;
+}
+
+rd_kafka_conf_t *kafka_conf_for(const config *c, kafka_role role, const char *const *defaults,
+                                const char *const *ours, char *err, size_t errlen) {
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    char kerr[512];
+    const char *mine = role == KAFKA_CONSUMER ? "consumer." : "producer.";
+    const char *theirs = role == KAFKA_CONSUMER ? "producer." : "consumer.";
+    const char *const *other_only = role == KAFKA_CONSUMER ? PRODUCER_ONLY : CONSUMER_ONLY;
+
+    for (const char *const *d = defaults; d && d[0]; d += 2) {
+        if (rd_kafka_conf_set(kc, d[0], d[1], kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "kafka default %s=%s: %s", d[0], d[1], kerr);
+            goto bad;
+        }
+    }
+    /* Two passes so that scoped keys win over unscoped ones. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < c->n; i++) {
+            const char *k = c->e[i].key;
+            if (is_ours(k, ours)) continue;
+            if (strncmp(k, theirs, strlen(theirs)) == 0) continue;
+            int scoped = strncmp(k, mine, strlen(mine)) == 0;
+            if (scoped != pass) continue;
+            const char *prop = scoped ? k + strlen(mine) : k;
+            if (!scoped && matches(prop, other_only)) continue;
+            if (rd_kafka_conf_set(kc, prop, c->e[i].value, kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
+                snprintf(err, errlen, "property %s: %s", k, kerr);
+                goto bad;
+            }
+        }
+    }
+    return kc;
+bad:
+    rd_kafka_conf_destroy(kc);
+    return NULL;
+}

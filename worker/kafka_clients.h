@@ -1,0 +1,22 @@
+/* kafka_clients: librdkafka configurations for the worker's consumer and producer.
+ *
+ * Pass-through rules (Kafka users tune the client without a code change):
+ *  - a key that is not one of ievo's goes to librdkafka unchanged;
+ *  - "consumer.<prop>" / "producer.<prop>" go to that client only, prefix stripped;
+ *  - unscoped keys go to both clients, except the well-known ones that belong to one side
+ *    (group.id, session.timeout.ms, ... to the consumer; acks, linger.ms, ... to the producer),
+ *    so librdkafka does not warn about properties it would ignore.
+ * Role defaults come first; anything the user sets wins. */
+#ifndef IEVO_KAFKA_CLIENTS_H
+#define IEVO_KAFKA_CLIENTS_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+
+typedef enum { KAFKA_CONSUMER = 0, KAFKA_PRODUCER = 1 } kafka_role;
+
+rd_kafka_conf_t *kafka_conf_for(const config *c, kafka_role role, const char *const *defaults,
+                                const char *const *ours, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,359 @@
+/* state_store: RocksDB-backed per-user state with per-partition offsets. See state_store.h. */
+#include "state_store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <rocksdb/c.h>
+
+#define K_META 0x00
+#define K_OFFSET 0x01
+#define K_STATE 0x02
+#define MAX_USER_KEY 512
+
+struct state_store {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_block_based_table_options_t *table;
+    rocksdb_cache_t *cache;
+    rocksdb_readoptions_t *ropts;
+    rocksdb_writeoptions_t *wopts;
+    rocksdb_column_family_handle_t *cf;     /* "default", needed by batched_multi_get_cf */
+    /* multi-get scratch, grown as needed */
+    char **keys;
+    size_t *key_lens;
+    rocksdb_pinnableslice_t **vals;
+    char **errs;
+    char *key_arena;
+    size_t scratch_cap, arena_cap;
+};
+
+struct state_batch {
+    rocksdb_writebatch_t *wb;
+    size_t count;
+};
+
+void state_store_opts_default(state_store_opts *o) {
+    o->block_cache_bytes = 64u << 20;
+    o->write_buffer_bytes = 32u << 20;
+    o->max_write_buffers = 3;
+    o->sync = 0;
+    o->background_jobs = 2;
+}
+
+static void put_be32(char *p, uint32_t v) {
+    p[0] = (char)(v >> 24); p[1] = (char)(v >> 16); p[2] = (char)(v >> 8); p[3] = (char)v;
+}
+static uint32_t get_be32(const char *p) {
+    const unsigned char *u = (const unsigned char *)p;
+    return ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) | ((uint32_t)u[2] << 8) | u[3];
+}
+static void put_be64(char *p, uint64_t v) {
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+static uint64_t get_be64(const char *p) { return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4); }
+
+/* 0x02 be32(partition) user -> returns key length (user_len <= MAX_USER_KEY, checked by callers) */
+static size_t state_key(char *out, int32_t partition, const char *user, size_t user_len) {
+    out[0] = K_STATE;
+    put_be32(out + 1, (uint32_t)partition);
+    memcpy(out + 5, user, user_len);
+    return 5 + user_len;
+}
+
+static int take_err(char *rerr, const char *what, char *err, size_t errlen) {
+    if (!rerr) return 0;
+    snprintf(err, errlen, "rocksdb %s: %s", what, rerr);
+    rocksdb_free(rerr);
+    return -1;
+}
+
+int state_store_open(state_store **out, const char *dir, const state_store_opts *o,
+                     char *err, size_t errlen) {
+    *out = NULL;
+    if (mkdir(dir, 0755) && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create state dir %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    state_store *s = calloc(1, sizeof *s);
+    if (!s) { snprintf(err, errlen, "out of memory"); return -1; }
+
+    s->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(s->opts, 1);
+    rocksdb_options_set_compression(s->opts, rocksdb_no_compression);   /* float state: compression only costs CPU */
+    rocksdb_options_set_write_buffer_size(s->opts, o->write_buffer_bytes);
+    rocksdb_options_set_max_write_buffer_number(s->opts, o->max_write_buffers);
+    rocksdb_options_set_max_background_jobs(s->opts, o->background_jobs);
+    s->cache = rocksdb_cache_create_lru(o->block_cache_bytes);
+    s->table = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(s->table, s->cache);
+    rocksdb_block_based_options_set_filter_policy(s->table, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(s->table, 1);
+    rocksdb_options_set_block_based_table_factory(s->opts, s->table);
+
+    const char *cf_names[1] = {"default"};
+    const rocksdb_options_t *cf_opts[1] = {s->opts};
+    char *rerr = NULL;
+    s->db = rocksdb_open_column_families(s->opts, dir, 1, cf_names, cf_opts, &s->cf, &rerr);
+    if (rerr) {
+        snprintf(err, errlen, "cannot open state store %s: %s", dir, rerr);
+        rocksdb_free(rerr);
+        state_store_close(s);
+        return -1;
+    }
+    s->ropts = rocksdb_readoptions_create();
+    s->wopts = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(s->wopts, (unsigned char)(o->sync != 0));
+    *out = s;
+    return 0;
+}
+
+void state_store_close(state_store *s) {
+    if (!s) return;
+    if (s->cf) rocksdb_column_family_handle_destroy(s->cf);
+    if (s->db) rocksdb_close(s->db);
+    if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
+    if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
+    if (s->opts) rocksdb_options_destroy(s->opts);
+    if (s->table) rocksdb_block_based_options_destroy(s->table);
+    if (s->cache) rocksdb_cache_destroy(s->cache);
+    free(s->keys);
+    free(s->key_lens);
+    free(s->vals);
+    free(s->errs);
+    free(s->key_arena);
+    free(s);
+}
+
+static int meta_get(state_store *s, const char *name, char **val, size_t *len, char *err, size_t errlen) {
+    char key[64];
+    int kn = snprintf(key, sizeof key, "%cmeta:%s", K_META, name);
+    char *rerr = NULL;
+    *val = rocksdb_get(s->db, s->ropts, key, (size_t)kn, len, &rerr);
+    return take_err(rerr, "get meta", err, errlen);
+}
+
+static int meta_put(state_store *s, const char *name, const char *val, char *err, size_t errlen) {
+    char key[64];
+    int kn = snprintf(key, sizeof key, "%cmeta:%s", K_META, name);
+    char *rerr = NULL;
+    rocksdb_put(s->db, s->wopts, key, (size_t)kn, val, strlen(val), &rerr);
+    return take_err(rerr, "put meta", err, errlen);
+}
+
+/* Checks one metadata value, recording it when absent. */
+static int meta_bind(state_store *s, const char *name, const char *want, const char *what,
+                     char *err, size_t errlen) {
+    char *have;
+    size_t hn;
+    if (meta_get(s, name, &have, &hn, err, errlen)) return -1;
+    if (!have) return meta_put(s, name, want, err, errlen);
+    int same = hn == strlen(want) && memcmp(have, want, hn) == 0;
+    if (!same)
+        snprintf(err, errlen, "state dir was written for %s '%.*s', not '%s' (use a fresh state.dir, or replay)",
+                 what, (int)hn, have, want);
+    rocksdb_free(have);
+    return same ? 0 : -1;
+}
+
+int state_store_bind(state_store *s, const char *input_topic, uint64_t model_fingerprint,
+                     const char *model_id, char *err, size_t errlen) {
+    char fp[64];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)model_fingerprint);
+    if (meta_bind(s, "input.topic", input_topic, "input topic", err, errlen)) return -1;
+    if (meta_bind(s, "model.fingerprint", fp, "model fingerprint", err, errlen)) {
+        char inner[300];
+        snprintf(inner, sizeof inner, "%s", err);
+        snprintf(err, errlen, "%s; this model is %s", inner, model_id);
+        return -1;
+    }
+    return meta_put(s, "model.id", model_id, err, errlen);
+}
+
+int state_store_get_offset(state_store *s, int32_t partition, int64_t *next_offset,
+                           char *err, size_t errlen) {
+    char key[5];
+    key[0] = K_OFFSET;
+    put_be32(key + 1, (uint32_t)partition);
+    size_t n;
+    char *rerr = NULL;
+    char *v = rocksdb_get(s->db, s->ropts, key, sizeof key, &n, &rerr);
+    if (take_err(rerr, "get offset", err, errlen)) return -1;
+    if (!v) { *next_offset = -1; return 0; }
+    int ok = n == 8;
+    if (ok) *next_offset = (int64_t)get_be64(v);
+    rocksdb_free(v);
+    if (!ok) {
+        snprintf(err, errlen, "corrupt offset record for partition %d (%zu bytes)", partition, n);
+        return -1;
+    }
+    return 0;
+}
+
+static int grow_scratch(state_store *s, size_t n, size_t arena) {
+    if (n > s->scratch_cap) {
+        size_t c = n < 64 ? 64 : n;
+        char **k = realloc(s->keys, c * sizeof *k);
+        if (k) s->keys = k;
+        size_t *kl = realloc(s->key_lens, c * sizeof *kl);
+        if (kl) s->key_lens = kl;
+        rocksdb_pinnableslice_t **v = realloc(s->vals, c * sizeof *v);
+        if (v) s->vals = v;
+        char **e = realloc(s->errs, c * sizeof *e);
+        if (e) s->errs = e;
+        if (!k || !kl || !v || !e) return -1;
+        s->scratch_cap = c;
+    }
+    if (arena > s->arena_cap) {
+        size_t c = arena < 65536 ? 65536 : arena;
+        char *a = realloc(s->key_arena, c);
+        if (!a) return -1;
+        s->key_arena = a;
+        s->arena_cap = c;
+    }
+    return 0;
+}
+
+int state_store_multi_get(state_store *s, size_t n, const int32_t *partitions,
+                          const char *const *users, const size_t *user_lens, void *const *bufs,
+                          size_t state_size, int *found, char *err, size_t errlen) {
+    if (n == 0) return 0;
+    size_t arena = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (user_lens[i] > MAX_USER_KEY) {
+            snprintf(err, errlen, "user id of %zu bytes exceeds %d", user_lens[i], MAX_USER_KEY);
+            return -1;
+        }
+        arena += 5 + user_lens[i];
+    }
+    if (grow_scratch(s, n, arena)) { snprintf(err, errlen, "out of memory"); return -1; }
+    char *p = s->key_arena;
+    for (size_t i = 0; i < n; i++) {
+        s->keys[i] = p;
+        s->key_lens[i] = state_key(p, partitions[i], users[i], user_lens[i]);
+        p += s->key_lens[i];
+        s->errs[i] = NULL;
+        s->vals[i] = NULL;
+    }
+    rocksdb_batched_multi_get_cf(s->db, s->ropts, s->cf, n, (const char *const *)s->keys, s->key_lens,
+                                 s->vals, s->errs, 0);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s->errs[i]) {
+            if (!rc) snprintf(err, errlen, "rocksdb multi-get: %s", s->errs[i]);
+            rocksdb_free(s->errs[i]);
+            rc = -1;
+        }
+        found[i] = 0;
+        if (s->vals[i]) {
+            size_t vn;
+            const char *v = rocksdb_pinnableslice_value(s->vals[i], &vn);
+            if (v && vn == state_size) {
+                memcpy(bufs[i], v, state_size);
+                found[i] = 1;
+            } else if (v && !rc) {
+                snprintf(err, errlen, "state of user '%.*s' (partition %d) has %zu bytes, expected %zu",
+                         (int)user_lens[i], users[i], partitions[i], vn, state_size);
+                rc = -1;
+            }
+            rocksdb_pinnableslice_destroy(s->vals[i]);
+        }
+    }
+    return rc;
+}
+
+state_batch *state_batch_new(void) {
+    state_batch *b = calloc(1, sizeof *b);
+    if (b) b->wb = rocksdb_writebatch_create();
+    return b;
+}
+
+void state_batch_free(state_batch *b) {
+    if (!b) return;
+    rocksdb_writebatch_destroy(b->wb);
+    free(b);
+}
+
+void state_batch_clear(state_batch *b) {
+    rocksdb_writebatch_clear(b->wb);
+    b->count = 0;
+}
+
+size_t state_batch_count(const state_batch *b) { return b->count; }
+
+void state_batch_put_state(state_batch *b, int32_t partition, const char *user, size_t user_len,
+                           const void *state, size_t state_size) {
+    char key[5 + MAX_USER_KEY];
+    if (user_len > MAX_USER_KEY) user_len = MAX_USER_KEY;  /* callers validate ids; codec limit is below this */
+    size_t kn = state_key(key, partition, user, user_len);
+    rocksdb_writebatch_put(b->wb, key, kn, state, state_size);
+    b->count++;
+}
+
+void state_batch_put_offset(state_batch *b, int32_t partition, int64_t next_offset) {
+    char key[5], val[8];
+    key[0] = K_OFFSET;
+    put_be32(key + 1, (uint32_t)partition);
+    put_be64(val, (uint64_t)next_offset);
+    rocksdb_writebatch_put(b->wb, key, sizeof key, val, sizeof val);
+    b->count++;
+}
+
+int state_store_write(state_store *s, state_batch *b, char *err, size_t errlen) {
+    char *rerr = NULL;
+    rocksdb_write(s->db, s->wopts, b->wb, &rerr);
+    return take_err(rerr, "write", err, errlen);
+}
+
+int state_store_foreach(state_store *s, state_store_visit_fn fn, void *ctx, char *err, size_t errlen) {
+    rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->ropts);
+    char start = K_STATE;
+    int rc = 0;
+    for (rocksdb_iter_seek(it, &start, 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kn, vn;
+        const char *k = rocksdb_iter_key(it, &kn);
+        if (kn < 5 || k[0] != K_STATE) break;
+        const char *v = rocksdb_iter_value(it, &vn);
+        if (fn(ctx, (int32_t)get_be32(k + 1), k + 5, kn - 5, v, vn)) break;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    if (take_err(rerr, "iterate", err, errlen)) rc = -1;
+    rocksdb_iter_destroy(it);
+    return rc;
+}
+
+int state_store_list_offsets(state_store *s, int32_t *partitions, int64_t *offsets, int cap,
+                             char *err, size_t errlen) {
+    rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->ropts);
+    char start = K_OFFSET;
+    int n = 0;
+    for (rocksdb_iter_seek(it, &start, 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kn, vn;
+        const char *k = rocksdb_iter_key(it, &kn);
+        if (kn != 5 || k[0] != K_OFFSET) break;
+        const char *v = rocksdb_iter_value(it, &vn);
+        if (vn != 8) continue;
+        if (n < cap) {
+            partitions[n] = (int32_t)get_be32(k + 1);
+            offsets[n] = (int64_t)get_be64(v);
+        }
+        n++;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    int rc = take_err(rerr, "iterate offsets", err, errlen);
+    rocksdb_iter_destroy(it);
+    return rc ? -1 : n;
+}
+
+uint64_t state_store_memory_bytes(state_store *s) {
+    uint64_t mem = 0, v = 0;
+    if (rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &v) == 0) mem += v;
+    mem += rocksdb_cache_get_usage(s->cache);
+    return mem;
+}

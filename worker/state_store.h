@@ -1,0 +1,76 @@
+/* state_store: per-user model state in RocksDB, sharded by input partition, with each
+ * partition's next offset to apply written in the same atomic write as the states it covers.
+ *
+ * That last property is the exactly-once guarantee for state: after any crash the store holds
+ * the states as of some batch boundary together with the offsets of exactly that boundary, so a
+ * restart resumes from those offsets and neither skips nor re-applies an event. The WAL makes a
+ * write survive a process crash without fsync; a machine crash may lose a suffix of batches,
+ * states and offsets together (state.sync=true makes every write durable at a cost).
+ *
+ * Keys (one RocksDB per worker, one key space sharded by partition):
+ *   0x00 "meta:" name              store metadata (input topic, model fingerprint)
+ *   0x01 be32(partition)           -> be64 next offset to apply
+ *   0x02 be32(partition) user_id   -> state blob (model_state_size bytes, opaque here)
+ */
+#ifndef IEVO_STATE_STORE_H
+#define IEVO_STATE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct state_store state_store;
+
+typedef struct {
+    size_t block_cache_bytes;    /* LRU block cache (default 64 MiB) */
+    size_t write_buffer_bytes;   /* per memtable (default 32 MiB) */
+    int max_write_buffers;       /* memtables kept (default 3) */
+    int sync;                    /* fsync every write (default 0: WAL only) */
+    int background_jobs;         /* flush + compaction threads (default 2) */
+} state_store_opts;
+
+void state_store_opts_default(state_store_opts *o);
+
+int state_store_open(state_store **out, const char *dir, const state_store_opts *o,
+                     char *err, size_t errlen);
+void state_store_close(state_store *s);
+
+/* Binds the store to one input topic and one model: records them on first use, and refuses
+ * (returns -1 with a message) when the store was written for another topic or model. */
+int state_store_bind(state_store *s, const char *input_topic, uint64_t model_fingerprint,
+                     const char *model_id, char *err, size_t errlen);
+
+/* Next offset to apply for a partition, or -1 when the store holds nothing for it. */
+int state_store_get_offset(state_store *s, int32_t partition, int64_t *next_offset,
+                           char *err, size_t errlen);
+
+/* Looks up n states. For each i: when found, copies state_size bytes into bufs[i] and sets
+ * found[i] = 1; else found[i] = 0. A stored value of another size is an error. */
+int state_store_multi_get(state_store *s, size_t n, const int32_t *partitions,
+                          const char *const *users, const size_t *user_lens, void *const *bufs,
+                          size_t state_size, int *found, char *err, size_t errlen);
+
+/* An atomic write: states and offsets together. */
+typedef struct state_batch state_batch;
+state_batch *state_batch_new(void);
+void state_batch_free(state_batch *b);
+void state_batch_clear(state_batch *b);
+size_t state_batch_count(const state_batch *b);
+void state_batch_put_state(state_batch *b, int32_t partition, const char *user, size_t user_len,
+                           const void *state, size_t state_size);
+void state_batch_put_offset(state_batch *b, int32_t partition, int64_t next_offset);
+int state_store_write(state_store *s, state_batch *b, char *err, size_t errlen);
+
+/* Calls fn for every stored state (in key order: by partition, then user id). fn returns
+ * non-zero to stop. */
+typedef int (*state_store_visit_fn)(void *ctx, int32_t partition, const char *user,
+                                    size_t user_len, const void *state, size_t state_size);
+int state_store_foreach(state_store *s, state_store_visit_fn fn, void *ctx, char *err, size_t errlen);
+
+/* Every partition that has an offset: fills up to cap entries, returns the count (or -1). */
+int state_store_list_offsets(state_store *s, int32_t *partitions, int64_t *offsets, int cap,
+                             char *err, size_t errlen);
+
+/* Approximate memory held by memtables and the block cache, in bytes (for metrics). */
+uint64_t state_store_memory_bytes(state_store *s);
+
+#endif

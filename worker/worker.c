@@ -1,0 +1,390 @@
+/* worker: start-up, the consume loop, rebalances and a clean stop. The per-batch work is in
+ * apply.c; see worker.h for the guarantees.
+ *
+ * One thread runs everything the worker does (librdkafka and RocksDB keep their own background
+ * threads). Rebalance callbacks run inside the consume call, so they always see a batch
+ * boundary: every batch before them is fully applied and written.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "kafka_clients.h"
+#include "log.h"
+#include "worker_internal.h"
+
+const char *const WORKER_KEYS[] = {
+    "input.topic", "output.topic", "dlq.topic", "state.dir", "model.path", "model.backend",
+    "input.format", "input.schema.id", "input.max.record.bytes", "output.format", "output.schema.id",
+    "batch.max.events", "batch.timeout.ms", "state.block.cache.bytes", "state.write.buffer.bytes",
+    "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
+    "stats.file", NULL};
+
+static volatile sig_atomic_t g_stop = 0;
+void worker_request_stop(void) { g_stop = 1; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int worker_settings_from_config(worker_settings *s, const config *c, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    int64_t v;
+    s->input_topic = config_get(c, "input.topic", "user-actions");
+    s->output_topic = config_get(c, "output.topic", "interest-vectors");
+    s->dlq_topic = config_get(c, "dlq.topic", "user-actions.dlq");
+    s->state_dir = config_get(c, "state.dir", "./ievo-state");
+    s->model_path = config_get(c, "model.path", NULL);
+    if (!s->model_path) {
+        snprintf(err, errlen, "model.path is not set (create one with `ievo model init`)");
+        return -1;
+    }
+    const char *backend = config_get(c, "model.backend", "dnnl");
+    if (!strcmp(backend, "dnnl")) s->backend = MODEL_BACKEND_DNNL;
+    else if (!strcmp(backend, "scalar")) s->backend = MODEL_BACKEND_SCALAR;
+    else {
+        snprintf(err, errlen, "model.backend: '%s' is not dnnl or scalar", backend);
+        return -1;
+    }
+    int f = wire_format_parse(config_get(c, "input.format", "confluent"));
+    if (f < 0) { snprintf(err, errlen, "input.format: expected confluent or avro"); return -1; }
+    s->in.format = (wire_format)f;
+    if (config_get_int(c, "input.schema.id", 1, 0, INT32_MAX, &v, err, errlen)) return -1;
+    s->in.schema_id = (int32_t)v;
+    if (config_get_int(c, "input.max.record.bytes", 1 << 20, 64, 1 << 30, &v, err, errlen)) return -1;
+    s->in.max_bytes = (size_t)v;
+    f = wire_format_parse(config_get(c, "output.format", "confluent"));
+    if (f < 0) { snprintf(err, errlen, "output.format: expected confluent or avro"); return -1; }
+    s->out.format = (wire_format)f;
+    if (config_get_int(c, "output.schema.id", 2, 0, INT32_MAX, &v, err, errlen)) return -1;
+    s->out.schema_id = (int32_t)v;
+    if (config_get_int(c, "batch.max.events", 2048, 1, 1 << 20, &v, err, errlen)) return -1;
+    s->batch_max_events = (int)v;
+    if (config_get_int(c, "batch.timeout.ms", 20, 0, 60000, &v, err, errlen)) return -1;
+    s->batch_timeout_ms = (int)v;
+    state_store_opts_default(&s->store);
+    if (config_get_int(c, "state.block.cache.bytes", (int64_t)s->store.block_cache_bytes, 1 << 20, INT64_MAX, &v, err, errlen)) return -1;
+    s->store.block_cache_bytes = (size_t)v;
+    if (config_get_int(c, "state.write.buffer.bytes", (int64_t)s->store.write_buffer_bytes, 1 << 20, INT64_MAX, &v, err, errlen)) return -1;
+    s->store.write_buffer_bytes = (size_t)v;
+    if (config_get_int(c, "state.max.write.buffers", s->store.max_write_buffers, 2, 64, &v, err, errlen)) return -1;
+    s->store.max_write_buffers = (int)v;
+    if (config_get_int(c, "state.background.jobs", s->store.background_jobs, 1, 64, &v, err, errlen)) return -1;
+    s->store.background_jobs = (int)v;
+    if (config_get_bool(c, "state.sync", 0, &s->store.sync, err, errlen)) return -1;
+    s->stats_file = config_get(c, "stats.file", NULL);
+    return 0;
+}
+
+part_state *worker_part(worker *w, int32_t partition) {
+    if (partition < 0) return NULL;
+    if (partition >= w->n_parts) {
+        int n = w->n_parts ? w->n_parts : 16;
+        while (n <= partition) n *= 2;
+        part_state *np = realloc(w->parts, (size_t)n * sizeof *np);
+        if (!np) return NULL;
+        for (int i = w->n_parts; i < n; i++) np[i] = (part_state){.next = -1};
+        w->parts = np;
+        w->n_parts = n;
+    }
+    return &w->parts[partition];
+}
+
+/* ---- rebalances ------------------------------------------------------------------------- */
+
+static void on_assign(worker *w, rd_kafka_topic_partition_list_t *list) {
+    for (int i = 0; i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &list->elems[i];
+        part_state *p = worker_part(w, tp->partition);
+        char err[256];
+        int64_t next = -1;
+        if (strcmp(tp->topic, w->s->input_topic) != 0 || !p) continue;
+        if (state_store_get_offset(w->store, tp->partition, &next, err, sizeof err)) {
+            /* Without the stored offset we cannot know where the state stands: do not guess. */
+            LOG_E("worker", "partition %d: %s; stopping", tp->partition, err);
+            worker_request_stop();
+            next = -1;
+        }
+        p->owned = 1;
+        p->eof = 0;
+        p->touched = 0;
+        p->next = next;
+        if (next >= 0) {
+            tp->offset = next;   /* resume exactly where the state stands, whatever Kafka committed */
+            LOG_I("worker", "assigned %s [%d]: resuming at offset %lld from the state store", tp->topic,
+                  tp->partition, (long long)next);
+        } else {
+            tp->offset = RD_KAFKA_OFFSET_INVALID;   /* committed offset, else auto.offset.reset */
+            LOG_I("worker", "assigned %s [%d]: no local state; starting from the committed offset "
+                  "(or auto.offset.reset) with empty user states", tp->topic, tp->partition);
+        }
+        w->assigned++;
+    }
+}
+
+static void on_revoke(worker *w, rd_kafka_topic_partition_list_t *list) {
+    for (int i = 0; i < list->cnt; i++) {
+        part_state *p = worker_part(w, list->elems[i].partition);
+        if (p && p->owned) {
+            p->owned = 0;
+            p->eof = 0;
+            w->assigned--;
+        }
+    }
+    LOG_I("worker", "revoked %d partition(s); %d remain", list->cnt, w->assigned);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *list,
+                         void *opaque) {
+    worker *w = opaque;
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
+    w->stats->rebalances++;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        on_assign(w, list);
+        if (cooperative) e = rd_kafka_incremental_assign(rk, list);
+        else re = rd_kafka_assign(rk, list);
+    } else {
+        if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+            LOG_W("worker", "rebalance error: %s", rd_kafka_err2str(err));
+        /* Every batch so far is applied and written: commit what is stored, then let go. */
+        rd_kafka_commit(rk, NULL, 0);
+        on_revoke(w, list);
+        if (cooperative) e = rd_kafka_incremental_unassign(rk, list);
+        else re = rd_kafka_assign(rk, NULL);
+    }
+    if (e) {
+        LOG_E("worker", "applying rebalance: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    if (re) LOG_E("worker", "applying rebalance: %s", rd_kafka_err2str(re));
+}
+
+/* ---- clients ---------------------------------------------------------------------------- */
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    worker *w = opaque;
+    if (!m->err) return;
+    if (!w->dr_failed++)
+        snprintf(w->dr_first_error, sizeof w->dr_first_error, "%s [%d]: %s", rd_kafka_topic_name(m->rkt),
+                 m->partition, rd_kafka_err2str(m->err));
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    (void)opaque;
+    LOG_W("kafka", "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_fatal_error(rk, buf, sizeof buf);
+        LOG_E("kafka", "fatal client error: %s; stopping", buf);
+        worker_request_stop();
+    }
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    log_msg(level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG, "kafka",
+            "%s: %s", fac, buf);
+}
+
+static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
+    const worker_settings *s = w->s;
+    const char *consumer_defaults[] = {
+        "group.id", "ievo",
+        "enable.auto.commit", "true",
+        "enable.auto.offset.store", "false",   /* offsets are stored after the state write */
+        "auto.offset.reset", "earliest",
+        "enable.partition.eof", s->until_eof ? "true" : "false",
+        "queued.min.messages", "100000",
+        NULL};
+    const char *producer_defaults[] = {
+        "enable.idempotence", "true",
+        "acks", "all",
+        "linger.ms", "5",
+        "message.max.bytes", "33554432",       /* dead-letter copies of oversized records */
+        "queue.buffering.max.messages", "1000000",
+        NULL};
+    char kerr[512];
+    rd_kafka_conf_t *pc = kafka_conf_for(c, KAFKA_PRODUCER, producer_defaults, WORKER_KEYS, err, errlen);
+    if (!pc) return -1;
+    rd_kafka_conf_set_opaque(pc, w);
+    rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
+    rd_kafka_conf_set_error_cb(pc, error_cb);
+    rd_kafka_conf_set_log_cb(pc, log_cb);
+    w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr);
+    if (!w->producer) {
+        rd_kafka_conf_destroy(pc);
+        snprintf(err, errlen, "producer: %s", kerr);
+        return -1;
+    }
+    w->out_topic = rd_kafka_topic_new(w->producer, s->output_topic, NULL);
+
+    rd_kafka_conf_t *cc = kafka_conf_for(c, KAFKA_CONSUMER, consumer_defaults, WORKER_KEYS, err, errlen);
+    if (!cc) return -1;
+    rd_kafka_conf_set_opaque(cc, w);
+    rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+    rd_kafka_conf_set_error_cb(cc, error_cb);
+    rd_kafka_conf_set_log_cb(cc, log_cb);
+    w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof kerr);
+    if (!w->consumer) {
+        rd_kafka_conf_destroy(cc);
+        snprintf(err, errlen, "consumer: %s", kerr);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(w->consumer);
+    w->cq = rd_kafka_queue_get_consumer(w->consumer);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, s->input_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(w->consumer, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (e) {
+        snprintf(err, errlen, "subscribe to %s: %s", s->input_topic, rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- start-up and shutdown ------------------------------------------------------------- */
+
+static int alloc_scratch(worker *w) {
+    size_t B = (size_t)w->s->batch_max_events;
+    int R = w->runner_batch;
+    size_t D = (size_t)w->m->cfg.out_dim;
+    w->msgs = calloc(B, sizeof *w->msgs);
+    w->rows = calloc(B, sizeof *w->rows);
+    w->wave_order = calloc(B, sizeof *w->wave_order);
+    w->wave_start = calloc(B + 1, sizeof *w->wave_start);
+    w->step_states = calloc((size_t)R, sizeof *w->step_states);
+    w->step_events = calloc((size_t)R, sizeof *w->step_events);
+    w->step_vec = calloc((size_t)R * D, sizeof *w->step_vec);
+    w->step_drift = calloc((size_t)R, sizeof *w->step_drift);
+    w->enc_cap = 1024 + D * 4 + 1024;
+    w->enc_buf = malloc(w->enc_cap);
+    w->wb = state_batch_new();
+    if (!w->msgs || !w->rows || !w->wave_order || !w->wave_start || !w->step_states || !w->step_events ||
+        !w->step_vec || !w->step_drift || !w->enc_buf || !w->wb)
+        return -1;
+    return user_table_init(&w->users, w->state_size, B);
+}
+
+static void free_worker(worker *w) {
+    if (w->cq) rd_kafka_queue_destroy(w->cq);
+    if (w->consumer) rd_kafka_destroy(w->consumer);
+    if (w->out_topic) rd_kafka_topic_destroy(w->out_topic);
+    if (w->producer) rd_kafka_destroy(w->producer);
+    state_batch_free(w->wb);
+    state_store_close(w->store);
+    model_runner_free(w->runner);
+    model_free(w->m);
+    user_table_free(&w->users);
+    free(w->parts);
+    free(w->msgs);
+    free(w->rows);
+    free(w->wave_order);
+    free(w->wave_start);
+    free(w->step_states);
+    free(w->step_events);
+    free(w->step_vec);
+    free(w->step_drift);
+    free(w->enc_buf);
+    free(w->get_parts);
+    free(w->get_users);
+    free(w->get_lens);
+    free(w->get_bufs);
+    free(w->get_found);
+}
+
+static int drained(const worker *w) {
+    if (w->assigned == 0) return 0;
+    for (int p = 0; p < w->n_parts; p++)
+        if (w->parts[p].owned && !w->parts[p].eof) return 0;
+    return 1;
+}
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+int worker_run(const worker_settings *s, const config *c, worker_stats *stats, char *err, size_t errlen) {
+    worker w = {0};
+    w.s = s;
+    w.stats = stats;
+    memset(stats, 0, sizeof *stats);
+    int rc = -1;
+    double t0 = now_s(), t_first = -1;
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    model_runtime_init(1);
+    if (model_load(&w.m, s->model_path, err, errlen)) goto out;
+    w.runner_batch = s->batch_max_events < 256 ? s->batch_max_events : 256;
+    if (model_runner_new(&w.runner, w.m, s->backend, w.runner_batch, err, errlen)) goto out;
+    w.state_size = model_state_size(w.m);
+    if (state_store_open(&w.store, s->state_dir, &s->store, err, errlen)) goto out;
+    if (state_store_bind(w.store, s->input_topic, w.m->fingerprint, w.m->model_id, err, errlen)) goto out;
+    if (alloc_scratch(&w)) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (make_clients(&w, c, err, errlen)) goto out;
+    LOG_I("worker", "model %s (%s, D=%d, W=%d), state %s, %s -> %s (dead letters: %s)%s", w.m->model_id,
+          w.m->cfg.cell == MODEL_CELL_LSTM ? "lstm" : "gru", w.m->cfg.out_dim, w.m->cfg.window, s->state_dir,
+          s->input_topic, s->output_topic, s->dlq_topic, s->until_eof ? ", until EOF" : "");
+
+    rc = 0;
+    while (!g_stop) {
+        ssize_t n = rd_kafka_consume_batch_queue(w.cq, s->batch_timeout_ms, w.msgs, (size_t)s->batch_max_events);
+        if (n < 0) {
+            LOG_W("worker", "consume: %s", rd_kafka_err2str(rd_kafka_last_error()));
+            continue;
+        }
+        if (n > 0 && t_first < 0) t_first = now_s();
+        int brc = n > 0 ? apply_batch(&w, w.msgs, (size_t)n, err, errlen) : 0;
+        if (n > 0) stats->active_s = now_s() - t_first;
+        for (ssize_t i = 0; i < n; i++) rd_kafka_message_destroy(w.msgs[i]);
+        if (brc) {
+            LOG_E("worker", "%s", err);
+            rc = -1;
+            break;
+        }
+        rd_kafka_poll(w.producer, 0);
+        if (s->until_eof && drained(&w)) {
+            LOG_I("worker", "every assigned partition is drained; stopping");
+            break;
+        }
+    }
+
+    /* Clean stop: the last batch is applied and written; commit, leave the group, close. */
+    LOG_I("worker", "stopping: committing offsets and leaving the group");
+    if (rc == 0) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(w.consumer, NULL, 0);
+        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            LOG_W("worker", "final offset commit: %s (the state store holds the offsets)", rd_kafka_err2str(e));
+    }
+    rd_kafka_consumer_close(w.consumer);
+    rd_kafka_flush(w.producer, 10000);
+
+out:
+    if (rc && !err[0]) snprintf(err, errlen, "worker failed");
+    {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        stats->wall_s = now_s() - t0;
+        stats->cpu_user_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6;
+        stats->cpu_sys_s = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+    }
+    free_worker(&w);
+    return rc;
+}

@@ -1,0 +1,64 @@
+/* worker: the consumer-group worker. Events in, one InterestVector per applied event out.
+ *
+ *   consume micro-batch -> decode + validate (bad records to the dead-letter topic)
+ *     -> load the batch's user states (RocksDB multi-get) -> split into waves (each user at most
+ *     once per wave, its events in offset order) -> one batched model step per wave
+ *     -> encode + produce the outputs -> wait for the broker's acknowledgements
+ *     -> write states + per-partition next offsets in one atomic RocksDB write
+ *     -> store consumer offsets (committed to Kafka in the background)
+ *
+ * Order matters: outputs are acknowledged before the state that produced them is written, so a
+ * crash anywhere re-applies the whole batch from the stored offsets (state exactly once, outputs
+ * at least once, deduplicable on (source_partition, source_offset)).
+ */
+#ifndef IEVO_WORKER_H
+#define IEVO_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "config.h"
+#include "model.h"
+#include "state_store.h"
+
+/* ievo's own configuration keys; every other key is a librdkafka property. */
+extern const char *const WORKER_KEYS[];
+
+typedef struct {
+    const char *input_topic, *output_topic, *dlq_topic;
+    const char *state_dir, *model_path;
+    model_backend backend;
+    codec_in_opts in;
+    codec_out_opts out;
+    int batch_max_events;      /* messages per micro-batch */
+    int batch_timeout_ms;      /* longest wait to fill a batch */
+    state_store_opts store;
+    int until_eof;             /* stop once every assigned partition is drained */
+    const char *stats_file;    /* write the run summary here as JSON at exit */
+} worker_settings;
+
+/* Reads the settings from c (defaults applied). Returns 0, or -1 with err naming the key. */
+int worker_settings_from_config(worker_settings *s, const config *c, char *err, size_t errlen);
+
+typedef struct {
+    int64_t consumed;          /* messages received */
+    int64_t applied;           /* events applied to a user state (= outputs produced) */
+    int64_t dead_lettered;     /* records sent to the dead-letter topic */
+    int64_t skipped_duplicate; /* redelivered records already applied (offset below the stored one) */
+    int64_t skipped_unowned;   /* records of partitions no longer assigned */
+    int64_t batches, waves;
+    int64_t rebalances;
+    double wall_s, cpu_user_s, cpu_sys_s;
+    double active_s;           /* from the first record received to the last batch written */
+    int64_t dlq_by_class[8];   /* indexed by codec_status */
+} worker_stats;
+
+/* Runs until SIGTERM/SIGINT (or, with until_eof, until drained). Returns 0 on a clean stop, -1
+ * on a fatal error (logged; err filled). */
+int worker_run(const worker_settings *s, const config *c, worker_stats *stats, char *err, size_t errlen);
+
+/* Asks a running worker to stop after its current batch (async-signal-safe). */
+void worker_request_stop(void);
+
+#endif

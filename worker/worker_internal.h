@@ -1,0 +1,82 @@
+/* worker_internal: the running worker's state, shared by worker.c (the loop, rebalances,
+ * shutdown) and apply.c (one micro-batch, end to end). Not a public interface. */
+#ifndef IEVO_WORKER_INTERNAL_H
+#define IEVO_WORKER_INTERNAL_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "model.h"
+#include "state_store.h"
+#include "user_table.h"
+#include "worker.h"
+
+/* What the worker knows about one input partition. */
+typedef struct {
+    int owned;            /* currently assigned to us */
+    int64_t next;         /* next offset to apply (-1: unknown until the first record) */
+    int64_t batch_next;   /* next offset after the records of the batch being applied */
+    int touched;          /* the current batch holds records of this partition */
+    int eof;              /* drained: the last fetch reached the end of the log */
+} part_state;
+
+/* One decoded event of the current batch. */
+typedef struct {
+    const rd_kafka_message_t *msg;
+    user_action ev;
+    int32_t slot;         /* user_table slot */
+    int32_t wave;         /* the user's n-th event in this batch */
+} batch_row;
+
+typedef struct worker {
+    const worker_settings *s;
+    rd_kafka_t *consumer, *producer;
+    rd_kafka_queue_t *cq;
+    rd_kafka_topic_t *out_topic, *dlq_topic;
+    model *m;
+    model_runner *runner;
+    int runner_batch;
+    state_store *store;
+    state_batch *wb;
+    size_t state_size;
+
+    part_state *parts;
+    int n_parts;
+    int assigned;          /* partitions currently owned */
+
+    /* batch scratch, sized at start-up and reused */
+    rd_kafka_message_t **msgs;
+    batch_row *rows;
+    int32_t *wave_order;   /* rows sorted by wave (counting sort) */
+    int32_t *wave_start;
+    user_table users;
+    void **step_states;
+    model_event *step_events;
+    float *step_vec, *step_drift;
+    uint8_t *enc_buf;
+    size_t enc_cap;
+    int32_t *get_parts;
+    const char **get_users;
+    size_t *get_lens;
+    void **get_bufs;
+    int *get_found;
+    size_t get_cap;
+
+    /* delivery reports of the current batch */
+    int64_t dr_failed;
+    char dr_first_error[256];
+
+    worker_stats *stats;
+} worker;
+
+/* Returns the partition's record, growing the table as needed (NULL on ENOMEM). */
+part_state *worker_part(worker *w, int32_t partition);
+
+/* Applies n consumed messages end to end (see worker.h). Returns 0, or -1 on a fatal error
+ * (nothing of the batch was written to the state store; err filled). */
+int apply_batch(worker *w, rd_kafka_message_t **msgs, size_t n, char *err, size_t errlen);
+
+/* Dead-letter one record: the original key and payload, headers with the reason. */
+int dlq_produce(worker *w, const rd_kafka_message_t *msg, codec_status st, const char *reason,
+                char *err, size_t errlen);
+
+#endif
