@@ -7,4 +7,4 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-build}
 shift || true
 [ -f "$root/$dir/CMakeCache.txt" ] || cmake -S "$root" -B "$root/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-cmake --build "$root/$dir" -j"$(nproc)" >/dev/null 2>"$root/$dir.log" || { cat "$root/$dir.log" >&2; exit 1; }
+cmake --build "$root/$dir" -j"$(nproc)" >"$root/$dir/build.log" 2>&1 || { tail -50 "$root/$dir/build.log" >&2; exit 1; }

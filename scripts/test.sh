@@ -14,7 +14,8 @@ export OMP_NUM_THREADS=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-echo "== unit tests, AddressSanitizer + UndefinedBehaviorSanitizer build" >&2
+echo "== unit tests and the worker end to end, AddressSanitizer + UndefinedBehaviorSanitizer build" >&2
 ctest --test-dir "$root/build-asan" -L unit --output-on-failure -j2
+ctest --test-dir "$root/build-asan" -R 'integration_test_worker_(e2e|dlq)' --output-on-failure
 echo "== all tests, release build" >&2
 ctest --test-dir "$root/build" --output-on-failure "$@"

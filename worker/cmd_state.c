@@ -2,6 +2,7 @@
  * be running: RocksDB allows one process per store). */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -19,6 +20,7 @@ typedef struct {
     json_buf b;
     int bad;
     char err[256];
+    void *aligned;   /* model_state_size bytes */
 } dump_ctx;
 
 static int dump_one(void *vctx, int32_t partition, const char *user, size_t user_len, const void *state,
@@ -30,6 +32,9 @@ static int dump_one(void *vctx, int32_t partition, const char *user, size_t user
         x->bad++;
         return 0;
     }
+    /* RocksDB values carry no alignment guarantee; the model reads floats in place. */
+    memcpy(x->aligned, state, state_size);
+    state = x->aligned;
     json_buf *b = &x->b;
     const float *v = model_state_vector(x->m, state);
     b->len = 0;
@@ -74,9 +79,11 @@ int cmd_state(int argc, char **argv) {
     if (state_store_open(&s, dir, &o, err, sizeof err)) goto done;
     if (dump) {
         if (model_load(&m, model_path, err, sizeof err)) goto done;
-        dump_ctx x = {.m = m};
+        dump_ctx x = {.m = m, .aligned = malloc(model_state_size(m))};
+        if (!x.aligned) { snprintf(err, sizeof err, "out of memory"); goto done; }
         int frc = state_store_foreach(s, dump_one, &x, err, sizeof err);
         json_buf_free(&x.b);
+        free(x.aligned);
         if (frc) goto done;
         rc = x.bad ? 1 : 0;
         if (x.bad) snprintf(err, sizeof err, "%d state(s) could not be read with this model", x.bad);
