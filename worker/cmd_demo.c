@@ -288,6 +288,7 @@ int cmd_demo(int argc, char **argv) {
 
     fprintf(stderr, "ievo demo: %s events, work dir %s\n", ml ? "MovieLens" : "synthetic", dir);
     char *broker[] = {"ievo", "broker", "--partitions", (char *)parts, "--topic", "user-actions",
+                      "--topic", "state-changelog",
                       "--topic", out_topic, "--topic", "user-actions.dlq", "--bootstrap-file", bs_file, NULL};
     print_cmd(broker);
     char broker_log[1024];
@@ -324,7 +325,8 @@ int cmd_demo(int argc, char **argv) {
     snprintf(x_model, sizeof x_model, "model.path=%s", model_path);
     snprintf(x_stats, sizeof x_stats, "stats.file=%s", stats);
     char *worker[] = {"ievo", "worker", "-b", bs, "-X", "group.id=ievo-demo", "-X", x_state, "-X", x_model,
-                      "-X", x_stats, "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
+                      "-X", x_stats, "-X", "changelog.topic=state-changelog",
+                      "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
                       "--until-eof", NULL};
     if (run_self(worker, NULL)) goto out;
 

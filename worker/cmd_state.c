@@ -9,6 +9,7 @@
 #include "json.h"
 #include "model.h"
 #include "state_store.h"
+#include "worker_record.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ievo state dump -d STATE_DIR -m MODEL    one JSON line per user state\n"
@@ -23,25 +24,27 @@ typedef struct {
     void *aligned;   /* model_state_size bytes */
 } dump_ctx;
 
-static int dump_one(void *vctx, int32_t partition, const char *user, size_t user_len, const void *state,
-                    size_t state_size) {
+static int dump_one(void *vctx, int32_t partition, const char *user, size_t user_len, const void *value,
+                    size_t value_size) {
     dump_ctx *x = vctx;
-    if (state_size != model_state_size(x->m) || model_state_check(x->m, state, x->err, sizeof x->err)) {
+    size_t want = RECORD_HEADER + model_state_size(x->m);
+    if (value_size != want || model_state_check(x->m, record_blob_c(value), x->err, sizeof x->err)) {
         fprintf(stderr, "ievo state: user '%.*s' (partition %d): %s\n", (int)user_len, user, partition,
-                state_size != model_state_size(x->m) ? "state size does not match the model" : x->err);
+                value_size != want ? "record size does not match the model" : x->err);
         x->bad++;
         return 0;
     }
     /* RocksDB values carry no alignment guarantee; the model reads floats in place. */
-    memcpy(x->aligned, state, state_size);
-    state = x->aligned;
+    memcpy(x->aligned, value, value_size);
+    const void *state = record_blob_c(x->aligned);
     json_buf *b = &x->b;
     const float *v = model_state_vector(x->m, state);
     b->len = 0;
     json_buf_printf(b, "{\"partition\":%d,\"user_id\":", partition);
     json_buf_string(b, user, user_len);
-    json_buf_printf(b, ",\"events\":%lld,\"ts\":%lld,\"vector\":[", (long long)model_state_events(state),
-                    (long long)model_state_last_ts(state));
+    json_buf_printf(b, ",\"events\":%lld,\"ts\":%lld,\"last_offset\":%lld,\"vector\":[",
+                    (long long)model_state_events(state), (long long)model_state_last_ts(state),
+                    (long long)record_last_offset(x->aligned));
     for (int i = 0; i < x->m->cfg.out_dim; i++) {
         if (i) json_buf_append(b, ",", 1);
         json_buf_float(b, v[i]);
@@ -79,7 +82,7 @@ int cmd_state(int argc, char **argv) {
     if (state_store_open(&s, dir, &o, err, sizeof err)) goto done;
     if (dump) {
         if (model_load(&m, model_path, err, sizeof err)) goto done;
-        dump_ctx x = {.m = m, .aligned = malloc(model_state_size(m))};
+        dump_ctx x = {.m = m, .aligned = malloc(RECORD_HEADER + model_state_size(m))};
         if (!x.aligned) { snprintf(err, sizeof err, "out of memory"); goto done; }
         int frc = state_store_foreach(s, dump_one, &x, err, sizeof err);
         json_buf_free(&x.b);

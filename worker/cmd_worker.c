@@ -22,6 +22,8 @@ static void usage(FILE *f) {
             "  input.schema.id (1)  output.schema.id (2)  input.max.record.bytes (1048576)\n"
             "  batch.max.events (2048)  batch.timeout.ms (20)\n"
             "  state.block.cache.bytes  state.write.buffer.bytes  state.max.write.buffers  state.sync\n"
+            "  changelog.enable (true)  changelog.topic (<group.id>-state-changelog, as many partitions as\n"
+            "                   the input, compacted): states replicated so partitions can move between workers\n"
             "  log.level (info)  log.format (text|json)  stats.file (run summary as JSON)\n"
             "  consumer.<prop> / producer.<prop>   a librdkafka property for one client only\n"
             "  --until-eof   stop cleanly once every assigned partition is drained\n");
@@ -34,12 +36,15 @@ static int write_stats(const char *path, const worker_stats *st, int rc) {
                     "{\"ok\":%s,\"consumed\":%lld,\"applied\":%lld,\"dead_lettered\":%lld,"
                     "\"skipped_duplicate\":%lld,\"skipped_unowned\":%lld,\"batches\":%lld,\"waves\":%lld,"
                     "\"rebalances\":%lld,\"wall_s\":%.3f,\"active_s\":%.3f,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
-                    "\"events_per_s\":%.1f,\"cpu_us_per_event\":%.3f,\"dead_letters_by_class\":{",
+                    "\"events_per_s\":%.1f,\"cpu_us_per_event\":%.3f,\"changelog_records\":%lld,"
+                    "\"restored_partitions\":%lld,\"restored_records\":%lld,\"restore_s\":%.3f,"
+                    "\"dead_letters_by_class\":{",
                     rc == 0 ? "true" : "false", (long long)st->consumed, (long long)st->applied,
                     (long long)st->dead_lettered, (long long)st->skipped_duplicate, (long long)st->skipped_unowned,
                     (long long)st->batches, (long long)st->waves, (long long)st->rebalances, st->wall_s, st->active_s,
                     st->cpu_user_s, st->cpu_sys_s, st->active_s > 0 ? (double)st->applied / st->active_s : 0.0,
-                    st->applied > 0 ? cpu * 1e6 / (double)st->applied : 0.0);
+                    st->applied > 0 ? cpu * 1e6 / (double)st->applied : 0.0, (long long)st->changelog_records,
+                    (long long)st->restored_partitions, (long long)st->restored_records, st->restore_s);
     int first = 1;
     for (int k = CODEC_E_OVERSIZED; k <= CODEC_E_INVALID; k++) {
         json_buf_printf(&b, "%s\"%s\":%lld", first ? "" : ",", codec_status_name((codec_status)k),

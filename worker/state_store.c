@@ -309,6 +309,27 @@ int state_store_write(state_store *s, state_batch *b, char *err, size_t errlen) 
     return take_err(rerr, "write", err, errlen);
 }
 
+int state_store_drop_partition(state_store *s, int32_t partition, char *err, size_t errlen) {
+    char from[5], to[5], off[5];
+    from[0] = K_STATE;
+    put_be32(from + 1, (uint32_t)partition);
+    to[0] = K_STATE;
+    put_be32(to + 1, (uint32_t)partition + 1);
+    if (partition == INT32_MAX) {   /* the next key space starts after every partition */
+        to[0] = K_STATE + 1;
+        memset(to + 1, 0, 4);
+    }
+    off[0] = K_OFFSET;
+    put_be32(off + 1, (uint32_t)partition);
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_range(wb, from, sizeof from, to, sizeof to);
+    rocksdb_writebatch_delete(wb, off, sizeof off);
+    char *rerr = NULL;
+    rocksdb_write(s->db, s->wopts, wb, &rerr);
+    rocksdb_writebatch_destroy(wb);
+    return take_err(rerr, "drop partition", err, errlen);
+}
+
 int state_store_foreach(state_store *s, state_store_visit_fn fn, void *ctx, char *err, size_t errlen) {
     rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->ropts);
     char start = K_STATE;

@@ -10,7 +10,7 @@
  * Keys (one RocksDB per worker, one key space sharded by partition):
  *   0x00 "meta:" name              store metadata (input topic, model fingerprint)
  *   0x01 be32(partition)           -> be64 next offset to apply
- *   0x02 be32(partition) user_id   -> state blob (model_state_size bytes, opaque here)
+ *   0x02 be32(partition) user_id   -> the user's record (worker_record.h; opaque here)
  */
 #ifndef IEVO_STATE_STORE_H
 #define IEVO_STATE_STORE_H
@@ -59,6 +59,9 @@ void state_batch_put_state(state_batch *b, int32_t partition, const char *user, 
                            const void *state, size_t state_size);
 void state_batch_put_offset(state_batch *b, int32_t partition, int64_t next_offset);
 int state_store_write(state_store *s, state_batch *b, char *err, size_t errlen);
+
+/* Removes every state and the offset of one partition, atomically (before restoring it). */
+int state_store_drop_partition(state_store *s, int32_t partition, char *err, size_t errlen);
 
 /* Calls fn for every stored state (in key order: by partition, then user id). fn returns
  * non-zero to stop. */

@@ -15,8 +15,9 @@ typedef struct {
     size_t user_len;
     int32_t partition;
     uint32_t hash;
-    int waves;            /* events of this user seen so far in the batch */
-    int found;            /* state loaded from the store (vs. freshly initialised) */
+    int waves;            /* events of this user applied so far in the batch */
+    int found;            /* record loaded from the store (vs. freshly initialised) */
+    int64_t last_offset;  /* last input offset applied to this user (-1: none) */
 } user_slot;
 
 typedef struct {

@@ -13,16 +13,18 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "changelog.h"
 #include "kafka_clients.h"
 #include "log.h"
 #include "worker_internal.h"
+#include "worker_record.h"
 
 const char *const WORKER_KEYS[] = {
     "input.topic", "output.topic", "dlq.topic", "state.dir", "model.path", "model.backend",
     "input.format", "input.schema.id", "input.max.record.bytes", "output.format", "output.schema.id",
     "batch.max.events", "batch.timeout.ms", "state.block.cache.bytes", "state.write.buffer.bytes",
     "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
-    "stats.file", NULL};
+    "stats.file", "changelog.enable", "changelog.topic", NULL};
 
 static volatile sig_atomic_t g_stop = 0;
 void worker_request_stop(void) { g_stop = 1; }
@@ -79,6 +81,10 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     s->store.background_jobs = (int)v;
     if (config_get_bool(c, "state.sync", 0, &s->store.sync, err, errlen)) return -1;
     s->stats_file = config_get(c, "stats.file", NULL);
+    if (config_get_bool(c, "changelog.enable", 1, &s->changelog, err, errlen)) return -1;
+    snprintf(s->changelog_topic_buf, sizeof s->changelog_topic_buf, "%s-state-changelog",
+             config_get(c, "group.id", "ievo"));
+    s->changelog_topic = config_get(c, "changelog.topic", s->changelog_topic_buf);
     return 0;
 }
 
@@ -98,16 +104,93 @@ part_state *worker_part(worker *w, int32_t partition) {
 
 /* ---- rebalances ------------------------------------------------------------------------- */
 
+typedef struct {
+    worker *w;
+    int32_t partition;
+    int64_t rejected;
+    char err[256];
+} restore_ctx;
+
+/* One changelog record into the restore's write batch (flushed every 4096 records). */
+static int restore_record(void *vctx, const char *user, size_t user_len, const void *value, size_t len) {
+    restore_ctx *x = vctx;
+    worker *w = x->w;
+    if (len != w->record_size || user_len == 0 || user_len > CODEC_MAX_ID_BYTES ||
+        model_state_check(w->m, record_blob_c(value), x->err, sizeof x->err)) {
+        if (!x->rejected++)
+            LOG_E("restore", "partition %d: changelog record of user '%.*s' does not fit this model (%zu bytes): %s",
+                  x->partition, (int)(user_len > 64 ? 64 : user_len), user, len, x->err);
+        return -1;
+    }
+    state_batch_put_state(w->wb, x->partition, user, user_len, value, len);
+    if (state_batch_count(w->wb) >= 4096) {
+        if (state_store_write(w->store, w->wb, x->err, sizeof x->err)) return -1;
+        state_batch_clear(w->wb);
+    }
+    return 0;
+}
+
+/* Brings partition p's local states up to the changelog when they are behind it. Returns the
+ * next offset to apply (-1: unknown), or -2 on failure (logged). */
+static int64_t sync_partition(worker *w, int32_t p) {
+    char err[512];
+    int64_t local = -1, marker = -1;
+    if (state_store_get_offset(w->store, p, &local, err, sizeof err)) {
+        LOG_E("worker", "partition %d: %s", p, err);
+        return -2;
+    }
+    if (!w->changelog) return local;
+    if (changelog_last_marker(w->changelog, p, &marker, err, sizeof err)) {
+        LOG_E("restore", "partition %d: %s", p, err);
+        return -2;
+    }
+    if (marker <= local) {
+        if (marker < local)
+            LOG_W("restore", "partition %d: local state (offset %lld) is ahead of the changelog (%lld); using it",
+                  p, (long long)local, (long long)marker);
+        return local;
+    }
+    /* Local is stale or absent: replace it with the changelog's view. Dropping the offset
+     * first means a crash mid-restore leaves the partition "unknown", never half-current. */
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    LOG_I("restore", "partition %d: local state at offset %lld, changelog at %lld: restoring from %s", p,
+          (long long)local, (long long)marker, changelog_topic(w->changelog));
+    restore_ctx x = {.w = w, .partition = p};
+    int64_t records = 0, restored_marker = -1;
+    state_batch_clear(w->wb);
+    if (state_store_drop_partition(w->store, p, err, sizeof err) ||
+        changelog_restore(w->changelog, p, restore_record, &x, &restored_marker, &records, err, sizeof err)) {
+        LOG_E("restore", "partition %d: %s%s%s", p, err, x.err[0] ? ": " : "", x.err);
+        state_batch_clear(w->wb);
+        return -2;
+    }
+    if (restored_marker >= 0) state_batch_put_offset(w->wb, p, restored_marker);
+    if (state_store_write(w->store, w->wb, err, sizeof err)) {
+        LOG_E("restore", "partition %d: %s", p, err);
+        state_batch_clear(w->wb);
+        return -2;
+    }
+    state_batch_clear(w->wb);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
+    w->stats->restored_partitions++;
+    w->stats->restored_records += records;
+    w->stats->restore_s += secs;
+    LOG_I("restore", "partition %d: restored %lld records in %.3f s; resuming at offset %lld", p, (long long)records,
+          secs, (long long)restored_marker);
+    return restored_marker;
+}
+
 static void on_assign(worker *w, rd_kafka_topic_partition_list_t *list) {
     for (int i = 0; i < list->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &list->elems[i];
         part_state *p = worker_part(w, tp->partition);
-        char err[256];
-        int64_t next = -1;
         if (strcmp(tp->topic, w->s->input_topic) != 0 || !p) continue;
-        if (state_store_get_offset(w->store, tp->partition, &next, err, sizeof err)) {
-            /* Without the stored offset we cannot know where the state stands: do not guess. */
-            LOG_E("worker", "partition %d: %s; stopping", tp->partition, err);
+        int64_t next = sync_partition(w, tp->partition);
+        if (next == -2) {
+            /* Without a consistent starting point we must not process the partition. */
+            LOG_E("worker", "partition %d cannot be brought up to date; stopping", tp->partition);
             worker_request_stop();
             next = -1;
         }
@@ -117,12 +200,11 @@ static void on_assign(worker *w, rd_kafka_topic_partition_list_t *list) {
         p->next = next;
         if (next >= 0) {
             tp->offset = next;   /* resume exactly where the state stands, whatever Kafka committed */
-            LOG_I("worker", "assigned %s [%d]: resuming at offset %lld from the state store", tp->topic,
-                  tp->partition, (long long)next);
+            LOG_I("worker", "assigned %s [%d]: resuming at offset %lld", tp->topic, tp->partition, (long long)next);
         } else {
             tp->offset = RD_KAFKA_OFFSET_INVALID;   /* committed offset, else auto.offset.reset */
-            LOG_I("worker", "assigned %s [%d]: no local state; starting from the committed offset "
-                  "(or auto.offset.reset) with empty user states", tp->topic, tp->partition);
+            LOG_I("worker", "assigned %s [%d]: no state yet; starting from the committed offset "
+                  "(or auto.offset.reset)", tp->topic, tp->partition);
         }
         w->assigned++;
     }
@@ -148,6 +230,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
     w->stats->rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        w->ever_assigned = 1;
         on_assign(w, list);
         if (cooperative) e = rd_kafka_incremental_assign(rk, list);
         else re = rd_kafka_assign(rk, list);
@@ -204,6 +287,7 @@ static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
         "auto.offset.reset", "earliest",
         "enable.partition.eof", s->until_eof ? "true" : "false",
         "queued.min.messages", "100000",
+        "partition.assignment.strategy", "cooperative-sticky",   /* partitions that stay keep flowing */
         NULL};
     const char *producer_defaults[] = {
         "enable.idempotence", "true",
@@ -226,9 +310,23 @@ static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
         return -1;
     }
     w->out_topic = rd_kafka_topic_new(w->producer, s->output_topic, NULL);
+    if (s->changelog) {
+        w->changelog_topic = rd_kafka_topic_new(w->producer, s->changelog_topic, NULL);
+        const char *reader_defaults[] = {"group.id", "ievo-changelog-reader", NULL};
+        rd_kafka_conf_t *rc = kafka_conf_for(c, KAFKA_CONSUMER, reader_defaults, WORKER_KEYS, err, errlen);
+        if (!rc) return -1;
+        /* The reader never joins the group: a private group id, whatever the worker's is. */
+        rd_kafka_conf_set(rc, "group.id", "ievo-changelog-reader", kerr, sizeof kerr);
+        rd_kafka_conf_set(rc, "partition.assignment.strategy", "range,roundrobin", kerr, sizeof kerr);
+        rd_kafka_conf_set_log_cb(rc, log_cb);
+        if (changelog_open(&w->changelog, rc, s->changelog_topic, err, errlen)) return -1;
+    }
 
     rd_kafka_conf_t *cc = kafka_conf_for(c, KAFKA_CONSUMER, consumer_defaults, WORKER_KEYS, err, errlen);
     if (!cc) return -1;
+    size_t sn = sizeof w->assignment_strategy;
+    if (rd_kafka_conf_get(cc, "partition.assignment.strategy", w->assignment_strategy, &sn) != RD_KAFKA_CONF_OK)
+        w->assignment_strategy[0] = 0;
     rd_kafka_conf_set_opaque(cc, w);
     rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
     rd_kafka_conf_set_error_cb(cc, error_cb);
@@ -254,6 +352,37 @@ static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
 
 /* ---- start-up and shutdown ------------------------------------------------------------- */
 
+static int partition_count(rd_kafka_t *rk, const char *topic, int *count, char *err, size_t errlen) {
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 10000);
+    rd_kafka_topic_destroy(t);
+    if (!e && md->topic_cnt == 1) e = md->topics[0].err;
+    if (e) {
+        snprintf(err, errlen, "metadata of topic %s: %s", topic, rd_kafka_err2str(e));
+        if (md) rd_kafka_metadata_destroy(md);
+        return -1;
+    }
+    *count = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
+/* The changelog must have the input's partitions: partition p's states go to partition p. */
+static int check_copartitioned(worker *w, char *err, size_t errlen) {
+    int in = 0, cl = 0;
+    if (partition_count(w->producer, w->s->input_topic, &in, err, errlen) ||
+        partition_count(w->producer, w->s->changelog_topic, &cl, err, errlen))
+        return -1;
+    if (in != cl) {
+        snprintf(err, errlen, "changelog topic %s has %d partitions, input topic %s has %d: they must match "
+                 "(create the changelog with %d partitions, cleanup.policy=compact)", w->s->changelog_topic, cl,
+                 w->s->input_topic, in, in);
+        return -1;
+    }
+    return 0;
+}
+
 static int alloc_scratch(worker *w) {
     size_t B = (size_t)w->s->batch_max_events;
     int R = w->runner_batch;
@@ -272,13 +401,15 @@ static int alloc_scratch(worker *w) {
     if (!w->msgs || !w->rows || !w->wave_order || !w->wave_start || !w->step_states || !w->step_events ||
         !w->step_vec || !w->step_drift || !w->enc_buf || !w->wb)
         return -1;
-    return user_table_init(&w->users, w->state_size, B);
+    return user_table_init(&w->users, w->record_size, B);
 }
 
 static void free_worker(worker *w) {
     if (w->cq) rd_kafka_queue_destroy(w->cq);
     if (w->consumer) rd_kafka_destroy(w->consumer);
+    changelog_close(w->changelog);
     if (w->out_topic) rd_kafka_topic_destroy(w->out_topic);
+    if (w->changelog_topic) rd_kafka_topic_destroy(w->changelog_topic);
     if (w->producer) rd_kafka_destroy(w->producer);
     state_batch_free(w->wb);
     state_store_close(w->store);
@@ -309,6 +440,29 @@ static int drained(const worker *w) {
     return 1;
 }
 
+/* librdkafka 2.0.2 aborts (rdkafka_sticky_assignor.c, "assignor_state" assertion; upstream
+ * issues #4308/#4312, fixed in later releases) when a cooperative-sticky consumer is closed
+ * before its first assignment. So a worker stopped that early first waits, bounded, for that
+ * assignment (records it receives meanwhile are not applied: their offsets are not stored, the
+ * next owner gets them); if none comes, it leaves the consumer to the session timeout instead of
+ * closing it. Returns 1 when the consumer was closed. */
+static int close_consumer_safely(worker *w) {
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(w->consumer), "COOPERATIVE") == 0 ||
+                      strstr(w->assignment_strategy, "cooperative") != NULL;
+    for (int waited_ms = 0; cooperative && !w->ever_assigned && waited_ms < 30000; waited_ms += 100) {
+        rd_kafka_message_t *msgs[64];
+        ssize_t n = rd_kafka_consume_batch_queue(w->cq, 100, msgs, 64);
+        for (ssize_t i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
+    }
+    if (cooperative && !w->ever_assigned) {
+        LOG_W("worker", "no partition assignment yet: not closing the consumer (librdkafka 2.0.2 would abort); "
+              "the group drops this member after session.timeout.ms");
+        return 0;
+    }
+    rd_kafka_consumer_close(w->consumer);
+    return 1;
+}
+
 static void on_signal(int sig) {
     (void)sig;
     g_stop = 1;
@@ -332,6 +486,7 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
     w.runner_batch = s->batch_max_events < 256 ? s->batch_max_events : 256;
     if (model_runner_new(&w.runner, w.m, s->backend, w.runner_batch, err, errlen)) goto out;
     w.state_size = model_state_size(w.m);
+    w.record_size = RECORD_HEADER + w.state_size;
     if (state_store_open(&w.store, s->state_dir, &s->store, err, errlen)) goto out;
     if (state_store_bind(w.store, s->input_topic, w.m->fingerprint, w.m->model_id, err, errlen)) goto out;
     if (alloc_scratch(&w)) {
@@ -339,9 +494,11 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
         goto out;
     }
     if (make_clients(&w, c, err, errlen)) goto out;
-    LOG_I("worker", "model %s (%s, D=%d, W=%d), state %s, %s -> %s (dead letters: %s)%s", w.m->model_id,
-          w.m->cfg.cell == MODEL_CELL_LSTM ? "lstm" : "gru", w.m->cfg.out_dim, w.m->cfg.window, s->state_dir,
-          s->input_topic, s->output_topic, s->dlq_topic, s->until_eof ? ", until EOF" : "");
+    if (s->changelog && check_copartitioned(&w, err, errlen)) goto out;
+    LOG_I("worker", "model %s (%s, D=%d, W=%d), state %s, %s -> %s (dead letters: %s, changelog: %s)%s",
+          w.m->model_id, w.m->cfg.cell == MODEL_CELL_LSTM ? "lstm" : "gru", w.m->cfg.out_dim, w.m->cfg.window,
+          s->state_dir, s->input_topic, s->output_topic, s->dlq_topic, s->changelog ? s->changelog_topic : "off",
+          s->until_eof ? ", until EOF" : "");
 
     rc = 0;
     while (!g_stop) {
@@ -373,7 +530,11 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
         if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
             LOG_W("worker", "final offset commit: %s (the state store holds the offsets)", rd_kafka_err2str(e));
     }
-    rd_kafka_consumer_close(w.consumer);
+    if (!close_consumer_safely(&w)) {
+        /* See close_consumer_safely: the consumer is left to the session timeout. */
+        w.consumer = NULL;
+        w.cq = NULL;
+    }
     rd_kafka_flush(w.producer, 10000);
 
 out:

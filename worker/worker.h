@@ -36,6 +36,9 @@ typedef struct {
     state_store_opts store;
     int until_eof;             /* stop once every assigned partition is drained */
     const char *stats_file;    /* write the run summary here as JSON at exit */
+    int changelog;             /* replicate states to the changelog topic (default on) */
+    const char *changelog_topic;
+    char changelog_topic_buf[256];
 } worker_settings;
 
 /* Reads the settings from c (defaults applied). Returns 0, or -1 with err naming the key. */
@@ -52,6 +55,9 @@ typedef struct {
     double wall_s, cpu_user_s, cpu_sys_s;
     double active_s;           /* from the first record received to the last batch written */
     int64_t dlq_by_class[8];   /* indexed by codec_status */
+    int64_t changelog_records; /* state records written to the changelog */
+    int64_t restored_partitions, restored_records;
+    double restore_s;          /* time spent restoring partitions from the changelog */
 } worker_stats;
 
 /* Runs until SIGTERM/SIGINT (or, with until_eof, until drained). Returns 0 on a clean stop, -1

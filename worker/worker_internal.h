@@ -24,24 +24,29 @@ typedef struct {
     const rd_kafka_message_t *msg;
     user_action ev;
     int32_t slot;         /* user_table slot */
-    int32_t wave;         /* the user's n-th event in this batch */
+    int32_t wave;         /* the user's n-th event applied in this batch; -1: already in its state */
 } batch_row;
 
 typedef struct worker {
     const worker_settings *s;
     rd_kafka_t *consumer, *producer;
     rd_kafka_queue_t *cq;
-    rd_kafka_topic_t *out_topic, *dlq_topic;
+    rd_kafka_topic_t *out_topic;
+    rd_kafka_topic_t *changelog_topic;   /* NULL when changelog.enable=false */
+    struct changelog *changelog;         /* reader for restores */
     model *m;
     model_runner *runner;
     int runner_batch;
     state_store *store;
     state_batch *wb;
-    size_t state_size;
+    size_t state_size;     /* the model's state blob */
+    size_t record_size;    /* what is stored per user: RECORD_HEADER + state_size */
 
     part_state *parts;
     int n_parts;
     int assigned;          /* partitions currently owned */
+    int ever_assigned;     /* an assignment (even an empty one) has been received */
+    char assignment_strategy[128];
 
     /* batch scratch, sized at start-up and reused */
     rd_kafka_message_t **msgs;

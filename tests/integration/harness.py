@@ -32,14 +32,25 @@ def have_movielens():
 
 
 class Broker:
-    """`ievo broker` as a child process; .bootstrap is its bootstrap.servers string."""
+    """`ievo broker` as a child process; .bootstrap is its bootstrap.servers string.
 
-    def __init__(self, topics, partitions=8, brokers=1, workdir=None):
+    control=True also serves the fault-injection control channel (`--control`, docs/faults.md)
+    on .control_path; .ctl(...) sends one command with `ievo broker-ctl` and .status() parses
+    the `status` reply."""
+
+    def __init__(self, topics, partitions=8, brokers=1, workdir=None, control=False):
         self.dir = workdir or tempfile.mkdtemp(prefix="ievo-it-")
         bsfile = os.path.join(self.dir, "bootstrap")
         args = [IEVO, "broker", "--brokers", str(brokers), "--partitions", str(partitions), "--bootstrap-file", bsfile]
         for t in topics:
             args += ["--topic", t]
+        # The socket path must fit sockaddr_un (108 bytes); a long workdir gets a short temp dir.
+        self.control_path = None
+        if control:
+            self.control_path = os.path.join(self.dir, "control.sock")
+            if len(self.control_path) > 100:
+                self.control_path = os.path.join(tempfile.mkdtemp(prefix="ievo-ctl-"), "control.sock")
+            args += ["--control", self.control_path]
         self.log_path = os.path.join(self.dir, "broker.log")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "w"))
         deadline = time.time() + 20
@@ -52,6 +63,40 @@ class Broker:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError("broker did not start: " + open(self.log_path).read())
+
+    def ctl(self, *args, check=True, timeout=60):
+        """`ievo broker-ctl COMMAND ARGS` -> the reply line ("ok ..." / "error ..."); raises
+        unless the reply is ok when check is set."""
+        r = subprocess.run([IEVO, "broker-ctl", "--control", self.control_path, *map(str, args)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        reply = r.stdout.decode(errors="replace").strip()
+        if check and (r.returncode != 0 or not reply.startswith("ok")):
+            raise AssertionError(f"broker-ctl {' '.join(map(str, args))} exited {r.returncode}: {reply} "
+                                 f"{r.stderr.decode(errors='replace')}")
+        return reply
+
+    def status(self):
+        """`status` as {"brokers": {id: {"up": bool, "rtt": ms}}, "topics": {name: {"partitions": n,
+        "leaders": [id...], "end": [offset or None...]}}}."""
+        out = {"brokers": {}, "topics": {}, "coordinators": {}}
+        for tok in self.ctl("status").split()[1:]:
+            k, _, v = tok.partition("=")
+            if k == "broker":
+                bid, state, rtt = v.split(":")
+                out["brokers"][int(bid)] = {"up": state == "up", "rtt": int(rtt.split("=")[1])}
+            elif k == "coordinator":
+                kind, rest = v.split(":", 1)
+                key, bid = rest.rsplit(":", 1)
+                out["coordinators"][(kind, key)] = int(bid)
+            elif k == "topic":
+                name, *fields = v.split(":")
+                t = dict(f.split("=", 1) for f in fields)
+                out["topics"][name] = {
+                    "partitions": int(t["partitions"]),
+                    "leaders": [int(x) for x in t["leaders"].split(",")] if t.get("leaders") else [],
+                    "end": [None if x == "?" else int(x) for x in t["end"].split(",")] if t.get("end") else [],
+                }
+        return out
 
     def stop(self):
         if self.proc.poll() is None:
@@ -149,3 +194,61 @@ class Workdir:
 
     def cleanup(self):
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def check_exactly_once(outputs, ref, n_events, tol):
+    """At-least-once outputs, exactly-once state: deduplicated on (source_partition,
+    source_offset) there is one output per input event, every repeat carries the same result,
+    per-user `events` run 1..n, and every vector equals the reference's. Returns (distinct,
+    repeats, worst |diff|)."""
+    from collections import defaultdict
+    by_pair, repeats = {}, 0
+    for o in outputs:
+        k = (o["source_partition"], o["source_offset"])
+        if k in by_pair:
+            repeats += 1
+            assert by_pair[k]["events"] == o["events"] and max_abs_diff(by_pair[k]["vector"], o["vector"]) == 0.0, \
+                f"event {k} emitted twice with different results: applied twice to its state?"
+        else:
+            by_pair[k] = o
+    assert len(by_pair) == n_events, f"{len(by_pair)} distinct outputs for {n_events} events: events lost"
+    per_user = defaultdict(list)
+    for o in by_pair.values():
+        per_user[o["user_id"]].append(o["events"])
+    for u, ev in per_user.items():
+        assert sorted(ev) == list(range(1, len(ev) + 1)), f"user {u}: gap or repeat in events"
+    worst = 0.0
+    for o in by_pair.values():
+        d = max_abs_diff(o["vector"], ref[(o["user_id"], o["events"])]["vector"])
+        worst = max(worst, d)
+        assert d <= tol, f"{o['user_id']} event {o['events']}: |diff| {d}"
+    return len(by_pair), repeats, worst
+
+
+def check_final_states(state_dirs, model, ref, tol):
+    """The final state of every user — each partition taken from the state dir that holds it
+    furthest — equals the reference's last state. Returns the number of users."""
+    best = {}
+    for d in state_dirs:
+        if not os.path.exists(d):
+            continue
+        for line in json_lines(ievo("state", "offsets", "-d", d).stdout):
+            if line["next_offset"] > best.get(line["partition"], (-1, None))[0]:
+                best[line["partition"]] = (line["next_offset"], d)
+    final = {}
+    for d in state_dirs:
+        if not os.path.exists(d):
+            continue
+        for s in json_lines(ievo("state", "dump", "-d", d, "-m", model).stdout):
+            if best.get(s["partition"], (0, None))[1] == d:
+                final[s["user_id"]] = s
+    last = {}
+    for (u, e), r in ref.items():
+        if e > last.get(u, (0, None))[0]:
+            last[u] = (e, r)
+    assert len(final) == len(last), f"{len(final)} users in the final states, {len(last)} in the reference"
+    for u, s in final.items():
+        e, r = last[u]
+        assert s["events"] == e, f"user {u}: final state has {s['events']} events, expected {e}"
+        assert max_abs_diff(s["vector"], r["vector"]) <= tol, f"user {u}: final vector differs"
+    return len(final)

@@ -9,11 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (FAST_GROUP, IEVO, Broker, Workdir, consume_vectors, data_args, ievo, json_lines, load_reference,
-                     log, max_abs_diff)
+from harness import (FAST_GROUP, IEVO, Broker, Workdir, check_exactly_once, check_final_states, consume_vectors,
+                     data_args, ievo, load_reference, log)
 
 KILLS = 3
 
@@ -24,10 +23,11 @@ def main():
     wd = Workdir("crash")
     model = wd("model.safetensors")
     ievo("model", "init", "--out", model, *vocab_args, "--seed", "11")
-    worker_args = [IEVO, "worker", "-X", "group.id=crash", "-X", f"state.dir={wd('state')}", "-X", f"model.path={model}",
+    worker_args = [IEVO, "worker", "-X", "group.id=crash", "-X", "changelog.topic=state-changelog", "-X", f"state.dir={wd('state')}", "-X", f"model.path={model}",
                    # The scalar backend and small batches stretch the run to seconds, to kill into.
                    "-X", "model.backend=scalar", "-X", "batch.max.events=256", *FAST_GROUP, "--until-eof"]
-    with Broker(["user-actions", "interest-vectors:32", "user-actions.dlq:2"], partitions=8, workdir=wd.path) as b:
+    with Broker(["user-actions", "state-changelog", "interest-vectors:32", "user-actions.dlq:2"], partitions=16,
+                workdir=wd.path) as b:
         log(f"[crash] data {name}")
         ievo("produce", "-b", b.bootstrap, "-t", "user-actions", *produce_args, timeout=600)
         killed = 0
@@ -59,41 +59,10 @@ def main():
     ref = load_reference(model, produce_args)
     n_events = len(ref)
 
-    # Outputs: at least once; deduplicated on (partition, offset): exactly once, and every
-    # repeat carries the same vector (the state it came from was never applied twice).
-    by_pair = {}
-    repeats = 0
-    for o in outputs:
-        k = (o["source_partition"], o["source_offset"])
-        if k in by_pair:
-            repeats += 1
-            assert by_pair[k]["events"] == o["events"] and max_abs_diff(by_pair[k]["vector"], o["vector"]) == 0.0, \
-                f"event {k} emitted twice with different results: state applied twice?"
-        else:
-            by_pair[k] = o
-    log(f"[crash] {killed} kills, {len(outputs)} outputs, {repeats} repeats, {len(by_pair)} distinct events of {n_events}")
-    assert len(by_pair) == n_events, f"{len(by_pair)} distinct outputs for {n_events} events: events lost"
-    per_user = defaultdict(list)
-    for o in by_pair.values():
-        per_user[o["user_id"]].append(o["events"])
-    for u, ev in per_user.items():
-        assert sorted(ev) == list(range(1, len(ev) + 1)), f"user {u}: gap or repeat in events"
-    for o in by_pair.values():
-        r = ref[(o["user_id"], o["events"])]
-        assert max_abs_diff(o["vector"], r["vector"]) <= 1e-4, f"{o['user_id']} event {o['events']} differs"
-
-    # Final states equal the never-killed reference.
-    states = json_lines(ievo("state", "dump", "-d", wd("state"), "-m", model).stdout)
-    last = {}
-    for (u, e), r in ref.items():
-        if e > last.get(u, (0, None))[0]:
-            last[u] = (e, r)
-    assert len(states) == len(last)
-    for s in states:
-        e, r = last[s["user_id"]]
-        assert s["events"] == e, f"user {s['user_id']}: state has {s['events']} events, expected {e}"
-        assert max_abs_diff(s["vector"], r["vector"]) <= 1e-4
-    log(f"[crash] {len(states)} final states equal the never-killed reference; 0 events lost, 0 applied twice")
+    distinct, repeats, worst = check_exactly_once(outputs, ref, n_events, 1e-4)
+    users = check_final_states([wd("state")], model, ref, 1e-4)
+    log(f"[crash] {killed} kills, {len(outputs)} outputs, {repeats} repeats, {distinct} distinct events of {n_events}; "
+        f"{users} final states equal the never-killed reference; 0 events lost, 0 applied twice")
     wd.cleanup()
 
 

@@ -70,14 +70,15 @@ def main():
     def worker(b, stats_name):
         stats = wd(stats_name)
         ievo("worker", "-b", b.bootstrap, "-X", "group.id=dlq", "-X", f"state.dir={wd('state-' + stats_name)}",
-             "-X", f"model.path={model}", "-X", f"stats.file={stats}", *FAST_GROUP, "--until-eof", timeout=300)
+             "-X", f"model.path={model}", "-X", f"stats.file={stats}", "-X", "changelog.topic=state-changelog",
+             *FAST_GROUP, "--until-eof", timeout=300)
         return json.load(open(stats))
 
     # Phase 1, its own broker: a 10 MB payload. The local broker keeps ~5 MiB per partition; a
     # larger record is readable only as the first of its partition (and the next record there is
     # lost to the mock's eviction), so it goes alone into partition 0 and a one-partition
     # dead-letter topic, and valid events follow in partition 1.
-    with Broker(["user-actions:2", "interest-vectors:4", "user-actions.dlq:1"], workdir=wd.path) as b:
+    with Broker(["user-actions:2", "state-changelog:2", "interest-vectors:4", "user-actions.dlq:1"], workdir=wd.path) as b:
         big = encode(action("big-user", "t00-i001", 1_700_200_000_000, text="x" * (10 << 20)))
         kcat_produce(b.bootstrap, "user-actions", "big", big, partition=0)
         after = valid_events("p", 4, 5, 1_700_300_000_000)
@@ -92,7 +93,7 @@ def main():
         log(f"[dlq] 10 MB record -> oversized, dead-lettered intact; {len(after)} valid events after it applied")
 
     # Phase 2: the malformed records between two runs of valid events, then more valid events.
-    with Broker(["user-actions:4", "interest-vectors:8", "user-actions.dlq:4"], workdir=wd.path) as b:
+    with Broker(["user-actions:4", "state-changelog:4", "interest-vectors:8", "user-actions.dlq:4"], workdir=wd.path) as b:
         first = valid_events("a", 10, 20, 1_700_000_000_000)
         second = valid_events("b", 10, 20, 1_700_100_000_000)
         ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--jsonl", "-", input=jsonl(first))

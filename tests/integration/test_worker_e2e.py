@@ -34,13 +34,14 @@ def main():
     wd = Workdir("e2e")
     model = wd("model.safetensors")
     ievo("model", "init", "--out", model, *vocab_args, "--seed", "7")
-    topics = ["user-actions", "interest-vectors:32", "user-actions.dlq:2"]
+    topics = ["user-actions", "state-changelog", "interest-vectors:32", "user-actions.dlq:2"]
     with Broker(topics, partitions=8, workdir=wd.path) as b:
         log(f"[e2e] data {name}, broker {b.bootstrap}")
         ievo("produce", "-b", b.bootstrap, "-t", "user-actions", *produce_args, timeout=600)
         stats_path = wd("stats.json")
         ievo("worker", "-b", b.bootstrap, "-X", "group.id=e2e", "-X", f"state.dir={wd('state')}",
-             "-X", f"model.path={model}", "-X", f"stats.file={stats_path}", *FAST_GROUP, "--until-eof", timeout=900)
+             "-X", f"model.path={model}", "-X", f"stats.file={stats_path}", "-X", "changelog.topic=state-changelog",
+             *FAST_GROUP, "--until-eof", timeout=900)
         stats = json.load(open(stats_path))
         log(f"[e2e] worker: {stats['applied']} events, {stats['events_per_s']:.0f} events/s, "
             f"{stats['cpu_us_per_event']:.2f} us CPU/event")

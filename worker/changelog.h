@@ -1,0 +1,47 @@
+/* changelog: per-user state replicated to a Kafka topic co-partitioned with the input, so a
+ * partition can move to any worker and take its users' states with it (the Kafka Streams
+ * pattern; the topic is compacted on a real cluster).
+ *
+ * Records in changelog partition p (= input partition p):
+ *   key user_id, value = the user's state record (worker_record.h: last applied input offset +
+ *                        the model's state blob)          written for every user a batch touched
+ *   key "" (empty), value = le64 next input offset        the batch's marker, written after them
+ * Both are produced only after every output of the batch was acknowledged, and the RocksDB write
+ * comes after both are acknowledged. Hence, in any changelog:
+ *   - every state record reflects exactly the user's events up to its last applied offset, and
+ *     all their outputs were acknowledged;
+ *   - every input record below the last marker's offset is reflected in its user's state.
+ * Restoring = the latest record per user (compaction keeps exactly that) + resuming at the last
+ * marker; events a restored user already holds are skipped by the per-user offset check.
+ */
+#ifndef IEVO_CHANGELOG_H
+#define IEVO_CHANGELOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+typedef struct changelog changelog;
+
+/* Opens a reader for `topic` (its own consumer, no group membership, no commits) configured
+ * from conf (taken over: destroyed on failure too). */
+int changelog_open(changelog **out, rd_kafka_conf_t *conf, const char *topic, char *err, size_t errlen);
+void changelog_close(changelog *cl);
+const char *changelog_topic(const changelog *cl);
+
+/* The next input offset of the last marker in partition p, or -1 when it holds none. Reads
+ * only the tail of the partition unless the tail has no marker. */
+int changelog_last_marker(changelog *cl, int32_t partition, int64_t *next_offset, char *err, size_t errlen);
+
+/* Reads partition p from its start to its end at the time of the call, calling fn for every
+ * state record in log order (later records of a user supersede earlier ones). Sets
+ * *next_offset to the last marker's offset (-1: none) and *records to the state records read. */
+typedef int (*changelog_record_fn)(void *ctx, const char *user, size_t user_len, const void *value, size_t len);
+int changelog_restore(changelog *cl, int32_t partition, changelog_record_fn fn, void *ctx, int64_t *next_offset,
+                      int64_t *records, char *err, size_t errlen);
+
+/* Encodes a marker value (8 bytes). */
+void changelog_marker_value(uint8_t out[8], int64_t next_offset);
+
+#endif
