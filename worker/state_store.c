@@ -29,6 +29,7 @@ struct state_store {
     char **errs;
     char *key_arena;
     size_t scratch_cap, arena_cap;
+    int write_failed;   /* a write returned an error: the DB must not be touched again */
 };
 
 struct state_batch {
@@ -42,6 +43,7 @@ void state_store_opts_default(state_store_opts *o) {
     o->max_write_buffers = 3;
     o->sync = 0;
     o->background_jobs = 2;
+    o->info_log_level = 4;   /* FATAL */
 }
 
 static void put_be32(char *p, uint32_t v) {
@@ -88,6 +90,10 @@ int state_store_open(state_store **out, const char *dir, const state_store_opts 
     rocksdb_options_set_write_buffer_size(s->opts, o->write_buffer_bytes);
     rocksdb_options_set_max_write_buffer_number(s->opts, o->max_write_buffers);
     rocksdb_options_set_max_background_jobs(s->opts, o->background_jobs);
+    /* RocksDB's own info log (state.dir/LOG): Debian builds RocksDB 7.8 with assertions on, and
+     * its log writer asserts (SIGABRT) when it logs after a failed write on a full disk. Keep it
+     * to fatal messages by default; errors reach our log through the returned statuses. */
+    rocksdb_options_set_info_log_level(s->opts, o->info_log_level);
     s->cache = rocksdb_cache_create_lru(o->block_cache_bytes);
     s->table = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(s->table, s->cache);
@@ -114,6 +120,12 @@ int state_store_open(state_store **out, const char *dir, const state_store_opts 
 
 void state_store_close(state_store *s) {
     if (!s) return;
+    if (s->write_failed) {
+        /* After a failed write (disk full, I/O error) RocksDB 7.8 as built by Debian asserts on
+         * any further use of the failed file writer, closing included. Everything acknowledged
+         * is in the WAL already: leave the DB to recovery at the next open. */
+        return;
+    }
     if (s->cf) rocksdb_column_family_handle_destroy(s->cf);
     if (s->db) rocksdb_close(s->db);
     if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
@@ -305,7 +317,12 @@ void state_batch_put_offset(state_batch *b, int32_t partition, int64_t next_offs
 
 int state_store_write(state_store *s, state_batch *b, char *err, size_t errlen) {
     char *rerr = NULL;
+    if (s->write_failed) {
+        snprintf(err, errlen, "state store: an earlier write failed; restart the worker");
+        return -1;
+    }
     rocksdb_write(s->db, s->wopts, b->wb, &rerr);
+    if (rerr) s->write_failed = 1;
     return take_err(rerr, "write", err, errlen);
 }
 
@@ -327,6 +344,7 @@ int state_store_drop_partition(state_store *s, int32_t partition, char *err, siz
     char *rerr = NULL;
     rocksdb_write(s->db, s->wopts, wb, &rerr);
     rocksdb_writebatch_destroy(wb);
+    if (rerr) s->write_failed = 1;
     return take_err(rerr, "drop partition", err, errlen);
 }
 

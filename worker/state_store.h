@@ -26,6 +26,7 @@ typedef struct {
     int max_write_buffers;       /* memtables kept (default 3) */
     int sync;                    /* fsync every write (default 0: WAL only) */
     int background_jobs;         /* flush + compaction threads (default 2) */
+    int info_log_level;          /* RocksDB's LOG file: 0 debug .. 4 fatal (default 4, see state_store.c) */
 } state_store_opts;
 
 void state_store_opts_default(state_store_opts *o);

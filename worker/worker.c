@@ -24,7 +24,7 @@ const char *const WORKER_KEYS[] = {
     "input.format", "input.schema.id", "input.max.record.bytes", "output.format", "output.schema.id",
     "batch.max.events", "batch.timeout.ms", "state.block.cache.bytes", "state.write.buffer.bytes",
     "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
-    "stats.file", "changelog.enable", "changelog.topic", NULL};
+    "stats.file", "changelog.enable", "changelog.topic", "state.log.level", NULL};
 
 static volatile sig_atomic_t g_stop = 0;
 void worker_request_stop(void) { g_stop = 1; }
@@ -80,6 +80,8 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     if (config_get_int(c, "state.background.jobs", s->store.background_jobs, 1, 64, &v, err, errlen)) return -1;
     s->store.background_jobs = (int)v;
     if (config_get_bool(c, "state.sync", 0, &s->store.sync, err, errlen)) return -1;
+    if (config_get_int(c, "state.log.level", s->store.info_log_level, 0, 4, &v, err, errlen)) return -1;
+    s->store.info_log_level = (int)v;
     s->stats_file = config_get(c, "stats.file", NULL);
     if (config_get_bool(c, "changelog.enable", 1, &s->changelog, err, errlen)) return -1;
     snprintf(s->changelog_topic_buf, sizeof s->changelog_topic_buf, "%s-state-changelog",
