@@ -41,3 +41,13 @@ endforeach()
 # C helpers of the oracle tests (tests/oracle/*.c): the Python side finds them in IEVO_BUILD_DIR.
 add_executable(oracle_model ${CMAKE_SOURCE_DIR}/tests/oracle/oracle_model.c)
 target_link_libraries(oracle_model PRIVATE ievo_model)
+
+# libFuzzer targets and their fixed-time test (label fuzz), with -DIEVO_FUZZ=ON and clang only.
+if(IEVO_FUZZ)
+  include(${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz.cmake)
+endif()
+
+# Fault-injection shims for the integration tests (LD_PRELOAD; test-only, never linked into ievo).
+add_library(ievo_fault_enospc SHARED ${CMAKE_SOURCE_DIR}/tests/faults/enospc_preload.c)
+target_link_libraries(ievo_fault_enospc PRIVATE dl)
+set_target_properties(ievo_fault_enospc PROPERTIES PREFIX "" OUTPUT_NAME "fault_enospc")
