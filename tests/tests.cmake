@@ -51,3 +51,4 @@ endif()
 add_library(ievo_fault_enospc SHARED ${CMAKE_SOURCE_DIR}/tests/faults/enospc_preload.c)
 target_link_libraries(ievo_fault_enospc PRIVATE dl)
 set_target_properties(ievo_fault_enospc PROPERTIES PREFIX "" OUTPUT_NAME "fault_enospc")
+

@@ -1,22 +1,34 @@
-/* apply: one micro-batch, end to end.
+/* apply: one micro-batch, and the checkpoint that makes batches durable.
  *
- *   classify + decode (bad records to the dead-letter topic) -> load the users' records
- *   -> plan waves (skipping events a user's state already holds) -> model steps -> outputs
- *   -> wait for acknowledgements -> changelog records + markers -> wait for acknowledgements
- *   -> one atomic RocksDB write (records + next offsets) -> store consumer offsets.
+ * A batch: classify + decode (bad records to the dead-letter topic) -> find the users' records
+ * (the state cache, then one RocksDB multi-get for the misses) -> plan waves (skipping events a
+ * user's state already holds) -> model steps -> produce the outputs. Nothing is waited for: the
+ * records change in the cache only, and the partitions' applied offsets move in memory.
  *
- * Nothing reaches the changelog before every output and dead letter of the batch is
- * acknowledged, and nothing reaches RocksDB before the changelog is; if anything fails on the
- * way, the batch is applied again after a restart (outputs repeat, states do not).
+ * A checkpoint (every commit.interval.ms, when the cache needs room, on revocation and on stop):
+ *   wait until every output and dead letter so far is acknowledged
+ *   -> changelog: every dirty record, then each advanced partition's marker -> acknowledged
+ *   -> one atomic RocksDB write: the dirty records + the applied offsets
+ *   -> store the consumer offsets.
+ * So what is durable (RocksDB, changelog) never holds the effect of an event whose output was
+ * not acknowledged; a crash between checkpoints re-applies from the last one (outputs repeat,
+ * states do not).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "changelog.h"
 #include "log.h"
 #include "worker_internal.h"
 #include "worker_record.h"
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static int grow_get_scratch(worker *w, size_t n) {
     if (n <= w->get_cap) return 0;
@@ -32,70 +44,20 @@ static int grow_get_scratch(worker *w, size_t n) {
     if (e) w->get_bufs = e;
     void *f = realloc(w->get_found, c * sizeof *w->get_found);
     if (f) w->get_found = f;
-    if (!a || !b || !d || !e || !f) return -1;
+    void *g = realloc(w->get_slots, c * sizeof *w->get_slots);
+    if (g) w->get_slots = g;
+    if (!a || !b || !d || !e || !f || !g) return -1;
     w->get_cap = c;
     return 0;
 }
 
-/* Loads (or initialises) the record of every user of the batch. */
-static int load_records(worker *w, char *err, size_t errlen) {
-    user_table *t = &w->users;
-    if (grow_get_scratch(w, t->n)) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    for (size_t i = 0; i < t->n; i++) {
-        w->get_parts[i] = t->slots[i].partition;
-        w->get_users[i] = t->slots[i].user;
-        w->get_lens[i] = t->slots[i].user_len;
-        w->get_bufs[i] = user_table_state(t, i);
-    }
-    if (state_store_multi_get(w->store, t->n, w->get_parts, w->get_users, w->get_lens, w->get_bufs,
-                              w->record_size, w->get_found, err, errlen))
-        return -1;
-    for (size_t i = 0; i < t->n; i++) {
-        void *rec = user_table_state(t, i);
-        t->slots[i].found = w->get_found[i];
-        if (!w->get_found[i]) {
-            record_set_last_offset(rec, -1);
-            model_state_init(w->m, record_blob(rec));
-        } else if (model_state_check(w->m, record_blob(rec), err, errlen)) {
-            char inner[200];
-            snprintf(inner, sizeof inner, "%s", err);
-            snprintf(err, errlen, "stored state of user '%.*s' (partition %d): %s",
-                     (int)t->slots[i].user_len, t->slots[i].user, t->slots[i].partition, inner);
-            return -1;
-        }
-        t->slots[i].last_offset = record_last_offset(rec);
-    }
-    return 0;
-}
-
-/* Gives each row its wave: the user's n-th event still to apply in this batch. An event at or
- * below the user's last applied offset is already in its state (a redelivery, or a resume from
- * a changelog marker that lags this user) and gets no wave. Returns the number of waves. */
-static int plan_waves(worker *w, size_t nrows) {
-    int n_waves = 0;
-    for (size_t i = 0; i < nrows; i++) {
-        batch_row *r = &w->rows[i];
-        user_slot *u = &w->users.slots[r->slot];
-        if (r->msg->offset <= u->last_offset) {
-            r->wave = -1;
-            w->stats->skipped_duplicate++;
-            continue;
-        }
-        r->wave = u->waves++;
-        u->last_offset = r->msg->offset;
-        if (r->wave + 1 > n_waves) n_waves = r->wave + 1;
-    }
-    return n_waves;
-}
+/* ---- producing -------------------------------------------------------------------------- */
 
 /* Produces one record; waits out a full local queue. */
 static int produce(worker *w, rd_kafka_topic_t *topic, int32_t partition, const void *val, size_t len,
-                   const void *key, size_t key_len, char *err, size_t errlen) {
+                   const void *key, size_t key_len, void *opaque, char *err, size_t errlen) {
     for (;;) {
-        if (rd_kafka_produce(topic, partition, RD_KAFKA_MSG_F_COPY, (void *)val, len, key, key_len, NULL) == 0)
+        if (rd_kafka_produce(topic, partition, RD_KAFKA_MSG_F_COPY, (void *)val, len, key, key_len, opaque) == 0)
             return 0;
         rd_kafka_resp_err_t e = rd_kafka_last_error();
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -104,75 +66,6 @@ static int produce(worker *w, rd_kafka_topic_t *topic, int32_t partition, const 
         }
         rd_kafka_poll(w->producer, 10);
     }
-}
-
-static int produce_output(worker *w, const batch_row *row, const float *vec, float drift, char *err,
-                          size_t errlen) {
-    const void *rec = user_table_state(&w->users, (size_t)row->slot);
-    interest_vector iv = {
-        .user_id = row->ev.user_id, .user_id_len = row->ev.user_id_len,
-        .ts = row->ev.ts,
-        .events = model_state_events(record_blob_c(rec)),
-        .vector = vec, .dim = w->m->cfg.out_dim,
-        .drift = drift,
-        .model = w->m->model_id, .model_len = strlen(w->m->model_id),
-        .source_partition = row->msg->partition,
-        .source_offset = row->msg->offset,
-    };
-    size_t len = codec_encode_interest_vector(&w->s->out, &iv, w->enc_buf, w->enc_cap);
-    if (len > w->enc_cap) {
-        uint8_t *nb = realloc(w->enc_buf, len * 2);
-        if (!nb) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        w->enc_buf = nb;
-        w->enc_cap = len * 2;
-        len = codec_encode_interest_vector(&w->s->out, &iv, w->enc_buf, w->enc_cap);
-    }
-    return produce(w, w->out_topic, RD_KAFKA_PARTITION_UA, w->enc_buf, len, row->ev.user_id, row->ev.user_id_len,
-                   err, errlen);
-}
-
-/* Runs every wave through the model, producing one output per applied event. */
-static int run_waves(worker *w, size_t nrows, int n_waves, char *err, size_t errlen) {
-    /* Counting sort of rows by wave; within a wave, batch order is kept. */
-    memset(w->wave_start, 0, (size_t)(n_waves + 1) * sizeof *w->wave_start);
-    for (size_t i = 0; i < nrows; i++)
-        if (w->rows[i].wave >= 0) w->wave_start[w->rows[i].wave + 1]++;
-    for (int k = 0; k < n_waves; k++) w->wave_start[k + 1] += w->wave_start[k];
-    for (size_t i = 0; i < nrows; i++)
-        if (w->rows[i].wave >= 0) w->wave_order[w->wave_start[w->rows[i].wave]++] = (int32_t)i;
-    /* wave_start[k] now holds the end of wave k. */
-    const int D = w->m->cfg.out_dim;
-    size_t begin = 0;
-    for (int k = 0; k < n_waves; k++) {
-        size_t end = (size_t)w->wave_start[k];
-        for (size_t c = begin; c < end; c += (size_t)w->runner_batch) {
-            int n = (int)((end - c) < (size_t)w->runner_batch ? (end - c) : (size_t)w->runner_batch);
-            for (int j = 0; j < n; j++) {
-                const batch_row *r = &w->rows[w->wave_order[c + (size_t)j]];
-                w->step_states[j] = record_blob(user_table_state(&w->users, (size_t)r->slot));
-                w->step_events[j] = (model_event){
-                    .item = model_item_index(w->m, r->ev.item_id, r->ev.item_id_len),
-                    .action = model_action_index(w->m, r->ev.action, r->ev.action_len),
-                    .ts = r->ev.ts,
-                    .value = r->ev.value,
-                    .has_value = r->ev.has_value,
-                };
-            }
-            if (model_step(w->runner, n, w->step_states, w->step_events, w->step_vec, w->step_drift, err, errlen))
-                return -1;
-            for (int j = 0; j < n; j++) {
-                const batch_row *r = &w->rows[w->wave_order[c + (size_t)j]];
-                if (produce_output(w, r, w->step_vec + (size_t)j * (size_t)D, w->step_drift[j], err, errlen))
-                    return -1;
-            }
-        }
-        begin = end;
-        w->stats->waves++;
-    }
-    return 0;
 }
 
 /* Waits until the broker acknowledged every record produced so far. */
@@ -184,61 +77,80 @@ static int await_acks(worker *w, const char *what, char *err, size_t errlen) {
                   rd_kafka_outq_len(w->producer), what, waited_s);
     }
     if (w->dr_failed) {
-        snprintf(err, errlen, "%lld %s records were not acknowledged (first: %s); the batch's state is "
-                 "not written and will be applied again on restart", (long long)w->dr_failed, what, w->dr_first_error);
+        snprintf(err, errlen, "%lld %s records were not acknowledged (first: %s); nothing since the last "
+                 "checkpoint is written, it will be applied again on restart",
+                 (long long)w->dr_failed, what, w->dr_first_error);
         return -1;
     }
     return 0;
 }
 
-/* Every changed user's record, then each touched partition's marker, to the changelog. */
-static int write_changelog(worker *w, char *err, size_t errlen) {
-    for (size_t i = 0; i < w->users.n; i++) {
-        const user_slot *u = &w->users.slots[i];
-        if (!u->waves) continue;
-        if (produce(w, w->changelog_topic, u->partition, user_table_state(&w->users, i), w->record_size, u->user,
-                    u->user_len, err, errlen))
-            return -1;
-        w->stats->changelog_records++;
-    }
-    for (int p = 0; p < w->n_parts; p++) {
-        if (!w->parts[p].touched) continue;
-        uint8_t marker[8];
-        changelog_marker_value(marker, w->parts[p].batch_next);
-        if (produce(w, w->changelog_topic, p, marker, sizeof marker, "", 0, err, errlen)) return -1;
-    }
-    return await_acks(w, "changelog", err, errlen);
-}
+/* ---- the checkpoint --------------------------------------------------------------------- */
 
-/* Writes the batch's changed records and next offsets in one atomic write, then stores the
- * offsets for the background commit to Kafka. */
-static int commit_batch(worker *w, char *err, size_t errlen) {
+int worker_checkpoint(worker *w, char *err, size_t errlen) {
+    double t0 = mono_s();
+    state_cache *c = w->cache;
+    size_t n_dirty = state_cache_dirty_count(c);
+    int advanced = 0;
+    for (int p = 0; p < w->n_parts; p++) advanced |= w->parts[p].next > w->parts[p].checkpointed;
+    if (!n_dirty && !advanced) return 0;
+
+    if (await_acks(w, "output/dead-letter", err, errlen)) return -1;
+    double t1 = mono_s();
+    w->stats->stage_s[STAGE_PRODUCE] += t1 - t0;
+
+    if (w->changelog_topic) {
+        for (size_t i = 0; i < n_dirty; i++) {
+            long e = state_cache_dirty_at(c, i);
+            size_t ulen;
+            const char *user = state_cache_user(c, e, &ulen);
+            if (produce(w, w->changelog_topic, state_cache_partition(c, e), state_cache_record(c, e), w->record_size,
+                        user, ulen, NULL, err, errlen))
+                return -1;
+        }
+        for (int p = 0; p < w->n_parts; p++) {
+            if (w->parts[p].next <= w->parts[p].checkpointed) continue;
+            uint8_t marker[8];
+            changelog_marker_value(marker, w->parts[p].next);
+            if (produce(w, w->changelog_topic, p, marker, sizeof marker, "", 0, NULL, err, errlen)) return -1;
+        }
+        if (await_acks(w, "changelog", err, errlen)) return -1;
+        w->stats->changelog_records += (int64_t)n_dirty;
+    }
+    double t2 = mono_s();
+    w->stats->stage_s[STAGE_CHANGELOG] += t2 - t1;
+
     state_batch_clear(w->wb);
-    for (size_t i = 0; i < w->users.n; i++) {
-        const user_slot *u = &w->users.slots[i];
-        if (!u->waves) continue;
-        state_batch_put_state(w->wb, u->partition, u->user, u->user_len, user_table_state(&w->users, i),
-                              w->record_size);
+    for (size_t i = 0; i < n_dirty; i++) {
+        long e = state_cache_dirty_at(c, i);
+        size_t ulen;
+        const char *user = state_cache_user(c, e, &ulen);
+        state_batch_put_state(w->wb, state_cache_partition(c, e), user, ulen, state_cache_record(c, e), w->record_size);
     }
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
     for (int p = 0; p < w->n_parts; p++) {
-        if (!w->parts[p].touched) continue;
-        state_batch_put_offset(w->wb, p, w->parts[p].batch_next);
-        rd_kafka_topic_partition_list_add(offs, w->s->input_topic, p)->offset = w->parts[p].batch_next;
+        if (w->parts[p].next <= w->parts[p].checkpointed) continue;
+        state_batch_put_offset(w->wb, p, w->parts[p].next);
+        if (w->parts[p].owned)
+            rd_kafka_topic_partition_list_add(offs, w->s->input_topic, p)->offset = w->parts[p].next;
     }
     int rc = state_store_write(w->store, w->wb, err, errlen);
     if (rc == 0) {
-        for (int p = 0; p < w->n_parts; p++) {
-            if (!w->parts[p].touched) continue;
-            w->parts[p].next = w->parts[p].batch_next;
-            w->parts[p].touched = 0;
+        state_cache_mark_clean(c);
+        for (int p = 0; p < w->n_parts; p++) w->parts[p].checkpointed = w->parts[p].next;
+        if (offs->cnt) {
+            rd_kafka_resp_err_t e = rd_kafka_offsets_store(w->consumer, offs);
+            if (e) LOG_D("worker", "storing consumer offsets: %s (the state store has them)", rd_kafka_err2str(e));
         }
-        rd_kafka_resp_err_t e = rd_kafka_offsets_store(w->consumer, offs);
-        if (e) LOG_W("worker", "storing consumer offsets: %s (state store has them)", rd_kafka_err2str(e));
+        w->stats->checkpoints++;
     }
     rd_kafka_topic_partition_list_destroy(offs);
+    w->stats->stage_s[STAGE_STATE] += mono_s() - t2;
+    w->last_checkpoint_s = mono_s();
     return rc;
 }
+
+/* ---- a batch ---------------------------------------------------------------------------- */
 
 static void handle_event(worker *w, const rd_kafka_message_t *m) {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -273,6 +185,14 @@ static int classify(worker *w, rd_kafka_message_t **msgs, size_t n, size_t *nrow
             w->stats->skipped_duplicate++;
             continue;
         }
+        int64_t expected = p->touched ? p->batch_next : p->next;
+        if (expected >= 0 && m->offset > expected) {
+            /* Normal on a real cluster around transaction markers and compacted records; on a
+             * plain topic it means records were skipped (retention, an offset reset). */
+            w->stats->offset_gaps++;
+            LOG_W("worker", "%s [%d]: offset gap: expected %lld, got %lld", w->s->input_topic, m->partition,
+                  (long long)expected, (long long)m->offset);
+        }
         p->touched = 1;
         p->batch_next = m->offset + 1;
         p->eof = 0;
@@ -298,25 +218,212 @@ static int classify(worker *w, rd_kafka_message_t **msgs, size_t n, size_t *nrow
     return 0;
 }
 
+/* Puts a record into the cache, making room with a checkpoint when everything is dirty. */
+static long cache_insert(worker *w, int32_t partition, const char *user, size_t len, char *err, size_t errlen) {
+    long e = state_cache_insert(w->cache, partition, user, len);
+    if (e == -1) {
+        if (worker_checkpoint(w, err, errlen)) return -2;
+        e = state_cache_insert(w->cache, partition, user, len);
+        if (e == -1)
+            snprintf(err, errlen, "state cache of %zu entries cannot hold one batch's users; raise state.cache.bytes",
+                     state_cache_capacity(w->cache));
+    }
+    if (e == -2) snprintf(err, errlen, "out of memory");
+    return e;
+}
+
+/* Finds every user's record: in the cache, else in RocksDB, else a fresh state. */
+static int resolve_users(worker *w, char *err, size_t errlen) {
+    user_table *t = &w->users;
+    if (grow_get_scratch(w, t->n)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t n_miss = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        user_slot *u = &t->slots[i];
+        u->entry = state_cache_find(w->cache, u->partition, u->user, u->user_len);
+        if (u->entry >= 0) {
+            state_cache_pin(w->cache, u->entry);
+            u->found = 1;
+            continue;
+        }
+        w->get_parts[n_miss] = u->partition;
+        w->get_users[n_miss] = u->user;
+        w->get_lens[n_miss] = u->user_len;
+        w->get_bufs[n_miss] = user_table_state(t, i);   /* scratch for the read */
+        w->get_slots[n_miss] = (int32_t)i;
+        n_miss++;
+    }
+    if (n_miss && state_store_multi_get(w->store, n_miss, w->get_parts, w->get_users, w->get_lens, w->get_bufs,
+                                        w->record_size, w->get_found, err, errlen))
+        return -1;
+    for (size_t k = 0; k < n_miss; k++) {
+        user_slot *u = &t->slots[w->get_slots[k]];
+        void *rec = w->get_bufs[k];
+        u->found = w->get_found[k];
+        if (!u->found) {
+            record_set_last_offset(rec, -1);
+            model_state_init(w->m, record_blob(rec));
+        } else if (model_state_check(w->m, record_blob(rec), err, errlen)) {
+            char inner[200];
+            snprintf(inner, sizeof inner, "%s", err);
+            snprintf(err, errlen, "stored state of user '%.*s' (partition %d): %s", (int)u->user_len, u->user,
+                     u->partition, inner);
+            return -1;
+        }
+        u->entry = cache_insert(w, u->partition, u->user, u->user_len, err, errlen);
+        if (u->entry < 0) return -1;
+        memcpy(state_cache_record(w->cache, u->entry), rec, w->record_size);
+        state_cache_pin(w->cache, u->entry);
+    }
+    for (size_t i = 0; i < t->n; i++)
+        t->slots[i].last_offset = record_last_offset(state_cache_record(w->cache, t->slots[i].entry));
+    return 0;
+}
+
+/* Gives each row its wave: the user's n-th event still to apply in this batch. An event at or
+ * below the user's last applied offset is already in its state (a redelivery, or a resume from
+ * a changelog marker that lags this user) and gets no wave. Returns the number of waves. */
+static int plan_waves(worker *w, size_t nrows) {
+    int n_waves = 0;
+    for (size_t i = 0; i < nrows; i++) {
+        batch_row *r = &w->rows[i];
+        user_slot *u = &w->users.slots[r->slot];
+        if (r->msg->offset <= u->last_offset) {
+            r->wave = -1;
+            w->stats->skipped_duplicate++;
+            continue;
+        }
+        r->wave = u->waves++;
+        u->last_offset = r->msg->offset;
+        if (r->wave + 1 > n_waves) n_waves = r->wave + 1;
+    }
+    return n_waves;
+}
+
+static void *row_record(worker *w, const batch_row *r) {
+    return state_cache_record(w->cache, w->users.slots[r->slot].entry);
+}
+
+static int produce_output(worker *w, const batch_row *row, const float *vec, float drift, char *err,
+                          size_t errlen) {
+    double t0 = mono_s();
+    interest_vector iv = {
+        .user_id = row->ev.user_id, .user_id_len = row->ev.user_id_len,
+        .ts = row->ev.ts,
+        .events = model_state_events(record_blob(row_record(w, row))),
+        .vector = vec, .dim = w->m->cfg.out_dim,
+        .drift = drift,
+        .model = w->m->model_id, .model_len = strlen(w->m->model_id),
+        .source_partition = row->msg->partition,
+        .source_offset = row->msg->offset,
+    };
+    size_t len = codec_encode_interest_vector(&w->s->out, &iv, w->enc_buf, w->enc_cap);
+    if (len > w->enc_cap) {
+        uint8_t *nb = realloc(w->enc_buf, len * 2);
+        if (!nb) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        w->enc_buf = nb;
+        w->enc_cap = len * 2;
+        len = codec_encode_interest_vector(&w->s->out, &iv, w->enc_buf, w->enc_cap);
+    }
+    double t1 = mono_s();
+    w->stats->stage_s[STAGE_ENCODE] += t1 - t0;
+    /* The input's timestamp rides along to the delivery report: event-to-output latency. */
+    rd_kafka_timestamp_type_t tt;
+    int64_t in_ts = rd_kafka_message_timestamp(row->msg, &tt);
+    int rc = produce(w, w->out_topic, RD_KAFKA_PARTITION_UA, w->enc_buf, len, row->ev.user_id, row->ev.user_id_len,
+                     (void *)(intptr_t)(in_ts > 0 ? in_ts : 0), err, errlen);
+    w->stats->stage_s[STAGE_PRODUCE] += mono_s() - t1;
+    return rc;
+}
+
+/* Runs every wave through the model, producing one output per applied event. */
+static int run_waves(worker *w, size_t nrows, int n_waves, char *err, size_t errlen) {
+    /* Counting sort of rows by wave; within a wave, batch order is kept. */
+    memset(w->wave_start, 0, (size_t)(n_waves + 1) * sizeof *w->wave_start);
+    for (size_t i = 0; i < nrows; i++)
+        if (w->rows[i].wave >= 0) w->wave_start[w->rows[i].wave + 1]++;
+    for (int k = 0; k < n_waves; k++) w->wave_start[k + 1] += w->wave_start[k];
+    for (size_t i = 0; i < nrows; i++)
+        if (w->rows[i].wave >= 0) w->wave_order[w->wave_start[w->rows[i].wave]++] = (int32_t)i;
+    /* wave_start[k] now holds the end of wave k. */
+    const int D = w->m->cfg.out_dim;
+    size_t begin = 0;
+    for (int k = 0; k < n_waves; k++) {
+        size_t end = (size_t)w->wave_start[k];
+        for (size_t c = begin; c < end; c += (size_t)w->runner_batch) {
+            int n = (int)((end - c) < (size_t)w->runner_batch ? (end - c) : (size_t)w->runner_batch);
+            double t0 = mono_s();
+            for (int j = 0; j < n; j++) {
+                const batch_row *r = &w->rows[w->wave_order[c + (size_t)j]];
+                w->step_states[j] = record_blob(row_record(w, r));
+                w->step_events[j] = (model_event){
+                    .item = model_item_index(w->m, r->ev.item_id, r->ev.item_id_len),
+                    .action = model_action_index(w->m, r->ev.action, r->ev.action_len),
+                    .ts = r->ev.ts,
+                    .value = r->ev.value,
+                    .has_value = r->ev.has_value,
+                };
+            }
+            if (model_step(w->runner, n, w->step_states, w->step_events, w->step_vec, w->step_drift, err, errlen))
+                return -1;
+            w->stats->stage_s[STAGE_MODEL] += mono_s() - t0;
+            for (int j = 0; j < n; j++) {
+                const batch_row *r = &w->rows[w->wave_order[c + (size_t)j]];
+                if (produce_output(w, r, w->step_vec + (size_t)j * (size_t)D, w->step_drift[j], err, errlen))
+                    return -1;
+            }
+        }
+        begin = end;
+        w->stats->waves++;
+    }
+    return 0;
+}
+
 int apply_batch(worker *w, rd_kafka_message_t **msgs, size_t n, char *err, size_t errlen) {
     user_table_clear(&w->users);
-    w->dr_failed = 0;
-    w->dr_first_error[0] = 0;
+    double t0 = mono_s();
     size_t nrows;
     if (classify(w, msgs, n, &nrows, err, errlen)) return -1;
+    double t1 = mono_s();
+    w->stats->stage_s[STAGE_DECODE] += t1 - t0;
     int touched = 0;
     for (int p = 0; p < w->n_parts; p++) touched |= w->parts[p].touched;
-    if (!touched) return 0;   /* only events and skipped records: nothing to write */
+    if (!touched) return 0;   /* only events and skipped records */
 
-    if (load_records(w, err, errlen)) return -1;
-    int n_waves = plan_waves(w, nrows);
-    if (n_waves && run_waves(w, nrows, n_waves, err, errlen)) return -1;
-    for (size_t i = 0; i < w->users.n; i++)
-        if (w->users.slots[i].waves) record_set_last_offset(user_table_state(&w->users, i), w->users.slots[i].last_offset);
-    if (await_acks(w, "output/dead-letter", err, errlen)) return -1;
-    if (w->changelog_topic && write_changelog(w, err, errlen)) return -1;
-    if (commit_batch(w, err, errlen)) return -1;
+    int rc = resolve_users(w, err, errlen);
+    w->stats->stage_s[STAGE_STATE] += mono_s() - t1;
+    int n_waves = rc ? 0 : plan_waves(w, nrows);
+    if (!rc && n_waves) rc = run_waves(w, nrows, n_waves, err, errlen);
+    if (rc) {
+        state_cache_unpin_all(w->cache);
+        return -1;
+    }
+    for (size_t i = 0; i < w->users.n; i++) {
+        user_slot *u = &w->users.slots[i];
+        if (!u->waves) continue;
+        record_set_last_offset(state_cache_record(w->cache, u->entry), u->last_offset);
+        state_cache_mark_dirty(w->cache, u->entry);
+    }
+    state_cache_unpin_all(w->cache);
+    for (int p = 0; p < w->n_parts; p++) {
+        if (!w->parts[p].touched) continue;
+        w->parts[p].next = w->parts[p].batch_next;
+        w->parts[p].touched = 0;
+    }
     for (size_t i = 0; i < nrows; i++) w->stats->applied += w->rows[i].wave >= 0;
     w->stats->batches++;
+    rd_kafka_poll(w->producer, 0);   /* serve delivery reports */
     return 0;
+}
+
+int worker_maybe_checkpoint(worker *w, char *err, size_t errlen) {
+    if (mono_s() - w->last_checkpoint_s < w->s->commit_interval_s &&
+        state_cache_dirty_count(w->cache) < w->max_dirty)
+        return 0;
+    return worker_checkpoint(w, err, errlen);
 }

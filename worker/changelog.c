@@ -12,7 +12,6 @@
 
 struct changelog {
     rd_kafka_t *rk;
-    rd_kafka_queue_t *q;
     char *topic;
 };
 
@@ -58,14 +57,12 @@ int changelog_open(changelog **out, rd_kafka_conf_t *conf, const char *topic, ch
         return -1;
     }
     rd_kafka_poll_set_consumer(cl->rk);
-    cl->q = rd_kafka_queue_get_consumer(cl->rk);
     *out = cl;
     return 0;
 }
 
 void changelog_close(changelog *cl) {
     if (!cl) return;
-    if (cl->q) rd_kafka_queue_destroy(cl->q);
     if (cl->rk) {
         rd_kafka_consumer_close(cl->rk);
         rd_kafka_destroy(cl->rk);
@@ -102,57 +99,49 @@ static int read_range(changelog *cl, int32_t p, int64_t from, int64_t to, range_
         snprintf(err, errlen, "changelog %s [%d]: assign: %s", cl->topic, p, rd_kafka_err2str(e));
         return -1;
     }
-    rd_kafka_message_t *msgs[512];
     int64_t next = from;
     int idle_ms = 0, rc_val = 0, done = from >= to;
-    while (!done) {
-        /* Ask for no more than the range can hold, so the call returns as soon as it is read. */
-        size_t want = to - next < 512 ? (size_t)(to - next) : 512;
-        ssize_t n = rd_kafka_consume_batch_queue(cl->q, 20, msgs, want ? want : 1);
-        if (n <= 0) {
+    /* rd_kafka_consumer_poll, not the batch API: see consume_batch in worker.c. */
+    while (!done && !rc_val) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(cl->rk, 20);
+        if (!m) {
             if ((idle_ms += 20) >= READ_TIMEOUT_MS) {
                 snprintf(err, errlen, "changelog %s [%d]: no progress at offset %lld of %lld for %d s", cl->topic, p,
                          (long long)next, (long long)to, READ_TIMEOUT_MS / 1000);
                 rc_val = -1;
-                break;
             }
             continue;
         }
         idle_ms = 0;
-        for (ssize_t i = 0; i < n; i++) {
-            rd_kafka_message_t *m = msgs[i];
-            if (done || rc_val) continue;
-            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                done = 1;   /* the end as of now: with compaction offsets have gaps */
-            } else if (m->err) {
-                snprintf(err, errlen, "changelog %s [%d]: %s", cl->topic, p, rd_kafka_message_errstr(m));
-                rc_val = -1;
-            } else if (m->offset >= to) {
-                done = 1;
-            } else {
-                next = m->offset + 1;
-                if (m->key_len == 0) {
-                    int64_t r = marker_offset(m->payload, m->len);
-                    if (r < 0) {
-                        snprintf(err, errlen, "changelog %s [%d] offset %lld: malformed marker", cl->topic, p,
-                                 (long long)m->offset);
-                        rc_val = -1;
-                    } else {
-                        rc->marker = r;
-                    }
-                } else if (rc->fn) {
-                    rc->records++;
-                    if (rc->fn(rc->ctx, m->key, m->key_len, m->payload, m->len)) {
-                        snprintf(err, errlen, "changelog %s [%d] offset %lld: record rejected", cl->topic, p,
-                                 (long long)m->offset);
-                        rc_val = -1;
-                    }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            done = 1;   /* the end as of now: with compaction offsets have gaps */
+        } else if (m->err) {
+            snprintf(err, errlen, "changelog %s [%d]: %s", cl->topic, p, rd_kafka_message_errstr(m));
+            rc_val = -1;
+        } else if (m->offset >= to) {
+            done = 1;
+        } else {
+            next = m->offset + 1;
+            if (m->key_len == 0) {
+                int64_t r = marker_offset(m->payload, m->len);
+                if (r < 0) {
+                    snprintf(err, errlen, "changelog %s [%d] offset %lld: malformed marker", cl->topic, p,
+                             (long long)m->offset);
+                    rc_val = -1;
+                } else {
+                    rc->marker = r;
                 }
-                if (next >= to) done = 1;
+            } else if (rc->fn) {
+                rc->records++;
+                if (rc->fn(rc->ctx, m->key, m->key_len, m->payload, m->len)) {
+                    snprintf(err, errlen, "changelog %s [%d] offset %lld: record rejected", cl->topic, p,
+                             (long long)m->offset);
+                    rc_val = -1;
+                }
             }
+            if (next >= to) done = 1;
         }
-        for (ssize_t i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
-        if (rc_val) break;
+        rd_kafka_message_destroy(m);
     }
     rd_kafka_assign(cl->rk, NULL);
     return rc_val;

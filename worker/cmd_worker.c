@@ -21,12 +21,25 @@ static void usage(FILE *f) {
             "  input.format / output.format      confluent (default) | avro\n"
             "  input.schema.id (1)  output.schema.id (2)  input.max.record.bytes (1048576)\n"
             "  batch.max.events (2048)  batch.timeout.ms (20)\n"
+            "  commit.interval.ms (1000)  how often applied state is made durable (checkpoint)\n"
+            "  state.cache.bytes (268435456)  in-memory user records (write-behind cache)\n"
             "  state.block.cache.bytes  state.write.buffer.bytes  state.max.write.buffers  state.sync\n"
             "  changelog.enable (true)  changelog.topic (<group.id>-state-changelog, as many partitions as\n"
             "                   the input, compacted): states replicated so partitions can move between workers\n"
             "  log.level (info)  log.format (text|json)  stats.file (run summary as JSON)\n"
             "  consumer.<prop> / producer.<prop>   a librdkafka property for one client only\n"
             "  --until-eof   stop cleanly once every assigned partition is drained\n");
+}
+
+/* The q-quantile of the event-to-output latency histogram, in ms (-1 when empty; the last
+ * bucket means >= 10 s). */
+static int latency_quantile(const worker_stats *st, double q) {
+    if (st->latency_count == 0) return -1;
+    int64_t want = (int64_t)(q * (double)st->latency_count + 0.5), seen = 0;
+    if (want < 1) want = 1;
+    for (int i = 0; i < LATENCY_BUCKETS; i++)
+        if ((seen += st->latency_ms[i]) >= want) return i;
+    return LATENCY_BUCKETS - 1;
 }
 
 static int write_stats(const char *path, const worker_stats *st, int rc) {
@@ -51,6 +64,14 @@ static int write_stats(const char *path, const worker_stats *st, int rc) {
                         (long long)st->dlq_by_class[k]);
         first = 0;
     }
+    json_buf_printf(&b, "},\"offset_gaps\":%lld,\"checkpoints\":%lld,\"cache_hits\":%llu,\"cache_misses\":%llu,\"cache_evictions\":%llu,"
+                    "\"latency_ms\":{\"count\":%lld,\"p50\":%d,\"p99\":%d,\"max\":%d},\"stage_s\":{",
+                    (long long)st->offset_gaps, (long long)st->checkpoints, (unsigned long long)st->cache_hits,
+                    (unsigned long long)st->cache_misses, (unsigned long long)st->cache_evictions,
+                    (long long)st->latency_count, latency_quantile(st, 0.50), latency_quantile(st, 0.99),
+                    latency_quantile(st, 1.0));
+    for (int k = 0; k < STAGE_N; k++)
+        json_buf_printf(&b, "%s\"%s\":%.4f", k ? "," : "", WORKER_STAGE_NAMES[k], st->stage_s[k]);
     json_buf_append(&b, "}}\n", 3);
     int ok = !b.failed;
     if (ok) {
@@ -99,7 +120,7 @@ int cmd_worker(int argc, char **argv) {
     worker_settings s;
     if (worker_settings_from_config(&s, &cfg, err, sizeof err)) goto fail;
     s.until_eof = until_eof;
-    worker_stats st;
+    static worker_stats st;   /* the latency histogram is large */
     rc = worker_run(&s, &cfg, &st, err, sizeof err) ? 1 : 0;
     double cpu = st.cpu_user_s + st.cpu_sys_s;
     LOG_I("worker", "%s: %lld events applied, %lld dead-lettered, %lld duplicates skipped in %.2f s "

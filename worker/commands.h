@@ -3,6 +3,7 @@
 #define IEVO_COMMANDS_H
 
 int cmd_broker(int argc, char **argv);    /* cmd_broker.c: local Kafka-protocol broker (mock cluster) */
+int cmd_broker_ctl(int argc, char **argv); /* cmd_broker_ctl.c: fault injection through `broker --control` */
 int cmd_produce(int argc, char **argv);   /* cmd_produce.c: load UserAction events into a topic */
 int cmd_consume(int argc, char **argv);   /* cmd_consume.c: print InterestVectors as JSON lines */
 int cmd_worker(int argc, char **argv);    /* cmd_worker.c: the consumer-group worker */
@@ -10,5 +11,6 @@ int cmd_model(int argc, char **argv);     /* cmd_model.c: `model init`, `model i
 int cmd_state(int argc, char **argv);     /* cmd_state.c: `state dump` of a state dir */
 int cmd_demo(int argc, char **argv);      /* cmd_demo.c: broker + produce + worker + summary */
 int cmd_reference(int argc, char **argv); /* cmd_reference.c: offline scalar-model replay (tests) */
+int cmd_embed(int argc, char **argv);     /* cmd_embed.c: text lines -> USE-lite vectors as JSON lines */
 
 #endif

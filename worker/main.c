@@ -10,6 +10,7 @@ static const struct {
     const char *help;
 } g_cmds[] = {
     {"broker", cmd_broker, "run a local Kafka-protocol broker (librdkafka mock cluster) on TCP"},
+    {"broker-ctl", cmd_broker_ctl, "inject faults into a running `ievo broker --control PATH`"},
     {"produce", cmd_produce, "write UserAction events (MovieLens, synthetic, JSON lines) to a topic"},
     {"worker", cmd_worker, "run the consumer-group worker: events in, interest vectors out"},
     {"consume", cmd_consume, "print a topic's InterestVectors as JSON lines"},
@@ -17,6 +18,7 @@ static const struct {
     {"state", cmd_state, "state dump: print the per-user states of a state dir"},
     {"reference", cmd_reference, "replay events through the scalar reference model (offline)"},
     {"demo", cmd_demo, "broker + events + worker, then a summary of what happened"},
+    {"embed", cmd_embed, "text lines on stdin -> sentence vectors (USE lite) as JSON lines"},
 };
 
 static void usage(FILE *f) {

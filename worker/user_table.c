@@ -34,9 +34,11 @@ static int grow_slots(user_table *t, size_t cap) {
     user_slot *s = realloc(t->slots, cap * sizeof *s);
     if (!s) return -1;
     t->slots = s;
-    uint8_t *st = realloc(t->states, cap * t->state_size);
-    if (!st) return -1;
-    t->states = st;
+    if (t->state_size) {
+        uint8_t *st = realloc(t->states, cap * t->state_size);
+        if (!st) return -1;
+        t->states = st;
+    }
     t->cap = cap;
     return grow_index(t, 2 * cap);
 }

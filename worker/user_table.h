@@ -18,11 +18,12 @@ typedef struct {
     int waves;            /* events of this user applied so far in the batch */
     int found;            /* record loaded from the store (vs. freshly initialised) */
     int64_t last_offset;  /* last input offset applied to this user (-1: none) */
+    long entry;           /* the worker's state_cache entry holding the user's record */
 } user_slot;
 
 typedef struct {
     user_slot *slots;     /* n used, in first-seen order */
-    uint8_t *states;      /* n * state_size bytes, slot i at states + i*state_size */
+    uint8_t *states;      /* n * state_size bytes, slot i at states + i*state_size (none if 0) */
     size_t n, cap;
     size_t state_size;
     int32_t *index;       /* hash table of slot indices, -1 = empty */

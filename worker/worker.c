@@ -24,7 +24,11 @@ const char *const WORKER_KEYS[] = {
     "input.format", "input.schema.id", "input.max.record.bytes", "output.format", "output.schema.id",
     "batch.max.events", "batch.timeout.ms", "state.block.cache.bytes", "state.write.buffer.bytes",
     "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
-    "stats.file", "changelog.enable", "changelog.topic", "state.log.level", NULL};
+    "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
+    "state.cache.bytes", NULL};
+
+const char *const WORKER_STAGE_NAMES[STAGE_N] = {"consume", "decode", "state", "model", "encode", "produce",
+                                                  "changelog"};
 
 static volatile sig_atomic_t g_stop = 0;
 void worker_request_stop(void) { g_stop = 1; }
@@ -83,6 +87,10 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     if (config_get_int(c, "state.log.level", s->store.info_log_level, 0, 4, &v, err, errlen)) return -1;
     s->store.info_log_level = (int)v;
     s->stats_file = config_get(c, "stats.file", NULL);
+    if (config_get_int(c, "commit.interval.ms", 1000, 0, 3600000, &v, err, errlen)) return -1;
+    s->commit_interval_s = (double)v / 1000.0;
+    if (config_get_int(c, "state.cache.bytes", 256 << 20, 1 << 20, INT64_MAX, &v, err, errlen)) return -1;
+    s->cache_bytes = (size_t)v;
     if (config_get_bool(c, "changelog.enable", 1, &s->changelog, err, errlen)) return -1;
     snprintf(s->changelog_topic_buf, sizeof s->changelog_topic_buf, "%s-state-changelog",
              config_get(c, "group.id", "ievo"));
@@ -97,7 +105,7 @@ part_state *worker_part(worker *w, int32_t partition) {
         while (n <= partition) n *= 2;
         part_state *np = realloc(w->parts, (size_t)n * sizeof *np);
         if (!np) return NULL;
-        for (int i = w->n_parts; i < n; i++) np[i] = (part_state){.next = -1};
+        for (int i = w->n_parts; i < n; i++) np[i] = (part_state){.next = -1, .checkpointed = -1};
         w->parts = np;
         w->n_parts = n;
     }
@@ -196,10 +204,12 @@ static void on_assign(worker *w, rd_kafka_topic_partition_list_t *list) {
             worker_request_stop();
             next = -1;
         }
+        state_cache_drop_partition(w->cache, tp->partition);   /* whatever it held is not current */
         p->owned = 1;
         p->eof = 0;
         p->touched = 0;
         p->next = next;
+        p->checkpointed = next;
         if (next >= 0) {
             tp->offset = next;   /* resume exactly where the state stands, whatever Kafka committed */
             LOG_I("worker", "assigned %s [%d]: resuming at offset %lld", tp->topic, tp->partition, (long long)next);
@@ -213,12 +223,24 @@ static void on_assign(worker *w, rd_kafka_topic_partition_list_t *list) {
 }
 
 static void on_revoke(worker *w, rd_kafka_topic_partition_list_t *list) {
+    /* The next owner starts from the changelog: make everything applied so far durable first. */
+    char err[512];
+    if (!w->failed && worker_checkpoint(w, err, sizeof err)) {
+        LOG_E("worker", "checkpoint on revocation: %s; stopping", err);
+        w->failed = 1;
+        worker_request_stop();
+    }
     for (int i = 0; i < list->cnt; i++) {
         part_state *p = worker_part(w, list->elems[i].partition);
         if (p && p->owned) {
             p->owned = 0;
             p->eof = 0;
             w->assigned--;
+        }
+        if (p) {
+            /* Not ours any more: forget what we held, so a later assignment starts clean. */
+            state_cache_drop_partition(w->cache, list->elems[i].partition);
+            p->next = p->checkpointed = -1;
         }
     }
     LOG_I("worker", "revoked %d partition(s); %d remain", list->cnt, w->assigned);
@@ -239,9 +261,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     } else {
         if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
             LOG_W("worker", "rebalance error: %s", rd_kafka_err2str(err));
-        /* Every batch so far is applied and written: commit what is stored, then let go. */
-        rd_kafka_commit(rk, NULL, 0);
         on_revoke(w, list);
+        rd_kafka_commit(rk, NULL, 0);   /* what the checkpoint stored; the state store has it anyway */
         if (cooperative) e = rd_kafka_incremental_unassign(rk, list);
         else re = rd_kafka_assign(rk, NULL);
     }
@@ -257,7 +278,17 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     worker *w = opaque;
-    if (!m->err) return;
+    if (!m->err) {
+        int64_t in_ts = (int64_t)(intptr_t)m->_private;   /* outputs carry their input's timestamp */
+        if (in_ts > 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - in_ts;
+            w->stats->latency_ms[ms < 0 ? 0 : ms >= LATENCY_BUCKETS ? LATENCY_BUCKETS - 1 : ms]++;
+            w->stats->latency_count++;
+        }
+        return;
+    }
     if (!w->dr_failed++)
         snprintf(w->dr_first_error, sizeof w->dr_first_error, "%s [%d]: %s", rd_kafka_topic_name(m->rkt),
                  m->partition, rd_kafka_err2str(m->err));
@@ -340,7 +371,6 @@ static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
         return -1;
     }
     rd_kafka_poll_set_consumer(w->consumer);
-    w->cq = rd_kafka_queue_get_consumer(w->consumer);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, s->input_topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(w->consumer, sub);
@@ -400,6 +430,10 @@ static int alloc_scratch(worker *w) {
     w->enc_cap = 1024 + D * 4 + 1024;
     w->enc_buf = malloc(w->enc_cap);
     w->wb = state_batch_new();
+    size_t entries = w->s->cache_bytes / (w->record_size + 128);
+    if (entries < 2 * B) entries = 2 * B;
+    if (state_cache_new(&w->cache, entries, w->record_size)) return -1;
+    w->max_dirty = entries / 2;
     if (!w->msgs || !w->rows || !w->wave_order || !w->wave_start || !w->step_states || !w->step_events ||
         !w->step_vec || !w->step_drift || !w->enc_buf || !w->wb)
         return -1;
@@ -407,13 +441,13 @@ static int alloc_scratch(worker *w) {
 }
 
 static void free_worker(worker *w) {
-    if (w->cq) rd_kafka_queue_destroy(w->cq);
     if (w->consumer) rd_kafka_destroy(w->consumer);
     changelog_close(w->changelog);
     if (w->out_topic) rd_kafka_topic_destroy(w->out_topic);
     if (w->changelog_topic) rd_kafka_topic_destroy(w->changelog_topic);
     if (w->producer) rd_kafka_destroy(w->producer);
     state_batch_free(w->wb);
+    state_cache_free(w->cache);
     state_store_close(w->store);
     model_runner_free(w->runner);
     model_free(w->m);
@@ -433,6 +467,7 @@ static void free_worker(worker *w) {
     free(w->get_lens);
     free(w->get_bufs);
     free(w->get_found);
+    free(w->get_slots);
 }
 
 static int drained(const worker *w) {
@@ -452,9 +487,8 @@ static int close_consumer_safely(worker *w) {
     int cooperative = strcmp(rd_kafka_rebalance_protocol(w->consumer), "COOPERATIVE") == 0 ||
                       strstr(w->assignment_strategy, "cooperative") != NULL;
     for (int waited_ms = 0; cooperative && !w->ever_assigned && waited_ms < 30000; waited_ms += 100) {
-        rd_kafka_message_t *msgs[64];
-        ssize_t n = rd_kafka_consume_batch_queue(w->cq, 100, msgs, 64);
-        for (ssize_t i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 100);
+        if (m) rd_kafka_message_destroy(m);
     }
     if (cooperative && !w->ever_assigned) {
         LOG_W("worker", "no partition assignment yet: not closing the consumer (librdkafka 2.0.2 would abort); "
@@ -463,6 +497,20 @@ static int close_consumer_safely(worker *w) {
     }
     rd_kafka_consumer_close(w->consumer);
     return 1;
+}
+
+/* Fills msgs with up to max records: waits at most timeout_ms for the first, then takes what is
+ * already fetched. rd_kafka_consumer_poll, not rd_kafka_consume_batch_queue: the batch API of
+ * librdkafka 2.0.2 intermittently skips offsets of a partition that is paused and resumed, which
+ * every rebalance does (fixed upstream in 2.1.0; seen here as events lost in the elastic test). */
+static ssize_t consume_batch(worker *w, rd_kafka_message_t **msgs, size_t max, int timeout_ms) {
+    size_t n = 0;
+    while (n < max) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, n == 0 ? timeout_ms : 0);
+        if (!m) break;
+        msgs[n++] = m;
+    }
+    return (ssize_t)n;
 }
 
 static void on_signal(int sig) {
@@ -489,6 +537,7 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
     if (model_runner_new(&w.runner, w.m, s->backend, w.runner_batch, err, errlen)) goto out;
     w.state_size = model_state_size(w.m);
     w.record_size = RECORD_HEADER + w.state_size;
+    w.last_checkpoint_s = now_s();
     if (state_store_open(&w.store, s->state_dir, &s->store, err, errlen)) goto out;
     if (state_store_bind(w.store, s->input_topic, w.m->fingerprint, w.m->model_id, err, errlen)) goto out;
     if (alloc_scratch(&w)) {
@@ -503,29 +552,41 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
           s->until_eof ? ", until EOF" : "");
 
     rc = 0;
+    double t_poll = now_s();
     while (!g_stop) {
-        ssize_t n = rd_kafka_consume_batch_queue(w.cq, s->batch_timeout_ms, w.msgs, (size_t)s->batch_max_events);
+        ssize_t n = consume_batch(&w, w.msgs, (size_t)s->batch_max_events, s->batch_timeout_ms);
         if (n < 0) {
             LOG_W("worker", "consume: %s", rd_kafka_err2str(rd_kafka_last_error()));
+            t_poll = now_s();
             continue;
         }
-        if (n > 0 && t_first < 0) t_first = now_s();
+        double t_got = now_s();
+        stats->stage_s[STAGE_CONSUME] += t_got - t_poll;
+        if (n > 0 && t_first < 0) t_first = t_got;
         int brc = n > 0 ? apply_batch(&w, w.msgs, (size_t)n, err, errlen) : 0;
-        if (n > 0) stats->active_s = now_s() - t_first;
         for (ssize_t i = 0; i < n; i++) rd_kafka_message_destroy(w.msgs[i]);
+        if (!brc) brc = worker_maybe_checkpoint(&w, err, errlen);
+        if (n > 0) stats->active_s = now_s() - t_first;
         if (brc) {
             LOG_E("worker", "%s", err);
+            w.failed = 1;
             rc = -1;
             break;
         }
-        rd_kafka_poll(w.producer, 0);
         if (s->until_eof && drained(&w)) {
             LOG_I("worker", "every assigned partition is drained; stopping");
             break;
         }
+        t_poll = now_s();
     }
 
-    /* Clean stop: the last batch is applied and written; commit, leave the group, close. */
+    /* Clean stop: make everything applied durable, commit, leave the group, close. */
+    if (rc == 0 && !w.failed && worker_checkpoint(&w, err, errlen)) {
+        LOG_E("worker", "final checkpoint: %s", err);
+        w.failed = 1;
+        rc = -1;
+    }
+    stats->active_s = t_first < 0 ? 0 : now_s() - t_first;
     LOG_I("worker", "stopping: committing offsets and leaving the group");
     if (rc == 0) {
         rd_kafka_resp_err_t e = rd_kafka_commit(w.consumer, NULL, 0);
@@ -535,12 +596,16 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
     if (!close_consumer_safely(&w)) {
         /* See close_consumer_safely: the consumer is left to the session timeout. */
         w.consumer = NULL;
-        w.cq = NULL;
     }
     rd_kafka_flush(w.producer, 10000);
 
 out:
     if (rc && !err[0]) snprintf(err, errlen, "worker failed");
+    if (w.cache) {
+        stats->cache_hits = state_cache_hits(w.cache);
+        stats->cache_misses = state_cache_misses(w.cache);
+        stats->cache_evictions = state_cache_evictions(w.cache);
+    }
     {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);

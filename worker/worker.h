@@ -36,6 +36,8 @@ typedef struct {
     state_store_opts store;
     int until_eof;             /* stop once every assigned partition is drained */
     const char *stats_file;    /* write the run summary here as JSON at exit */
+    double commit_interval_s;  /* checkpoint period (commit.interval.ms) */
+    size_t cache_bytes;        /* in-memory user records (state.cache.bytes) */
     int changelog;             /* replicate states to the changelog topic (default on) */
     const char *changelog_topic;
     char changelog_topic_buf[256];
@@ -43,6 +45,12 @@ typedef struct {
 
 /* Reads the settings from c (defaults applied). Returns 0, or -1 with err naming the key. */
 int worker_settings_from_config(worker_settings *s, const config *c, char *err, size_t errlen);
+
+/* Where a batch's wall time goes. */
+enum { STAGE_CONSUME, STAGE_DECODE, STAGE_STATE, STAGE_MODEL, STAGE_ENCODE, STAGE_PRODUCE, STAGE_CHANGELOG, STAGE_N };
+extern const char *const WORKER_STAGE_NAMES[STAGE_N];
+
+#define LATENCY_BUCKETS 10001      /* event-to-output latency, 1 ms buckets; the last is >= 10 s */
 
 typedef struct {
     int64_t consumed;          /* messages received */
@@ -58,6 +66,12 @@ typedef struct {
     int64_t changelog_records; /* state records written to the changelog */
     int64_t restored_partitions, restored_records;
     double restore_s;          /* time spent restoring partitions from the changelog */
+    int64_t checkpoints;
+    int64_t offset_gaps;       /* records arrived past the next expected offset */
+    uint64_t cache_hits, cache_misses, cache_evictions;
+    double stage_s[STAGE_N];   /* wall seconds per stage */
+    int64_t latency_ms[LATENCY_BUCKETS];   /* input timestamp -> output acknowledged */
+    int64_t latency_count;
 } worker_stats;
 
 /* Runs until SIGTERM/SIGINT (or, with until_eof, until drained). Returns 0 on a clean stop, -1

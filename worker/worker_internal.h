@@ -6,6 +6,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "model.h"
+#include "state_cache.h"
 #include "state_store.h"
 #include "user_table.h"
 #include "worker.h"
@@ -14,6 +15,7 @@
 typedef struct {
     int owned;            /* currently assigned to us */
     int64_t next;         /* next offset to apply (-1: unknown until the first record) */
+    int64_t checkpointed; /* next offset as of the last checkpoint (durable) */
     int64_t batch_next;   /* next offset after the records of the batch being applied */
     int touched;          /* the current batch holds records of this partition */
     int eof;              /* drained: the last fetch reached the end of the log */
@@ -30,7 +32,6 @@ typedef struct {
 typedef struct worker {
     const worker_settings *s;
     rd_kafka_t *consumer, *producer;
-    rd_kafka_queue_t *cq;
     rd_kafka_topic_t *out_topic;
     rd_kafka_topic_t *changelog_topic;   /* NULL when changelog.enable=false */
     struct changelog *changelog;         /* reader for restores */
@@ -39,6 +40,9 @@ typedef struct worker {
     int runner_batch;
     state_store *store;
     state_batch *wb;
+    state_cache *cache;
+    size_t max_dirty;          /* checkpoint when this many records are dirty */
+    double last_checkpoint_s;  /* CLOCK_MONOTONIC */
     size_t state_size;     /* the model's state blob */
     size_t record_size;    /* what is stored per user: RECORD_HEADER + state_size */
 
@@ -46,6 +50,7 @@ typedef struct worker {
     int n_parts;
     int assigned;          /* partitions currently owned */
     int ever_assigned;     /* an assignment (even an empty one) has been received */
+    int failed;            /* a fatal error: nothing more may be made durable */
     char assignment_strategy[128];
 
     /* batch scratch, sized at start-up and reused */
@@ -64,6 +69,7 @@ typedef struct worker {
     size_t *get_lens;
     void **get_bufs;
     int *get_found;
+    int32_t *get_slots;
     size_t get_cap;
 
     /* delivery reports of the current batch */
@@ -76,9 +82,14 @@ typedef struct worker {
 /* Returns the partition's record, growing the table as needed (NULL on ENOMEM). */
 part_state *worker_part(worker *w, int32_t partition);
 
-/* Applies n consumed messages end to end (see worker.h). Returns 0, or -1 on a fatal error
- * (nothing of the batch was written to the state store; err filled). */
+/* Applies n consumed messages (see apply.c). Returns 0, or -1 on a fatal error (err filled;
+ * nothing since the last checkpoint is durable). */
 int apply_batch(worker *w, rd_kafka_message_t **msgs, size_t n, char *err, size_t errlen);
+
+/* Makes everything applied so far durable (see apply.c). Returns 0, or -1 (err filled). */
+int worker_checkpoint(worker *w, char *err, size_t errlen);
+/* Checkpoints when commit.interval.ms has passed or the cache is filling with dirty records. */
+int worker_maybe_checkpoint(worker *w, char *err, size_t errlen);
 
 /* Dead-letter one record: the original key and payload, headers with the reason. */
 int dlq_produce(worker *w, const rd_kafka_message_t *msg, codec_status st, const char *reason,

@@ -211,7 +211,13 @@ def check_exactly_once(outputs, ref, n_events, tol):
                 f"event {k} emitted twice with different results: applied twice to its state?"
         else:
             by_pair[k] = o
-    assert len(by_pair) == n_events, f"{len(by_pair)} distinct outputs for {n_events} events: events lost"
+    if len(by_pair) != n_events:
+        per_part = defaultdict(set)
+        for p, o in by_pair:
+            per_part[p].add(o)
+        holes = {p: [o for o in range(max(offs) + 1) if o not in offs][:10] for p, offs in per_part.items()}
+        raise AssertionError(f"{len(by_pair)} distinct outputs for {n_events} events: events lost; first missing "
+                             f"offsets per partition: { {p: h for p, h in holes.items() if h} }")
     per_user = defaultdict(list)
     for o in by_pair.values():
         per_user[o["user_id"]].append(o["events"])

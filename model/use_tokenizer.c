@@ -1,0 +1,320 @@
+/* use_tokenizer: vocabulary trie and Viterbi segmentation. See use_tokenizer.h for the exact
+ * rules (they are the JavaScript reference's, quirks included).
+ *
+ * The trie is a hash table of edges, (node, code point) -> child, with open addressing: about
+ * 30 k edges for the 8 k pieces, one probe per step on average. The Viterbi pass relaxes the
+ * candidates start by start; for a fixed end that applies them in ascending start, exactly the
+ * order of the reference's lattice loop, and best[s] is final when start s is reached.
+ */
+#include "use_tokenizer.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "use_nfkc.h"
+
+#define SEP 0x2581u /* "▁" */
+
+typedef struct {
+    int id;       /* piece id when a piece ends here, else -1 */
+    double score;
+} trie_node;
+
+struct use_tokenizer {
+    int n_pieces;
+    char **pieces;        /* UTF-8, NUL-terminated */
+    int *utf16_len;       /* JavaScript's String.length of each piece */
+    trie_node *nodes;
+    int n_nodes;
+    uint64_t *edge_key;   /* node << 21 | cp, or UINT64_MAX when empty */
+    int *edge_child;
+    size_t edge_mask;
+    /* work buffers, grown on demand */
+    uint32_t *cps, *sym;
+    double *best;
+    int *word, *rev;
+    size_t cap_cps, cap_sym, cap_pos;
+    size_t n_sym;
+};
+
+static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int errf(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static inline size_t edge_hash(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return (size_t)k;
+}
+
+static int edge_get(const use_tokenizer *t, int node, uint32_t cp) {
+    uint64_t k = (uint64_t)node << 21 | cp;
+    for (size_t i = edge_hash(k) & t->edge_mask;; i = (i + 1) & t->edge_mask) {
+        if (t->edge_key[i] == k) return t->edge_child[i];
+        if (t->edge_key[i] == UINT64_MAX) return -1;
+    }
+}
+
+static void edge_put(use_tokenizer *t, int node, uint32_t cp, int child) {
+    uint64_t k = (uint64_t)node << 21 | cp;
+    size_t i = edge_hash(k) & t->edge_mask;
+    while (t->edge_key[i] != UINT64_MAX) i = (i + 1) & t->edge_mask;
+    t->edge_key[i] = k;
+    t->edge_child[i] = child;
+}
+
+void use_tokenizer_free(use_tokenizer *t) {
+    if (!t) return;
+    for (int i = 0; i < t->n_pieces; i++) free(t->pieces[i]);
+    free(t->pieces);
+    free(t->utf16_len);
+    free(t->nodes);
+    free(t->edge_key);
+    free(t->edge_child);
+    free(t->cps);
+    free(t->sym);
+    free(t->best);
+    free(t->word);
+    free(t->rev);
+    free(t);
+}
+
+int use_tokenizer_new(use_tokenizer **out, const char *json, size_t len, char *err, size_t errlen) {
+    *out = NULL;
+    char jerr[160] = "";
+    uint32_t *cps = NULL;
+    json_value *v = json_parse(json, len, jerr, sizeof jerr);
+    if (!v) return errf(err, errlen, "vocabulary: %s", jerr);
+    use_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) goto oom;
+    if (v->type != JSON_ARRAY || v->len <= USE_RESERVED_IDS || v->len > (1 << 24)) {
+        errf(err, errlen, "vocabulary: expected a JSON array of more than %d [piece, score] pairs", USE_RESERVED_IDS);
+        goto fail;
+    }
+    int n = (int)v->len;
+    size_t total_cps = 0;
+    t->pieces = calloc((size_t)n, sizeof *t->pieces);
+    t->utf16_len = calloc((size_t)n, sizeof *t->utf16_len);
+    if (!t->pieces || !t->utf16_len) goto oom;
+    t->n_pieces = n;
+    for (int i = 0; i < n; i++) {
+        const json_value *e = v->items[i];
+        if (e->type != JSON_ARRAY || e->len != 2 || e->items[0]->type != JSON_STRING ||
+            (e->items[1]->type != JSON_NUMBER && e->items[1]->type != JSON_NULL)) {
+            errf(err, errlen, "vocabulary: entry %d is not a [string, number|null] pair", i);
+            goto fail;
+        }
+        const json_value *s = e->items[0];
+        if (memchr(s->str, 0, s->len)) {
+            errf(err, errlen, "vocabulary: piece %d contains a NUL character", i);
+            goto fail;
+        }
+        if (!(t->pieces[i] = strdup(s->str))) goto oom;
+        free(cps);
+        if (!(cps = malloc((s->len + 1) * sizeof *cps))) goto oom;
+        size_t m = use_utf8_decode(cps, s->str, s->len);
+        int u16 = 0;
+        for (size_t k = 0; k < m; k++) u16 += cps[k] > 0xFFFF ? 2 : 1;
+        t->utf16_len[i] = u16;
+        if (i >= USE_RESERVED_IDS) total_cps += m;
+    }
+    /* trie: at most one node per code point of the pieces, plus the root */
+    t->nodes = malloc((total_cps + 1) * sizeof *t->nodes);
+    size_t cap = 16;
+    while (cap < 2 * total_cps + 2) cap *= 2;
+    t->edge_key = malloc(cap * sizeof *t->edge_key);
+    t->edge_child = malloc(cap * sizeof *t->edge_child);
+    if (!t->nodes || !t->edge_key || !t->edge_child) goto oom;
+    memset(t->edge_key, 0xFF, cap * sizeof *t->edge_key);
+    t->edge_mask = cap - 1;
+    t->nodes[0] = (trie_node){-1, 0};
+    t->n_nodes = 1;
+    for (int i = USE_RESERVED_IDS; i < n; i++) {
+        const json_value *s = v->items[i]->items[0], *sc = v->items[i]->items[1];
+        free(cps);
+        if (!(cps = malloc((s->len + 1) * sizeof *cps))) goto oom;
+        size_t m = use_utf8_decode(cps, s->str, s->len);
+        if (m == 0) continue; /* the reference's insert does nothing for "" */
+        int node = 0;
+        for (size_t k = 0; k < m; k++) {
+            int c = edge_get(t, node, cps[k]);
+            if (c < 0) {
+                c = t->n_nodes++;
+                t->nodes[c] = (trie_node){-1, 0};
+                edge_put(t, node, cps[k], c);
+            }
+            node = c;
+        }
+        t->nodes[node].id = i; /* a repeated piece: the last one wins, as in the reference */
+        t->nodes[node].score = sc->type == JSON_NULL ? 0.0 : sc->number;
+    }
+    free(cps);
+    json_free(v);
+    *out = t;
+    return 0;
+oom:
+    errf(err, errlen, "vocabulary: out of memory");
+fail:
+    free(cps);
+    json_free(v);
+    use_tokenizer_free(t);
+    return -1;
+}
+
+int use_tokenizer_load(use_tokenizer **out, const char *path, char *err, size_t errlen) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return errf(err, errlen, "vocabulary %s: %s", path, strerror(errno));
+    char *buf = NULL;
+    long sz = -1;
+    if (fseek(f, 0, SEEK_END) == 0) sz = ftell(f);
+    if (sz < 0 || sz > (64L << 20) || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return errf(err, errlen, "vocabulary %s: cannot size it (or larger than 64 MiB)", path);
+    }
+    if (!(buf = malloc((size_t)sz + 1))) {
+        fclose(f);
+        return errf(err, errlen, "vocabulary %s: out of memory", path);
+    }
+    size_t got = fread(buf, 1, (size_t)sz, f);
+    fclose(f);
+    if (got != (size_t)sz) {
+        free(buf);
+        return errf(err, errlen, "vocabulary %s: short read", path);
+    }
+    char e2[200];
+    int rc = use_tokenizer_new(out, buf, got, e2, sizeof e2);
+    free(buf);
+    if (rc) return errf(err, errlen, "%s: %s", path, e2);
+    return 0;
+}
+
+int use_tokenizer_n_pieces(const use_tokenizer *t) { return t->n_pieces; }
+
+const char *use_tokenizer_piece(const use_tokenizer *t, int id) {
+    return id >= 0 && id < t->n_pieces ? t->pieces[id] : NULL;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+/* step 1: t->sym[0..n_sym) = "▁" + NFKC(text) with spaces as "▁" (or nothing) */
+static int symbols(use_tokenizer *t, const char *text, size_t len, char *err, size_t errlen) {
+    if (len > USE_TEXT_MAX_BYTES)
+        return errf(err, errlen, "tokenizer: text of %zu bytes is longer than the limit of %d", len, USE_TEXT_MAX_BYTES);
+    if (grow((void **)&t->cps, &t->cap_cps, len + 1, sizeof *t->cps)) return errf(err, errlen, "tokenizer: out of memory");
+    size_t n = use_utf8_decode(t->cps, text, len);
+    size_t room = use_nfkc_room(t->cps, n) + 1;
+    if (grow((void **)&t->sym, &t->cap_sym, room, sizeof *t->sym)) return errf(err, errlen, "tokenizer: out of memory");
+    size_t m = use_nfkc(t->sym + 1, t->cps, n);
+    if (m == 0) {
+        t->n_sym = 0;
+        return 0;
+    }
+    t->sym[0] = SEP;
+    for (size_t i = 1; i <= m; i++)
+        if (t->sym[i] == 0x20) t->sym[i] = SEP;
+    t->n_sym = m + 1;
+    return 0;
+}
+
+static inline void relax(use_tokenizer *t, size_t e, double score, int id) {
+    if (t->best[e] == 0 || score >= t->best[e]) {
+        t->best[e] = score;
+        t->word[e] = id;
+    }
+}
+
+int use_tokenizer_encode(use_tokenizer *t, const char *text, size_t len, int *ids, int cap, char *err,
+                         size_t errlen) {
+    if (symbols(t, text, len, err, errlen)) return -1;
+    size_t n = t->n_sym;
+    if (n + 1 > t->cap_pos) { /* best, word and rev share one capacity */
+        size_t c = t->cap_pos ? t->cap_pos : 64;
+        while (c < n + 1) c *= 2;
+        double *b = realloc(t->best, c * sizeof *b);
+        if (b) t->best = b;
+        int *w = b ? realloc(t->word, c * sizeof *w) : NULL;
+        if (w) t->word = w;
+        int *r = w ? realloc(t->rev, c * sizeof *r) : NULL;
+        if (r) t->rev = r;
+        if (!r) return errf(err, errlen, "tokenizer: out of memory");
+        t->cap_pos = c;
+    }
+    for (size_t i = 0; i <= n; i++) t->best[i] = 0, t->word[i] = 0;
+    const uint32_t *sym = t->sym;
+    for (size_t s = 0; s < n; s++) {
+        int node = 0, any = 0;
+        for (size_t k = s; k < n; k++) {
+            node = edge_get(t, node, sym[k]);
+            if (node < 0) break;
+            if (t->nodes[node].id >= 0) {
+                any = 1;
+                relax(t, k + 1, t->nodes[node].score + t->best[s], t->nodes[node].id);
+            }
+        }
+        if (!any) relax(t, s + 1, 0.0 + t->best[s], USE_UNK_ID);
+    }
+    /* backtrack (reversed ids into rev), collapsing runs of unknowns */
+    int nrev = 0, prev_unk = 0;
+    for (long i = (long)n; i > 0;) {
+        int id = t->word[i];
+        if (!(prev_unk && id == USE_UNK_ID)) t->rev[nrev++] = id;
+        prev_unk = id == USE_UNK_ID;
+        int step = t->utf16_len[id];
+        i -= step > 0 ? step : 1; /* the reference would loop forever on an empty piece 0 */
+    }
+    for (int i = 0; i < nrev && i < cap; i++) ids[i] = t->rev[nrev - 1 - i];
+    return nrev;
+}
+
+const uint32_t *use_tokenizer_last_symbols(const use_tokenizer *t, size_t *n) {
+    *n = t->n_sym;
+    return t->sym;
+}
+
+int use_tokenizer_nfkc_utf8(const char *text, size_t len, char **out, size_t *out_len, char *err, size_t errlen) {
+    *out = NULL;
+    *out_len = 0;
+    if (len > USE_TEXT_MAX_BYTES)
+        return errf(err, errlen, "text of %zu bytes is longer than the limit of %d", len, USE_TEXT_MAX_BYTES);
+    uint32_t *cps = malloc((len + 1) * sizeof *cps), *nf = NULL;
+    size_t n = cps ? use_utf8_decode(cps, text, len) : 0;
+    size_t room = cps ? use_nfkc_room(cps, n) : 0;
+    if (cps) nf = malloc((room + 1) * sizeof *nf);
+    char *s = nf ? malloc(4 * room + 1) : NULL;
+    if (!s) {
+        free(cps);
+        free(nf);
+        return errf(err, errlen, "out of memory");
+    }
+    size_t m = use_nfkc(nf, cps, n), k = 0;
+    for (size_t i = 0; i < m; i++) k += (size_t)use_utf8_encode(s + k, nf[i]);
+    s[k] = 0;
+    free(cps);
+    free(nf);
+    *out = s;
+    *out_len = k;
+    return 0;
+}

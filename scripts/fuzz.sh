@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# fuzz: builds the libFuzzer targets with clang in build-fuzz/ and runs each for a fixed time.
+#   scripts/fuzz.sh              30 s (the ctest `fuzz` label in build-fuzz)
+#   scripts/fuzz.sh 600          10 minutes
+#   IEVO_FUZZ_JOBS=2 scripts/fuzz.sh 300    two fuzzing processes (-fork=2)
+# What the fuzzer finds accumulates in build-fuzz/fuzz/<target>/corpus; a crash input lands in
+# build-fuzz/fuzz/<target>/artifacts and fails the run. Reproduce one with
+#   build-fuzz/fuzz_user_action build-fuzz/fuzz/user_action/artifacts/crash-...
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=$root/build-fuzz
+secs=${1:-${IEVO_FUZZ_SECONDS:-30}}
+command -v clang >/dev/null || { echo "fuzz: clang is not installed (scripts/install-deps.sh test)" >&2; exit 1; }
+if [ ! -f "$dir/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIEVO_FUZZ=ON -DCMAKE_C_COMPILER=clang >/dev/null
+fi
+cmake --build "$dir" -j"$(nproc)" --target fuzz_user_action fuzz_seeds >/dev/null 2>"$dir/build.log" || { cat "$dir/build.log" >&2; exit 1; }
+IEVO_FUZZ_SECONDS=$secs ctest --test-dir "$dir" -L fuzz --output-on-failure

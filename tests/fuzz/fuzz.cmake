@@ -1,0 +1,32 @@
+# fuzz.cmake: libFuzzer targets, included from tests/tests.cmake when IEVO_FUZZ is ON.
+#
+#   fuzz_user_action   codec_decode_user_action under libFuzzer + ASan + UBSan
+#   fuzz_seeds         writes its seed corpus (nothing binary is committed)
+#   test fuzz_user_action (label fuzz): seeds, then a fixed time budget of fuzzing
+#                      (IEVO_FUZZ_SECONDS, default 30); any crash, leak, timeout, oversized
+#                      allocation (-malloc_limit_mb=64) or RSS over 512 MB fails it.
+#
+# The targets compile worker/codec.c themselves (it needs no library), so a fuzz build only has
+# to build these two: scripts/fuzz.sh does `cmake --build build-fuzz --target fuzz_user_action
+# fuzz_seeds`, not the whole project.
+if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+  message(FATAL_ERROR "IEVO_FUZZ=ON needs clang (libFuzzer): configure with -DCMAKE_C_COMPILER=clang "
+                      "(found ${CMAKE_C_COMPILER_ID} ${CMAKE_C_COMPILER}); scripts/fuzz.sh does")
+endif()
+
+set(IEVO_FUZZ_FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+                    -fno-omit-frame-pointer -g -O1)
+add_executable(fuzz_user_action ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_user_action.c ${CMAKE_SOURCE_DIR}/worker/codec.c)
+target_include_directories(fuzz_user_action PRIVATE ${CMAKE_SOURCE_DIR}/worker)
+target_compile_options(fuzz_user_action PRIVATE ${IEVO_FUZZ_FLAGS})
+target_link_options(fuzz_user_action PRIVATE -fsanitize=fuzzer,address,undefined)
+target_link_libraries(fuzz_user_action PRIVATE m)
+
+add_executable(fuzz_seeds ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_seeds.c ${CMAKE_SOURCE_DIR}/worker/codec.c)
+target_include_directories(fuzz_seeds PRIVATE ${CMAKE_SOURCE_DIR}/worker)
+target_link_libraries(fuzz_seeds PRIVATE m)
+
+add_test(NAME fuzz_user_action
+         COMMAND /bin/sh ${CMAKE_SOURCE_DIR}/tests/fuzz/run_fuzz.sh $<TARGET_FILE:fuzz_user_action>
+                 $<TARGET_FILE:fuzz_seeds> ${CMAKE_BINARY_DIR}/fuzz/user_action)
+set_tests_properties(fuzz_user_action PROPERTIES LABELS fuzz TIMEOUT 3600)

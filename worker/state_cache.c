@@ -1,0 +1,250 @@
+/* state_cache: fixed-capacity (partition, user) -> record table with a clean-LRU. See the header.
+ *
+ * Index: open addressing with linear probing over a power-of-two table at most half full;
+ * deletion shifts the following run back (no tombstones). Entries: a fixed array with a free
+ * list. The LRU links only clean, unpinned entries, so eviction is O(1). */
+#include "state_cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_INLINE 64
+
+typedef struct {
+    uint32_t hash;
+    int32_t partition;
+    uint32_t key_len;
+    int32_t prev, next;   /* clean-LRU links (-1: none) */
+    uint8_t in_use, dirty, pinned, in_lru;
+    char key_inline[KEY_INLINE];
+    char *key_heap;       /* keys longer than KEY_INLINE */
+} entry;
+
+struct state_cache {
+    entry *e;
+    uint8_t *slab;        /* capacity * stride bytes */
+    size_t capacity, stride, n;
+    int32_t *index;       /* entry indices, -1 empty */
+    size_t index_cap;     /* power of two >= 2 * capacity */
+    int32_t *free_list;
+    size_t n_free;
+    int32_t lru_head, lru_tail;   /* head: most recent */
+    int32_t *dirty;
+    size_t n_dirty;
+    int32_t *pinned;
+    size_t n_pinned;
+    uint64_t hits, misses, evictions;
+};
+
+static uint32_t hash_key(int32_t partition, const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull ^ (uint32_t)partition;   /* FNV-1a, 64-bit, folded */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static const char *key_of(const entry *x) { return x->key_heap ? x->key_heap : x->key_inline; }
+
+int state_cache_new(state_cache **out, size_t capacity, size_t record_size) {
+    *out = NULL;
+    if (capacity < 16) capacity = 16;
+    if (capacity > (1u << 30)) return -1;
+    state_cache *c = calloc(1, sizeof *c);
+    if (!c) return -1;
+    c->capacity = capacity;
+    c->stride = (record_size + 7) & ~(size_t)7;
+    c->index_cap = 16;
+    while (c->index_cap < 2 * capacity) c->index_cap *= 2;
+    c->e = calloc(capacity, sizeof *c->e);
+    c->slab = malloc(capacity * c->stride);
+    c->index = malloc(c->index_cap * sizeof *c->index);
+    c->free_list = malloc(capacity * sizeof *c->free_list);
+    c->dirty = malloc(capacity * sizeof *c->dirty);
+    c->pinned = malloc(capacity * sizeof *c->pinned);
+    if (!c->e || !c->slab || !c->index || !c->free_list || !c->dirty || !c->pinned) {
+        state_cache_free(c);
+        return -1;
+    }
+    memset(c->index, 0xff, c->index_cap * sizeof *c->index);
+    for (size_t i = 0; i < capacity; i++) c->free_list[i] = (int32_t)(capacity - 1 - i);
+    c->n_free = capacity;
+    c->lru_head = c->lru_tail = -1;
+    *out = c;
+    return 0;
+}
+
+void state_cache_free(state_cache *c) {
+    if (!c) return;
+    if (c->e)
+        for (size_t i = 0; i < c->capacity; i++) free(c->e[i].key_heap);
+    free(c->e);
+    free(c->slab);
+    free(c->index);
+    free(c->free_list);
+    free(c->dirty);
+    free(c->pinned);
+    free(c);
+}
+
+static void lru_unlink(state_cache *c, int32_t i) {
+    entry *x = &c->e[i];
+    if (!x->in_lru) return;
+    if (x->prev >= 0) c->e[x->prev].next = x->next; else c->lru_head = x->next;
+    if (x->next >= 0) c->e[x->next].prev = x->prev; else c->lru_tail = x->prev;
+    x->prev = x->next = -1;
+    x->in_lru = 0;
+}
+
+static void lru_push_front(state_cache *c, int32_t i) {
+    entry *x = &c->e[i];
+    if (x->in_lru || x->dirty || x->pinned) return;
+    x->prev = -1;
+    x->next = c->lru_head;
+    if (c->lru_head >= 0) c->e[c->lru_head].prev = i; else c->lru_tail = i;
+    c->lru_head = i;
+    x->in_lru = 1;
+}
+
+static size_t find_slot(const state_cache *c, int32_t partition, const char *user, size_t len, uint32_t h) {
+    size_t mask = c->index_cap - 1;
+    for (size_t j = h & mask;; j = (j + 1) & mask) {
+        int32_t i = c->index[j];
+        if (i < 0) return j;
+        const entry *x = &c->e[i];
+        if (x->hash == h && x->partition == partition && x->key_len == len && memcmp(key_of(x), user, len) == 0)
+            return j;
+    }
+}
+
+long state_cache_find(state_cache *c, int32_t partition, const char *user, size_t user_len) {
+    uint32_t h = hash_key(partition, user, user_len);
+    int32_t i = c->index[find_slot(c, partition, user, user_len, h)];
+    if (i < 0) {
+        c->misses++;
+        return -1;
+    }
+    c->hits++;
+    if (c->e[i].in_lru) {   /* most recently used */
+        lru_unlink(c, i);
+        lru_push_front(c, i);
+    }
+    return i;
+}
+
+/* Removes entry i from the index (backward-shift deletion) and frees it. */
+static void remove_entry(state_cache *c, int32_t i) {
+    entry *x = &c->e[i];
+    size_t mask = c->index_cap - 1;
+    size_t j = find_slot(c, x->partition, key_of(x), x->key_len, x->hash);
+    c->index[j] = -1;
+    for (size_t k = (j + 1) & mask; c->index[k] >= 0; k = (k + 1) & mask) {
+        int32_t m = c->index[k];
+        size_t home = c->e[m].hash & mask;
+        /* m may move to the hole at j when its home is not in the cyclic range (j, k]. */
+        int in_range = j < k ? (home > j && home <= k) : (home > j || home <= k);
+        if (!in_range) {
+            c->index[j] = m;
+            c->index[k] = -1;
+            j = k;
+        }
+    }
+    lru_unlink(c, i);
+    free(x->key_heap);
+    memset(x, 0, sizeof *x);
+    x->prev = x->next = -1;
+    c->free_list[c->n_free++] = i;
+    c->n--;
+}
+
+long state_cache_insert(state_cache *c, int32_t partition, const char *user, size_t user_len) {
+    if (user_len > UINT32_MAX) return -2;
+    if (c->n_free == 0) {
+        if (c->lru_tail < 0) return -1;   /* everything dirty or pinned */
+        remove_entry(c, c->lru_tail);
+        c->evictions++;
+    }
+    char *heap = NULL;
+    if (user_len > KEY_INLINE && !(heap = malloc(user_len))) return -2;
+    int32_t i = c->free_list[--c->n_free];
+    entry *x = &c->e[i];
+    memset(x, 0, sizeof *x);
+    x->hash = hash_key(partition, user, user_len);
+    x->partition = partition;
+    x->key_len = (uint32_t)user_len;
+    x->prev = x->next = -1;
+    x->in_use = 1;
+    x->key_heap = heap;
+    memcpy(heap ? heap : x->key_inline, user, user_len);
+    c->index[find_slot(c, partition, user, user_len, x->hash)] = i;
+    c->n++;
+    lru_push_front(c, i);
+    return i;
+}
+
+void *state_cache_record(state_cache *c, long e) { return c->slab + (size_t)e * c->stride; }
+int32_t state_cache_partition(const state_cache *c, long e) { return c->e[e].partition; }
+const char *state_cache_user(const state_cache *c, long e, size_t *len) {
+    *len = c->e[e].key_len;
+    return key_of(&c->e[e]);
+}
+
+void state_cache_pin(state_cache *c, long e) {
+    entry *x = &c->e[e];
+    if (x->pinned) return;
+    x->pinned = 1;
+    lru_unlink(c, (int32_t)e);
+    c->pinned[c->n_pinned++] = (int32_t)e;
+}
+
+void state_cache_unpin_all(state_cache *c) {
+    for (size_t k = 0; k < c->n_pinned; k++) {
+        int32_t i = c->pinned[k];
+        if (!c->e[i].in_use) continue;
+        c->e[i].pinned = 0;
+        lru_push_front(c, i);
+    }
+    c->n_pinned = 0;
+}
+
+void state_cache_mark_dirty(state_cache *c, long e) {
+    entry *x = &c->e[e];
+    if (x->dirty) return;
+    x->dirty = 1;
+    lru_unlink(c, (int32_t)e);
+    c->dirty[c->n_dirty++] = (int32_t)e;
+}
+
+size_t state_cache_dirty_count(const state_cache *c) { return c->n_dirty; }
+long state_cache_dirty_at(const state_cache *c, size_t i) { return c->dirty[i]; }
+
+void state_cache_mark_clean(state_cache *c) {
+    for (size_t k = 0; k < c->n_dirty; k++) {
+        int32_t i = c->dirty[k];
+        if (!c->e[i].in_use) continue;
+        c->e[i].dirty = 0;
+        lru_push_front(c, i);
+    }
+    c->n_dirty = 0;
+}
+
+void state_cache_drop_partition(state_cache *c, int32_t partition) {
+    for (size_t i = 0; i < c->capacity; i++)
+        if (c->e[i].in_use && c->e[i].partition == partition) remove_entry(c, (int32_t)i);
+    /* Keep the dirty and pinned lists free of dropped entries. */
+    size_t k = 0;
+    for (size_t j = 0; j < c->n_dirty; j++)
+        if (c->e[c->dirty[j]].in_use && c->e[c->dirty[j]].dirty) c->dirty[k++] = c->dirty[j];
+    c->n_dirty = k;
+    k = 0;
+    for (size_t j = 0; j < c->n_pinned; j++)
+        if (c->e[c->pinned[j]].in_use && c->e[c->pinned[j]].pinned) c->pinned[k++] = c->pinned[j];
+    c->n_pinned = k;
+}
+
+size_t state_cache_size(const state_cache *c) { return c->n; }
+size_t state_cache_capacity(const state_cache *c) { return c->capacity; }
+uint64_t state_cache_hits(const state_cache *c) { return c->hits; }
+uint64_t state_cache_misses(const state_cache *c) { return c->misses; }
+uint64_t state_cache_evictions(const state_cache *c) { return c->evictions; }

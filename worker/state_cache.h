@@ -1,0 +1,55 @@
+/* state_cache: the hot users' records in memory, written back to RocksDB and the changelog in
+ * checkpoints rather than after every batch.
+ *
+ * A fixed-capacity table of (partition, user_id) -> record (worker_record.h), with an LRU list of
+ * clean entries and a list of dirty ones. Records live in one slab allocated at start-up, keys
+ * inline up to 64 bytes (a longer key takes one allocation per user, never per event), so a
+ * steady-state batch allocates nothing. The cache never writes anything itself: the worker's
+ * checkpoint (apply.c) writes the dirty records and calls state_cache_mark_clean. Only clean,
+ * unpinned entries are evicted; when none is left the caller must checkpoint first.
+ */
+#ifndef IEVO_STATE_CACHE_H
+#define IEVO_STATE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct state_cache state_cache;
+
+/* capacity: entries; record_size: bytes per record. */
+int state_cache_new(state_cache **out, size_t capacity, size_t record_size);
+void state_cache_free(state_cache *c);
+
+/* Entry index of (partition, user), or -1 when absent. Counts a hit or a miss. */
+long state_cache_find(state_cache *c, int32_t partition, const char *user, size_t user_len);
+/* Adds (partition, user) (absent), evicting the least recently used clean unpinned entry when
+ * full. Returns the new entry, -1 when full of dirty or pinned entries (checkpoint, then retry),
+ * or -2 on ENOMEM. The record's content is undefined until the caller fills it. */
+long state_cache_insert(state_cache *c, int32_t partition, const char *user, size_t user_len);
+
+void *state_cache_record(state_cache *c, long e);
+int32_t state_cache_partition(const state_cache *c, long e);
+const char *state_cache_user(const state_cache *c, long e, size_t *len);
+
+/* Pinned entries are in use by the current batch and are never evicted. Unpin all at its end. */
+void state_cache_pin(state_cache *c, long e);
+void state_cache_unpin_all(state_cache *c);
+void state_cache_mark_dirty(state_cache *c, long e);
+
+/* The dirty entries, in the order they became dirty. */
+size_t state_cache_dirty_count(const state_cache *c);
+long state_cache_dirty_at(const state_cache *c, size_t i);
+/* After a checkpoint wrote every dirty record: all become clean (evictable). */
+void state_cache_mark_clean(state_cache *c);
+
+/* Drops every entry of one partition (revoked, or about to be restored). Dirty entries of it
+ * must have been checkpointed first. */
+void state_cache_drop_partition(state_cache *c, int32_t partition);
+
+size_t state_cache_size(const state_cache *c);
+size_t state_cache_capacity(const state_cache *c);
+uint64_t state_cache_hits(const state_cache *c);
+uint64_t state_cache_misses(const state_cache *c);
+uint64_t state_cache_evictions(const state_cache *c);
+
+#endif
