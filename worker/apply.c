@@ -185,6 +185,10 @@ static int classify(worker *w, rd_kafka_message_t **msgs, size_t n, size_t *nrow
             w->stats->skipped_duplicate++;
             continue;
         }
+        if (p->end >= 0 && m->offset >= p->end) {   /* a replay stops at the end it captured */
+            w->stats->skipped_beyond_end++;
+            continue;
+        }
         int64_t expected = p->touched ? p->batch_next : p->next;
         if (expected >= 0 && m->offset > expected) {
             /* Normal on a real cluster around transaction markers and compacted records; on a
@@ -371,7 +375,12 @@ static int run_waves(worker *w, size_t nrows, int n_waves, char *err, size_t err
             }
             if (model_step(w->runner, n, w->step_states, w->step_events, w->step_vec, w->step_drift, err, errlen))
                 return -1;
-            w->stats->stage_s[STAGE_MODEL] += mono_s() - t0;
+            double us = (mono_s() - t0) * 1e6;
+            int k = 0;
+            while (k < STEP_US_BUCKETS - 1 && us > WORKER_STEP_US_BOUNDS[k]) k++;
+            w->stats->step_us_hist[k]++;
+            w->stats->step_us_sum += us;
+            w->stats->stage_s[STAGE_MODEL] += us * 1e-6;
             for (int j = 0; j < n; j++) {
                 const batch_row *r = &w->rows[w->wave_order[c + (size_t)j]];
                 if (produce_output(w, r, w->step_vec + (size_t)j * (size_t)D, w->step_drift[j], err, errlen))
@@ -386,6 +395,9 @@ static int run_waves(worker *w, size_t nrows, int n_waves, char *err, size_t err
 
 int apply_batch(worker *w, rd_kafka_message_t **msgs, size_t n, char *err, size_t errlen) {
     user_table_clear(&w->users);
+    int b = 0;
+    while (b < BATCH_SIZE_BUCKETS - 1 && n > ((size_t)1 << b)) b++;
+    w->stats->batch_size_hist[b]++;
     double t0 = mono_s();
     size_t nrows;
     if (classify(w, msgs, n, &nrows, err, errlen)) return -1;

@@ -8,6 +8,22 @@
 #include "log.h"
 #include "worker.h"
 
+static void usage_replay(FILE *f) {
+    fprintf(f,
+            "usage: ievo replay [-c FILE] [-b BOOTSTRAP] [-X key=value ...] [--from SPEC]\n"
+            "\n"
+            "A bounded backfill: re-applies the input topic into a state dir (a fresh one for a model\n"
+            "upgrade) up to the end offsets captured at start, then stops. Same settings as `ievo worker`\n"
+            "(use its own group.id, state.dir, changelog.topic, and output.topic or the live one).\n"
+            "  --from beginning              (default) every partition from its log start\n"
+            "  --from offsets:P=O,P=O,...    the named partitions from those offsets (others: nothing)\n"
+            "  --from timestamp:MS           the first offsets at or after MS (ms since the epoch; the local\n"
+            "                                broker cannot answer this, a real cluster can)\n"
+            "Resumable: run it again with the same state.dir (or changelog) and it continues.\n"
+            "Progress, throughput and time left are logged every 2 s. See docs/operations.md for the\n"
+            "model-upgrade procedure.\n");
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: ievo worker [-c FILE] [-b BOOTSTRAP] [-X key=value ...] [--until-eof]\n"
@@ -47,13 +63,13 @@ static int write_stats(const char *path, const worker_stats *st, int rc) {
     double cpu = st->cpu_user_s + st->cpu_sys_s;
     json_buf_printf(&b,
                     "{\"ok\":%s,\"consumed\":%lld,\"applied\":%lld,\"dead_lettered\":%lld,"
-                    "\"skipped_duplicate\":%lld,\"skipped_unowned\":%lld,\"batches\":%lld,\"waves\":%lld,"
+                    "\"skipped_duplicate\":%lld,\"skipped_unowned\":%lld,\"skipped_beyond_end\":%lld,\"batches\":%lld,\"waves\":%lld,"
                     "\"rebalances\":%lld,\"wall_s\":%.3f,\"active_s\":%.3f,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
                     "\"events_per_s\":%.1f,\"cpu_us_per_event\":%.3f,\"changelog_records\":%lld,"
                     "\"restored_partitions\":%lld,\"restored_records\":%lld,\"restore_s\":%.3f,"
                     "\"dead_letters_by_class\":{",
                     rc == 0 ? "true" : "false", (long long)st->consumed, (long long)st->applied,
-                    (long long)st->dead_lettered, (long long)st->skipped_duplicate, (long long)st->skipped_unowned,
+                    (long long)st->dead_lettered, (long long)st->skipped_duplicate, (long long)st->skipped_unowned, (long long)st->skipped_beyond_end,
                     (long long)st->batches, (long long)st->waves, (long long)st->rebalances, st->wall_s, st->active_s,
                     st->cpu_user_s, st->cpu_sys_s, st->active_s > 0 ? (double)st->applied / st->active_s : 0.0,
                     st->applied > 0 ? cpu * 1e6 / (double)st->applied : 0.0, (long long)st->changelog_records,
@@ -83,10 +99,13 @@ static int write_stats(const char *path, const worker_stats *st, int rc) {
     return ok ? 0 : -1;
 }
 
-int cmd_worker(int argc, char **argv) {
+/* `ievo worker` and `ievo replay` share everything but the stop condition. */
+static int worker_cli(int argc, char **argv, int replay) {
     static const struct option opts[] = {
         {"config", required_argument, 0, 'c'}, {"until-eof", no_argument, 0, 'e'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"from", required_argument, 0, 'f'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    void (*print_usage)(FILE *) = replay ? usage_replay : usage;
+    const char *from = "beginning";
     config cfg = {0};
     char err[1024] = "";
     const char *file = NULL;
@@ -94,11 +113,16 @@ int cmd_worker(int argc, char **argv) {
     /* First pass: the file, so that -X given anywhere on the line overrides it. */
     while ((c = getopt_long(argc, argv, "c:b:X:h", opts, NULL)) != -1) {
         if (c == 'c') file = optarg;
-        else if (c == 'h') { usage(stdout); return 0; }
-        else if (c == '?') { usage(stderr); return 2; }
+        else if (c == 'h') { print_usage(stdout); return 0; }
+        else if (c == '?') { print_usage(stderr); return 2; }
+        else if ((c == 'f' && !replay) || (c == 'e' && replay)) {
+            fprintf(stderr, "ievo %s: --%s is not an option of this command\n", replay ? "replay" : "worker",
+                    c == 'f' ? "from" : "until-eof");
+            return 2;
+        } else if (c == 'f') from = optarg;
     }
     if (optind < argc) {
-        fprintf(stderr, "ievo worker: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "ievo %s: unexpected argument '%s'\n", replay ? "replay" : "worker", argv[optind]);
         return 2;
     }
     if (file && config_load_file(&cfg, file, err, sizeof err)) goto fail;
@@ -120,10 +144,12 @@ int cmd_worker(int argc, char **argv) {
     worker_settings s;
     if (worker_settings_from_config(&s, &cfg, err, sizeof err)) goto fail;
     s.until_eof = until_eof;
+    s.replay = replay;
+    if (replay && replay_spec_parse(&s.replay_spec, from, err, sizeof err)) goto fail;
     static worker_stats st;   /* the latency histogram is large */
     rc = worker_run(&s, &cfg, &st, err, sizeof err) ? 1 : 0;
     double cpu = st.cpu_user_s + st.cpu_sys_s;
-    LOG_I("worker", "%s: %lld events applied, %lld dead-lettered, %lld duplicates skipped in %.2f s "
+    LOG_I(replay ? "replay" : "worker", "%s: %lld events applied, %lld dead-lettered, %lld duplicates skipped in %.2f s "
           "(%.0f events/s while active, %.2f µs CPU/event, %lld batches, %lld rebalances)",
           rc ? "failed" : "stopped", (long long)st.applied, (long long)st.dead_lettered,
           (long long)st.skipped_duplicate, st.wall_s, st.active_s > 0 ? (double)st.applied / st.active_s : 0.0,
@@ -136,7 +162,10 @@ int cmd_worker(int argc, char **argv) {
 oom:
     snprintf(err, sizeof err, "out of memory");
 fail:
-    fprintf(stderr, "ievo worker: %s\n", err);
+    fprintf(stderr, "ievo %s: %s\n", replay ? "replay" : "worker", err);
     config_free(&cfg);
     return 2;
 }
+
+int cmd_worker(int argc, char **argv) { return worker_cli(argc, argv, 0); }
+int cmd_replay(int argc, char **argv) { return worker_cli(argc, argv, 1); }

@@ -7,6 +7,7 @@ int cmd_broker_ctl(int argc, char **argv); /* cmd_broker_ctl.c: fault injection 
 int cmd_produce(int argc, char **argv);   /* cmd_produce.c: load UserAction events into a topic */
 int cmd_consume(int argc, char **argv);   /* cmd_consume.c: print InterestVectors as JSON lines */
 int cmd_worker(int argc, char **argv);    /* cmd_worker.c: the consumer-group worker */
+int cmd_replay(int argc, char **argv);    /* cmd_worker.c: a bounded replay into a state dir (backfill) */
 int cmd_model(int argc, char **argv);     /* cmd_model.c: `model init`, `model info` */
 int cmd_state(int argc, char **argv);     /* cmd_state.c: `state dump` of a state dir */
 int cmd_demo(int argc, char **argv);      /* cmd_demo.c: broker + produce + worker + summary */

@@ -13,6 +13,7 @@ static const struct {
     {"broker-ctl", cmd_broker_ctl, "inject faults into a running `ievo broker --control PATH`"},
     {"produce", cmd_produce, "write UserAction events (MovieLens, synthetic, JSON lines) to a topic"},
     {"worker", cmd_worker, "run the consumer-group worker: events in, interest vectors out"},
+    {"replay", cmd_replay, "bounded backfill: re-apply a topic up to its current end into a state dir"},
     {"consume", cmd_consume, "print a topic's InterestVectors as JSON lines"},
     {"model", cmd_model, "model init | model info"},
     {"state", cmd_state, "state dump: print the per-user states of a state dir"},

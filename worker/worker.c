@@ -14,7 +14,9 @@
 #include <time.h>
 
 #include "changelog.h"
+#include "json.h"
 #include "kafka_clients.h"
+#include "replay_plan.h"
 #include "log.h"
 #include "worker_internal.h"
 #include "worker_record.h"
@@ -25,7 +27,9 @@ const char *const WORKER_KEYS[] = {
     "batch.max.events", "batch.timeout.ms", "state.block.cache.bytes", "state.write.buffer.bytes",
     "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
-    "state.cache.bytes", NULL};
+    "state.cache.bytes", "metrics.listen", NULL};
+
+const double WORKER_STEP_US_BOUNDS[STEP_US_BUCKETS - 1] = {10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000};
 
 const char *const WORKER_STAGE_NAMES[STAGE_N] = {"consume", "decode", "state", "model", "encode", "produce",
                                                   "changelog"};
@@ -92,6 +96,8 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     if (config_get_int(c, "state.cache.bytes", 256 << 20, 1 << 20, INT64_MAX, &v, err, errlen)) return -1;
     s->cache_bytes = (size_t)v;
     if (config_get_bool(c, "changelog.enable", 1, &s->changelog, err, errlen)) return -1;
+    s->metrics_listen = config_get(c, "metrics.listen", NULL);
+    if (s->metrics_listen && !*s->metrics_listen) s->metrics_listen = NULL;
     snprintf(s->changelog_topic_buf, sizeof s->changelog_topic_buf, "%s-state-changelog",
              config_get(c, "group.id", "ievo"));
     s->changelog_topic = config_get(c, "changelog.topic", s->changelog_topic_buf);
@@ -105,7 +111,8 @@ part_state *worker_part(worker *w, int32_t partition) {
         while (n <= partition) n *= 2;
         part_state *np = realloc(w->parts, (size_t)n * sizeof *np);
         if (!np) return NULL;
-        for (int i = w->n_parts; i < n; i++) np[i] = (part_state){.next = -1, .checkpointed = -1};
+        for (int i = w->n_parts; i < n; i++)
+            np[i] = (part_state){.next = -1, .checkpointed = -1, .lag = -1, .end = -1, .start = -1};
         w->parts = np;
         w->n_parts = n;
     }
@@ -133,7 +140,9 @@ static int restore_record(void *vctx, const char *user, size_t user_len, const v
         return -1;
     }
     state_batch_put_state(w->wb, x->partition, user, user_len, value, len);
+    w->restore_records_done++;
     if (state_batch_count(w->wb) >= 4096) {
+        worker_publish_metrics(w, 0);
         if (state_store_write(w->store, w->wb, x->err, sizeof x->err)) return -1;
         state_batch_clear(w->wb);
     }
@@ -167,18 +176,22 @@ static int64_t sync_partition(worker *w, int32_t p) {
     LOG_I("restore", "partition %d: local state at offset %lld, changelog at %lld: restoring from %s", p,
           (long long)local, (long long)marker, changelog_topic(w->changelog));
     restore_ctx x = {.w = w, .partition = p};
+    w->restoring = 1;
+    worker_publish_metrics(w, 1);
     int64_t records = 0, restored_marker = -1;
     state_batch_clear(w->wb);
     if (state_store_drop_partition(w->store, p, err, sizeof err) ||
         changelog_restore(w->changelog, p, restore_record, &x, &restored_marker, &records, err, sizeof err)) {
         LOG_E("restore", "partition %d: %s%s%s", p, err, x.err[0] ? ": " : "", x.err);
         state_batch_clear(w->wb);
+        w->restoring = 0;
         return -2;
     }
     if (restored_marker >= 0) state_batch_put_offset(w->wb, p, restored_marker);
     if (state_store_write(w->store, w->wb, err, sizeof err)) {
         LOG_E("restore", "partition %d: %s", p, err);
         state_batch_clear(w->wb);
+        w->restoring = 0;
         return -2;
     }
     state_batch_clear(w->wb);
@@ -189,6 +202,7 @@ static int64_t sync_partition(worker *w, int32_t p) {
     w->stats->restore_s += secs;
     LOG_I("restore", "partition %d: restored %lld records in %.3f s; resuming at offset %lld", p, (long long)records,
           secs, (long long)restored_marker);
+    w->restoring = 0;
     return restored_marker;
 }
 
@@ -294,6 +308,24 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
                  m->partition, rd_kafka_err2str(m->err));
 }
 
+/* librdkafka statistics (statistics.interval.ms): the consumer lag of each input partition. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    (void)rk;
+    worker *w = opaque;
+    char err[128];
+    json_value *root = json_parse(json, len, err, sizeof err);
+    const json_value *topics = json_get(root, "topics");
+    const json_value *parts = json_get(json_get(topics, w->s->input_topic), "partitions");
+    for (size_t i = 0; parts && parts->type == JSON_OBJECT && i < parts->len; i++) {
+        int64_t lag;
+        int p = atoi(parts->keys[i]);
+        part_state *ps = p >= 0 ? worker_part(w, p) : NULL;
+        if (ps && !json_get_int(parts->items[i], "consumer_lag", &lag)) ps->lag = lag;
+    }
+    json_free(root);
+    return 0;   /* librdkafka frees json */
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     (void)opaque;
     LOG_W("kafka", "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
@@ -321,6 +353,7 @@ static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
         "enable.partition.eof", s->until_eof ? "true" : "false",
         "queued.min.messages", "100000",
         "partition.assignment.strategy", "cooperative-sticky",   /* partitions that stay keep flowing */
+        "statistics.interval.ms", s->metrics_listen ? "5000" : "0",   /* consumer lag for /metrics */
         NULL};
     const char *producer_defaults[] = {
         "enable.idempotence", "true",
@@ -362,6 +395,7 @@ static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
         w->assignment_strategy[0] = 0;
     rd_kafka_conf_set_opaque(cc, w);
     rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+    if (s->metrics_listen) rd_kafka_conf_set_stats_cb(cc, stats_cb);
     rd_kafka_conf_set_error_cb(cc, error_cb);
     rd_kafka_conf_set_log_cb(cc, log_cb);
     w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof kerr);
@@ -371,6 +405,7 @@ static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
         return -1;
     }
     rd_kafka_poll_set_consumer(w->consumer);
+    if (s->replay) return 0;   /* a replay assigns its partitions itself (replay_start) */
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, s->input_topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(w->consumer, sub);
@@ -380,6 +415,141 @@ static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
         return -1;
     }
     return 0;
+}
+
+/* ---- bounded replay --------------------------------------------------------------------- */
+
+static int partition_count(rd_kafka_t *rk, const char *topic, int *count, char *err, size_t errlen);
+
+static int env_watermarks(void *ctx, int32_t p, int64_t *lo, int64_t *hi, char *err, size_t errlen) {
+    worker *w = ctx;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(w->consumer, w->s->input_topic, p, lo, hi, 10000);
+    if (e) snprintf(err, errlen, "%s [%d]: watermarks: %s", w->s->input_topic, p, rd_kafka_err2str(e));
+    return e ? -1 : 0;
+}
+
+static int env_offsets_for_times(void *ctx, int n, const int32_t *parts, int64_t ts, int64_t *out, char *err,
+                                 size_t errlen) {
+    worker *w = ctx;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++) rd_kafka_topic_partition_list_add(l, w->s->input_topic, parts[i])->offset = ts;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(w->consumer, l, 10000);
+    for (int i = 0; !e && i < n; i++) out[i] = l->elems[i].err ? -1 : l->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) snprintf(err, errlen, "offsets for time %lld: %s", (long long)ts, rd_kafka_err2str(e));
+    return e ? -1 : 0;
+}
+
+/* Resume point of a partition: the state dir, brought up to the changelog when that is ahead
+ * (a replay whose state dir was lost resumes from its changelog). */
+static int env_stored_offset(void *ctx, int32_t p, int64_t *next, char *err, size_t errlen) {
+    worker *w = ctx;
+    *next = sync_partition(w, p);
+    if (*next == -2) {
+        snprintf(err, errlen, "partition %d: cannot read its state (see above)", p);
+        return -1;
+    }
+    return 0;
+}
+
+/* Plans the replay, assigns every partition at its start, records each end. */
+static int replay_start(worker *w, char *err, size_t errlen) {
+    int n = 0;
+    if (partition_count(w->consumer, w->s->input_topic, &n, err, errlen)) return -1;
+    replay_range *plan = calloc((size_t)n, sizeof *plan);
+    if (!plan) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    replay_env env = {w, env_watermarks, env_offsets_for_times, env_stored_offset};
+    int rc = replay_plan(&w->s->replay_spec, &env, n, plan, err, errlen);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    int64_t total = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        part_state *p = worker_part(w, i);
+        if (!p) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+            break;
+        }
+        *p = (part_state){.owned = 1, .next = plan[i].start, .checkpointed = plan[i].start, .lag = -1,
+                          .end = plan[i].end, .start = plan[i].start};
+        total += plan[i].end - plan[i].start;
+        rd_kafka_topic_partition_list_add(l, w->s->input_topic, i)->offset = plan[i].start;
+        LOG_I("replay", "%s [%d]: %s %lld .. %lld (%lld events)", w->s->input_topic, i,
+              plan[i].resumed ? "resuming" : "from", (long long)plan[i].start, (long long)plan[i].end,
+              (long long)(plan[i].end - plan[i].start));
+    }
+    if (rc == 0) {
+        rd_kafka_resp_err_t e = rd_kafka_assign(w->consumer, l);
+        if (e) {
+            snprintf(err, errlen, "assign: %s", rd_kafka_err2str(e));
+            rc = -1;
+        } else {
+            w->assigned = n;
+            w->ever_assigned = 1;
+            w->replay_total = total;
+            LOG_I("replay", "%lld events to replay over %d partitions, up to the end offsets as of now", (long long)total, n);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    free(plan);
+    return rc;
+}
+
+/* Every partition reached its captured end. Logs progress every few seconds. */
+static int replay_done(worker *w) {
+    int64_t done = 0;
+    int finished = 1;
+    for (int p = 0; p < w->n_parts; p++) {
+        const part_state *ps = &w->parts[p];
+        if (!ps->owned || ps->end < 0) continue;
+        int64_t at = ps->next < 0 ? ps->start : ps->next;
+        done += (at < ps->end ? at : ps->end) - ps->start;
+        finished &= at >= ps->end;
+    }
+    double now = now_s();
+    if (finished || now - w->replay_last_log_s >= 2.0) {
+        double rate = w->stats->active_s > 0 ? (double)w->stats->applied / w->stats->active_s : 0;
+        double left = w->replay_total - done;
+        LOG_I("replay", "%lld / %lld events (%.1f %%), %.0f events/s, %s%.0f s left", (long long)done,
+              (long long)w->replay_total, w->replay_total ? 100.0 * (double)done / (double)w->replay_total : 100.0,
+              rate, rate > 0 ? "" : "~", rate > 0 ? left / rate : 0.0);
+        w->replay_last_log_s = now;
+    }
+    return finished;
+}
+
+/* ---- observability ---------------------------------------------------------------------- */
+
+void worker_publish_metrics(worker *w, int force) {
+    if (!w->metrics) return;
+    double now = now_s();
+    if (!force && now - w->last_publish_s < 0.25) return;
+    metrics_snapshot *m = w->snap;
+    m->stats = *w->stats;
+    if (w->cache) {
+        m->stats.cache_hits = state_cache_hits(w->cache);
+        m->stats.cache_misses = state_cache_misses(w->cache);
+        m->stats.cache_evictions = state_cache_evictions(w->cache);
+        m->cache_entries = state_cache_size(w->cache);
+        m->cache_capacity = state_cache_capacity(w->cache);
+        m->cache_dirty = state_cache_dirty_count(w->cache);
+    }
+    m->restoring = w->restoring;
+    m->restore_records_done = w->restore_records_done;
+    m->ready = w->ever_assigned && !w->restoring && !w->failed;
+    m->state_memory_bytes = w->store ? state_store_memory_bytes(w->store) : 0;
+    m->n_partitions = 0;
+    for (int p = 0; p < w->n_parts && m->n_partitions < METRICS_MAX_PARTITIONS; p++) {
+        const part_state *ps = &w->parts[p];
+        if (!ps->owned && ps->next < 0) continue;
+        m->partitions[m->n_partitions++] =
+            (metrics_partition){.partition = p, .owned = ps->owned, .next_offset = ps->next, .lag = ps->lag};
+    }
+    m->published_at = now;
+    metrics_publish(w->metrics, m);
+    w->last_publish_s = now;
 }
 
 /* ---- start-up and shutdown ------------------------------------------------------------- */
@@ -448,6 +618,8 @@ static void free_worker(worker *w) {
     if (w->producer) rd_kafka_destroy(w->producer);
     state_batch_free(w->wb);
     state_cache_free(w->cache);
+    metrics_server_stop(w->metrics);
+    free(w->snap);
     state_store_close(w->store);
     model_runner_free(w->runner);
     model_free(w->m);
@@ -544,8 +716,19 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    if (s->metrics_listen) {
+        if (!(w.snap = calloc(1, sizeof *w.snap))) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        if (metrics_server_start(&w.metrics, s->metrics_listen, err, errlen)) goto out;
+        LOG_I("worker", "metrics on %s (port %d): /metrics /healthz /readyz", s->metrics_listen,
+              metrics_server_port(w.metrics));
+        worker_publish_metrics(&w, 1);
+    }
     if (make_clients(&w, c, err, errlen)) goto out;
     if (s->changelog && check_copartitioned(&w, err, errlen)) goto out;
+    if (s->replay && replay_start(&w, err, errlen)) goto out;
     LOG_I("worker", "model %s (%s, D=%d, W=%d), state %s, %s -> %s (dead letters: %s, changelog: %s)%s",
           w.m->model_id, w.m->cfg.cell == MODEL_CELL_LSTM ? "lstm" : "gru", w.m->cfg.out_dim, w.m->cfg.window,
           s->state_dir, s->input_topic, s->output_topic, s->dlq_topic, s->changelog ? s->changelog_topic : "off",
@@ -573,8 +756,13 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
             rc = -1;
             break;
         }
+        worker_publish_metrics(&w, 0);
         if (s->until_eof && drained(&w)) {
             LOG_I("worker", "every assigned partition is drained; stopping");
+            break;
+        }
+        if (s->replay && replay_done(&w)) {
+            LOG_I("replay", "every partition reached its end offset; stopping");
             break;
         }
         t_poll = now_s();

@@ -1,15 +1,17 @@
 /* worker: the consumer-group worker. Events in, one InterestVector per applied event out.
  *
  *   consume micro-batch -> decode + validate (bad records to the dead-letter topic)
- *     -> load the batch's user states (RocksDB multi-get) -> split into waves (each user at most
- *     once per wave, its events in offset order) -> one batched model step per wave
- *     -> encode + produce the outputs -> wait for the broker's acknowledgements
- *     -> write states + per-partition next offsets in one atomic RocksDB write
+ *     -> find the batch's users' records (in-memory cache, else one RocksDB multi-get)
+ *     -> split into waves (each user at most once per wave, its events in offset order)
+ *     -> one batched model step per wave -> encode + produce the outputs
+ *   and every commit.interval.ms, on revocation and on stop, a checkpoint:
+ *     wait for the broker's acknowledgements -> changelog records + markers -> acknowledged
+ *     -> one atomic RocksDB write (dirty records + per-partition next offsets)
  *     -> store consumer offsets (committed to Kafka in the background)
  *
- * Order matters: outputs are acknowledged before the state that produced them is written, so a
- * crash anywhere re-applies the whole batch from the stored offsets (state exactly once, outputs
- * at least once, deduplicable on (source_partition, source_offset)).
+ * Order matters: nothing durable ever holds the effect of an event whose output was not
+ * acknowledged, so a crash re-applies from the last checkpoint (state exactly once, outputs at
+ * least once, deduplicable on (source_partition, source_offset)). See docs/architecture.md.
  */
 #ifndef IEVO_WORKER_H
 #define IEVO_WORKER_H
@@ -20,6 +22,7 @@
 #include "codec.h"
 #include "config.h"
 #include "model.h"
+#include "replay_plan.h"
 #include "state_store.h"
 
 /* ievo's own configuration keys; every other key is a librdkafka property. */
@@ -41,6 +44,9 @@ typedef struct {
     int changelog;             /* replicate states to the changelog topic (default on) */
     const char *changelog_topic;
     char changelog_topic_buf[256];
+    const char *metrics_listen;  /* "host:port" for /metrics, /healthz, /readyz; NULL: off */
+    int replay;                /* a bounded replay (ievo replay): assign, not subscribe; stop at the ends */
+    replay_spec replay_spec;
 } worker_settings;
 
 /* Reads the settings from c (defaults applied). Returns 0, or -1 with err naming the key. */
@@ -51,6 +57,12 @@ enum { STAGE_CONSUME, STAGE_DECODE, STAGE_STATE, STAGE_MODEL, STAGE_ENCODE, STAG
 extern const char *const WORKER_STAGE_NAMES[STAGE_N];
 
 #define LATENCY_BUCKETS 10001      /* event-to-output latency, 1 ms buckets; the last is >= 10 s */
+/* Batch sizes (records per consume): bucket k counts batches of <= 2^k records (k = 0..11),
+ * the last bucket larger ones. Model step time per chunk: bucket k counts steps of <= the k-th
+ * bound in microseconds, the last bucket longer ones. */
+#define BATCH_SIZE_BUCKETS 13
+#define STEP_US_BUCKETS 12
+extern const double WORKER_STEP_US_BOUNDS[STEP_US_BUCKETS - 1];
 
 typedef struct {
     int64_t consumed;          /* messages received */
@@ -58,6 +70,7 @@ typedef struct {
     int64_t dead_lettered;     /* records sent to the dead-letter topic */
     int64_t skipped_duplicate; /* redelivered records already applied (offset below the stored one) */
     int64_t skipped_unowned;   /* records of partitions no longer assigned */
+    int64_t skipped_beyond_end; /* replay: records past the captured end offsets */
     int64_t batches, waves;
     int64_t rebalances;
     double wall_s, cpu_user_s, cpu_sys_s;
@@ -72,6 +85,9 @@ typedef struct {
     double stage_s[STAGE_N];   /* wall seconds per stage */
     int64_t latency_ms[LATENCY_BUCKETS];   /* input timestamp -> output acknowledged */
     int64_t latency_count;
+    int64_t batch_size_hist[BATCH_SIZE_BUCKETS];
+    int64_t step_us_hist[STEP_US_BUCKETS];
+    double step_us_sum;
 } worker_stats;
 
 /* Runs until SIGTERM/SIGINT (or, with until_eof, until drained). Returns 0 on a clean stop, -1

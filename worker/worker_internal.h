@@ -5,6 +5,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "metrics.h"
 #include "model.h"
 #include "state_cache.h"
 #include "state_store.h"
@@ -19,6 +20,8 @@ typedef struct {
     int64_t batch_next;   /* next offset after the records of the batch being applied */
     int touched;          /* the current batch holds records of this partition */
     int eof;              /* drained: the last fetch reached the end of the log */
+    int64_t lag;          /* consumer lag from librdkafka statistics (-1 unknown) */
+    int64_t start, end;   /* replay: first offset and the captured end (-1: not a replay) */
 } part_state;
 
 /* One decoded event of the current batch. */
@@ -77,7 +80,21 @@ typedef struct worker {
     char dr_first_error[256];
 
     worker_stats *stats;
+
+    /* observability */
+    metrics_server *metrics;       /* NULL when metrics.listen is not set */
+    metrics_snapshot *snap;
+    double last_publish_s;
+    int restoring;
+    int64_t restore_records_done;
+
+    /* replay */
+    int64_t replay_total;
+    double replay_last_log_s;
 } worker;
+
+/* Publishes a metrics snapshot when due (force: now). Cheap when metrics are off. */
+void worker_publish_metrics(worker *w, int force);
 
 /* Returns the partition's record, growing the table as needed (NULL on ENOMEM). */
 part_state *worker_part(worker *w, int32_t partition);
