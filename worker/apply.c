@@ -310,9 +310,9 @@ static void *row_record(worker *w, const batch_row *r) {
     return state_cache_record(w->cache, w->users.slots[r->slot].entry);
 }
 
-static int produce_output(worker *w, const batch_row *row, const float *vec, float drift, char *err,
-                          size_t errlen) {
-    double t0 = mono_s();
+/* Encodes the output of row into the chunk's arena at *used. */
+static int encode_output(worker *w, const batch_row *row, const float *vec, float drift, size_t *used,
+                         size_t *len, char *err, size_t errlen) {
     interest_vector iv = {
         .user_id = row->ev.user_id, .user_id_len = row->ev.user_id_len,
         .ts = row->ev.ts,
@@ -323,26 +323,48 @@ static int produce_output(worker *w, const batch_row *row, const float *vec, flo
         .source_partition = row->msg->partition,
         .source_offset = row->msg->offset,
     };
-    size_t len = codec_encode_interest_vector(&w->s->out, &iv, w->enc_buf, w->enc_cap);
-    if (len > w->enc_cap) {
-        uint8_t *nb = realloc(w->enc_buf, len * 2);
+    for (;;) {
+        *len = codec_encode_interest_vector(&w->s->out, &iv, w->enc_buf + *used, w->enc_cap - *used);
+        if (*used + *len <= w->enc_cap) break;
+        size_t cap = (w->enc_cap + *len) * 2;
+        uint8_t *nb = realloc(w->enc_buf, cap);
         if (!nb) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
         w->enc_buf = nb;
-        w->enc_cap = len * 2;
-        len = codec_encode_interest_vector(&w->s->out, &iv, w->enc_buf, w->enc_cap);
+        w->enc_cap = cap;
+    }
+    *used += *len;
+    return 0;
+}
+
+/* Encodes, then produces, the outputs of one model step (two timers per chunk, not per event). */
+static int produce_outputs(worker *w, size_t first, int n, char *err, size_t errlen) {
+    const int D = w->m->cfg.out_dim;
+    double t0 = mono_s();
+    size_t used = 0;
+    for (int j = 0; j < n; j++) {
+        const batch_row *r = &w->rows[w->wave_order[first + (size_t)j]];
+        if (encode_output(w, r, w->step_vec + (size_t)j * (size_t)D, w->step_drift[j], &used, &w->enc_len[j], err,
+                          errlen))
+            return -1;
     }
     double t1 = mono_s();
     w->stats->stage_s[STAGE_ENCODE] += t1 - t0;
-    /* The input's timestamp rides along to the delivery report: event-to-output latency. */
-    rd_kafka_timestamp_type_t tt;
-    int64_t in_ts = rd_kafka_message_timestamp(row->msg, &tt);
-    int rc = produce(w, w->out_topic, RD_KAFKA_PARTITION_UA, w->enc_buf, len, row->ev.user_id, row->ev.user_id_len,
-                     (void *)(intptr_t)(in_ts > 0 ? in_ts : 0), err, errlen);
+    size_t off = 0;
+    for (int j = 0; j < n; j++) {
+        const batch_row *r = &w->rows[w->wave_order[first + (size_t)j]];
+        /* The input's timestamp rides along to the delivery report: event-to-output latency. */
+        rd_kafka_timestamp_type_t tt;
+        int64_t in_ts = rd_kafka_message_timestamp(r->msg, &tt);
+        if (produce(w, w->out_topic, RD_KAFKA_PARTITION_UA, w->enc_buf + off, w->enc_len[j], r->ev.user_id,
+                    r->ev.user_id_len, (void *)(intptr_t)(in_ts > 0 ? in_ts : 0), err, errlen))
+            return -1;
+        off += w->enc_len[j];
+    }
     w->stats->stage_s[STAGE_PRODUCE] += mono_s() - t1;
-    return rc;
+    return 0;
 }
 
 /* Runs every wave through the model, producing one output per applied event. */
@@ -355,7 +377,6 @@ static int run_waves(worker *w, size_t nrows, int n_waves, char *err, size_t err
     for (size_t i = 0; i < nrows; i++)
         if (w->rows[i].wave >= 0) w->wave_order[w->wave_start[w->rows[i].wave]++] = (int32_t)i;
     /* wave_start[k] now holds the end of wave k. */
-    const int D = w->m->cfg.out_dim;
     size_t begin = 0;
     for (int k = 0; k < n_waves; k++) {
         size_t end = (size_t)w->wave_start[k];
@@ -381,11 +402,7 @@ static int run_waves(worker *w, size_t nrows, int n_waves, char *err, size_t err
             w->stats->step_us_hist[k]++;
             w->stats->step_us_sum += us;
             w->stats->stage_s[STAGE_MODEL] += us * 1e-6;
-            for (int j = 0; j < n; j++) {
-                const batch_row *r = &w->rows[w->wave_order[c + (size_t)j]];
-                if (produce_output(w, r, w->step_vec + (size_t)j * (size_t)D, w->step_drift[j], err, errlen))
-                    return -1;
-            }
+            if (produce_outputs(w, c, n, err, errlen)) return -1;
         }
         begin = end;
         w->stats->waves++;

@@ -64,13 +64,13 @@ static int write_stats(const char *path, const worker_stats *st, int rc) {
     json_buf_printf(&b,
                     "{\"ok\":%s,\"consumed\":%lld,\"applied\":%lld,\"dead_lettered\":%lld,"
                     "\"skipped_duplicate\":%lld,\"skipped_unowned\":%lld,\"skipped_beyond_end\":%lld,\"batches\":%lld,\"waves\":%lld,"
-                    "\"rebalances\":%lld,\"wall_s\":%.3f,\"active_s\":%.3f,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
+                    "\"rebalances\":%lld,\"max_rss_kb\":%ld,\"wall_s\":%.3f,\"active_s\":%.3f,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
                     "\"events_per_s\":%.1f,\"cpu_us_per_event\":%.3f,\"changelog_records\":%lld,"
                     "\"restored_partitions\":%lld,\"restored_records\":%lld,\"restore_s\":%.3f,"
                     "\"dead_letters_by_class\":{",
                     rc == 0 ? "true" : "false", (long long)st->consumed, (long long)st->applied,
                     (long long)st->dead_lettered, (long long)st->skipped_duplicate, (long long)st->skipped_unowned, (long long)st->skipped_beyond_end,
-                    (long long)st->batches, (long long)st->waves, (long long)st->rebalances, st->wall_s, st->active_s,
+                    (long long)st->batches, (long long)st->waves, (long long)st->rebalances, st->max_rss_kb, st->wall_s, st->active_s,
                     st->cpu_user_s, st->cpu_sys_s, st->active_s > 0 ? (double)st->applied / st->active_s : 0.0,
                     st->applied > 0 ? cpu * 1e6 / (double)st->applied : 0.0, (long long)st->changelog_records,
                     (long long)st->restored_partitions, (long long)st->restored_records, st->restore_s);

@@ -94,6 +94,7 @@ int state_store_open(state_store **out, const char *dir, const state_store_opts 
      * its log writer asserts (SIGABRT) when it logs after a failed write on a full disk. Keep it
      * to fatal messages by default; errors reach our log through the returned statuses. */
     rocksdb_options_set_info_log_level(s->opts, o->info_log_level);
+    if (o->universal) rocksdb_options_set_compaction_style(s->opts, rocksdb_universal_compaction);
     s->cache = rocksdb_cache_create_lru(o->block_cache_bytes);
     s->table = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(s->table, s->cache);

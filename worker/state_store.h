@@ -27,6 +27,7 @@ typedef struct {
     int sync;                    /* fsync every write (default 0: WAL only) */
     int background_jobs;         /* flush + compaction threads (default 2) */
     int info_log_level;          /* RocksDB's LOG file: 0 debug .. 4 fatal (default 4, see state_store.c) */
+    int universal;               /* universal compaction (lower write amplification) instead of levels */
 } state_store_opts;
 
 void state_store_opts_default(state_store_opts *o);

@@ -27,7 +27,7 @@ const char *const WORKER_KEYS[] = {
     "batch.max.events", "batch.timeout.ms", "state.block.cache.bytes", "state.write.buffer.bytes",
     "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
-    "state.cache.bytes", "metrics.listen", NULL};
+    "state.cache.bytes", "metrics.listen", "state.compaction", NULL};
 
 const double WORKER_STEP_US_BOUNDS[STEP_US_BUCKETS - 1] = {10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000};
 
@@ -89,6 +89,12 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     s->store.background_jobs = (int)v;
     if (config_get_bool(c, "state.sync", 0, &s->store.sync, err, errlen)) return -1;
     if (config_get_int(c, "state.log.level", s->store.info_log_level, 0, 4, &v, err, errlen)) return -1;
+    const char *compaction = config_get(c, "state.compaction", "level");
+    if (strcmp(compaction, "level") && strcmp(compaction, "universal")) {
+        snprintf(err, errlen, "state.compaction: '%s' is not level or universal", compaction);
+        return -1;
+    }
+    s->store.universal = !strcmp(compaction, "universal");
     s->store.info_log_level = (int)v;
     s->stats_file = config_get(c, "stats.file", NULL);
     if (config_get_int(c, "commit.interval.ms", 1000, 0, 3600000, &v, err, errlen)) return -1;
@@ -597,15 +603,16 @@ static int alloc_scratch(worker *w) {
     w->step_events = calloc((size_t)R, sizeof *w->step_events);
     w->step_vec = calloc((size_t)R * D, sizeof *w->step_vec);
     w->step_drift = calloc((size_t)R, sizeof *w->step_drift);
-    w->enc_cap = 1024 + D * 4 + 1024;
+    w->enc_cap = (size_t)R * (1024 + D * 4);
     w->enc_buf = malloc(w->enc_cap);
+    w->enc_len = calloc((size_t)R, sizeof *w->enc_len);
     w->wb = state_batch_new();
     size_t entries = w->s->cache_bytes / (w->record_size + 128);
     if (entries < 2 * B) entries = 2 * B;
     if (state_cache_new(&w->cache, entries, w->record_size)) return -1;
     w->max_dirty = entries / 2;
     if (!w->msgs || !w->rows || !w->wave_order || !w->wave_start || !w->step_states || !w->step_events ||
-        !w->step_vec || !w->step_drift || !w->enc_buf || !w->wb)
+        !w->step_vec || !w->step_drift || !w->enc_buf || !w->enc_len || !w->wb)
         return -1;
     return user_table_init(&w->users, w->record_size, B);
 }
@@ -634,6 +641,7 @@ static void free_worker(worker *w) {
     free(w->step_vec);
     free(w->step_drift);
     free(w->enc_buf);
+    free(w->enc_len);
     free(w->get_parts);
     free(w->get_users);
     free(w->get_lens);
@@ -744,7 +752,7 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
             continue;
         }
         double t_got = now_s();
-        stats->stage_s[STAGE_CONSUME] += t_got - t_poll;
+        if (t_first >= 0) stats->stage_s[STAGE_CONSUME] += t_got - t_poll;   /* not the wait for the first record */
         if (n > 0 && t_first < 0) t_first = t_got;
         int brc = n > 0 ? apply_batch(&w, w.msgs, (size_t)n, err, errlen) : 0;
         for (ssize_t i = 0; i < n; i++) rd_kafka_message_destroy(w.msgs[i]);
@@ -800,6 +808,7 @@ out:
         stats->wall_s = now_s() - t0;
         stats->cpu_user_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6;
         stats->cpu_sys_s = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+        stats->max_rss_kb = ru.ru_maxrss;
     }
     free_worker(&w);
     return rc;

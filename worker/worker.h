@@ -75,6 +75,7 @@ typedef struct {
     int64_t rebalances;
     double wall_s, cpu_user_s, cpu_sys_s;
     double active_s;           /* from the first record received to the last batch written */
+    long max_rss_kb;           /* peak resident set size of the process */
     int64_t dlq_by_class[8];   /* indexed by codec_status */
     int64_t changelog_records; /* state records written to the changelog */
     int64_t restored_partitions, restored_records;

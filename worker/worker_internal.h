@@ -65,8 +65,9 @@ typedef struct worker {
     void **step_states;
     model_event *step_events;
     float *step_vec, *step_drift;
-    uint8_t *enc_buf;
+    uint8_t *enc_buf;      /* one model step's encoded outputs, back to back */
     size_t enc_cap;
+    size_t *enc_len;       /* (runner_batch) their lengths */
     int32_t *get_parts;
     const char **get_users;
     size_t *get_lens;
