@@ -42,7 +42,9 @@ static void usage(FILE *f) {
             "  state.block.cache.bytes  state.write.buffer.bytes  state.max.write.buffers  state.sync\n"
             "  changelog.enable (true)  changelog.topic (<group.id>-state-changelog, as many partitions as\n"
             "                   the input, compacted): states replicated so partitions can move between workers\n"
-            "  log.level (info)  log.format (text|json)  stats.file (run summary as JSON)\n"
+            "  log.level (info)  log.format (text|json)  log.slow.batch.ms (1000)  stats.file (run summary, JSON)\n"
+            "  metrics.listen    host:port for /metrics, /healthz, /readyz (off by default)\n"
+            "  state.compaction  level (default) | universal\n"
             "  consumer.<prop> / producer.<prop>   a librdkafka property for one client only\n"
             "  --until-eof   stop cleanly once every assigned partition is drained\n");
 }

@@ -27,7 +27,7 @@ const char *const WORKER_KEYS[] = {
     "batch.max.events", "batch.timeout.ms", "state.block.cache.bytes", "state.write.buffer.bytes",
     "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
-    "state.cache.bytes", "metrics.listen", "state.compaction", NULL};
+    "state.cache.bytes", "metrics.listen", "state.compaction", "log.slow.batch.ms", NULL};
 
 const double WORKER_STEP_US_BOUNDS[STEP_US_BUCKETS - 1] = {10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000};
 
@@ -102,6 +102,8 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     if (config_get_int(c, "state.cache.bytes", 256 << 20, 1 << 20, INT64_MAX, &v, err, errlen)) return -1;
     s->cache_bytes = (size_t)v;
     if (config_get_bool(c, "changelog.enable", 1, &s->changelog, err, errlen)) return -1;
+    if (config_get_int(c, "log.slow.batch.ms", 1000, 1, 3600000, &v, err, errlen)) return -1;
+    s->slow_batch_ms = (double)v;
     s->metrics_listen = config_get(c, "metrics.listen", NULL);
     if (s->metrics_listen && !*s->metrics_listen) s->metrics_listen = NULL;
     snprintf(s->changelog_topic_buf, sizeof s->changelog_topic_buf, "%s-state-changelog",
@@ -273,6 +275,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     rd_kafka_error_t *e = NULL;
     rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
     w->stats->rebalances++;
+    LOG_I("worker", "rebalance (%s protocol): %s %d partition(s), %d owned before", rd_kafka_rebalance_protocol(rk),
+          err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoking", list->cnt, w->assigned);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         w->ever_assigned = 1;
         on_assign(w, list);
@@ -756,7 +760,13 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
         if (n > 0 && t_first < 0) t_first = t_got;
         int brc = n > 0 ? apply_batch(&w, w.msgs, (size_t)n, err, errlen) : 0;
         for (ssize_t i = 0; i < n; i++) rd_kafka_message_destroy(w.msgs[i]);
+        int64_t ckpt_before = stats->checkpoints;
         if (!brc) brc = worker_maybe_checkpoint(&w, err, errlen);
+        double took_ms = (now_s() - t_got) * 1e3;
+        if (!brc && took_ms > s->slow_batch_ms)
+            LOG_W("worker", "slow batch: %zd records in %.0f ms%s (applied %lld so far, cache %zu/%zu entries)", n,
+                  took_ms, stats->checkpoints > ckpt_before ? " including a checkpoint" : "",
+                  (long long)stats->applied, state_cache_size(w.cache), state_cache_capacity(w.cache));
         if (n > 0) stats->active_s = now_s() - t_first;
         if (brc) {
             LOG_E("worker", "%s", err);

@@ -45,6 +45,7 @@ typedef struct {
     const char *changelog_topic;
     char changelog_topic_buf[256];
     const char *metrics_listen;  /* "host:port" for /metrics, /healthz, /readyz; NULL: off */
+    double slow_batch_ms;      /* log a batch (with its checkpoint) slower than this */
     int replay;                /* a bounded replay (ievo replay): assign, not subscribe; stop at the ends */
     replay_spec replay_spec;
 } worker_settings;
