@@ -21,7 +21,7 @@ RUN apt-get update \
       librdkafka1 libavro23 librocksdb7.8 libdnnl2 ocl-icd-libopencl1 libgomp1 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/ievo --shell /usr/sbin/nologin ievo \
- && mkdir -p /var/lib/ievo /etc/ievo && chown ievo:ievo /var/lib/ievo
+ && mkdir -p /var/lib/ievo /etc/ievo/model && chown ievo:ievo /var/lib/ievo /etc/ievo/model
 COPY --from=build /usr/local/bin/ievo /usr/local/bin/ievo
 USER 10001:10001
 WORKDIR /var/lib/ievo

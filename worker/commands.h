@@ -13,5 +13,6 @@ int cmd_state(int argc, char **argv);     /* cmd_state.c: `state dump` of a stat
 int cmd_demo(int argc, char **argv);      /* cmd_demo.c: broker + produce + worker + summary */
 int cmd_reference(int argc, char **argv); /* cmd_reference.c: offline scalar-model replay (tests) */
 int cmd_embed(int argc, char **argv);     /* cmd_embed.c: text lines -> USE-lite vectors as JSON lines */
+int cmd_report(int argc, char **argv);    /* cmd_report.c: a self-contained HTML page about a run (charts) */
 
 #endif

@@ -20,6 +20,7 @@ static const struct {
     {"reference", cmd_reference, "replay events through the scalar reference model (offline)"},
     {"demo", cmd_demo, "broker + events + worker, then a summary of what happened"},
     {"embed", cmd_embed, "text lines on stdin -> sentence vectors (USE lite) as JSON lines"},
+    {"report", cmd_report, "one self-contained HTML page about a run: throughput, lag, interest drift"},
 };
 
 static void usage(FILE *f) {

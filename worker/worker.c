@@ -27,7 +27,8 @@ const char *const WORKER_KEYS[] = {
     "batch.max.events", "batch.timeout.ms", "state.block.cache.bytes", "state.write.buffer.bytes",
     "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
-    "state.cache.bytes", "metrics.listen", "state.compaction", "log.slow.batch.ms", NULL};
+    "state.cache.bytes", "metrics.listen", "state.compaction", "log.slow.batch.ms", "stats.series.file",
+    "stats.series.interval.ms", NULL};
 
 const double WORKER_STEP_US_BOUNDS[STEP_US_BUCKETS - 1] = {10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000};
 
@@ -104,6 +105,9 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     if (config_get_bool(c, "changelog.enable", 1, &s->changelog, err, errlen)) return -1;
     if (config_get_int(c, "log.slow.batch.ms", 1000, 1, 3600000, &v, err, errlen)) return -1;
     s->slow_batch_ms = (double)v;
+    s->series_file = config_get(c, "stats.series.file", NULL);
+    if (config_get_int(c, "stats.series.interval.ms", 1000, 10, 3600000, &v, err, errlen)) return -1;
+    s->series_interval_s = (double)v / 1000.0;
     s->metrics_listen = config_get(c, "metrics.listen", NULL);
     if (s->metrics_listen && !*s->metrics_listen) s->metrics_listen = NULL;
     snprintf(s->changelog_topic_buf, sizeof s->changelog_topic_buf, "%s-state-changelog",
@@ -330,7 +334,13 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
         int64_t lag;
         int p = atoi(parts->keys[i]);
         part_state *ps = p >= 0 ? worker_part(w, p) : NULL;
-        if (ps && !json_get_int(parts->items[i], "consumer_lag", &lag)) ps->lag = lag;
+        int64_t hi;
+        if (!ps || json_get_int(parts->items[i], "consumer_lag", &lag)) continue;
+        /* librdkafka knows no position for a partition the worker seeked itself and that has
+         * received nothing since: the lag is then the high watermark minus the next offset. */
+        if (lag < 0 && ps->owned && ps->next >= 0 && !json_get_int(parts->items[i], "hi_offset", &hi) && hi >= 0)
+            lag = hi > ps->next ? hi - ps->next : 0;
+        ps->lag = lag;
     }
     json_free(root);
     return 0;   /* librdkafka frees json */
@@ -562,6 +572,38 @@ void worker_publish_metrics(worker *w, int force) {
     w->last_publish_s = now;
 }
 
+/* One JSON line of counters per stats.series.interval.ms (for `ievo report` and plots). */
+static void write_series(worker *w, int force) {
+    if (!w->series) return;
+    double now = now_s();
+    if (!force && now - w->last_series_s < w->s->series_interval_s) return;
+    w->last_series_s = now;
+    int64_t lag = 0;
+    int known = 0, owned = 0;
+    for (int p = 0; p < w->n_parts; p++) {
+        if (!w->parts[p].owned) continue;
+        owned++;
+        if (w->parts[p].lag >= 0) {
+            lag += w->parts[p].lag;
+            known++;
+        }
+    }
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    char lag_text[32] = "null";
+    if (known) snprintf(lag_text, sizeof lag_text, "%lld", (long long)lag);
+    const worker_stats *st = w->stats;
+    fprintf(w->series,
+            "{\"t\":%.3f,\"ts\":%lld,\"consumed\":%lld,\"applied\":%lld,\"dead_lettered\":%lld,"
+            "\"duplicates_skipped\":%lld,\"lag\":%s,\"partitions\":%d,\"rebalances\":%lld,\"restoring\":%d,"
+            "\"ready\":%d,\"checkpoints\":%lld}\n",
+            now - w->started_s, (long long)rt.tv_sec * 1000 + rt.tv_nsec / 1000000, (long long)st->consumed,
+            (long long)st->applied, (long long)st->dead_lettered, (long long)st->skipped_duplicate, lag_text, owned,
+            (long long)st->rebalances, w->restoring, w->ever_assigned && !w->restoring && !w->failed,
+            (long long)st->checkpoints);
+    fflush(w->series);
+}
+
 /* ---- start-up and shutdown ------------------------------------------------------------- */
 
 static int partition_count(rd_kafka_t *rk, const char *topic, int *count, char *err, size_t errlen) {
@@ -631,6 +673,7 @@ static void free_worker(worker *w) {
     state_cache_free(w->cache);
     metrics_server_stop(w->metrics);
     free(w->snap);
+    if (w->series) fclose(w->series);
     state_store_close(w->store);
     model_runner_free(w->runner);
     model_free(w->m);
@@ -728,6 +771,11 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    w.started_s = now_s();
+    if (s->series_file && !(w.series = fopen(s->series_file, "a"))) {
+        snprintf(err, errlen, "stats.series.file %s: %s", s->series_file, strerror(errno));
+        goto out;
+    }
     if (s->metrics_listen) {
         if (!(w.snap = calloc(1, sizeof *w.snap))) {
             snprintf(err, errlen, "out of memory");
@@ -775,6 +823,7 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
             break;
         }
         worker_publish_metrics(&w, 0);
+        write_series(&w, 0);
         if (s->until_eof && drained(&w)) {
             LOG_I("worker", "every assigned partition is drained; stopping");
             break;
@@ -793,6 +842,7 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
         rc = -1;
     }
     stats->active_s = t_first < 0 ? 0 : now_s() - t_first;
+    write_series(&w, 1);
     LOG_I("worker", "stopping: committing offsets and leaving the group");
     if (rc == 0) {
         rd_kafka_resp_err_t e = rd_kafka_commit(w.consumer, NULL, 0);

@@ -3,6 +3,8 @@
 #ifndef IEVO_WORKER_INTERNAL_H
 #define IEVO_WORKER_INTERNAL_H
 
+#include <stdio.h>
+
 #include <librdkafka/rdkafka.h>
 
 #include "metrics.h"
@@ -88,6 +90,9 @@ typedef struct worker {
     double last_publish_s;
     int restoring;
     int64_t restore_records_done;
+
+    FILE *series;                  /* stats.series.file, or NULL */
+    double last_series_s, started_s;
 
     /* replay */
     int64_t replay_total;

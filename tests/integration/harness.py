@@ -258,3 +258,75 @@ def check_final_states(state_dirs, model, ref, tol):
         assert s["events"] == e, f"user {u}: final state has {s['events']} events, expected {e}"
         assert max_abs_diff(s["vector"], r["vector"]) <= tol, f"user {u}: final vector differs"
     return len(final)
+
+
+# ---- operations helpers (metrics, servers, processes) ------------------------------------------
+
+def free_port():
+    """A TCP port free on 127.0.0.1 right now (bind to 0, read it back, release it)."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=3.0):
+    """GET url -> (status, body as str); (None, reason) when nothing answered."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError) as e:
+        return None, str(e)
+
+
+def parse_exposition(text):
+    """Prometheus text format -> {'name{labels}': float} (labels exactly as rendered)."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        out[key] = float(value)
+    return out
+
+
+def scrape(port, host="127.0.0.1"):
+    """The worker's /metrics as {'name{labels}': float}; {} when it does not answer 200."""
+    status, body = http_get(f"http://{host}:{port}/metrics")
+    return parse_exposition(body) if status == 200 else {}
+
+
+def start_proc(args, log_path, env=None):
+    """A background child with stdout+stderr to log_path (stdin closed)."""
+    return subprocess.Popen([str(a) for a in args], stdin=subprocess.DEVNULL, stdout=open(log_path, "w"),
+                            stderr=subprocess.STDOUT, env=env)
+
+
+def stop_proc(p, timeout=30):
+    """SIGTERM, then SIGKILL after timeout; returns the exit code. Safe on an exited process."""
+    if p is None:
+        return None
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return p.returncode
+
+
+def wait_for(pred, timeout, interval=0.2, what="condition"):
+    """Polls pred() until it returns a truthy value (returned) or timeout (AssertionError)."""
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,1128 @@
+/* cmd_report: `ievo report`, one self-contained HTML page about a run.
+ *
+ * Inputs, all files a run leaves behind (none needs a broker or the model):
+ *   --series FILE    worker snapshots as JSON lines {"t": s, "applied": n, "consumed": n, "lag": n}
+ *                    (the proposed `stats.series.file`, or /metrics scraped periodically);
+ *                    repeatable, one line per file in the charts (one file per worker)
+ *   --vectors FILE   the output topic as `ievo consume --from-beginning` prints it
+ *   --truth FILE     the synthetic generator's ground truth (`ievo produce --truth`)
+ *   --movielens DIR  u.data / u.item / u.genre: what each user rated, titles and genres
+ * The page: throughput and consumer lag over time; the drift of every user's vector by event
+ * number (mean over users); and for a few users (the most active, or --user ID) their drift per
+ * event, their interest vector over their history as a heat map, the true topic over time (with
+ * --truth) and the genres of what they rated over windows of events (with --movielens: that view
+ * needs no model at all, it is what the user did).
+ *
+ * Self-contained by construction: inline CSS and SVG, no script, no font, no image and no link
+ * to anything outside the file (the MovieLens IMDb URLs are never read), so it opens the same
+ * offline, in a mail attachment or in CI artifacts. Outputs are at least once: repeats of a
+ * (user, event number) are collapsed (they carry the same vector).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "json.h"
+#include "log.h"
+
+#define REPORT_MAX_SERIES 8
+#define REPORT_MAX_USERS_SHOWN 12
+#define REPORT_HEAT_COLUMNS 120    /* the vector heat map samples at most this many events */
+#define REPORT_DRIFT_EVENTS 400    /* mean drift by event number: the first this many */
+#define ML_GENRES 19
+/* Appends a string literal. */
+#define LIT(b, s) json_buf_append((b), (s), sizeof(s) - 1)
+
+/* 20 distinguishable colours (the first ten are the usual categorical set, then lighter tints). */
+static const char *const REPORT_PALETTE[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                                             "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78",
+                                             "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#393b79",
+                                             "#dbdb8d", "#9edae5"};
+#define PALETTE_N (sizeof REPORT_PALETTE / sizeof REPORT_PALETTE[0])
+
+static const char *const ML_DEFAULT_GENRES[ML_GENRES] = {
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
+    "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western"};
+
+/* ---- inputs ------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *path;
+    double *t, *applied, *consumed, *lag;   /* lag < 0: unknown at that time */
+    size_t n, cap;
+} series;
+
+typedef struct {
+    char *id;
+    int64_t events;        /* largest event number seen */
+    /* Filled for the users shown (second pass): index k-1 is event k. */
+    float *drift;          /* NaN where no output was read */
+    float *vec;            /* events x dim */
+    int64_t *ts;
+    int *topic;            /* --truth: true topic per event (-1 unknown) */
+    int *item;             /* --movielens: item index per event (-1 unknown) */
+    int shown;
+} report_user;
+
+typedef struct {
+    report_user *users;
+    size_t n, cap;
+    size_t *slots;         /* open addressing: index + 1, 0 empty */
+    size_t nslots;
+} user_map;
+
+typedef struct {
+    char title[256];       /* Latin-1 as in u.item */
+    unsigned char genre[ML_GENRES];
+} ml_item;
+
+typedef struct {
+    series series[REPORT_MAX_SERIES];
+    int n_series;
+    user_map users;
+    int dim;
+    char model_id[128];
+    int64_t lines, distinct, ts_min, ts_max;
+    double drift_sum[REPORT_DRIFT_EVENTS];
+    int64_t drift_cnt[REPORT_DRIFT_EVENTS];
+    int64_t truth_lines, truth_switches;
+    int max_topic;
+    ml_item *items;        /* indexed by MovieLens item id */
+    int n_items;
+    char genres[ML_GENRES][32];
+} report;
+
+static uint64_t fnv1a(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The user record for id (created when absent); NULL when out of memory. */
+static report_user *user_get(user_map *m, const char *id, size_t len, int create) {
+    if (m->nslots == 0 || (create && (m->n + 1) * 2 > m->nslots)) {
+        if (!create) return NULL;
+        size_t ns = m->nslots ? m->nslots * 2 : 1024;
+        size_t *slots = calloc(ns, sizeof *slots);
+        if (!slots) return NULL;
+        for (size_t i = 0; i < m->n; i++) {
+            size_t h = (size_t)fnv1a(m->users[i].id, strlen(m->users[i].id)) & (ns - 1);
+            while (slots[h]) h = (h + 1) & (ns - 1);
+            slots[h] = i + 1;
+        }
+        free(m->slots);
+        m->slots = slots;
+        m->nslots = ns;
+    }
+    size_t h = (size_t)fnv1a(id, len) & (m->nslots - 1);
+    while (m->slots[h]) {
+        report_user *u = &m->users[m->slots[h] - 1];
+        if (strlen(u->id) == len && !memcmp(u->id, id, len)) return u;
+        h = (h + 1) & (m->nslots - 1);
+    }
+    if (!create) return NULL;
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 1024;
+        report_user *nu = realloc(m->users, nc * sizeof *nu);
+        if (!nu) return NULL;
+        m->users = nu;
+        m->cap = nc;
+    }
+    report_user *u = &m->users[m->n];
+    memset(u, 0, sizeof *u);
+    if (!(u->id = malloc(len + 1))) return NULL;
+    memcpy(u->id, id, len);
+    u->id[len] = 0;
+    m->slots[h] = ++m->n;
+    return u;
+}
+
+static void report_free(report *r) {
+    for (int i = 0; i < r->n_series; i++) {
+        free(r->series[i].t);
+        free(r->series[i].applied);
+        free(r->series[i].consumed);
+        free(r->series[i].lag);
+    }
+    for (size_t i = 0; i < r->users.n; i++) {
+        report_user *u = &r->users.users[i];
+        free(u->id);
+        free(u->drift);
+        free(u->vec);
+        free(u->ts);
+        free(u->topic);
+        free(u->item);
+    }
+    free(r->users.users);
+    free(r->users.slots);
+    free(r->items);
+}
+
+/* Calls fn on every JSON line of path (blank lines skipped). A line that does not parse is an
+ * error naming the file and line. */
+typedef int (*line_fn)(report *r, const json_value *v, void *ctx, char *err, size_t errlen);
+static int for_each_json_line(report *r, const char *path, line_fn fn, void *ctx, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL, perr[256];
+    size_t cap = 0;
+    ssize_t n;
+    long lineno = 0;
+    int rc = 0;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        size_t len = (size_t)n;
+        while (len && isspace((unsigned char)line[len - 1])) len--;
+        if (!len) continue;
+        json_value *v = json_parse(line, len, perr, sizeof perr);
+        if (!v || v->type != JSON_OBJECT) {
+            snprintf(err, errlen, "%s:%ld: %s", path, lineno, v ? "not a JSON object" : perr);
+            json_free(v);
+            rc = -1;
+            break;
+        }
+        char ferr[400] = "";
+        rc = fn(r, v, ctx, ferr, sizeof ferr);
+        json_free(v);
+        if (rc) {
+            snprintf(err, errlen, "%s:%ld: %s", path, lineno, ferr);
+            break;
+        }
+    }
+    if (!rc && ferror(f)) {
+        snprintf(err, errlen, "%s: read error", path);
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static int push_d(double **a, size_t n, size_t *cap, double v, int grow) {
+    if (grow) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        double *na = realloc(*a, nc * sizeof *na);
+        if (!na) return -1;
+        *a = na;
+    }
+    (*a)[n] = v;
+    return 0;
+}
+
+static int series_line(report *r, const json_value *v, void *ctx, char *err, size_t errlen) {
+    (void)r;
+    series *s = ctx;
+    double t, applied, consumed = NAN, lag = -1;
+    if (json_get_number(v, "t", &t) || json_get_number(v, "applied", &applied)) {
+        snprintf(err, errlen, "a series line needs numbers \"t\" (seconds) and \"applied\"");
+        return -1;
+    }
+    json_get_number(v, "consumed", &consumed);
+    if (json_get_number(v, "lag", &lag)) lag = -1;
+    if (s->n && t < s->t[s->n - 1]) {
+        snprintf(err, errlen, "\"t\" goes backwards (%g after %g)", t, s->t[s->n - 1]);
+        return -1;
+    }
+    int grow = s->n == s->cap;
+    size_t cap = s->cap;
+    if (push_d(&s->t, s->n, &cap, t, grow) || push_d(&s->applied, s->n, &cap, applied, grow) ||
+        push_d(&s->consumed, s->n, &cap, consumed, grow) || push_d(&s->lag, s->n, &cap, lag, grow)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (grow) s->cap = s->cap ? s->cap * 2 : 256;
+    s->n++;
+    return 0;
+}
+
+/* First pass over the vectors: event counts per user, totals, mean drift by event number. */
+static int vectors_count_line(report *r, const json_value *v, void *ctx, char *err, size_t errlen) {
+    (void)ctx;
+    const char *id;
+    size_t idlen;
+    int64_t ev, ts;
+    double drift;
+    const json_value *vec = json_get(v, "vector");
+    if (json_get_string(v, "user_id", &id, &idlen) || json_get_int(v, "events", &ev) || ev < 1 ||
+        json_get_int(v, "ts", &ts) || json_get_number(v, "drift", &drift) || !vec || vec->type != JSON_ARRAY) {
+        snprintf(err, errlen, "not an InterestVector line (user_id, events >= 1, ts, drift, vector)");
+        return -1;
+    }
+    if (ev > 100000000) {
+        snprintf(err, errlen, "events %lld out of range", (long long)ev);
+        return -1;
+    }
+    if (r->dim == 0) {
+        r->dim = (int)vec->len;
+        const char *mid;
+        size_t ml;
+        if (!json_get_string(v, "model", &mid, &ml)) snprintf(r->model_id, sizeof r->model_id, "%.*s", (int)ml, mid);
+    } else if ((int)vec->len != r->dim) {
+        snprintf(err, errlen, "vector of %zu floats after vectors of %d", vec->len, r->dim);
+        return -1;
+    }
+    report_user *u = user_get(&r->users, id, idlen, 1);
+    if (!u) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    r->lines++;
+    if (ev > u->events) u->events = ev;
+    if (!r->ts_min || ts < r->ts_min) r->ts_min = ts;
+    if (ts > r->ts_max) r->ts_max = ts;
+    return 0;
+}
+
+/* Second pass: per-event data of the users shown, and the distinct outputs of everyone. */
+static int vectors_fill_line(report *r, const json_value *v, void *ctx, char *err, size_t errlen) {
+    (void)ctx;
+    const char *id;
+    size_t idlen;
+    int64_t ev, ts;
+    double drift;
+    json_get_string(v, "user_id", &id, &idlen);
+    json_get_int(v, "events", &ev);
+    json_get_int(v, "ts", &ts);
+    json_get_number(v, "drift", &drift);
+    report_user *u = user_get(&r->users, id, idlen, 0);
+    if (!u || ev < 1 || ev > u->events) {
+        snprintf(err, errlen, "the file changed between two reads");
+        return -1;
+    }
+    if (!u->drift) {
+        /* Every user's drift: repeats of an event are collapsed, and the means count each once. */
+        if (!(u->drift = malloc((size_t)u->events * sizeof *u->drift))) goto oom;
+        for (int64_t k = 0; k < u->events; k++) u->drift[k] = NAN;
+    }
+    int fresh = isnan(u->drift[ev - 1]);
+    u->drift[ev - 1] = (float)drift;
+    if (fresh) {
+        r->distinct++;
+        if (ev <= REPORT_DRIFT_EVENTS) {
+            r->drift_sum[ev - 1] += drift;
+            r->drift_cnt[ev - 1]++;
+        }
+    }
+    if (!u->shown) return 0;
+    if (!u->vec) {
+        if (!(u->vec = calloc((size_t)u->events * (size_t)r->dim, sizeof *u->vec))) goto oom;
+        if (!(u->ts = calloc((size_t)u->events, sizeof *u->ts))) goto oom;
+    }
+    const json_value *vec = json_get(v, "vector");
+    for (int d = 0; d < r->dim; d++) {
+        const json_value *x = vec->items[d];
+        u->vec[(size_t)(ev - 1) * (size_t)r->dim + (size_t)d] = x->type == JSON_NUMBER ? (float)x->number : NAN;
+    }
+    u->ts[ev - 1] = ts;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+static int truth_line(report *r, const json_value *v, void *ctx, char *err, size_t errlen) {
+    (void)ctx;
+    const char *id;
+    size_t idlen;
+    int64_t ev, topic;
+    const json_value *sw = json_get(v, "switched");
+    if (json_get_string(v, "user_id", &id, &idlen) || json_get_int(v, "events", &ev) ||
+        json_get_int(v, "topic", &topic)) {
+        snprintf(err, errlen, "not a truth line (user_id, events, topic)");
+        return -1;
+    }
+    r->truth_lines++;
+    if (sw && sw->type == JSON_BOOL && sw->boolean) r->truth_switches++;
+    if (topic > r->max_topic && topic < 1000) r->max_topic = (int)topic;
+    report_user *u = user_get(&r->users, id, idlen, 0);
+    if (!u || !u->shown || ev < 1 || ev > u->events) return 0;
+    if (!u->topic) {
+        if (!(u->topic = malloc((size_t)u->events * sizeof *u->topic))) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (int64_t k = 0; k < u->events; k++) u->topic[k] = -1;
+    }
+    u->topic[ev - 1] = (int)topic;
+    return 0;
+}
+
+/* ---- MovieLens ---------------------------------------------------------------------------- */
+
+static FILE *ml_open(const char *dir, const char *name, char *err, size_t errlen) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f) snprintf(err, errlen, "%.900s: %s", path, strerror(errno));
+    return f;
+}
+
+static int ml_load_items(report *r, const char *dir, char *err, size_t errlen) {
+    for (int g = 0; g < ML_GENRES; g++) snprintf(r->genres[g], sizeof r->genres[g], "%s", ML_DEFAULT_GENRES[g]);
+    FILE *gf = ml_open(dir, "u.genre", err, errlen);   /* optional: the default names are the file's */
+    if (gf) {
+        char line[256];
+        while (fgets(line, sizeof line, gf)) {
+            char *bar = strchr(line, '|');
+            if (!bar) continue;
+            *bar = 0;
+            int g = atoi(bar + 1);
+            if (g >= 0 && g < ML_GENRES && line[0]) snprintf(r->genres[g], sizeof r->genres[g], "%.31s", line);
+        }
+        fclose(gf);
+    }
+    FILE *f = ml_open(dir, "u.item", err, errlen);
+    if (!f) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0;
+    int rc = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        lineno++;
+        size_t len = strlen(line);
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (!len) continue;
+        /* id|title|release|video release|IMDb URL|19 genre flags */
+        char *fields[24];
+        int nf = 0;
+        for (char *p = line; nf < 24;) {
+            fields[nf++] = p;
+            char *bar = strchr(p, '|');
+            if (!bar) break;
+            *bar = 0;
+            p = bar + 1;
+        }
+        int id = atoi(fields[0]);
+        if (nf != 5 + ML_GENRES || id <= 0 || id > 10000000) {
+            snprintf(err, errlen, "%s/u.item:%ld: expected id|title|date|video date|url|19 genre flags", dir, lineno);
+            rc = -1;
+            break;
+        }
+        if (id >= r->n_items) {
+            int nn = id + 1 > r->n_items * 2 ? id + 1 : r->n_items * 2;
+            ml_item *ni = realloc(r->items, (size_t)nn * sizeof *ni);
+            if (!ni) {
+                snprintf(err, errlen, "out of memory");
+                rc = -1;
+                break;
+            }
+            memset(ni + r->n_items, 0, (size_t)(nn - r->n_items) * sizeof *ni);
+            r->items = ni;
+            r->n_items = nn;
+        }
+        snprintf(r->items[id].title, sizeof r->items[id].title, "%.255s", fields[1]);
+        for (int g = 0; g < ML_GENRES; g++) r->items[id].genre[g] = fields[5 + g][0] == '1';
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+typedef struct {
+    int64_t ts;
+    long order;
+    int item;
+} ml_event;
+
+static int ml_event_cmp(const void *a, const void *b) {
+    const ml_event *x = a, *y = b;
+    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* The items of the users shown, in the order the producer sends them (ts, ties in file order):
+ * a user's k-th event in that order is its output number k. */
+static int ml_load_events(report *r, const char *dir, char *err, size_t errlen) {
+    FILE *f = ml_open(dir, "u.data", err, errlen);
+    if (!f) return -1;
+    size_t n_shown = 0;
+    for (size_t i = 0; i < r->users.n; i++) n_shown += r->users.users[i].shown != 0;
+    ml_event **ev = calloc(n_shown ? n_shown : 1, sizeof *ev);
+    size_t *cnt = calloc(n_shown ? n_shown : 1, sizeof *cnt), *cap = calloc(n_shown ? n_shown : 1, sizeof *cap);
+    report_user **who = calloc(n_shown ? n_shown : 1, sizeof *who);
+    int rc = 0;
+    if (!ev || !cnt || !cap || !who) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+        goto out;
+    }
+    for (size_t i = 0, k = 0; i < r->users.n; i++)
+        if (r->users.users[i].shown) {
+            who[k] = &r->users.users[i];
+            who[k]->shown = (int)k + 1;   /* 1-based index into these arrays */
+            k++;
+        }
+    char line[256];
+    long lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char uid[32];
+        long item, rating;
+        long long secs;
+        if (sscanf(line, "%31s %ld %ld %lld", uid, &item, &rating, &secs) != 4) {
+            snprintf(err, errlen, "%s/u.data:%ld: expected user item rating time", dir, lineno);
+            rc = -1;
+            goto out;
+        }
+        report_user *u = user_get(&r->users, uid, strlen(uid), 0);
+        if (!u || !u->shown) continue;
+        size_t k = (size_t)u->shown - 1;
+        if (cnt[k] == cap[k]) {
+            size_t nc = cap[k] ? cap[k] * 2 : 64;
+            ml_event *ne = realloc(ev[k], nc * sizeof *ne);
+            if (!ne) {
+                snprintf(err, errlen, "out of memory");
+                rc = -1;
+                goto out;
+            }
+            ev[k] = ne;
+            cap[k] = nc;
+        }
+        ev[k][cnt[k]++] = (ml_event){.ts = secs, .order = lineno, .item = (int)item};
+    }
+    for (size_t k = 0; k < n_shown; k++) {
+        report_user *u = who[k];
+        qsort(ev[k], cnt[k], sizeof *ev[k], ml_event_cmp);
+        if (!(u->item = malloc((size_t)u->events * sizeof *u->item))) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+            goto out;
+        }
+        for (int64_t e = 0; e < u->events; e++) u->item[e] = (size_t)e < cnt[k] ? ev[k][e].item : -1;
+    }
+out:
+    for (size_t k = 0; k < n_shown; k++) {
+        if (who && who[k]) who[k]->shown = 1;
+        if (ev) free(ev[k]);
+    }
+    free(ev);
+    free(cnt);
+    free(cap);
+    free(who);
+    fclose(f);
+    return rc;
+}
+
+/* ---- HTML and SVG ------------------------------------------------------------------------- */
+
+/* Appends text escaped for HTML. latin1: bytes >= 0x80 are Latin-1 characters (u.item), else
+ * UTF-8 passes through. */
+static void html_text(json_buf *b, const char *s, size_t n, int latin1) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '&') LIT(b, "&amp;");
+        else if (c == '<') LIT(b, "&lt;");
+        else if (c == '>') LIT(b, "&gt;");
+        else if (c == '"') LIT(b, "&quot;");
+        else if (c == '\'') LIT(b, "&#39;");
+        else if (c < 0x20 && c != '\t') LIT(b, " ");
+        else if (c >= 0x80 && latin1) json_buf_printf(b, "&#%u;", c);
+        else json_buf_append(b, (const char *)&c, 1);
+    }
+}
+static void html_str(json_buf *b, const char *s) {
+    html_text(b, s, strlen(s), 0);
+}
+
+/* A "nice" tick step for a range: 1, 2 or 5 times a power of ten, about n ticks. */
+static double nice_step(double range, int n) {
+    if (!(range > 0) || !isfinite(range)) return 1;
+    double raw = range / n, p = pow(10, floor(log10(raw))), f = raw / p;
+    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
+}
+
+static void fmt_num(char *out, size_t n, double v) {
+    double a = fabs(v);
+    if (a >= 1e6) snprintf(out, n, "%.3gM", v / 1e6);
+    else if (a >= 1e4) snprintf(out, n, "%.3gk", v / 1e3);
+    else snprintf(out, n, "%.4g", v);
+}
+
+typedef struct {
+    const char *name;
+    const double *x, *y;   /* y < 0 or NaN: a gap (no point) */
+    size_t n;
+    const char *color;
+} chart_line;
+
+typedef struct {
+    int w, h;              /* whole SVG */
+    int ml, mr, mt, mb;    /* plot margins */
+    double x0, x1, y0, y1;
+} chart_frame;
+
+static double cx(const chart_frame *f, double x) {
+    return f->ml + (x - f->x0) / (f->x1 - f->x0) * (f->w - f->ml - f->mr);
+}
+static double cy(const chart_frame *f, double y) {
+    return f->h - f->mb - (y - f->y0) / (f->y1 - f->y0) * (f->h - f->mt - f->mb);
+}
+
+/* Opens an <svg> with axes, grid and tick labels for the frame. */
+static void chart_open(json_buf *b, chart_frame *f, const char *aria, const char *xlabel, const char *ylabel) {
+    if (!(f->x1 > f->x0)) f->x1 = f->x0 + 1;
+    if (!(f->y1 > f->y0)) f->y1 = f->y0 + 1;
+    json_buf_printf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"",
+                    f->w, f->h, f->w, f->h);
+    html_str(b, aria);
+    json_buf_printf(b, "\"><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#fbfbfd\" stroke=\"#ccc\"/>", f->ml,
+                    f->mt, f->w - f->ml - f->mr, f->h - f->mt - f->mb);
+    char num[32];
+    double sy = nice_step(f->y1 - f->y0, 5);
+    for (double y = ceil(f->y0 / sy) * sy; y <= f->y1 + 1e-9 * sy; y += sy) {
+        fmt_num(num, sizeof num, fabs(y) < 1e-12 * sy ? 0 : y);
+        json_buf_printf(b,
+                        "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e3e3e8\"/>"
+                        "<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%s</text>",
+                        f->ml, f->w - f->mr, cy(f, y), cy(f, y), f->ml - 4, cy(f, y) + 4, num);
+    }
+    double sx = nice_step(f->x1 - f->x0, 8);
+    for (double x = ceil(f->x0 / sx) * sx; x <= f->x1 + 1e-9 * sx; x += sx) {
+        fmt_num(num, sizeof num, fabs(x) < 1e-12 * sx ? 0 : x);
+        json_buf_printf(b,
+                        "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#999\"/>"
+                        "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">%s</text>",
+                        cx(f, x), cx(f, x), f->h - f->mb, f->h - f->mb + 4, cx(f, x), f->h - f->mb + 16, num);
+    }
+    json_buf_printf(b, "<text x=\"%d\" y=\"%d\" class=\"axis\" text-anchor=\"middle\">", (f->ml + f->w - f->mr) / 2,
+                    f->h - 4);
+    html_str(b, xlabel);
+    json_buf_printf(b, "</text><text x=\"12\" y=\"%d\" class=\"axis\" text-anchor=\"middle\" transform=\"rotate(-90 12 %d)\">",
+                    (f->mt + f->h - f->mb) / 2, (f->mt + f->h - f->mb) / 2);
+    html_str(b, ylabel);
+    LIT(b, "</text>");
+}
+
+static void chart_legend(json_buf *b, const chart_frame *f, const char *const *names, const char *const *colors, int n) {
+    int x = f->ml + 8;
+    for (int i = 0; i < n; i++) {
+        json_buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\" class=\"legend\">",
+                        x, f->mt + 6, colors[i], x + 14, f->mt + 15);
+        html_str(b, names[i]);
+        LIT(b, "</text>");
+        x += 24 + 7 * (int)strlen(names[i]);
+    }
+}
+
+/* Polylines (a gap where y is negative or NaN), with a legend when there are several. */
+static void line_chart(json_buf *b, const char *title, const char *xlabel, const char *ylabel, const chart_line *lines,
+                       int nl, int w, int h, int y_from_zero) {
+    chart_frame f = {.w = w, .h = h, .ml = 64, .mr = 16, .mt = 10, .mb = 36,
+                     .x0 = INFINITY, .x1 = -INFINITY, .y0 = INFINITY, .y1 = -INFINITY};
+    for (int l = 0; l < nl; l++)
+        for (size_t i = 0; i < lines[l].n; i++) {
+            double x = lines[l].x[i], y = lines[l].y[i];
+            if (!isfinite(x) || !isfinite(y) || y < 0) continue;
+            if (x < f.x0) f.x0 = x;
+            if (x > f.x1) f.x1 = x;
+            if (y < f.y0) f.y0 = y;
+            if (y > f.y1) f.y1 = y;
+        }
+    if (!isfinite(f.x0)) f.x0 = 0, f.x1 = 1, f.y0 = 0, f.y1 = 1;
+    if (y_from_zero) f.y0 = 0;
+    f.y1 += (f.y1 - f.y0) * 0.05;
+    if (!(f.y1 > f.y0)) f.y1 = f.y0 + 1;
+    LIT(b, "<figure><figcaption>");
+    html_str(b, title);
+    LIT(b, "</figcaption>");
+    chart_open(b, &f, title, xlabel, ylabel);
+    for (int l = 0; l < nl; l++) {
+        int open = 0;
+        for (size_t i = 0; i < lines[l].n; i++) {
+            double x = lines[l].x[i], y = lines[l].y[i];
+            if (!isfinite(x) || !isfinite(y) || y < 0) {
+                if (open) LIT(b, "\"/>");
+                open = 0;
+                continue;
+            }
+            if (!open)
+                json_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", lines[l].color);
+            json_buf_printf(b, "%.1f,%.1f ", cx(&f, x), cy(&f, y));
+            open = 1;
+        }
+        if (open) LIT(b, "\"/>");
+    }
+    if (nl > 1) {
+        const char *names[REPORT_MAX_SERIES * 2], *colors[REPORT_MAX_SERIES * 2];
+        for (int l = 0; l < nl && l < REPORT_MAX_SERIES * 2; l++) names[l] = lines[l].name, colors[l] = lines[l].color;
+        chart_legend(b, &f, names, colors, nl < REPORT_MAX_SERIES * 2 ? nl : REPORT_MAX_SERIES * 2);
+    }
+    LIT(b, "</svg></figure>\n");
+}
+
+/* Diverging blue-white-red for v in [-1, 1]. */
+static void heat_color(char *out, size_t n, double v) {
+    if (!isfinite(v)) {
+        snprintf(out, n, "#dddddd");
+        return;
+    }
+    if (v > 1) v = 1;
+    if (v < -1) v = -1;
+    int r, g, bl;
+    if (v >= 0) r = 255, g = (int)(255 - 200 * v), bl = (int)(255 - 220 * v);
+    else r = (int)(255 + 220 * v), g = (int)(255 + 150 * v), bl = 255;
+    snprintf(out, n, "#%02x%02x%02x", r, g, bl);
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* ---- the page ----------------------------------------------------------------------------- */
+
+static void page_head(json_buf *b, const char *title) {
+    LIT(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    LIT(b, "<meta name=\"viewport\" content=\"width=device-width\"><title>");
+    html_str(b, title);
+    static const char css[] =
+        "</title><style>\n"
+        "body{font-family:sans-serif;margin:16px 24px;color:#222;background:#fff;max-width:1180px}\n"
+        "h1{font-size:22px;margin:4px 0 8px}h2{font-size:18px;margin:22px 0 6px;border-bottom:1px solid #ddd}\n"
+        "h3{font-size:15px;margin:14px 0 4px}figure{margin:6px 0 10px}figcaption{font-size:13px;color:#444;margin:2px 0}\n"
+        ".tick{font-size:10px;fill:#555}.axis{font-size:11px;fill:#333}.legend{font-size:11px;fill:#222}\n"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}\n"
+        ".grid{display:flex;flex-wrap:wrap;gap:8px 24px}.note{font-size:12px;color:#555}\n"
+        ".chip{display:inline-block;width:10px;height:10px;margin:0 3px 0 8px}\n"
+        "</style></head><body>\n";
+    json_buf_append(b, css, sizeof css - 1);
+}
+
+static void section_throughput(json_buf *b, const report *r) {
+    LIT(b, "<h2>Throughput and lag</h2>\n");
+    if (!r->n_series) {
+        LIT(b, "<p class=\"note\">No --series file given: no time series.</p>\n");
+        return;
+    }
+    chart_line tl[REPORT_MAX_SERIES * 2] = {0}, ll[REPORT_MAX_SERIES] = {0};
+    double *bufs[REPORT_MAX_SERIES * 3] = {0};
+    int nt = 0, nlag = 0, nb = 0;
+    for (int i = 0; i < r->n_series; i++) {
+        const series *s = &r->series[i];
+        if (s->n < 2) continue;
+        double *x = malloc(s->n * sizeof *x), *ya = malloc(s->n * sizeof *ya), *yc = malloc(s->n * sizeof *yc);
+        bufs[nb++] = x, bufs[nb++] = ya, bufs[nb++] = yc;
+        if (!x || !ya || !yc) break;
+        size_t m = 0;
+        for (size_t k = 1; k < s->n; k++) {
+            double dt = s->t[k] - s->t[k - 1];
+            if (dt <= 0) continue;
+            x[m] = s->t[k];
+            ya[m] = (s->applied[k] - s->applied[k - 1]) / dt;
+            yc[m] = isnan(s->consumed[k]) ? NAN : (s->consumed[k] - s->consumed[k - 1]) / dt;
+            m++;
+        }
+        const char *name = base_name(s->path);
+        const char *color = REPORT_PALETTE[(2 * i) % PALETTE_N];
+        if (r->n_series == 1) {   /* one worker: consumed under applied (they mostly coincide) */
+            tl[nt++] = (chart_line){.name = "consumed", .x = x, .y = yc, .n = m, .color = REPORT_PALETTE[1]};
+            tl[nt++] = (chart_line){.name = "applied", .x = x, .y = ya, .n = m, .color = color};
+        } else {
+            tl[nt++] = (chart_line){.name = name, .x = x, .y = ya, .n = m, .color = color};
+        }
+        ll[nlag++] = (chart_line){.name = name, .x = s->t, .y = s->lag, .n = s->n, .color = color};
+    }
+    LIT(b, "<div class=\"grid\">");
+    line_chart(b, "Events per second (from successive snapshots)", "seconds", "events/s", tl, nt, 540, 240, 1);
+    line_chart(b, "Consumer lag (records, summed over partitions)", "seconds", "records", ll, nlag, 540, 240, 1);
+    LIT(b, "</div>\n");
+    for (int i = 0; i < nb; i++) free(bufs[i]);
+}
+
+static void section_drift_all(json_buf *b, const report *r) {
+    double x[REPORT_DRIFT_EVENTS], y[REPORT_DRIFT_EVENTS];
+    size_t n = 0;
+    for (int k = 1; k < REPORT_DRIFT_EVENTS; k++)   /* event 1 has drift 0 by definition */
+        if (r->drift_cnt[k] >= 3) {
+            x[n] = k + 1;
+            y[n] = r->drift_sum[k] / (double)r->drift_cnt[k];
+            n++;
+        }
+    chart_line l = {.name = "mean drift", .x = x, .y = y, .n = n, .color = REPORT_PALETTE[4]};
+    line_chart(b, "Mean drift (1 - cosine to the previous vector) by event number, all users with that many events",
+               "event number", "drift", &l, 1, 1140, 220, 1);
+}
+
+/* Genres of the items in windows of `win` events: a stacked bar per window. */
+static void user_genres(json_buf *b, const report *r, const report_user *u) {
+    int64_t n = u->events;
+    int win = (int)(n / 24 > 5 ? n / 24 : 5);
+    int64_t nw = (n + win - 1) / win;
+    double tot[ML_GENRES] = {0};
+    double *share = calloc((size_t)nw * ML_GENRES, sizeof *share);
+    if (!share) return;
+    for (int64_t e = 0; e < n; e++) {
+        int it = u->item ? u->item[e] : -1;
+        if (it <= 0 || it >= r->n_items) continue;
+        int k = 0;
+        for (int g = 0; g < ML_GENRES; g++) k += r->items[it].genre[g];
+        for (int g = 0; g < ML_GENRES && k; g++)
+            if (r->items[it].genre[g]) {
+                share[(e / win) * ML_GENRES + g] += 1.0 / k;
+                tot[g] += 1.0 / k;
+            }
+    }
+    int order[ML_GENRES];
+    for (int g = 0; g < ML_GENRES; g++) order[g] = g;
+    for (int i = 0; i < ML_GENRES; i++)
+        for (int j = i + 1; j < ML_GENRES; j++)
+            if (tot[order[j]] > tot[order[i]]) {
+                int t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+    chart_frame f = {.w = 1140, .h = 200, .ml = 64, .mr = 16, .mt = 24, .mb = 36, .x0 = 0, .x1 = (double)n, .y0 = 0,
+                     .y1 = 1};
+    char cap[160];
+    snprintf(cap, sizeof cap, "Genres of the items rated, share per window of %d events (no model involved)", win);
+    LIT(b, "<figure><figcaption>");
+    html_str(b, cap);
+    LIT(b, "</figcaption>");
+    chart_open(b, &f, cap, "event number", "genre share");
+    for (int64_t w = 0; w < nw; w++) {
+        double sum = 0;
+        for (int g = 0; g < ML_GENRES; g++) sum += share[w * ML_GENRES + g];
+        if (sum <= 0) continue;
+        double y = 0;
+        double x0 = cx(&f, (double)(w * win)), x1 = cx(&f, (double)((w + 1) * win > n ? n : (w + 1) * win));
+        for (int i = 0; i < ML_GENRES; i++) {
+            int g = order[i];
+            double s = share[w * ML_GENRES + g] / sum;
+            if (s <= 0) continue;
+            json_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x0,
+                            cy(&f, y + s), x1 - x0 > 1.5 ? x1 - x0 - 0.5 : 1, cy(&f, y) - cy(&f, y + s),
+                            REPORT_PALETTE[g % PALETTE_N]);
+            html_str(b, r->genres[g]);
+            json_buf_printf(b, " %.0f%%</title></rect>", s * 100);
+            y += s;
+        }
+    }
+    const char *names[6], *colors[6];
+    int nl = 0;
+    for (int i = 0; i < 6 && tot[order[i]] > 0; i++) names[nl] = r->genres[order[i]], colors[nl++] = REPORT_PALETTE[order[i] % PALETTE_N];
+    chart_frame lf = f;
+    lf.mt = 4;
+    chart_legend(b, &lf, names, colors, nl);
+    LIT(b, "</svg></figure>\n");
+
+    /* Top genres at the start and the end of the history, and the last items. */
+    int64_t fifth = n / 5 > 0 ? n / 5 : 1;
+    for (int part = 0; part < 2; part++) {
+        double t[ML_GENRES] = {0};
+        int64_t a = part ? n - fifth : 0, z = part ? n : fifth;
+        for (int64_t e = a; e < z; e++) {
+            int it = u->item ? u->item[e] : -1;
+            if (it <= 0 || it >= r->n_items) continue;
+            for (int g = 0; g < ML_GENRES; g++) t[g] += r->items[it].genre[g];
+        }
+        json_buf_printf(b, "<p class=\"note\">%s %lld events, top genres:", part ? "Last" : "First", (long long)(z - a));
+        for (int k = 0; k < 3; k++) {
+            int best = -1;
+            for (int g = 0; g < ML_GENRES; g++)
+                if (t[g] > 0 && (best < 0 || t[g] > t[best])) best = g;
+            if (best < 0) break;
+            json_buf_printf(b, "<span class=\"chip\" style=\"background:%s\"></span>", REPORT_PALETTE[best % PALETTE_N]);
+            html_str(b, r->genres[best]);
+            json_buf_printf(b, " (%.0f)", t[best]);
+            t[best] = 0;
+        }
+        LIT(b, "</p>\n");
+    }
+    LIT(b, "<p class=\"note\">Last items: ");
+    for (int64_t e = n - 1, k = 0; e >= 0 && k < 5; e--) {
+        int it = u->item ? u->item[e] : -1;
+        if (it <= 0 || it >= r->n_items || !r->items[it].title[0]) continue;
+        if (k++) LIT(b, "; ");
+        html_text(b, r->items[it].title, strlen(r->items[it].title), 1);
+    }
+    LIT(b, "</p>\n");
+    free(share);
+}
+
+static void section_user(json_buf *b, const report *r, const report_user *u) {
+    int64_t n = u->events, have = 0;
+    double dsum = 0;
+    for (int64_t k = 0; k < n; k++)
+        if (u->drift && !isnan(u->drift[k])) have++, dsum += u->drift[k];
+    LIT(b, "<h3>User ");
+    html_str(b, u->id);
+    json_buf_printf(b, "</h3><p class=\"note\">%lld events, %lld outputs read, mean drift %.4f", (long long)n,
+                    (long long)have, have ? dsum / (double)have : 0.0);
+    if (u->ts && u->ts[0] && u->ts[n - 1]) {
+        double days = (double)(u->ts[n - 1] - u->ts[0]) / 86400000.0;
+        json_buf_printf(b, ", over %.1f days of event time", days);
+    }
+    LIT(b, "</p>\n");
+
+    /* Drift per event, with the true topic as a strip and its switches as lines. */
+    chart_frame f = {.w = 1140, .h = u->topic ? 230 : 200, .ml = 64, .mr = 16, .mt = 10, .mb = u->topic ? 66 : 36,
+                     .x0 = 0.5, .x1 = (double)n + 0.5, .y0 = 0, .y1 = 0};
+    for (int64_t k = 0; k < n; k++)
+        if (u->drift && isfinite(u->drift[k]) && u->drift[k] > f.y1) f.y1 = u->drift[k];
+    f.y1 = f.y1 > 0 ? f.y1 * 1.05 : 1;
+    const char *cap = u->topic ? "Drift per event; below, the true topic (ground truth), switches dashed"
+                               : "Drift per event (1 - cosine to the previous vector)";
+    LIT(b, "<figure><figcaption>");
+    html_str(b, cap);
+    LIT(b, "</figcaption>");
+    chart_open(b, &f, cap, "event number", "drift");
+    if (u->topic) {
+        int ytop = f.h - f.mb + 22;
+        for (int64_t k = 0; k < n; k++) {
+            int t = u->topic[k];
+            if (t < 0) continue;
+            json_buf_printf(b, "<rect x=\"%.1f\" y=\"%d\" width=\"%.2f\" height=\"12\" fill=\"%s\"><title>topic %d</title></rect>",
+                            cx(&f, (double)k + 0.5), ytop, cx(&f, (double)k + 1.5) - cx(&f, (double)k + 0.5) + 0.3,
+                            REPORT_PALETTE[t % PALETTE_N], t);
+            if (k > 0 && u->topic[k - 1] >= 0 && u->topic[k - 1] != t)
+                json_buf_printf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>",
+                                cx(&f, (double)k + 0.5), cx(&f, (double)k + 0.5), f.mt, f.h - f.mb);
+        }
+    }
+    int open = 0;
+    for (int64_t k = 0; k < n; k++) {
+        if (!u->drift || isnan(u->drift[k])) {
+            if (open) LIT(b, "\"/>");
+            open = 0;
+            continue;
+        }
+        if (!open) json_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", REPORT_PALETTE[0]);
+        json_buf_printf(b, "%.1f,%.1f ", cx(&f, (double)k + 1), cy(&f, u->drift[k]));
+        open = 1;
+    }
+    if (open) LIT(b, "\"/>");
+    LIT(b, "</svg></figure>\n");
+
+    /* The interest vector over the history: dims down, sampled events across. */
+    if (u->vec && r->dim > 0) {
+        int cols = n < REPORT_HEAT_COLUMNS ? (int)n : REPORT_HEAT_COLUMNS;
+        int rows = r->dim;
+        double vmax = 0;
+        for (int64_t k = 0; k < n * rows; k++)
+            if (isfinite(u->vec[k]) && fabs(u->vec[k]) > vmax) vmax = fabs(u->vec[k]);
+        if (vmax <= 0) vmax = 1;
+        int cw = 1060 / cols, ch = rows <= 32 ? 4 : rows <= 64 ? 2 : 1;
+        if (cw < 1) cw = 1;
+        int w = 64 + cols * cw + 16, h = 10 + rows * ch + 30;
+        LIT(b, "<figure><figcaption>Interest vector over the history (dimensions down, events across; "
+                           "red positive, blue negative)</figcaption>");
+        json_buf_printf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"interest vector heat map\">",
+                        w, h, w, h);
+        char col[16];
+        for (int c = 0; c < cols; c++) {
+            int64_t e = cols == n ? c : (int64_t)((double)c * (double)(n - 1) / (double)(cols - 1 > 0 ? cols - 1 : 1));
+            for (int d = 0; d < rows; d++) {
+                heat_color(col, sizeof col, u->vec[(size_t)e * (size_t)rows + (size_t)d] / vmax);
+                json_buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>", 64 + c * cw,
+                                10 + d * ch, cw, ch, col);
+            }
+        }
+        json_buf_printf(b, "<text x=\"64\" y=\"%d\" class=\"tick\">event 1</text>"
+                           "<text x=\"%d\" y=\"%d\" class=\"tick\" text-anchor=\"end\">event %lld</text>"
+                           "<text x=\"58\" y=\"16\" class=\"tick\" text-anchor=\"end\">dim 0</text>"
+                           "<text x=\"58\" y=\"%d\" class=\"tick\" text-anchor=\"end\">dim %d</text></svg></figure>\n",
+                        10 + rows * ch + 14, 64 + cols * cw, 10 + rows * ch + 14, (long long)n, 10 + rows * ch, rows - 1);
+    }
+    if (u->item) user_genres(b, r, u);
+}
+
+static int user_cmp_events(const void *a, const void *b) {
+    const report_user *x = *(const report_user *const *)a, *y = *(const report_user *const *)b;
+    if (x->events != y->events) return x->events > y->events ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+static void report_usage(FILE *f) {
+    fprintf(f,
+            "usage: ievo report --out FILE.html [--series FILE]... [--vectors FILE] [--truth FILE]\n"
+            "                   [--movielens DIR] [--users N | --user ID ...] [--title TEXT]\n"
+            "\n"
+            "One self-contained HTML page (inline SVG; no script, font or link) about a run:\n"
+            "  --series FILE    worker snapshots, JSON lines {\"t\": seconds, \"applied\": n, \"consumed\": n,\n"
+            "                   \"lag\": n}; repeatable (one per worker): throughput and lag over time\n"
+            "  --vectors FILE   `ievo consume -t interest-vectors --from-beginning` output: drift per\n"
+            "                   event and the interest vector over each shown user's history\n"
+            "  --truth FILE     `ievo produce --synthetic ... --truth FILE`: the true topic over time\n"
+            "  --movielens DIR  u.data, u.item, u.genre: the genres of what each shown user rated\n"
+            "  --users N        show the N most active users (default 4, at most %d)\n"
+            "  --user ID        show this user (repeatable; instead of --users)\n",
+            REPORT_MAX_USERS_SHOWN);
+}
+
+int cmd_report(int argc, char **argv) {
+    const char *out = NULL, *vectors = NULL, *truth = NULL, *ml = NULL, *title = "ievo run report";
+    const char *pick[REPORT_MAX_USERS_SHOWN];
+    int n_pick = 0, n_users = 4, rc = 1;
+    char err[1024] = "";
+    report *r = calloc(1, sizeof *r);
+    json_buf b = {0};
+    report_user **order = NULL, *shown[REPORT_MAX_USERS_SHOWN];
+    int n_shown = 0;
+    if (!r) {
+        LOG_E("report", "out of memory");
+        return 1;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            report_usage(stdout);
+            rc = 0;
+            goto out;
+        }
+        if (i + 1 >= argc) {
+            LOG_E("report", "unknown option or missing value: %s", a);
+            report_usage(stderr);
+            rc = 2;
+            goto out;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--out") || !strcmp(a, "-o")) out = v;
+        else if (!strcmp(a, "--vectors")) vectors = v;
+        else if (!strcmp(a, "--truth")) truth = v;
+        else if (!strcmp(a, "--movielens")) ml = v;
+        else if (!strcmp(a, "--title")) title = v;
+        else if (!strcmp(a, "--series")) {
+            if (r->n_series == REPORT_MAX_SERIES) {
+                LOG_E("report", "at most %d --series files", REPORT_MAX_SERIES);
+                rc = 2;
+                goto out;
+            }
+            r->series[r->n_series++].path = v;
+        } else if (!strcmp(a, "--user")) {
+            if (n_pick == REPORT_MAX_USERS_SHOWN) {
+                LOG_E("report", "at most %d --user", REPORT_MAX_USERS_SHOWN);
+                rc = 2;
+                goto out;
+            }
+            pick[n_pick++] = v;
+        } else if (!strcmp(a, "--users")) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 0 || n > REPORT_MAX_USERS_SHOWN) {
+                LOG_E("report", "--users: expected 0..%d, got '%s'", REPORT_MAX_USERS_SHOWN, v);
+                rc = 2;
+                goto out;
+            }
+            n_users = (int)n;
+        } else {
+            LOG_E("report", "unknown option: %s", a);
+            report_usage(stderr);
+            rc = 2;
+            goto out;
+        }
+    }
+    if (!out || (!vectors && !r->n_series)) {
+        LOG_E("report", "need --out and at least one of --vectors, --series");
+        report_usage(stderr);
+        rc = 2;
+        goto out;
+    }
+
+    for (int i = 0; i < r->n_series; i++)
+        if (for_each_json_line(r, r->series[i].path, series_line, &r->series[i], err, sizeof err)) goto fail;
+    if (vectors) {
+        if (for_each_json_line(r, vectors, vectors_count_line, NULL, err, sizeof err)) goto fail;
+        if (n_pick) {
+            for (int i = 0; i < n_pick; i++) {
+                report_user *u = user_get(&r->users, pick[i], strlen(pick[i]), 0);
+                if (!u) {
+                    snprintf(err, sizeof err, "--user %s: no output of that user in %s", pick[i], vectors);
+                    goto fail;
+                }
+                if (!u->shown) shown[n_shown++] = u, u->shown = 1;
+            }
+        } else if (r->users.n) {
+            if (!(order = malloc(r->users.n * sizeof *order))) {
+                snprintf(err, sizeof err, "out of memory");
+                goto fail;
+            }
+            for (size_t i = 0; i < r->users.n; i++) order[i] = &r->users.users[i];
+            qsort(order, r->users.n, sizeof *order, user_cmp_events);
+            for (size_t i = 0; i < r->users.n && n_shown < n_users; i++) shown[n_shown++] = order[i], order[i]->shown = 1;
+        }
+        if (for_each_json_line(r, vectors, vectors_fill_line, NULL, err, sizeof err)) goto fail;
+        /* The users' record pointers are stable from here on (no more inserts). */
+    }
+    if (truth && for_each_json_line(r, truth, truth_line, NULL, err, sizeof err)) goto fail;
+    if (ml && (ml_load_items(r, ml, err, sizeof err) || ml_load_events(r, ml, err, sizeof err))) goto fail;
+
+    /* The page. */
+    page_head(&b, title);
+    LIT(&b, "<h1>");
+    html_str(&b, title);
+    LIT(&b, "</h1>\n<table><tr><th>input</th><th>what it holds</th></tr>");
+    for (int i = 0; i < r->n_series; i++) {
+        const series *s = &r->series[i];
+        LIT(&b, "<tr><td>series ");
+        html_str(&b, base_name(s->path));
+        double peak_lag = -1;
+        for (size_t k = 0; k < s->n; k++)
+            if (s->lag[k] > peak_lag) peak_lag = s->lag[k];
+        json_buf_printf(&b, "</td><td>%zu snapshots over %.1f s; %.0f events applied; peak lag %.0f</td></tr>", s->n,
+                        s->n ? s->t[s->n - 1] - s->t[0] : 0.0,
+                        s->n ? s->applied[s->n - 1] - s->applied[0] : 0.0, peak_lag);
+    }
+    if (vectors) {
+        LIT(&b, "<tr><td>vectors ");
+        html_str(&b, base_name(vectors));
+        json_buf_printf(&b, "</td><td>%lld outputs, %lld distinct (user, event), %zu users, D = %d, model ", (long long)r->lines,
+                        (long long)r->distinct, r->users.n, r->dim);
+        html_str(&b, r->model_id);
+        json_buf_printf(&b, "; event time spans %.1f days</td></tr>", (double)(r->ts_max - r->ts_min) / 86400000.0);
+    }
+    if (truth) {
+        LIT(&b, "<tr><td>truth ");
+        html_str(&b, base_name(truth));
+        json_buf_printf(&b, "</td><td>%lld events, %lld topic switches, %d topics</td></tr>", (long long)r->truth_lines,
+                        (long long)r->truth_switches, r->max_topic + 1);
+    }
+    if (ml) json_buf_printf(&b, "<tr><td>movielens</td><td>%d items, %d genres</td></tr>", r->n_items ? r->n_items - 1 : 0,
+                            ML_GENRES);
+    LIT(&b, "</table>\n");
+
+    section_throughput(&b, r);
+    if (vectors) {
+        LIT(&b, "<h2>Interest drift</h2>\n");
+        section_drift_all(&b, r);
+        json_buf_printf(&b, "<h2>Users (%d %s)</h2>\n", n_shown, n_pick ? "chosen" : "most active");
+        for (int i = 0; i < n_shown; i++) section_user(&b, r, shown[i]);
+    }
+    LIT(&b, "<p class=\"note\">Made by <code>ievo report</code>: inline SVG, no script, no external resource.</p>\n</body></html>\n");
+    if (b.failed) {
+        snprintf(err, sizeof err, "out of memory building the page");
+        goto fail;
+    }
+    {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp", out);
+        FILE *f = fopen(tmp, "w");
+        int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
+        if (f && fclose(f)) ok = 0;
+        if (!ok || rename(tmp, out)) {
+            snprintf(err, sizeof err, "%s: %s", out, strerror(errno));
+            remove(tmp);
+            goto fail;
+        }
+    }
+    LOG_I("report", "%s: %zu bytes; %d series, %lld outputs of %zu users, %d users shown", out, b.len, r->n_series,
+          (long long)r->lines, r->users.n, n_shown);
+    rc = 0;
+    goto out;
+fail:
+    LOG_E("report", "%s", err);
+    rc = 1;
+out:
+    json_buf_free(&b);
+    free(order);
+    report_free(r);
+    free(r);
+    return rc;
+}
