@@ -21,6 +21,21 @@
  *
  * Item and action ids map to vocabulary indices; index 0 of each vocabulary is the shared
  * out-of-vocabulary row, so an unknown id still has an embedding.
+ *
+ * Optional heads (tensors a trained model carries; a model without them serves u_t all the same):
+ *   scoring:  s_i    = u_t . score.item_emb[i] + score.item_bias[i]      for every item i >= 1
+ *             (s_0 = -inf: the OOV row is never a recommendation). softmax_i(s_i) is the model's
+ *             distribution of the user's next item; `ievo train` fits it by cross-entropy.
+ *   value:    vhat_i = ginv( u_t . (value.w + value.item_emb[i]) + value.item_bias[i] + value.bias )
+ *             g(v) = sign(v) log1p(|v|) (the value feature's transform), ginv(y) = sign(y) expm1(|y|):
+ *             the predicted value (e.g. rating) of the user's next event if it is item i (value.w
+ *             is the part every item shares: how the user rates in general); trained
+ *             by squared error in g-space, so a heavy-tailed value (dwell seconds, prices) cannot
+ *             dominate the loss.
+ *   The scoring table is its own tensor, D wide in u's space, so E != D stays possible and the
+ *   served function never depends on how it was trained. `ievo train` ties it to item_emb when
+ *   E == D (one parameter during training, stored twice, equal): on ML-100K that measured
+ *   +0.008 test NDCG@10 (docs/training.md).
  */
 #ifndef IEVO_MODEL_H
 #define IEVO_MODEL_H
@@ -74,8 +89,15 @@ typedef struct {
 enum {
     T_ITEM_EMB, T_ACTION_EMB, T_W_IH, T_W_HH, T_B_IH, T_B_HH,
     T_W_Q, T_B_Q, T_W_K, T_B_K, T_W_V, T_B_V, T_OUT_W, T_OUT_B,
-    MODEL_N_TENSORS
+    MODEL_N_TENSORS, /* the core: every model file has these 14 */
+    /* Optional heads, after the core in the same allocation; numel 0 and data NULL when absent:
+     *   score.item_emb (n_items, D)  score.item_bias (n_items)
+     *   value.item_emb (n_items, D)  value.item_bias (n_items)  value.bias (1)  value.w (D) */
+    T_SCORE_EMB = MODEL_N_TENSORS, T_SCORE_BIAS, T_VALUE_EMB, T_VALUE_BIAS, T_VALUE_B, T_VALUE_W,
+    MODEL_N_ALL_TENSORS
 };
+#define MODEL_HEAD_SCORE 1 /* score.item_emb + score.item_bias */
+#define MODEL_HEAD_VALUE 2 /* value.item_emb + value.item_bias + value.bias + value.w */
 
 typedef struct model_vocab model_vocab; /* string id -> index, index -> string id */
 
@@ -83,7 +105,7 @@ typedef struct {
     model_config cfg;
     float *params;                 /* one allocation holding every tensor */
     size_t n_params;
-    model_tensor t[MODEL_N_TENSORS];
+    model_tensor t[MODEL_N_ALL_TENSORS]; /* core tensors, then the optional heads */
     model_vocab *items;            /* index 0 is "<oov>" */
     model_vocab *actions;          /* index 0 is "<oov>" */
     char model_id[96];             /* "<name>-<first 12 hex of the parameter checksum>" */
@@ -162,6 +184,33 @@ void model_runner_free(model_runner *r);
  * drift to out_drift[i]; updates each state in place. Returns 0, or -1 with err filled. */
 int model_step(model_runner *r, int n, void *const *states, const model_event *ev,
                float *out_vec, float *out_drift, char *err, size_t errlen);
+
+/* ---- heads: scoring and value prediction (model/heads.c) -----------------------------------
+ * What the worker calls to turn u_t into recommendations: model_score_items (or the batched
+ * form) for every item, model_top_k to pick the best K unseen ones (model_state_items lists the
+ * items in a user's state window, to exclude them), model_predict_value for a value. */
+
+/* The MODEL_HEAD_* bits this model carries. */
+int model_heads(const model *m);
+/* Adds the heads in `heads` that the model lacks (seeded init: score.item_emb N(0, 0.1^2), the
+ * rest 0), re-laying the parameter block, then recomputes model_id and fingerprint under the
+ * same name (heads = 0 only recomputes them). Existing parameters are kept. Returns 0, or -1. */
+int model_add_heads(model *m, int heads, uint64_t seed, char *err, size_t errlen);
+/* scores (n_items) for one interest vector u (D): the scoring formula in the top comment,
+ * scores[0] = -INFINITY. Returns 0, or -1 when the model has no scoring head. */
+int model_score_items(const model *m, const float *u, float *scores, char *err, size_t errlen);
+/* The same for n vectors U (n, D) -> scores (n, n_items), as one oneDNN GEMM. */
+int model_score_items_batch(const model *m, int n, const float *U, float *scores, char *err, size_t errlen);
+/* The predicted value of item `item` for interest vector u (D); NAN without a value head or for
+ * an index outside the vocabulary. */
+float model_predict_value(const model *m, const float *u, int item);
+/* The k highest scores among scores[0..n) (ties: lower index first), skipping -inf/NaN entries
+ * and the n_exclude indices in `exclude` (any order, may repeat). Writes indices to idx and,
+ * if not NULL, scores to val, best first; returns how many (<= k). O(n log k). */
+int model_top_k(const float *scores, int n, int k, const int32_t *exclude, int n_exclude, int32_t *idx, float *val);
+/* The item indices in a state's attention window, oldest first (at most W); returns the count.
+ * The state must pass model_state_check. */
+int model_state_items(const model *m, const void *state, int32_t *items);
 
 /* Pins the compute runtime (OpenMP under oneDNN) to `threads` threads; call once at start. */
 void model_runtime_init(int threads);

@@ -8,7 +8,10 @@
  * per field, decimal text), name, model_id, fingerprint (16 hex), crc32c (8 hex, CRC-32C of the
  * whole data section) and, when present, "meta" (the free-form JSON object as text).
  * The 14 parameter tensors are F32 in model.h's order; the vocabularies are U8 tensors
- * "vocab.items" / "vocab.actions", ids joined by '\n' with "<oov>" first.
+ * "vocab.items" / "vocab.actions", ids joined by '\n' with "<oov>" first. The optional heads
+ * (score.*, value.*: see model.h) are F32 tensors too, stored after the core when the model has
+ * them; a file without them is a model without heads, and the format version stays 1 (a build
+ * that predates heads rejects a file with them as "unexpected tensor", which is the truth).
  *
  * Loading trusts nothing: every size, offset, dtype and shape is checked against the config, the
  * checksum against the data, the parameters must be finite, and the stored model_id/fingerprint
@@ -23,7 +26,8 @@
 #include "json.h"
 #include "model_internal.h"
 
-#define N_FILE_TENSORS (MODEL_N_TENSORS + 2)
+/* File table order: the 14 core tensors, the optional heads (present or not), the 2 vocabularies. */
+#define N_FILE_TENSORS (MODEL_N_ALL_TENSORS + 2)
 #define HEADER_MAX (64u << 20) /* a header beyond 64 MB is not ours (safetensors itself caps at 100 MB) */
 
 static const char *const vocab_names[2] = {"vocab.items", "vocab.actions"};
@@ -70,14 +74,15 @@ int model_save(const model *m, const char *path, char *err, size_t errlen) {
     size_t off = 0;
     for (int t = 0; t < N_FILE_TENSORS; t++) {
         size_t bytes;
-        if (t < MODEL_N_TENSORS) {
+        if (t < MODEL_N_ALL_TENSORS) {
             const model_tensor *x = &m->t[t];
+            if (t >= MODEL_N_TENSORS && x->numel == 0) continue; /* a head the model lacks */
             bytes = x->numel * sizeof(float);
             bad = bad || json_buf_printf(&b, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%d", x->name, x->shape[0]);
             if (x->ndim == 2) bad = bad || json_buf_printf(&b, ",%d", x->shape[1]);
         } else {
-            bytes = vlen[t - MODEL_N_TENSORS];
-            bad = bad || json_buf_printf(&b, ",\"%s\":{\"dtype\":\"U8\",\"shape\":[%zu", vocab_names[t - MODEL_N_TENSORS], bytes);
+            bytes = vlen[t - MODEL_N_ALL_TENSORS];
+            bad = bad || json_buf_printf(&b, ",\"%s\":{\"dtype\":\"U8\",\"shape\":[%zu", vocab_names[t - MODEL_N_ALL_TENSORS], bytes);
         }
         bad = bad || json_buf_printf(&b, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes);
         off += bytes;
@@ -135,6 +140,7 @@ typedef struct {
     int is_u8;
     int ndim, shape[2];
     int found;
+    int absent; /* an optional head this file does not carry */
     uint64_t begin, end;
 } file_tensor;
 
@@ -261,21 +267,31 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
         if (model_name_check(name, nerr, sizeof nerr)) FAIL("%s", nerr);
     }
     if (model_alloc(&m, &cfg, err, errlen)) goto fail;
+    /* The optional heads: a head is present when any of its tensors is named in the header (the
+     * checks below then require all of its tensors). */
+    int heads = 0;
+    for (size_t i = 0; i < hdr->len; i++)
+        for (int t = MODEL_N_TENSORS; t < MODEL_N_ALL_TENSORS; t++)
+            if (strcmp(hdr->keys[i], model_head_tensor_names[t - MODEL_N_TENSORS]) == 0) heads |= model_head_of_tensor(t);
+    if (heads && model_alloc_heads(m, heads, err, errlen)) goto fail;
 
     /* 3. The tensor table: names, dtypes, shapes. */
     file_tensor ft[N_FILE_TENSORS];
+    int n_present = 0;
     for (int t = 0; t < N_FILE_TENSORS; t++) {
         memset(&ft[t], 0, sizeof ft[t]);
-        if (t < MODEL_N_TENSORS) {
-            ft[t].name = m->t[t].name;
+        if (t < MODEL_N_ALL_TENSORS) {
+            ft[t].name = t < MODEL_N_TENSORS ? m->t[t].name : model_head_tensor_names[t - MODEL_N_TENSORS];
             ft[t].ndim = m->t[t].ndim;
             ft[t].shape[0] = m->t[t].shape[0];
             ft[t].shape[1] = m->t[t].shape[1];
+            ft[t].absent = t >= MODEL_N_TENSORS && m->t[t].numel == 0;
         } else {
-            ft[t].name = vocab_names[t - MODEL_N_TENSORS];
+            ft[t].name = vocab_names[t - MODEL_N_ALL_TENSORS];
             ft[t].is_u8 = 1;
             ft[t].ndim = 1;
         }
+        n_present += !ft[t].absent;
     }
     for (size_t i = 0; i < hdr->len; i++) {
         const char *key = hdr->keys[i];
@@ -324,14 +340,15 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
         x->end = off[1];
     }
     for (int t = 0; t < N_FILE_TENSORS; t++)
-        if (!ft[t].found) FAIL("missing tensor \"%s\"", ft[t].name);
+        if (!ft[t].found && !ft[t].absent) FAIL("missing tensor \"%s\"", ft[t].name);
 
     /* 4. The tensors tile the data section exactly. */
     file_tensor *order[N_FILE_TENSORS];
-    for (int t = 0; t < N_FILE_TENSORS; t++) order[t] = &ft[t];
-    qsort(order, N_FILE_TENSORS, sizeof order[0], cmp_begin);
+    for (int t = 0, k = 0; t < N_FILE_TENSORS; t++)
+        if (!ft[t].absent) order[k++] = &ft[t];
+    qsort(order, (size_t)n_present, sizeof order[0], cmp_begin);
     uint64_t pos = 0;
-    for (int t = 0; t < N_FILE_TENSORS; t++) {
+    for (int t = 0; t < n_present; t++) {
         if (order[t]->begin < pos)
             FAIL("tensors \"%s\" and \"%s\" overlap (data_offsets [%llu,..) starts before %llu)", order[t - 1]->name,
                  order[t]->name, (unsigned long long)order[t]->begin, (unsigned long long)pos);
@@ -350,7 +367,8 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
         FAIL("checksum mismatch: the data section's CRC-32C is %s, the header says %s (corrupted file)", crc_now, crc_hex);
 
     /* 6. Contents. */
-    for (int t = 0; t < MODEL_N_TENSORS; t++) {
+    for (int t = 0; t < MODEL_N_ALL_TENSORS; t++) {
+        if (ft[t].absent) continue;
         memcpy(m->t[t].data, data + ft[t].begin, m->t[t].numel * sizeof(float));
         for (size_t i = 0; i < m->t[t].numel; i++)
             if (!isfinite(m->t[t].data[i])) FAIL("tensor \"%s\": element %zu is not finite", m->t[t].name, i);
@@ -358,7 +376,7 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
     model_vocab **vv[2] = {&m->items, &m->actions};
     const int want_rows[2] = {cfg.n_items, cfg.n_actions};
     for (int k = 0; k < 2; k++) {
-        const file_tensor *x = &ft[MODEL_N_TENSORS + k];
+        const file_tensor *x = &ft[MODEL_N_ALL_TENSORS + k];
         char verr[MODEL_ERR_LEN];
         if (vocab_from_joined(vv[k], (const char *)data + x->begin, (size_t)(x->end - x->begin), k ? "action" : "item",
                               verr, sizeof verr))

@@ -66,6 +66,15 @@ int model_finalize(model *m, const char *name, char *err, size_t errlen);
 /* The name part of m->model_id (writes at most n bytes, NUL included). */
 void model_name_of(const model *m, char *out, size_t n);
 
+/* ---- optional heads (heads.c) ---- */
+extern const char *const model_head_tensor_names[MODEL_N_ALL_TENSORS - MODEL_N_TENSORS];
+/* The MODEL_HEAD_* bit a head tensor belongs to (t in [MODEL_N_TENSORS, MODEL_N_ALL_TENSORS)). */
+int model_head_of_tensor(int t);
+/* Re-lays the parameter block so that it also holds the heads in `heads` (zeroed), after the
+ * core and any heads already present, in tensor order; keeps every existing value and updates
+ * n_params and the tensor table. Does not touch the fingerprint (call model_finalize). */
+int model_alloc_heads(model *m, int heads, char *err, size_t errlen);
+
 /* ---- state blob (state.c) ---- */
 #define MODEL_STATE_MAGIC 0x53564549u /* "IEVS" little-endian */
 #define MODEL_STATE_VERSION 1

@@ -1,6 +1,7 @@
 /* nn_dnnl: the oneDNN 2.6 (C API) kernels of the step: a one-step LSTM / linear-before-reset
- * GRU over a batch, and matmul-based linear layers. The only file of model/ that includes
- * oneDNN (whose 2.x op-descriptor API is gone in 3.x, so it stays behind this small interface).
+ * GRU over a batch, and matmul-based linear layers. The only file of the step that includes
+ * oneDNN (whose 2.x op-descriptor API is gone in 3.x, so it stays behind this small interface);
+ * the trainer's oneDNN kernels sit behind nn_dnnl_train.h the same way.
  *
  * Rows are padded to a few batch-size buckets (16, 64, 256, 1024, ... up to max_batch): one
  * primitive per bucket, all created up front; weights are reordered once per distinct layout the

@@ -52,3 +52,7 @@ add_library(ievo_fault_enospc SHARED ${CMAKE_SOURCE_DIR}/tests/faults/enospc_pre
 target_link_libraries(ievo_fault_enospc PRIVATE dl)
 set_target_properties(ievo_fault_enospc PROPERTIES PREFIX "" OUTPUT_NAME "fault_enospc")
 
+# The trainer's oracle helper (tests/oracle/test_train_oracle.py): nn_ref's backwards and the
+# trainer's loss/gradients on inputs torch recomputes.
+add_executable(oracle_train ${CMAKE_SOURCE_DIR}/tests/oracle/oracle_train.c)
+target_link_libraries(oracle_train PRIVATE ievo_model)

@@ -12,6 +12,8 @@ int cmd_model(int argc, char **argv);     /* cmd_model.c: `model init`, `model i
 int cmd_state(int argc, char **argv);     /* cmd_state.c: `state dump` of a state dir */
 int cmd_demo(int argc, char **argv);      /* cmd_demo.c: broker + produce + worker + summary */
 int cmd_reference(int argc, char **argv); /* cmd_reference.c: offline scalar-model replay (tests) */
+int cmd_train(int argc, char **argv);     /* cmd_train.c: learn the model from history (writes a model file) */
+int cmd_eval(int argc, char **argv);      /* cmd_eval.c: leave-one-out HR/NDCG through the streaming path */
 int cmd_embed(int argc, char **argv);     /* cmd_embed.c: text lines -> USE-lite vectors as JSON lines */
 int cmd_report(int argc, char **argv);    /* cmd_report.c: a self-contained HTML page about a run (charts) */
 

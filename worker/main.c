@@ -18,6 +18,8 @@ static const struct {
     {"model", cmd_model, "model init | model info"},
     {"state", cmd_state, "state dump: print the per-user states of a state dir"},
     {"reference", cmd_reference, "replay events through the scalar reference model (offline)"},
+    {"train", cmd_train, "learn the interest model from history (MovieLens, JSON lines, synthetic, a topic)"},
+    {"eval", cmd_eval, "leave-one-out HR/NDCG@10/20 of a model vs popularity, through the streaming path"},
     {"demo", cmd_demo, "broker + events + worker, then a summary of what happened"},
     {"embed", cmd_embed, "text lines on stdin -> sentence vectors (USE lite) as JSON lines"},
     {"report", cmd_report, "one self-contained HTML page about a run: throughput, lag, interest drift"},

@@ -1,0 +1,701 @@
+/* train: the training loop (epochs, batches, chunks, AdamW, early stopping), the trainer's
+ * batched forward (validation, parity dumps) and evaluation. The protocol and the guarantees
+ * are in train.h; the layers in train_seq.c.
+ *
+ * Batches: each epoch shuffles the users with the seeded generator, cuts the order into pools
+ * of 8 batches, sorts each pool by training length (longest first, stable) and cuts it into
+ * batches, then shuffles the batch order. Users of similar length share a batch (little
+ * padding) while batches still differ from epoch to epoch. Within a batch the longest user is
+ * row 0, so the users still active in a later chunk are always a prefix of the rows: their
+ * carried state stays in place. Row counts are padded to a multiple of 8 and the last chunk's
+ * step count too, so only a few primitive shapes ever exist.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "json.h"
+#include "train_internal.h"
+
+void train_config_default(train_config *c) {
+    memset(c, 0, sizeof *c);
+    c->epochs = 200;
+    c->patience = 20;
+    c->batch_users = 32;
+    c->bptt = 200;
+    c->lr = 2e-3;
+    c->plateau = 4;
+    c->lr_decay = 0.5;
+    c->weight_decay = 0.01;
+    c->beta1 = 0.9, c->beta2 = 0.999, c->eps = 1e-8;
+    c->clip = 5.0;
+    c->dropout = 0.2;
+    c->value_weight = 1.0;
+    c->value_lr = 0.1;
+    c->value_refit = 50;
+    c->loss = TRAIN_LOSS_FULL;
+    c->negatives = 2048;
+    c->init_bias = 1;
+    c->mask_seen = 1;
+    c->seed = 1;
+    c->backend = MODEL_BACKEND_DNNL;
+}
+
+int train_config_set(train_config *c, const char *key, const char *value, char *err, size_t errlen) {
+    char *end;
+    if (!strcmp(key, "loss")) {
+        if (!strcmp(value, "full")) c->loss = TRAIN_LOSS_FULL;
+        else if (!strcmp(value, "sampled")) c->loss = TRAIN_LOSS_SAMPLED;
+        else return model_errf(err, errlen, "train: loss must be full or sampled, got \"%s\"", value);
+        return 0;
+    }
+    if (!strcmp(key, "backend")) {
+        if (!strcmp(value, "dnnl")) c->backend = MODEL_BACKEND_DNNL;
+        else if (!strcmp(value, "scalar")) c->backend = MODEL_BACKEND_SCALAR;
+        else return model_errf(err, errlen, "train: backend must be dnnl or scalar, got \"%s\"", value);
+        return 0;
+    }
+    static const struct { const char *k; size_t off; } ints[] = {
+        {"epochs", offsetof(train_config, epochs)}, {"patience", offsetof(train_config, patience)},
+        {"batch_users", offsetof(train_config, batch_users)}, {"bptt", offsetof(train_config, bptt)},
+        {"negatives", offsetof(train_config, negatives)}, {"tie", offsetof(train_config, tie)},
+        {"init_bias", offsetof(train_config, init_bias)},
+        {"plateau", offsetof(train_config, plateau)}, {"value_refit", offsetof(train_config, value_refit)}, {"mask_seen", offsetof(train_config, mask_seen)},
+    };
+    static const struct { const char *k; size_t off; } dbls[] = {
+        {"lr", offsetof(train_config, lr)}, {"weight_decay", offsetof(train_config, weight_decay)},
+        {"beta1", offsetof(train_config, beta1)}, {"beta2", offsetof(train_config, beta2)},
+        {"eps", offsetof(train_config, eps)}, {"clip", offsetof(train_config, clip)},
+        {"dropout", offsetof(train_config, dropout)}, {"value_weight", offsetof(train_config, value_weight)},
+        {"ema", offsetof(train_config, ema)}, {"lr_decay", offsetof(train_config, lr_decay)},
+        {"value_lr", offsetof(train_config, value_lr)}, {"value_wd", offsetof(train_config, value_wd)},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (!strcmp(key, ints[i].k)) {
+            long v = strtol(value, &end, 10);
+            if (!*value || *end || v < INT32_MIN || v > INT32_MAX)
+                return model_errf(err, errlen, "train: %s must be an integer, got \"%s\"", key, value);
+            *(int *)((char *)c + ints[i].off) = (int)v;
+            return 0;
+        }
+    for (size_t i = 0; i < sizeof dbls / sizeof dbls[0]; i++)
+        if (!strcmp(key, dbls[i].k)) {
+            double v = strtod(value, &end);
+            if (!*value || *end || !isfinite(v))
+                return model_errf(err, errlen, "train: %s must be a number, got \"%s\"", key, value);
+            *(double *)((char *)c + dbls[i].off) = v;
+            return 0;
+        }
+    if (!strcmp(key, "seed")) {
+        unsigned long long v = strtoull(value, &end, 10);
+        if (!*value || *end || *value == '-') return model_errf(err, errlen, "train: seed must be a non-negative integer");
+        c->seed = v;
+        return 0;
+    }
+    return model_errf(err, errlen, "train: unknown setting \"%s\"", key);
+}
+
+int train_config_check(const train_config *c, char *err, size_t errlen) {
+    if (c->epochs < 1 || c->epochs > 100000) return model_errf(err, errlen, "train: epochs %d out of 1..100000", c->epochs);
+    if (c->patience < 1) return model_errf(err, errlen, "train: patience must be >= 1");
+    if (c->batch_users < 1 || c->batch_users > 4096)
+        return model_errf(err, errlen, "train: batch_users %d out of 1..4096", c->batch_users);
+    if (c->bptt < 8 || c->bptt > 4096 || c->bptt % 8)
+        return model_errf(err, errlen, "train: bptt %d must be a multiple of 8 in 8..4096", c->bptt);
+    if (!(c->lr > 0) || c->weight_decay < 0 || !(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1) ||
+        !(c->eps > 0))
+        return model_errf(err, errlen, "train: lr > 0, weight_decay >= 0, 0 <= beta1, beta2 < 1, eps > 0");
+    if (c->clip < 0 || !(c->dropout >= 0 && c->dropout < 1) || c->value_weight < 0)
+        return model_errf(err, errlen, "train: clip >= 0, 0 <= dropout < 1, value_weight >= 0");
+    if (c->loss == TRAIN_LOSS_SAMPLED && c->negatives < 1)
+        return model_errf(err, errlen, "train: sampled softmax needs negatives >= 1");
+    if ((c->tie != 0 && c->tie != 1) || (c->init_bias != 0 && c->init_bias != 1) || (c->mask_seen != 0 && c->mask_seen != 1))
+        return model_errf(err, errlen, "train: tie, init_bias and mask_seen are 0 or 1");
+    if (!(c->ema >= 0 && c->ema < 1)) return model_errf(err, errlen, "train: 0 <= ema < 1");
+    if (c->plateau < 0 || !(c->lr_decay > 0 && c->lr_decay <= 1) || !(c->value_lr > 0) || c->value_wd < 0 || c->value_refit < 0)
+        return model_errf(err, errlen, "train: plateau >= 0, 0 < lr_decay <= 1");
+    return 0;
+}
+
+char *train_config_json(const train_config *c) {
+    json_buf b = {0};
+    json_buf_printf(&b,
+                    "{\"epochs\":%d,\"patience\":%d,\"batch_users\":%d,\"bptt\":%d,\"lr\":%.9g,\"plateau\":%d,"
+                    "\"lr_decay\":%.9g,\"weight_decay\":%.9g,"
+                    "\"beta1\":%.9g,\"beta2\":%.9g,\"eps\":%.9g,\"clip\":%.9g,\"dropout\":%.9g,\"value_weight\":%.9g,\"value_lr\":%.9g,\"value_wd\":%.9g,\"value_refit\":%d,"
+                    "\"loss\":\"%s\",\"negatives\":%d,\"tie\":%d,\"ema\":%.9g,\"init_bias\":%d,\"mask_seen\":%d,\"seed\":%llu,\"backend\":\"%s\"}",
+                    c->epochs, c->patience, c->batch_users, c->bptt, c->lr, c->plateau, c->lr_decay, c->weight_decay,
+                    c->beta1, c->beta2, c->eps,
+                    c->clip, c->dropout, c->value_weight, c->value_lr, c->value_wd, c->value_refit, c->loss == TRAIN_LOSS_FULL ? "full" : "sampled",
+                    c->negatives, c->tie, c->ema, c->init_bias, c->mask_seen, (unsigned long long)c->seed,
+                    c->backend == MODEL_BACKEND_DNNL ? "dnnl" : "scalar");
+    if (b.failed) {
+        json_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+int train_data_group(train_data *d, int n_users, size_t n, const int32_t *user, const model_event *ev, int64_t *perm,
+                     char *err, size_t errlen) {
+    memset(d, 0, sizeof *d);
+    int64_t *start = calloc((size_t)n_users + 2, sizeof *start);
+    model_event *out = malloc((n ? n : 1) * sizeof *out);
+    if (!start || !out) {
+        free(start), free(out);
+        return model_errf(err, errlen, "train: out of memory grouping %zu events", n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (user[i] < 0 || user[i] >= n_users) {
+            free(start), free(out);
+            return model_errf(err, errlen, "train: event %zu has user index %d of %d", i, user[i], n_users);
+        }
+        start[user[i] + 2]++;
+    }
+    for (int u = 0; u < n_users; u++) start[u + 2] += start[u + 1];
+    /* start[u+1] is now where user u begins; filling advances it to where u ends = start of u+1 */
+    for (size_t i = 0; i < n; i++) {
+        int64_t at = start[user[i] + 1]++;
+        out[at] = ev[i];
+        if (perm) perm[at] = (int64_t)i;
+    }
+    d->n_users = n_users;
+    d->start = start;
+    d->ev = out;
+    return 0;
+}
+
+void train_data_free(train_data *d) {
+    free((void *)d->start);
+    free((void *)d->ev);
+    memset(d, 0, sizeof *d);
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- one batch ---------------------------------------------------------------------------- */
+
+/* Runs a batch (users sorted by len, longest first) chunk by chunk. Training (grad != NULL):
+ * heads + backward per chunk, then `step` (optimizer) per chunk when given, else gradients add
+ * up over the chunks. Inference (grad == NULL): calls `emit` with every chunk's u. */
+typedef struct {
+    const train_config *c;
+    rng_t *rng;
+    float *grad;
+    int (*step)(void *ctx, char *err, size_t errlen);
+    void *step_ctx;
+    void (*emit)(void *ctx, const seq_ctx *s, const seq_chunk *ch);
+    void *emit_ctx;
+    double loss;       /* sum over positions */
+    double loss_means; /* sum over chunks of the chunk's mean loss (what the gradient is of) */
+    double value_se;
+    long n_targets, n_value, chunks;
+} batch_run;
+
+static int run_batch(seq_ctx *s, const int *users, const int *len, int n, int bptt, int targets, double dropout,
+                     batch_run *br, char *err, size_t errlen) {
+    seq_reset_state(s);
+    int maxlen = n ? len[0] : 0;
+    for (long c0 = 0; c0 < maxlen; c0 += bptt) {
+        int active = 0;
+        while (active < n && len[active] > c0) active++;
+        int steps = (int)(maxlen - c0 < bptt ? maxlen - c0 : bptt);
+        seq_chunk ch = {pad8(active), active, steps == bptt ? steps : pad8(steps), c0, users, len, targets};
+        if (c0 > 0) seq_carry(s, ch.N);
+        if (seq_forward(s, &ch, dropout, br->rng, err, errlen)) return -1;
+        if (br->grad) {
+            double l, vse;
+            long nv, nt;
+            if (seq_heads(s, &ch, br->c, br->rng, br->grad, &l, &vse, &nv, &nt, err, errlen) ||
+                seq_backward(s, &ch, br->grad, err, errlen))
+                return -1;
+            br->loss += l * (double)nt;
+            br->loss_means += l;
+            br->value_se += vse;
+            br->n_value += nv;
+            br->n_targets += nt;
+            if (br->step && br->step(br->step_ctx, err, errlen)) return -1;
+        }
+        if (br->emit) br->emit(br->emit_ctx, s, &ch);
+        br->chunks++;
+    }
+    return 0;
+}
+
+/* Sorts idx[0..n) by len[idx] descending, ties by index ascending: a total order, so qsort's
+ * instability cannot show. */
+typedef struct {
+    int len, idx;
+} len_idx;
+
+static int cmp_len_idx(const void *pa, const void *pb) {
+    const len_idx *a = pa, *b = pb;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static int sort_by_len(int *idx, int n, const int *len) {
+    len_idx *k = malloc((size_t)(n ? n : 1) * sizeof *k);
+    if (!k) return -1;
+    for (int i = 0; i < n; i++) k[i] = (len_idx){len[idx[i]], idx[i]};
+    qsort(k, (size_t)n, sizeof *k, cmp_len_idx);
+    for (int i = 0; i < n; i++) idx[i] = k[i].idx;
+    free(k);
+    return 0;
+}
+
+int train_batch_loss_grad(const model *m, const train_data *d, const train_config *c, const int *users,
+                          const int *len, int n, float *grad, double *loss, char *err, size_t errlen) {
+    int rc = -1;
+    float *feat = train_features(d);
+    int *order = malloc((size_t)(n ? n : 1) * sizeof *order), *lens = malloc((size_t)(n ? n : 1) * sizeof *lens);
+    int *us = malloc((size_t)(n ? n : 1) * sizeof *us);
+    seq_ctx *s = NULL;
+    if (!feat || !order || !lens || !us) {
+        model_errf(err, errlen, "trainer: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        order[i] = i;
+        if (len[i] < 1 || len[i] > d->start[users[i] + 1] - d->start[users[i]] - 1) {
+            model_errf(err, errlen, "train_batch_loss_grad: user %d: %d inputs but %lld events", users[i], len[i],
+                       (long long)(d->start[users[i] + 1] - d->start[users[i]]));
+            goto done;
+        }
+    }
+    if (sort_by_len(order, n, len)) {
+        model_errf(err, errlen, "trainer: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) us[i] = users[order[i]], lens[i] = len[order[i]];
+    if (seq_ctx_new(&s, m, d, feat, c->backend, n, c->bptt, c->loss == TRAIN_LOSS_SAMPLED ? c->negatives : 0, err,
+                    errlen))
+        goto done;
+    rng_t rng;
+    rng_seed(&rng, c->seed);
+    batch_run br = {.c = c, .rng = &rng, .grad = grad};
+    if (run_batch(s, us, lens, n, c->bptt, 1, c->dropout, &br, err, errlen)) goto done;
+    *loss = br.loss_means;
+    rc = 0;
+done:
+    seq_ctx_free(s);
+    free(feat);
+    free(order);
+    free(lens);
+    free(us);
+    return rc;
+}
+
+/* ---- forward and evaluation --------------------------------------------------------------- */
+
+typedef struct {
+    const train_data *d;
+    const int *len;
+    int all, D;
+    float *out;
+    const int *uidx; /* row -> position in the caller's user order (for all = 0) */
+} emit_ctx;
+
+static void emit_rows(void *ctxp, const seq_ctx *s, const seq_chunk *ch) {
+    emit_ctx *e = ctxp;
+    const int D = e->D;
+    for (int t = 0; t < ch->T; t++)
+        for (int b = 0; b < ch->n; b++) {
+            long g = ch->c0 + t;
+            if (g >= ch->len[b]) continue;
+            const float *u = s->u + ((size_t)t * ch->N + b) * D;
+            int user = ch->users[b];
+            if (e->all) memcpy(e->out + (size_t)(e->d->start[user] + g) * D, u, (size_t)D * sizeof(float));
+            else if (g == ch->len[b] - 1) memcpy(e->out + (size_t)user * D, u, (size_t)D * sizeof(float));
+        }
+}
+
+int train_forward(const model *m, const train_data *d, const int *len, int all, float *out, model_backend backend,
+                  int batch_users, int bptt, char *err, size_t errlen) {
+    int rc = -1, nu = d->n_users, D = m->cfg.out_dim;
+    if (batch_users < 1) batch_users = 64;
+    if (bptt < 8) bptt = 200;
+    bptt = pad8(bptt);
+    float *feat = train_features(d);
+    int *order = malloc((size_t)(nu ? nu : 1) * sizeof *order), *ulen = malloc((size_t)(nu ? nu : 1) * sizeof *ulen);
+    int *lens = malloc((size_t)batch_users * sizeof *lens);
+    seq_ctx *s = NULL;
+    if (!feat || !order || !ulen || !lens) {
+        model_errf(err, errlen, "trainer: out of memory");
+        goto done;
+    }
+    for (int u = 0; u < nu; u++) {
+        int64_t n = d->start[u + 1] - d->start[u];
+        ulen[u] = len ? (len[u] < 0 ? 0 : len[u] > n ? (int)n : len[u]) : (int)n;
+        order[u] = u;
+    }
+    if (!all) memset(out, 0, (size_t)nu * D * sizeof(float));
+    if (sort_by_len(order, nu, ulen)) { /* one global order: batches of similar length */
+        model_errf(err, errlen, "trainer: out of memory");
+        goto done;
+    }
+    if (seq_ctx_new(&s, m, d, feat, backend, batch_users, bptt, 0, err, errlen)) goto done;
+    emit_ctx ec = {d, NULL, all, D, out, NULL};
+    batch_run br = {.emit = emit_rows, .emit_ctx = &ec};
+    for (int i = 0; i < nu; i += batch_users) {
+        int n = nu - i < batch_users ? nu - i : batch_users;
+        while (n > 0 && ulen[order[i + n - 1]] == 0) n--; /* len 0 sorts last */
+        if (n == 0) break;
+        for (int k = 0; k < n; k++) lens[k] = ulen[order[i + k]];
+        if (run_batch(s, order + i, lens, n, bptt, 0, 0.0, &br, err, errlen)) goto done;
+    }
+    rc = 0;
+done:
+    seq_ctx_free(s);
+    free(feat);
+    free(order);
+    free(ulen);
+    free(lens);
+    return rc;
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+typedef struct {
+    model *m;
+    const train_config *c;
+    float *grad, *madam, *vadam, *ema;
+    long t;
+} optim_ctx;
+
+/* Tied embeddings: score.item_emb is item_emb, so its gradient joins item_emb's and the copy is
+ * refreshed after the step (the file still stores both tensors, equal). */
+static void tie_sync(model *m) {
+    memcpy(m->t[T_SCORE_EMB].data, m->t[T_ITEM_EMB].data, m->t[T_ITEM_EMB].numel * sizeof(float));
+}
+
+/* Data-dependent start for the heads' biases: the scoring head starts as the popularity model
+ * (log share of the training targets, +1 smoothing), the value head as the item-mean model
+ * (value.bias = the mean g(value) of the training targets, value.item_bias = each item's mean
+ * deviation from it, shrunk towards 0 by 5 pseudo-targets). Adam moves a rarely seen item's
+ * bias slowly and noisily, so starting where the data already points matters. */
+static void init_biases(model *m, const train_data *d, const int *tlen, int heads) {
+    const int NI = m->cfg.n_items;
+    double *cnt = calloc((size_t)NI, sizeof *cnt), total = 0, vsum = 0;
+    double *isum = calloc((size_t)NI, sizeof *isum), *icnt = calloc((size_t)NI, sizeof *icnt);
+    long vn = 0;
+    if (!cnt || !isum || !icnt) {
+        free(cnt), free(isum), free(icnt);
+        return;
+    }
+    for (int u = 0; u < d->n_users; u++)
+        for (int t = 1; t <= tlen[u]; t++) { /* the targets e_1 .. e_len */
+            const model_event *e = &d->ev[d->start[u] + t];
+            if (e->item <= 0 || e->item >= NI) continue;
+            cnt[e->item] += 1, total += 1;
+            if (e->has_value) {
+                double v = e->value, gv = v < 0 ? -log1p(-v) : log1p(v);
+                vsum += gv, vn++;
+                isum[e->item] += gv, icnt[e->item] += 1;
+            }
+        }
+    float *sb = m->t[T_SCORE_BIAS].data;
+    for (int i = 1; i < NI && (heads & MODEL_HEAD_SCORE); i++) sb[i] = (float)log((cnt[i] + 1.0) / (total + NI - 1));
+    if (heads & MODEL_HEAD_SCORE) sb[0] = 0;
+    if ((heads & MODEL_HEAD_VALUE) && (model_heads(m) & MODEL_HEAD_VALUE) && vn) {
+        const double mean = vsum / (double)vn;
+        m->t[T_VALUE_B].data[0] = (float)mean;
+        for (int i = 0; i < NI; i++) m->t[T_VALUE_BIAS].data[i] = (float)((isum[i] - icnt[i] * mean) / (icnt[i] + 5.0));
+    }
+    free(cnt), free(isum), free(icnt);
+}
+
+/* Stage 2 of the value head. Joint training keeps moving u for the ranking objective, and the
+ * value head's per-item rows follow it into overfitting (measured on ML-100K: validation RMSE
+ * best after 1-2 epochs, then worse). So with the ranking model fixed (the best epoch), the head
+ * is refit on the final u_t without dropout (the u the worker serves): value.item_emb = 0,
+ * value.item_bias / value.bias restarted at the data's item means, value.w fit from 0 (the
+ * user's general level, read off u), Adam on minibatches of 1024 training positions, keeping
+ * the epoch with the lowest validation RMSE among the refit epochs and the jointly trained head
+ * (epoch 0). Patience 5, at most value_refit epochs. */
+static int refit_value_head(model *m, const train_data *d, const train_config *c, const int *tlen, train_result *res,
+                            char *err, size_t errlen) {
+    const int D = m->cfg.out_dim, NI = m->cfg.n_items, nu = d->n_users;
+    const int64_t total = d->start[nu];
+    const int heads_t[4] = {T_VALUE_EMB, T_VALUE_BIAS, T_VALUE_B, T_VALUE_W};
+    size_t off = (size_t)(m->t[T_VALUE_EMB].data - m->params), nv = 0;
+    for (int k = 0; k < 4; k++) nv += m->t[heads_t[k]].numel;
+    /* the value tensors are contiguous at the end of the block: value.item_emb .. value.w */
+    int rc = -1;
+    float *U = malloc((size_t)(total ? total : 1) * D * sizeof *U), *g = calloc(nv, sizeof *g);
+    float *ma = calloc(nv, sizeof *ma), *va = calloc(nv, sizeof *va), *bestv = malloc(nv * sizeof *bestv);
+    int64_t *pos = malloc((size_t)(total ? total : 1) * sizeof *pos);
+    if (!U || !g || !ma || !va || !bestv || !pos) {
+        model_errf(err, errlen, "train: out of memory");
+        goto done;
+    }
+    if (train_forward(m, d, NULL, 1, U, c->backend, 64, c->bptt, err, errlen)) goto done;
+    /* training samples: position i (u after event i) -> event i+1, when it has a value */
+    int64_t np = 0;
+    for (int u = 0; u < nu; u++)
+        for (int t = 0; t < tlen[u]; t++) {
+            int64_t i = d->start[u] + t;
+            if (d->ev[i + 1].has_value && d->ev[i + 1].item > 0 && d->ev[i + 1].item < NI) pos[np++] = i;
+        }
+    if (np == 0) {
+        rc = 0;
+        goto done;
+    }
+    float *V = m->params + off, *vb = m->t[T_VALUE_BIAS].data, *v0 = m->t[T_VALUE_B].data, *w = m->t[T_VALUE_W].data;
+    float *gvb = g + (vb - V), *gv0 = g + (v0 - V), *gw = g + (w - V);
+    rng_t rng;
+    rng_seed(&rng, c->seed ^ 0x76616c7565ull);
+    double best = INFINITY;
+    int since = 0, best_epoch = 0;
+    long t = 0;
+    for (int epoch = 0; epoch <= c->value_refit && since < 5; epoch++) {
+        for (int64_t i = np - 1; epoch > 0 && i > 0; i--) { /* shuffle */
+            int64_t j = (int64_t)(rng_uniform(&rng) * (double)(i + 1)), x = pos[i];
+            pos[i] = pos[j], pos[j] = x;
+        }
+        if (epoch == 1) { /* restart from the item-mean model, the per-item rows off */
+            memset(V, 0, m->t[T_VALUE_EMB].numel * sizeof(float));
+            memset(w, 0, (size_t)D * sizeof(float));
+            init_biases(m, d, tlen, MODEL_HEAD_VALUE);
+        }
+        for (int64_t b0 = 0; epoch > 0 && b0 < np; b0 += 1024) {
+            int64_t bn = np - b0 < 1024 ? np - b0 : 1024;
+            memset(g, 0, nv * sizeof(float));
+            for (int64_t k = 0; k < bn; k++) {
+                int64_t i = pos[b0 + k];
+                const model_event *e = &d->ev[i + 1];
+                const float *u = U + (size_t)i * D, *vi = V + (size_t)e->item * D;
+                double y = e->value < 0 ? -log1p(-(double)e->value) : log1p((double)e->value), p = vb[e->item] + v0[0];
+                for (int q = 0; q < D; q++) p += (double)u[q] * ((double)w[q] + vi[q]);
+                float dp = (float)(2.0 * (p - y) / (double)bn);
+                for (int q = 0; q < D; q++) gw[q] += dp * u[q]; /* value.item_emb stays 0 */
+                gvb[e->item] += dp, gv0[0] += dp;
+            }
+            /* Adam (lr = c->lr) on the head's slice of the parameter block only */
+            t++;
+            const double b1 = c->beta1, b2 = c->beta2, bc1 = 1 - pow(b1, (double)t), bc2 = 1 - pow(b2, (double)t);
+            for (size_t k = 0; k < nv; k++) {
+                ma[k] = (float)(b1 * ma[k] + (1 - b1) * g[k]);
+                va[k] = (float)(b2 * va[k] + (1 - b2) * (double)g[k] * g[k]);
+                int is_bias = V + k == v0;
+                float decay = is_bias ? 1.0f : (float)(1.0 - c->lr * c->value_wd);
+                V[k] = V[k] * decay - (float)(c->lr / bc1) * ma[k] / (sqrtf(va[k] / (float)bc2) + (float)c->eps);
+            }
+        }
+        rank_metrics val;
+        memset(&val, 0, sizeof val);
+        for (int u = 0; u < nu; u++) {
+            int64_t n = d->start[u + 1] - d->start[u];
+            if (n < 3) continue;
+            const model_event *e = &d->ev[d->start[u] + n - 2];
+            if (e->has_value && e->item > 0 && e->item < NI)
+                metrics_add_value(&val, model_predict_value(m, U + (size_t)(d->start[u] + n - 3) * D, e->item), e->value);
+        }
+        metrics_finish(&val);
+        if (val.rmse < best) {
+            best = val.rmse, best_epoch = epoch, since = 0;
+            memcpy(bestv, V, nv * sizeof(float));
+            res->best_val.mae = val.mae, res->best_val.rmse = val.rmse, res->best_val.n_value = val.n_value;
+        } else {
+            since++;
+        }
+    }
+    memcpy(V, bestv, nv * sizeof(float));
+    res->value_refit_epoch = best_epoch + 1; /* 1 = the jointly trained head was best */
+    rc = 0;
+done:
+    free(U), free(g), free(ma), free(va), free(bestv), free(pos);
+    return rc;
+}
+
+static int optim_step(void *p, char *err, size_t errlen) {
+    (void)err, (void)errlen;
+    optim_ctx *o = p;
+    model *m = o->m;
+    if (o->c->tie) {
+        float *gi = o->grad + (m->t[T_ITEM_EMB].data - m->params), *gs = o->grad + (m->t[T_SCORE_EMB].data - m->params);
+        for (size_t i = 0; i < m->t[T_ITEM_EMB].numel; i++) gi[i] += gs[i], gs[i] = 0;
+    }
+    train_clip(o->grad, m->n_params, o->c->clip);
+    train_adamw(m, o->grad, o->madam, o->vadam, ++o->t, o->c);
+    if (o->c->tie) tie_sync(m);
+    if (o->ema) {
+        const float d = (float)fmin(o->c->ema, (1.0 + (double)o->t) / (10.0 + (double)o->t));
+        for (size_t i = 0; i < m->n_params; i++) o->ema[i] = d * o->ema[i] + (1.0f - d) * m->params[i];
+    }
+    memset(o->grad, 0, m->n_params * sizeof(float));
+    return 0;
+}
+
+static void shuffle(int *a, int n, rng_t *r) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(rng_uniform(r) * (i + 1));
+        int t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+int train_fit(model *m, const train_data *d, const train_config *c, train_progress_fn cb, void *user,
+              train_result *res, char *err, size_t errlen) {
+    memset(res, 0, sizeof *res);
+    if (train_config_check(c, err, errlen)) return -1;
+    if (!(model_heads(m) & MODEL_HEAD_SCORE)) return model_errf(err, errlen, "train: the model needs a scoring head");
+    if (c->tie && m->cfg.item_dim != m->cfg.out_dim)
+        return model_errf(err, errlen, "train: tied embeddings need item_dim == out_dim (%d vs %d)", m->cfg.item_dim,
+                          m->cfg.out_dim);
+    const double t_start = now_s();
+    const int nu = d->n_users, B = c->batch_users;
+    int rc = -1, ntrain = 0;
+    float *feat = train_features(d), *grad = calloc(m->n_params, sizeof *grad);
+    float *madam = calloc(m->n_params, sizeof *madam), *vadam = calloc(m->n_params, sizeof *vadam);
+    float *best = malloc(m->n_params * sizeof *best), *ema = NULL, *live = NULL;
+    int *tlen = malloc((size_t)(nu ? nu : 1) * sizeof *tlen), *order = malloc((size_t)(nu ? nu : 1) * sizeof *order);
+    int *blen = malloc((size_t)B * sizeof *blen);
+    int *bstart = malloc((size_t)(nu + 1) * sizeof *bstart), *border = malloc((size_t)(nu + 1) * sizeof *border);
+    seq_ctx *s = NULL;
+    if (!feat || !grad || !madam || !vadam || !best || !tlen || !order || !blen || !bstart || !border) {
+        model_errf(err, errlen, "train: out of memory");
+        goto done;
+    }
+    long positions = 0;
+    for (int u = 0; u < nu; u++) {
+        int64_t n = d->start[u + 1] - d->start[u];
+        tlen[u] = n >= 4 ? (int)(n - 3) : 0; /* inputs e_0..e_{n-4}, targets e_1..e_{n-3} */
+        if (tlen[u] > 0) order[ntrain++] = u, positions += tlen[u];
+    }
+    if (ntrain == 0) {
+        model_errf(err, errlen, "train: no user has the 4 events training needs (train, validation, test targets)");
+        goto done;
+    }
+    res->positions = positions;
+    if (seq_ctx_new(&s, m, d, feat, c->backend, B, c->bptt, c->loss == TRAIN_LOSS_SAMPLED ? c->negatives : 0, err,
+                    errlen))
+        goto done;
+    if (c->tie) tie_sync(m);
+    if (c->init_bias) init_biases(m, d, tlen, MODEL_HEAD_SCORE | MODEL_HEAD_VALUE);
+    if (c->ema > 0) {
+        ema = malloc(m->n_params * sizeof *ema);
+        live = malloc(m->n_params * sizeof *live);
+        if (!ema || !live) {
+            model_errf(err, errlen, "train: out of memory");
+            goto done;
+        }
+        memcpy(ema, m->params, m->n_params * sizeof(float));
+    }
+    memcpy(best, m->params, m->n_params * sizeof(float));
+    rng_t rng;
+    rng_seed(&rng, c->seed);
+    train_config live_c = *c; /* the learning rate moves on plateaus */
+    optim_ctx oc = {m, &live_c, grad, madam, vadam, ema, 0};
+    int since_decay = 0;
+    double best_ndcg = -1, train_time = 0;
+    int since_best = 0;
+    for (int epoch = 1; epoch <= c->epochs; epoch++) {
+        const double t0 = now_s();
+        /* the epoch's batches: shuffle, pools of 8 batches sorted by length, batch order shuffled */
+        shuffle(order, ntrain, &rng);
+        int nb = 0;
+        for (int p0 = 0; p0 < ntrain; p0 += 8 * B) {
+            int pn = ntrain - p0 < 8 * B ? ntrain - p0 : 8 * B;
+            if (sort_by_len(order + p0, pn, tlen)) {
+                model_errf(err, errlen, "train: out of memory");
+                goto done;
+            }
+            for (int b0 = 0; b0 < pn; b0 += B) bstart[nb++] = p0 + b0;
+        }
+        bstart[nb] = ntrain;
+        for (int i = 0; i < nb; i++) border[i] = i;
+        shuffle(border, nb, &rng);
+        batch_run br = {.c = c, .rng = &rng, .grad = grad, .step = optim_step, .step_ctx = &oc};
+        for (int i = 0; i < nb; i++) {
+            int b0 = bstart[border[i]], bn = bstart[border[i] + 1] - b0;
+            if (bn > B) bn = B;
+            for (int k = 0; k < bn; k++) blen[k] = tlen[order[b0 + k]];
+            if (run_batch(s, order + b0, blen, bn, c->bptt, 1, c->dropout, &br, err, errlen)) goto done;
+        }
+        const double t1 = now_s();
+        train_time += t1 - t0;
+        rank_metrics val;
+        if (ema) { /* validate (and keep) the averaged weights */
+            memcpy(live, m->params, m->n_params * sizeof(float));
+            memcpy(m->params, ema, m->n_params * sizeof(float));
+        }
+        int erc = train_evaluate(m, d, 2, c->backend, &val, err, errlen);
+        if (ema) memcpy(m->params, live, m->n_params * sizeof(float));
+        if (erc) goto done;
+        const double t2 = now_s();
+        int improved = val.ndcg10 > best_ndcg;
+        if (improved) {
+            best_ndcg = val.ndcg10;
+            memcpy(best, ema ? ema : m->params, m->n_params * sizeof(float));
+            res->best_epoch = epoch;
+            res->best_val = val;
+            res->time_to_best_s = t2 - t_start;
+            since_best = 0;
+            since_decay = 0;
+        } else {
+            since_best++;
+            since_decay++;
+        }
+        const double epoch_lr = live_c.lr;
+        if (c->plateau > 0 && since_decay >= c->plateau) {
+            live_c.lr *= c->lr_decay;
+            since_decay = 0;
+        }
+        res->epochs_run = epoch;
+        res->val_users = val.n;
+        if (cb) {
+            train_progress p = {
+                .epoch = epoch, .epochs = c->epochs,
+                .loss = br.n_targets ? br.loss / (double)br.n_targets : 0,
+                .value_mse = br.n_value ? br.value_se / (double)br.n_value : 0,
+                .val = val, .best_epoch = res->best_epoch, .improved = improved,
+                .epoch_s = t2 - t0, .train_s = t1 - t0, .elapsed_s = t2 - t_start,
+                .events_per_s = (t1 - t0) > 0 ? (double)positions / (t1 - t0) : 0,
+                .lr = epoch_lr,
+            };
+            int left = c->epochs - epoch, pat = c->patience - since_best;
+            p.eta_s = (left < pat ? left : pat) * (t2 - t0);
+            cb(&p, user);
+        }
+        if (!isfinite(br.loss)) {
+            model_errf(err, errlen, "train: the loss diverged (epoch %d); lower lr", epoch);
+            goto done;
+        }
+        if (since_best >= c->patience) break;
+    }
+    memcpy(m->params, best, m->n_params * sizeof(float));
+    if (c->value_refit > 0 && (model_heads(m) & MODEL_HEAD_VALUE) && c->value_weight > 0 &&
+        refit_value_head(m, d, c, tlen, res, err, errlen))
+        goto done;
+    {
+        char name[MODEL_NAME_MAX + 1];
+        model_name_of(m, name, sizeof name);
+        if (model_finalize(m, name, err, errlen)) goto done; /* new parameters, new identity */
+    }
+    res->total_s = now_s() - t_start;
+    res->threads = omp_get_max_threads();
+    res->events_per_s = train_time > 0 ? (double)positions * res->epochs_run / train_time : 0;
+    rc = 0;
+done:
+    seq_ctx_free(s);
+    free(feat);
+    free(grad);
+    free(madam);
+    free(vadam);
+    free(best);
+    free(ema);
+    free(live);
+    free(tlen);
+    free(order);
+    free(blen);
+    free(bstart);
+    free(border);
+    return rc;
+}

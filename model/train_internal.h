@@ -1,0 +1,94 @@
+/* train_internal: what train.c and train_seq.c share: the sequence context (buffers for one chunk
+ * of a batch of users), the chunk description, and the chunk-level forward/backward.
+ *
+ * Layout: time-major, as oneDNN's RNN wants it. A chunk has N rows (users, padded to a multiple
+ * of 8) and T steps; position (t, b) is row p = t*N + b of every (T*N, .) buffer. The attention
+ * window of step t reaches W-1 inputs back, possibly into the previous chunk, so the inputs are
+ * kept "extended": Te = T + W - 1 steps, ext step te = t + W - 1 holding step t, ext steps
+ * 0..W-2 the W-1 inputs before the chunk.
+ */
+#ifndef IEVO_TRAIN_INTERNAL_H
+#define IEVO_TRAIN_INTERNAL_H
+
+#include <stdint.h>
+
+#include "model_internal.h"
+#include "nn_dnnl_train.h"
+#include "rng.h"
+#include "train.h"
+
+typedef struct {
+    int N;            /* padded rows (the primitives' batch) */
+    int n;            /* real rows: users[0..n), sorted by len, longest first */
+    int T;            /* steps (padded to a multiple of 8 when the chunk is the last) */
+    long c0;          /* global position of step 0 within each user's sequence */
+    const int *users; /* n user indices into train_data */
+    const int *len;   /* n: inputs of this pass; positions >= len are padding */
+    int targets;      /* 1: position g has the target event g+1 (training) */
+} seq_chunk;
+
+typedef struct {
+    const model *m;
+    const train_data *d;
+    const float *feat;        /* (events, F): the features of every event, as model_step computes them */
+    model_backend backend;
+    int E, A, I, H, K, D, W, G, lstm, n_items;
+    int maxN, maxT;
+    nn_rnn_train *rnn;        /* oneDNN backend */
+    /* forward */
+    float *xe;                /* (Te, N, I) inputs, after dropout */
+    float *mask_e;            /* (Te, N, E+A) dropout scale of the embedding part */
+    int32_t *item_e, *act_e;  /* (Te, N) embedding rows, -1 where no event */
+    float *h0, *c0, *hT, *cT; /* (N, H) */
+    float *hs;                /* (T, N, H) RNN outputs h_t */
+    float *cs;                /* scalar LSTM: (T, N, H) c_t */
+    float *gates;             /* scalar: (T, N, G*H) LSTM gates / GRU activations */
+    float *ghs;               /* scalar GRU: (T, N, 3H) W_hh h + b_hh */
+    float *gx;                /* scalar GRU: (N, 3H) scratch */
+    float *q, *kx, *vx;       /* (T, N, K), (Te, N, K), (Te, N, K) */
+    float *att;               /* (T, N, W) attention weights */
+    int32_t *wl;              /* (T, N) window length at the position, 0 = padding */
+    float *z;                 /* (T, N, H+K) [h ; ctx] */
+    float *u;                 /* (T, N, D) interest vectors */
+    float *mask_u;            /* (T, N, D) dropout scale on u */
+    int mask_valid;           /* the last forward dropped out (mask_e, mask_u hold its masks) */
+    float *ud;                /* (T, N, D) u after dropout (what the heads see) */
+    /* backward */
+    float *dxe, *dx_rnn, *dhs, *dq, *dkx, *dvx, *dz, *du;
+    float *ones;              /* (Te*N) ones, for bias gradients as a GEMM */
+    /* heads */
+    int32_t *pos, *tgt;       /* (T*N) target positions and items */
+    float *ub, *dub, *logits; /* (BLK, D), (BLK, D), (BLK, C) */
+    float *rowloss;           /* (BLK) */
+    int blk;                  /* positions per logits block: min(SEQ_BLK, SEQ_LOGITS_MAX / C) */
+    int32_t *cand, *cmap;     /* sampled softmax: candidates (C), item -> column or -1 (n_items) */
+    float *sc_w, *sc_b, *dsc_w, *dsc_b; /* sampled: gathered candidate rows and their gradients */
+    float *scratch;           /* scalar attention: per-position window, k, v, a, q, dxs */
+} seq_ctx;
+
+#define SEQ_BLK 2048            /* positions per block of logits, at most... */
+#define SEQ_LOGITS_MAX (1 << 25) /* ...and at most 32 M logits (128 MB) per block, for large catalogues */
+
+int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float *feat, model_backend backend,
+                int max_rows, int max_steps, int negatives, char *err, size_t errlen);
+void seq_ctx_free(seq_ctx *s);
+
+/* Forward of one chunk: inputs (gathered, dropout p with masks from rng), RNN from (h0, c0),
+ * attention, u. Leaves hT/cT for the next chunk. */
+int seq_forward(seq_ctx *s, const seq_chunk *ch, double dropout, rng_t *rng, char *err, size_t errlen);
+/* Heads on the chunk's target positions: mean loss over them into *loss (and the summed squared
+ * value error and its count), gradients into grad for the head tensors and into s->du. */
+int seq_heads(seq_ctx *s, const seq_chunk *ch, const train_config *c, rng_t *rng, float *grad, double *loss,
+              double *value_se, long *n_value, long *n_targets, char *err, size_t errlen);
+/* Backward from s->du to every core tensor's gradient. */
+int seq_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, size_t errlen);
+/* Moves hT/cT into h0/c0 for the next chunk (rows keep their index). */
+void seq_carry(seq_ctx *s, int N_next);
+void seq_reset_state(seq_ctx *s);
+
+/* Features of every event of d, as model_step computes them per user ((events, F), caller frees). */
+float *train_features(const train_data *d);
+
+static inline int pad8(int n) { return (n + 7) & ~7; }
+
+#endif

@@ -1,0 +1,62 @@
+"""Train/serve parity: the vectors the worker publishes are the trainer's own forward.
+
+`ievo train` (ML-100K when present, else the synthetic generator) trains one epoch and writes,
+with --dump-forward, its batched sequence forward (oneDNN RNN over whole sequences, batched
+attention) at every position of every user. Then, over TCP: `ievo broker`, `ievo produce` of
+the same events, `ievo worker --until-eof` with the trained model (model_step, one event at a
+time per user, state in RocksDB). Every published InterestVector must equal the trainer's vector
+at the same (user_id, events) within 1e-4, and there must be exactly one per event. The model
+file must carry the training config and the validation metrics in its header.
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (FAST_GROUP, Broker, Workdir, consume_vectors, data_args, ievo, json_lines, log,  # noqa: E402
+                     max_abs_diff)
+
+TOL = 1e-4
+
+
+def main():
+    produce_args, _, name = data_args()
+    wd = Workdir("train-parity")
+    model, dump = wd("model.safetensors"), wd("forward.jsonl")
+    r = ievo("train", *produce_args, "--out", model, "--epochs", "1", "--dump-forward", dump, timeout=900)
+    log("[parity] " + r.stderr.decode(errors="replace").strip().splitlines()[-2])
+    info = json.loads(ievo("model", "info", model).stdout)
+    meta = info["meta"]
+    assert meta["created_by"] == "ievo train" and meta["train"]["epochs"] == 1, meta
+    assert {"hr10", "ndcg10", "hr20", "ndcg20", "epoch", "users"} <= set(meta["validation"]), meta["validation"]
+    assert meta["validation"]["users"] > 0 and 0 <= meta["validation"]["ndcg10"] <= 1
+
+    trainer = {}
+    for x in json_lines(open(dump, "rb").read()):
+        trainer[(x["user_id"], x["events"])] = x["vector"]
+    log(f"[parity] data {name}: the trainer's forward at {len(trainer)} positions")
+
+    topics = ["user-actions", "state-changelog", "interest-vectors:32", "user-actions.dlq:2"]
+    with Broker(topics, partitions=8, workdir=wd.path) as b:
+        ievo("produce", "-b", b.bootstrap, "-t", "user-actions", *produce_args, timeout=600)
+        ievo("worker", "-b", b.bootstrap, "-X", "group.id=parity", "-X", f"state.dir={wd('state')}",
+             "-X", f"model.path={model}", "-X", "changelog.topic=state-changelog", *FAST_GROUP, "--until-eof",
+             timeout=900)
+        outputs = consume_vectors(b.bootstrap)
+    assert len(outputs) == len(trainer), f"{len(outputs)} published vectors for {len(trainer)} events"
+    worst, seen = 0.0, set()
+    for o in outputs:
+        key = (o["user_id"], o["events"])
+        assert key in trainer, f"the worker published {key}, which the trainer never computed"
+        assert key not in seen, f"{key} published twice"
+        seen.add(key)
+        assert o["model"] == info["model_id"], (o["model"], info["model_id"])
+        d = max_abs_diff(o["vector"], trainer[key])
+        worst = max(worst, d)
+        assert d <= TOL, f"user {key[0]} after {key[1]} events: worker and trainer differ by {d}"
+    log(f"[parity] {len(outputs)} published vectors equal the trainer's forward: max |diff| {worst:.2e}")
+    wd.cleanup()
+
+
+if __name__ == "__main__":
+    main()
