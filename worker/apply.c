@@ -311,7 +311,7 @@ static void *row_record(worker *w, const batch_row *r) {
 }
 
 /* Encodes the output of row into the chunk's arena at *used. */
-static int encode_output(worker *w, const batch_row *row, const float *vec, float drift, size_t *used,
+static int encode_output(worker *w, const batch_row *row, int j, const float *vec, float drift, size_t *used,
                          size_t *len, char *err, size_t errlen) {
     interest_vector iv = {
         .user_id = row->ev.user_id, .user_id_len = row->ev.user_id_len,
@@ -322,6 +322,8 @@ static int encode_output(worker *w, const batch_row *row, const float *vec, floa
         .model = w->m->model_id, .model_len = strlen(w->m->model_id),
         .source_partition = row->msg->partition,
         .source_offset = row->msg->offset,
+        .top_items = w->s->top_k ? w->top + (size_t)j * (size_t)w->s->top_k : NULL,
+        .n_top_items = w->s->top_k ? w->n_top[j] : 0,
     };
     for (;;) {
         *len = codec_encode_interest_vector(&w->s->out, &iv, w->enc_buf + *used, w->enc_cap - *used);
@@ -339,15 +341,40 @@ static int encode_output(worker *w, const batch_row *row, const float *vec, floa
     return 0;
 }
 
+/* output.top.k: the K best-scoring items for each vector of a step, excluding the items in the
+ * user's window (the state keeps no longer history). Scores are computed TOPK_ROWS vectors at a
+ * time, one GEMM each, so the scratch stays small for large catalogues. */
+#define TOPK_ROWS 32
+static int top_items(worker *w, size_t first, int j0, int n, char *err, size_t errlen) {
+    const int D = w->m->cfg.out_dim, N = w->m->cfg.n_items, K = w->s->top_k;
+    if (model_score_items_batch(w->m, n, w->step_vec + (size_t)j0 * (size_t)D, w->scores, err, errlen)) return -1;
+    for (int j = 0; j < n; j++) {
+        const batch_row *r = &w->rows[w->wave_order[first + (size_t)(j0 + j)]];
+        int32_t seen[1024], idx[256];
+        float val[256];
+        int n_seen = model_state_items(w->m, record_blob(row_record(w, r)), seen);
+        int got = model_top_k(w->scores + (size_t)j * (size_t)N, N, K, seen, n_seen, idx, val);
+        codec_top_item *t = w->top + (size_t)(j0 + j) * (size_t)K;
+        for (int k = 0; k < got; k++) {
+            const char *id = model_item_id(w->m, idx[k]);
+            t[k] = (codec_top_item){id, strlen(id), val[k]};
+        }
+        w->n_top[j0 + j] = got;
+    }
+    return 0;
+}
+
 /* Encodes, then produces, the outputs of one model step (two timers per chunk, not per event). */
 static int produce_outputs(worker *w, size_t first, int n, char *err, size_t errlen) {
     const int D = w->m->cfg.out_dim;
     double t0 = mono_s();
+    for (int j0 = 0; w->s->top_k && j0 < n; j0 += TOPK_ROWS)
+        if (top_items(w, first, j0, n - j0 < TOPK_ROWS ? n - j0 : TOPK_ROWS, err, errlen)) return -1;
     size_t used = 0;
     for (int j = 0; j < n; j++) {
         const batch_row *r = &w->rows[w->wave_order[first + (size_t)j]];
-        if (encode_output(w, r, w->step_vec + (size_t)j * (size_t)D, w->step_drift[j], &used, &w->enc_len[j], err,
-                          errlen))
+        if (encode_output(w, r, j, w->step_vec + (size_t)j * (size_t)D, w->step_drift[j], &used, &w->enc_len[j],
+                          err, errlen))
             return -1;
     }
     double t1 = mono_s();

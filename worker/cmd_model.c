@@ -284,9 +284,10 @@ static int model_info_main(int argc, char **argv) {
     }
     bad = bad || json_buf_printf(&b, "]},\"params\":%zu,\"param_bytes\":%zu,\"state_bytes\":%zu,\"tensors\":[", m->n_params,
                                  m->n_params * sizeof(float), model_state_size(m));
-    for (int t = 0; t < MODEL_N_TENSORS; t++) {
+    for (int t = 0, shown = 0; t < MODEL_N_ALL_TENSORS; t++) {
         const model_tensor *x = &m->t[t];
-        bad = bad || json_buf_printf(&b, "%s{\"name\":\"%s\",\"shape\":[%d", t ? "," : "", x->name, x->shape[0]);
+        if (!x->name || !x->numel) continue;   /* an optional head this model does not carry */
+        bad = bad || json_buf_printf(&b, "%s{\"name\":\"%s\",\"shape\":[%d", shown++ ? "," : "", x->name, x->shape[0]);
         if (x->ndim == 2) bad = bad || json_buf_printf(&b, ",%d", x->shape[1]);
         bad = bad || json_buf_append(&b, "]}", 2);
     }

@@ -44,6 +44,7 @@ static void usage(FILE *f) {
             "                   the input, compacted): states replicated so partitions can move between workers\n"
             "  log.level (info)  log.format (text|json)  log.slow.batch.ms (1000)  stats.file (run summary, JSON)\n"
             "  metrics.listen    host:port for /metrics, /healthz, /readyz (off by default)\n"
+            "  output.top.k (0)  attach the K best-scoring items not in the user's window (trained models)\n"
             "  stats.series.file / stats.series.interval.ms (1000)  counters over time as JSON lines\n"
             "  state.compaction  level (default) | universal\n"
             "  consumer.<prop> / producer.<prop>   a librdkafka property for one client only\n"

@@ -28,7 +28,7 @@ const char *const WORKER_KEYS[] = {
     "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
     "state.cache.bytes", "metrics.listen", "state.compaction", "log.slow.batch.ms", "stats.series.file",
-    "stats.series.interval.ms", NULL};
+    "stats.series.interval.ms", "output.top.k", NULL};
 
 const double WORKER_STEP_US_BOUNDS[STEP_US_BUCKETS - 1] = {10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000};
 
@@ -105,6 +105,8 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     if (config_get_bool(c, "changelog.enable", 1, &s->changelog, err, errlen)) return -1;
     if (config_get_int(c, "log.slow.batch.ms", 1000, 1, 3600000, &v, err, errlen)) return -1;
     s->slow_batch_ms = (double)v;
+    if (config_get_int(c, "output.top.k", 0, 0, 256, &v, err, errlen)) return -1;
+    s->top_k = (int)v;
     s->series_file = config_get(c, "stats.series.file", NULL);
     if (config_get_int(c, "stats.series.interval.ms", 1000, 10, 3600000, &v, err, errlen)) return -1;
     s->series_interval_s = (double)v / 1000.0;
@@ -652,6 +654,12 @@ static int alloc_scratch(worker *w) {
     w->enc_cap = (size_t)R * (1024 + D * 4);
     w->enc_buf = malloc(w->enc_cap);
     w->enc_len = calloc((size_t)R, sizeof *w->enc_len);
+    if (w->s->top_k) {
+        w->scores = malloc((size_t)32 * (size_t)w->m->cfg.n_items * sizeof *w->scores);
+        w->top = calloc((size_t)R * (size_t)w->s->top_k, sizeof *w->top);
+        w->n_top = calloc((size_t)R, sizeof *w->n_top);
+        if (!w->scores || !w->top || !w->n_top) return -1;
+    }
     w->wb = state_batch_new();
     size_t entries = w->s->cache_bytes / (w->record_size + 128);
     if (entries < 2 * B) entries = 2 * B;
@@ -689,6 +697,9 @@ static void free_worker(worker *w) {
     free(w->step_drift);
     free(w->enc_buf);
     free(w->enc_len);
+    free(w->scores);
+    free(w->top);
+    free(w->n_top);
     free(w->get_parts);
     free(w->get_users);
     free(w->get_lens);
@@ -762,6 +773,11 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
     if (model_load(&w.m, s->model_path, err, errlen)) goto out;
     w.runner_batch = s->batch_max_events < 256 ? s->batch_max_events : 256;
     if (model_runner_new(&w.runner, w.m, s->backend, w.runner_batch, err, errlen)) goto out;
+    if (s->top_k && !(model_heads(w.m) & MODEL_HEAD_SCORE)) {
+        snprintf(err, errlen, "output.top.k=%d needs a model with a scoring head (train one with `ievo train`)",
+                 s->top_k);
+        goto out;
+    }
     w.state_size = model_state_size(w.m);
     w.record_size = RECORD_HEADER + w.state_size;
     w.last_checkpoint_s = now_s();

@@ -46,6 +46,7 @@ typedef struct {
     char changelog_topic_buf[256];
     const char *metrics_listen;  /* "host:port" for /metrics, /healthz, /readyz; NULL: off */
     double slow_batch_ms;      /* log a batch (with its checkpoint) slower than this */
+    int top_k;                 /* output.top.k: best unseen items attached to each vector (0: off) */
     const char *series_file;   /* stats.series.file: counters as JSON lines over time, or NULL */
     double series_interval_s;
     int replay;                /* a bounded replay (ievo replay): assign, not subscribe; stop at the ends */

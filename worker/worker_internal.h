@@ -70,6 +70,9 @@ typedef struct worker {
     uint8_t *enc_buf;      /* one model step's encoded outputs, back to back */
     size_t enc_cap;
     size_t *enc_len;       /* (runner_batch) their lengths */
+    float *scores;         /* output.top.k: (TOPK_ROWS, n_items) item scores */
+    codec_top_item *top;   /* (runner_batch, K) the best items per output */
+    int *n_top;            /* (runner_batch) how many of them */
     int32_t *get_parts;
     const char **get_users;
     size_t *get_lens;
