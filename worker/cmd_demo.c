@@ -26,8 +26,10 @@ extern char **environ;
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ievo demo [--movielens DIR | --synthetic USERS:EVENTS] [--dir WORKDIR] [--partitions N]\n"
-               "Runs broker, model init, produce, worker --until-eof and consume, then summarises.\n"
-               "Default: --synthetic 2000:100000 in ./ievo-demo.\n");
+               "                 [--epochs N | --no-train]\n"
+               "Trains a model on the events (ievo train, a minute or two), measures it (ievo eval), then\n"
+               "runs broker, produce, worker --until-eof and consume, and summarises what happened.\n"
+               "Default: --synthetic 2000:100000 in ./ievo-demo; --no-train streams with random weights.\n");
 }
 
 static void print_cmd(char *const *argv) {
@@ -90,6 +92,9 @@ typedef struct {
     char id[64];
     int n, cap;
     float *drift;    /* by events index - 1 */
+    int last_event;  /* the latest output's events count, and its top items */
+    int n_top;
+    char top[5][64];
 } user_trace;
 
 static user_trace *find_user(user_trace **us, int *n, int *cap, const char *id) {
@@ -145,7 +150,56 @@ static void mark_switches(const char *truth_path, const char *user, int first, i
     free(marks);
 }
 
-static int summarise(const char *dir, const char *truth_path) {
+/* The title of a MovieLens item (u.item is Latin-1; printed as UTF-8), or the id itself. */
+static const char *movielens_title(const char *dir, const char *id, char *out, size_t n) {
+    char path[1024], *line = NULL;
+    size_t cap = 0;
+    snprintf(path, sizeof path, "%s/u.item", dir);
+    snprintf(out, n, "%s", id);
+    FILE *f = fopen(path, "r");
+    if (!f) return out;
+    size_t idlen = strlen(id);
+    while (getline(&line, &cap, f) > 0) {
+        if (strncmp(line, id, idlen) || line[idlen] != '|') continue;
+        const char *t = line + idlen + 1;
+        size_t o = 0;
+        for (; *t && *t != '|' && o + 3 < n; t++) {
+            unsigned char ch = (unsigned char)*t;
+            if (ch < 0x80) out[o++] = (char)ch;
+            else { out[o++] = (char)(0xC0 | (ch >> 6)); out[o++] = (char)(0x80 | (ch & 0x3F)); }
+        }
+        out[o] = 0;
+        break;
+    }
+    free(line);
+    fclose(f);
+    return out;
+}
+
+/* What `ievo eval` measured before streaming: the learned model against popularity. */
+static void print_quality(const char *eval_path) {
+    if (!eval_path) {
+        fprintf(stderr, "model                 random weights (--no-train): the vectors mean nothing yet\n");
+        return;
+    }
+    char *text = read_file(eval_path, NULL), err[256];
+    json_value *e = text ? json_parse(text, strlen(text), err, sizeof err) : NULL;
+    free(text);
+    const json_value *t = json_get(e, "test");
+    double mh = 0, mn = 0, ph = 0, pn = 0, mm = 0, sm = 0;
+    if (!json_get_number(json_get(t, "model"), "hr10", &mh) && !json_get_number(json_get(t, "model"), "ndcg10", &mn) &&
+        !json_get_number(json_get(t, "popularity"), "hr10", &ph) &&
+        !json_get_number(json_get(t, "popularity"), "ndcg10", &pn))
+        fprintf(stderr, "learned model         leave-one-out test, all items ranked: HR@10 %.4f NDCG@10 %.4f "
+                        "(popularity: %.4f / %.4f)\n", mh, mn, ph, pn);
+    const json_value *ev = json_get(e, "evolution");
+    if (ev && !json_get_number(ev, "model_median_events", &mm) && !json_get_number(ev, "static_median_events", &sm))
+        fprintf(stderr, "interest switches     the model's top topic follows a switch after %.0f events (median); "
+                        "a static profile after %s%.0f\n", mm, sm >= 11 ? "more than " : "", sm >= 11 ? 10.0 : sm);
+    json_free(e);
+}
+
+static int summarise(const char *dir, const char *truth_path, const char *eval_path, const char *ml) {
     char path[1024];
     snprintf(path, sizeof path, "%s/worker-stats.json", dir);
     char *stats_text = read_file(path, NULL);
@@ -185,6 +239,16 @@ static int summarise(const char *dir, const char *truth_path) {
         if (v && !json_get_string(v, "user_id", &id, NULL) && !json_get_int(v, "events", &ev) &&
             !json_get_number(v, "drift", &drift) && ev >= 1) {
             user_trace *u = find_user(&us, &nu, &cu, id);
+            const json_value *top = json_get(v, "top_items");
+            if (u && top && top->type == JSON_ARRAY && ev > u->last_event) {
+                u->last_event = (int)ev;
+                u->n_top = 0;
+                for (size_t k = 0; k < top->len && k < 5; k++) {
+                    const char *item;
+                    if (!json_get_string(top->items[k], "item_id", &item, NULL))
+                        snprintf(u->top[u->n_top++], sizeof u->top[0], "%s", item);
+                }
+            }
             if (u && ev <= 100000) {
                 if (ev > u->cap) {
                     int nc = u->cap ? u->cap : 64;
@@ -213,6 +277,7 @@ static int summarise(const char *dir, const char *truth_path) {
     fprintf(stderr, "interest vectors out  %ld, for %d users\n", outputs, nu);
     fprintf(stderr, "worker throughput     %.0f events/s over %.2f s, %.2f µs CPU per event (worker process)\n",
             eps, active, cpu_us);
+    print_quality(eval_path);
     /* The three most active users: drift (1 - cosine to the previous vector), their last events. */
     fprintf(stderr, "\ndrift = 1 - cos(u_t, u_t-1) over each user's last events (scaled per user):\n");
     for (int k = 0; k < 3 && k < nu; k++) {
@@ -234,6 +299,14 @@ static int summarise(const char *dir, const char *truth_path) {
         sparkline(u->drift + first, shown);
         fprintf(stderr, "\n");
         if (truth_path) mark_switches(truth_path, u->id, first, shown, indent);
+        if (u->n_top) {
+            fprintf(stderr, "%*snow recommended:", indent, "");
+            for (int k = 0; k < u->n_top; k++) {
+                char title[256];
+                fprintf(stderr, "%s %s", k ? "," : "", ml ? movielens_title(ml, u->top[k], title, sizeof title) : u->top[k]);
+            }
+            fprintf(stderr, "\n");
+        }
         u->n = -u->n;   /* exclude from the next pick */
     }
     for (int i = 0; i < nu; i++) free(us[i].drift);
@@ -258,8 +331,10 @@ int cmd_demo(int argc, char **argv) {
     static const struct option opts[] = {
         {"movielens", required_argument, 0, 'L'}, {"synthetic", required_argument, 0, 'S'},
         {"dir", required_argument, 0, 'd'}, {"partitions", required_argument, 0, 'p'},
+        {"epochs", required_argument, 0, 'e'}, {"no-train", no_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *ml = NULL, *syn = "2000:100000", *dir = "ievo-demo", *parts = "8";
+    const char *ml = NULL, *syn = "2000:100000", *dir = "ievo-demo", *parts = "8", *epochs = NULL;
+    int train = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -267,6 +342,8 @@ int cmd_demo(int argc, char **argv) {
         case 'S': syn = optarg; break;
         case 'd': dir = optarg; break;
         case 'p': parts = optarg; break;
+        case 'e': epochs = optarg; break;
+        case 'n': train = 0; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -309,9 +386,25 @@ int cmd_demo(int argc, char **argv) {
     fclose(bf);
     bs[strcspn(bs, "\r\n")] = 0;
 
+    /* Learn the model from the history first (bounded: a minute or two on two cores), measure it
+     * the field's way, then stream the same events through the worker with it. */
+    char eval_json[1100];
+    snprintf(eval_json, sizeof eval_json, "%s/eval.json", dir);
+    if (!epochs) epochs = ml ? "60" : "25";
+    char *train_ml[] = {"ievo", "train", "--out", model_path, "--movielens", (char *)ml, "--epochs", (char *)epochs,
+                        "--patience", "10", "--threads", "2", NULL};
+    char *train_syn[] = {"ievo", "train", "--out", model_path, "--synthetic", (char *)syn, "--epochs", (char *)epochs,
+                         "--patience", "10", "--threads", "2", NULL};
+    char *eval_ml[] = {"ievo", "eval", "--model", model_path, "--movielens", (char *)ml, "--json", eval_json, NULL};
+    char *eval_syn[] = {"ievo", "eval", "--model", model_path, "--synthetic", (char *)syn, "--evolution",
+                        "--json", eval_json, NULL};
     char *init_ml[] = {"ievo", "model", "init", "--out", model_path, "--vocab-movielens", (char *)ml, NULL};
     char *init_syn[] = {"ievo", "model", "init", "--out", model_path, "--vocab-synthetic", NULL};
-    if (run_self(ml ? init_ml : init_syn, NULL)) goto out;
+    if (train) {
+        if (run_self(ml ? train_ml : train_syn, NULL) || run_self(ml ? eval_ml : eval_syn, NULL)) goto out;
+    } else if (run_self(ml ? init_ml : init_syn, NULL)) {
+        goto out;
+    }
 
     char *prod_ml[] = {"ievo", "produce", "-b", bs, "-t", "user-actions", "--movielens", (char *)ml, NULL};
     char truth[1100];
@@ -325,14 +418,14 @@ int cmd_demo(int argc, char **argv) {
     snprintf(x_model, sizeof x_model, "model.path=%s", model_path);
     snprintf(x_stats, sizeof x_stats, "stats.file=%s", stats);
     char *worker[] = {"ievo", "worker", "-b", bs, "-X", "group.id=ievo-demo", "-X", x_state, "-X", x_model,
-                      "-X", x_stats, "-X", "changelog.topic=state-changelog",
+                      "-X", x_stats, "-X", "changelog.topic=state-changelog", "-X", train ? "output.top.k=5" : "output.top.k=0",
                       "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
                       "--until-eof", NULL};
     if (run_self(worker, NULL)) goto out;
 
     char *consume[] = {"ievo", "consume", "-b", bs, "-t", "interest-vectors", "--from-beginning", "--until-eof", NULL};
     if (run_self(consume, vectors)) goto out;
-    rc = summarise(dir, ml ? NULL : truth) ? 1 : 0;
+    rc = summarise(dir, ml ? NULL : truth, train ? eval_json : NULL, ml) ? 1 : 0;
 out:
     kill(bpid, SIGTERM);
     int st;
