@@ -2,7 +2,7 @@
 # test: installs what the tests need, builds ievo twice (plain, and with AddressSanitizer +
 # UndefinedBehaviorSanitizer) and runs every test: unit tests in both builds, the numeric and
 # Avro oracles, and the integration tests against a local `ievo broker` over TCP.
-#   ./ievo test            everything
+#   ./ievo test            everything (and 30 s of fuzzing the record decoder)
 #   ./ievo test -L unit    a ctest label (unit | oracle | integration), or any ctest arguments
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,3 +19,7 @@ ctest --test-dir "$root/build-asan" -L unit --output-on-failure -j2
 ctest --test-dir "$root/build-asan" -R 'integration_test_worker_(e2e|dlq)' --output-on-failure
 echo "== all tests, release build" >&2
 ctest --test-dir "$root/build" --output-on-failure "$@"
+if [ $# -eq 0 ]; then
+  echo "== the record decoder under libFuzzer (ASan+UBSan), ${IEVO_FUZZ_SECONDS:-30} s" >&2
+  "$root/scripts/fuzz.sh" "${IEVO_FUZZ_SECONDS:-30}"
+fi
