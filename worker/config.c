@@ -175,9 +175,20 @@ int config_get_bool(const config *c, const char *key, int def, int *out, char *e
     return -1;
 }
 
-static int in_list(const char *key, const char *const *list) {
+int config_key_in(const char *key, const char *const *list) {
     for (; list && *list; list++)
         if (strcmp(key, *list) == 0) return 1;
+    return 0;
+}
+
+int config_kafka_defaults(rd_kafka_conf_t *kc, const char *const *defaults, char *err, size_t errlen) {
+    char kerr[512];
+    for (const char *const *d = defaults; d && d[0]; d += 2) {
+        if (rd_kafka_conf_set(kc, d[0], d[1], kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "kafka default %s=%s: %s", d[0], d[1], kerr);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -187,20 +198,14 @@ static int has_prefix(const char *key, const char *const *prefixes) {
     return 0;
 }
 
-rd_kafka_conf_t *config_kafka_conf(const config *c, const char *const *defaults,
-                                   const char *const *ours, const char *const *our_prefixes,
-                                   char *err, size_t errlen) {
+rd_kafka_conf_t *config_kafka_conf(const config *c, const char *const *defaults, const char *const *ours,
+                                   const char *const *our_prefixes, char *err, size_t errlen) {
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     char kerr[512];
-    for (const char *const *d = defaults; d && d[0]; d += 2) {
-        if (rd_kafka_conf_set(kc, d[0], d[1], kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "kafka default %s=%s: %s", d[0], d[1], kerr);
-            goto bad;
-        }
-    }
+    if (config_kafka_defaults(kc, defaults, err, errlen)) goto bad;
     for (size_t i = 0; i < c->n; i++) {
         const char *k = c->e[i].key;
-        if (in_list(k, ours) || has_prefix(k, our_prefixes)) continue;
+        if (config_key_in(k, ours) || has_prefix(k, our_prefixes)) continue;
         if (rd_kafka_conf_set(kc, k, c->e[i].value, kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
             snprintf(err, errlen, "property %s: %s", k, kerr);
             goto bad;

@@ -43,11 +43,14 @@ int config_get_double(const config *c, const char *key, double def, double min, 
 int config_get_bool(const config *c, const char *key, int def, int *out, char *err, size_t errlen);
 
 /* Builds a librdkafka configuration: first `defaults` (NULL-terminated key, value pairs), then
- * every entry of c whose key is not in `ours` (NULL-terminated) and does not start with one of
- * the prefixes in `our_prefixes` (NULL-terminated, may be NULL). A property librdkafka rejects
- * is an error naming it. Returns NULL on error. */
-rd_kafka_conf_t *config_kafka_conf(const config *c, const char *const *defaults,
-                                   const char *const *ours, const char *const *our_prefixes,
-                                   char *err, size_t errlen);
+ * every entry of c whose key is not in `ours` (NULL-terminated, may be NULL) and does not start
+ * with one of `our_prefixes` (NULL-terminated, may be NULL). A property librdkafka rejects is an
+ * error naming it. Returns NULL on error. */
+rd_kafka_conf_t *config_kafka_conf(const config *c, const char *const *defaults, const char *const *ours,
+                                   const char *const *our_prefixes, char *err, size_t errlen);
+/* Applies NULL-terminated key, value pairs to kc. Returns 0, or -1 naming the pair. */
+int config_kafka_defaults(rd_kafka_conf_t *kc, const char *const *defaults, char *err, size_t errlen);
+/* Whether key is in the NULL-terminated list (NULL: no). */
+int config_key_in(const char *key, const char *const *list);
 
 #endif

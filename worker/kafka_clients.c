@@ -28,12 +28,6 @@ static int matches(const char *key, const char *const *list) {
     return 0;
 }
 
-static int is_ours(const char *key, const char *const *ours) {
-    for (; ours && *ours; ours++)
-        if (strcmp(key, *ours) == 0) return 1;
-    return 0;
-}
-
 rd_kafka_conf_t *kafka_conf_for(const config *c, kafka_role role, const char *const *defaults,
                                 const char *const *ours, char *err, size_t errlen) {
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -42,17 +36,12 @@ rd_kafka_conf_t *kafka_conf_for(const config *c, kafka_role role, const char *co
     const char *theirs = role == KAFKA_CONSUMER ? "producer." : "consumer.";
     const char *const *other_only = role == KAFKA_CONSUMER ? PRODUCER_ONLY : CONSUMER_ONLY;
 
-    for (const char *const *d = defaults; d && d[0]; d += 2) {
-        if (rd_kafka_conf_set(kc, d[0], d[1], kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "kafka default %s=%s: %s", d[0], d[1], kerr);
-            goto bad;
-        }
-    }
+    if (config_kafka_defaults(kc, defaults, err, errlen)) goto bad;
     /* Two passes so that scoped keys win over unscoped ones. */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < c->n; i++) {
             const char *k = c->e[i].key;
-            if (is_ours(k, ours)) continue;
+            if (config_key_in(k, ours)) continue;
             if (strncmp(k, theirs, strlen(theirs)) == 0) continue;
             int scoped = strncmp(k, mine, strlen(mine)) == 0;
             if (scoped != pass) continue;

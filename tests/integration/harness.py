@@ -330,3 +330,15 @@ def wait_for(pred, timeout, interval=0.2, what="condition"):
         if time.time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def await_outputs(bootstrap, n_events, timeout, topic="interest-vectors", alive=None, every=3):
+    """Reads the output topic until it holds n_events distinct (partition, offset) events, the
+    timeout passes, or alive() turns false. Returns (outputs, distinct)."""
+    deadline = time.time() + timeout
+    while True:
+        outs = consume_vectors(bootstrap, topic)
+        done = len({(o["source_partition"], o["source_offset"]) for o in outs})
+        if done >= n_events or time.time() > deadline or (alive and not alive()):
+            return outs, done
+        time.sleep(every)

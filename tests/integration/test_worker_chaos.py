@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (FAST_GROUP, IEVO, Broker, Workdir, check_exactly_once, check_final_states, consume_vectors, ievo,
+from harness import (FAST_GROUP, IEVO, Broker, Workdir, check_exactly_once, check_final_states, await_outputs, ievo,
                      load_reference, log)
 
 USERS, EVENTS, RATE, PARTS = 300, 20000, 600, 12
@@ -116,13 +116,7 @@ def main():
         for x in workers:
             if not x.running():
                 x.start()
-        deadline = time.time() + 240
-        while True:
-            outs = consume_vectors(b.bootstrap)
-            done = len({(o["source_partition"], o["source_offset"]) for o in outs})
-            if done >= EVENTS or time.time() > deadline:
-                break
-            time.sleep(3)
+        outs, done = await_outputs(b.bootstrap, EVENTS, 240)
         for x in workers:
             x.stop()
         log(f"[chaos] {done} of {EVENTS} events have outputs; workers stopped")

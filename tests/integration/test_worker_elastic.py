@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (FAST_GROUP, IEVO, Broker, Workdir, check_exactly_once, check_final_states, consume_vectors, ievo,
+from harness import (FAST_GROUP, IEVO, Broker, Workdir, check_exactly_once, check_final_states, await_outputs, ievo,
                      load_reference, log)
 
 USERS, EVENTS, RATE = 400, 24000, 1000
@@ -54,13 +54,7 @@ def main():
         log(f"[elastic] {time.time() - t0:.0f} s: c left, 2 workers")
         assert prod.wait(120) == 0, open(wd("produce.log")).read()
         log(f"[elastic] {time.time() - t0:.0f} s: input complete ({EVENTS} events)")
-        deadline = time.time() + 180
-        while True:
-            outs = consume_vectors(b.bootstrap)
-            done = len({(o["source_partition"], o["source_offset"]) for o in outs})
-            if done >= EVENTS or time.time() > deadline:
-                break
-            time.sleep(3)
+        outs, done = await_outputs(b.bootstrap, EVENTS, 180)
         stop(a)
         stop(bw)
         log(f"[elastic] {time.time() - t0:.0f} s: {done} of {EVENTS} events have outputs; workers stopped")

@@ -19,7 +19,7 @@ import avro.io
 import avro.schema
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (FAST_GROUP, IEVO, SOURCE, Broker, Workdir, check_exactly_once, check_final_states,
+from harness import (FAST_GROUP, IEVO, SOURCE, Broker, Workdir, await_outputs, check_exactly_once, check_final_states,
                      consume_vectors, ievo, kcat_produce, kcat_records, load_reference, log)
 
 USERS, EVENTS, RATE = 200, 12000, 600
@@ -59,13 +59,7 @@ def faults_while_flowing(wd, model):
         at(19, "broker-up", 3)
         at(20, "partition-leader", "user-actions", 0, 2)
         assert prod.wait(120) == 0, open(wd("produce.log")).read()[-2000:]
-        deadline = time.time() + 120
-        while True:
-            outs = consume_vectors(b.bootstrap)
-            done = len({(o["source_partition"], o["source_offset"]) for o in outs})
-            if done >= EVENTS or time.time() > deadline or w.poll() is not None:
-                break
-            time.sleep(2)
+        outs, done = await_outputs(b.bootstrap, EVENTS, 120, alive=lambda: w.poll() is None, every=2)
         assert w.poll() is None, "the worker died under faults:\n" + open(wd("faults-worker.log")).read()[-3000:]
         w.terminate()
         w.wait(60)
