@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "changelog.h"
 #include "json.h"
@@ -594,15 +595,21 @@ static void write_series(worker *w, int force) {
     clock_gettime(CLOCK_REALTIME, &rt);
     char lag_text[32] = "null";
     if (known) snprintf(lag_text, sizeof lag_text, "%lld", (long long)lag);
+    long rss_pages = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    if (statm) {
+        if (fscanf(statm, "%*s %ld", &rss_pages) != 1) rss_pages = 0;
+        fclose(statm);
+    }
     const worker_stats *st = w->stats;
     fprintf(w->series,
             "{\"t\":%.3f,\"ts\":%lld,\"consumed\":%lld,\"applied\":%lld,\"dead_lettered\":%lld,"
             "\"duplicates_skipped\":%lld,\"lag\":%s,\"partitions\":%d,\"rebalances\":%lld,\"restoring\":%d,"
-            "\"ready\":%d,\"checkpoints\":%lld}\n",
+            "\"ready\":%d,\"checkpoints\":%lld,\"rss_bytes\":%lld}\n",
             now - w->started_s, (long long)rt.tv_sec * 1000 + rt.tv_nsec / 1000000, (long long)st->consumed,
             (long long)st->applied, (long long)st->dead_lettered, (long long)st->skipped_duplicate, lag_text, owned,
             (long long)st->rebalances, w->restoring, w->ever_assigned && !w->restoring && !w->failed,
-            (long long)st->checkpoints);
+            (long long)st->checkpoints, (long long)rss_pages * sysconf(_SC_PAGESIZE));
     fflush(w->series);
 }
 
