@@ -13,11 +13,13 @@
 #include "rng.h"
 
 const char *const model_head_tensor_names[MODEL_N_ALL_TENSORS - MODEL_N_TENSORS] = {
-    "score.item_emb", "score.item_bias", "value.item_emb", "value.item_bias", "value.bias", "value.w",
+    "text.b",       "text.w",         "score.item_emb", "score.item_bias", "score.text_b",
+    "score.text_w", "value.item_emb", "value.item_bias", "value.bias",     "value.w",
 };
 
 int model_head_of_tensor(int t) {
-    return t == T_SCORE_EMB || t == T_SCORE_BIAS ? MODEL_HEAD_SCORE : MODEL_HEAD_VALUE;
+    if (t == T_TEXT_B || t == T_TEXT_W) return 0;
+    return t >= T_SCORE_EMB && t <= T_SCORE_TEXT_W ? MODEL_HEAD_SCORE : MODEL_HEAD_VALUE;
 }
 
 int model_heads(const model *m) {
@@ -27,9 +29,20 @@ int model_heads(const model *m) {
     return h;
 }
 
-static void head_shape(const model_config *c, int t, int *ndim, int shape[2]) {
+int model_tensor_present(const model_config *c, int heads, int t) {
+    if (t < MODEL_N_TENSORS) return 1;
+    int text = t == T_TEXT_B || t == T_TEXT_W || t == T_SCORE_TEXT_B || t == T_SCORE_TEXT_W;
+    int head = model_head_of_tensor(t);
+    return (!text || c->text_dim > 0) && (!head || (heads & head));
+}
+
+void model_optional_shape(const model_config *c, int t, int *ndim, int shape[2]) {
     shape[1] = 0;
     switch (t) {
+    case T_TEXT_B:
+    case T_SCORE_TEXT_B: *ndim = 1, shape[0] = c->text_dim; break;
+    case T_TEXT_W: *ndim = 2, shape[0] = c->item_dim, shape[1] = c->text_dim; break;
+    case T_SCORE_TEXT_W: *ndim = 2, shape[0] = c->out_dim, shape[1] = c->text_dim; break;
     case T_SCORE_EMB:
     case T_VALUE_EMB: *ndim = 2, shape[0] = c->n_items, shape[1] = c->out_dim; break;
     case T_SCORE_BIAS:
@@ -46,9 +59,9 @@ int model_alloc_heads(model *m, int heads, char *err, size_t errlen) {
     for (int t = 0; t < MODEL_N_ALL_TENSORS; t++) {
         if (t < MODEL_N_TENSORS) {
             n += m->t[t].numel;
-        } else if (want & model_head_of_tensor(t)) {
+        } else if (model_tensor_present(&m->cfg, want, t)) {
             int nd, sh[2];
-            head_shape(&m->cfg, t, &nd, sh);
+            model_optional_shape(&m->cfg, t, &nd, sh);
             n += (size_t)sh[0] * (nd == 2 ? (size_t)sh[1] : 1);
         }
     }
@@ -60,11 +73,11 @@ int model_alloc_heads(model *m, int heads, char *err, size_t errlen) {
     for (int t = 0; t < MODEL_N_ALL_TENSORS; t++) {
         model_tensor *x = &m->t[t];
         if (t >= MODEL_N_TENSORS) {
-            if (!(want & model_head_of_tensor(t))) continue;
+            if (!model_tensor_present(&m->cfg, want, t)) continue;
             x->name = model_head_tensor_names[t - MODEL_N_TENSORS];
-            head_shape(&m->cfg, t, &x->ndim, x->shape);
+            model_optional_shape(&m->cfg, t, &x->ndim, x->shape);
             size_t numel = (size_t)x->shape[0] * (x->ndim == 2 ? (size_t)x->shape[1] : 1);
-            if (x->numel) memcpy(p + off, x->data, numel * sizeof(float)); /* the head was already there */
+            if (x->numel) memcpy(p + off, x->data, numel * sizeof(float)); /* the tensor was already there */
             x->numel = numel;
         } else {
             memcpy(p + off, x->data, x->numel * sizeof(float));
@@ -86,8 +99,11 @@ int model_add_heads(model *m, int heads, uint64_t seed, char *err, size_t errlen
     for (int t = MODEL_N_TENSORS; t < MODEL_N_ALL_TENSORS; t++) {
         /* value.item_emb starts at zero: the value head begins as biases only, and u (whose norm
          * the ranking objective grows) cannot turn random rows into wild predictions */
-        if (!(add & model_head_of_tensor(t)) || t != T_SCORE_EMB) continue;
-        for (size_t i = 0; i < m->t[t].numel; i++) m->t[t].data[i] = (float)(0.1 * rng_normal(&r));
+        if (!(add & model_head_of_tensor(t)) || (t != T_SCORE_EMB && t != T_SCORE_TEXT_W)) continue;
+        if (t == T_SCORE_EMB)
+            for (size_t i = 0; i < m->t[t].numel; i++) m->t[t].data[i] = (float)(0.1 * rng_normal(&r));
+        else /* score.text_w like nn.Linear(T, D); score.text_b = 0 */
+            for (size_t i = 0; i < m->t[t].numel; i++) m->t[t].data[i] = rng_symmetric(&r, 1 / sqrt(m->cfg.text_dim));
     }
     char name[MODEL_NAME_MAX + 1];
     model_name_of(m, name, sizeof name);
@@ -108,6 +124,37 @@ int model_score_items_batch(const model *m, int n, const float *U, float *scores
     if (nn_gemm('N', 'T', n, N, D, 1.0f, U, D, S, D, 1.0f, scores, N))
         return model_errf(err, errlen, "model_score_items_batch: oneDNN sgemm failed");
     for (int i = 0; i < n; i++) scores[(size_t)i * N] = -INFINITY;
+    return 0;
+}
+
+int model_score_rows(const model *m, int n, const int32_t *idx, const float *const *text, float *S, float *bias,
+                     char *err, size_t errlen) {
+    if (!(model_heads(m) & MODEL_HEAD_SCORE)) return model_errf(err, errlen, "model %s has no scoring head", m->model_id);
+    const int D = m->cfg.out_dim, T = m->cfg.text_dim;
+    for (int r = 0; r < n; r++) {
+        int i = idx[r];
+        if (i < 0 || i >= m->cfg.n_items)
+            return model_errf(err, errlen, "model_score_rows: item index %d outside the vocabulary (%d)", i, m->cfg.n_items);
+        float *row = S + (size_t)r * D;
+        if (i > 0) memcpy(row, m->t[T_SCORE_EMB].data + (size_t)i * D, (size_t)D * sizeof(float));
+        else memset(row, 0, (size_t)D * sizeof(float));
+        bias[r] = m->t[T_SCORE_BIAS].data[i];
+        if (T > 0 && text && text[r]) {
+            float a[4096];
+            text_adapt_ref(m->t[T_SCORE_TEXT_W].data, m->t[T_SCORE_TEXT_B].data, D, T, text[r], a);
+            for (int k = 0; k < D; k++) row[k] += a[k];
+        }
+    }
+    return 0;
+}
+
+int model_score_with(const model *m, int n, const float *U, int n_rows, const float *S, const float *bias,
+                     float *scores, char *err, size_t errlen) {
+    if (n <= 0 || n_rows <= 0) return n < 0 || n_rows < 0 ? model_errf(err, errlen, "model_score_with: n = %d, rows = %d", n, n_rows) : 0;
+    const int D = m->cfg.out_dim;
+    for (int i = 0; i < n; i++) memcpy(scores + (size_t)i * n_rows, bias, (size_t)n_rows * sizeof(float));
+    if (nn_gemm('N', 'T', n, n_rows, D, 1.0f, U, D, S, D, 1.0f, scores, n_rows))
+        return model_errf(err, errlen, "model_score_with: oneDNN sgemm failed");
     return 0;
 }
 

@@ -17,15 +17,40 @@
  *   a      = softmax_j( q . k_j / sqrt(K) )
  *   ctx    = sum_j a_j v_j                      (K)
  *   u_t    = W_out [h_t ; ctx] + b_out          (D)    the interest vector
- *   drift  = events == 0 ? 0 : 1 - cos(u_t, u_{t-1}),  cos = u.v / max(|u||v|, 1e-12)
+ *   drift  = events == 0 ? 0 : 1 - cos(u_t, fp16(u_{t-1})),  cos = u.v / max(|u||v|, 1e-12)
+ *            (the state keeps u_{t-1} as IEEE fp16, used for nothing but the drift: both backends
+ *            compute the drift against the fp16-rounded previous vector; u_t itself is exact)
  *
  * Item and action ids map to vocabulary indices; index 0 of each vocabulary is the shared
  * out-of-vocabulary row, so an unknown id still has an embedding.
  *
+ * Text (config text_dim = T > 0; 0 = a model without text, exactly the function above). Text
+ * vectors t (T floats: USE-lite's 512-d unit vectors, model/use_encoder.h) come from outside the
+ * model: an item's catalogue text (title, description) looked up by its item key
+ * (model_item_key(id): FNV-1a 64 of the id's bytes), and an event's own text (a query, a review).
+ * A learned whitening-style adaptor maps them into the item part of the input:
+ *
+ *   a(t)   = text.w (t - text.b)                         text.w (E, T), text.b (T)
+ *   c_j    = item_emb[item_j] + (item j has a text ? a(t_item_j) : 0)     the item content (E)
+ *   x~_j   = [ c_j ; action_emb[action_j] ; f_j ]        what the attention window holds (I)
+ *   x_t    = x~_t + [ event t has a text ? a(t_event_t) : 0 ; 0 ; 0 ]    the RNN's input (I)
+ *
+ * so an event's own text enters the recurrent cell at its step only, while the window (the
+ * current event included) keys on item content: the state keeps item indices and item keys and
+ * looks the item texts up again at every step, never event texts. An item outside the
+ * vocabulary is item_emb[0] + a(t_item) (a text model keeps item_emb[0], the OOV row, at zero:
+ * a new item is its text alone). The item text a step sees is the one the lookup returns at that
+ * step: a changed catalogue text changes the content of every window entry of that item.
+ *
  * Optional heads (tensors a trained model carries; a model without them serves u_t all the same):
- *   scoring:  s_i    = u_t . score.item_emb[i] + score.item_bias[i]      for every item i >= 1
- *             (s_0 = -inf: the OOV row is never a recommendation). softmax_i(s_i) is the model's
- *             distribution of the user's next item; `ievo train` fits it by cross-entropy.
+ *   scoring:  s_i    = u_t . S_i + score.item_bias[i]  for every item i >= 1, where
+ *             S_i    = score.item_emb[i] + (item i has a text ? a_out(t_i) : 0),
+ *             a_out(t) = score.text_w (t - score.text_b)        (text models; D x T, T)
+ *             (s_0 = -inf: the OOV row is never a recommendation). An item without a vocabulary
+ *             row (a new item, ranked from its text: model_score_rows) has S = a_out(t) and the
+ *             cold-item bias score.item_bias[0]. softmax_i(s_i) is the model's distribution of
+ *             the user's next item; `ievo train` fits it by cross-entropy.
+ *
  *   value:    vhat_i = ginv( u_t . (value.w + value.item_emb[i]) + value.item_bias[i] + value.bias )
  *             g(v) = sign(v) log1p(|v|) (the value feature's transform), ginv(y) = sign(y) expm1(|y|):
  *             the predicted value (e.g. rating) of the user's next event if it is item i (value.w
@@ -35,7 +60,7 @@
  *   The scoring table is its own tensor, D wide in u's space, so E != D stays possible and the
  *   served function never depends on how it was trained. `ievo train` ties it to item_emb when
  *   E == D (one parameter during training, stored twice, equal): on ML-100K that measured
- *   +0.008 test NDCG@10 (docs/training.md).
+ *   +0.008 test NDCG@10 (docs/training.md). It ties score.text_* to text.* the same way.
  */
 #ifndef IEVO_MODEL_H
 #define IEVO_MODEL_H
@@ -58,15 +83,16 @@ typedef struct {
     int out_dim;      /* D */
     int window;       /* W */
     int n_items;      /* vocabulary size, OOV row 0 included */
-    int n_actions;    /* vocabulary size, OOV row 0 included */
+    int n_actions;    /* vocabulary size, OOV row 0 included; at most 65,536 (u16 in the state) */
+    int text_dim;     /* T: text vector size (512 for USE-lite), 0 = no text */
 } model_config;
 
-/* Defaults: LSTM, E=64, A=8, H=64, K=64, D=64, W=16 (vocabulary sizes come from the data). */
+/* Defaults: LSTM, E=64, A=8, H=64, K=64, D=64, W=16, no text (vocabulary sizes come from the data). */
 void model_config_default(model_config *cfg);
-/* Sets one key ("cell", "item_dim", "action_dim", "hidden", "attn_dim", "out_dim", "window")
- * from text. Returns 0, or -1 with err filled. */
+/* Sets one key ("cell", "item_dim", "action_dim", "hidden", "attn_dim", "out_dim", "window",
+ * "text_dim") from text. Returns 0, or -1 with err filled. */
 int model_config_set(model_config *cfg, const char *key, const char *value, char *err, size_t errlen);
-/* Checks ranges (dims 1..4096, window 1..1024). */
+/* Checks ranges (dims 1..4096, window 1..1024, text_dim 0..4096, n_actions 1..65536). */
 int model_config_check(const model_config *cfg, char *err, size_t errlen);
 static inline int model_input_dim(const model_config *c) { return c->item_dim + c->action_dim + MODEL_FEATURES; }
 static inline int model_gates(const model_config *c) { return c->cell == MODEL_CELL_LSTM ? 4 : 3; }
@@ -90,13 +116,19 @@ enum {
     T_ITEM_EMB, T_ACTION_EMB, T_W_IH, T_W_HH, T_B_IH, T_B_HH,
     T_W_Q, T_B_Q, T_W_K, T_B_K, T_W_V, T_B_V, T_OUT_W, T_OUT_B,
     MODEL_N_TENSORS, /* the core: every model file has these 14 */
-    /* Optional heads, after the core in the same allocation; numel 0 and data NULL when absent:
-     *   score.item_emb (n_items, D)  score.item_bias (n_items)
+    /* Optional tensors, after the core in the same allocation; numel 0 and data NULL when absent.
+     * The text adaptor, present exactly when text_dim > 0:
+     *   text.b (T)  text.w (E, T)
+     * then the heads:
+     *   score.item_emb (n_items, D)  score.item_bias (n_items)  score.text_b (T)  score.text_w (D, T)
+     *   (score.text_* only in text models)
      *   value.item_emb (n_items, D)  value.item_bias (n_items)  value.bias (1)  value.w (D) */
-    T_SCORE_EMB = MODEL_N_TENSORS, T_SCORE_BIAS, T_VALUE_EMB, T_VALUE_BIAS, T_VALUE_B, T_VALUE_W,
+    T_TEXT_B = MODEL_N_TENSORS, T_TEXT_W,
+    T_SCORE_EMB, T_SCORE_BIAS, T_SCORE_TEXT_B, T_SCORE_TEXT_W,
+    T_VALUE_EMB, T_VALUE_BIAS, T_VALUE_B, T_VALUE_W,
     MODEL_N_ALL_TENSORS
 };
-#define MODEL_HEAD_SCORE 1 /* score.item_emb + score.item_bias */
+#define MODEL_HEAD_SCORE 1 /* score.item_emb + score.item_bias (+ score.text_b + score.text_w) */
 #define MODEL_HEAD_VALUE 2 /* value.item_emb + value.item_bias + value.bias + value.w */
 
 typedef struct model_vocab model_vocab; /* string id -> index, index -> string id */
@@ -105,7 +137,7 @@ typedef struct {
     model_config cfg;
     float *params;                 /* one allocation holding every tensor */
     size_t n_params;
-    model_tensor t[MODEL_N_ALL_TENSORS]; /* core tensors, then the optional heads */
+    model_tensor t[MODEL_N_ALL_TENSORS]; /* core tensors, then the text adaptor and heads when present */
     model_vocab *items;            /* index 0 is "<oov>" */
     model_vocab *actions;          /* index 0 is "<oov>" */
     char model_id[96];             /* "<name>-<first 12 hex of the parameter checksum>" */
@@ -135,20 +167,30 @@ int model_set_meta(model *m, const char *json_object, char *err, size_t errlen);
 
 /* Vocabulary lookups. Unknown ids return 0 (the OOV row). */
 int model_item_index(const model *m, const char *id, size_t len);
+/* The item key of an id: FNV-1a 64 over its bytes (offset basis 0xcbf29ce484222325, prime
+ * 0x100000001b3), the same in every process and on every machine. 0 is never returned (an id
+ * hashing to 0 gets 1), so 0 can mean "no key". Text lookups and window slots use it. */
+uint64_t model_item_key(const char *id, size_t len);
 int model_action_index(const model *m, const char *id, size_t len);
 const char *model_item_id(const model *m, int index);   /* NULL when out of range */
 const char *model_action_id(const model *m, int index); /* NULL when out of range */
 
 /* ---- per-user state ------------------------------------------------------------------------
  * A fixed-size little-endian blob, model_state_size(m) bytes, owned by the caller (the worker
- * stores it in RocksDB as is). Layout, version 1:
- *   0  u32 magic 0x53564549 ("IEVS")   4 u16 version   6 u16 cell
+ * stores it in RocksDB as is). Layout, version 2 (version 1 is not read: state dirs are bound
+ * to a model fingerprint, so a new build starts them afresh or replays):
+ *   0  u32 magic 0x53564549 ("IEVS")   4 u16 version (2)   6 u16 cell
  *   8  i64 events applied              16 i64 last event time (ms): the ts of the last event applied
  *                                         (an out-of-order event sets it back; its own gap is 0)
- *   24 i32 window length (<= W)        28 i32 next window slot (ring head)
- *   32 u64 model fingerprint
- *   40 f32 h[H], then c[H] (LSTM only), then u[D] (the previous interest vector)
- *   then W slots of { i32 item; i32 action; f32 f[3] }   (the window as indices + features)
+ *   24 u16 window length (<= W)        26 u16 next window slot (ring head)
+ *   28 u64 model fingerprint
+ *   36 f32 h[H], then c[H] (LSTM only), then f16 u[D] (the previous interest vector, IEEE
+ *      binary16, round to nearest even, saturating at +-65504: used only for the drift)
+ *   then W slots of { i32 item; u16 action; u8 flags (bit 0: has_value); u8 0;
+ *                     f32 f[0] (gap feature); f32 f[1] (value feature);
+ *                     u64 item key (text models only) }     16 bytes, or 24 with text
+ *   (f[2], has_value, is the flag). With H = D = 64, W = 16 that is 932 bytes for an LSTM
+ *   (1,060 with text; version 1 took 1,128), 676 for a GRU (804 with text; version 1: 872).
  * A zeroed blob is not valid; model_state_init makes the empty state (events = 0). */
 size_t model_state_size(const model *m);
 void model_state_init(const model *m, void *state);
@@ -156,9 +198,13 @@ void model_state_init(const model *m, void *state);
 int model_state_check(const model *m, const void *state, char *err, size_t errlen);
 int64_t model_state_events(const void *state);
 int64_t model_state_last_ts(const void *state);
-/* The previous interest vector u (D floats) inside a state blob (a pointer into the blob, so the
- * blob must be 4-byte aligned; everything else in model/ reads blobs at any alignment). */
-const float *model_state_vector(const model *m, const void *state);
+/* The stored previous interest vector, decoded from fp16 into out (D floats): the last u_t to
+ * within fp16 rounding (relative 2^-11). model_state_output gives it exactly. */
+void model_state_vector(const model *m, const void *state, float *out);
+
+/* IEEE binary16 conversions as the state uses them (round to nearest even, saturating). */
+uint16_t model_f16_from_f32(float x);
+float model_f32_from_f16(uint16_t h);
 
 /* One event, already mapped to vocabulary indices. */
 typedef struct {
@@ -167,6 +213,8 @@ typedef struct {
     int64_t ts;        /* event time, ms */
     float value;       /* meaningful only when has_value */
     int has_value;
+    uint64_t item_key;        /* text models: model_item_key(item id), 0 = none (no item text lookup) */
+    const float *event_text;  /* text models: the event's own text vector (text_dim floats), or NULL */
 } model_event;
 
 /* ---- the step -------------------------------------------------------------------------------
@@ -179,11 +227,26 @@ int model_runner_new(model_runner **out, const model *m, model_backend backend, 
                      char *err, size_t errlen);
 void model_runner_free(model_runner *r);
 
+/* Text models: where item text vectors come from at step time. fn(ctx, key) returns the
+ * item's text vector (text_dim floats) or NULL (no text); it is called during model_step and
+ * model_state_output only, for the current event's key and for the keys in the window. Set
+ * once (fn NULL = no item text). The oneDNN runner caches a(t) per key and pointer: when the
+ * vector behind a key changes in place, call model_runner_text_changed(r, key) before the next
+ * step (a different pointer is noticed by itself). */
+typedef const float *(*model_item_text_fn)(void *ctx, uint64_t item_key);
+void model_runner_set_text(model_runner *r, model_item_text_fn fn, void *ctx);
+void model_runner_text_changed(model_runner *r, uint64_t item_key);
+
 /* Applies event ev[i] to states[i] for i in [0, n), n <= max_batch. The n states must belong to
  * n distinct users (the caller splits a batch into waves). Writes u_t to out_vec + i*D and the
  * drift to out_drift[i]; updates each state in place. Returns 0, or -1 with err filled. */
 int model_step(model_runner *r, int n, void *const *states, const model_event *ev,
                float *out_vec, float *out_drift, char *err, size_t errlen);
+
+/* The interest vector a state holds (D floats): u_t of its last event, recomputed from h_t and
+ * the window with the scalar kernels (and the runner's item text lookup). Equals what model_step
+ * returned for that event up to float rounding; zeros for the empty state. Returns 0, or -1. */
+int model_state_output(model_runner *r, const void *state, float *out, char *err, size_t errlen);
 
 /* ---- heads: scoring and value prediction (model/heads.c) -----------------------------------
  * What the worker calls to turn u_t into recommendations: model_score_items (or the batched
@@ -197,10 +260,21 @@ int model_heads(const model *m);
  * same name (heads = 0 only recomputes them). Existing parameters are kept. Returns 0, or -1. */
 int model_add_heads(model *m, int heads, uint64_t seed, char *err, size_t errlen);
 /* scores (n_items) for one interest vector u (D): the scoring formula in the top comment,
- * scores[0] = -INFINITY. Returns 0, or -1 when the model has no scoring head. */
+ * scores[0] = -INFINITY. Returns 0, or -1 when the model has no scoring head. A text model's
+ * item texts are not in the model: these two leave a_out out (use model_score_rows, then
+ * model_score_with, to rank with the text part). */
 int model_score_items(const model *m, const float *u, float *scores, char *err, size_t errlen);
 /* The same for n vectors U (n, D) -> scores (n, n_items), as one oneDNN GEMM. */
 int model_score_items_batch(const model *m, int n, const float *U, float *scores, char *err, size_t errlen);
+/* Scoring rows for n candidates: idx[r] a vocabulary index (0: an item without a row, ranked by
+ * its text alone) and text[r] its text vector or NULL (text may be NULL for all). Writes
+ * S (n, D) = score.item_emb[idx] (zeros for idx 0) + a_out(text) and bias (n) =
+ * score.item_bias[idx] (idx 0: the cold-item bias score.item_bias[0]). Returns 0, or -1. */
+int model_score_rows(const model *m, int n, const int32_t *idx, const float *const *text, float *S, float *bias,
+                     char *err, size_t errlen);
+/* scores (n, n_rows) = U (n, D) @ S (n_rows, D)^T + bias, one oneDNN GEMM. */
+int model_score_with(const model *m, int n, const float *U, int n_rows, const float *S, const float *bias,
+                     float *scores, char *err, size_t errlen);
 /* The predicted value of item `item` for interest vector u (D); NAN without a value head or for
  * an index outside the vocabulary. */
 float model_predict_value(const model *m, const float *u, int item);

@@ -52,6 +52,7 @@ int model_config_set(model_config *cfg, const char *key, const char *value, char
         {"hidden", offsetof(model_config, hidden)},       {"attn_dim", offsetof(model_config, attn_dim)},
         {"out_dim", offsetof(model_config, out_dim)},     {"window", offsetof(model_config, window)},
         {"n_items", offsetof(model_config, n_items)},     {"n_actions", offsetof(model_config, n_actions)},
+        {"text_dim", offsetof(model_config, text_dim)},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(key, ints[i].key) != 0) continue;
@@ -62,7 +63,7 @@ int model_config_set(model_config *cfg, const char *key, const char *value, char
         return 0;
     }
     return model_errf(err, errlen,
-                      "config: unknown key \"%s\" (expected cell, item_dim, action_dim, hidden, attn_dim, out_dim, window)",
+                      "config: unknown key \"%s\" (expected cell, item_dim, action_dim, hidden, attn_dim, out_dim, window, text_dim)",
                       key);
 }
 
@@ -73,7 +74,8 @@ int model_config_check(const model_config *cfg, char *err, size_t errlen) {
         {"item_dim", cfg->item_dim, 1, 4096}, {"action_dim", cfg->action_dim, 1, 4096},
         {"hidden", cfg->hidden, 1, 4096},     {"attn_dim", cfg->attn_dim, 1, 4096},
         {"out_dim", cfg->out_dim, 1, 4096},   {"window", cfg->window, 1, 1024},
-        {"n_items", cfg->n_items, 1, MODEL_VOCAB_MAX}, {"n_actions", cfg->n_actions, 1, MODEL_VOCAB_MAX},
+        {"n_items", cfg->n_items, 1, MODEL_VOCAB_MAX}, {"n_actions", cfg->n_actions, 1, MODEL_ACTIONS_MAX},
+        {"text_dim", cfg->text_dim, 0, 4096},
     };
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
         if (r[i].v < r[i].lo || r[i].v > r[i].hi)

@@ -8,9 +8,10 @@
  * per field, decimal text), name, model_id, fingerprint (16 hex), crc32c (8 hex, CRC-32C of the
  * whole data section) and, when present, "meta" (the free-form JSON object as text).
  * The 14 parameter tensors are F32 in model.h's order; the vocabularies are U8 tensors
- * "vocab.items" / "vocab.actions", ids joined by '\n' with "<oov>" first. The optional heads
- * (score.*, value.*: see model.h) are F32 tensors too, stored after the core when the model has
- * them; a file without them is a model without heads, and the format version stays 1 (a build
+ * "vocab.items" / "vocab.actions", ids joined by '\n' with "<oov>" first. A text model
+ * (metadata "text_dim", absent for models without text) carries text.b and text.w after the
+ * core. The optional heads (score.*, value.*: see model.h) are F32 tensors too, stored after
+ * those when the model has them; a file without them is a model without heads, and the format version stays 1 (a build
  * that predates heads rejects a file with them as "unexpected tensor", which is the truth).
  *
  * Loading trusts nothing: every size, offset, dtype and shape is checked against the config, the
@@ -69,6 +70,7 @@ int model_save(const model *m, const char *path, char *err, size_t errlen) {
           meta_int(&b, "hidden", c->hidden) || meta_int(&b, "attn_dim", c->attn_dim) ||
           meta_int(&b, "out_dim", c->out_dim) || meta_int(&b, "window", c->window) ||
           meta_int(&b, "n_items", c->n_items) || meta_int(&b, "n_actions", c->n_actions);
+    if (c->text_dim > 0) bad = bad || meta_int(&b, "text_dim", c->text_dim); /* absent: 0, the file of old */
     if (m->meta_json) bad = bad || meta_kv(&b, "meta", m->meta_json);
     bad = bad || json_buf_append(&b, "}", 1);
     size_t off = 0;
@@ -257,6 +259,9 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
     }
     {
         char cerr[MODEL_ERR_LEN];
+        const char *td = meta_str(meta, "text_dim"); /* optional: models without text do not carry it */
+        if (td && model_config_set(&cfg, "text_dim", td, cerr, sizeof cerr)) FAIL("%s", cerr);
+        if (td && cfg.text_dim == 0) FAIL("text_dim \"0\" is written only as an absent key");
         if (model_config_check(&cfg, cerr, sizeof cerr)) FAIL("%s", cerr);
     }
     const char *name = meta_str(meta, "name"), *model_id = meta_str(meta, "model_id");

@@ -42,6 +42,11 @@ size_t model_param_count(const model_config *cfg) {
     size_t total = 0;
     for (int t = 0; t < MODEL_N_TENSORS; t++)
         total += (size_t)shape[t][0] * (ndim[t] == 2 ? (size_t)shape[t][1] : 1);
+    for (int t = T_TEXT_B; t <= T_TEXT_W && cfg->text_dim > 0; t++) { /* the text adaptor */
+        int nd, sh[2];
+        model_optional_shape(cfg, t, &nd, sh);
+        total += (size_t)sh[0] * (nd == 2 ? (size_t)sh[1] : 1);
+    }
     return total;
 }
 
@@ -71,6 +76,14 @@ int model_alloc(model **out, const model_config *cfg, char *err, size_t errlen) 
         x->shape[0] = shape[t][0];
         x->shape[1] = ndim[t] == 2 ? shape[t][1] : 0;
         x->numel = (size_t)shape[t][0] * (ndim[t] == 2 ? (size_t)shape[t][1] : 1);
+        x->data = m->params + off;
+        off += x->numel;
+    }
+    for (int t = T_TEXT_B; t <= T_TEXT_W && cfg->text_dim > 0; t++) {
+        model_tensor *x = &m->t[t];
+        x->name = model_head_tensor_names[t - MODEL_N_TENSORS];
+        model_optional_shape(cfg, t, &x->ndim, x->shape);
+        x->numel = (size_t)x->shape[0] * (x->ndim == 2 ? (size_t)x->shape[1] : 1);
         x->data = m->params + off;
         off += x->numel;
     }
@@ -107,6 +120,10 @@ uint64_t model_compute_fingerprint(const model *m) {
     int32_t cfg[9] = {(int32_t)c->cell, c->item_dim, c->action_dim, c->hidden, c->attn_dim,
                       c->out_dim, c->window, c->n_items, c->n_actions};
     fp64_update(&s, cfg, sizeof cfg);
+    if (c->text_dim > 0) { /* only then: a model without text keeps the identity it always had */
+        int32_t td = c->text_dim;
+        fp64_update(&s, &td, sizeof td);
+    }
     fp64_update(&s, m->params, m->n_params * sizeof(float));
     const model_vocab *v[2] = {m->items, m->actions};
     for (int i = 0; i < 2; i++) {
@@ -172,6 +189,10 @@ int model_init_random(model **out, const model_config *cfg_in, const char *name,
         else
             for (size_t i = 0; i < n; i++) p[i] = rng_symmetric(&r, bound[t]);
     }
+    /* The text adaptor continues the same stream (so the core draws do not depend on text_dim):
+     * text.w like nn.Linear(T, E), text.b = 0 (the trainer starts it at the mean text vector). */
+    for (size_t i = 0; cfg.text_dim > 0 && i < m->t[T_TEXT_W].numel; i++)
+        m->t[T_TEXT_W].data[i] = rng_symmetric(&r, 1 / sqrt(cfg.text_dim));
     if (model_finalize(m, name, err, errlen)) {
         model_free(m);
         return -1;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "model_errf.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "model/ reads and writes little-endian files and state blobs by memcpy: port the byte order first"
@@ -19,8 +20,6 @@
 #define MODEL_NAME_MAX 64            /* model_id = name + "-" + 12 hex fits in 96 */
 #define MODEL_VOCAB_MAX (1 << 27)    /* rows per vocabulary, OOV included */
 
-/* Fills err (if any) printf-style; always returns -1 so callers can `return model_errf(...)`. */
-int model_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- vocabulary (vocab.c) ---- */
 /* Builds a vocabulary: "<oov>" at index 0, then ids[0..n) in order. Ids must be non-empty,
@@ -68,18 +67,25 @@ void model_name_of(const model *m, char *out, size_t n);
 
 /* ---- optional heads (heads.c) ---- */
 extern const char *const model_head_tensor_names[MODEL_N_ALL_TENSORS - MODEL_N_TENSORS];
-/* The MODEL_HEAD_* bit a head tensor belongs to (t in [MODEL_N_TENSORS, MODEL_N_ALL_TENSORS)). */
+/* The MODEL_HEAD_* bit an optional tensor belongs to (t in [MODEL_N_TENSORS, MODEL_N_ALL_TENSORS)),
+ * or 0 for the text adaptor (text.b, text.w), which belongs to no head. */
 int model_head_of_tensor(int t);
+/* Whether optional tensor t exists in a model of config c carrying heads `heads`. */
+int model_tensor_present(const model_config *c, int heads, int t);
+/* The shape of optional tensor t for config c. */
+void model_optional_shape(const model_config *c, int t, int *ndim, int shape[2]);
 /* Re-lays the parameter block so that it also holds the heads in `heads` (zeroed), after the
- * core and any heads already present, in tensor order; keeps every existing value and updates
+ * core, the text adaptor and any heads already present, in tensor order; keeps every existing value and updates
  * n_params and the tensor table. Does not touch the fingerprint (call model_finalize). */
 int model_alloc_heads(model *m, int heads, char *err, size_t errlen);
 
 /* ---- state blob (state.c) ---- */
 #define MODEL_STATE_MAGIC 0x53564549u /* "IEVS" little-endian */
-#define MODEL_STATE_VERSION 1
-#define MODEL_STATE_HEADER 40
-#define MODEL_STATE_SLOT 20 /* i32 item, i32 action, f32 f[3] */
+#define MODEL_STATE_VERSION 2
+#define MODEL_STATE_HEADER 36
+#define MODEL_STATE_SLOT 16      /* i32 item, u16 action, u8 flags, u8 0, f32 f[0], f32 f[1] */
+#define MODEL_STATE_SLOT_TEXT 24 /* + u64 item key */
+#define MODEL_ACTIONS_MAX 65536  /* action indices are u16 in the state */
 
 typedef struct {
     int64_t events, last_ts;
@@ -88,7 +94,8 @@ typedef struct {
 
 typedef struct {
     int32_t item, action;
-    float f[MODEL_FEATURES];
+    float f[MODEL_FEATURES];   /* f[2] is has_value (0 or 1), stored as a flag bit */
+    uint64_t key;              /* text models: the item key; 0 otherwise */
 } model_state_slot;
 
 /* Byte offsets inside a blob. */
@@ -97,17 +104,31 @@ static inline size_t model_state_off_c(const model *m) { return MODEL_STATE_HEAD
 static inline size_t model_state_off_u(const model *m) {
     return MODEL_STATE_HEADER + 4u * (size_t)m->cfg.hidden * (m->cfg.cell == MODEL_CELL_LSTM ? 2u : 1u);
 }
-static inline size_t model_state_off_win(const model *m) { return model_state_off_u(m) + 4u * (size_t)m->cfg.out_dim; }
+static inline size_t model_state_off_win(const model *m) { return model_state_off_u(m) + 2u * (size_t)m->cfg.out_dim; }
+static inline size_t model_state_slot_size(const model *m) {
+    return m->cfg.text_dim > 0 ? MODEL_STATE_SLOT_TEXT : MODEL_STATE_SLOT;
+}
 
 void model_state_read_hdr(const void *state, model_state_hdr *h);
 void model_state_write_hdr(void *state, const model_state_hdr *h);
 void model_state_read_slot(const model *m, const void *state, int slot, model_state_slot *s);
 void model_state_write_slot(const model *m, void *state, int slot, const model_state_slot *s);
+/* The stored previous u as fp16 <-> floats (D). */
+void model_state_read_u(const model *m, const void *state, float *u);
+void model_state_write_u(const model *m, void *state, const float *u);
 /* model_state_check plus the counters in range (events >= 0, 0 <= wlen <= min(events, W),
  * 0 <= head < W). model_step checks the window slots it reads itself. */
 int model_state_validate(const model *m, const void *state, char *err, size_t errlen);
 
 /* The event features f (F = 3), from the event and the state's counters (see model.h). */
 void model_event_features(const model_event *ev, int64_t events, int64_t last_ts, float f[MODEL_FEATURES]);
+
+/* ---- text adaptor (text.c) ---- */
+/* a(t) = w (t - b), in double, as written: w (OUT, T), b (T), t (T) -> out (OUT). The reference. */
+void text_adapt_ref(const float *w, const float *b, int OUT, int T, const float *t, float *out);
+/* The same as w t - wb with wb = w b precomputed (text_wb): float dot products of 8 partial
+ * sums, the same bits for a row whatever else is computed (the fast paths). */
+void text_adapt_fast(const float *w, const float *wb, int OUT, int T, const float *t, float *out);
+void text_wb(const float *w, const float *b, int OUT, int T, float *wb);
 
 #endif

@@ -9,6 +9,7 @@
  *   layout the primitive picks with format_tag_any.
  */
 #include "nn_dnnl.h"
+#include "dnnl_util.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -66,32 +67,6 @@ struct nn_dnnl {
     nn_dnnl_linear *linears;
 };
 
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-#define DN(call, what)                                                                          \
-    do {                                                                                        \
-        dnnl_status_t st_ = (call);                                                             \
-        if (st_ != dnnl_success) {                                                              \
-            errf(err, errlen, "oneDNN: %s failed: %s", what, dnnl_status2str(st_));             \
-            goto fail;                                                                          \
-        }                                                                                       \
-    } while (0)
-
-static void *alloc64(size_t bytes) {
-    void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    if (p) memset(p, 0, (bytes + 63) & ~(size_t)63);
-    return p;
-}
-
 static void prim_free(nn_prim *p) {
     for (int i = 0; i < p->nmem; i++) dnnl_memory_destroy(p->mem[i]);
     if (p->p) dnnl_primitive_destroy(p->p);
@@ -107,9 +82,9 @@ static void wcache_free(nn_wcache *w) {
 
 int nn_dnnl_new(nn_dnnl **out, int max_batch, char *err, size_t errlen) {
     *out = NULL;
-    if (max_batch < 1 || max_batch > (1 << 20)) return errf(err, errlen, "oneDNN: max_batch %d out of range", max_batch);
+    if (max_batch < 1 || max_batch > (1 << 20)) return model_errf(err, errlen, "oneDNN: max_batch %d out of range", max_batch);
     nn_dnnl *d = calloc(1, sizeof *d);
-    if (!d) return errf(err, errlen, "oneDNN: out of memory");
+    if (!d) return model_errf(err, errlen, "oneDNN: out of memory");
     for (int r = 16; r < max_batch && d->nb < NN_MAX_BUCKETS - 1; r *= 4) d->rows[d->nb++] = r;
     d->rows[d->nb++] = max_batch;
     DN(dnnl_engine_create(&d->eng, dnnl_cpu, 0), "engine create");
@@ -177,7 +152,7 @@ fail:
 /* Adds (arg, memory over buf with md) to p. */
 static int prim_arg(nn_prim *p, int arg_id, const dnnl_memory_desc_t *md, nn_dnnl *d, void *buf, char *err,
                     size_t errlen) {
-    if (p->nmem == NN_MAX_ARGS) return errf(err, errlen, "oneDNN: too many arguments");
+    if (p->nmem == NN_MAX_ARGS) return model_errf(err, errlen, "oneDNN: too many arguments");
     dnnl_memory_t m = NULL;
     DN(dnnl_memory_create(&m, md, d->eng, buf), "memory create");
     p->mem[p->nmem++] = m;
@@ -196,15 +171,15 @@ static void *weights_for(nn_dnnl *d, nn_wcache *wc, const dnnl_memory_desc_t *wa
     for (int i = 0; i < wc->n; i++)
         if (dnnl_memory_desc_equal(&wc->md[i], want)) return wc->buf[i];
     if (wc->n == NN_MAX_LAYOUTS) {
-        errf(err, errlen, "oneDNN: too many weight layouts");
+        model_errf(err, errlen, "oneDNN: too many weight layouts");
         return NULL;
     }
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t rp = NULL;
     dnnl_memory_t src = NULL, dst = NULL;
-    void *buf = alloc64(dnnl_memory_desc_get_size(want));
+    void *buf = dnnl_alloc64(dnnl_memory_desc_get_size(want));
     if (!buf) {
-        errf(err, errlen, "oneDNN: out of memory for weights");
+        model_errf(err, errlen, "oneDNN: out of memory for weights");
         return NULL;
     }
     DN(dnnl_memory_create(&src, user_md, d->eng, (void *)user), "memory create (weights)");
@@ -257,7 +232,7 @@ fail:
 }
 
 static int prim_run(nn_dnnl *d, nn_prim *p, char *err, size_t errlen) {
-    if (!p->p) return errf(err, errlen, "oneDNN: no primitive for this bucket");
+    if (!p->p) return model_errf(err, errlen, "oneDNN: no primitive for this bucket");
     DN(dnnl_primitive_execute(p->p, d->stream, p->nargs, p->args), "execute");
     DN(dnnl_stream_wait(d->stream), "stream wait");
     return 0;
@@ -266,9 +241,9 @@ fail:
 }
 
 int nn_dnnl_finalize(nn_dnnl *d, char *err, size_t errlen) {
-    if (d->finalized) return errf(err, errlen, "oneDNN: finalize called twice");
-    if (d->scratch_size > 0 && !(d->scratch = alloc64(d->scratch_size)))
-        return errf(err, errlen, "oneDNN: out of memory for a %zu-byte scratchpad", d->scratch_size);
+    if (d->finalized) return model_errf(err, errlen, "oneDNN: finalize called twice");
+    if (d->scratch_size > 0 && !(d->scratch = dnnl_alloc64(d->scratch_size)))
+        return model_errf(err, errlen, "oneDNN: out of memory for a %zu-byte scratchpad", d->scratch_size);
     for (nn_dnnl_rnn *r = d->rnns; r; r = r->next)
         for (int b = 0; b < d->nb; b++)
             if (r->prim[b].scratch_size > 0 &&
@@ -289,24 +264,24 @@ int nn_dnnl_rnn_new(nn_dnnl_rnn **out, nn_dnnl *d, int lstm, int I, int H, const
                     const float *b_ih, const float *b_hh, float *x, float *h, float *c, float *h_out,
                     float *c_out, char *err, size_t errlen) {
     *out = NULL;
-    if (d->finalized) return errf(err, errlen, "oneDNN: rnn created after finalize");
+    if (d->finalized) return model_errf(err, errlen, "oneDNN: rnn created after finalize");
     const int G = lstm ? 4 : 3, GB = 4; /* LSTM: 4 gates, 4 biases; LBR-GRU: 3 gates, 4 biases */
     /* oneDNN gate g takes PyTorch gate map[g]. */
     const int map[4] = {lstm ? 0 : 1, lstm ? 1 : 0, 2, 3};
     float *wl = NULL, *wi = NULL;
     dnnl_primitive_desc_t pd = NULL;
     nn_dnnl_rnn *r = calloc(1, sizeof *r);
-    if (!r) return errf(err, errlen, "oneDNN: out of memory");
+    if (!r) return model_errf(err, errlen, "oneDNN: out of memory");
     r->d = d;
-    if (lstm && !(r->dst_iter = alloc64((size_t)d->rows[d->nb - 1] * H * sizeof(float)))) {
-        errf(err, errlen, "oneDNN: out of memory");
+    if (lstm && !(r->dst_iter = dnnl_alloc64((size_t)d->rows[d->nb - 1] * H * sizeof(float)))) {
+        model_errf(err, errlen, "oneDNN: out of memory");
         goto fail;
     }
     wl = malloc((size_t)I * G * H * sizeof *wl);
     wi = malloc((size_t)H * G * H * sizeof *wi);
-    r->bias = alloc64((size_t)GB * H * sizeof *r->bias);
+    r->bias = dnnl_alloc64((size_t)GB * H * sizeof *r->bias);
     if (!wl || !wi || !r->bias) {
-        errf(err, errlen, "oneDNN: out of memory");
+        model_errf(err, errlen, "oneDNN: out of memory");
         goto fail;
     }
     /* ldigo: [i][g][o] <- PyTorch [(map[g]*H + o)][i] */
@@ -358,7 +333,7 @@ int nn_dnnl_rnn_new(nn_dnnl_rnn **out, nn_dnnl *d, int lstm, int I, int H, const
         const dnnl_memory_desc_t *wl_md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_WEIGHTS_LAYER);
         const dnnl_memory_desc_t *wi_md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_WEIGHTS_ITER);
         if (!wl_md || !wi_md) {
-            errf(err, errlen, "oneDNN: rnn weights query failed");
+            model_errf(err, errlen, "oneDNN: rnn weights query failed");
             goto fail;
         }
         void *wl_buf = weights_for(d, &r->wl, wl_md, &wl_user, wl, err, errlen);
@@ -393,7 +368,7 @@ fail:
 }
 
 int nn_dnnl_rnn_forward(nn_dnnl_rnn *r, int bucket, char *err, size_t errlen) {
-    if (bucket < 0 || bucket >= r->d->nb) return errf(err, errlen, "oneDNN: bad bucket %d", bucket);
+    if (bucket < 0 || bucket >= r->d->nb) return model_errf(err, errlen, "oneDNN: bad bucket %d", bucket);
     return prim_run(r->d, &r->prim[bucket], err, errlen);
 }
 
@@ -402,13 +377,13 @@ int nn_dnnl_rnn_forward(nn_dnnl_rnn *r, int bucket, char *err, size_t errlen) {
 int nn_dnnl_linear_new(nn_dnnl_linear **out, nn_dnnl *d, int C, int OC, const float *w, const float *b, float *x,
                        float *y, char *err, size_t errlen) {
     *out = NULL;
-    if (d->finalized) return errf(err, errlen, "oneDNN: linear created after finalize");
+    if (d->finalized) return model_errf(err, errlen, "oneDNN: linear created after finalize");
     dnnl_primitive_desc_t pd = NULL;
     nn_dnnl_linear *l = calloc(1, sizeof *l);
-    if (!l) return errf(err, errlen, "oneDNN: out of memory");
+    if (!l) return model_errf(err, errlen, "oneDNN: out of memory");
     l->d = d;
-    if (!(l->bias = alloc64((size_t)OC * sizeof(float)))) {
-        errf(err, errlen, "oneDNN: out of memory");
+    if (!(l->bias = dnnl_alloc64((size_t)OC * sizeof(float)))) {
+        model_errf(err, errlen, "oneDNN: out of memory");
         goto fail;
     }
     memcpy(l->bias, b, (size_t)OC * sizeof(float));
@@ -430,7 +405,7 @@ int nn_dnnl_linear_new(nn_dnnl_linear **out, nn_dnnl *d, int C, int OC, const fl
         if (prim_create(d, p, &md, &pd, err, errlen)) goto fail;
         const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_WEIGHTS);
         if (!w_md) {
-            errf(err, errlen, "oneDNN: matmul weights query failed");
+            model_errf(err, errlen, "oneDNN: matmul weights query failed");
             goto fail;
         }
         void *w_buf = weights_for(d, &l->w, w_md, &w_user, w, err, errlen);
@@ -454,7 +429,7 @@ fail:
 }
 
 int nn_dnnl_linear_forward(nn_dnnl_linear *l, int bucket, char *err, size_t errlen) {
-    if (bucket < 0 || bucket >= l->d->nb) return errf(err, errlen, "oneDNN: bad bucket %d", bucket);
+    if (bucket < 0 || bucket >= l->d->nb) return model_errf(err, errlen, "oneDNN: bad bucket %d", bucket);
     return prim_run(l->d, &l->prim[bucket], err, errlen);
 }
 

@@ -9,6 +9,7 @@
  * every backward and then added to the caller's PyTorch-layout gradients.
  */
 #include "nn_dnnl_train.h"
+#include "dnnl_util.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -55,32 +56,7 @@ struct nn_rnn_train {
     size_t state_cap; /* floats */
 };
 
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-#define DN(call, what)                                                                          \
-    do {                                                                                        \
-        dnnl_status_t st_ = (call);                                                             \
-        if (st_ != dnnl_success) {                                                              \
-            errf(err, errlen, "oneDNN: %s failed: %s", what, dnnl_status2str(st_));             \
-            goto fail;                                                                          \
-        }                                                                                       \
-    } while (0)
-
-static float *falloc(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes ? bytes : 64);
-    return p;
-}
+static float *falloc(size_t n) { return dnnl_alloc64(n * sizeof(float)); }
 
 int nn_rnn_train_cached(const nn_rnn_train *r) { return r->ncache; }
 
@@ -106,9 +82,9 @@ void nn_rnn_train_free(nn_rnn_train *r) {
 
 int nn_rnn_train_new(nn_rnn_train **out, int lstm, int I, int H, char *err, size_t errlen) {
     *out = NULL;
-    if (I < 1 || H < 1) return errf(err, errlen, "oneDNN rnn: bad sizes I=%d H=%d", I, H);
+    if (I < 1 || H < 1) return model_errf(err, errlen, "oneDNN rnn: bad sizes I=%d H=%d", I, H);
     nn_rnn_train *r = calloc(1, sizeof *r);
-    if (!r) return errf(err, errlen, "oneDNN rnn: out of memory");
+    if (!r) return model_errf(err, errlen, "oneDNN rnn: out of memory");
     r->lstm = lstm, r->I = I, r->H = H, r->G = lstm ? 4 : 3;
     size_t G = (size_t)r->G;
     r->wl_f = falloc((size_t)I * G * H), r->wi_f = falloc((size_t)H * G * H);
@@ -116,7 +92,7 @@ int nn_rnn_train_new(nn_rnn_train **out, int lstm, int I, int H, char *err, size
     r->dwl = falloc((size_t)I * G * H), r->dwi = falloc((size_t)H * G * H);
     r->bias = falloc(4 * (size_t)H), r->dbias = falloc(4 * (size_t)H);
     if (!r->wl_f || !r->wi_f || !r->wl_b || !r->wi_b || !r->dwl || !r->dwi || !r->bias || !r->dbias) {
-        errf(err, errlen, "oneDNN rnn: out of memory");
+        model_errf(err, errlen, "oneDNN rnn: out of memory");
         goto fail;
     }
     DN(dnnl_engine_create(&r->eng, dnnl_cpu, 0), "engine create");
@@ -255,7 +231,7 @@ static int ensure_state_bufs(nn_rnn_train *r, int N, char *err, size_t errlen) {
     r->state_cap = need;
     if (!r->zeros || !r->sink || !r->sink_c) {
         r->state_cap = 0;
-        return errf(err, errlen, "oneDNN rnn: out of memory");
+        return model_errf(err, errlen, "oneDNN rnn: out of memory");
     }
     return 0;
 }
@@ -263,15 +239,15 @@ static int ensure_state_bufs(nn_rnn_train *r, int N, char *err, size_t errlen) {
 int nn_rnn_train_forward(nn_rnn_train *r, int T, int N, const float *x, const float *h0, const float *c0, float *y,
                          float *hT, float *cT, char *err, size_t errlen) {
     r->last = NULL;
-    if (T < 1 || N < 1) return errf(err, errlen, "oneDNN rnn: T=%d N=%d", T, N);
-    if (r->lstm && (!c0 || !cT)) return errf(err, errlen, "oneDNN rnn: LSTM needs c0 and cT");
+    if (T < 1 || N < 1) return model_errf(err, errlen, "oneDNN rnn: T=%d N=%d", T, N);
+    if (r->lstm && (!c0 || !cT)) return model_errf(err, errlen, "oneDNN rnn: LSTM needs c0 and cT");
     rnn_entry *e = get_entry(r, T, N, err, errlen);
     if (!e) return -1;
     if (e->ws_size > r->ws_cap) {
         free(r->ws);
         r->ws = aligned_alloc(64, (e->ws_size + 63) & ~(size_t)63);
         r->ws_cap = r->ws ? e->ws_size : 0;
-        if (!r->ws) return errf(err, errlen, "oneDNN rnn: out of memory for a %zu-byte workspace", e->ws_size);
+        if (!r->ws) return model_errf(err, errlen, "oneDNN rnn: out of memory for a %zu-byte workspace", e->ws_size);
     }
     rnn_mds d;
     if (make_mds(r, T, N, &d, err, errlen)) return -1;
@@ -280,7 +256,7 @@ int nn_rnn_train_forward(nn_rnn_train *r, int T, int N, const float *x, const fl
         const_dnnl_primitive_desc_t pd;
         DN(dnnl_primitive_get_primitive_desc(e->fwd, &pd), "query pd");
         const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(pd, dnnl_query_workspace_md, 0);
-        if (!ws) return errf(err, errlen, "oneDNN rnn: forward-training primitive has no workspace");
+        if (!ws) return model_errf(err, errlen, "oneDNN rnn: forward-training primitive has no workspace");
         dnnl_memory_desc_t wsmd = *ws;
         arg_spec a[] = {
             {DNNL_ARG_SRC_LAYER, &d.sl, x},         {DNNL_ARG_SRC_ITER, &d.si, h0},     {DNNL_ARG_WEIGHTS_LAYER, &d.wl_f, r->wl_f},
@@ -301,7 +277,7 @@ fail:
 int nn_rnn_train_backward(nn_rnn_train *r, const float *dy, float *dx, float *dw_ih, float *dw_hh, float *db_ih,
                           float *db_hh, char *err, size_t errlen) {
     rnn_entry *e = r->last;
-    if (!e) return errf(err, errlen, "oneDNN rnn: backward without a forward");
+    if (!e) return model_errf(err, errlen, "oneDNN rnn: backward without a forward");
     const int T = r->lT, N = r->lN, I = r->I, H = r->H, G = r->G;
     if (ensure_state_bufs(r, N, err, errlen)) return -1;
     memset(r->dwl, 0, (size_t)I * G * H * sizeof(float));
@@ -312,7 +288,7 @@ int nn_rnn_train_backward(nn_rnn_train *r, const float *dy, float *dx, float *dw
     const_dnnl_primitive_desc_t pd;
     DN(dnnl_primitive_get_primitive_desc(e->bwd, &pd), "query pd");
     const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(pd, dnnl_query_workspace_md, 0);
-    if (!ws) return errf(err, errlen, "oneDNN rnn: backward has no workspace");
+    if (!ws) return model_errf(err, errlen, "oneDNN rnn: backward has no workspace");
     {
         arg_spec a[] = {
             {DNNL_ARG_SRC_LAYER, &d.sl, r->x},

@@ -1,6 +1,10 @@
-/* state: the per-user state blob (layout in model.h), read and written with memcpy so that a
- * blob may sit at any alignment in a RocksDB value buffer. model_state_vector is the exception:
- * it returns a pointer into the blob, so that one needs a 4-byte aligned blob.
+/* state: the per-user state blob (layout in model.h, version 2), read and written with memcpy so
+ * that a blob may sit at any alignment in a RocksDB value buffer; the fp16 conversions the blob's
+ * previous interest vector uses; the item key.
+ *
+ * Why fp16 for u_{t-1}: it is read for the drift only (1 - cos), where 2^-11 relative rounding
+ * is far below what the drift is used for, and it is a fifth of the blob (D = 64: 256 -> 128
+ * bytes). h and c stay float: they feed the recurrence, where rounding would compound.
  */
 #include <math.h>
 
@@ -10,10 +14,63 @@ static uint32_t rd_u32(const void *p, size_t off) { uint32_t v; memcpy(&v, (cons
 static uint16_t rd_u16(const void *p, size_t off) { uint16_t v; memcpy(&v, (const char *)p + off, 2); return v; }
 static int64_t rd_i64(const void *p, size_t off) { int64_t v; memcpy(&v, (const char *)p + off, 8); return v; }
 static uint64_t rd_u64(const void *p, size_t off) { uint64_t v; memcpy(&v, (const char *)p + off, 8); return v; }
-static int32_t rd_i32(const void *p, size_t off) { int32_t v; memcpy(&v, (const char *)p + off, 4); return v; }
+
+/* ---- IEEE binary16 ------------------------------------------------------------------------ */
+
+uint16_t model_f16_from_f32(float x) {
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    uint16_t sign = (uint16_t)((b >> 16) & 0x8000u);
+    uint32_t a = b & 0x7FFFFFFFu;
+    if (a > 0x7F800000u) return (uint16_t)(sign | 0x7E00u);   /* NaN stays NaN */
+    if (a >= 0x477FF000u) return (uint16_t)(sign | 0x7BFFu);  /* rounds to >= 65520 (or inf): saturate at 65504 */
+    if (a < 0x38800000u) {                                    /* below 2^-14: a subnormal half (or 0) */
+        if (a < 0x33000000u) return sign;                     /* below 2^-25: rounds to 0 (2^-25 itself ties to 0) */
+        uint32_t e = a >> 23, mant = (a & 0x7FFFFFu) | 0x800000u;
+        uint32_t shift = 126u - e;                            /* value = mant * 2^(e-150); half ulp 2^-24 */
+        uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+        if (rem > half || (rem == half && (h & 1u))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((a >> 13) - (112u << 10)), rem = a & 0x1FFFu; /* rebias 127 -> 15 */
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;   /* carries into the exponent correctly */
+    return (uint16_t)(sign | h);
+}
+
+float model_f32_from_f16(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, mant = h & 0x3FFu, b;
+    if (e == 0) {
+        if (!mant) b = sign;
+        else { /* subnormal: mant * 2^-24, exact in float */
+            float f = (float)mant * 5.9604644775390625e-8f;
+            memcpy(&b, &f, 4);
+            b |= sign;
+        }
+    } else if (e == 31) {
+        b = sign | 0x7F800000u | (mant << 13);
+    } else {
+        b = sign | ((e + 112u) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+/* ---- the item key ------------------------------------------------------------------------- */
+
+uint64_t model_item_key(const char *id, size_t len) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)id[i];
+        h *= 0x100000001b3ull;
+    }
+    return h ? h : 1;
+}
+
+/* ---- the blob ----------------------------------------------------------------------------- */
 
 size_t model_state_size(const model *m) {
-    return model_state_off_win(m) + (size_t)MODEL_STATE_SLOT * (size_t)m->cfg.window;
+    return model_state_off_win(m) + model_state_slot_size(m) * (size_t)m->cfg.window;
 }
 
 void model_state_init(const model *m, void *state) {
@@ -23,7 +80,7 @@ void model_state_init(const model *m, void *state) {
     memcpy((char *)state + 0, &magic, 4);
     memcpy((char *)state + 4, &version, 2);
     memcpy((char *)state + 6, &cell, 2);
-    memcpy((char *)state + 32, &m->fingerprint, 8);
+    memcpy((char *)state + 28, &m->fingerprint, 8);
 }
 
 int model_state_check(const model *m, const void *state, char *err, size_t errlen) {
@@ -34,11 +91,12 @@ int model_state_check(const model *m, const void *state, char *err, size_t errle
                           magic, MODEL_STATE_MAGIC);
     uint16_t version = rd_u16(state, 4), cell = rd_u16(state, 6);
     if (version != MODEL_STATE_VERSION)
-        return model_errf(err, errlen, "state: version %u, this build reads version %d", version, MODEL_STATE_VERSION);
+        return model_errf(err, errlen, "state: version %u, this build reads version %d (start the state dir afresh or replay)",
+                          version, MODEL_STATE_VERSION);
     if (cell != (uint16_t)m->cfg.cell)
         return model_errf(err, errlen, "state: cell %u, the model's is %d (%s)", cell, (int)m->cfg.cell,
                           m->cfg.cell == MODEL_CELL_LSTM ? "lstm" : "gru");
-    uint64_t fp = rd_u64(state, 32);
+    uint64_t fp = rd_u64(state, 28);
     if (fp != m->fingerprint)
         return model_errf(err, errlen, "state: fingerprint %016llx belongs to another model (%s has %016llx)",
                           (unsigned long long)fp, m->model_id, (unsigned long long)m->fingerprint);
@@ -48,29 +106,54 @@ int model_state_check(const model *m, const void *state, char *err, size_t errle
 void model_state_read_hdr(const void *state, model_state_hdr *h) {
     h->events = rd_i64(state, 8);
     h->last_ts = rd_i64(state, 16);
-    h->wlen = rd_i32(state, 24);
-    h->head = rd_i32(state, 28);
+    h->wlen = rd_u16(state, 24);
+    h->head = rd_u16(state, 26);
 }
 
 void model_state_write_hdr(void *state, const model_state_hdr *h) {
+    uint16_t wlen = (uint16_t)h->wlen, head = (uint16_t)h->head;
     memcpy((char *)state + 8, &h->events, 8);
     memcpy((char *)state + 16, &h->last_ts, 8);
-    memcpy((char *)state + 24, &h->wlen, 4);
-    memcpy((char *)state + 28, &h->head, 4);
+    memcpy((char *)state + 24, &wlen, 2);
+    memcpy((char *)state + 26, &head, 2);
 }
 
 void model_state_read_slot(const model *m, const void *state, int slot, model_state_slot *s) {
-    const char *p = (const char *)state + model_state_off_win(m) + (size_t)slot * MODEL_STATE_SLOT;
+    const char *p = (const char *)state + model_state_off_win(m) + (size_t)slot * model_state_slot_size(m);
+    uint16_t action;
     memcpy(&s->item, p, 4);
-    memcpy(&s->action, p + 4, 4);
-    memcpy(s->f, p + 8, 4 * MODEL_FEATURES);
+    memcpy(&action, p + 4, 2);
+    s->action = action;
+    s->f[2] = (p[6] & 1) ? 1.0f : 0.0f;
+    memcpy(&s->f[0], p + 8, 4);
+    memcpy(&s->f[1], p + 12, 4);
+    s->key = 0;
+    if (m->cfg.text_dim > 0) memcpy(&s->key, p + 16, 8);
 }
 
 void model_state_write_slot(const model *m, void *state, int slot, const model_state_slot *s) {
-    char *p = (char *)state + model_state_off_win(m) + (size_t)slot * MODEL_STATE_SLOT;
+    char *p = (char *)state + model_state_off_win(m) + (size_t)slot * model_state_slot_size(m);
+    uint16_t action = (uint16_t)s->action;
     memcpy(p, &s->item, 4);
-    memcpy(p + 4, &s->action, 4);
-    memcpy(p + 8, s->f, 4 * MODEL_FEATURES);
+    memcpy(p + 4, &action, 2);
+    p[6] = s->f[2] != 0.0f ? 1 : 0;
+    p[7] = 0;
+    memcpy(p + 8, &s->f[0], 4);
+    memcpy(p + 12, &s->f[1], 4);
+    if (m->cfg.text_dim > 0) memcpy(p + 16, &s->key, 8);
+}
+
+void model_state_read_u(const model *m, const void *state, float *u) {
+    const char *p = (const char *)state + model_state_off_u(m);
+    for (int i = 0; i < m->cfg.out_dim; i++) u[i] = model_f32_from_f16(rd_u16(p, 2 * (size_t)i));
+}
+
+void model_state_write_u(const model *m, void *state, const float *u) {
+    char *p = (char *)state + model_state_off_u(m);
+    for (int i = 0; i < m->cfg.out_dim; i++) {
+        uint16_t h = model_f16_from_f32(u[i]);
+        memcpy(p + 2 * (size_t)i, &h, 2);
+    }
 }
 
 int model_state_validate(const model *m, const void *state, char *err, size_t errlen) {
@@ -78,7 +161,7 @@ int model_state_validate(const model *m, const void *state, char *err, size_t er
     model_state_hdr h;
     model_state_read_hdr(state, &h);
     int W = m->cfg.window;
-    if (h.events < 0 || h.wlen < 0 || h.wlen > W || (int64_t)h.wlen > h.events || h.head < 0 || h.head >= W)
+    if (h.events < 0 || h.wlen > W || (int64_t)h.wlen > h.events || h.head >= W)
         return model_errf(err, errlen, "state: corrupt counters (events %lld, window length %d, head %d, W %d)",
                           (long long)h.events, h.wlen, h.head, W);
     return 0;
@@ -87,6 +170,4 @@ int model_state_validate(const model *m, const void *state, char *err, size_t er
 int64_t model_state_events(const void *state) { return rd_i64(state, 8); }
 int64_t model_state_last_ts(const void *state) { return rd_i64(state, 16); }
 
-const float *model_state_vector(const model *m, const void *state) {
-    return (const float *)(const void *)((const char *)state + model_state_off_u(m));
-}
+void model_state_vector(const model *m, const void *state, float *out) { model_state_read_u(m, state, out); }

@@ -17,6 +17,14 @@
  *         multiply-adds per event instead of K*H + 2*W*K*I + 2*W*K + D*(H+K) (E=64 A=8 H=K=D=64
  *         W=16: 16 k instead of 168 k). The folded weights are rounded once to float; the
  *         tests hold the two backends to 1e-5 of each other and of torch.
+ *
+ * Text (model.h): an item's content is item_emb[item] + a(t_item), with t_item from the runner's
+ * lookup (by item key) for the current event and for every window entry; the event's own text
+ * adds a(t_event) to the RNN input only. scalar: a(t) with the double reference every time.
+ * dnnl: a(t) = W t - W b (text_adapt_fast), cached per item key and text pointer in a
+ * direct-mapped table (a window mostly holds items seen at earlier steps, so a step costs about
+ * one E x T matvec per event instead of W+1); the contents of the window entries are copied
+ * into per-row scratch, so a later cache eviction in the same step cannot change them.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -24,12 +32,28 @@
 #include "model_internal.h"
 #include "nn_dnnl.h"
 #include "nn_ref.h"
+#include "vec.h"
+
+#define TEXT_CACHE_MIN 1024
+#define TEXT_CACHE_MAX 16384
 
 struct model_runner {
     const model *m;
     model_backend backend;
     int max_batch;
     int E, A, I, H, K, D, W, lstm;
+    int T;                    /* text_dim (0: no text) */
+    model_item_text_fn text_fn;
+    void *text_ctx;
+    float *xw;                /* text models: (B, I) the current event's window entry x~ (x without event text) */
+    float *ta;                /* (E) scratch: one a(t) */
+    /* dnnl text: a(t) cache (direct-mapped, key + pointer checked) and per-row window contents */
+    float *wb;                /* (E) text.w text.b */
+    uint64_t *ckey;           /* (ncache), 0 = empty */
+    const float **cptr;       /* (ncache) the text vector a(t) was computed from */
+    float *cval;              /* (ncache, E) */
+    size_t ncache;
+    float *ctn;               /* (B, W, E) contents of the used window entries */
     /* shared, (max_batch, .) row-major */
     float *x;        /* (B, I) inputs */
     float *h0, *c0;  /* (B, H) previous h, c */
@@ -66,8 +90,11 @@ void model_runner_free(model_runner *r) {
     if (!r) return;
     nn_dnnl_free(r->dn);
     float *bufs[] = {r->x, r->h0, r->c0, r->h1, r->c1, r->u, r->gates, r->gx, r->gh, r->xs,
-                     r->q, r->k, r->v, r->a, r->ctx, r->hc, r->qx, r->z, r->sc, r->uprev};
+                     r->q, r->k, r->v, r->a, r->ctx, r->hc, r->qx, r->z, r->sc, r->uprev,
+                     r->xw, r->ta, r->wb, r->cval, r->ctn};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(r->ckey);
+    free((void *)r->cptr);
     free(r->slots);
     free(r->hdr);
     free(r->used);
@@ -145,7 +172,9 @@ int model_runner_new(model_runner **out, const model *m, model_backend backend, 
     r->max_batch = max_batch;
     r->E = c->item_dim, r->A = c->action_dim, r->I = model_input_dim(c), r->H = c->hidden;
     r->K = c->attn_dim, r->D = c->out_dim, r->W = c->window, r->lstm = c->cell == MODEL_CELL_LSTM;
+    r->T = c->text_dim;
     size_t B = (size_t)max_batch, I = r->I, H = r->H, K = r->K, D = r->D, W = r->W, G = (size_t)model_gates(c);
+    size_t E = (size_t)r->E;
     r->x = falloc(B * I);
     r->h0 = falloc(B * H), r->c0 = falloc(B * H), r->h1 = falloc(B * H), r->c1 = falloc(B * H);
     r->u = falloc(B * D);
@@ -153,15 +182,31 @@ int model_runner_new(model_runner **out, const model *m, model_backend backend, 
     r->slots = malloc(B * W * sizeof *r->slots);
     r->hdr = malloc(B * sizeof *r->hdr);
     r->used = malloc(B * sizeof *r->used);
-    int ok = r->x && r->h0 && r->c0 && r->h1 && r->c1 && r->u && r->sc && r->uprev && r->slots && r->hdr && r->used;
+    /* one user's window attention with the scalar kernels: the scalar step, model_state_output */
+    r->xs = falloc(W * I), r->q = falloc(K), r->k = falloc(W * K), r->v = falloc(W * K);
+    r->a = falloc(W), r->ctx = falloc(K), r->hc = falloc(B * (H + K));
+    int ok = r->x && r->h0 && r->c0 && r->h1 && r->c1 && r->u && r->sc && r->uprev && r->slots && r->hdr && r->used &&
+             r->xs && r->q && r->k && r->v && r->a && r->ctx && r->hc;
     if (backend == MODEL_BACKEND_SCALAR) {
         r->gates = falloc(B * G * H), r->gx = falloc(B * G * H), r->gh = falloc(B * G * H);
-        r->xs = falloc(W * I), r->q = falloc(K), r->k = falloc(W * K), r->v = falloc(W * K);
-        r->a = falloc(W), r->ctx = falloc(K), r->hc = falloc(B * (H + K));
-        ok = ok && r->gates && r->gx && r->gh && r->xs && r->q && r->k && r->v && r->a && r->ctx && r->hc;
+        ok = ok && r->gates && r->gx && r->gh;
     } else {
         r->qx = falloc(B * I), r->z = falloc(B * (H + I));
         ok = ok && r->qx && r->z;
+    }
+    if (r->T > 0) {
+        r->xw = falloc(B * I), r->ta = falloc(E);
+        ok = ok && r->xw && r->ta;
+        if (backend == MODEL_BACKEND_DNNL) {
+            size_t nc = TEXT_CACHE_MIN;
+            while (nc < TEXT_CACHE_MAX && nc < 4 * B * W) nc *= 2;
+            r->ncache = nc;
+            r->wb = falloc(E), r->cval = falloc(nc * E), r->ctn = falloc(B * W * E);
+            r->ckey = calloc(nc, sizeof *r->ckey);
+            r->cptr = calloc(nc, sizeof *r->cptr);
+            ok = ok && r->wb && r->cval && r->ctn && r->ckey && r->cptr;
+            if (ok) text_wb(m->t[T_TEXT_W].data, m->t[T_TEXT_B].data, r->E, r->T, r->wb);
+        }
     }
     if (!ok) {
         model_runner_free(r);
@@ -189,23 +234,64 @@ void model_event_features(const model_event *ev, int64_t events, int64_t last_ts
     }
 }
 
-/* Dot product with independent partial sums (vectorisable without -ffast-math). */
-static inline float dotf(const float *restrict a, const float *restrict b, int n) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
-    float s = 0;
-    for (; i < n; i++) s += a[i] * b[i];
-    return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+void model_runner_set_text(model_runner *r, model_item_text_fn fn, void *ctx) {
+    r->text_fn = fn;
+    r->text_ctx = ctx;
+    if (r->ckey) memset(r->ckey, 0, r->ncache * sizeof *r->ckey);
 }
 
-/* y += a*x in blocks of 8, so -O2's cheap vectoriser takes it. */
-static inline void axpyf(float *restrict y, float a, const float *restrict x, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) y[i + l] += a * x[i + l];
-    for (; i < n; i++) y[i] += a * x[i];
+static inline size_t cache_slot(const model_runner *r, uint64_t key) {
+    uint64_t h = key * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32) & (r->ncache - 1);
+}
+
+void model_runner_text_changed(model_runner *r, uint64_t key) {
+    if (!r || !r->ckey || !key) return;
+    size_t h = cache_slot(r, key);
+    if (r->ckey[h] == key) r->ckey[h] = 0;
+}
+
+/* The item text of a key through the runner's lookup (NULL: none). */
+static inline const float *item_text(const model_runner *r, uint64_t key) {
+    return r->T > 0 && r->text_fn && key ? r->text_fn(r->text_ctx, key) : NULL;
+}
+
+/* a(t) (E) for an item's text: the double reference (scalar runner), or the cached fast form. */
+static const float *adapt_item(model_runner *r, uint64_t key, const float *t) {
+    const model *m = r->m;
+    if (r->backend == MODEL_BACKEND_SCALAR) {
+        text_adapt_ref(m->t[T_TEXT_W].data, m->t[T_TEXT_B].data, r->E, r->T, t, r->ta);
+        return r->ta;
+    }
+    size_t h = cache_slot(r, key);
+    float *v = r->cval + h * (size_t)r->E;
+    if (r->ckey[h] != key || r->cptr[h] != t) {
+        text_adapt_fast(m->t[T_TEXT_W].data, r->wb, r->E, r->T, t, v);
+        r->ckey[h] = key;
+        r->cptr[h] = t;
+    }
+    return v;
+}
+
+/* c = item_emb[item] + a(t_item) (E): the item's content (model.h). */
+static void item_content(model_runner *r, int32_t item, uint64_t key, float *c) {
+    const float *e = r->m->t[T_ITEM_EMB].data + (size_t)item * r->E, *t = item_text(r, key);
+    if (!t) {
+        memcpy(c, e, (size_t)r->E * sizeof(float));
+        return;
+    }
+    const float *a = adapt_item(r, key, t);
+    for (int k = 0; k < r->E; k++) c[k] = e[k] + a[k];
+}
+
+/* x += [a(t_event) ; 0 ; 0]: the event's own text, RNN input only. */
+static void add_event_text(model_runner *r, const float *t, float *x) {
+    const model *m = r->m;
+    if (r->backend == MODEL_BACKEND_SCALAR)
+        text_adapt_ref(m->t[T_TEXT_W].data, m->t[T_TEXT_B].data, r->E, r->T, t, r->ta);
+    else
+        text_adapt_fast(m->t[T_TEXT_W].data, r->wb, r->E, r->T, t, r->ta);
+    for (int k = 0; k < r->E; k++) x[k] += r->ta[k];
 }
 
 /* Checks row i's state and event and caches its header and the window entries this step uses
@@ -235,9 +321,9 @@ static int load_row(model_runner *r, int i, const void *state, const model_event
     return 0;
 }
 
-/* x for a stored slot: [item_emb ; action_emb ; f] (I). */
-static void slot_input(const model_runner *r, const model_state_slot *s, float *x) {
-    memcpy(x, r->m->t[T_ITEM_EMB].data + (size_t)s->item * r->E, (size_t)r->E * sizeof(float));
+/* x~ for a stored slot: [item content ; action_emb ; f] (I). */
+static void slot_input(model_runner *r, const model_state_slot *s, float *x) {
+    item_content(r, s->item, s->key, x);
     memcpy(x + r->E, r->m->t[T_ACTION_EMB].data + (size_t)s->action * r->A, (size_t)r->A * sizeof(float));
     memcpy(x + r->E + r->A, s->f, MODEL_FEATURES * sizeof(float));
 }
@@ -254,7 +340,7 @@ static void compute_scalar(model_runner *r, int n) {
     for (int i = 0; i < n; i++) {
         int used = r->used[i];
         for (int j = 0; j < used; j++) slot_input(r, &r->slots[(size_t)i * r->W + j], r->xs + (size_t)j * I);
-        memcpy(r->xs + (size_t)used * I, r->x + (size_t)i * I, (size_t)I * sizeof(float));
+        memcpy(r->xs + (size_t)used * I, (r->xw ? r->xw : r->x) + (size_t)i * I, (size_t)I * sizeof(float));
         window_attention_forward(r->ctx, r->a, r->q, r->k, r->v, r->h1 + (size_t)i * H, r->xs, used + 1,
                                  m->t[T_W_Q].data, m->t[T_B_Q].data, m->t[T_W_K].data, m->t[T_B_K].data,
                                  m->t[T_W_V].data, m->t[T_B_V].data, H, I, K);
@@ -274,11 +360,13 @@ static int compute_dnnl(model_runner *r, int n, char *err, size_t errlen) {
     for (int i = 0; i < n; i++) {
         int used = r->used[i];
         const model_state_slot *slots = r->slots + (size_t)i * r->W;
-        const float *q = r->qx + (size_t)i * I, *xi = r->x + (size_t)i * I;
+        const float *q = r->qx + (size_t)i * I, *xi = (r->xw ? r->xw : r->x) + (size_t)i * I;
+        const float *ctn = r->ctn ? r->ctn + (size_t)i * r->W * E : NULL; /* text: the entries' contents */
         float *sc = r->sc, mx;
         for (int j = 0; j < used; j++) {
             const model_state_slot *s = &slots[j];
-            sc[j] = dotf(item_emb + (size_t)s->item * E, q, E) + dotf(action_emb + (size_t)s->action * A, q + E, A) +
+            const float *c = ctn ? ctn + (size_t)j * E : item_emb + (size_t)s->item * E;
+            sc[j] = dotf(c, q, E) + dotf(action_emb + (size_t)s->action * A, q + E, A) +
                     dotf(s->f, q + E + A, MODEL_FEATURES);
         }
         sc[used] = dotf(xi, q, I);
@@ -293,7 +381,7 @@ static int compute_dnnl(model_runner *r, int n, char *err, size_t errlen) {
         for (int j = 0; j < used; j++) {
             const model_state_slot *s = &slots[j];
             float aj = sc[j] * inv;
-            axpyf(xb, aj, item_emb + (size_t)s->item * E, E);
+            axpyf(xb, aj, ctn ? ctn + (size_t)j * E : item_emb + (size_t)s->item * E, E);
             axpyf(xb + E, aj, action_emb + (size_t)s->action * A, A);
             axpyf(xb + E + A, aj, s->f, MODEL_FEATURES);
         }
@@ -315,12 +403,26 @@ int model_step(model_runner *r, int n, void *const *states, const model_event *e
         if (load_row(r, i, states[i], &ev[i], why, sizeof why))
             return model_errf(err, errlen, "model_step: row %d: %s", i, why);
     }
-    /* 2. Gather x_t and the previous h (c). */
+    /* 2. Gather x_t (text: x~_t, then x_t = x~_t + the event's text), the window contents (dnnl
+     * with text) and the previous h (c). */
     for (int i = 0; i < n; i++) {
         float *x = r->x + (size_t)i * I;
-        memcpy(x, m->t[T_ITEM_EMB].data + (size_t)ev[i].item * E, (size_t)E * sizeof(float));
-        memcpy(x + E, m->t[T_ACTION_EMB].data + (size_t)ev[i].action * A, (size_t)A * sizeof(float));
-        model_event_features(&ev[i], r->hdr[i].events, r->hdr[i].last_ts, x + E + A);
+        if (r->T > 0) {
+            float *xw = r->xw + (size_t)i * I;
+            item_content(r, ev[i].item, ev[i].item_key, xw);
+            memcpy(xw + E, m->t[T_ACTION_EMB].data + (size_t)ev[i].action * A, (size_t)A * sizeof(float));
+            model_event_features(&ev[i], r->hdr[i].events, r->hdr[i].last_ts, xw + E + A);
+            memcpy(x, xw, (size_t)I * sizeof(float));
+            if (ev[i].event_text) add_event_text(r, ev[i].event_text, x);
+            for (int j = 0; r->ctn && j < r->used[i]; j++) {
+                const model_state_slot *sl = &r->slots[(size_t)i * W + j];
+                item_content(r, sl->item, sl->key, r->ctn + ((size_t)i * W + j) * E);
+            }
+        } else {
+            memcpy(x, m->t[T_ITEM_EMB].data + (size_t)ev[i].item * E, (size_t)E * sizeof(float));
+            memcpy(x + E, m->t[T_ACTION_EMB].data + (size_t)ev[i].action * A, (size_t)A * sizeof(float));
+            model_event_features(&ev[i], r->hdr[i].events, r->hdr[i].last_ts, x + E + A);
+        }
         memcpy(r->h0 + (size_t)i * H, (const char *)states[i] + model_state_off_h(m), (size_t)H * sizeof(float));
         if (r->lstm)
             memcpy(r->c0 + (size_t)i * H, (const char *)states[i] + model_state_off_c(m), (size_t)H * sizeof(float));
@@ -335,13 +437,13 @@ int model_step(model_runner *r, int n, void *const *states, const model_event *e
         char *st = states[i];
         model_state_hdr hd = r->hdr[i];
         const float *u = r->u + (size_t)i * D;
-        memcpy(r->uprev, st + model_state_off_u(m), (size_t)D * sizeof(float)); /* the blob may be unaligned */
+        model_state_read_u(m, st, r->uprev); /* fp16: the drift is against the rounded previous vector */
         out_drift[i] = drift_forward(u, r->uprev, D, hd.events == 0);
         memcpy(out_vec + (size_t)i * D, u, (size_t)D * sizeof(float));
         memcpy(st + model_state_off_h(m), r->h1 + (size_t)i * H, (size_t)H * sizeof(float));
         if (r->lstm) memcpy(st + model_state_off_c(m), r->c1 + (size_t)i * H, (size_t)H * sizeof(float));
-        memcpy(st + model_state_off_u(m), u, (size_t)D * sizeof(float));
-        model_state_slot s = {ev[i].item, ev[i].action, {0}};
+        model_state_write_u(m, st, u);
+        model_state_slot s = {ev[i].item, ev[i].action, {0}, r->T > 0 ? ev[i].item_key : 0};
         memcpy(s.f, r->x + (size_t)i * I + E + A, sizeof s.f);
         model_state_write_slot(m, st, hd.head, &s);
         hd.head = (hd.head + 1) % W;
@@ -350,5 +452,33 @@ int model_step(model_runner *r, int n, void *const *states, const model_event *e
         hd.last_ts = ev[i].ts;
         model_state_write_hdr(st, &hd);
     }
+    return 0;
+}
+
+int model_state_output(model_runner *r, const void *state, float *out, char *err, size_t errlen) {
+    const model *m = r->m;
+    const int I = r->I, H = r->H, K = r->K, D = r->D, W = r->W;
+    if (model_state_validate(m, state, err, errlen)) return -1;
+    model_state_hdr h;
+    model_state_read_hdr(state, &h);
+    if (h.events == 0 || h.wlen == 0) {
+        memset(out, 0, (size_t)D * sizeof(float));
+        return 0;
+    }
+    float hc[8192];
+    if (H + K > 8192) return model_errf(err, errlen, "model_state_output: H + K = %d too large", H + K);
+    memcpy(hc, (const char *)state + model_state_off_h(m), (size_t)H * sizeof(float));
+    for (int j = 0; j < h.wlen; j++) { /* oldest first; the newest is the last event's x~ */
+        model_state_slot s;
+        model_state_read_slot(m, state, ((h.head - h.wlen + j) % W + W) % W, &s);
+        if (s.item < 0 || s.item >= m->cfg.n_items || s.action < 0 || s.action >= m->cfg.n_actions ||
+            !isfinite(s.f[0]) || !isfinite(s.f[1]))
+            return model_errf(err, errlen, "state: window entry %d holds item %d / action %d or a non-finite feature", j,
+                              s.item, s.action);
+        slot_input(r, &s, r->xs + (size_t)j * I);
+    }
+    window_attention_forward(hc + H, r->a, r->q, r->k, r->v, hc, r->xs, h.wlen, m->t[T_W_Q].data, m->t[T_B_Q].data,
+                             m->t[T_W_K].data, m->t[T_B_K].data, m->t[T_W_V].data, m->t[T_B_V].data, H, I, K);
+    linear_forward(out, hc, m->t[T_OUT_W].data, m->t[T_OUT_B].data, 1, H + K, D);
     return 0;
 }

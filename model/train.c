@@ -37,6 +37,7 @@ void train_config_default(train_config *c) {
     c->loss = TRAIN_LOSS_FULL;
     c->negatives = 2048;
     c->init_bias = 1;
+    c->zero_oov = 1;
     c->mask_seen = 1;
     c->seed = 1;
     c->backend = MODEL_BACKEND_DNNL;
@@ -62,6 +63,8 @@ int train_config_set(train_config *c, const char *key, const char *value, char *
         {"negatives", offsetof(train_config, negatives)}, {"tie", offsetof(train_config, tie)},
         {"init_bias", offsetof(train_config, init_bias)},
         {"plateau", offsetof(train_config, plateau)}, {"value_refit", offsetof(train_config, value_refit)}, {"mask_seen", offsetof(train_config, mask_seen)},
+        {"text_only", offsetof(train_config, text_only)}, {"zero_oov", offsetof(train_config, zero_oov)},
+        {"untie_text", offsetof(train_config, untie_text)},
     };
     static const struct { const char *k; size_t off; } dbls[] = {
         {"lr", offsetof(train_config, lr)}, {"weight_decay", offsetof(train_config, weight_decay)},
@@ -69,6 +72,7 @@ int train_config_set(train_config *c, const char *key, const char *value, char *
         {"eps", offsetof(train_config, eps)}, {"clip", offsetof(train_config, clip)},
         {"dropout", offsetof(train_config, dropout)}, {"value_weight", offsetof(train_config, value_weight)},
         {"ema", offsetof(train_config, ema)}, {"lr_decay", offsetof(train_config, lr_decay)},
+        {"cold_dropout", offsetof(train_config, cold_dropout)},
         {"value_lr", offsetof(train_config, value_lr)}, {"value_wd", offsetof(train_config, value_wd)},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -110,9 +114,12 @@ int train_config_check(const train_config *c, char *err, size_t errlen) {
         return model_errf(err, errlen, "train: clip >= 0, 0 <= dropout < 1, value_weight >= 0");
     if (c->loss == TRAIN_LOSS_SAMPLED && c->negatives < 1)
         return model_errf(err, errlen, "train: sampled softmax needs negatives >= 1");
-    if ((c->tie != 0 && c->tie != 1) || (c->init_bias != 0 && c->init_bias != 1) || (c->mask_seen != 0 && c->mask_seen != 1))
-        return model_errf(err, errlen, "train: tie, init_bias and mask_seen are 0 or 1");
+    if ((c->tie != 0 && c->tie != 1) || (c->init_bias != 0 && c->init_bias != 1) || (c->mask_seen != 0 && c->mask_seen != 1) ||
+        (c->text_only != 0 && c->text_only != 1) || (c->zero_oov != 0 && c->zero_oov != 1) ||
+        (c->untie_text != 0 && c->untie_text != 1))
+        return model_errf(err, errlen, "train: tie, init_bias, mask_seen, text_only, zero_oov and untie_text are 0 or 1");
     if (!(c->ema >= 0 && c->ema < 1)) return model_errf(err, errlen, "train: 0 <= ema < 1");
+    if (!(c->cold_dropout >= 0 && c->cold_dropout < 1)) return model_errf(err, errlen, "train: 0 <= cold_dropout < 1");
     if (c->plateau < 0 || !(c->lr_decay > 0 && c->lr_decay <= 1) || !(c->value_lr > 0) || c->value_wd < 0 || c->value_refit < 0)
         return model_errf(err, errlen, "train: plateau >= 0, 0 < lr_decay <= 1");
     return 0;
@@ -124,11 +131,11 @@ char *train_config_json(const train_config *c) {
                     "{\"epochs\":%d,\"patience\":%d,\"batch_users\":%d,\"bptt\":%d,\"lr\":%.9g,\"plateau\":%d,"
                     "\"lr_decay\":%.9g,\"weight_decay\":%.9g,"
                     "\"beta1\":%.9g,\"beta2\":%.9g,\"eps\":%.9g,\"clip\":%.9g,\"dropout\":%.9g,\"value_weight\":%.9g,\"value_lr\":%.9g,\"value_wd\":%.9g,\"value_refit\":%d,"
-                    "\"loss\":\"%s\",\"negatives\":%d,\"tie\":%d,\"ema\":%.9g,\"init_bias\":%d,\"mask_seen\":%d,\"seed\":%llu,\"backend\":\"%s\"}",
+                    "\"loss\":\"%s\",\"negatives\":%d,\"tie\":%d,\"ema\":%.9g,\"init_bias\":%d,\"mask_seen\":%d,\"text_only\":%d,\"zero_oov\":%d,\"untie_text\":%d,\"cold_dropout\":%.9g,\"seed\":%llu,\"backend\":\"%s\"}",
                     c->epochs, c->patience, c->batch_users, c->bptt, c->lr, c->plateau, c->lr_decay, c->weight_decay,
                     c->beta1, c->beta2, c->eps,
                     c->clip, c->dropout, c->value_weight, c->value_lr, c->value_wd, c->value_refit, c->loss == TRAIN_LOSS_FULL ? "full" : "sampled",
-                    c->negatives, c->tie, c->ema, c->init_bias, c->mask_seen, (unsigned long long)c->seed,
+                    c->negatives, c->tie, c->ema, c->init_bias, c->mask_seen, c->text_only, c->zero_oov, c->untie_text, c->cold_dropout, (unsigned long long)c->seed,
                     c->backend == MODEL_BACKEND_DNNL ? "dnnl" : "scalar");
     if (b.failed) {
         json_buf_free(&b);
@@ -200,6 +207,7 @@ typedef struct {
 static int run_batch(seq_ctx *s, const int *users, const int *len, int n, int bptt, int targets, double dropout,
                      batch_run *br, char *err, size_t errlen) {
     seq_reset_state(s);
+    s->cold_p = br->grad && br->c ? br->c->cold_dropout : 0; /* item dropout: training only */
     int maxlen = n ? len[0] : 0;
     for (long c0 = 0; c0 < maxlen; c0 += bptt) {
         int active = 0;
@@ -368,10 +376,66 @@ typedef struct {
     long t;
 } optim_ctx;
 
-/* Tied embeddings: score.item_emb is item_emb, so its gradient joins item_emb's and the copy is
- * refreshed after the step (the file still stores both tensors, equal). */
-static void tie_sync(model *m) {
+/* Tied embeddings: score.item_emb is item_emb (and in a text model score.text_* is text.*), so
+ * its gradient joins item_emb's and the copy is refreshed after the step (the file still stores
+ * both tensors, equal). */
+static void tie_sync(model *m, const train_config *c) {
     memcpy(m->t[T_SCORE_EMB].data, m->t[T_ITEM_EMB].data, m->t[T_ITEM_EMB].numel * sizeof(float));
+    if (m->cfg.text_dim > 0 && !c->untie_text) {
+        memcpy(m->t[T_SCORE_TEXT_W].data, m->t[T_TEXT_W].data, m->t[T_TEXT_W].numel * sizeof(float));
+        memcpy(m->t[T_SCORE_TEXT_B].data, m->t[T_TEXT_B].data, m->t[T_TEXT_B].numel * sizeof(float));
+    }
+}
+
+/* Text models: rows held at zero (text_only: every id row; zero_oov: the OOV rows), as values
+ * and as gradients, so Adam never moves them. */
+static void hold_zero(model *m, const train_config *c, float *grad) {
+    if (m->cfg.text_dim <= 0 || (!c->text_only && !c->zero_oov)) return;
+    const int T_[2] = {T_ITEM_EMB, T_SCORE_EMB};
+    for (int k = 0; k < 2; k++) {
+        model_tensor *x = &m->t[T_[k]];
+        if (!x->numel) continue;
+        size_t n = c->text_only ? x->numel : (size_t)x->shape[1];
+        memset(x->data, 0, n * sizeof(float));
+        if (grad) memset(grad + (x->data - m->params), 0, n * sizeof(float));
+    }
+}
+
+/* Text models start the adaptors' centre at the mean text vector (the whitening-style
+ * (t - b) W of UniSRec): the mean of the vocabulary's item texts, else of the events' texts. */
+static void init_text_centre(model *m, const train_data *d) {
+    const int T = m->cfg.text_dim;
+    double *acc = calloc((size_t)T, sizeof *acc);
+    long n = 0;
+    if (!acc) return;
+    for (int i = 0; d->item_text && i < m->cfg.n_items; i++)
+        if (d->item_has_text[i]) {
+            for (int k = 0; k < T; k++) acc[k] += d->item_text[(size_t)i * T + k];
+            n++;
+        }
+    if (n == 0)
+        for (int64_t i = 0; i < d->start[d->n_users]; i++)
+            if (d->ev[i].event_text) {
+                for (int k = 0; k < T; k++) acc[k] += d->ev[i].event_text[k];
+                n++;
+            }
+    for (int k = 0; n && k < T; k++) {
+        m->t[T_TEXT_B].data[k] = (float)(acc[k] / (double)n);
+        if (m->t[T_SCORE_TEXT_B].numel) m->t[T_SCORE_TEXT_B].data[k] = m->t[T_TEXT_B].data[k];
+    }
+    free(acc);
+}
+
+/* The bias of an item without a vocabulary row (ranked from its text: model_score_rows):
+ * score.item_bias[0], which training never touches (OOV is never a candidate). Set to the mean
+ * bias of the vocabulary's items: a new item is taken for a typical one, not a rare one (the
+ * held-out items of `--holdout-items` are a random sample of the catalogue). */
+static void set_cold_bias(model *m) {
+    const int NI = m->cfg.n_items;
+    if (!(model_heads(m) & MODEL_HEAD_SCORE) || NI < 2) return;
+    double sum = 0;
+    for (int i = 1; i < NI; i++) sum += m->t[T_SCORE_BIAS].data[i];
+    m->t[T_SCORE_BIAS].data[0] = (float)(sum / (NI - 1));
 }
 
 /* Data-dependent start for the heads' biases: the scoring head starts as the popularity model
@@ -518,12 +582,18 @@ static int optim_step(void *p, char *err, size_t errlen) {
     optim_ctx *o = p;
     model *m = o->m;
     if (o->c->tie) {
-        float *gi = o->grad + (m->t[T_ITEM_EMB].data - m->params), *gs = o->grad + (m->t[T_SCORE_EMB].data - m->params);
-        for (size_t i = 0; i < m->t[T_ITEM_EMB].numel; i++) gi[i] += gs[i], gs[i] = 0;
+        const int pairs[3][2] = {{T_ITEM_EMB, T_SCORE_EMB}, {T_TEXT_W, T_SCORE_TEXT_W}, {T_TEXT_B, T_SCORE_TEXT_B}};
+        for (int k = 0; k < (o->c->untie_text ? 1 : 3); k++) {
+            if (!m->t[pairs[k][0]].numel || !m->t[pairs[k][1]].numel) continue;
+            float *gi = o->grad + (m->t[pairs[k][0]].data - m->params), *gs = o->grad + (m->t[pairs[k][1]].data - m->params);
+            for (size_t i = 0; i < m->t[pairs[k][0]].numel; i++) gi[i] += gs[i], gs[i] = 0;
+        }
     }
+    hold_zero(m, o->c, o->grad);
     train_clip(o->grad, m->n_params, o->c->clip);
     train_adamw(m, o->grad, o->madam, o->vadam, ++o->t, o->c);
-    if (o->c->tie) tie_sync(m);
+    if (o->c->tie) tie_sync(m, o->c);
+    hold_zero(m, o->c, NULL);
     if (o->ema) {
         const float d = (float)fmin(o->c->ema, (1.0 + (double)o->t) / (10.0 + (double)o->t));
         for (size_t i = 0; i < m->n_params; i++) o->ema[i] = d * o->ema[i] + (1.0f - d) * m->params[i];
@@ -549,6 +619,7 @@ int train_fit(model *m, const train_data *d, const train_config *c, train_progre
     if (c->tie && m->cfg.item_dim != m->cfg.out_dim)
         return model_errf(err, errlen, "train: tied embeddings need item_dim == out_dim (%d vs %d)", m->cfg.item_dim,
                           m->cfg.out_dim);
+    if (c->text_only && m->cfg.text_dim <= 0) return model_errf(err, errlen, "train: text_only needs a text model");
     const double t_start = now_s();
     const int nu = d->n_users, B = c->batch_users;
     int rc = -1, ntrain = 0;
@@ -577,8 +648,11 @@ int train_fit(model *m, const train_data *d, const train_config *c, train_progre
     if (seq_ctx_new(&s, m, d, feat, c->backend, B, c->bptt, c->loss == TRAIN_LOSS_SAMPLED ? c->negatives : 0, err,
                     errlen))
         goto done;
-    if (c->tie) tie_sync(m);
+    if (m->cfg.text_dim > 0) init_text_centre(m, d);
+    if (c->tie) tie_sync(m, c);
+    hold_zero(m, c, NULL);
     if (c->init_bias) init_biases(m, d, tlen, MODEL_HEAD_SCORE | MODEL_HEAD_VALUE);
+    if (m->cfg.text_dim > 0 && c->cold_dropout > 0) set_cold_bias(m); /* where the learned cold bias starts */
     if (c->ema > 0) {
         ema = malloc(m->n_params * sizeof *ema);
         live = malloc(m->n_params * sizeof *live);
@@ -671,6 +745,7 @@ int train_fit(model *m, const train_data *d, const train_config *c, train_progre
         if (since_best >= c->patience) break;
     }
     memcpy(m->params, best, m->n_params * sizeof(float));
+    if (!(m->cfg.text_dim > 0 && c->cold_dropout > 0)) set_cold_bias(m); /* else learned with the new items */
     if (c->value_refit > 0 && (model_heads(m) & MODEL_HEAD_VALUE) && c->value_weight > 0 &&
         refit_value_head(m, d, c, tlen, res, err, errlen))
         goto done;

@@ -43,7 +43,13 @@
 typedef struct {
     int n_users;
     const int64_t *start;  /* (n_users + 1): user u owns ev[start[u] .. start[u+1]) */
-    const model_event *ev;
+    const model_event *ev; /* a text model reads each event's own text from ev[i].event_text */
+    /* Text models: the catalogue text of every vocabulary item, by index (n_items rows of
+     * text_dim floats; row i is used when item_has_text[i]); NULL = no item texts. The trainer
+     * looks item texts up by index, the step by item key: the caller fills both from one
+     * catalogue. */
+    const float *item_text;
+    const uint8_t *item_has_text;
 } train_data;
 
 /* Groups n events by user, stably (each user's events keep their relative order): user[i] in
@@ -80,8 +86,16 @@ typedef struct {
     int mask_seen;         /* 1: the softmax at a position leaves out the items of the user's inputs so far
                               (the protocol filters the history; default 1; 0 for data where repeats count) */
     int tie;               /* 1: score.item_emb is item_emb (one parameter; needs E == D), default 0 */
+    int untie_text;        /* text models with tie: 1 = score.text_* is its own adaptor, not text.* (default 0) */
     double ema;            /* > 0: validate and keep an exponential moving average of the weights with
                               this decay per step (warm-up min(ema, (1+t)/(10+t))); default 0 = off */
+    int text_only;         /* text models: 1 = no id embeddings (item_emb and score.item_emb held at 0): every
+                              item is its text alone (the ablation); default 0 */
+    double cold_dropout;   /* text models: at every optimizer step a random fraction of the items (with a text)
+                              is treated as new: no id rows (content a(t), scoring row a_out(t)) and the cold-item
+                              bias score.item_bias[0], learned so (DropoutNet's item dropout); default 0 */
+    int zero_oov;          /* text models: hold the OOV rows item_emb[0] and score.item_emb[0] at 0, so an item
+                              outside the vocabulary is its text alone (default 1; 0 leaves them as initialised) */
     int init_bias;         /* 1 (default): before training, score.item_bias = log of each item's share
                               of the training targets (+1 smoothing), value.bias = their mean g(value),
                               value.item_bias = each item's mean deviation, shrunk by 5 pseudo-targets */
@@ -147,9 +161,25 @@ int train_evaluate(const model *m, const train_data *d, int holdout, model_backe
  * MAE/RMSE on targets with a value; pop_m (NULL = skip) the popularity baseline: items ranked
  * by how often they occur among the split's input events (every user's events but the last
  * `holdout`), ties to the lower vocabulary index, the same input-history filter; its MAE/RMSE
- * are those of predicting the mean value of the input events. */
+ * are those of predicting the mean value of the input events. A text model scores with the
+ * text part (model_score_rows, item texts from d->item_text). */
 int train_rank_vectors(const model *m, const train_data *d, int holdout, const float *U, rank_metrics *model_m,
                        rank_metrics *pop_m, char *err, size_t errlen);
+
+/* The same over an explicit candidate set (ievo eval: items outside the vocabulary, ranked by
+ * their text; --cold): candidates are rows 1..n-1 of S (row 0 is never a candidate), cand gives
+ * every event's candidate row (in d's order; 0 = not rankable: never a target, never in the
+ * history filter), and only targets whose row has target_only set count (NULL: all). Popularity
+ * counts the candidate rows of the split's input events. */
+typedef struct {
+    int n;                       /* rows, row 0 included */
+    const float *S, *bias;       /* (n, D), (n): model_score_rows */
+    const int32_t *cand;         /* (events) */
+    const uint8_t *target_only;  /* (n) or NULL */
+    const uint8_t *rank_only;    /* (n) or NULL: rank among these rows only (the others filtered like history) */
+} train_rank_set;
+int train_rank_vectors_set(const model *m, const train_data *d, int holdout, const float *U, const train_rank_set *rs,
+                           rank_metrics *model_m, rank_metrics *pop_m, char *err, size_t errlen);
 
 /* Interest evolution on data with a known interest per event (the synthetic generator's topic).
  * A switch is an event j whose topic differs from event j-1's; only switches followed by at

@@ -8,9 +8,9 @@
 
 #include "train_internal.h"
 
-int train_rank_vectors(const model *m, const train_data *d, int holdout, const float *U, rank_metrics *model_m,
-                       rank_metrics *pop_m, char *err, size_t errlen) {
-    const int nu = d->n_users, NI = m->cfg.n_items, D = m->cfg.out_dim;
+int train_rank_vectors_set(const model *m, const train_data *d, int holdout, const float *U, const train_rank_set *rs,
+                           rank_metrics *model_m, rank_metrics *pop_m, char *err, size_t errlen) {
+    const int nu = d->n_users, NI = rs->n, D = m->cfg.out_dim;
     const int BS = NI > (1 << 17) ? 1 + (1 << 25) / NI : 256; /* score blocks of at most ~32 M floats */
     if (model_m) memset(model_m, 0, sizeof *model_m);
     if (pop_m) memset(pop_m, 0, sizeof *pop_m);
@@ -23,31 +23,36 @@ int train_rank_vectors(const model *m, const train_data *d, int holdout, const f
         model_errf(err, errlen, "evaluation: out of memory");
         goto done;
     }
-    /* Popularity: how often each item occurs among the split's input events (every user's events
-     * but the last `holdout`); the value baseline is the mean value of those events. */
+#define CAND(i) (rs->cand[i] < 0 || rs->cand[i] >= NI ? 0 : rs->cand[i])
+    /* Popularity: how often each candidate occurs among the split's input events (every user's
+     * events but the last `holdout`); the value baseline is the mean value of those events. */
     double vsum = 0;
     long vn = 0;
     for (int i = 0; i < NI; i++) pop[i] = 0;
     for (int u = 0; u < nu; u++)
         for (int64_t i = d->start[u]; i < d->start[u + 1] - holdout; i++) {
-            pop[d->ev[i].item] += 1.0f;
+            pop[CAND(i)] += 1.0f;
             if (d->ev[i].has_value) vsum += d->ev[i].value, vn++;
         }
     const double vmean = vn ? vsum / (double)vn : 0;
     const int has_value = model_heads(m) & MODEL_HEAD_VALUE;
+    for (int i = 0; rs->rank_only && i < NI; i++) seen[i] = !rs->rank_only[i]; /* out of the ranking for good */
+#define UNSEE(r) (seen[r] = rs->rank_only ? !rs->rank_only[r] : 0)
     for (int u0 = 0; u0 < nu; u0 += BS) {
         int nb = nu - u0 < BS ? nu - u0 : BS;
-        if (model_m && model_score_items_batch(m, nb, U + (size_t)u0 * D, scores, err, errlen)) goto done;
+        if (model_m && model_score_with(m, nb, U + (size_t)u0 * D, NI, rs->S, rs->bias, scores, err, errlen)) goto done;
         for (int k = 0; k < nb; k++) {
             int u = u0 + k;
-            int64_t n = d->start[u + 1] - d->start[u], tpos = n - holdout;
-            const model_event *ev = d->ev + d->start[u];
-            /* needs at least one input event, and a target the vocabulary knows */
-            if (tpos < 1 || ev[tpos].item <= 0 || ev[tpos].item >= NI) continue;
-            for (int64_t i = 0; i < tpos; i++) seen[ev[i].item] = 1;
-            if (model_m) metrics_add_rank(model_m, metrics_rank(scores + (size_t)k * NI, NI, ev[tpos].item, seen));
-            if (pop_m) metrics_add_rank(pop_m, metrics_rank(pop, NI, ev[tpos].item, seen));
-            for (int64_t i = 0; i < tpos; i++) seen[ev[i].item] = 0;
+            int64_t b = d->start[u], n = d->start[u + 1] - b, tpos = n - holdout;
+            const model_event *ev = d->ev + b;
+            /* needs at least one input event, and a target among the candidates */
+            if (tpos < 1) continue;
+            int target = CAND(b + tpos);
+            if (target <= 0 || (rs->target_only && !rs->target_only[target])) continue;
+            for (int64_t i = 0; i < tpos; i++) seen[CAND(b + i)] = 1;
+            if (model_m) metrics_add_rank(model_m, metrics_rank(scores + (size_t)k * NI, NI, target, seen));
+            if (pop_m) metrics_add_rank(pop_m, metrics_rank(pop, NI, target, seen));
+            for (int64_t i = 0; i < tpos; i++) UNSEE(CAND(b + i));
             if (ev[tpos].has_value) {
                 if (model_m && has_value)
                     metrics_add_value(model_m, model_predict_value(m, U + (size_t)u * D, ev[tpos].item), ev[tpos].value);
@@ -55,6 +60,8 @@ int train_rank_vectors(const model *m, const train_data *d, int holdout, const f
             }
         }
     }
+#undef CAND
+#undef UNSEE
     if (model_m) metrics_finish(model_m);
     if (pop_m) metrics_finish(pop_m);
     rc = 0;
@@ -62,6 +69,37 @@ done:
     free(scores);
     free(pop);
     free(seen);
+    return rc;
+}
+
+int train_rank_vectors(const model *m, const train_data *d, int holdout, const float *U, rank_metrics *model_m,
+                       rank_metrics *pop_m, char *err, size_t errlen) {
+    const int NI = m->cfg.n_items, D = m->cfg.out_dim;
+    const int64_t n_ev = d->start[d->n_users];
+    int32_t *cand = malloc((size_t)(n_ev ? n_ev : 1) * sizeof *cand), *idx = malloc((size_t)NI * sizeof *idx);
+    float *S = NULL, *bias = malloc((size_t)NI * sizeof *bias);
+    const float **text = m->cfg.text_dim > 0 && d->item_text ? malloc((size_t)NI * sizeof *text) : NULL;
+    int rc = -1, score = model_m && (model_heads(m) & MODEL_HEAD_SCORE);
+    if (score) S = malloc((size_t)NI * D * sizeof *S);
+    if (!cand || !idx || !bias || (score && !S) || (m->cfg.text_dim > 0 && d->item_text && !text)) {
+        model_errf(err, errlen, "evaluation: out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < n_ev; i++) cand[i] = d->ev[i].item > 0 && d->ev[i].item < NI ? d->ev[i].item : 0;
+    for (int i = 0; i < NI; i++) {
+        idx[i] = i;
+        if (text) text[i] = d->item_has_text[i] ? d->item_text + (size_t)i * m->cfg.text_dim : NULL;
+    }
+    if (score && model_score_rows(m, NI, idx, text, S, bias, err, errlen)) goto done;
+    if (!score) memset(bias, 0, (size_t)NI * sizeof *bias);
+    train_rank_set rs = {NI, S, bias, cand, NULL, NULL};
+    if (model_m && !score) { /* the error message of the ranking itself */
+        rc = train_rank_vectors_set(m, d, holdout, U, &rs, model_m, pop_m, err, errlen);
+        goto done;
+    }
+    rc = train_rank_vectors_set(m, d, holdout, U, &rs, model_m, pop_m, err, errlen);
+done:
+    free(cand), free(idx), free(S), free(bias), free(text);
     return rc;
 }
 

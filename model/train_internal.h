@@ -64,6 +64,27 @@ typedef struct {
     int32_t *cand, *cmap;     /* sampled softmax: candidates (C), item -> column or -1 (n_items) */
     float *sc_w, *sc_b, *dsc_w, *dsc_b; /* sampled: gathered candidate rows and their gradients */
     float *scratch;           /* scalar attention: per-position window, k, v, a, q, dxs */
+    /* text (model.h): item contents c = item_emb + a(t_item), the event's own text at the RNN's
+     * input, a(t) = text.w (t - text.b); the scoring rows S = score.item_emb + a_out(t) */
+    int T;                    /* text_dim, 0 = none */
+    int32_t *tmap;            /* (n_items) item -> its row among the chunk's item texts, -1 */
+    int32_t *titem;           /* (rows) the item of each row */
+    int ntext, text_cap;      /* rows this chunk, capacity */
+    float *txb, *ain, *dain;  /* (rows, T) t - text.b; (rows, E) a(t) and its gradient */
+    int32_t *epos;            /* (T*N) positions p = t*N + b whose event has a text */
+    int nev, ev_cap;
+    float *etb, *aev, *daev;  /* (ev_cap, T), (ev_cap, E), (ev_cap, E) */
+    float *xr;                /* (T, N, I) the RNN's input when an event of the chunk has a text */
+    const float *xrnn;        /* the RNN's input of this chunk: xr, or xe from ext step W-1 */
+    float *sc_eff, *dsc_eff;  /* (C, D) the candidates' scoring rows and their gradient */
+    int32_t *ocol;            /* (text rows) the candidate column of each output text row */
+    int nout;
+    float *txo, *aout;        /* (rows, T) t - score.text_b, (rows, D) a_out(t) */
+    float *tsum;              /* (max(E, D)) scratch for the adaptors' bias gradients */
+    double cold_p;            /* training with cold_dropout: set by the caller per batch (0 = off) */
+    int cold_on;              /* this chunk's items marked in cold[] are new: no id rows */
+    uint8_t *cold;            /* (n_items) */
+    float *bc_eff, *dbc_eff;  /* (C) the candidates' biases (cold ones: score.item_bias[0]) and gradient */
 } seq_ctx;
 
 #define SEQ_BLK 2048            /* positions per block of logits, at most... */

@@ -16,6 +16,13 @@
  * steps, sgemm for every linear and for the logits, and the attention over the batched k and v.
  * Both share the gathers, dropout, softmax/CE and embedding scatters, which are plain loops.
  *
+ * Text (model.h): the chunk's item texts (the distinct items of its positions that have one)
+ * go through the adaptor as one linear, A = (t - text.b) text.w^T, and are added to the items'
+ * embedding rows before dropout (the mask covers the whole content); the events' own texts the
+ * same way, added to the RNN's input only (xr: the RNN reads it, the attention reads xe). The
+ * scoring rows of the candidates are score.item_emb + a_out(t) for the items with a text. The
+ * adaptors' gradients: dW += dA^T (t - b), db -= W^T sum(dA).
+ *
  * Parallel loops (OpenMP) only ever give each thread its own rows: the attention runs per user
  * row, whose window entries belong to that row alone; the softmax per position. Every sum that
  * crosses rows (bias and embedding gradients) is a GEMM or a sequential loop, so the result
@@ -26,6 +33,7 @@
 
 #include "nn_ref.h"
 #include "train_internal.h"
+#include "vec.h"
 
 static float *falloc(size_t n) {
     size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
@@ -49,6 +57,9 @@ void seq_ctx_free(seq_ctx *s) {
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
     int32_t *ip[] = {s->item_e, s->act_e, s->wl, s->pos, s->tgt, s->cand, s->cmap};
     for (size_t i = 0; i < sizeof ip / sizeof ip[0]; i++) free(ip[i]);
+    float *tf[] = {s->txb, s->ain, s->dain, s->etb, s->aev, s->daev, s->xr, s->sc_eff, s->dsc_eff, s->txo, s->aout, s->tsum};
+    for (size_t i = 0; i < sizeof tf / sizeof tf[0]; i++) free(tf[i]);
+    free(s->tmap), free(s->titem), free(s->epos), free(s->ocol), free(s->cold), free(s->bc_eff), free(s->dbc_eff);
     free(s);
 }
 
@@ -92,6 +103,30 @@ int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float 
         s->cand = ialloc(C), s->cmap = ialloc((size_t)s->n_items);
         s->sc_w = falloc(C * D), s->sc_b = falloc(C), s->dsc_w = falloc(C * D), s->dsc_b = falloc(C);
         ok = ok && s->cand && s->cmap && s->sc_w && s->sc_b && s->dsc_w && s->dsc_b;
+    }
+    s->T = c->text_dim;
+    if (s->T > 0) {
+        const size_t TT = (size_t)s->T, NI = (size_t)s->n_items, E = (size_t)s->E;
+        int event_texts = 0;
+        for (int64_t i = 0; i < d->start[d->n_users] && !event_texts; i++) event_texts = d->ev[i].event_text != NULL;
+        s->text_cap = (int)(NI < Te * N ? NI : Te * N);
+        s->tmap = ialloc(NI), s->titem = ialloc((size_t)s->text_cap);
+        s->txb = falloc((size_t)s->text_cap * TT), s->ain = falloc((size_t)s->text_cap * E);
+        s->dain = falloc((size_t)s->text_cap * E), s->tsum = falloc(E > D ? E : D);
+        ok = ok && s->tmap && s->titem && s->txb && s->ain && s->dain && s->tsum;
+        if (ok) for (size_t i = 0; i < NI; i++) s->tmap[i] = -1;
+        if (event_texts) {
+            s->ev_cap = (int)(T * N);
+            s->epos = ialloc(T * N), s->etb = falloc(T * N * TT), s->aev = falloc(T * N * E), s->daev = falloc(T * N * E);
+            s->xr = falloc(T * N * I);
+            ok = ok && s->epos && s->etb && s->aev && s->daev && s->xr;
+        }
+        /* the output adaptor: every candidate's row (full softmax: all items; sampled: C) */
+        size_t rows = C < NI ? C : NI;
+        s->sc_eff = falloc(C * D), s->dsc_eff = falloc(C * D), s->ocol = ialloc(rows);
+        s->txo = falloc(rows * TT), s->aout = falloc(rows * D);
+        s->cold = calloc(NI, 1), s->bc_eff = falloc(C), s->dbc_eff = falloc(C);
+        ok = ok && s->sc_eff && s->dsc_eff && s->ocol && s->txo && s->aout && s->cold && s->bc_eff && s->dbc_eff;
     }
     if (backend == MODEL_BACKEND_SCALAR) {
         s->cs = falloc(T * N * H), s->gates = falloc(T * N * G * H), s->ghs = falloc(T * N * 3 * H);
@@ -145,7 +180,10 @@ static int lin_fwd(const seq_ctx *s, float *y, const float *x, const float *w, c
         linear_forward(y, x, w, b, (int)R, C, OC);
         return 0;
     }
-    for (long r = 0; r < R; r++) memcpy(y + r * OC, b, (size_t)OC * sizeof(float));
+    if (R == 0) return 0;
+    for (long r = 0; r < R; r++)
+        if (b) memcpy(y + r * OC, b, (size_t)OC * sizeof(float));
+        else memset(y + r * OC, 0, (size_t)OC * sizeof(float));
     return nn_gemm('N', 'T', R, OC, C, 1.0f, x, C, w, C, 1.0f, y, OC);
 }
 
@@ -162,18 +200,50 @@ static int lin_bwd(const seq_ctx *s, float *dx, float *dw, float *db, const floa
     return 0;
 }
 
-static inline float dotf(const float *restrict a, const float *restrict b, int n) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
-    float s = 0;
-    for (; i < n; i++) s += a[i] * b[i];
-    return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+/* ---- the text adaptors ----------------------------------------------------------------------- */
+
+static inline int64_t ev_index(const seq_ctx *s, const seq_chunk *ch, int b, long g);
+
+/* The adaptor's backward: dW (OUT,T) += dA^T X, db (T) -= W^T sum_rows(dA), dA (n, OUT), X = t - b (n, T). */
+static int adapt_bwd(seq_ctx *s, float *dW, float *db, const float *dA, const float *X, const float *W, int n, int T,
+                     int OUT) {
+    if (n == 0) return 0;
+    if (lin_bwd(s, NULL, dW, NULL, dA, X, W, n, T, OUT)) return -1;
+    for (int o = 0; o < OUT; o++) {
+        double acc = 0;
+        for (int r = 0; r < n; r++) acc += dA[(size_t)r * OUT + o];
+        s->tsum[o] = (float)acc;
+    }
+    for (int k = 0; k < T; k++) {
+        double acc = 0;
+        for (int o = 0; o < OUT; o++) acc += (double)W[(size_t)o * T + k] * s->tsum[o];
+        db[k] -= (float)acc;
+    }
+    return 0;
 }
 
-static inline void axpyf(float *restrict y, float a, const float *restrict x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
+/* The chunk's item texts: rows for the distinct items of its positions that have a text, and
+ * a(t) of each (s->ain). Resets the previous chunk's map first. */
+static int chunk_item_texts(seq_ctx *s, const seq_chunk *ch) {
+    const int N = ch->N, W = s->W, Te = ch->T + W - 1, TT = s->T;
+    for (int r = 0; r < s->ntext; r++) s->tmap[s->titem[r]] = -1;
+    s->ntext = 0;
+    if (!s->d->item_text) return 0;
+    for (int te = 0; te < Te; te++)
+        for (int b = 0; b < ch->n; b++) {
+            long g = ch->c0 - (W - 1) + te;
+            if (g < 0 || g >= ch->len[b]) continue;
+            int it = s->d->ev[ev_index(s, ch, b, g)].item;
+            if (it < 0 || it >= s->n_items || !s->d->item_has_text[it] || s->tmap[it] >= 0) continue;
+            if (s->ntext == s->text_cap) return -1;
+            const float *t = s->d->item_text + (size_t)it * TT, *bb = P(s, T_TEXT_B);
+            float *x = s->txb + (size_t)s->ntext * TT;
+            for (int k = 0; k < TT; k++) x[k] = t[k] - bb[k];
+            s->tmap[it] = s->ntext;
+            s->titem[s->ntext++] = it;
+        }
+    (void)N;
+    return lin_fwd(s, s->ain, s->txb, P(s, T_TEXT_W), NULL, s->ntext, TT, s->E);
 }
 
 /* ---- forward ----------------------------------------------------------------------------- */
@@ -186,7 +256,8 @@ static inline int64_t ev_index(const seq_ctx *s, const seq_chunk *ch, int b, lon
 static int rnn_forward(seq_ctx *s, const seq_chunk *ch, char *err, size_t errlen) {
     const model *m = s->m;
     const int N = ch->N, T = ch->T, I = s->I, H = s->H, W = s->W;
-    const float *x0 = s->xe + (size_t)(W - 1) * N * I;
+    const float *x0 = s->xrnn;
+    (void)W;
     if (s->backend == MODEL_BACKEND_DNNL) {
         if (nn_rnn_train_set_weights(s->rnn, P(s, T_W_IH), P(s, T_W_HH), P(s, T_B_IH), P(s, T_B_HH), err, errlen))
             return -1;
@@ -273,6 +344,11 @@ int seq_forward(seq_ctx *s, const seq_chunk *ch, double dropout, rng_t *rng, cha
     if (N > s->maxN || T > s->maxT || ch->n > N) return model_errf(err, errlen, "trainer: chunk %dx%d too big", N, T);
     const float keep = dropout > 0 ? (float)(1.0 / (1.0 - dropout)) : 1.0f;
     s->mask_valid = dropout > 0;
+    if (s->T > 0 && chunk_item_texts(s, ch)) return model_errf(err, errlen, "trainer: item texts of a chunk");
+    /* item dropout (cold_dropout): this step's "new" items, among those with a text */
+    s->cold_on = s->T > 0 && s->cold_p > 0 && s->d->item_has_text && rng;
+    for (int i = 1; s->cold_on && i < s->n_items; i++)
+        s->cold[i] = s->d->item_has_text[i] && rng_uniform(rng) < s->cold_p;
     /* 1. inputs */
     for (int te = 0; te < Te; te++)
         for (int b = 0; b < N; b++) {
@@ -287,7 +363,9 @@ int seq_forward(seq_ctx *s, const seq_chunk *ch, double dropout, rng_t *rng, cha
             int64_t ei = ev_index(s, ch, b, g);
             const model_event *ev = &s->d->ev[ei];
             s->item_e[pe] = ev->item, s->act_e[pe] = ev->action;
-            memcpy(x, P(s, T_ITEM_EMB) + (size_t)ev->item * E, (size_t)E * sizeof(float));
+            if (s->cold_on && s->cold[ev->item]) memset(x, 0, (size_t)E * sizeof(float)); /* a "new" item: no id row */
+            else memcpy(x, P(s, T_ITEM_EMB) + (size_t)ev->item * E, (size_t)E * sizeof(float));
+            if (s->T > 0 && s->tmap[ev->item] >= 0) axpyf(x, 1.0f, s->ain + (size_t)s->tmap[ev->item] * E, E);
             memcpy(x + E, P(s, T_ACTION_EMB) + (size_t)ev->action * A, (size_t)A * sizeof(float));
             memcpy(x + EA, s->feat + ei * MODEL_FEATURES, MODEL_FEATURES * sizeof(float));
             if (dropout > 0) {
@@ -303,6 +381,35 @@ int seq_forward(seq_ctx *s, const seq_chunk *ch, double dropout, rng_t *rng, cha
             long g = ch->c0 + t;
             s->wl[(size_t)t * N + b] = b < ch->n && g < ch->len[b] ? (int)(g + 1 < W ? g + 1 : W) : 0;
         }
+    /* 1b. the events' own texts: x_t = x~_t + [mask * a(t_event) ; 0 ; 0] for the RNN only */
+    s->xrnn = s->xe + (size_t)(W - 1) * N * I;
+    s->nev = 0;
+    if (s->xr) {
+        const int TT = s->T;
+        const float *bb = P(s, T_TEXT_B);
+        for (int t = 0; t < T; t++)
+            for (int b = 0; b < ch->n; b++) {
+                long g = ch->c0 + t;
+                if (g >= ch->len[b]) continue;
+                const float *et = s->d->ev[ev_index(s, ch, b, g)].event_text;
+                if (!et) continue;
+                float *x = s->etb + (size_t)s->nev * TT;
+                for (int k = 0; k < TT; k++) x[k] = et[k] - bb[k];
+                s->epos[s->nev++] = t * N + b;
+            }
+        if (s->nev) {
+            if (lin_fwd(s, s->aev, s->etb, P(s, T_TEXT_W), NULL, s->nev, TT, E))
+                return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
+            memcpy(s->xr, s->xrnn, (size_t)T * N * I * sizeof(float));
+            for (int k = 0; k < s->nev; k++) {
+                size_t p = (size_t)s->epos[k], pe = p + (size_t)(W - 1) * N;
+                float *x = s->xr + p * I;
+                const float *a = s->aev + (size_t)k * E, *mk = s->mask_e + pe * EA;
+                for (int j = 0; j < E; j++) x[j] += dropout > 0 ? a[j] * mk[j] : a[j];
+            }
+            s->xrnn = s->xr;
+        }
+    }
     /* 2. rnn */
     if (rnn_forward(s, ch, err, errlen)) return -1;
     /* 3. attention */
@@ -414,6 +521,11 @@ int seq_heads(seq_ctx *s, const seq_chunk *ch, const train_config *c, rng_t *rng
         C = n_items - 1;
         Wc = P(s, T_SCORE_EMB) + D, bc = P(s, T_SCORE_BIAS) + 1;
         dWc = GRAD(s, grad, T_SCORE_EMB) + D, dbc = GRAD(s, grad, T_SCORE_BIAS) + 1;
+        if (s->T > 0) { /* the rows get a_out(t) (below): a copy, and the gradient apart */
+            memcpy(s->sc_eff, Wc, (size_t)C * D * sizeof(float));
+            memset(s->dsc_eff, 0, (size_t)C * D * sizeof(float));
+            Wc = s->sc_eff, dWc = s->dsc_eff;
+        }
     } else {
         if (!s->cand) return model_errf(err, errlen, "trainer: sampled softmax without its buffers");
         for (int i = 0; i < n_items; i++) s->cmap[i] = -1;
@@ -425,12 +537,41 @@ int seq_heads(seq_ctx *s, const seq_chunk *ch, const train_config *c, rng_t *rng
             if (s->cmap[it] < 0) s->cmap[it] = C, s->cand[C++] = it;
         }
         for (int j = 0; j < C; j++) {
-            memcpy(s->sc_w + (size_t)j * D, P(s, T_SCORE_EMB) + (size_t)s->cand[j] * D, (size_t)D * sizeof(float));
-            s->sc_b[j] = P(s, T_SCORE_BIAS)[s->cand[j]];
+            int cold = s->cold_on && s->cold[s->cand[j]];
+            if (cold) memset(s->sc_w + (size_t)j * D, 0, (size_t)D * sizeof(float));
+            else memcpy(s->sc_w + (size_t)j * D, P(s, T_SCORE_EMB) + (size_t)s->cand[j] * D, (size_t)D * sizeof(float));
+            s->sc_b[j] = P(s, T_SCORE_BIAS)[cold ? 0 : s->cand[j]];
         }
         memset(s->dsc_w, 0, (size_t)C * D * sizeof(float));
         memset(s->dsc_b, 0, (size_t)C * sizeof(float));
         Wc = s->sc_w, bc = s->sc_b, dWc = s->dsc_w, dbc = s->dsc_b;
+    }
+    if (!sampled && s->cold_on) { /* "new" items: no id row, the cold-item bias */
+        memcpy(s->bc_eff, bc, (size_t)C * sizeof(float));
+        memset(s->dbc_eff, 0, (size_t)C * sizeof(float));
+        for (int j = 0; j < C; j++)
+            if (s->cold[j + 1]) {
+                memset(s->sc_eff + (size_t)j * D, 0, (size_t)D * sizeof(float));
+                s->bc_eff[j] = P(s, T_SCORE_BIAS)[0];
+            }
+        bc = s->bc_eff, dbc = s->dbc_eff;
+    }
+    /* text: S_i = score.item_emb[i] + a_out(t_i) for the candidates with a text */
+    s->nout = 0;
+    if (s->T > 0 && s->d->item_text) {
+        const int TT = s->T;
+        const float *bo = P(s, T_SCORE_TEXT_B);
+        for (int j = 0; j < C; j++) {
+            int it = sampled ? s->cand[j] : j + 1;
+            if (!s->d->item_has_text[it]) continue;
+            const float *t = s->d->item_text + (size_t)it * TT;
+            float *x = s->txo + (size_t)s->nout * TT;
+            for (int k = 0; k < TT; k++) x[k] = t[k] - bo[k];
+            s->ocol[s->nout++] = j;
+        }
+        if (lin_fwd(s, s->aout, s->txo, P(s, T_SCORE_TEXT_W), NULL, s->nout, TT, D))
+            return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
+        for (int r = 0; r < s->nout; r++) axpyf((float *)Wc + (size_t)s->ocol[r] * D, 1.0f, s->aout + (size_t)r * D, D);
     }
     const float *V = value_head ? P(s, T_VALUE_EMB) : NULL, *vb = value_head ? P(s, T_VALUE_BIAS) : NULL;
     const float v0 = value_head ? P(s, T_VALUE_B)[0] : 0.0f, lambda = (float)c->value_weight;
@@ -500,11 +641,28 @@ int seq_heads(seq_ctx *s, const seq_chunk *ch, const train_config *c, rng_t *rng
                 for (int k = 0; k < D; k++) du[k] = g[k] * mk[k];
         }
     }
+    if (s->nout) { /* dA_out = dS at the text rows */
+        for (int r = 0; r < s->nout; r++)
+            memcpy(s->aout + (size_t)r * D, dWc + (size_t)s->ocol[r] * D, (size_t)D * sizeof(float));
+        if (adapt_bwd(s, GRAD(s, grad, T_SCORE_TEXT_W), GRAD(s, grad, T_SCORE_TEXT_B), s->aout, s->txo,
+                      P(s, T_SCORE_TEXT_W), s->nout, s->T, D))
+            return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
+    }
+    float *dsb = GRAD(s, grad, T_SCORE_BIAS);
     if (sampled)
         for (int j = 0; j < C; j++) {
-            axpyf(GRAD(s, grad, T_SCORE_EMB) + (size_t)s->cand[j] * D, 1.0f, s->dsc_w + (size_t)j * D, D);
-            GRAD(s, grad, T_SCORE_BIAS)[s->cand[j]] += s->dsc_b[j];
+            int cold = s->cold_on && s->cold[s->cand[j]];
+            if (!cold) axpyf(GRAD(s, grad, T_SCORE_EMB) + (size_t)s->cand[j] * D, 1.0f, s->dsc_w + (size_t)j * D, D);
+            dsb[cold ? 0 : s->cand[j]] += s->dsc_b[j];
         }
+    else if (s->T > 0) {
+        if (s->cold_on)
+            for (int j = 0; j < C; j++) {
+                if (s->cold[j + 1]) memset(s->dsc_eff + (size_t)j * D, 0, (size_t)D * sizeof(float));
+                dsb[s->cold[j + 1] ? 0 : j + 1] += s->dbc_eff[j];
+            }
+        axpyf(GRAD(s, grad, T_SCORE_EMB) + D, 1.0f, s->dsc_eff, C * D);
+    }
     *loss = total * inv;
     return 0;
 }
@@ -576,7 +734,9 @@ static int rnn_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err,
         for (size_t i = 0; i < n; i++) dxe0[i] += s->dx_rnn[i];
         return 0;
     }
-    const float *x0 = s->xe + (size_t)(W - 1) * N * I;
+    const float *x0 = s->xrnn;
+    float *dx_rnn = s->dx_rnn; /* the RNN input's gradient apart: the events' texts need it */
+    memset(dx_rnn, 0, (size_t)T * N * I * sizeof(float));
     float *dh_next = s->scratch + 2 * (size_t)W * I + 2 * (size_t)W * s->K + W + s->K;
     float *dc_next = dh_next + (size_t)N * H, *dh_out = dc_next + (size_t)N * H, *dc_prev = dh_out + (size_t)N * H;
     memset(dh_next, 0, (size_t)N * H * sizeof(float));
@@ -588,15 +748,16 @@ static int rnn_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err,
         if (s->lstm) {
             const float *cp = t ? s->cs + (size_t)(t - 1) * N * H : s->c0;
             memset(dc_prev, 0, (size_t)N * H * sizeof(float));
-            lstm_cell_backward(dxe0 + (size_t)t * N * I, dh_next, dc_prev, dWih, dWhh, dbih, dbhh, dh_out, dc_next,
+            lstm_cell_backward(dx_rnn + (size_t)t * N * I, dh_next, dc_prev, dWih, dWhh, dbih, dbhh, dh_out, dc_next,
                                s->gates + (size_t)t * N * 4 * H, x, hp, cp, P(s, T_W_IH), P(s, T_W_HH), N, I, H);
             memcpy(dc_next, dc_prev, (size_t)N * H * sizeof(float));
         } else {
-            gru_cell_backward(dxe0 + (size_t)t * N * I, dh_next, dWih, dWhh, dbih, dbhh, dh_out,
+            gru_cell_backward(dx_rnn + (size_t)t * N * I, dh_next, dWih, dWhh, dbih, dbhh, dh_out,
                               s->ghs + (size_t)t * N * 3 * H, s->gates + (size_t)t * N * 3 * H, x, hp, P(s, T_W_IH),
                               P(s, T_W_HH), N, I, H);
         }
     }
+    for (size_t i = 0; i < (size_t)T * N * I; i++) dxe0[i] += dx_rnn[i];
     return 0;
 }
 
@@ -619,13 +780,34 @@ int seq_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, size_t
         return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
     /* rnn */
     if (rnn_backward(s, ch, grad, err, errlen)) return -1;
-    /* embeddings, through the dropout masks */
+    /* the events' own texts: a(t_event) entered the RNN's input (through the mask) */
+    if (s->nev) {
+        for (int k = 0; k < s->nev; k++) {
+            size_t p = (size_t)s->epos[k], pe = p + (size_t)(W - 1) * N;
+            const float *dx = s->dx_rnn + p * I, *mk = s->mask_e + pe * EA;
+            float *da = s->daev + (size_t)k * E;
+            for (int j = 0; j < E; j++) da[j] = s->mask_valid ? dx[j] * mk[j] : dx[j];
+        }
+        if (adapt_bwd(s, GRAD(s, grad, T_TEXT_W), GRAD(s, grad, T_TEXT_B), s->daev, s->etb, P(s, T_TEXT_W), s->nev,
+                      s->T, E))
+            return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
+    }
+    /* embeddings (and the item texts' a(t)), through the dropout masks */
     float *dI = GRAD(s, grad, T_ITEM_EMB), *dA = GRAD(s, grad, T_ACTION_EMB);
+    if (s->ntext) memset(s->dain, 0, (size_t)s->ntext * E * sizeof(float));
     for (size_t pe = 0; pe < (size_t)Te * N; pe++) {
         if (s->item_e[pe] < 0) continue;
         const float *dx = s->dxe + pe * I, *mk = s->mask_e + pe * EA;
         float *di = dI + (size_t)s->item_e[pe] * E, *da = dA + (size_t)s->act_e[pe] * A;
-        if (s->mask_valid)
+        if (s->T > 0 && s->tmap[s->item_e[pe]] >= 0) {
+            float *dt = s->dain + (size_t)s->tmap[s->item_e[pe]] * E;
+            if (s->mask_valid)
+                for (int k = 0; k < E; k++) dt[k] += dx[k] * mk[k];
+            else
+                for (int k = 0; k < E; k++) dt[k] += dx[k];
+        }
+        if (s->cold_on && s->cold[s->item_e[pe]]) { /* a "new" item this step: its id row took no part */
+        } else if (s->mask_valid)
             for (int k = 0; k < E; k++) di[k] += dx[k] * mk[k];
         else
             for (int k = 0; k < E; k++) di[k] += dx[k];
@@ -634,5 +816,8 @@ int seq_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, size_t
         else
             for (int k = 0; k < A; k++) da[k] += dx[E + k];
     }
+    if (s->ntext && adapt_bwd(s, GRAD(s, grad, T_TEXT_W), GRAD(s, grad, T_TEXT_B), s->dain, s->txb, P(s, T_TEXT_W),
+                              s->ntext, s->T, E))
+        return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
     return 0;
 }

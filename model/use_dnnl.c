@@ -1,5 +1,6 @@
 /* use_dnnl: run-time-M oneDNN matmuls with relu / sum post-ops. See use_dnnl.h. */
 #include "use_dnnl.h"
+#include "dnnl_util.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -26,38 +27,11 @@ struct use_dnnl {
     use_dnnl_matmul *mms;
 };
 
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-#define DN(call, what)                                                                          \
-    do {                                                                                        \
-        dnnl_status_t st_ = (call);                                                             \
-        if (st_ != dnnl_success) {                                                              \
-            errf(err, errlen, "oneDNN: %s failed: %s", what, dnnl_status2str(st_));             \
-            goto fail;                                                                          \
-        }                                                                                       \
-    } while (0)
-
-static void *alloc64(size_t bytes) {
-    size_t n = (bytes + 63) & ~(size_t)63;
-    void *p = aligned_alloc(64, n ? n : 64);
-    if (p) memset(p, 0, n ? n : 64);
-    return p;
-}
-
 int use_dnnl_new(use_dnnl **out, int max_rows, char *err, size_t errlen) {
     *out = NULL;
-    if (max_rows < 2 || max_rows > (1 << 20)) return errf(err, errlen, "oneDNN: max_rows %d out of range", max_rows);
+    if (max_rows < 2 || max_rows > (1 << 20)) return model_errf(err, errlen, "oneDNN: max_rows %d out of range", max_rows);
     use_dnnl *d = calloc(1, sizeof *d);
-    if (!d) return errf(err, errlen, "oneDNN: out of memory");
+    if (!d) return model_errf(err, errlen, "oneDNN: out of memory");
     d->max_rows = max_rows;
     DN(dnnl_engine_create(&d->eng, dnnl_cpu, 0), "engine create");
     DN(dnnl_stream_create(&d->stream, d->eng, dnnl_stream_default_flags), "stream create");
@@ -107,7 +81,7 @@ int use_dnnl_matmul_new(use_dnnl_matmul **out, use_dnnl *d, int C, int OC, const
     dnnl_primitive_t rp = NULL;
     dnnl_memory_t wu = NULL;
     use_dnnl_matmul *m = calloc(1, sizeof *m);
-    if (!m) return errf(err, errlen, "oneDNN: out of memory");
+    if (!m) return model_errf(err, errlen, "oneDNN: out of memory");
     m->d = d;
     m->C = C;
     m->OC = OC;
@@ -115,7 +89,7 @@ int use_dnnl_matmul_new(use_dnnl_matmul **out, use_dnnl *d, int C, int OC, const
     m->dst_mem = calloc((size_t)d->max_rows + 1, sizeof *m->dst_mem);
     /* (max_rows >= 2, see use_dnnl_new) */
     if (!m->src_mem || !m->dst_mem) {
-        errf(err, errlen, "oneDNN: out of memory");
+        model_errf(err, errlen, "oneDNN: out of memory");
         goto fail;
     }
     dnnl_memory_desc_t src, wmd, wuser, bmd, dst;
@@ -140,11 +114,11 @@ int use_dnnl_matmul_new(use_dnnl_matmul **out, use_dnnl *d, int C, int OC, const
     /* weights: into the layout the primitive asks for, once */
     const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     if (!want) {
-        errf(err, errlen, "oneDNN: matmul weights query failed");
+        model_errf(err, errlen, "oneDNN: matmul weights query failed");
         goto fail;
     }
-    if (!(m->w_buf = alloc64(dnnl_memory_desc_get_size(want)))) {
-        errf(err, errlen, "oneDNN: out of memory for weights");
+    if (!(m->w_buf = dnnl_alloc64(dnnl_memory_desc_get_size(want)))) {
+        model_errf(err, errlen, "oneDNN: out of memory for weights");
         goto fail;
     }
     DN(dnnl_memory_create(&wu, &wuser, d->eng, (void *)w), "memory create (user weights)");
@@ -155,8 +129,8 @@ int use_dnnl_matmul_new(use_dnnl_matmul **out, use_dnnl *d, int C, int OC, const
     DN(dnnl_primitive_execute(rp, d->stream, 2, ra), "reorder execute");
     DN(dnnl_stream_wait(d->stream), "stream wait");
     if (b) {
-        if (!(m->b_buf = alloc64((size_t)OC * sizeof(float)))) {
-            errf(err, errlen, "oneDNN: out of memory");
+        if (!(m->b_buf = dnnl_alloc64((size_t)OC * sizeof(float)))) {
+            model_errf(err, errlen, "oneDNN: out of memory");
             goto fail;
         }
         memcpy(m->b_buf, b, (size_t)OC * sizeof(float));
@@ -165,8 +139,8 @@ int use_dnnl_matmul_new(use_dnnl_matmul **out, use_dnnl *d, int C, int OC, const
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t ss = smd ? dnnl_memory_desc_get_size(smd) : 0;
     if (ss > 0) {
-        if (!(m->scratch = alloc64(ss))) {
-            errf(err, errlen, "oneDNN: out of memory for a %zu-byte scratchpad", ss);
+        if (!(m->scratch = dnnl_alloc64(ss))) {
+            model_errf(err, errlen, "oneDNN: out of memory for a %zu-byte scratchpad", ss);
             goto fail;
         }
         DN(dnnl_memory_create(&m->scratch_mem, smd, d->eng, m->scratch), "memory create (scratchpad)");
@@ -194,7 +168,7 @@ fail:
 
 int use_dnnl_matmul_run(use_dnnl_matmul *m, const float *x, float *y, int M, char *err, size_t errlen) {
     use_dnnl *d = m->d;
-    if (M < 0 || M > d->max_rows) return errf(err, errlen, "oneDNN: %d rows, more than the %d allowed", M, d->max_rows);
+    if (M < 0 || M > d->max_rows) return model_errf(err, errlen, "oneDNN: %d rows, more than the %d allowed", M, d->max_rows);
     if (M == 0) return 0;
     if (M == 1) M = 2; /* see use_dnnl.h: the one-row path sums in another order */
     if (!m->src_mem[M]) {

@@ -22,6 +22,7 @@
  * would cost 1.6x the GEMM rows at batch 8 and 2.9x at batch 128.
  */
 #include "use_encoder.h"
+#include "model_errf.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -107,17 +108,6 @@ struct use_encoder {
     use_dnnl_matmul *mm[N_MM];
 };
 
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 const char *use_backend_name(use_backend b) { return b == USE_BACKEND_SCALAR ? "scalar" : "onednn"; }
 
 int use_backend_parse(const char *name) {
@@ -151,31 +141,31 @@ static int load_blob(use_encoder *e, const char *dir, char *err, size_t errlen) 
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, USE_BLOB_FILE);
     FILE *f = fopen(path, "rb");
-    if (!f) return errf(err, errlen, "cannot open %s: %s; %s", path, strerror(errno), fetch_hint());
+    if (!f) return model_errf(err, errlen, "cannot open %s: %s; %s", path, strerror(errno), fetch_hint());
     long sz = -1;
     if (fseek(f, 0, SEEK_END) == 0) sz = ftell(f);
     if (sz != USE_BLOB_BYTES || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
-        return errf(err, errlen, "%s has %ld bytes, expected %ld; %s", path, sz, USE_BLOB_BYTES, fetch_hint());
+        return model_errf(err, errlen, "%s has %ld bytes, expected %ld; %s", path, sz, USE_BLOB_BYTES, fetch_hint());
     }
     e->blob = aligned_alloc(64, (USE_BLOB_BYTES + 63) & ~63L);
     if (!e->blob) {
         fclose(f);
-        return errf(err, errlen, "out of memory for the %ld-byte weights", USE_BLOB_BYTES);
+        return model_errf(err, errlen, "out of memory for the %ld-byte weights", USE_BLOB_BYTES);
     }
     size_t got = fread(e->blob, 1, USE_BLOB_BYTES, f);
     int rerr = ferror(f);
     fclose(f);
-    if (got != USE_BLOB_BYTES || rerr) return errf(err, errlen, "short read from %s", path);
+    if (got != USE_BLOB_BYTES || rerr) return model_errf(err, errlen, "short read from %s", path);
     char hex[65];
     use_sha256_hex(e->blob, USE_BLOB_BYTES, hex);
     if (strcmp(hex, USE_BLOB_SHA256) != 0)
-        return errf(err, errlen, "%s has sha256 %s, expected %s: a damaged or different file; %s", path, hex,
+        return model_errf(err, errlen, "%s has sha256 %s, expected %s: a damaged or different file; %s", path, hex,
                     USE_BLOB_SHA256, fetch_hint());
     for (int i = 0; i < N_TENSORS; i++) {
         long end = g_tensors[i].offset + 4 * g_tensors[i].numel;
         if (g_tensors[i].offset % 4 || end > USE_BLOB_BYTES) /* a table error, caught on first load */
-            return errf(err, errlen, "tensor %s [%ld, %ld) lies outside the blob", g_tensors[i].name,
+            return model_errf(err, errlen, "tensor %s [%ld, %ld) lies outside the blob", g_tensors[i].name,
                         g_tensors[i].offset, end);
         e->t[i] = e->blob + g_tensors[i].offset / 4;
     }
@@ -184,21 +174,21 @@ static int load_blob(use_encoder *e, const char *dir, char *err, size_t errlen) 
 
 int use_encoder_open(use_encoder **out, const char *dir, use_backend backend, char *err, size_t errlen) {
     *out = NULL;
-    if (backend != USE_BACKEND_ONEDNN && backend != USE_BACKEND_SCALAR) return errf(err, errlen, "unknown backend %d", backend);
+    if (backend != USE_BACKEND_ONEDNN && backend != USE_BACKEND_SCALAR) return model_errf(err, errlen, "unknown backend %d", backend);
     use_encoder *e = calloc(1, sizeof *e);
-    if (!e) return errf(err, errlen, "out of memory");
+    if (!e) return model_errf(err, errlen, "out of memory");
     e->backend = backend;
     char path[4096], e2[512];
     snprintf(path, sizeof path, "%s/%s", dir, USE_VOCAB_FILE);
     FILE *probe = fopen(path, "rb");
     if (!probe) {
-        errf(err, errlen, "cannot open %s: %s; %s", path, strerror(errno), fetch_hint());
+        model_errf(err, errlen, "cannot open %s: %s; %s", path, strerror(errno), fetch_hint());
         goto fail;
     }
     fclose(probe);
     if (load_blob(e, dir, err, errlen)) goto fail;
     if (use_tokenizer_load(&e->tok, path, e2, sizeof e2)) {
-        errf(err, errlen, "%s", e2);
+        model_errf(err, errlen, "%s", e2);
         goto fail;
     }
     /* zeroed: a one-row matmul also reads and writes a second row (use_dnnl.h) */
@@ -211,7 +201,7 @@ int use_encoder_open(use_encoder **out, const char *dir, use_backend backend, ch
     e->u = calloc((size_t)SLICE_TEXTS * 512, sizeof(float));
     e->v = calloc((size_t)SLICE_TEXTS * USE_DIM, sizeof(float));
     if (!e->ids || !e->x || !e->h || !e->big || !e->att || !e->y || !e->u || !e->v) {
-        errf(err, errlen, "out of memory for the activations");
+        model_errf(err, errlen, "out of memory for the activations");
         goto fail;
     }
     if (backend == USE_BACKEND_ONEDNN) {
@@ -320,12 +310,12 @@ static int forward(use_encoder *e, int n, int T, float *out, char *err, size_t e
 int use_encoder_encode(use_encoder *e, const char *const *texts, const size_t *lens, int n, float *out,
                        int *n_tokens, char *err, size_t errlen) {
     char e2[256];
-    if (n < 0) return errf(err, errlen, "negative text count %d", n);
+    if (n < 0) return model_errf(err, errlen, "negative text count %d", n);
     for (int i = 0; i < n;) {
         int k = 0, T = 0, start = i;
         while (i < n && k < SLICE_TEXTS && T < SLICE_ROWS) {
             int c = use_tokenizer_encode(e->tok, texts[i], lens[i], e->ids + T, USE_MAX_TOKENS, e2, sizeof e2);
-            if (c < 0) return errf(err, errlen, "text %d: %s", i, e2);
+            if (c < 0) return model_errf(err, errlen, "text %d: %s", i, e2);
             if (n_tokens) n_tokens[i] = c;
             e->lens[k++] = c < USE_MAX_TOKENS ? c : USE_MAX_TOKENS;
             T += e->lens[k - 1];
@@ -338,15 +328,15 @@ int use_encoder_encode(use_encoder *e, const char *const *texts, const size_t *l
 
 int use_encoder_encode_ids(use_encoder *e, const int *const *ids, const int *lens, int n, float *out, char *err,
                            size_t errlen) {
-    if (n < 0) return errf(err, errlen, "negative text count %d", n);
+    if (n < 0) return model_errf(err, errlen, "negative text count %d", n);
     for (int i = 0; i < n;) {
         int k = 0, T = 0, start = i;
         while (i < n && k < SLICE_TEXTS && T < SLICE_ROWS) {
             int L = lens[i] < USE_MAX_TOKENS ? lens[i] : USE_MAX_TOKENS;
-            if (L < 0) return errf(err, errlen, "text %d: negative length %d", i, lens[i]);
+            if (L < 0) return model_errf(err, errlen, "text %d: negative length %d", i, lens[i]);
             for (int p = 0; p < L; p++) {
                 if (ids[i][p] < 0 || ids[i][p] >= VOCAB_ROWS)
-                    return errf(err, errlen, "text %d: token id %d at %d is outside [0, %d)", i, ids[i][p], p, VOCAB_ROWS);
+                    return model_errf(err, errlen, "text %d: token id %d at %d is outside [0, %d)", i, ids[i][p], p, VOCAB_ROWS);
                 e->ids[T + p] = ids[i][p];
             }
             e->lens[k++] = L;

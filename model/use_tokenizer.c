@@ -7,6 +7,7 @@
  * order of the reference's lattice loop, and best[s] is final when start s is reached.
  */
 #include "use_tokenizer.h"
+#include "model_errf.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -41,17 +42,6 @@ struct use_tokenizer {
     size_t cap_cps, cap_sym, cap_pos;
     size_t n_sym;
 };
-
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static inline size_t edge_hash(uint64_t k) {
     k ^= k >> 33;
@@ -97,11 +87,11 @@ int use_tokenizer_new(use_tokenizer **out, const char *json, size_t len, char *e
     char jerr[160] = "";
     uint32_t *cps = NULL;
     json_value *v = json_parse(json, len, jerr, sizeof jerr);
-    if (!v) return errf(err, errlen, "vocabulary: %s", jerr);
+    if (!v) return model_errf(err, errlen, "vocabulary: %s", jerr);
     use_tokenizer *t = calloc(1, sizeof *t);
     if (!t) goto oom;
     if (v->type != JSON_ARRAY || v->len <= USE_RESERVED_IDS || v->len > (1 << 24)) {
-        errf(err, errlen, "vocabulary: expected a JSON array of more than %d [piece, score] pairs", USE_RESERVED_IDS);
+        model_errf(err, errlen, "vocabulary: expected a JSON array of more than %d [piece, score] pairs", USE_RESERVED_IDS);
         goto fail;
     }
     int n = (int)v->len;
@@ -114,12 +104,12 @@ int use_tokenizer_new(use_tokenizer **out, const char *json, size_t len, char *e
         const json_value *e = v->items[i];
         if (e->type != JSON_ARRAY || e->len != 2 || e->items[0]->type != JSON_STRING ||
             (e->items[1]->type != JSON_NUMBER && e->items[1]->type != JSON_NULL)) {
-            errf(err, errlen, "vocabulary: entry %d is not a [string, number|null] pair", i);
+            model_errf(err, errlen, "vocabulary: entry %d is not a [string, number|null] pair", i);
             goto fail;
         }
         const json_value *s = e->items[0];
         if (memchr(s->str, 0, s->len)) {
-            errf(err, errlen, "vocabulary: piece %d contains a NUL character", i);
+            model_errf(err, errlen, "vocabulary: piece %d contains a NUL character", i);
             goto fail;
         }
         if (!(t->pieces[i] = strdup(s->str))) goto oom;
@@ -166,7 +156,7 @@ int use_tokenizer_new(use_tokenizer **out, const char *json, size_t len, char *e
     *out = t;
     return 0;
 oom:
-    errf(err, errlen, "vocabulary: out of memory");
+    model_errf(err, errlen, "vocabulary: out of memory");
 fail:
     free(cps);
     json_free(v);
@@ -177,28 +167,28 @@ fail:
 int use_tokenizer_load(use_tokenizer **out, const char *path, char *err, size_t errlen) {
     *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) return errf(err, errlen, "vocabulary %s: %s", path, strerror(errno));
+    if (!f) return model_errf(err, errlen, "vocabulary %s: %s", path, strerror(errno));
     char *buf = NULL;
     long sz = -1;
     if (fseek(f, 0, SEEK_END) == 0) sz = ftell(f);
     if (sz < 0 || sz > (64L << 20) || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
-        return errf(err, errlen, "vocabulary %s: cannot size it (or larger than 64 MiB)", path);
+        return model_errf(err, errlen, "vocabulary %s: cannot size it (or larger than 64 MiB)", path);
     }
     if (!(buf = malloc((size_t)sz + 1))) {
         fclose(f);
-        return errf(err, errlen, "vocabulary %s: out of memory", path);
+        return model_errf(err, errlen, "vocabulary %s: out of memory", path);
     }
     size_t got = fread(buf, 1, (size_t)sz, f);
     fclose(f);
     if (got != (size_t)sz) {
         free(buf);
-        return errf(err, errlen, "vocabulary %s: short read", path);
+        return model_errf(err, errlen, "vocabulary %s: short read", path);
     }
     char e2[200];
     int rc = use_tokenizer_new(out, buf, got, e2, sizeof e2);
     free(buf);
-    if (rc) return errf(err, errlen, "%s: %s", path, e2);
+    if (rc) return model_errf(err, errlen, "%s: %s", path, e2);
     return 0;
 }
 
@@ -222,11 +212,11 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
 /* step 1: t->sym[0..n_sym) = "▁" + NFKC(text) with spaces as "▁" (or nothing) */
 static int symbols(use_tokenizer *t, const char *text, size_t len, char *err, size_t errlen) {
     if (len > USE_TEXT_MAX_BYTES)
-        return errf(err, errlen, "tokenizer: text of %zu bytes is longer than the limit of %d", len, USE_TEXT_MAX_BYTES);
-    if (grow((void **)&t->cps, &t->cap_cps, len + 1, sizeof *t->cps)) return errf(err, errlen, "tokenizer: out of memory");
+        return model_errf(err, errlen, "tokenizer: text of %zu bytes is longer than the limit of %d", len, USE_TEXT_MAX_BYTES);
+    if (grow((void **)&t->cps, &t->cap_cps, len + 1, sizeof *t->cps)) return model_errf(err, errlen, "tokenizer: out of memory");
     size_t n = use_utf8_decode(t->cps, text, len);
     size_t room = use_nfkc_room(t->cps, n) + 1;
-    if (grow((void **)&t->sym, &t->cap_sym, room, sizeof *t->sym)) return errf(err, errlen, "tokenizer: out of memory");
+    if (grow((void **)&t->sym, &t->cap_sym, room, sizeof *t->sym)) return model_errf(err, errlen, "tokenizer: out of memory");
     size_t m = use_nfkc(t->sym + 1, t->cps, n);
     if (m == 0) {
         t->n_sym = 0;
@@ -259,7 +249,7 @@ int use_tokenizer_encode(use_tokenizer *t, const char *text, size_t len, int *id
         if (w) t->word = w;
         int *r = w ? realloc(t->rev, c * sizeof *r) : NULL;
         if (r) t->rev = r;
-        if (!r) return errf(err, errlen, "tokenizer: out of memory");
+        if (!r) return model_errf(err, errlen, "tokenizer: out of memory");
         t->cap_pos = c;
     }
     for (size_t i = 0; i <= n; i++) t->best[i] = 0, t->word[i] = 0;
@@ -298,7 +288,7 @@ int use_tokenizer_nfkc_utf8(const char *text, size_t len, char **out, size_t *ou
     *out = NULL;
     *out_len = 0;
     if (len > USE_TEXT_MAX_BYTES)
-        return errf(err, errlen, "text of %zu bytes is longer than the limit of %d", len, USE_TEXT_MAX_BYTES);
+        return model_errf(err, errlen, "text of %zu bytes is longer than the limit of %d", len, USE_TEXT_MAX_BYTES);
     uint32_t *cps = malloc((len + 1) * sizeof *cps), *nf = NULL;
     size_t n = cps ? use_utf8_decode(cps, text, len) : 0;
     size_t room = cps ? use_nfkc_room(cps, n) : 0;
@@ -307,7 +297,7 @@ int use_tokenizer_nfkc_utf8(const char *text, size_t len, char **out, size_t *ou
     if (!s) {
         free(cps);
         free(nf);
-        return errf(err, errlen, "out of memory");
+        return model_errf(err, errlen, "out of memory");
     }
     size_t m = use_nfkc(nf, cps, n), k = 0;
     for (size_t i = 0; i < m; i++) k += (size_t)use_utf8_encode(s + k, nf[i]);

@@ -16,7 +16,7 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_sup
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 echo "== unit tests and the worker end to end, AddressSanitizer + UndefinedBehaviorSanitizer build" >&2
 ctest --test-dir "$root/build-asan" -L unit --output-on-failure -j2
-ctest --test-dir "$root/build-asan" -R 'integration_test_worker_(e2e|dlq)' --output-on-failure
+ctest --test-dir "$root/build-asan" -R 'integration_test_worker_(e2e|dlq|text)' --output-on-failure
 echo "== all tests, release build" >&2
 ctest --test-dir "$root/build" --output-on-failure "$@"
 if [ $# -eq 0 ]; then

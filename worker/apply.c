@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "changelog.h"
+#include "item_consumer.h"
 #include "log.h"
 #include "worker_internal.h"
 #include "worker_record.h"
@@ -347,7 +348,9 @@ static int encode_output(worker *w, const batch_row *row, int j, const float *ve
 #define TOPK_ROWS 32
 static int top_items(worker *w, size_t first, int j0, int n, char *err, size_t errlen) {
     const int D = w->m->cfg.out_dim, N = w->m->cfg.n_items, K = w->s->top_k;
-    if (model_score_items_batch(w->m, n, w->step_vec + (size_t)j0 * (size_t)D, w->scores, err, errlen)) return -1;
+    if (w->items ? item_consumer_score(w->items, n, w->step_vec + (size_t)j0 * (size_t)D, w->scores, err, errlen)
+                 : model_score_items_batch(w->m, n, w->step_vec + (size_t)j0 * (size_t)D, w->scores, err, errlen))
+        return -1; /* a text model ranks with the text part of the scoring rows */
     for (int j = 0; j < n; j++) {
         const batch_row *r = &w->rows[w->wave_order[first + (size_t)(j0 + j)]];
         int32_t seen[1024], idx[256];
@@ -420,6 +423,11 @@ static int run_waves(worker *w, size_t nrows, int n_waves, char *err, size_t err
                     .value = r->ev.value,
                     .has_value = r->ev.has_value,
                 };
+            }
+            if (w->items) { /* text model: item keys, the events' own texts encoded (item_consumer.h) */
+                const user_action *ua[256]; /* runner_batch <= 256 */
+                for (int j = 0; j < n; j++) ua[j] = &w->rows[w->wave_order[c + (size_t)j]].ev;
+                if (item_consumer_step_events(w->items, n, ua, w->step_events, err, errlen)) return -1;
             }
             if (model_step(w->runner, n, w->step_states, w->step_events, w->step_vec, w->step_drift, err, errlen))
                 return -1;

@@ -11,6 +11,12 @@
  * --evolution (synthetic data: item ids "tNN-iNNN" name their topic, and the generator knows
  * each event's true topic) measures how soon after an interest switch the model's top
  * predicted topic follows the new interest, against a static profile (train_evolution).
+ * A text model (docs/text.md) steps with the same item-text lookups the worker uses (the
+ * catalogue: --items FILE, or u.item with --movielens; the events' own texts), and ranks with
+ * the text part of the scoring rows. The candidates are the vocabulary's items plus the items
+ * the model has no row for: those it held out in training (its metadata) and, for a text model,
+ * the catalogue's other items, each ranked by its text (model_score_rows, index 0). --cold
+ * reports on the test events whose target is a held-out item only (model and popularity).
  * Output: a table on stdout, --json FILE for machines. Exit codes: 0, 1 failed, 2 usage.
  */
 #include <errno.h>
@@ -21,20 +27,25 @@
 
 #include "commands.h"
 #include "event_source.h"
+#include "item_table.h"
 #include "json.h"
 #include "model.h"
 #include "train.h"
+#include "use_encoder.h"
 
 static void eval_usage(FILE *f) {
     fprintf(f,
             "usage: ievo eval --model MODEL (--movielens DIR | --synthetic USERS:EVENTS | --jsonl FILE)\n"
             "                 [--json FILE] [--evolution [--follow K]] [--synth-seed N] [--batch N]\n"
-            "                 [--backend dnnl|scalar] [--threads N]\n"
+            "                 [--backend dnnl|scalar] [--threads N] [--cold]\n"
+            "                 [--items FILE] [--text-encoder DIR] [--text-cache DIR|none]   (text models)\n"
             "Leave-one-out through the streaming path (model_step in waves, like the worker): per user the\n"
             "last event is the test target, the second-last the validation target; all items ranked, the\n"
             "input history filtered; HR@10, NDCG@10, HR@20, NDCG@20 for the model and for popularity.\n"
             "  --evolution   (synthetic) after an interest switch, how many events until the model's top\n"
-            "                predicted topic is the new one, vs a static profile; --follow K (default 10)\n");
+            "                predicted topic is the new one, vs a static profile; --follow K (default 10)\n"
+            "  --cold        only the test events whose target is an item the model held out in training\n"
+            "                (ievo train --holdout-items): model and popularity on those events\n");
 }
 
 /* Interned strings are equal exactly when their pointers are: a pointer map gives first-seen
@@ -91,9 +102,48 @@ static int hist_median(const long *h, int K) {
     return K;
 }
 
+/* The model's held-out item ids (metadata "holdout": {"items": [...]}), NULL-terminated; NULL
+ * when none. */
+static char **held_out_items(const model *m, int *n) {
+    *n = 0;
+    if (!m->meta_json) return NULL;
+    char jerr[128];
+    json_value *meta = json_parse(m->meta_json, strlen(m->meta_json), jerr, sizeof jerr);
+    const json_value *arr = json_get(json_get(meta, "holdout"), "items");
+    char **out = NULL;
+    if (arr && arr->type == JSON_ARRAY && (out = calloc(arr->len + 1, sizeof *out)))
+        for (size_t i = 0; i < arr->len; i++)
+            if (arr->items[i]->type == JSON_STRING && (out[*n] = strdup(arr->items[i]->str))) (*n)++;
+    json_free(meta);
+    return out;
+}
+
+/* item key -> candidate row, open addressing */
+typedef struct {
+    uint64_t *key;
+    int32_t *row;
+    size_t cap;
+} key_map;
+
+static int key_map_put(key_map *k, uint64_t key, int32_t row) {
+    size_t mask = k->cap - 1, h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & mask;
+    while (k->key[h] && k->key[h] != key) h = (h + 1) & mask;
+    if (k->key[h]) return 0;
+    k->key[h] = key, k->row[h] = row;
+    return 1;
+}
+
+static int32_t key_map_get(const key_map *k, uint64_t key) {
+    size_t mask = k->cap - 1, h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & mask;
+    while (k->key[h] && k->key[h] != key) h = (h + 1) & mask;
+    return k->key[h] ? k->row[h] : 0;
+}
+
 int cmd_eval(int argc, char **argv) {
-    const char *model_path = NULL, *ml = NULL, *syn = NULL, *jl = NULL, *json_path = NULL;
-    int evolution = 0, follow = 10, batch = 256, threads = 1;
+    const char *model_path = NULL, *ml = NULL, *syn = NULL, *jl = NULL, *json_path = NULL, *items_path = NULL;
+    int evolution = 0, follow = 10, batch = 256, threads = 1, cold = 0;
+    char enc_dir[4096], cache_dir[4096];
+    text_default_dirs(enc_dir, sizeof enc_dir, cache_dir, sizeof cache_dir);
     model_backend backend = MODEL_BACKEND_DNNL;
     synth_opts so;
     synth_opts_default(&so);
@@ -103,6 +153,10 @@ int cmd_eval(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return eval_usage(stdout), 0;
         if (!strcmp(a, "--evolution")) {
             evolution = 1;
+            continue;
+        }
+        if (!strcmp(a, "--cold")) {
+            cold = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -119,6 +173,9 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--follow")) follow = atoi(v);
         else if (!strcmp(a, "--batch")) batch = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--items")) items_path = v;
+        else if (!strcmp(a, "--text-encoder")) snprintf(enc_dir, sizeof enc_dir, "%s", v);
+        else if (!strcmp(a, "--text-cache")) snprintf(cache_dir, sizeof cache_dir, "%s", v);
         else if (!strcmp(a, "--backend")) {
             if (!strcmp(v, "dnnl")) backend = MODEL_BACKEND_DNNL;
             else if (!strcmp(v, "scalar")) backend = MODEL_BACKEND_SCALAR;
@@ -154,6 +211,17 @@ int cmd_eval(int argc, char **argv) {
     int64_t *srow = NULL;
     float *svec = NULL, *sdrift = NULL;
     json_buf jb = {0};
+    item_catalog cat = {0};
+    item_table *items = NULL;
+    text_encode_stats tstats = {0};
+    float *etext = NULL, *S = NULL, *bias = NULL;
+    const char **texts = NULL;
+    char **held = NULL;
+    int n_held = 0, n_extra = 0, n_rows = 0;
+    int32_t *cand = NULL, *ridx = NULL;
+    const float **rtext = NULL;
+    uint8_t *cold_row = NULL;
+    key_map km = {0};
     if (model_load(&m, model_path, err, sizeof err)) goto done;
     if (ml && events_load_movielens(ml, &ev, err, sizeof err)) goto done;
     if (syn && events_generate_synthetic(&so, &ev, err, sizeof err)) goto done;
@@ -167,21 +235,87 @@ int cmd_eval(int argc, char **argv) {
         if (f != stdin) fclose(f);
         if (lrc) goto done;
     }
+    const int text = m->cfg.text_dim > 0;
+    /* text models: the worker's lookups (the catalogue by item key, the events' own texts) */
+    if (item_table_for_model(m->cfg.text_dim, items_path, ml, enc_dir, cache_dir, &cat, &items, &tstats, err, sizeof err))
+        goto done;
+    if (text) {
+        size_t nt = 0;
+        if (!(texts = malloc((ev.n ? ev.n : 1) * sizeof *texts))) goto oom;
+        for (size_t i = 0; i < ev.n; i++)
+            if (ev.ev[i].text) texts[nt++] = ev.ev[i].text;
+        if (!(etext = malloc((nt ? nt : 1) * USE_DIM * sizeof *etext))) goto oom;
+        if (text_encode_all(enc_dir, cache_dir, texts, nt, etext, &tstats, err, sizeof err)) goto done;
+    }
+    held = held_out_items(m, &n_held);
+    if (cold && !n_held) {
+        snprintf(err, sizeof err, "--cold: model %s held no items out (train it with --holdout-items)", m->model_id);
+        goto done;
+    }
     /* users in first-seen order; events grouped per user in the worker's order */
     uid = malloc((ev.n ? ev.n : 1) * sizeof *uid);
     mev = malloc((ev.n ? ev.n : 1) * sizeof *mev);
     perm = malloc((ev.n ? ev.n : 1) * sizeof *perm);
     if (!uid || !mev || !perm) goto oom;
     long oov = 0;
-    for (size_t i = 0; i < ev.n; i++) {
+    for (size_t i = 0, et = 0; i < ev.n; i++) {
         const source_event *e = &ev.ev[i];
         if ((uid[i] = ev_ptr_map_get(&users, e->user_id)) < 0) goto oom;
         mev[i] = (model_event){model_item_index(m, e->item_id, strlen(e->item_id)),
                                model_action_index(m, e->action, strlen(e->action)), e->ts, e->value, e->has_value};
+        if (text) {
+            mev[i].item_key = model_item_key(e->item_id, strlen(e->item_id));
+            mev[i].event_text = e->text ? etext + (et++) * USE_DIM : NULL;
+        }
         oov += mev[i].item == 0;
     }
     nu = (int)users.n;
     if (train_data_group(&data, nu, ev.n, uid, mev, perm, err, sizeof err)) goto done;
+    /* Candidates: rows 1..NI-1 the vocabulary, then the items without a row: the held-out ones,
+     * then (text models) the catalogue's others. Row 0 is never a candidate. */
+    {
+        const int NI = m->cfg.n_items;
+        size_t cap = 1024;
+        while (cap < 2 * ((size_t)NI + (size_t)n_held + cat.n)) cap *= 2;
+        km.cap = cap;
+        km.key = calloc(cap, sizeof *km.key), km.row = calloc(cap, sizeof *km.row);
+        ridx = malloc(((size_t)NI + (size_t)n_held + cat.n) * sizeof *ridx);
+        rtext = calloc((size_t)NI + (size_t)n_held + cat.n, sizeof *rtext);
+        if (!km.key || !km.row || !ridx || !rtext) goto oom;
+        for (int i = 0; i < NI; i++) {
+            const char *id = model_item_id(m, i);
+            uint64_t k = model_item_key(id, strlen(id));
+            ridx[i] = i;
+            if (i > 0) key_map_put(&km, k, i);
+            if (text && i > 0) rtext[i] = item_table_get(items, k);
+        }
+        n_rows = NI;
+        for (int h = 0; h < n_held; h++) {
+            uint64_t k = model_item_key(held[h], strlen(held[h]));
+            if (key_map_put(&km, k, n_rows)) ridx[n_rows] = 0, rtext[n_rows] = text ? item_table_get(items, k) : NULL, n_rows++;
+        }
+        for (size_t c = 0; text && c < cat.n; c++) {
+            uint64_t k = model_item_key(cat.ids[c], strlen(cat.ids[c]));
+            if (key_map_put(&km, k, n_rows)) ridx[n_rows] = 0, rtext[n_rows] = item_table_get(items, k), n_rows++;
+        }
+        n_extra = n_rows - NI;
+        cand = malloc((ev.n ? ev.n : 1) * sizeof *cand);
+        cold_row = calloc((size_t)n_rows, 1);
+        bias = malloc((size_t)n_rows * sizeof *bias);
+        if (!cand || !cold_row || !bias) goto oom;
+        for (size_t i = 0; i < ev.n; i++) {
+            const char *id = ev.ev[perm[i]].item_id;
+            cand[i] = key_map_get(&km, model_item_key(id, strlen(id)));
+        }
+        for (int h = 0; h < n_held; h++) cold_row[key_map_get(&km, model_item_key(held[h], strlen(held[h])))] = 1;
+        cold_row[0] = 0;
+        if (model_heads(m) & MODEL_HEAD_SCORE) {
+            if (!(S = malloc((size_t)n_rows * m->cfg.out_dim * sizeof *S))) goto oom;
+            if (model_score_rows(m, n_rows, ridx, rtext, S, bias, err, sizeof err)) goto done;
+        } else {
+            memset(bias, 0, (size_t)n_rows * sizeof *bias);
+        }
+    }
     /* the streaming pass: every event up to each user's second-last (all of them with --evolution) */
     const int D = m->cfg.out_dim;
     const size_t ss = (model_state_size(m) + 7) & ~(size_t)7;
@@ -195,6 +329,7 @@ int cmd_eval(int argc, char **argv) {
     if (!states || !U || !sp || !sev || !srow || !svec || !sdrift) goto oom;
     for (int u = 0; u < nu; u++) model_state_init(m, states + ss * (size_t)u);
     if (model_runner_new(&r, m, backend, batch, err, sizeof err)) goto done;
+    if (text) model_runner_set_text(r, item_table_lookup, items);
     int64_t maxlen = 0;
     for (int u = 0; u < nu; u++)
         if (data.start[u + 1] - data.start[u] > maxlen) maxlen = data.start[u + 1] - data.start[u];
@@ -232,19 +367,35 @@ int cmd_eval(int argc, char **argv) {
         if (n >= 3) memcpy(Uv + (size_t)u * D, U + (size_t)(b + n - 3) * D, (size_t)D * sizeof(float));
     }
     const int have = (model_heads(m) & MODEL_HEAD_SCORE) != 0;
-    rank_metrics tm, tp, vm, vp;
-    if (train_rank_vectors(m, &data, 1, Ut, have ? &tm : NULL, &tp, err, sizeof err) ||
-        train_rank_vectors(m, &data, 2, Uv, have ? &vm : NULL, &vp, err, sizeof err))
+    rank_metrics tm, tp, vm, vp, cm, cp, nm, np_;
+    train_rank_set rs = {n_rows, S, bias, cand, NULL, NULL}, rc_set = {n_rows, S, bias, cand, cold_row, NULL},
+                   rn_set = {n_rows, S, bias, cand, cold_row, cold_row};
+    if (train_rank_vectors_set(m, &data, 1, Ut, &rs, have ? &tm : NULL, &tp, err, sizeof err) ||
+        train_rank_vectors_set(m, &data, 2, Uv, &rs, have ? &vm : NULL, &vp, err, sizeof err) ||
+        (cold && train_rank_vectors_set(m, &data, 1, Ut, &rc_set, have ? &cm : NULL, &cp, err, sizeof err)) ||
+        (cold && train_rank_vectors_set(m, &data, 1, Ut, &rn_set, have ? &nm : NULL, &np_, err, sizeof err)))
         goto done;
     const char *src = ml ? "movielens" : syn ? "synthetic" : "jsonl", *src_arg = ml ? ml : syn ? syn : jl;
     printf("ievo eval: model %s on %s %s: %zu events, %d users, %d items + <oov> (%ld events with an unknown item)\n",
            m->model_id, src, src_arg, ev.n, nu, m->cfg.n_items - 1, oov);
     printf("streaming path: model_step (%s), waves of <= %d users, %ld events applied in %.1f s\n",
            backend == MODEL_BACKEND_DNNL ? "dnnl" : "scalar", batch, applied, secs);
+    if (text)
+        printf("text: %zu catalogue items (%d candidates without a vocabulary row, ranked by their text), %ld event "
+               "texts; USE-lite encoded %ld texts in %.2f s, %ld from the cache\n",
+               cat.n, n_extra, tstats.texts - (long)cat.n, tstats.encoded, tstats.encode_s, tstats.from_cache);
+    else if (n_extra)
+        printf("%d held-out items are candidates without a vocabulary row (the model cannot tell them apart)\n", n_extra);
     printf("leave-one-out, all items ranked, input history filtered\n");
     printf("split      users |  model: HR@10  NDCG@10 HR@20   NDCG@20 | popularity: HR@10 NDCG@10 HR@20 NDCG@20\n");
     row("test", &tm, &tp, have);
     row("validation", &vm, &vp, have);
+    if (cold) {
+        row("test cold", &cm, &cp, have);
+        printf("(test cold: the test events whose target is a held-out item, ranked among all %d candidates)\n", n_rows - 1);
+        row("cold/new", &nm, &np_, have);
+        printf("(cold/new: the same events, ranked among the %d held-out items only: which new item)\n", n_held);
+    }
     if (have && tm.n_value)
         printf("value (test, %ld events with a value): model MAE %.4f RMSE %.4f | mean value: MAE %.4f RMSE %.4f\n",
                tm.n_value, tm.mae, tm.rmse, tp.mae, tp.rmse);
@@ -264,6 +415,19 @@ int cmd_eval(int argc, char **argv) {
     if (have) metrics_json(&jb, "model", &vm), json_buf_append(&jb, ",", 1);
     metrics_json(&jb, "popularity", &vp);
     json_buf_append(&jb, "}", 1);
+    json_buf_printf(&jb, ",\"candidates\":%d,\"candidates_without_row\":%d,\"held_out_items\":%d", n_rows - 1, n_extra, n_held);
+    if (text)
+        json_buf_printf(&jb, ",\"text\":{\"catalogue_items\":%zu,\"encoded\":%ld,\"from_cache\":%ld,\"encode_s\":%.3f}", cat.n,
+                        tstats.encoded, tstats.from_cache, tstats.encode_s);
+    if (cold) {
+        json_buf_printf(&jb, ",\"cold\":{");
+        if (have) metrics_json(&jb, "model", &cm), json_buf_append(&jb, ",", 1);
+        metrics_json(&jb, "popularity", &cp);
+        json_buf_printf(&jb, "},\"cold_among_new\":{");
+        if (have) metrics_json(&jb, "model", &nm), json_buf_append(&jb, ",", 1);
+        metrics_json(&jb, "popularity", &np_);
+        json_buf_append(&jb, "}", 1);
+    }
     if (evolution) {
         if (!have) {
             snprintf(err, sizeof err, "--evolution needs a model with a scoring head");
@@ -331,6 +495,12 @@ done:
     free(sp), free(sev), free(srow), free(svec), free(sdrift);
     train_data_free(&data);
     model_runner_free(r);
+    item_table_free(items);
+    item_catalog_free(&cat);
+    free(etext), free(texts), free(S), free(bias), free(cand), free(ridx), free((void *)rtext), free(cold_row);
+    free(km.key), free(km.row);
+    for (int h = 0; h < n_held; h++) free(held[h]);
+    free(held);
     model_free(m);
     event_list_free(&ev);
     return rc;

@@ -14,6 +14,9 @@
  * --truth FILE (synthetic only) writes one JSON line per produced event: user_id, events (the
  * event's index 1..n for its user), topic, switched (the topic differs from the user's
  * previous event), ts.
+ * --items writes the item catalogue instead: Item records (schemas/item.avsc) keyed by item_id,
+ * from --movielens DIR (u.item: title and genres, as the trainer reads them) or --items-jsonl
+ * FILE ({"item_id","text"} lines), ts = now; the default schema id is then 3 (items.schema.id).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,11 +33,14 @@
 #include "commands.h"
 #include "config.h"
 #include "event_source.h"
+#include "item_codec.h"
+#include "item_table.h"
 #include "json.h"
 #include "log.h"
 
 typedef struct {
-    const char *topic, *movielens, *synthetic, *jsonl, *truth, *user_prefix;
+    const char *topic, *movielens, *synthetic, *jsonl, *truth, *user_prefix, *items_jsonl;
+    int items, schema_id_set;
     wire_format format;
     int32_t schema_id;
     int64_t limit, repeat;
@@ -65,7 +71,10 @@ static void produce_usage(FILE *f) {
             "                each repeat shifted in time after the previous one\n"
             "  --user-prefix P  rename users P<k>-<user> (also without --repeat: P0-<user>)\n"
             "  --rate R      at most R events per second\n"
-            "  --truth FILE  synthetic ground truth per event as JSON lines\n");
+            "  --truth FILE  synthetic ground truth per event as JSON lines\n"
+            "usage: ievo produce -b BOOTSTRAP -t TOPIC --items (--movielens DIR | --items-jsonl FILE|-) [--schema-id N]\n"
+            "  Writes the item catalogue: Item records (item_id, text, ts) keyed by item_id; from MovieLens the\n"
+            "  text is u.item's title and genres. Default schema id 3.\n");
 }
 
 static void produce_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -121,6 +130,10 @@ static int produce_parse_args(int argc, char **argv, produce_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return 1;
+        if (!strcmp(a, "--items")) {
+            o->items = 1;
+            continue;
+        }
         if (i + 1 >= argc) {
             LOG_E("produce", "unknown option or missing value: %s", a);
             return -1;
@@ -147,6 +160,10 @@ static int produce_parse_args(int argc, char **argv, produce_opts *o) {
         } else if (!strcmp(a, "--schema-id")) {
             rc = produce_int(a, v, 0, INT32_MAX, &x);
             o->schema_id = (int32_t)x;
+            o->schema_id_set = 1;
+        } else if (!strcmp(a, "--items-jsonl")) {
+            o->items_jsonl = v;
+            o->items = 1;
         } else if (!strcmp(a, "--seed")) {
             rc = produce_int(a, v, 0, INT64_MAX, &x);
             o->synth.seed = (uint64_t)x;
@@ -180,6 +197,18 @@ static int produce_parse_args(int argc, char **argv, produce_opts *o) {
             return -1;
         }
         if (rc) return -1;
+    }
+    if (o->items) {
+        if (!!o->movielens + !!o->items_jsonl != 1 || o->synthetic || o->jsonl || o->truth || o->repeat > 1) {
+            LOG_E("produce", "--items takes exactly one of --movielens, --items-jsonl (and no event options)");
+            return -1;
+        }
+        if (!o->topic) {
+            LOG_E("produce", "-t TOPIC is required");
+            return -1;
+        }
+        if (!o->schema_id_set) o->schema_id = 3;
+        return 0;
     }
     int sources = !!o->movielens + !!o->synthetic + !!o->jsonl;
     if (sources != 1) {
@@ -267,6 +296,88 @@ static double produce_now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* --items: the catalogue as Item records keyed by item_id. Returns the exit code. */
+/* The producer both modes use (idempotent, the Java client's key hashing); errors are logged. */
+static rd_kafka_t *new_producer(const config *cfg, produce_counts *counts) {
+    static const char *const defaults[] = {
+        "client.id", "ievo-produce",
+        "enable.idempotence", "true",
+        "queue.buffering.max.messages", "1000000",
+        "queue.buffering.max.kbytes", "1048576",
+        "linger.ms", "5",
+        "partitioner", "murmur2_random",   /* the Java client's key hashing */
+        NULL, NULL};
+    char err[512], kerr[512];
+    rd_kafka_conf_t *conf = config_kafka_conf(cfg, defaults, NULL, NULL, err, sizeof err);
+    if (!conf) {
+        LOG_E("produce", "%s", err);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, produce_kafka_log);
+    rd_kafka_conf_set_dr_msg_cb(conf, produce_dr);
+    rd_kafka_conf_set_opaque(conf, counts);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        LOG_E("produce", "cannot create producer: %s", kerr);
+    }
+    return rk;
+}
+
+static int produce_items(produce_opts *o) {
+    char err[512];
+    item_catalog cat = {0};
+    item_writer *iw = NULL;
+    rd_kafka_t *rk = NULL;
+    produce_counts counts = {0, 0};
+    int rc = 1;
+    if (o->movielens ? item_catalog_movielens(o->movielens, &cat, err, sizeof err)
+                     : item_catalog_jsonl(o->items_jsonl, &cat, err, sizeof err)) {
+        LOG_E("produce", "%s", err);
+        goto done;
+    }
+    if (!(iw = item_writer_new(o->format, o->schema_id, err, sizeof err))) {
+        LOG_E("produce", "%s", err);
+        goto done;
+    }
+    if (!(rk = new_producer(&o->cfg, &counts))) goto done;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ts = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int failed = 0;
+    for (size_t i = 0; i < cat.n && !failed; i++) {
+        item_record r = {cat.ids[i], strlen(cat.ids[i]), cat.texts[i], strlen(cat.texts[i]), ts};
+        const uint8_t *payload;
+        size_t len;
+        if (item_write(iw, &r, &payload, &len, err, sizeof err)) {
+            LOG_E("produce", "%s", err);
+            failed = 1;
+            break;
+        }
+        for (;;) {
+            rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_KEY(r.item_id, r.item_id_len),
+                                                      RD_KAFKA_V_VALUE((void *)payload, len),
+                                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                rd_kafka_poll(rk, 10);
+                continue;
+            }
+            if (e) LOG_E("produce", "cannot produce to %s: %s", o->topic, rd_kafka_err2str(e)), failed = 1;
+            break;
+        }
+    }
+    while (rd_kafka_outq_len(rk) > 0 && rd_kafka_flush(rk, 60000) != RD_KAFKA_RESP_ERR__TIMED_OUT) {}
+    counts.failed += rd_kafka_outq_len(rk);
+    LOG_I("produce", "%zu items to %s: %lld delivered, %lld failed", cat.n, o->topic, (long long)counts.delivered,
+          (long long)counts.failed);
+    rc = failed || counts.failed ? 1 : 0;
+done:
+    if (rk) rd_kafka_destroy(rk);
+    item_writer_free(iw);
+    item_catalog_free(&cat);
+    return rc;
+}
+
 int cmd_produce(int argc, char **argv) {
     produce_opts o;
     memset(&o, 0, sizeof o);
@@ -295,6 +406,10 @@ int cmd_produce(int argc, char **argv) {
         LOG_E("produce", "no bootstrap servers: give -b BOOTSTRAP (or bootstrap.servers in -F / IEVO_CFG_BOOTSTRAP_SERVERS)");
         goto done;
     }
+    if (o.items) {
+        exit_code = produce_items(&o);
+        goto done;
+    }
     if (!(w = avro_tools_ua_writer_new(o.format, o.schema_id, err, sizeof err))) {
         LOG_E("produce", "%s", err);
         goto done;
@@ -313,28 +428,7 @@ int cmd_produce(int argc, char **argv) {
         }
     }
 
-    static const char *const defaults[] = {
-        "client.id", "ievo-produce",
-        "enable.idempotence", "true",
-        "queue.buffering.max.messages", "1000000",
-        "queue.buffering.max.kbytes", "1048576",
-        "linger.ms", "5",
-        "partitioner", "murmur2_random",   /* the Java client's key hashing */
-        NULL, NULL};
-    rd_kafka_conf_t *conf = config_kafka_conf(&o.cfg, defaults, NULL, NULL, err, sizeof err);
-    if (!conf) {
-        LOG_E("produce", "%s", err);
-        goto done;
-    }
-    rd_kafka_conf_set_log_cb(conf, produce_kafka_log);
-    rd_kafka_conf_set_dr_msg_cb(conf, produce_dr);
-    rd_kafka_conf_set_opaque(conf, &counts);
-    char kerr[512];
-    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr))) {
-        rd_kafka_conf_destroy(conf);
-        LOG_E("produce", "cannot create producer: %s", kerr);
-        goto done;
-    }
+    if (!(rk = new_producer(&o.cfg, &counts))) goto done;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

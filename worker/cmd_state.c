@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "item_table.h"
 #include "json.h"
 #include "model.h"
 #include "state_store.h"
@@ -18,10 +19,12 @@ static void usage(FILE *f) {
 
 typedef struct {
     const model *m;
+    model_runner *r; /* recomputes the vector a state holds (model_state_output) */
     json_buf b;
     int bad;
     char err[256];
     void *aligned;   /* model_state_size bytes */
+    float *v;        /* out_dim floats */
 } dump_ctx;
 
 static int dump_one(void *vctx, int32_t partition, const char *user, size_t user_len, const void *value,
@@ -38,7 +41,12 @@ static int dump_one(void *vctx, int32_t partition, const char *user, size_t user
     memcpy(x->aligned, value, value_size);
     const void *state = record_blob_c(x->aligned);
     json_buf *b = &x->b;
-    const float *v = model_state_vector(x->m, state);
+    const float *v = x->v;
+    if (model_state_output(x->r, state, x->v, x->err, sizeof x->err)) {
+        fprintf(stderr, "ievo state: user '%.*s' (partition %d): %s\n", (int)user_len, user, partition, x->err);
+        x->bad++;
+        return 0;
+    }
     b->len = 0;
     json_buf_printf(b, "{\"partition\":%d,\"user_id\":", partition);
     json_buf_string(b, user, user_len);
@@ -82,11 +90,25 @@ int cmd_state(int argc, char **argv) {
     if (state_store_open(&s, dir, &o, err, sizeof err)) goto done;
     if (dump) {
         if (model_load(&m, model_path, err, sizeof err)) goto done;
-        dump_ctx x = {.m = m, .aligned = malloc(RECORD_HEADER + model_state_size(m))};
-        if (!x.aligned) { snprintf(err, sizeof err, "out of memory"); goto done; }
+        dump_ctx x = {.m = m, .aligned = malloc(RECORD_HEADER + model_state_size(m)),
+                      .v = malloc((size_t)m->cfg.out_dim * sizeof(float))};
+        if (!x.aligned || !x.v) { free(x.aligned), free(x.v); snprintf(err, sizeof err, "out of memory"); goto done; }
+        if (model_runner_new(&x.r, m, MODEL_BACKEND_SCALAR, 1, err, sizeof err)) { free(x.aligned), free(x.v); goto done; }
+        item_table *items = NULL; /* text models: the item texts the worker stored, for the window's lookups */
+        if (m->cfg.text_dim > 0) {
+            if (item_table_new(&items, m->cfg.text_dim)) snprintf(err, sizeof err, "out of memory");
+            if (!items || item_table_load_store(items, s, err, sizeof err)) {
+                item_table_free(items), model_runner_free(x.r), free(x.aligned), free(x.v);
+                goto done;
+            }
+            model_runner_set_text(x.r, item_table_lookup, items);
+        }
         int frc = state_store_foreach(s, dump_one, &x, err, sizeof err);
+        item_table_free(items);
+        model_runner_free(x.r);
         json_buf_free(&x.b);
         free(x.aligned);
+        free(x.v);
         if (frc) goto done;
         rc = x.bad ? 1 : 0;
         if (x.bad) snprintf(err, sizeof err, "%d state(s) could not be read with this model", x.bad);

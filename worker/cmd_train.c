@@ -10,6 +10,12 @@
  * training config and the best validation metrics in the header's metadata. Progress goes to
  * stderr, one line per epoch. --dump-forward writes the trainer's own batched forward at every
  * position as JSON lines, for the train/serve parity test.
+ * --text makes a text model (docs/text.md): item texts from a catalogue (--movielens: u.item's
+ * title and genres; otherwise --items FILE of {"item_id","text"} lines) and the events' own text
+ * fields, encoded once with USE-lite (frozen; cached in the text cache dir), feed the adaptor the
+ * trainer learns. --text-only drops the id embeddings (the ablation). --holdout-items F removes a
+ * seeded fraction F of the items from the vocabulary and every one of their events from training,
+ * and lists them in the metadata (`ievo eval --cold` ranks them).
  * Exit codes: 0 done, 1 failed, 2 usage error.
  */
 #include <errno.h>
@@ -28,9 +34,12 @@
 #include "config.h"
 #include "event_source.h"
 #include "event_source_internal.h"
+#include "item_table.h"
 #include "json.h"
 #include "model.h"
+#include "rng.h"
 #include "train.h"
+#include "use_encoder.h"
 
 static void train_usage(FILE *f) {
     fprintf(f,
@@ -59,6 +68,14 @@ static void train_usage(FILE *f) {
             "  --init-bias 0|1 (1: start the score bias at log popularity, the value biases at item means)\n"
             "  --backend dnnl|scalar\n"
             "  --threads N (default: OMP_NUM_THREADS, else every core)\n"
+            "text (docs/text.md): --text (item and event texts through USE-lite and a learned adaptor)\n"
+            "  --text-only (no id embeddings: every item is its text) --items FILE ({\"item_id\",\"text\"} lines;\n"
+            "  default with --movielens: u.item title + genres) --text-encoder DIR --text-cache DIR|none\n"
+            "  --zero-oov 0|1 (1: the OOV rows stay zero, a new item is its text alone)\n"
+            "  --cold-dropout P (0: each step treats a fraction P of the items as new: no id rows, the cold bias)\n"
+            "  --untie-text 0|1 (with --tie: 1 = the scoring head's text adaptor is its own, not the input's)\n"
+            "cold start: --holdout-items FRACTION --holdout-seed N (1): items removed from the vocabulary and\n"
+            "  all their events from training; listed in the model's metadata for `ievo eval --cold`\n"
             "output: --out MODEL   --dump-forward FILE (u_t at every position: user_id, events, vector)\n");
 }
 
@@ -155,6 +172,12 @@ static int load_topic(const config *cfg, const char *topic, event_list *out, cha
                     goto done;
                 }
                 ev->ts = ua.ts, ev->value = ua.value, ev->has_value = ua.has_value;
+                if (ua.has_text && !memchr(ua.text, 0, ua.text_len) &&
+                    !(ev->text = event_list_intern(out, ua.text, ua.text_len))) {
+                    rd_kafka_message_destroy(m);
+                    snprintf(err, errlen, "out of memory");
+                    goto done;
+                }
             }
             if (m->offset + 1 >= hi[p]) done[p] = 1, open_parts--;
         }
@@ -253,6 +276,11 @@ static int index_users(const event_list *l, int32_t *uid, const char ***names, i
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* ---- progress ------------------------------------------------------------------------------ */
 
 static void fmt_dur(char *b, size_t n, double s) {
@@ -315,7 +343,12 @@ done:
 
 int cmd_train(int argc, char **argv) {
     const char *out = NULL, *ml = NULL, *jl = NULL, *syn = NULL, *topic = NULL, *dump = NULL, *name = "ievo";
-    int threads = 0, tie_set = 0;
+    const char *items_path = NULL;
+    int threads = 0, tie_set = 0, text = 0;
+    double holdout = 0;
+    unsigned long long holdout_seed = 1;
+    char enc_dir[4096], cache_dir[4096];
+    text_default_dirs(enc_dir, sizeof enc_dir, cache_dir, sizeof cache_dir);
     unsigned long long init_seed = 1;
     model_config mc;
     model_config_default(&mc);
@@ -336,13 +369,19 @@ int cmd_train(int argc, char **argv) {
         {"--backend", "backend"}, {"--beta1", "beta1"}, {"--beta2", "beta2"}, {"--tie", "tie"}, {"--ema", "ema"},
         {"--init-bias", "init_bias"}, {"--plateau", "plateau"}, {"--lr-decay", "lr_decay"},
         {"--mask-seen", "mask_seen"}, {"--value-lr", "value_lr"}, {"--value-wd", "value_wd"},
-        {"--value-refit", "value_refit"}};
+        {"--value-refit", "value_refit"}, {"--zero-oov", "zero_oov"}, {"--cold-dropout", "cold_dropout"},
+        {"--untie-text", "untie_text"}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             train_usage(stdout);
             config_free(&kcfg);
             return 0;
+        }
+        if (!strcmp(a, "--text") || !strcmp(a, "--text-only")) {
+            text = 1;
+            if (!strcmp(a, "--text-only")) tc.text_only = 1;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "ievo train: unknown option or missing value: %s\n", a);
@@ -360,6 +399,18 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--synth-seed")) so.seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--init-seed")) init_seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--items")) items_path = v;
+        else if (!strcmp(a, "--text-encoder")) snprintf(enc_dir, sizeof enc_dir, "%s", v);
+        else if (!strcmp(a, "--text-cache")) snprintf(cache_dir, sizeof cache_dir, "%s", v);
+        else if (!strcmp(a, "--holdout-seed")) holdout_seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--holdout-items")) {
+            char *end;
+            holdout = strtod(v, &end);
+            if (*end || !(holdout >= 0 && holdout < 1)) {
+                fprintf(stderr, "ievo train: --holdout-items takes a fraction in [0, 1), got %s\n", v);
+                goto usage;
+            }
+        }
         else if (!strcmp(a, "-b")) known = config_set(&kcfg, "bootstrap.servers", v) == 0;
         else if (!strcmp(a, "-X")) {
             if (config_set_kv(&kcfg, v, err, sizeof err)) {
@@ -400,6 +451,11 @@ int cmd_train(int argc, char **argv) {
         goto usage;
     }
     mc.n_items = mc.n_actions = 1;
+    if (text) mc.text_dim = USE_DIM;
+    if (items_path && !text) {
+        fprintf(stderr, "ievo train: --items needs --text\n");
+        goto usage;
+    }
     if (!tie_set) tc.tie = mc.item_dim == mc.out_dim; /* tied by default: measured better on ML-100K */
     if (model_config_check(&mc, err, sizeof err) || train_config_check(&tc, err, sizeof err)) {
         fprintf(stderr, "ievo train: %s\n", err);
@@ -411,7 +467,15 @@ int cmd_train(int argc, char **argv) {
     }
     if (threads > 0) model_runtime_init(threads);
 
-    int rc = 1, n_users = 0, n_item_ids = 0, n_act_ids = 0, heads = MODEL_HEAD_SCORE;
+    int rc = 1, n_users = 0, n_item_ids = 0, n_act_ids = 0, heads = MODEL_HEAD_SCORE, n_vocab = 0, n_held = 0;
+    const char **vocab_ids = NULL, **held_ids = NULL;
+    uint64_t *held_keys = NULL;
+    item_catalog cat = {0};
+    item_table *items = NULL;
+    text_encode_stats tstats = {0};
+    float *item_text = NULL, *event_text = NULL;
+    uint8_t *item_has_text = NULL;
+    long n_item_text = 0, n_event_text = 0;
     event_list ev = {0};
     char **own_items = NULL;
     const char **item_ids = NULL, **act_ids = NULL, **user_names = NULL;
@@ -457,30 +521,111 @@ int cmd_train(int argc, char **argv) {
         snprintf(err, sizeof err, "out of memory");
         goto done;
     }
+    /* cold start: a seeded fraction of the items leaves the vocabulary, and all their events the data */
+    vocab_ids = malloc((size_t)(n_item_ids ? n_item_ids : 1) * sizeof *vocab_ids);
+    held_ids = malloc((size_t)(n_item_ids ? n_item_ids : 1) * sizeof *held_ids);
+    held_keys = malloc((size_t)(n_item_ids ? n_item_ids : 1) * sizeof *held_keys);
+    if (!vocab_ids || !held_ids || !held_keys) {
+        snprintf(err, sizeof err, "out of memory");
+        goto done;
+    }
+    {
+        int n_hold = (int)(holdout * n_item_ids + 0.5), *perm = malloc((size_t)(n_item_ids ? n_item_ids : 1) * sizeof *perm);
+        unsigned char *is_held = calloc((size_t)(n_item_ids ? n_item_ids : 1), 1);
+        if (!perm || !is_held) {
+            free(perm), free(is_held);
+            snprintf(err, sizeof err, "out of memory");
+            goto done;
+        }
+        rng_t hr;
+        rng_seed(&hr, holdout_seed ^ 0x686f6c646f7574ull); /* "holdout" */
+        for (int i = 0; i < n_item_ids; i++) perm[i] = i;
+        for (int i = n_item_ids - 1; i > 0; i--) {
+            int j = (int)(rng_uniform(&hr) * (i + 1)), t = perm[i];
+            perm[i] = perm[j], perm[j] = t;
+        }
+        for (int k = 0; k < n_hold; k++) is_held[perm[k]] = 1;
+        for (int i = 0; i < n_item_ids; i++) {
+            if (is_held[i]) held_ids[n_held] = item_ids[i], held_keys[n_held++] = model_item_key(item_ids[i], strlen(item_ids[i]));
+            else vocab_ids[n_vocab++] = item_ids[i];
+        }
+        free(perm), free(is_held);
+        qsort(held_keys, (size_t)n_held, sizeof *held_keys, cmp_u64);
+    }
     for (size_t i = 0; i < ev.n; i++) heads |= ev.ev[i].has_value && tc.value_weight > 0 ? MODEL_HEAD_VALUE : 0;
-    if (model_init_random(&m, &mc, name, item_ids, n_item_ids, act_ids, n_act_ids, init_seed, err, sizeof err) ||
+    if (model_init_random(&m, &mc, name, vocab_ids, n_vocab, act_ids, n_act_ids, init_seed, err, sizeof err) ||
         model_add_heads(m, heads, init_seed, err, sizeof err))
         goto done;
-    /* 3. sequences */
+    /* text: the catalogue's vectors by vocabulary index, the events' own texts */
+    if (text) {
+        if (items_path ? item_catalog_jsonl(items_path, &cat, err, sizeof err)
+                       : ml ? item_catalog_movielens(ml, &cat, err, sizeof err) : 0)
+            goto done;
+        if (item_table_from_catalog(&items, &cat, enc_dir, cache_dir, &tstats, err, sizeof err)) goto done;
+        const int NI = m->cfg.n_items;
+        item_text = calloc((size_t)NI * USE_DIM, sizeof *item_text);
+        item_has_text = calloc((size_t)NI, 1);
+        if (!item_text || !item_has_text) {
+            snprintf(err, sizeof err, "out of memory");
+            goto done;
+        }
+        for (int i = 1; i < NI; i++) {
+            const char *id = model_item_id(m, i);
+            const float *v = item_table_get(items, model_item_key(id, strlen(id)));
+            if (v) memcpy(item_text + (size_t)i * USE_DIM, v, USE_DIM * sizeof(float)), item_has_text[i] = 1, n_item_text++;
+        }
+        const char **texts = malloc((ev.n ? ev.n : 1) * sizeof *texts);
+        if (!texts) {
+            snprintf(err, sizeof err, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < ev.n; i++)
+            if (ev.ev[i].text) texts[n_event_text++] = ev.ev[i].text;
+        event_text = malloc((size_t)(n_event_text ? n_event_text : 1) * USE_DIM * sizeof *event_text);
+        int trc = !event_text ? (snprintf(err, sizeof err, "out of memory"), -1)
+                              : text_encode_all(enc_dir, cache_dir, texts, (size_t)n_event_text, event_text, &tstats, err,
+                                                sizeof err);
+        free(texts);
+        if (trc) goto done;
+        fprintf(stderr, "ievo train: text: %ld of %d vocabulary items have a catalogue text (%zu in the catalogue), %ld events "
+                "their own; USE-lite: %ld texts encoded in %.2f s (+%.2f s loading), %ld from the cache\n",
+                n_item_text, NI - 1, cat.n, n_event_text, tstats.encoded, tstats.encode_s, tstats.load_s, tstats.from_cache);
+    }
+    /* 3. sequences (without the held-out items' events) */
     uid = malloc(ev.n * sizeof *uid);
     mev = malloc(ev.n * sizeof *mev);
     if (!uid || !mev || index_users(&ev, uid, &user_names, &n_users)) {
         snprintf(err, sizeof err, "out of memory");
         goto done;
     }
-    long oov = 0;
-    for (size_t i = 0; i < ev.n; i++) {
+    long oov = 0, dropped = 0;
+    size_t nk = 0;
+    for (size_t i = 0, et = 0; i < ev.n; i++) {
         const source_event *e = &ev.ev[i];
-        mev[i] = (model_event){model_item_index(m, e->item_id, strlen(e->item_id)),
-                               model_action_index(m, e->action, strlen(e->action)), e->ts, e->value, e->has_value};
-        oov += mev[i].item == 0;
+        const float *etext = e->text ? event_text + (et++) * USE_DIM : NULL;
+        uint64_t key = model_item_key(e->item_id, strlen(e->item_id));
+        if (n_held && bsearch(&key, held_keys, (size_t)n_held, sizeof *held_keys, cmp_u64)) {
+            dropped++;
+            continue;
+        }
+        uid[nk] = uid[i];
+        mev[nk] = (model_event){model_item_index(m, e->item_id, strlen(e->item_id)),
+                                model_action_index(m, e->action, strlen(e->action)), e->ts, e->value, e->has_value,
+                                text ? key : 0, text ? etext : NULL};
+        oov += mev[nk].item == 0;
+        nk++;
     }
-    if (train_data_group(&data, n_users, ev.n, uid, mev, NULL, err, sizeof err)) goto done;
+    if (train_data_group(&data, n_users, nk, uid, mev, NULL, err, sizeof err)) goto done;
+    data.item_text = item_text;
+    data.item_has_text = item_has_text;
     fprintf(stderr,
             "ievo train: %zu events, %d users, %d items + <oov> (%ld events with an unknown item), %d actions; "
-            "%s H=%d E=%d D=%d W=%d, %zu parameters\n",
-            ev.n, n_users, n_item_ids, oov, n_act_ids, mc.cell == MODEL_CELL_LSTM ? "lstm" : "gru", mc.hidden,
-            mc.item_dim, mc.out_dim, mc.window, m->n_params);
+            "%s H=%d E=%d D=%d W=%d%s, %zu parameters\n",
+            nk, n_users, n_vocab, oov, n_act_ids, mc.cell == MODEL_CELL_LSTM ? "lstm" : "gru", mc.hidden,
+            mc.item_dim, mc.out_dim, mc.window, text ? (tc.text_only ? ", text only" : ", text") : "", m->n_params);
+    if (n_held)
+        fprintf(stderr, "ievo train: held out %d items (fraction %g, seed %llu) and their %ld events\n", n_held, holdout,
+                holdout_seed, dropped);
     /* 4. train */
     train_result res;
     if (train_fit(m, &data, &tc, on_progress, NULL, &res, err, sizeof err)) goto done;
@@ -499,7 +644,27 @@ int cmd_train(int argc, char **argv) {
     const char *src_arg = ml ? ml : syn ? syn : jl ? jl : topic;
     json_buf_printf(&meta, "{\"created_by\":\"ievo train\",\"data\":{\"source\":\"%s\",\"path\":", src);
     json_buf_string(&meta, src_arg, strlen(src_arg));
-    json_buf_printf(&meta, ",\"events\":%zu,\"users\":%d,\"items\":%d,\"actions\":%d}", ev.n, n_users, n_item_ids, n_act_ids);
+    json_buf_printf(&meta, ",\"events\":%zu,\"users\":%d,\"items\":%d,\"actions\":%d}", ev.n, n_users, n_vocab, n_act_ids);
+    if (text) {
+        json_buf_printf(&meta, ",\"text\":{\"encoder\":\"use-lite\",\"dim\":%d,\"catalogue\":", USE_DIM);
+        const char *csrc = items_path ? items_path : ml ? ml : NULL;
+        if (csrc) json_buf_string(&meta, csrc, strlen(csrc));
+        else json_buf_append(&meta, "null", 4);
+        json_buf_printf(&meta, ",\"catalogue_format\":\"%s\",\"catalogue_items\":%zu,\"vocab_items_with_text\":%ld,"
+                        "\"event_texts\":%ld,\"text_only\":%d,\"zero_oov\":%d,\"encoded\":%ld,\"from_cache\":%ld,"
+                        "\"encode_s\":%.3f,\"encoder_load_s\":%.3f,\"tokens\":%ld}",
+                        items_path ? "jsonl" : ml ? "movielens" : "none", cat.n, n_item_text, n_event_text, tc.text_only,
+                        tc.zero_oov, tstats.encoded, tstats.from_cache, tstats.encode_s, tstats.load_s, tstats.tokens);
+    }
+    if (n_held) {
+        json_buf_printf(&meta, ",\"holdout\":{\"fraction\":%.9g,\"seed\":%llu,\"events_dropped\":%ld,\"items\":[", holdout,
+                        holdout_seed, dropped);
+        for (int i = 0; i < n_held; i++) {
+            if (i) json_buf_append(&meta, ",", 1);
+            json_buf_string(&meta, held_ids[i], strlen(held_ids[i]));
+        }
+        json_buf_append(&meta, "]}", 2);
+    }
     json_buf_printf(&meta, ",\"train\":%s,\"init_seed\":%llu,\"threads\":%d", cfg_json ? cfg_json : "null", init_seed,
                     res.threads);
     json_buf_printf(&meta, ",\"protocol\":\"leave-one-out: last event test, second-last validation; all items "
@@ -539,6 +704,10 @@ done:
     if (own_items) synth_item_ids_free(own_items, n_item_ids);
     else free(item_ids);
     free(act_ids);
+    free(vocab_ids), free(held_ids), free(held_keys);
+    item_table_free(items);
+    item_catalog_free(&cat);
+    free(item_text), free(item_has_text), free(event_text);
     event_list_free(&ev);
     config_free(&kcfg);
     return rc;

@@ -12,14 +12,13 @@
  * no bounds checks.
  */
 #include "codec.h"
+#include "codec_read.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #define CODEC_DEFAULT_MAX_BYTES (1u << 20)
-#define CODEC_HEADER_BYTES 5
 
 int wire_format_parse(const char *s) {
     if (!s) return -1;
@@ -49,118 +48,22 @@ void codec_put_confluent_header(uint8_t *buf5, int32_t schema_id) {
     buf5[4] = (uint8_t)id;
 }
 
-/* ---- decoder --------------------------------------------------------------------------------- */
-
-typedef struct {
-    const uint8_t *p, *end;
-} codec_cursor;
-
-/* Fills reason with "<class>: <message>" and returns st. */
-static codec_status codec_fail(codec_status st, char *reason, size_t reason_len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static codec_status codec_fail(codec_status st, char *reason, size_t reason_len, const char *fmt, ...) {
-    if (reason && reason_len) {
-        int n = snprintf(reason, reason_len, "%s: ", codec_status_name(st));
-        if (n >= 0 && (size_t)n < reason_len) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(reason + n, reason_len - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return st;
-}
-
-/* Reads one zig-zag varint long. Returns 0, or -1 when truncated, -2 when longer than 10 bytes
- * or wider than 64 bits. */
-static int codec_read_long(codec_cursor *c, int64_t *out) {
-    uint64_t v = 0;
-    for (int i = 0; i < 10; i++) {
-        if (c->p >= c->end) return -1;
-        uint8_t b = *c->p++;
-        if (i == 9 && b > 1) return -2;   /* the 10th byte carries only bit 63 */
-        v |= (uint64_t)(b & 0x7F) << (7 * i);
-        if (!(b & 0x80)) {
-            *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-            return 0;
-        }
-    }
-    return -2;
-}
-
-static codec_status codec_long_error(int rc, const char *field, char *reason, size_t reason_len) {
-    if (rc == -1) return codec_fail(CODEC_E_AVRO, reason, reason_len, "truncated in field %s", field);
-    return codec_fail(CODEC_E_AVRO, reason, reason_len, "bad varint in field %s", field);
-}
-
-static codec_status codec_read_string(codec_cursor *c, const char *field, const char **s, size_t *n,
-                                      char *reason, size_t reason_len) {
-    int64_t len;
-    int rc = codec_read_long(c, &len);
-    if (rc) return codec_long_error(rc, field, reason, reason_len);
-    if (len < 0)
-        return codec_fail(CODEC_E_AVRO, reason, reason_len, "negative length %lld in field %s",
-                          (long long)len, field);
-    size_t left = (size_t)(c->end - c->p);
-    if ((uint64_t)len > left)
-        return codec_fail(CODEC_E_AVRO, reason, reason_len,
-                          "truncated in field %s (length %lld, %zu bytes left)", field, (long long)len, left);
-    *s = (const char *)c->p;
-    *n = (size_t)len;
-    c->p += len;
-    return CODEC_OK;
-}
-
-/* Union ["null", X]: 0 -> absent, 1 -> present. */
-static codec_status codec_read_branch(codec_cursor *c, const char *field, int *present, char *reason,
-                                      size_t reason_len) {
-    int64_t b;
-    int rc = codec_read_long(c, &b);
-    if (rc) return codec_long_error(rc, field, reason, reason_len);
-    if (b != 0 && b != 1)
-        return codec_fail(CODEC_E_AVRO, reason, reason_len, "bad union branch %lld in field %s",
-                          (long long)b, field);
-    *present = (int)b;
-    return CODEC_OK;
-}
-
-static codec_status codec_check_id(const char *field, size_t n, size_t max, char *reason, size_t reason_len) {
-    if (n == 0) return codec_fail(CODEC_E_INVALID, reason, reason_len, "%s is empty", field);
-    if (n > max)
-        return codec_fail(CODEC_E_INVALID, reason, reason_len, "%s is %zu bytes (limit %zu)", field, n, max);
-    return CODEC_OK;
-}
+/* ---- decoder (the cursor and its checks: codec_read.h) ----------------------------------------- */
 
 codec_status codec_decode_user_action(const codec_in_opts *o, const void *payload, size_t len,
                                       user_action *out, char *reason, size_t reason_len) {
     size_t max = o->max_bytes ? o->max_bytes : CODEC_DEFAULT_MAX_BYTES;
-    const uint8_t *b = payload;
+    codec_cursor c = {NULL, NULL};
     codec_status st;
     if (reason && reason_len) reason[0] = 0;
-    if (len > max)
-        return codec_fail(CODEC_E_OVERSIZED, reason, reason_len, "%zu bytes (limit %zu)", len, max);
-    if (o->format == WIRE_CONFLUENT) {
-        if (len < CODEC_HEADER_BYTES)
-            return codec_fail(CODEC_E_FRAMING, reason, reason_len,
-                              "%zu bytes is shorter than the 5-byte Confluent header", len);
-        if (b[0] != 0)
-            return codec_fail(CODEC_E_FRAMING, reason, reason_len, "magic byte is 0x%02x, expected 0x00", b[0]);
-        int32_t id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
-        if (id != o->schema_id)
-            return codec_fail(CODEC_E_SCHEMA_ID, reason, reason_len, "schema id %d, expected %d", (int)id,
-                              (int)o->schema_id);
-        b += CODEC_HEADER_BYTES;
-        len -= CODEC_HEADER_BYTES;
-    }
-    codec_cursor c = {b, b + len};
+    if ((st = codec_open_payload(o, payload, len, max, &c, reason, reason_len))) return st;
     user_action ua;
     memset(&ua, 0, sizeof ua);
 
     if ((st = codec_read_string(&c, "user_id", &ua.user_id, &ua.user_id_len, reason, reason_len))) return st;
     if ((st = codec_read_string(&c, "item_id", &ua.item_id, &ua.item_id_len, reason, reason_len))) return st;
     if ((st = codec_read_string(&c, "action", &ua.action, &ua.action_len, reason, reason_len))) return st;
-    int rc = codec_read_long(&c, &ua.ts);
-    if (rc) return codec_long_error(rc, "ts", reason, reason_len);
+    if ((st = codec_read_long_field(&c, "ts", &ua.ts, reason, reason_len))) return st;
     if ((st = codec_read_branch(&c, "value", &ua.has_value, reason, reason_len))) return st;
     if (ua.has_value) {
         if (c.end - c.p < 4) return codec_fail(CODEC_E_AVRO, reason, reason_len, "truncated in field value");
@@ -172,16 +75,12 @@ codec_status codec_decode_user_action(const codec_in_opts *o, const void *payloa
     if (ua.has_text &&
         (st = codec_read_string(&c, "text", &ua.text, &ua.text_len, reason, reason_len)))
         return st;
-    if (c.p != c.end)
-        return codec_fail(CODEC_E_AVRO, reason, reason_len, "%zu trailing bytes after the record",
-                          (size_t)(c.end - c.p));
+    if ((st = codec_check_end(&c, reason, reason_len))) return st;
 
     if ((st = codec_check_id("user_id", ua.user_id_len, CODEC_MAX_ID_BYTES, reason, reason_len))) return st;
     if ((st = codec_check_id("item_id", ua.item_id_len, CODEC_MAX_ID_BYTES, reason, reason_len))) return st;
     if ((st = codec_check_id("action", ua.action_len, CODEC_MAX_ACTION_BYTES, reason, reason_len))) return st;
-    if (ua.ts < CODEC_TS_MIN || ua.ts >= CODEC_TS_MAX)
-        return codec_fail(CODEC_E_INVALID, reason, reason_len, "ts %lld is outside [%lld, %lld)",
-                          (long long)ua.ts, CODEC_TS_MIN, CODEC_TS_MAX);
+    if ((st = codec_check_ts(ua.ts, reason, reason_len))) return st;
     if (ua.has_value && !isfinite(ua.value))
         return codec_fail(CODEC_E_INVALID, reason, reason_len, "value is %s", isnan(ua.value) ? "NaN" : "Inf");
     if (ua.has_text && ua.text_len > CODEC_MAX_TEXT_BYTES)

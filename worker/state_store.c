@@ -12,6 +12,8 @@
 #define K_META 0x00
 #define K_OFFSET 0x01
 #define K_STATE 0x02
+#define K_ITEM 0x03
+#define K_ITEM_OFFSET 0x04
 #define MAX_USER_KEY 512
 
 struct state_store {
@@ -389,6 +391,80 @@ int state_store_list_offsets(state_store *s, int32_t *partitions, int64_t *offse
     int rc = take_err(rerr, "iterate offsets", err, errlen);
     rocksdb_iter_destroy(it);
     return rc ? -1 : n;
+}
+
+void state_batch_put_item(state_batch *b, uint64_t key, uint64_t text_hash, const char *id, size_t id_len,
+                          const float *vec, int dim) {
+    char k[9];
+    k[0] = K_ITEM;
+    put_be64(k + 1, key);
+    size_t n = 12 + id_len + 4 * (size_t)dim;
+    char stack[4096], *v = n <= sizeof stack ? stack : malloc(n);
+    if (!v) return; /* ENOMEM: the item is re-read from the topic after a restart */
+    for (int i = 0; i < 8; i++) v[i] = (char)(text_hash >> (8 * i));
+    uint32_t il = (uint32_t)id_len;
+    memcpy(v + 8, &il, 4);
+    memcpy(v + 12, id, id_len);
+    memcpy(v + 12 + id_len, vec, 4 * (size_t)dim); /* little-endian hosts only, as model/ */
+    rocksdb_writebatch_put(b->wb, k, sizeof k, v, n);
+    b->count++;
+    if (v != stack) free(v);
+}
+
+void state_batch_put_item_offset(state_batch *b, int32_t partition, int64_t next_offset) {
+    char key[5], val[8];
+    key[0] = K_ITEM_OFFSET;
+    put_be32(key + 1, (uint32_t)partition);
+    put_be64(val, (uint64_t)next_offset);
+    rocksdb_writebatch_put(b->wb, key, sizeof key, val, sizeof val);
+    b->count++;
+}
+
+int state_store_foreach_item(state_store *s, state_store_item_fn fn, void *ctx, char *err, size_t errlen) {
+    rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->ropts);
+    char start = K_ITEM;
+    int rc = 0;
+    for (rocksdb_iter_seek(it, &start, 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kn, vn;
+        const char *k = rocksdb_iter_key(it, &kn);
+        if (kn != 9 || k[0] != K_ITEM) break;
+        const char *v = rocksdb_iter_value(it, &vn);
+        uint32_t il = 0;
+        if (vn >= 12) memcpy(&il, v + 8, 4);
+        if (vn < 12 || il > vn - 12 || (vn - 12 - il) % 4) {
+            snprintf(err, errlen, "corrupt item record (key %016llx, %zu bytes)", (unsigned long long)get_be64(k + 1), vn);
+            rc = -1;
+            break;
+        }
+        uint64_t th = 0;
+        for (int i = 7; i >= 0; i--) th = (th << 8) | (unsigned char)v[i];
+        if (fn(ctx, get_be64(k + 1), th, v + 12, il, v + 12 + il, (int)((vn - 12 - il) / 4))) break;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    if (take_err(rerr, "iterate items", err, errlen)) rc = -1;
+    rocksdb_iter_destroy(it);
+    return rc;
+}
+
+int state_store_get_item_offset(state_store *s, int32_t partition, int64_t *next_offset, char *err, size_t errlen) {
+    char key[5];
+    key[0] = K_ITEM_OFFSET;
+    put_be32(key + 1, (uint32_t)partition);
+    size_t n;
+    char *rerr = NULL;
+    char *v = rocksdb_get(s->db, s->ropts, key, sizeof key, &n, &rerr);
+    if (take_err(rerr, "get item offset", err, errlen)) return -1;
+    *next_offset = -1;
+    if (!v) return 0;
+    int ok = n == 8;
+    if (ok) *next_offset = (int64_t)get_be64(v);
+    rocksdb_free(v);
+    if (!ok) {
+        snprintf(err, errlen, "corrupt items offset record for partition %d (%zu bytes)", partition, n);
+        return -1;
+    }
+    return 0;
 }
 
 uint64_t state_store_memory_bytes(state_store *s) {

@@ -11,6 +11,11 @@
  *   0x00 "meta:" name              store metadata (input topic, model fingerprint)
  *   0x01 be32(partition)           -> be64 next offset to apply
  *   0x02 be32(partition) user_id   -> the user's record (worker_record.h; opaque here)
+ *   0x03 be64(item key)            -> a text model's item text vector: le64 text hash, le32 id
+ *                                     length, the id, then the vector (f32 little-endian)
+ *   0x04 be32(items partition)     -> be64 next offset of the items topic to read
+ * The item key spaces are written in their own atomic writes (item_consumer.c), not with states:
+ * an item vector is a function of its text alone.
  */
 #ifndef IEVO_STATE_STORE_H
 #define IEVO_STATE_STORE_H
@@ -74,6 +79,18 @@ int state_store_foreach(state_store *s, state_store_visit_fn fn, void *ctx, char
 /* Every partition that has an offset: fills up to cap entries, returns the count (or -1). */
 int state_store_list_offsets(state_store *s, int32_t *partitions, int64_t *offsets, int cap,
                              char *err, size_t errlen);
+
+/* Item text vectors and the items topic's offsets (text models; see the key spaces above). */
+void state_batch_put_item(state_batch *b, uint64_t key, uint64_t text_hash, const char *id, size_t id_len,
+                          const float *vec, int dim);
+void state_batch_put_item_offset(state_batch *b, int32_t partition, int64_t next_offset);
+/* Calls fn for every stored item (in key order); vec points at dim little-endian floats at any
+ * alignment (copy before use). fn returns non-zero to stop. A malformed value is an error. */
+typedef int (*state_store_item_fn)(void *ctx, uint64_t key, uint64_t text_hash, const char *id, size_t id_len,
+                                   const void *vec, int dim);
+int state_store_foreach_item(state_store *s, state_store_item_fn fn, void *ctx, char *err, size_t errlen);
+/* The items topic's next offset for a partition, or -1 when none is stored. */
+int state_store_get_item_offset(state_store *s, int32_t partition, int64_t *next_offset, char *err, size_t errlen);
 
 /* Approximate memory held by memtables and the block cache, in bytes (for metrics). */
 uint64_t state_store_memory_bytes(state_store *s);

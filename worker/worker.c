@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "changelog.h"
+#include "item_consumer.h"
 #include "json.h"
 #include "kafka_clients.h"
 #include "replay_plan.h"
@@ -29,7 +30,8 @@ const char *const WORKER_KEYS[] = {
     "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
     "state.cache.bytes", "metrics.listen", "state.compaction", "log.slow.batch.ms", "stats.series.file",
-    "stats.series.interval.ms", "output.top.k", NULL};
+    "stats.series.interval.ms", "output.top.k", "items.topic", "items.format", "items.schema.id",
+    "text.encoder.dir", NULL};
 
 const double WORKER_STEP_US_BOUNDS[STEP_US_BUCKETS - 1] = {10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000};
 
@@ -113,6 +115,14 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     s->series_interval_s = (double)v / 1000.0;
     s->metrics_listen = config_get(c, "metrics.listen", NULL);
     if (s->metrics_listen && !*s->metrics_listen) s->metrics_listen = NULL;
+    s->items_topic = config_get(c, "items.topic", "items");
+    f = wire_format_parse(config_get(c, "items.format", "confluent"));
+    if (f < 0) { snprintf(err, errlen, "items.format: expected confluent or avro"); return -1; }
+    s->items_in.format = (wire_format)f;
+    if (config_get_int(c, "items.schema.id", 3, 0, INT32_MAX, &v, err, errlen)) return -1;
+    s->items_in.schema_id = (int32_t)v;
+    text_default_dirs(s->text_encoder_dir_buf, sizeof s->text_encoder_dir_buf, NULL, 0);
+    s->text_encoder_dir = config_get(c, "text.encoder.dir", s->text_encoder_dir_buf);
     snprintf(s->changelog_topic_buf, sizeof s->changelog_topic_buf, "%s-state-changelog",
              config_get(c, "group.id", "ievo"));
     s->changelog_topic = config_get(c, "changelog.topic", s->changelog_topic_buf);
@@ -689,6 +699,7 @@ static void free_worker(worker *w) {
     metrics_server_stop(w->metrics);
     free(w->snap);
     if (w->series) fclose(w->series);
+    item_consumer_close(w->items);
     state_store_close(w->store);
     model_runner_free(w->runner);
     model_free(w->m);
@@ -794,6 +805,10 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    if (w.m->cfg.text_dim > 0) { /* text model: the catalogue and the events' texts (item_consumer.h) */
+        item_consumer_opts io = {s->items_topic, s->text_encoder_dir, s->items_in, WORKER_KEYS, w.m};
+        if (item_consumer_open(&w.items, &io, c, w.store, w.runner, w.runner_batch, err, errlen)) goto out;
+    }
     w.started_s = now_s();
     if (s->series_file && !(w.series = fopen(s->series_file, "a"))) {
         snprintf(err, errlen, "stats.series.file %s: %s", s->series_file, strerror(errno));
@@ -812,6 +827,7 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
     if (make_clients(&w, c, err, errlen)) goto out;
     if (s->changelog && check_copartitioned(&w, err, errlen)) goto out;
     if (s->replay && replay_start(&w, err, errlen)) goto out;
+    if (w.items && item_consumer_catch_up(w.items, err, errlen)) goto out; /* the catalogue before any event */
     LOG_I("worker", "model %s (%s, D=%d, W=%d), state %s, %s -> %s (dead letters: %s, changelog: %s)%s",
           w.m->model_id, w.m->cfg.cell == MODEL_CELL_LSTM ? "lstm" : "gru", w.m->cfg.out_dim, w.m->cfg.window,
           s->state_dir, s->input_topic, s->output_topic, s->dlq_topic, s->changelog ? s->changelog_topic : "off",
@@ -832,6 +848,7 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
         int brc = n > 0 ? apply_batch(&w, w.msgs, (size_t)n, err, errlen) : 0;
         for (ssize_t i = 0; i < n; i++) rd_kafka_message_destroy(w.msgs[i]);
         int64_t ckpt_before = stats->checkpoints;
+        if (!brc && w.items) brc = item_consumer_poll(w.items, err, errlen); /* catalogue changes, between batches */
         if (!brc) brc = worker_maybe_checkpoint(&w, err, errlen);
         double took_ms = (now_s() - t_got) * 1e3;
         if (!brc && took_ms > s->slow_batch_ms)

@@ -51,6 +51,11 @@ typedef struct {
     double series_interval_s;
     int replay;                /* a bounded replay (ievo replay): assign, not subscribe; stop at the ends */
     replay_spec replay_spec;
+    /* text models (docs/text.md): the item catalogue topic ("" = none) and the text encoder */
+    const char *items_topic;   /* items.topic (items) */
+    codec_in_opts items_in;    /* items.format (confluent), items.schema.id (3) */
+    const char *text_encoder_dir;  /* text.encoder.dir (${IEVO_CACHE:-~/.cache/ievo}/use-lite) */
+    char text_encoder_dir_buf[4096];
 } worker_settings;
 
 /* Reads the settings from c (defaults applied). Returns 0, or -1 with err naming the key. */

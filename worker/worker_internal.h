@@ -100,6 +100,8 @@ typedef struct worker {
     /* replay */
     int64_t replay_total;
     double replay_last_log_s;
+
+    struct item_consumer *items;   /* text models: the catalogue and the events' texts (item_consumer.h) */
 } worker;
 
 /* Publishes a metrics snapshot when due (force: now). Cheap when metrics are off. */

@@ -178,6 +178,24 @@ def max_abs_diff(a, b):
     return max((abs(x - y) for x, y in zip(a, b)), default=0.0) if len(a) == len(b) else float("inf")
 
 
+def check_parity(outputs, trainer, tol, model_id=None):
+    """Every published vector is one the trainer computed ((user_id, events) -> vector), once,
+    within tol of it (and from model_id when given). Returns the largest difference."""
+    assert len(outputs) == len(trainer), f"{len(outputs)} published vectors for {len(trainer)} events"
+    worst, seen = 0.0, set()
+    for o in outputs:
+        key = (o["user_id"], o["events"])
+        assert key in trainer, f"the worker published {key}, which the trainer never computed"
+        assert key not in seen, f"{key} published twice"
+        seen.add(key)
+        if model_id is not None:
+            assert o["model"] == model_id, (o["model"], model_id)
+        d = max_abs_diff(o["vector"], trainer[key])
+        worst = max(worst, d)
+        assert d <= tol, f"user {key[0]} after {key[1]} events: worker and trainer differ by {d}"
+    return worst
+
+
 def data_args(synthetic="300:20000"):
     """ML-100K when present (the brief's development set), else the synthetic generator."""
     if have_movielens():

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (FAST_GROUP, Broker, Workdir, consume_vectors, data_args, ievo, json_lines, log,  # noqa: E402
-                     max_abs_diff)
+                     check_parity)
 
 TOL = 1e-4
 
@@ -43,17 +43,7 @@ def main():
              "-X", f"model.path={model}", "-X", "changelog.topic=state-changelog", *FAST_GROUP, "--until-eof",
              timeout=900)
         outputs = consume_vectors(b.bootstrap)
-    assert len(outputs) == len(trainer), f"{len(outputs)} published vectors for {len(trainer)} events"
-    worst, seen = 0.0, set()
-    for o in outputs:
-        key = (o["user_id"], o["events"])
-        assert key in trainer, f"the worker published {key}, which the trainer never computed"
-        assert key not in seen, f"{key} published twice"
-        seen.add(key)
-        assert o["model"] == info["model_id"], (o["model"], info["model_id"])
-        d = max_abs_diff(o["vector"], trainer[key])
-        worst = max(worst, d)
-        assert d <= TOL, f"user {key[0]} after {key[1]} events: worker and trainer differ by {d}"
+    worst = check_parity(outputs, trainer, TOL, info["model_id"])
     log(f"[parity] {len(outputs)} published vectors equal the trainer's forward: max |diff| {worst:.2e}")
     wd.cleanup()
 

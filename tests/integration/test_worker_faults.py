@@ -102,8 +102,10 @@ def dead_letters_unwritable(wd, model):
         assert r.returncode == 1, f"the worker must stop when dead letters cannot be written ({r.returncode}):\n{err[-2000:]}"
         line = [l for l in err.splitlines() if "not acknowledged" in l][-1]
         log("[faults] dead-letter topic unwritable -> the worker stops: " + line[line.index("ERROR"):][:160])
-        state = json.loads(subprocess.run([IEVO, "state", "offsets", "-d", wd("state-dlq")], stdout=subprocess.PIPE,
-                                          check=True).stdout.decode().splitlines()[0]) if os.path.exists(wd("state-dlq")) else None
+        # no line at all: the worker stopped before its first checkpoint (nothing applied is kept)
+        lines = subprocess.run([IEVO, "state", "offsets", "-d", wd("state-dlq")], stdout=subprocess.PIPE,
+                               check=True).stdout.decode().splitlines() if os.path.exists(wd("state-dlq")) else []
+        state = json.loads(lines[0]) if lines else None
         assert state is None or state["next_offset"] <= 30, f"moved past the record it could not keep: {state}"
         b.ctl("topic-error", "user-actions.dlq", "NO_ERROR")
         r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)

@@ -62,7 +62,8 @@ def main():
                                  "window": 4, "input_dim": 15}, "config %s" % info["config"])
         check(info["vocab"]["items"] == 5 and info["vocab"]["actions"] == 9, "vocab sizes %s" % info["vocab"])
         check(info["params"] == n_params, "param count %d vs %d" % (info["params"], n_params))
-        check(info["state_bytes"] == 40 + 4 * (6 + 3) + 20 * 4, "state bytes %d" % info["state_bytes"])
+        # state layout version 2 (model.h): 36-byte header, f32 h, fp16 u, 16-byte window slots
+        check(info["state_bytes"] == 36 + 4 * 6 + 2 * 3 + 16 * 4, "state bytes %d" % info["state_bytes"])
         check(info["meta"]["seed"] == 5 and info["meta"]["created_by"] == "ievo model init", "meta %s" % info["meta"])
         check([x["name"] for x in info["tensors"]][:3] == ["item_emb", "action_emb", "rnn.w_ih"], "tensor list")
         ml = os.path.join(SHARED, "data", "ml-100k")

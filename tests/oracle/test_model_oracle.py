@@ -12,6 +12,16 @@ A test that cannot fail is a defect, so the same script then replays the events 
 reference with one deliberate mistake at a time (gate order, GRU reset placement, each feature,
 the window length, the softmax scale, OOV mapping, drift) and requires each mistake to move the
 outputs by far more than the tolerance.
+
+Text models (text_dim > 0): items carry catalogue texts (random unit vectors, some items none,
+some ids outside the vocabulary with text), events their own texts, and catalogue texts change
+between waves. The reference adds a(t) = text.w (t - text.b) to the item content (RNN input and
+window), the event's text to the RNN input only, and looks every window entry's text up again at
+each step. The state blob is version 2 (model.h): the previous u as IEEE fp16, against which the
+drift is computed (so the drift is compared to 1e-4: where C's and torch's u straddle an fp16
+rounding boundary, the rounded vectors differ by one fp16 ulp); u itself and h, c to 1e-5.
+Mistakes for the text path: the item text ignored, the event text also in the window, the
+adaptor's bias sign, the window keeping the text it was applied with, new items' texts ignored.
 """
 import collections
 import json
@@ -27,6 +37,7 @@ import numpy as np
 import torch
 
 TOL = 1e-5
+DRIFT_TOL = 1e-4
 BUILD = os.environ.get("IEVO_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 HELPER = os.path.join(BUILD, "oracle_model")
 torch.set_num_threads(1)
@@ -103,8 +114,10 @@ def read_safetensors(path):
 class Ref:
     """model.h's function in torch (float64), with optional deliberate bugs."""
 
-    def __init__(self, meta, t, bug=None):
+    def __init__(self, meta, t, bug=None, texts=None):
         self.bug = bug
+        self.texts = texts  # np.ndarray (rows, T) or None
+        self.item_text = {}  # item id -> row (the catalogue as of now)
         g = lambda k: int(meta[k])
         self.lstm = meta["cell"] == "lstm"
         self.E, self.A, self.H, self.K, self.D, self.W = (g(k) for k in ("item_dim", "action_dim", "hidden",
@@ -128,6 +141,11 @@ class Ref:
         self.w = {k: T(k) for k in ("attn.w_q", "attn.b_q", "attn.w_k", "attn.b_k", "attn.w_v", "attn.b_v",
                                     "out.w", "out.b")}
         self.item_emb, self.action_emb = T("item_emb"), T("action_emb")
+        self.T = int(meta.get("text_dim", "0"))
+        if self.T:
+            self.text_w, self.text_b = T("text.w"), T("text.b")
+            if bug == "text_bias_sign":
+                self.text_b = -self.text_b
         self.items = {s: i for i, s in enumerate(t["vocab.items"].decode().split("\n"))}
         self.actions = {s: i for i, s in enumerate(t["vocab.actions"].decode().split("\n"))}
         assert self.items.get("<oov>") == 0 and self.actions.get("<oov>") == 0
@@ -155,10 +173,29 @@ class Ref:
         return {"h": z, "c": z.clone(), "u": torch.zeros(self.D, dtype=torch.float64), "events": 0, "last_ts": 0,
                 "win": collections.deque(maxlen=W), "slots": [None] * self.W}
 
+    def adapt(self, row):
+        t = torch.tensor(self.texts[row], dtype=torch.float64)
+        return self.text_w @ (t - self.text_b)
+
+    def content(self, item, item_id):
+        """c = item_emb[item] + a(t_item) with the item's text as of now (model.h)."""
+        c = self.item_emb[item]
+        if not self.T or self.bug == "no_item_text" or (self.bug == "new_item_text_ignored" and item == 0):
+            return c
+        row = self.item_text.get(item_id)
+        return c if row is None else c + self.adapt(row)
+
     def step(self, st, ev):
         f = self.features(ev, st)
         item, action = self.item_index(ev["item"]), self.actions.get(ev["action"], 0)
-        x = torch.cat([self.item_emb[item], self.action_emb[action], torch.tensor(f, dtype=torch.float64)])
+        ft = torch.tensor(f, dtype=torch.float64)
+        xw = torch.cat([self.content(item, ev["item"]), self.action_emb[action], ft])  # the window's entry
+        x = xw.clone()
+        if self.T and ev.get("trow", -1) >= 0:
+            x[:self.E] += self.adapt(ev["trow"])
+            if self.bug == "event_text_in_window":
+                xw = x
+        entry = (item, ev["item"], action, ft, None, xw)
         with torch.no_grad():
             if self.lstm:
                 h, c = self.cell(x[None], (st["h"][None], st["c"][None]))
@@ -171,8 +208,12 @@ class Ref:
                 h, c = (1 - z) * n + z * st["h"], st["c"]
             else:
                 h, c = self.cell(x[None], st["h"][None])[0], st["c"]
-            st["win"].append(x)
-            X = torch.stack(list(st["win"]))
+            st["win"].append(entry)
+            if self.T and self.bug not in ("window_text_frozen", "event_text_in_window"):
+                # every entry's item content with the item's text as of this step
+                X = torch.stack([torch.cat([self.content(it, iid), self.action_emb[a], f_]) for it, iid, a, f_, _, _ in st["win"]])
+            else:  # no text, or a mistake: the entries as they were when applied
+                X = torch.stack([e[5] for e in st["win"]])
             w = self.w
             q = torch.nn.functional.linear(h, w["attn.w_q"], w["attn.b_q"])
             k = torch.nn.functional.linear(X, w["attn.w_k"], w["attn.b_k"])
@@ -183,23 +224,43 @@ class Ref:
             u = torch.nn.functional.linear(torch.cat([h, ctx]), w["out.w"], w["out.b"])
         if st["events"] == 0 or self.bug == "drift_zero":
             drift = 0.0
-        else:
-            den = max(float(u.norm() * st["u"].norm()), 1e-12)
-            drift = 1.0 - float(u @ st["u"]) / den
-        st["slots"][st["events"] % self.W] = (item, action, f)
+        else:  # the state keeps u_{t-1} as fp16 of the float32 u: the drift is against that
+            prev = st["u"] if self.bug == "drift_unrounded" else torch.tensor(f16(st["u"]), dtype=torch.float64)
+            den = max(float(u.norm() * prev.norm()), 1e-12)
+            drift = 1.0 - float(u @ prev) / den
+        key = item_key(ev["item"]) if self.T else 0
+        st["slots"][st["events"] % self.W] = (item, action, f, key)
         st.update(h=h, c=c, u=u, events=st["events"] + 1, last_ts=ev["ts"])
         return u.numpy(), drift
 
 
+def f16(v):
+    """float64 vector -> float32 -> IEEE fp16 (round to nearest even) -> float64, as the state keeps it."""
+    return np.asarray(v, dtype=np.float64).astype(np.float32).astype(np.float16).astype(np.float64)
+
+
+def item_key(s):
+    """FNV-1a 64 of the id's UTF-8 bytes (0 -> 1), model.h's item key."""
+    h = 0xcbf29ce484222325
+    for b in s.encode():
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h or 1
+
+
 # ---- events ---------------------------------------------------------------------------------
 
-def make_events(rng, users, n_items, n_actions, sizes, rounds):
-    """Waves of distinct users; skewed so some users go deep past the window and others stay new."""
+def make_events(rng, users, n_items, n_actions, sizes, rounds, n_texts=0):
+    """Waves of distinct users; skewed so some users go deep past the window and others stay new.
+    With n_texts: event texts (rows n_items+20 ..), and "text" directives that change catalogue
+    texts between waves (returned as ("text", item_id, row) entries among the waves)."""
     last = [1_700_000_000_000 + 7919 * u for u in range(users)]
     weights = [1.0 / (1 + u / 8.0) for u in range(users)]
     waves = []
     for _ in range(rounds):
         for s in sizes:
+            if n_texts and rng.random() < 0.3:
+                iid = "m%d" % rng.randint(1, n_items) if rng.random() < 0.7 else "zz%d" % rng.randint(1, 20)
+                waves.append(("text", iid, rng.choice([-1] + list(range(n_items + 20)))))
             s = min(s, users)
             chosen = set()
             while len(chosen) < s:
@@ -213,25 +274,44 @@ def make_events(rng, users, n_items, n_actions, sizes, rounds):
                 action = "bogus" if rng.random() < 0.08 else "act%d" % rng.randint(1, n_actions)
                 hv = rng.random() < 0.55
                 value = float(np.float32(rng.choice([-3.5, 0.0, 0.25, 7.0, 1000.0, rng.gauss(0, 5)]))) if hv else 0.0
-                wave.append({"user": u, "item": item, "action": action, "ts": last[u], "hv": int(hv), "value": value})
+                e = {"user": u, "item": item, "action": action, "ts": last[u], "hv": int(hv), "value": value}
+                if n_texts:
+                    e["trow"] = rng.randint(n_items + 20, n_texts - 1) if rng.random() < 0.3 else -1
+                wave.append(e)
             waves.append(wave)
     return waves
 
 
-def write_events(path, users, waves):
+def initial_texts(rng, n_items):
+    """The starting catalogue: 70 % of the items and new ids zz1..zz20 (outside the vocabulary)."""
+    cat = [("m%d" % i, i - 1) for i in range(1, n_items + 1) if rng.random() < 0.7]
+    return [("text", iid, row) for iid, row in cat] + [("text", "zz%d" % k, n_items + k - 1) for k in range(1, 21)]
+
+
+def write_events(path, users, waves, texts=False):
     with open(path, "w") as f:
         f.write("users %d\n" % users)
         for wave in waves:
+            if isinstance(wave, tuple):
+                f.write("text %s %d\n" % (wave[1], wave[2]))
+                continue
             f.write("wave\n")
             for e in wave:
-                f.write("e %d %s %s %d %d %.9g\n" % (e["user"], e["item"], e["action"], e["ts"], e["hv"], e["value"]))
+                f.write("e %d %s %s %d %d %.9g" % (e["user"], e["item"], e["action"], e["ts"], e["hv"], e["value"]))
+                f.write(" %d\n" % e["trow"] if texts else "\n")
 
 
-def reference(meta, t, users, waves, bug=None):
-    ref = Ref(meta, t, bug)
+def reference(meta, t, users, waves, bug=None, texts=None):
+    ref = Ref(meta, t, bug, texts)
     states = [ref.new_state() for _ in range(users)]
     vecs, drifts = [], []
     for wave in waves:
+        if isinstance(wave, tuple):
+            if wave[2] < 0:
+                ref.item_text.pop(wave[1], None)
+            else:
+                ref.item_text[wave[1]] = wave[2]
+            continue
         for e in wave:
             u, d = ref.step(states[e["user"]], e)
             vecs.append(u)
@@ -240,71 +320,102 @@ def reference(meta, t, users, waves, bug=None):
 
 
 def parse_blob(blob, meta):
+    """State layout version 2 (model.h)."""
     H, D, W = int(meta["hidden"]), int(meta["out_dim"]), int(meta["window"])
+    text = int(meta.get("text_dim", "0")) > 0
     lstm = meta["cell"] == "lstm"
-    magic, ver, cell, events, last_ts, wlen, head, fp = struct.unpack_from("<IHHqqiiQ", blob, 0)
-    off = 40
+    magic, ver, cell, events, last_ts, wlen, head, fp = struct.unpack_from("<IHHqqHHQ", blob, 0)
+    off = 36
     h = np.frombuffer(blob, "<f4", H, off); off += 4 * H
     c = None
     if lstm:
         c = np.frombuffer(blob, "<f4", H, off); off += 4 * H
-    u = np.frombuffer(blob, "<f4", D, off); off += 4 * D
-    slots = [struct.unpack_from("<ii3f", blob, off + 20 * j) for j in range(W)]
-    assert off + 20 * W == len(blob), "state size %d != %d" % (len(blob), off + 20 * W)
+    u = np.frombuffer(blob, "<f2", D, off).astype(np.float64); off += 2 * D
+    size = 24 if text else 16
+    slots = []
+    for j in range(W):
+        item, action, flags, pad, f0, f1 = struct.unpack_from("<iHBBff", blob, off + size * j)
+        key = struct.unpack_from("<Q", blob, off + size * j + 16)[0] if text else 0
+        slots.append((item, action, (f0, f1, float(flags & 1)), key, flags >> 1, pad))
+    assert off + size * W == len(blob), "state size %d != %d" % (len(blob), off + size * W)
     return dict(magic=magic, ver=ver, cell=cell, events=events, last_ts=last_ts, wlen=wlen, head=head, fp=fp,
                 h=h, c=c, u=u, slots=slots)
 
 
 def run_config(tmp, name, cell, E, A, H, K, D, W, n_items, n_actions, users, max_batch, sizes, rounds, seed,
-               mutations):
+               mutations, T=0):
     path = os.path.join(tmp, name + ".safetensors")
     subprocess.run([HELPER, "init", path, cell, str(E), str(A), str(H), str(K), str(D), str(W), str(n_items),
-                    str(n_actions), str(seed)], check=True)
+                    str(n_actions), str(seed)] + ([str(T)] if T else []), check=True)
     meta, t = read_safetensors(path)
     check(json.loads(meta["meta"]) == {"purpose": "oracle test", "seed": 1}, name + ": metadata did not survive")
     check(meta["model_id"] == "oracle-" + meta["fingerprint"][:12], name + ": model_id is not name-fingerprint")
+    check(int(meta.get("text_dim", "0")) == T, name + ": text_dim in the metadata")
     rng = random.Random(seed)
-    waves = make_events(rng, users, n_items, n_actions, sizes, rounds)
+    texts, tx_path, extra = None, [], []
+    if T:
+        n_texts = n_items + 20 + 64
+        texts = np.array([rng.gauss(0, 1) + 0.3 for _ in range(n_texts * T)], dtype=np.float32).reshape(n_texts, T)
+        texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+        tx_path = [os.path.join(tmp, name + ".texts")]
+        texts.astype("<f4").tofile(tx_path[0])
+        extra = initial_texts(rng, n_items)
+    waves = extra + make_events(rng, users, n_items, n_actions, sizes, rounds, n_texts=len(texts) if T else 0)
     ev_path = os.path.join(tmp, name + ".events")
-    write_events(ev_path, users, waves)
-    ref, ref_states, ref_vec, ref_drift = reference(meta, t, users, waves)
+    write_events(ev_path, users, waves, texts=bool(T))
+    ref, ref_states, ref_vec, ref_drift = reference(meta, t, users, waves, texts=texts)
     n_events = len(ref_drift)
     deep = sum(1 for s in ref_states if s["events"] > W)
+    if T:
+        evs = [e for w in waves if not isinstance(w, tuple) for e in w]
+        n_new = sum(1 for e in evs if e["item"].startswith("zz"))
+        n_etext = sum(1 for e in evs if e["trow"] >= 0)
+        n_changes = sum(1 for w in waves if isinstance(w, tuple)) - len(extra)
+        print("%-10s text T=%d: %d events with their own text, %d of items outside the vocabulary, %d catalogue changes"
+              % (name, T, n_etext, n_new, n_changes))
+        check(n_new > 0 and n_etext > 0 and n_changes > 0, name + ": the text cases were missed")
     outs = {}
     for backend in ("scalar", "dnnl"):
         vec_path, st_path = os.path.join(tmp, name + "." + backend + ".vec"), os.path.join(tmp, name + "." + backend + ".st")
-        subprocess.run([HELPER, "run", path, ev_path, backend, str(max_batch), vec_path, st_path], check=True)
+        subprocess.run([HELPER, "run", path, ev_path, backend, str(max_batch), vec_path, st_path] + tx_path, check=True)
         out = np.fromfile(vec_path, dtype="<f4").reshape(n_events, D + 1).astype(np.float64)
         blobs = open(st_path, "rb").read()
         ss = len(blobs) // users
         d_vec = float(np.abs(out[:, :D] - ref_vec).max())
         d_drift = float(np.abs(out[:, D] - ref_drift).max())
-        d_state = 0.0
+        d_state, d_u16 = 0.0, 0.0
         for uidx, rs in enumerate(ref_states):
             b = parse_blob(blobs[uidx * ss:(uidx + 1) * ss], meta)
-            ok = (b["magic"] == 0x53564549 and b["ver"] == 1 and b["cell"] == (0 if cell == "lstm" else 1)
+            ok = (b["magic"] == 0x53564549 and b["ver"] == 2 and b["cell"] == (0 if cell == "lstm" else 1)
                   and b["fp"] == int(meta["fingerprint"], 16) and b["events"] == rs["events"]
                   and b["last_ts"] == rs["last_ts"] and b["wlen"] == min(rs["events"], W) and b["head"] == rs["events"] % W)
             check(ok, "%s/%s user %d: state header %s" % (name, backend, uidx, {k: b[k] for k in ("magic", "ver", "cell", "events", "last_ts", "wlen", "head")}))
-            d_state = max(d_state, float(np.abs(b["h"] - rs["h"].numpy()).max()), float(np.abs(b["u"] - rs["u"].numpy()).max()))
+            d_state = max(d_state, float(np.abs(b["h"] - rs["h"].numpy()).max()))
+            # u as fp16: within one fp16 ulp of the reference's rounding (C's float u may sit on the
+            # other side of a rounding boundary)
+            want_u = f16(rs["u"].numpy())
+            ulp = np.maximum(np.abs(want_u) * 2.0 ** -10, 2.0 ** -24)
+            d_u16 = max(d_u16, float((np.abs(b["u"] - want_u) / ulp).max()))
             if b["c"] is not None:
                 d_state = max(d_state, float(np.abs(b["c"] - rs["c"].numpy()).max()))
             for j in range(W):
                 want = rs["slots"][j]
                 got = b["slots"][j]
                 if want is None:
-                    check(got == (0, 0, 0.0, 0.0, 0.0), "%s/%s user %d: unused slot %d is %s" % (name, backend, uidx, j, got))
+                    check(got == (0, 0, (0.0, 0.0, 0.0), 0, 0, 0), "%s/%s user %d: unused slot %d is %s" % (name, backend, uidx, j, got))
                 else:
-                    check(got == (want[0], want[1], *want[2]), "%s/%s user %d slot %d: %s, want %s" % (name, backend, uidx, j, got, want))
-        print("%-10s %-6s %5d events, %3d users past W=%d: max|diff| u %.2e drift %.2e state %.2e"
-              % (name, backend, n_events, deep, W, d_vec, d_drift, d_state))
-        check(d_vec <= TOL and d_drift <= TOL and d_state <= TOL, "%s/%s: differs from torch (u %.3g drift %.3g state %.3g)"
-              % (name, backend, d_vec, d_drift, d_state))
+                    check(got == (want[0], want[1], tuple(want[2]), want[3], 0, 0),
+                          "%s/%s user %d slot %d: %s, want %s" % (name, backend, uidx, j, got, want))
+        print("%-10s %-6s %5d events, %3d users past W=%d: max|diff| u %.2e drift %.2e state %.2e, u fp16 %.2f ulp"
+              % (name, backend, n_events, deep, W, d_vec, d_drift, d_state, d_u16))
+        check(d_vec <= TOL and d_drift <= DRIFT_TOL and d_state <= TOL and d_u16 <= 1.0,
+              "%s/%s: differs from torch (u %.3g drift %.3g state %.3g u fp16 %.3g ulp)"
+              % (name, backend, d_vec, d_drift, d_state, d_u16))
         outs[backend] = out
     check(deep > 0, name + ": no user went past the window")
     # Sensitivity: each deliberate mistake must be visible far above the tolerance.
     for bug in mutations:
-        _, _, bvec, bdrift = reference(meta, t, users, waves, bug)
+        _, _, bvec, bdrift = reference(meta, t, users, waves, bug, texts=texts)
         out = outs["dnnl"]
         d = max(float(np.abs(out[:, :D] - bvec).max()), float(np.abs(out[:, D] - bdrift).max()))
         print("%-10s mutation %-18s moves the outputs by %.2e" % (name, bug, d))
@@ -324,6 +435,12 @@ def main():
         big = [1, 3, 17, 100, 300, 257, 64, 16, 200, 5]
         run_config(tmp, "lstm-64", "lstm", 64, 8, 64, 64, 64, 16, 300, 8, 300, 300, big, 4, 13, [])
         run_config(tmp, "gru-64", "gru", 64, 8, 64, 64, 64, 16, 300, 8, 300, 300, big, 4, 14, [])
+        # text models: the adaptor, event texts, new items, catalogue changes; mistakes must show
+        text_bugs = ["no_item_text", "event_text_in_window", "text_bias_sign", "window_text_frozen",
+                     "new_item_text_ignored"]
+        run_config(tmp, "lstm-text", "lstm", 6, 3, 10, 7, 5, 3, 25, 4, 30, 24, small, 6, 15, text_bugs + ["no_scale"], T=12)
+        run_config(tmp, "gru-text", "gru", 6, 3, 10, 7, 5, 3, 25, 4, 30, 24, small, 6, 16, text_bugs + ["drift_zero"], T=12)
+        run_config(tmp, "gru-512", "gru", 64, 8, 64, 64, 64, 16, 300, 8, 300, 300, big, 4, 17, [], T=512)
     if failures:
         print("%d failure(s)" % len(failures), file=sys.stderr)
         return 1

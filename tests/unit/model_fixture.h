@@ -7,17 +7,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <math.h>
+
 #include "check.h"
 #include "model.h"
 #include "rng.h"
 
-/* A model with ids "i1".."i<n_items>" and "a1".."a<n_actions>" (the OOV rows come on top). */
-static inline model *fixture_model(model_cell cell, int E, int A, int H, int K, int D, int W, int n_items,
-                                   int n_actions, uint64_t seed) {
+/* A model with ids "i1".."i<n_items>" and "a1".."a<n_actions>" (the OOV rows come on top);
+ * text_dim T > 0 makes a text model (fixture_text_model). */
+static inline model *fixture_model_t(model_cell cell, int E, int A, int H, int K, int D, int W, int n_items,
+                                     int n_actions, int T, uint64_t seed) {
     model_config cfg;
     model_config_default(&cfg);
     cfg.cell = cell, cfg.item_dim = E, cfg.action_dim = A, cfg.hidden = H, cfg.attn_dim = K, cfg.out_dim = D;
-    cfg.window = W;
+    cfg.window = W, cfg.text_dim = T;
     char **items = malloc((size_t)(n_items + 1) * sizeof *items), **actions = malloc((size_t)(n_actions + 1) * sizeof *actions);
     REQUIRE(items && actions, "oom");
     for (int i = 0; i < n_items; i++) {
@@ -37,7 +40,36 @@ static inline model *fixture_model(model_cell cell, int E, int A, int H, int K, 
     for (int i = 0; i < n_actions; i++) free(actions[i]);
     free(items);
     free(actions);
+    if (T > 0) { /* a random text.b, so that the bias of the adaptor is exercised too */
+        rng_t r;
+        rng_seed(&r, seed ^ 0x7465787462ull);
+        for (size_t i = 0; i < m->t[T_TEXT_B].numel; i++) m->t[T_TEXT_B].data[i] = (float)(0.05 * rng_normal(&r));
+        REQUIRE(model_add_heads(m, 0, 0, err, sizeof err) == 0, "refresh the identity: %s", err); /* heads 0: identity only */
+    }
     return m;
+}
+
+static inline model *fixture_model(model_cell cell, int E, int A, int H, int K, int D, int W, int n_items,
+                                   int n_actions, uint64_t seed) {
+    return fixture_model_t(cell, E, A, H, K, D, W, n_items, n_actions, 0, seed);
+}
+
+/* n random unit vectors of T floats (the shape of USE-lite's output), caller frees. */
+static inline float *fixture_unit_vectors(int n, int T, uint64_t seed) {
+    float *v = malloc((size_t)n * T * sizeof *v);
+    REQUIRE(v, "oom");
+    rng_t r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int k = 0; k < T; k++) {
+            float x = (float)(rng_normal(&r) + 0.5);
+            v[(size_t)i * T + k] = x;
+            s += (double)x * x;
+        }
+        for (int k = 0; k < T; k++) v[(size_t)i * T + k] = (float)(v[(size_t)i * T + k] / sqrt(s));
+    }
+    return v;
 }
 
 /* A temporary file path under $TMPDIR (or /tmp), unique per process and tag. */

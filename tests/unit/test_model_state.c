@@ -1,23 +1,32 @@
-/* test_model_state: the state blob byte for byte as model.h lays it out, its checks and accessors. */
+/* test_model_state: the state blob (version 2) byte for byte as model.h lays it out, its checks and
+ * accessors; the item key (FNV-1a 64, fixed vectors); the fp16 conversions (every half value, ties
+ * to even, subnormals, saturation); the drift against the fp16-rounded previous vector; the
+ * vector a state holds (model_state_output) against what the step returned. */
 #include "model_fixture.h"
 #include "model_internal.h"
 
-static void test_layout(model_cell cell) {
+static size_t want_size(model_cell cell, int H, int D, int W, int T) {
+    return 36 + 4 * (size_t)H * (cell == MODEL_CELL_LSTM ? 2 : 1) + 2 * (size_t)D + (size_t)(T > 0 ? 24 : 16) * W;
+}
+
+static const float *text_of(void *ctx, uint64_t key) {
+    const float *v = ctx;
+    return key == model_item_key("i2", 2) ? v : key == model_item_key("new", 3) ? v + 8 : NULL;
+}
+
+static void test_layout(model_cell cell, int T) {
     int H = 5, D = 4, W = 3;
-    model *m = fixture_model(cell, 6, 2, H, 3, D, W, 8, 2, 9);
-    size_t want = 40 + 4 * (size_t)(H * (cell == MODEL_CELL_LSTM ? 2 : 1) + D) + 20 * (size_t)W;
+    model *m = fixture_model_t(cell, 6, 2, H, 3, D, W, 8, 2, T, 9);
+    size_t want = want_size(cell, H, D, W, T);
     CHECK(model_state_size(m) == want, "state size %zu, want %zu", model_state_size(m), want);
     unsigned char st[512];
     memset(st, 0xA5, sizeof st);
     model_state_init(m, st);
-    static const unsigned char magic[8] = {'I', 'E', 'V', 'S', 1, 0, 0, 0};
-    unsigned char want_hdr[40] = {0};
-    memcpy(want_hdr, magic, 8);
-    want_hdr[6] = (unsigned char)cell;
-    for (int i = 0; i < 8; i++) want_hdr[32 + i] = (unsigned char)(m->fingerprint >> (8 * i)); /* little-endian */
-    CHECK(memcmp(st, want_hdr, 40) == 0, "header bytes of the empty state");
+    unsigned char want_hdr[36] = {'I', 'E', 'V', 'S', 2, 0, (unsigned char)cell, 0};
+    for (int i = 0; i < 8; i++) want_hdr[28 + i] = (unsigned char)(m->fingerprint >> (8 * i)); /* little-endian */
+    CHECK(memcmp(st, want_hdr, 36) == 0, "header bytes of the empty state");
     int zero = 1;
-    for (size_t i = 40; i < want; i++) zero &= st[i] == 0;
+    for (size_t i = 36; i < want; i++) zero &= st[i] == 0;
     CHECK(zero, "the empty state's h/c/u/window are not zero");
     CHECK(st[want] == 0xA5, "model_state_init wrote past model_state_size");
     char err[MODEL_ERR_LEN];
@@ -32,28 +41,65 @@ static void test_layout(model_cell cell) {
     memcpy(raw + 16, &ts, 8);
     CHECK(raw[8] == 0x08 && raw[15] == 0x01, "host is not little-endian");
     CHECK(model_state_events(raw) == ev && model_state_last_ts(raw) == ts, "events/last_ts accessors");
-    size_t off_u = 40 + 4 * (size_t)H * (cell == MODEL_CELL_LSTM ? 2 : 1);
-    CHECK((const unsigned char *)model_state_vector(m, raw) == raw + off_u, "model_state_vector offset");
 
-    /* After steps: the blob holds h (c) u where model.h says, and u is the step's output. */
+    /* After steps: h (c) and fp16 u where model.h says; the slots as documented. */
+    float tv[16];
+    for (int i = 0; i < 16; i++) tv[i] = (float)(0.25 * ((i % 5) - 2));
     model_runner *r = NULL;
     REQUIRE(model_runner_new(&r, m, MODEL_BACKEND_SCALAR, 1, err, sizeof err) == 0, "%s", err);
+    if (T) model_runner_set_text(r, text_of, tv);
     void *p = st;
-    float u[4], drift;
+    float u[4], drift, hs[10];
+    const char *ids[4] = {"i0", "i1", "i2", "new"};
     for (int k = 0; k < 4; k++) {
-        model_event e = {.item = k, .action = 1, .ts = 5000 + k, .value = 1, .has_value = 1};
+        model_event e = {.item = k, .action = 1 + (k == 3), .ts = 5000 + k, .value = 1, .has_value = k != 2};
+        e.item_key = model_item_key(ids[k], strlen(ids[k]));
+        e.event_text = T && k == 1 ? tv + 4 : NULL;
         REQUIRE(model_step(r, 1, &p, &e, u, &drift, err, sizeof err) == 0, "%s", err);
     }
-    CHECK(memcmp(st + off_u, u, sizeof u) == 0, "u not at offset %zu", off_u);
+    size_t off_u = 36 + 4 * (size_t)H * (cell == MODEL_CELL_LSTM ? 2 : 1), off_w = off_u + 2 * (size_t)D;
+    memcpy(hs, st + 36, 4 * (size_t)H);
+    int finite = 1;
+    for (int i = 0; i < H; i++) finite &= isfinite(hs[i]) && fabsf(hs[i]) < 1.0f;
+    CHECK(finite, "h at offset 36");
+    for (int i = 0; i < D; i++) {
+        uint16_t h16;
+        memcpy(&h16, st + off_u + 2 * (size_t)i, 2);
+        CHECK(h16 == model_f16_from_f32(u[i]), "u[%d] at offset %zu is not fp16(u): %04x", i, off_u + 2 * (size_t)i, h16);
+    }
+    float dec[4];
+    model_state_vector(m, st, dec);
+    for (int i = 0; i < D; i++)
+        CHECK(dec[i] == model_f32_from_f16(model_f16_from_f32(u[i])) && fabsf(dec[i] - u[i]) <= fabsf(u[i]) * 0x1p-11f,
+              "model_state_vector[%d] %g vs u %g", i, dec[i], u[i]);
     CHECK(model_state_events(st) == 4 && model_state_last_ts(st) == 5003, "counters after 4 events");
-    int32_t wlen, head;
-    memcpy(&wlen, st + 24, 4);
-    memcpy(&head, st + 28, 4);
+    uint16_t wlen, head;
+    memcpy(&wlen, st + 24, 2);
+    memcpy(&head, st + 26, 2);
     CHECK(wlen == 3 && head == 1, "window length %d head %d after 4 events with W=3", wlen, head);
+    size_t slot = T ? 24 : 16;
+    const unsigned char *s0 = st + off_w; /* slot 0 was overwritten by event 3 */
     int32_t item0;
-    memcpy(&item0, st + off_u + 4 * D, 4); /* slot 0 was overwritten by event 3 */
-    CHECK(item0 == 3, "slot 0 item %d", item0);
+    uint16_t act0;
+    memcpy(&item0, s0, 4);
+    memcpy(&act0, s0 + 4, 2);
+    CHECK(item0 == 3 && act0 == 2 && s0[6] == 1 && s0[7] == 0, "slot 0: item %d action %d flags %d pad %d", item0, act0,
+          s0[6], s0[7]);
+    float f0, f1;
+    memcpy(&f0, s0 + 8, 4);
+    memcpy(&f1, s0 + 12, 4);
+    CHECK(f0 == (float)(log1p(0.001) / 10) && f1 == (float)log1p(1.0), "slot 0 features %g %g", f0, f1);
+    CHECK(st[off_w + 2 * slot + 6] == 0, "slot 2 (event 2, no value): flags %d", st[off_w + 2 * slot + 6]);
+    if (T) {
+        uint64_t k0;
+        memcpy(&k0, s0 + 16, 8);
+        CHECK(k0 == model_item_key("new", 3), "slot 0 key %016llx", (unsigned long long)k0);
+    }
     CHECK(model_state_check(m, st, err, sizeof err) == 0, "stepped state rejected: %s", err);
+    /* model_state_output: what the last step returned (the scalar runner: the same kernels, bitwise) */
+    float again[4];
+    REQUIRE(model_state_output(r, st, again, err, sizeof err) == 0, "%s", err);
+    CHECK(memcmp(again, u, sizeof u) == 0, "model_state_output differs from the step's u");
 
     /* Rejections. */
     unsigned char bad[512];
@@ -61,17 +107,17 @@ static void test_layout(model_cell cell) {
     bad[0] ^= 1;
     CHECK(model_state_check(m, bad, err, sizeof err) == -1 && strstr(err, "magic"), "bad magic: %s", err);
     memcpy(bad, st, sizeof bad);
-    bad[4] = 2;
-    CHECK(model_state_check(m, bad, err, sizeof err) == -1 && strstr(err, "version"), "bad version: %s", err);
+    bad[4] = 1; /* version 1 blobs are not read */
+    CHECK(model_state_check(m, bad, err, sizeof err) == -1 && strstr(err, "version"), "version 1: %s", err);
     memcpy(bad, st, sizeof bad);
     bad[6] ^= 1;
     CHECK(model_state_check(m, bad, err, sizeof err) == -1 && strstr(err, "cell"), "bad cell: %s", err);
     memcpy(bad, st, sizeof bad);
-    bad[39] ^= 0x80;
+    bad[35] ^= 0x80;
     CHECK(model_state_check(m, bad, err, sizeof err) == -1 && strstr(err, "fingerprint"), "bad fingerprint: %s", err);
     memset(bad, 0, sizeof bad);
     CHECK(model_state_check(m, bad, err, sizeof err) == -1, "a zeroed blob is valid");
-    model *other = fixture_model(cell, 6, 2, H, 3, D, W, 8, 2, 10); /* same shape, other weights */
+    model *other = fixture_model_t(cell, 6, 2, H, 3, D, W, 8, 2, T, 10); /* same shape, other weights */
     CHECK(model_state_check(other, st, err, sizeof err) == -1 && strstr(err, "another model"),
           "another model's state accepted: %s", err);
     model_free(other);
@@ -79,8 +125,98 @@ static void test_layout(model_cell cell) {
     model_free(m);
 }
 
+/* The sizes of the product's shape, before (version 1: 1,128 bytes for an LSTM) and after. */
+static void test_sizes(void) {
+    for (int cell = 0; cell < 2; cell++)
+        for (int T = 0; T <= 512; T += 512) {
+            model *m = fixture_model_t((model_cell)cell, 64, 8, 64, 64, 64, 16, 20, 3, T, 1);
+            size_t v1 = 40 + 4 * 64 * (size_t)(cell == MODEL_CELL_LSTM ? 2 : 1) + 4 * 64 + 20 * 16;
+            fprintf(stderr, "  %s H=D=64 W=16%s: state %zu bytes (version 1: %zu)\n", cell ? "gru " : "lstm",
+                    T ? " text" : "     ", model_state_size(m), v1);
+            CHECK(model_state_size(m) == want_size((model_cell)cell, 64, 64, 16, T), "size");
+            model_free(m);
+        }
+}
+
+/* FNV-1a 64: published vectors, and 0 never comes out. */
+static void test_item_key(void) {
+    CHECK(model_item_key("", 0) == 0xcbf29ce484222325ull, "FNV-1a of the empty string");
+    CHECK(model_item_key("a", 1) == 0xaf63dc4c8601ec8cull, "FNV-1a of \"a\": %016llx", (unsigned long long)model_item_key("a", 1));
+    CHECK(model_item_key("foobar", 6) == 0x85944171f73967e8ull, "FNV-1a of \"foobar\"");
+    CHECK(model_item_key("1682", 4) == model_item_key("1682x", 4), "only len bytes are read");
+}
+
+/* fp16: every half value round-trips; conversions round to nearest even; saturation; NaN. */
+static void test_fp16(void) {
+    long bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = model_f32_from_f16((uint16_t)h);
+        int e = (h >> 10) & 31;
+        if (e == 31) {
+            if ((h & 0x3FF) ? !isnan(f) : !isinf(f)) bad++;
+            continue;
+        }
+        if (model_f16_from_f32(f) != h) bad++;
+        /* the midpoint to the next larger magnitude ties to the even one */
+        if ((h & 0x7FFF) < 0x7BFF) {
+            float g = model_f32_from_f16((uint16_t)(h + 1));
+            float mid = (float)(((double)f + (double)g) / 2);
+            uint16_t want = (h & 1) ? (uint16_t)(h + 1) : (uint16_t)h;
+            if (model_f16_from_f32(mid) != want) bad++;
+            float above = nextafterf(mid, g), below = nextafterf(mid, f);
+            if (model_f16_from_f32(above) != h + 1 || model_f16_from_f32(below) != h) bad++;
+        }
+    }
+    CHECK(bad == 0, "%ld fp16 conversions wrong", bad);
+    CHECK(model_f16_from_f32(65504.0f) == 0x7BFF && model_f16_from_f32(1e6f) == 0x7BFF &&
+              model_f16_from_f32(-INFINITY) == 0xFBFF && model_f16_from_f32(65519.0f) == 0x7BFF,
+          "saturation at 65504");
+    CHECK(isnan(model_f32_from_f16(model_f16_from_f32(NAN))), "NaN");
+    CHECK(model_f16_from_f32(0x1p-25f) == 0 && model_f16_from_f32(0x1.000002p-25f) == 1 &&
+              model_f16_from_f32(0x1p-24f) == 1 && model_f16_from_f32(-0.0f) == 0x8000,
+          "smallest subnormals");
+}
+
+/* The drift is 1 - cos(u_t, fp16(u_{t-1})) exactly, in both backends. */
+static void test_fp16_drift(model_backend be) {
+    model *m = fixture_model(MODEL_CELL_GRU, 6, 3, 7, 5, 9, 4, 20, 3, 17);
+    char err[MODEL_ERR_LEN];
+    model_runner *r = NULL;
+    REQUIRE(model_runner_new(&r, m, be, 4, err, sizeof err) == 0, "%s", err);
+    char st[1024];
+    model_state_init(m, st);
+    void *p = st;
+    float prev[9], u[9], drift, rounded[9];
+    int differs = 0;
+    for (int k = 0; k < 12; k++) {
+        model_event e = {.item = 1 + k % 20, .action = k % 3, .ts = 1000 * k, .value = (float)k, .has_value = 1};
+        REQUIRE(model_step(r, 1, &p, &e, u, &drift, err, sizeof err) == 0, "%s", err);
+        if (k) {
+            for (int i = 0; i < 9; i++) rounded[i] = model_f32_from_f16(model_f16_from_f32(prev[i]));
+            double uv = 0, uu = 0, vv = 0, fv = 0, ff = 0;
+            for (int i = 0; i < 9; i++) uv += (double)u[i] * rounded[i], uu += (double)u[i] * u[i], vv += (double)rounded[i] * rounded[i];
+            for (int i = 0; i < 9; i++) fv += (double)u[i] * prev[i], ff += (double)prev[i] * prev[i];
+            double want = 1 - uv / sqrt(uu * vv), exact = 1 - fv / sqrt(uu * ff);
+            CHECK(fabs(drift - want) < 1e-6, "step %d: drift %.9g, 1 - cos(u, fp16(prev)) = %.9g", k, drift, want);
+            differs |= fabs(want - exact) > 1e-9;
+        }
+        memcpy(prev, u, sizeof u);
+    }
+    CHECK(differs, "fp16 rounding never changed the drift: the test cannot tell");
+    model_runner_free(r);
+    model_free(m);
+}
+
 int main(void) {
-    test_layout(MODEL_CELL_LSTM);
-    test_layout(MODEL_CELL_GRU);
+    model_runtime_init(1);
+    for (int T = 0; T <= 8; T += 8) {
+        test_layout(MODEL_CELL_LSTM, T);
+        test_layout(MODEL_CELL_GRU, T);
+    }
+    test_sizes();
+    test_item_key();
+    test_fp16();
+    test_fp16_drift(MODEL_BACKEND_SCALAR);
+    test_fp16_drift(MODEL_BACKEND_DNNL);
     return check_exit("test_model_state");
 }

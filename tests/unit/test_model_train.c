@@ -11,6 +11,9 @@
  * Then: AdamW and clipping against hand computation, determinism of train_fit (same seed: the
  * same bits; another seed: other bits), and the heads API (file round trip, old files, scores,
  * values, top-K, the window's items).
+ * Text models (T > 0: item texts through the adaptor, events' own texts, the scoring rows with
+ * a_out) go through 1-3 as well, and train_fit's text options: tied adaptors, text_only and the
+ * OOV rows held at zero, the cold-item bias, model_score_rows by hand.
  * Tolerances are stated where they are checked, with what was observed.
  */
 #include <math.h>
@@ -19,6 +22,8 @@
 #include "train_fixture.h"
 
 static const char *cellname(model_cell c) { return c == MODEL_CELL_LSTM ? "lstm" : "gru"; }
+
+static double g_cold = 0; /* text runs: train_config.cold_dropout (item dropout) */
 
 /* max |a-b| / max(max|a|, 1e-3) over the whole block */
 static double rel_diff(const float *a, const float *b, size_t n) {
@@ -33,17 +38,20 @@ static double rel_diff(const float *a, const float *b, size_t n) {
 
 /* ---- 1. scalar vs oneDNN ------------------------------------------------------------------- */
 
-static void backends_agree(model_cell cell, int bptt, double dropout, train_loss loss, int mask_seen) {
+static void backends_agree_t(model_cell cell, int bptt, double dropout, train_loss loss, int mask_seen, int T) {
     const int lens[] = {23, 5, 17, 30, 9, 12, 3, 26};
     /* the sampled softmax needs a catalogue larger than the chunk's targets + negatives */
     const int NI = loss == TRAIN_LOSS_SAMPLED ? 400 : 40;
     fixture_data f = fixture_events(8, lens, NI, 3, 11 + cell);
-    model *m = fixture_trained_model(cell, 6, 3, 7, 5, 6, 4, NI, 3, 5 + cell);
+    fixture_texts tx = {0};
+    if (T) tx = fixture_add_texts(&f, NI, T, 41 + cell);
+    model *m = fixture_trained_model_t(cell, 6, 3, 7, 5, 6, 4, NI, 3, T, 5 + cell);
     int users[8], len[8];
     for (int u = 0; u < 8; u++) users[u] = u, len[u] = lens[u] - 1;
     train_config c;
     train_config_default(&c);
     c.bptt = bptt, c.dropout = dropout, c.loss = loss, c.negatives = 7, c.seed = 3, c.mask_seen = mask_seen;
+    c.cold_dropout = T ? g_cold : 0;
     float *gs = calloc(m->n_params, sizeof *gs), *gd = calloc(m->n_params, sizeof *gd);
     double ls, ld;
     char err[MODEL_ERR_LEN];
@@ -59,9 +67,15 @@ static void backends_agree(model_cell cell, int bptt, double dropout, train_loss
         double r = rel_diff(gs + off, gd + off, m->t[t].numel);
         if (r > worst) worst = r, worst_t = t;
     }
-    fprintf(stderr, "backends %-4s bptt %3d dropout %.1f %-7s mask_seen %d: loss %.6f vs %.6f, worst tensor %s rel %.2e\n",
-            cellname(cell), bptt, dropout, loss == TRAIN_LOSS_FULL ? "full" : "sampled", mask_seen, ls, ld,
+    fprintf(stderr, "backends %-4s bptt %3d dropout %.1f %-7s mask_seen %d T %2d cold %.1f: loss %.6f vs %.6f, worst tensor %s rel %.2e\n",
+            cellname(cell), bptt, dropout, loss == TRAIN_LOSS_FULL ? "full" : "sampled", mask_seen, T, c.cold_dropout, ls, ld,
             m->t[worst_t].name, worst);
+    if (T) { /* the adaptors get a gradient at all */
+        double gw = 0, go = 0;
+        for (size_t i = 0; i < m->t[T_TEXT_W].numel; i++) gw += fabs(gd[(size_t)(m->t[T_TEXT_W].data - m->params) + i]);
+        for (size_t i = 0; i < m->t[T_SCORE_TEXT_W].numel; i++) go += fabs(gd[(size_t)(m->t[T_SCORE_TEXT_W].data - m->params) + i]);
+        CHECK(gw > 0 && go > 0, "no gradient reached text.w (%g) or score.text_w (%g)", gw, go);
+    }
     /* Observed: <= 3e-6 relative (float GEMMs vs double reference). */
     CHECK(fabs(ls - ld) <= 1e-5 * fabs(ls) && worst <= 1e-4, "%s: oneDNN and scalar backends disagree (loss %.8g vs %.8g, "
           "%s %.3g)", cellname(cell), ls, ld, m->t[worst_t].name, worst);
@@ -69,21 +83,28 @@ static void backends_agree(model_cell cell, int bptt, double dropout, train_loss
     free(gd);
     model_free(m);
     fixture_events_free(&f);
+    if (T) fixture_texts_free(&tx);
+}
+
+static void backends_agree(model_cell cell, int bptt, double dropout, train_loss loss, int mask_seen) {
+    backends_agree_t(cell, bptt, dropout, loss, mask_seen, 0);
 }
 
 /* ---- 2. finite differences ----------------------------------------------------------------- */
 
-static void finite_differences(model_cell cell, train_loss loss, double dropout, int mask_seen) {
+static void finite_differences_t(model_cell cell, train_loss loss, double dropout, int mask_seen, int T) {
     const int lens[] = {14, 6, 11, 9};
     const int NI = loss == TRAIN_LOSS_SAMPLED ? 80 : 12; /* 36 targets + 3 negatives < 79 */
     fixture_data f = fixture_events(4, lens, NI, 2, 21 + cell);
-    model *m = fixture_trained_model(cell, 4, 2, 5, 3, 4, 3, NI, 2, 9 + cell);
+    fixture_texts tx = {0};
+    if (T) tx = fixture_add_texts(&f, NI, T, 51 + cell);
+    model *m = fixture_trained_model_t(cell, 4, 2, 5, 3, 4, 3, NI, 2, T, 9 + cell);
     int users[4] = {0, 1, 2, 3}, len[4];
     for (int u = 0; u < 4; u++) len[u] = lens[u] - 1;
     train_config c;
     train_config_default(&c);
     c.backend = MODEL_BACKEND_SCALAR, c.dropout = dropout, c.bptt = 16, c.loss = loss, c.negatives = 3, c.seed = 5;
-    c.mask_seen = mask_seen;
+    c.mask_seen = mask_seen, c.cold_dropout = T ? g_cold : 0;
     char err[MODEL_ERR_LEN];
     float *g = calloc(m->n_params, sizeof *g), *tmp = calloc(m->n_params, sizeof *tmp);
     double l0;
@@ -117,23 +138,30 @@ static void finite_differences(model_cell cell, train_loss loss, double dropout,
         }
     }
     /* Observed: <= 5e-6 absolute. */
-    fprintf(stderr, "finite differences %-4s %-7s dropout %.1f mask_seen %d: %d elements, max |diff| %.2e (%.2f of "
-            "tolerance)\n", cellname(cell), loss == TRAIN_LOSS_FULL ? "full" : "sampled", dropout, mask_seen, checked,
+    fprintf(stderr, "finite differences %-4s %-7s dropout %.1f mask_seen %d T %2d cold %.1f: %d elements, max |diff| %.2e (%.2f of "
+            "tolerance)\n", cellname(cell), loss == TRAIN_LOSS_FULL ? "full" : "sampled", dropout, mask_seen, T, c.cold_dropout, checked,
             worst_abs, worst);
     CHECK(worst <= 1.0, "%s: trainer gradient disagrees with finite differences", cellname(cell));
     free(g);
     free(tmp);
     model_free(m);
     fixture_events_free(&f);
+    if (T) fixture_texts_free(&tx);
+}
+
+static void finite_differences(model_cell cell, train_loss loss, double dropout, int mask_seen) {
+    finite_differences_t(cell, loss, dropout, mask_seen, 0);
 }
 
 /* ---- 3. trainer forward == model_step -------------------------------------------------------- */
 
-static void forward_equals_step(model_cell cell, int W, int bptt) {
+static void forward_equals_step_t(model_cell cell, int W, int bptt, int T) {
     const int lens[] = {40, 1, 19, 33, 8, 25};
     const int nu = 6;
     fixture_data f = fixture_events(nu, lens, 30, 3, 31 + cell);
-    model *m = fixture_trained_model(cell, 8, 3, 9, 6, 7, W, 30, 3, 13 + cell);
+    fixture_texts tx = {0};
+    if (T) tx = fixture_add_texts(&f, 30, T, 61 + cell);
+    model *m = fixture_trained_model_t(cell, 8, 3, 9, 6, 7, W, 30, 3, T, 13 + cell);
     const int D = m->cfg.out_dim;
     int64_t total = f.start[nu];
     float *fw = calloc((size_t)total * D, sizeof *fw);
@@ -144,6 +172,7 @@ static void forward_equals_step(model_cell cell, int W, int bptt) {
     for (int be = 0; be < 2; be++) {
         model_runner *r;
         REQUIRE(model_runner_new(&r, m, be ? MODEL_BACKEND_DNNL : MODEL_BACKEND_SCALAR, nu, err, sizeof err) == 0, "%s", err);
+        if (T) model_runner_set_text(r, fixture_text_lookup, &tx);
         size_t ss = model_state_size(m);
         unsigned char *st = malloc(ss * nu);
         for (int u = 0; u < nu; u++) model_state_init(m, st + ss * u);
@@ -164,8 +193,8 @@ static void forward_equals_step(model_cell cell, int W, int bptt) {
                 worst = d > worst ? d : worst;
             }
         }
-        fprintf(stderr, "train_forward vs model_step (%s backend) %-4s W=%d bptt=%d: max |diff| %.2e\n",
-                be ? "dnnl" : "scalar", cellname(cell), W, bptt, worst);
+        fprintf(stderr, "train_forward vs model_step (%s backend) %-4s W=%d bptt=%d T=%d: max |diff| %.2e\n",
+                be ? "dnnl" : "scalar", cellname(cell), W, bptt, T, worst);
         /* Observed: <= 2e-7. */
         CHECK(worst <= 1e-5, "%s W=%d bptt=%d: the trainer's forward is not model_step's (%.3g)", cellname(cell), W, bptt, worst);
         free(st);
@@ -189,6 +218,76 @@ static void forward_equals_step(model_cell cell, int W, int bptt) {
     free(fw);
     free(fs);
     model_free(m);
+    fixture_events_free(&f);
+    if (T) fixture_texts_free(&tx);
+}
+
+static void forward_equals_step(model_cell cell, int W, int bptt) { forward_equals_step_t(cell, W, bptt, 0); }
+
+/* ---- text: train_fit's options, the scoring rows ------------------------------------------------ */
+
+static void quiet(const train_progress *p, void *u);
+
+static void text_fit(void) {
+    int lens[10];
+    for (int u = 0; u < 10; u++) lens[u] = 5 + 7 * u;
+    const int NI = 30, T = 10;
+    fixture_data f = fixture_events(10, lens, NI, 3, 97);
+    fixture_texts tx = fixture_add_texts(&f, NI, T, 71);
+    char err[MODEL_ERR_LEN];
+    for (int mode = 0; mode < 4; mode++) { /* 0: id + text, tied; 1: untied; 2: text only; 3: tied ids, own adaptors */
+        model *m = fixture_trained_model_t(MODEL_CELL_GRU, 8, 3, 8, 8, 8, 4, NI, 3, T, 2);
+        model *init = fixture_trained_model_t(MODEL_CELL_GRU, 8, 3, 8, 8, 8, 4, NI, 3, T, 2);
+        train_config c;
+        train_config_default(&c);
+        c.epochs = 2, c.batch_users = 4, c.bptt = 16, c.patience = 5, c.tie = mode == 0 || mode == 3;
+        c.text_only = mode == 2, c.untie_text = mode == 3;
+        train_result res;
+        REQUIRE(train_fit(m, &f.d, &c, quiet, NULL, &res, err, sizeof err) == 0, "%s", err);
+        const int E = 8;
+        double oov = 0, ids = 0, moved = 0;
+        for (int k = 0; k < E; k++) oov += fabs(m->t[T_ITEM_EMB].data[k]) + fabs(m->t[T_SCORE_EMB].data[k]);
+        for (size_t i = E; i < m->t[T_ITEM_EMB].numel; i++) ids += fabs(m->t[T_ITEM_EMB].data[i]) + fabs(m->t[T_SCORE_EMB].data[i]);
+        for (size_t i = 0; i < m->t[T_TEXT_W].numel; i++) moved += fabs(m->t[T_TEXT_W].data[i] - init->t[T_TEXT_W].data[i]);
+        CHECK(oov == 0, "mode %d: the OOV rows are not held at zero (%g)", mode, oov);
+        CHECK(mode == 2 ? ids == 0 : ids > 0, "mode %d: id rows %g", mode, ids);
+        CHECK(moved > 0, "mode %d: text.w did not learn", mode);
+        int tied = !memcmp(m->t[T_TEXT_W].data, m->t[T_SCORE_TEXT_W].data, m->t[T_TEXT_W].numel * sizeof(float)) &&
+                   !memcmp(m->t[T_TEXT_B].data, m->t[T_SCORE_TEXT_B].data, m->t[T_TEXT_B].numel * sizeof(float));
+        CHECK(tied == (mode == 0), "mode %d: score.text_* tied %d", mode, tied);
+        int ids_tied = !memcmp(m->t[T_ITEM_EMB].data, m->t[T_SCORE_EMB].data, m->t[T_ITEM_EMB].numel * sizeof(float));
+        CHECK(ids_tied == (mode == 0 || mode == 3 || mode == 2), "mode %d: score.item_emb tied %d", mode, ids_tied);
+        /* text.b starts at the mean item text: after 2 epochs it is still near it */
+        double mean0 = 0;
+        int n = 0;
+        for (int i = 1; i < NI; i++)
+            if (tx.has[i]) mean0 += tx.item_text[(size_t)i * T], n++;
+        CHECK(fabs(m->t[T_TEXT_B].data[0] - mean0 / n) < 0.05, "mode %d: text.b[0] %g, the mean text %g", mode,
+              m->t[T_TEXT_B].data[0], mean0 / n);
+        /* the cold bias: the mean bias of the vocabulary items */
+        float cb = m->t[T_SCORE_BIAS].data[0];
+        CHECK(cb < 0 && isfinite(cb), "mode %d: cold bias %g", mode, cb);
+        /* model_score_rows by hand: idx 0 (a new item) and a vocabulary item, with texts */
+        int32_t idx[2] = {0, 5};
+        const float *txt[2] = {tx.event_text, tx.item_text + 5 * T};
+        float S[16], b[2];
+        REQUIRE(model_score_rows(m, 2, idx, txt, S, b, err, sizeof err) == 0, "%s", err);
+        double worst = 0;
+        for (int r = 0; r < 2; r++)
+            for (int d = 0; d < 8; d++) {
+                double want = idx[r] ? m->t[T_SCORE_EMB].data[idx[r] * 8 + d] : 0;
+                for (int k = 0; k < T; k++)
+                    want += (double)m->t[T_SCORE_TEXT_W].data[d * T + k] * ((double)txt[r][k] - m->t[T_SCORE_TEXT_B].data[k]);
+                worst = fmax(worst, fabs(want - S[r * 8 + d]));
+            }
+        CHECK(worst < 1e-6 && b[0] == cb && b[1] == m->t[T_SCORE_BIAS].data[5], "model_score_rows: %g", worst);
+        fprintf(stderr, "text fit mode %d (%s): best epoch %d, val NDCG@10 %.4f, cold bias %.3f\n", mode,
+                mode == 0 ? "id+text tied" : mode == 1 ? "id+text untied" : mode == 2 ? "text only" : "tied ids, own adaptors",
+                res.best_epoch, res.best_val.ndcg10, cb);
+        model_free(m);
+        model_free(init);
+    }
+    fixture_texts_free(&tx);
     fixture_events_free(&f);
 }
 
@@ -306,9 +405,14 @@ static void heads(void) {
     CHECK(back->n_params == plain->n_params && memcmp(back->params, plain->params, back->n_params * 4) == 0 &&
               back->fingerprint == plain->fingerprint && model_heads(back) == model_heads(plain),
           "a model with heads does not round-trip");
-    for (int t = MODEL_N_TENSORS; t < MODEL_N_ALL_TENSORS; t++)
+    for (int t = MODEL_N_TENSORS; t < MODEL_N_ALL_TENSORS; t++) {
+        if (!plain->t[t].numel) { /* the text adaptor of a model without text */
+            CHECK(!back->t[t].numel, "tensor %d appeared", t);
+            continue;
+        }
         CHECK(back->t[t].data - back->params == plain->t[t].data - plain->params && !strcmp(back->t[t].name, plain->t[t].name),
               "tensor %d layout", t);
+    }
     REQUIRE(model_load(&old, path, err, sizeof err) == 0, "a model without heads must still load: %s", err);
     CHECK(old->fingerprint == fp_plain && model_heads(old) == 0 && old->n_params == n_plain, "old file identity");
     /* scores and values by hand */
@@ -395,8 +499,25 @@ int main(void) {
         forward_equals_step((model_cell)cell, 1, 16);
         forward_equals_step((model_cell)cell, 16, 200);
     }
+    for (int cell = 0; cell < 2; cell++) { /* text models */
+        backends_agree_t((model_cell)cell, 200, 0.0, TRAIN_LOSS_FULL, 0, 12);
+        backends_agree_t((model_cell)cell, 8, 0.3, TRAIN_LOSS_FULL, 1, 12);
+        backends_agree_t((model_cell)cell, 16, 0.3, TRAIN_LOSS_SAMPLED, 1, 12);
+        finite_differences_t((model_cell)cell, TRAIN_LOSS_FULL, 0.0, 0, 6);
+        finite_differences_t((model_cell)cell, TRAIN_LOSS_FULL, 0.3, 1, 6);
+        finite_differences_t((model_cell)cell, TRAIN_LOSS_SAMPLED, 0.0, 1, 6);
+        forward_equals_step_t((model_cell)cell, 4, 8, 12);
+        forward_equals_step_t((model_cell)cell, 16, 200, 12);
+        g_cold = 0.3; /* item dropout: "new" items without id rows, the learned cold bias */
+        backends_agree_t((model_cell)cell, 8, 0.3, TRAIN_LOSS_FULL, 1, 12);
+        backends_agree_t((model_cell)cell, 16, 0.3, TRAIN_LOSS_SAMPLED, 1, 12);
+        finite_differences_t((model_cell)cell, TRAIN_LOSS_FULL, 0.3, 1, 6);
+        finite_differences_t((model_cell)cell, TRAIN_LOSS_SAMPLED, 0.0, 1, 6);
+        g_cold = 0;
+    }
     optimizer();
     determinism();
+    text_fit();
     heads();
     return check_exit("test_model_train");
 }

@@ -1,0 +1,475 @@
+/* item_table: item text vectors by item key, catalogues, and USE-lite encoding with a file cache.
+ * See item_table.h. */
+#include "item_table.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "model.h"
+#include "use_encoder.h"
+
+#define CHUNK 1024 /* vectors per chunk: chunks never move, so vector pointers stay valid */
+
+typedef struct {
+    uint64_t key, text_hash;
+    char *id;
+} entry;
+
+struct item_table {
+    int dim;
+    entry *e;          /* insertion order */
+    size_t n, cap;
+    float **chunks;    /* vector i at chunks[i / CHUNK] + (i % CHUNK) * dim */
+    size_t nchunks;
+    int64_t *slot;     /* open addressing: key -> entry index, -1 empty */
+    size_t slots;      /* power of two */
+};
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int item_table_new(item_table **out, int dim) {
+    *out = NULL;
+    item_table *t = calloc(1, sizeof *t);
+    if (!t) return -1;
+    t->dim = dim;
+    t->slots = 1024;
+    t->slot = malloc(t->slots * sizeof *t->slot);
+    if (!t->slot) {
+        free(t);
+        return -1;
+    }
+    for (size_t i = 0; i < t->slots; i++) t->slot[i] = -1;
+    *out = t;
+    return 0;
+}
+
+void item_table_free(item_table *t) {
+    if (!t) return;
+    for (size_t i = 0; i < t->n; i++) free(t->e[i].id);
+    for (size_t i = 0; i < t->nchunks; i++) free(t->chunks[i]);
+    free(t->chunks);
+    free(t->e);
+    free(t->slot);
+    free(t);
+}
+
+int item_table_dim(const item_table *t) { return t->dim; }
+size_t item_table_size(const item_table *t) { return t->n; }
+
+static inline size_t hslot(uint64_t key, size_t mask) { return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask; }
+
+static int64_t find(const item_table *t, uint64_t key) {
+    size_t mask = t->slots - 1;
+    for (size_t h = hslot(key, mask);; h = (h + 1) & mask) {
+        int64_t i = t->slot[h];
+        if (i < 0) return -1;
+        if (t->e[i].key == key) return i;
+    }
+}
+
+static float *vec_at(const item_table *t, size_t i) { return t->chunks[i / CHUNK] + (i % CHUNK) * (size_t)t->dim; }
+
+static int grow(item_table *t) {
+    if (t->n == t->cap) {
+        size_t c = t->cap ? 2 * t->cap : 256;
+        entry *e = realloc(t->e, c * sizeof *e);
+        if (!e) return -1;
+        t->e = e;
+        t->cap = c;
+    }
+    if (t->n == t->nchunks * CHUNK) {
+        float **ch = realloc(t->chunks, (t->nchunks + 1) * sizeof *ch);
+        if (!ch) return -1;
+        t->chunks = ch;
+        if (!(ch[t->nchunks] = malloc((size_t)CHUNK * t->dim * sizeof(float)))) return -1;
+        t->nchunks++;
+    }
+    if (2 * (t->n + 1) > t->slots) {
+        size_t ns = t->slots * 2, mask = ns - 1;
+        int64_t *sl = malloc(ns * sizeof *sl);
+        if (!sl) return -1;
+        for (size_t i = 0; i < ns; i++) sl[i] = -1;
+        for (size_t i = 0; i < t->n; i++) {
+            size_t h = hslot(t->e[i].key, mask);
+            while (sl[h] >= 0) h = (h + 1) & mask;
+            sl[h] = (int64_t)i;
+        }
+        free(t->slot);
+        t->slot = sl;
+        t->slots = ns;
+    }
+    return 0;
+}
+
+int item_table_put(item_table *t, const char *id, size_t id_len, uint64_t text_hash, const float *vec) {
+    uint64_t key = model_item_key(id, id_len);
+    int64_t i = find(t, key);
+    if (i >= 0) {
+        if (t->e[i].text_hash == text_hash) return 0;
+        t->e[i].text_hash = text_hash;
+        memcpy(vec_at(t, (size_t)i), vec, (size_t)t->dim * sizeof(float));
+        return 1;
+    }
+    if (grow(t)) return -1;
+    char *copy = malloc(id_len + 1);
+    if (!copy) return -1;
+    memcpy(copy, id, id_len);
+    copy[id_len] = 0;
+    size_t n = t->n++;
+    t->e[n] = (entry){key, text_hash, copy};
+    memcpy(vec_at(t, n), vec, (size_t)t->dim * sizeof(float));
+    size_t mask = t->slots - 1, h = hslot(key, mask);
+    while (t->slot[h] >= 0) h = (h + 1) & mask;
+    t->slot[h] = (int64_t)n;
+    return 1;
+}
+
+const float *item_table_get(const item_table *t, uint64_t key) {
+    int64_t i = t ? find(t, key) : -1;
+    return i < 0 ? NULL : vec_at(t, (size_t)i);
+}
+
+int item_table_text_hash(const item_table *t, uint64_t key, uint64_t *hash) {
+    int64_t i = find(t, key);
+    if (i < 0) return 0;
+    *hash = t->e[i].text_hash;
+    return 1;
+}
+
+const char *item_table_id(const item_table *t, uint64_t key) {
+    int64_t i = find(t, key);
+    return i < 0 ? NULL : t->e[i].id;
+}
+
+const float *item_table_lookup(void *ctx, uint64_t key) { return item_table_get(ctx, key); }
+
+void item_table_entry(const item_table *t, size_t i, const char **id, uint64_t *key, const float **vec) {
+    if (id) *id = t->e[i].id;
+    if (key) *key = t->e[i].key;
+    if (vec) *vec = vec_at(t, i);
+}
+
+typedef struct {
+    item_table *t;
+    float *buf;
+    int bad;
+} load_ctx;
+
+static int load_one(void *ctx, uint64_t key, uint64_t text_hash, const char *id, size_t id_len, const void *vec,
+                    int dim) {
+    load_ctx *x = ctx;
+    if (dim != x->t->dim || model_item_key(id, id_len) != key) {
+        x->bad = 1;
+        return 1;
+    }
+    memcpy(x->buf, vec, (size_t)dim * sizeof(float));
+    if (item_table_put(x->t, id, id_len, text_hash, x->buf) < 0) {
+        x->bad = 2;
+        return 1;
+    }
+    return 0;
+}
+
+int item_table_load_store(item_table *t, state_store *s, char *err, size_t errlen) {
+    load_ctx x = {t, malloc((size_t)t->dim * sizeof(float)), 0};
+    if (!x.buf) return snprintf(err, errlen, "out of memory"), -1;
+    int rc = state_store_foreach_item(s, load_one, &x, err, errlen);
+    free(x.buf);
+    if (!rc && x.bad == 1) rc = -1, snprintf(err, errlen, "stored item vectors are not %d wide or not keyed by their id", t->dim);
+    if (!rc && x.bad == 2) rc = -1, snprintf(err, errlen, "out of memory");
+    return rc;
+}
+
+/* ---- catalogues ------------------------------------------------------------------------------ */
+
+void item_catalog_free(item_catalog *c) {
+    for (size_t i = 0; i < c->n; i++) free(c->ids[i]), free(c->texts[i]);
+    free(c->ids);
+    free(c->texts);
+    memset(c, 0, sizeof *c);
+}
+
+static int catalog_push(item_catalog *c, size_t *cap, const char *id, size_t idn, const char *text, size_t tn) {
+    if (c->n == *cap) {
+        size_t nc = *cap ? 2 * *cap : 1024;
+        char **a = realloc(c->ids, nc * sizeof *a);
+        if (!a) return -1;
+        c->ids = a;
+        char **b = realloc(c->texts, nc * sizeof *b);
+        if (!b) return -1;
+        c->texts = b;
+        *cap = nc;
+    }
+    char *i = malloc(idn + 1), *t = malloc(tn + 1);
+    if (!i || !t) return free(i), free(t), -1;
+    memcpy(i, id, idn), i[idn] = 0;
+    memcpy(t, text, tn), t[tn] = 0;
+    c->ids[c->n] = i, c->texts[c->n] = t;
+    c->n++;
+    return 0;
+}
+
+/* Latin-1 -> UTF-8 (every byte is a code point). */
+static size_t latin1_to_utf8(const char *s, size_t n, char *out) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x80) out[o++] = (char)ch;
+        else out[o++] = (char)(0xC0 | (ch >> 6)), out[o++] = (char)(0x80 | (ch & 0x3F));
+    }
+    return o;
+}
+
+static void chomp(char *s) {
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
+}
+
+int item_catalog_movielens(const char *dir, item_catalog *c, char *err, size_t errlen) {
+    memset(c, 0, sizeof *c);
+    char path[4096], genre[19][64];
+    int ngenre = 0;
+    memset(genre, 0, sizeof genre);
+    snprintf(path, sizeof path, "%s/u.genre", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)), -1;
+    char *line = NULL;
+    size_t cap = 0, ccap = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        chomp(line);
+        char *bar = strrchr(line, '|');
+        if (!bar) continue;
+        int k = atoi(bar + 1);
+        *bar = 0;
+        if (k >= 0 && k < 19) {
+            latin1_to_utf8(line, strlen(line) < 31 ? strlen(line) : 31, genre[k]);
+            if (k + 1 > ngenre) ngenre = k + 1;
+        }
+    }
+    fclose(f);
+    snprintf(path, sizeof path, "%s/u.item", dir);
+    if (!(f = fopen(path, "r"))) {
+        free(line);
+        return snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)), -1;
+    }
+    long lineno = 0;
+    int rc = 0;
+    char *text = NULL;
+    while (!rc && getline(&line, &cap, f) >= 0) {
+        lineno++;
+        chomp(line);
+        if (!line[0]) continue;
+        char *fl[24];
+        int nf = 0;
+        for (char *p = line; nf < 24;) {
+            fl[nf++] = p;
+            char *bar = strchr(p, '|');
+            if (!bar) break;
+            *bar = 0;
+            p = bar + 1;
+        }
+        if (nf != 24 || !fl[0][0]) {
+            snprintf(err, errlen, "%s:%ld: expected 24 '|'-separated fields", path, lineno);
+            rc = -1;
+            break;
+        }
+        size_t tl = strlen(fl[1]);
+        char *nt = realloc(text, 2 * tl + 19 * 80 + 8);
+        if (!nt) { rc = -1; snprintf(err, errlen, "out of memory"); break; }
+        text = nt;
+        size_t o = latin1_to_utf8(fl[1], tl, text);
+        text[o++] = '.', text[o++] = ' ';
+        int first = 1;
+        for (int g = 0; g < 19 && g < ngenre; g++)
+            if (fl[5 + g][0] == '1' && !fl[5 + g][1]) {
+                if (!first) text[o++] = ',', text[o++] = ' ';
+                size_t gl = strlen(genre[g]);
+                memcpy(text + o, genre[g], gl);
+                o += gl;
+                first = 0;
+            }
+        if (catalog_push(c, &ccap, fl[0], strlen(fl[0]), text, o)) {
+            rc = -1;
+            snprintf(err, errlen, "out of memory");
+        }
+    }
+    free(text);
+    free(line);
+    fclose(f);
+    if (rc) item_catalog_free(c);
+    return rc;
+}
+
+int item_catalog_jsonl(const char *path, item_catalog *c, char *err, size_t errlen) {
+    memset(c, 0, sizeof *c);
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) return snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)), -1;
+    char *line = NULL;
+    size_t cap = 0, ccap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = 0;
+    while (!rc && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        size_t n = (size_t)len;
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) n--;
+        if (!n) continue;
+        char jerr[160];
+        json_value *v = json_parse(line, n, jerr, sizeof jerr);
+        const char *id, *text;
+        size_t idn, tn;
+        if (!v || json_get_string(v, "item_id", &id, &idn) || json_get_string(v, "text", &text, &tn) || !idn ||
+            memchr(id, 0, idn) || memchr(text, 0, tn)) {
+            snprintf(err, errlen, "%s:%ld: expected {\"item_id\": non-empty string, \"text\": string}%s%s", path, lineno,
+                     v ? "" : ": ", v ? "" : jerr);
+            rc = -1;
+        } else if (catalog_push(c, &ccap, id, idn, text, tn)) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+        json_free(v);
+    }
+    free(line);
+    if (f != stdin) fclose(f);
+    if (rc) item_catalog_free(c);
+    return rc;
+}
+
+/* ---- encoding ---------------------------------------------------------------------------------- */
+
+void text_default_dirs(char *encoder_dir, size_t n1, char *cache_dir, size_t n2) {
+    const char *base = getenv("IEVO_CACHE"), *home = getenv("HOME");
+    char root[3072];
+    if (base && *base) snprintf(root, sizeof root, "%s", base);
+    else snprintf(root, sizeof root, "%s/.cache/ievo", home && *home ? home : "/tmp");
+    if (encoder_dir) snprintf(encoder_dir, n1, "%s/use-lite", root);
+    if (cache_dir) snprintf(cache_dir, n2, "%s/text-vectors", root);
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int mkdirs(const char *dir) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+int text_encode_all(const char *encoder_dir, const char *cache_dir, const char *const *texts, size_t n, float *out,
+                    text_encode_stats *st, char *err, size_t errlen) {
+    text_encode_stats local = {0};
+    if (!st) st = &local;
+    st->texts += (long)n;
+    if (n == 0) return 0;
+    char path[4096] = "";
+    int use_cache = cache_dir && *cache_dir && strcmp(cache_dir, "none");
+    if (use_cache) {
+        uint64_t h = fnv(0xcbf29ce484222325ull, USE_BLOB_SHA256, strlen(USE_BLOB_SHA256));
+        for (size_t i = 0; i < n; i++) {
+            uint64_t len = strlen(texts[i]);
+            h = fnv(h, &len, sizeof len);
+            h = fnv(h, texts[i], len);
+        }
+        snprintf(path, sizeof path, "%s/%016llx-%zu.f32", cache_dir, (unsigned long long)h, n);
+        FILE *f = fopen(path, "rb");
+        if (f) {
+            size_t got = fread(out, sizeof(float), n * USE_DIM, f);
+            int extra = fgetc(f) != EOF;
+            fclose(f);
+            if (got == n * USE_DIM && !extra) {
+                st->from_cache += (long)n;
+                return 0;
+            }
+        }
+    }
+    double t0 = now_s();
+    use_encoder *enc = NULL;
+    if (use_encoder_open(&enc, encoder_dir, USE_BACKEND_ONEDNN, err, errlen)) return -1;
+    st->load_s += now_s() - t0;
+    int rc = 0, ntok[32];
+    size_t lens[32];
+    double t1 = now_s();
+    for (size_t i = 0; i < n && !rc; i += 32) {
+        int k = (int)(n - i < 32 ? n - i : 32);
+        for (int j = 0; j < k; j++) lens[j] = strlen(texts[i + (size_t)j]);
+        rc = use_encoder_encode(enc, texts + i, lens, k, out + i * USE_DIM, ntok, err, errlen);
+        for (int j = 0; j < k && !rc; j++) st->tokens += ntok[j] < USE_MAX_TOKENS ? ntok[j] : USE_MAX_TOKENS;
+    }
+    st->encode_s += now_s() - t1;
+    use_encoder_free(enc);
+    if (rc) return -1;
+    st->encoded += (long)n;
+    if (use_cache && mkdirs(cache_dir) == 0) { /* best effort: a failed cache write only costs time */
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+        FILE *f = fopen(tmp, "wb");
+        int ok = f && fwrite(out, sizeof(float), n * USE_DIM, f) == n * USE_DIM;
+        if (f) ok = (fclose(f) == 0) && ok;
+        if (!ok || rename(tmp, path) != 0) unlink(tmp);
+    }
+    return 0;
+}
+
+int item_table_from_catalog(item_table **out, const item_catalog *c, const char *encoder_dir, const char *cache_dir,
+                            text_encode_stats *st, char *err, size_t errlen) {
+    *out = NULL;
+    float *v = malloc((c->n ? c->n : 1) * USE_DIM * sizeof *v);
+    item_table *t = NULL;
+    if (!v || item_table_new(&t, USE_DIM)) {
+        free(v);
+        return snprintf(err, errlen, "out of memory"), -1;
+    }
+    if (text_encode_all(encoder_dir, cache_dir, (const char *const *)c->texts, c->n, v, st, err, errlen)) {
+        free(v);
+        item_table_free(t);
+        return -1;
+    }
+    for (size_t i = 0; i < c->n; i++)
+        if (item_table_put(t, c->ids[i], strlen(c->ids[i]), model_item_key(c->texts[i], strlen(c->texts[i])),
+                           v + i * USE_DIM) < 0) {
+            free(v);
+            item_table_free(t);
+            return snprintf(err, errlen, "out of memory"), -1;
+        }
+    free(v);
+    *out = t;
+    return 0;
+}
+
+int item_table_for_model(int text_dim, const char *items_path, const char *movielens, const char *encoder_dir,
+                         const char *cache_dir, item_catalog *cat, item_table **items, text_encode_stats *st,
+                         char *err, size_t errlen) {
+    *items = NULL;
+    if (text_dim <= 0) {
+        if (!items_path) return 0;
+        snprintf(err, errlen, "--items: the model has no text (text_dim 0)");
+        return -1;
+    }
+    if (text_dim != USE_DIM) {
+        snprintf(err, errlen, "text_dim %d: this build encodes text with USE-lite (%d)", text_dim, USE_DIM);
+        return -1;
+    }
+    if (items_path ? item_catalog_jsonl(items_path, cat, err, errlen)
+                   : movielens ? item_catalog_movielens(movielens, cat, err, errlen) : 0)
+        return -1;
+    return item_table_from_catalog(items, cat, encoder_dir, cache_dir, st, err, errlen);
+}
