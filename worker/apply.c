@@ -5,7 +5,7 @@
  * user's state already holds) -> model steps -> produce the outputs. Nothing is waited for: the
  * records change in the cache only, and the partitions' applied offsets move in memory.
  *
- * A checkpoint (every commit.interval.ms, when the cache needs room, on revocation and on stop):
+ * A checkpoint:
  *   wait until every output and dead letter so far is acknowledged
  *   -> changelog: every dirty record, then each advanced partition's marker -> acknowledged
  *   -> one atomic RocksDB write: the dirty records + the applied offsets
@@ -13,11 +13,24 @@
  * So what is durable (RocksDB, changelog) never holds the effect of an event whose output was
  * not acknowledged; a crash between checkpoints re-applies from the last one (outputs repeat,
  * states do not).
+ *
+ * The periodic checkpoint (commit.interval.ms, or half the cache dirty) runs in the background,
+ * in the same order, so that events keep flowing while it works: the main thread copies the
+ * dirty records and the partitions' offsets (the snapshot), hands the outputs' epoch over and
+ * goes on; once the outputs of that epoch are acknowledged, a writer thread produces the
+ * snapshot to the changelog, waits for its acknowledgements and writes RocksDB; the main thread
+ * then stores the consumer offsets. The snapshot's cache entries cannot be evicted until then.
+ * Revocation, stop, and a cache with no room left finish the flight and checkpoint in the
+ * foreground (worker_checkpoint).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "changelog.h"
 #include "item_consumer.h"
@@ -54,68 +67,122 @@ static int grow_get_scratch(worker *w, size_t n) {
 
 /* ---- producing -------------------------------------------------------------------------- */
 
-/* Produces one record; waits out a full local queue. */
-static int produce(worker *w, rd_kafka_topic_t *topic, int32_t partition, const void *val, size_t len,
+/* Produces one record through rk (flags: RD_KAFKA_MSG_F_COPY or 0); waits out a full local queue. */
+static int produce(rd_kafka_t *rk, rd_kafka_topic_t *topic, int32_t partition, int flags, const void *val, size_t len,
                    const void *key, size_t key_len, void *opaque, char *err, size_t errlen) {
     for (;;) {
-        if (rd_kafka_produce(topic, partition, RD_KAFKA_MSG_F_COPY, (void *)val, len, key, key_len, opaque) == 0)
-            return 0;
+        if (rd_kafka_produce(topic, partition, flags, (void *)val, len, key, key_len, opaque) == 0) return 0;
         rd_kafka_resp_err_t e = rd_kafka_last_error();
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             snprintf(err, errlen, "produce to %s: %s", rd_kafka_topic_name(topic), rd_kafka_err2str(e));
             return -1;
         }
-        rd_kafka_poll(w->producer, 10);
+        rd_kafka_poll(rk, 10);
     }
 }
 
-/* Waits until the broker acknowledged every record produced so far. */
-static int await_acks(worker *w, const char *what, char *err, size_t errlen) {
+/* Waits until the broker acknowledged (or refused) every record produced through rk so far;
+ * the delivery reports count the refused ones (acks_failed). */
+static void await_acks(rd_kafka_t *rk, const char *what) {
     int waited_s = 0;
-    while (rd_kafka_flush(w->producer, 1000) == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+    while (rd_kafka_flush(rk, 1000) == RD_KAFKA_RESP_ERR__TIMED_OUT) {
         if (++waited_s % 10 == 0)
-            LOG_W("worker", "still waiting for the broker to acknowledge %d %s records (%d s)",
-                  rd_kafka_outq_len(w->producer), what, waited_s);
+            LOG_W("worker", "still waiting for the broker to acknowledge %d %s records (%d s)", rd_kafka_outq_len(rk),
+                  what, waited_s);
     }
-    if (w->dr_failed) {
-        snprintf(err, errlen, "%lld %s records were not acknowledged (first: %s); nothing since the last "
-                 "checkpoint is written, it will be applied again on restart",
-                 (long long)w->dr_failed, what, w->dr_first_error);
-        return -1;
-    }
-    return 0;
+}
+
+/* After await_acks: an error when records were refused. */
+static int acks_failed(int64_t failed, const char *what, const char *first, char *err, size_t errlen) {
+    if (!failed) return 0;
+    snprintf(err, errlen, "%lld %s records were not acknowledged (first: %s); nothing since the last "
+             "checkpoint is written, it will be applied again on restart", (long long)failed, what, first);
+    return -1;
 }
 
 /* ---- the checkpoint --------------------------------------------------------------------- */
 
+/* A dirty record, keyed as RocksDB orders it (state_store.h: be32 partition, then the user's
+ * bytes). RocksDB's memtable inserts a batch in the order given, and a skip list takes keys in
+ * order with far fewer comparisons than keys in hash order. */
+typedef struct ckpt_entry {
+    int32_t partition;
+    const char *user;
+    size_t user_len;
+    long entry;
+    size_t snap;   /* background checkpoint: the record's index in the snapshot */
+} ckpt_entry;
+
+static int ckpt_cmp(const void *a, const void *b) {
+    const ckpt_entry *x = a, *y = b;
+    if (x->partition != y->partition) return (uint32_t)x->partition < (uint32_t)y->partition ? -1 : 1;
+    size_t n = x->user_len < y->user_len ? x->user_len : y->user_len;
+    int c = memcmp(x->user, y->user, n);
+    if (c) return c;
+    return x->user_len < y->user_len ? -1 : x->user_len > y->user_len;
+}
+
+/* Fills w->ckpt with the cache's dirty records (in the order they became dirty). */
+static int list_dirty(worker *w, size_t n_dirty) {
+    if (n_dirty > w->ckpt_cap) {
+        size_t cap = w->ckpt_cap ? w->ckpt_cap : 1024;
+        while (cap < n_dirty) cap *= 2;
+        ckpt_entry *p = realloc(w->ckpt, cap * sizeof *p);
+        if (!p) return -1;
+        w->ckpt = p, w->ckpt_cap = cap;
+    }
+    for (size_t i = 0; i < n_dirty; i++) {
+        ckpt_entry *k = &w->ckpt[i];
+        k->entry = state_cache_dirty_at(w->cache, i);
+        k->partition = state_cache_partition(w->cache, k->entry);
+        k->user = state_cache_user(w->cache, k->entry, &k->user_len);
+        k->snap = i;
+    }
+    return 0;
+}
+
+/* ... in key order. */
+static int sort_dirty(worker *w, size_t n_dirty) {
+    if (list_dirty(w, n_dirty)) return -1;
+    qsort(w->ckpt, n_dirty, sizeof *w->ckpt, ckpt_cmp);
+    return 0;
+}
+
 int worker_checkpoint(worker *w, char *err, size_t errlen) {
+    if (worker_checkpoint_finish(w, err, errlen)) return -1;
     double t0 = mono_s();
     state_cache *c = w->cache;
     size_t n_dirty = state_cache_dirty_count(c);
     int advanced = 0;
     for (int p = 0; p < w->n_parts; p++) advanced |= w->parts[p].next > w->parts[p].checkpointed;
     if (!n_dirty && !advanced) return 0;
+    if (sort_dirty(w, n_dirty)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
 
-    if (await_acks(w, "output/dead-letter", err, errlen)) return -1;
+    await_acks(w->producer, "output/dead-letter");
+    if (acks_failed(w->dr_failed, "output/dead-letter", w->dr_first_error, err, errlen)) return -1;
     double t1 = mono_s();
     w->stats->stage_s[STAGE_PRODUCE] += t1 - t0;
 
     if (w->changelog_topic) {
         for (size_t i = 0; i < n_dirty; i++) {
-            long e = state_cache_dirty_at(c, i);
-            size_t ulen;
-            const char *user = state_cache_user(c, e, &ulen);
-            if (produce(w, w->changelog_topic, state_cache_partition(c, e), state_cache_record(c, e), w->record_size,
-                        user, ulen, NULL, err, errlen))
+            const ckpt_entry *k = &w->ckpt[i];
+            if (produce(w->cl_producer, w->changelog_topic, k->partition, RD_KAFKA_MSG_F_COPY,
+                        state_cache_record(c, k->entry), w->record_size, k->user, k->user_len, NULL, err, errlen))
                 return -1;
         }
         for (int p = 0; p < w->n_parts; p++) {
             if (w->parts[p].next <= w->parts[p].checkpointed) continue;
             uint8_t marker[8];
             changelog_marker_value(marker, w->parts[p].next);
-            if (produce(w, w->changelog_topic, p, marker, sizeof marker, "", 0, NULL, err, errlen)) return -1;
+            if (produce(w->cl_producer, w->changelog_topic, p, RD_KAFKA_MSG_F_COPY, marker, sizeof marker, "", 0, NULL,
+                        err, errlen))
+                return -1;
         }
-        if (await_acks(w, "changelog", err, errlen)) return -1;
+        await_acks(w->cl_producer, "changelog");
+        if (acks_failed(atomic_load(&w->cl_failed), "changelog", w->cl_first_error, err, errlen)) return -1;
         w->stats->changelog_records += (int64_t)n_dirty;
     }
     double t2 = mono_s();
@@ -123,10 +190,8 @@ int worker_checkpoint(worker *w, char *err, size_t errlen) {
 
     state_batch_clear(w->wb);
     for (size_t i = 0; i < n_dirty; i++) {
-        long e = state_cache_dirty_at(c, i);
-        size_t ulen;
-        const char *user = state_cache_user(c, e, &ulen);
-        state_batch_put_state(w->wb, state_cache_partition(c, e), user, ulen, state_cache_record(c, e), w->record_size);
+        const ckpt_entry *k = &w->ckpt[i];
+        state_batch_put_state(w->wb, k->partition, k->user, k->user_len, state_cache_record(c, k->entry), w->record_size);
     }
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
     for (int p = 0; p < w->n_parts; p++) {
@@ -146,8 +211,11 @@ int worker_checkpoint(worker *w, char *err, size_t errlen) {
         w->stats->checkpoints++;
     }
     rd_kafka_topic_partition_list_destroy(offs);
-    w->stats->stage_s[STAGE_STATE] += mono_s() - t2;
-    w->last_checkpoint_s = mono_s();
+    double t3 = mono_s();
+    w->stats->stage_s[STAGE_STATE] += t3 - t2;
+    w->last_checkpoint_s = t3;
+    LOG_D("worker", "checkpoint: %zu records; outputs acknowledged in %.1f ms, changelog %.1f ms, state write %.1f ms",
+          n_dirty, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3);
     return rc;
 }
 
@@ -226,6 +294,10 @@ static int classify(worker *w, rd_kafka_message_t **msgs, size_t n, size_t *nrow
 /* Puts a record into the cache, making room with a checkpoint when everything is dirty. */
 static long cache_insert(worker *w, int32_t partition, const char *user, size_t len, char *err, size_t errlen) {
     long e = state_cache_insert(w->cache, partition, user, len);
+    if (e == -1 && w->ck_active) {   /* the flight's entries become evictable when it lands */
+        if (worker_checkpoint_finish(w, err, errlen)) return -2;
+        e = state_cache_insert(w->cache, partition, user, len);
+    }
     if (e == -1) {
         if (worker_checkpoint(w, err, errlen)) return -2;
         e = state_cache_insert(w->cache, partition, user, len);
@@ -388,9 +460,12 @@ static int produce_outputs(worker *w, size_t first, int n, char *err, size_t err
         /* The input's timestamp rides along to the delivery report: event-to-output latency. */
         rd_kafka_timestamp_type_t tt;
         int64_t in_ts = rd_kafka_message_timestamp(r->msg, &tt);
-        if (produce(w, w->out_topic, RD_KAFKA_PARTITION_UA, w->enc_buf + off, w->enc_len[j], r->ev.user_id,
-                    r->ev.user_id_len, (void *)(intptr_t)(in_ts > 0 ? in_ts : 0), err, errlen))
+        void *tag = produce_tag_output(w, in_ts);
+        if (produce(w->producer, w->out_topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, w->enc_buf + off,
+                    w->enc_len[j], r->ev.user_id, r->ev.user_id_len, tag, err, errlen)) {
+            produce_tag_cancel(w, tag);
             return -1;
+        }
         off += w->enc_len[j];
     }
     w->stats->stage_s[STAGE_PRODUCE] += mono_s() - t1;
@@ -485,9 +560,190 @@ int apply_batch(worker *w, rd_kafka_message_t **msgs, size_t n, char *err, size_
     return 0;
 }
 
+/* ---- the checkpoint in the background ---------------------------------------------------- */
+
+/* The writer thread: changelog (records from the snapshot, then markers) -> acknowledged ->
+ * one atomic RocksDB write. Touches only the snapshot, the producer (thread-safe) and the store
+ * (thread-safe); the main thread serves the delivery reports. */
+static void *ckpt_writer(void *arg) {
+    worker *w = arg;
+    const size_t rs = w->record_size;
+    int rc = 0;
+    /* Below the event loop: on a busy machine a checkpoint lands later, events are not delayed. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10))
+        LOG_D("worker", "checkpoint writer: setpriority: %s", strerror(errno));
+    double t0 = mono_s();
+    qsort(w->ckpt, w->ck_n, sizeof *w->ckpt, ckpt_cmp);   /* off the main thread */
+    if (w->changelog_topic) {
+        for (size_t i = 0; i < w->ck_n + (size_t)w->ck_nparts && !rc; i++) {
+            if (i < w->ck_n) {
+                const ckpt_entry *k = &w->ckpt[i];
+                /* no copy: the snapshot lives until every record of it is acknowledged */
+                rc = produce(w->cl_producer, w->changelog_topic, k->partition, 0, w->ck_snap + k->snap * rs, rs, k->user,
+                             k->user_len, NULL, w->ck_err, sizeof w->ck_err);
+            } else {
+                int32_t part = (int32_t)(i - w->ck_n);
+                if (w->ck_offsets[part] < 0) continue;
+                rc = produce(w->cl_producer, w->changelog_topic, part, 0, w->ck_markers[part], 8, "", 0, NULL, w->ck_err,
+                             sizeof w->ck_err);
+            }
+        }
+        await_acks(w->cl_producer, "changelog");   /* always: the snapshot must outlive its records */
+        if (!rc) rc = acks_failed(atomic_load(&w->cl_failed), "changelog", w->cl_first_error, w->ck_err, sizeof w->ck_err);
+    }
+    double t1 = mono_s();
+    if (!rc) {
+        state_batch_clear(w->ck_wb);
+        for (size_t i = 0; i < w->ck_n; i++) {
+            const ckpt_entry *k = &w->ckpt[i];
+            state_batch_put_state(w->ck_wb, k->partition, k->user, k->user_len, w->ck_snap + k->snap * rs, rs);
+        }
+        for (int p = 0; p < w->ck_nparts; p++)
+            if (w->ck_offsets[p] >= 0) state_batch_put_offset(w->ck_wb, p, w->ck_offsets[p]);
+        rc = state_store_write(w->store, w->ck_wb, w->ck_err, sizeof w->ck_err);
+    }
+    w->ck_rc = rc;
+    LOG_D("worker", "checkpoint (background): %zu records; changelog %.1f ms, state write %.1f ms", w->ck_n,
+          (t1 - t0) * 1e3, (mono_s() - t1) * 1e3);
+    atomic_store(&w->ck_done, 1);
+    return NULL;
+}
+
+/* Takes the snapshot and starts a checkpoint in the background. */
+static int ckpt_begin(worker *w, char *err, size_t errlen) {
+    state_cache *c = w->cache;
+    size_t n = state_cache_dirty_count(c);
+    int advanced = 0;
+    for (int p = 0; p < w->n_parts; p++) advanced |= w->parts[p].next > w->parts[p].checkpointed;
+    if (!n && !advanced) {
+        w->last_checkpoint_s = mono_s();
+        return 0;
+    }
+    double t0 = mono_s();
+    if (list_dirty(w, n)) goto oom;   /* the writer thread sorts them */
+    if (n * w->record_size > w->ck_snap_cap) {
+        size_t cap = w->ck_snap_cap ? w->ck_snap_cap : 1 << 20;
+        while (cap < n * w->record_size) cap *= 2;
+        uint8_t *p = realloc(w->ck_snap, cap);
+        if (!p) goto oom;
+        w->ck_snap = p, w->ck_snap_cap = cap;
+    }
+    if (w->n_parts > w->ck_parts_cap) {
+        int64_t *o = realloc(w->ck_offsets, (size_t)w->n_parts * sizeof *o);
+        if (o) w->ck_offsets = o;
+        uint8_t(*m)[8] = realloc(w->ck_markers, (size_t)w->n_parts * sizeof *m);
+        if (m) w->ck_markers = m;
+        if (!o || !m) goto oom;
+        w->ck_parts_cap = w->n_parts;
+    }
+    if (!w->ck_wb && !(w->ck_wb = state_batch_new())) goto oom;
+    for (size_t i = 0; i < n; i++)
+        memcpy(w->ck_snap + i * w->record_size, state_cache_record(c, w->ckpt[i].entry), w->record_size);
+    for (int p = 0; p < w->n_parts; p++) {
+        part_state *ps = &w->parts[p];
+        w->ck_offsets[p] = ps->next > ps->checkpointed ? ps->next : -1;
+        if (w->ck_offsets[p] >= 0) changelog_marker_value(w->ck_markers[p], ps->next);
+    }
+    state_cache_begin_flush(c);
+    w->ck_n = n;
+    w->ck_nparts = w->n_parts;
+    w->ck_flight_epoch = w->ck_epoch++;   /* outputs from here on belong to the next checkpoint */
+    w->ck_active = 1, w->ck_writing = 0, w->ck_rc = 0, w->ck_err[0] = 0;
+    atomic_store(&w->ck_done, 0);
+    w->ck_t0 = t0;
+    double t1 = mono_s();
+    w->stats->stage_s[STAGE_STATE] += t1 - t0;
+    w->last_checkpoint_s = t1;
+    LOG_D("worker", "checkpoint: snapshot of %zu records in %.1f ms", n, (t1 - t0) * 1e3);
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory for a checkpoint of %zu records", n);
+    return -1;
+}
+
+/* Lands a finished flight: the entries become evictable, the offsets are stored. */
+static void ckpt_complete(worker *w) {
+    state_cache_end_flush(w->cache);
+    rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
+    for (int p = 0; p < w->ck_nparts; p++) {
+        if (w->ck_offsets[p] < 0) continue;
+        if (w->ck_offsets[p] > w->parts[p].checkpointed) w->parts[p].checkpointed = w->ck_offsets[p];
+        if (w->parts[p].owned)
+            rd_kafka_topic_partition_list_add(offs, w->s->input_topic, p)->offset = w->ck_offsets[p];
+    }
+    if (offs->cnt) {
+        rd_kafka_resp_err_t e = rd_kafka_offsets_store(w->consumer, offs);
+        if (e) LOG_D("worker", "storing consumer offsets: %s (the state store has them)", rd_kafka_err2str(e));
+    }
+    rd_kafka_topic_partition_list_destroy(offs);
+    if (w->changelog_topic) w->stats->changelog_records += (int64_t)w->ck_n;
+    w->stats->checkpoints++;
+    w->ck_active = 0;
+    LOG_D("worker", "checkpoint: %zu records durable %.1f ms after the snapshot", w->ck_n, (mono_s() - w->ck_t0) * 1e3);
+}
+
+/* Moves the flight on: starts the writer once the epoch's outputs are acknowledged, lands it
+ * when the writer is done. block: until it has landed. */
+static int ckpt_progress(worker *w, int block, char *err, size_t errlen) {
+    double started = mono_s(), warned = started;
+    while (w->ck_active) {
+        rd_kafka_poll(w->producer, block ? 5 : 0);   /* delivery reports */
+        if (!w->ck_writing) {
+            if (w->dr_failed) {
+                snprintf(err, errlen, "%lld output/dead-letter records were not acknowledged (first: %s); nothing "
+                         "since the last checkpoint is written, it will be applied again on restart",
+                         (long long)w->dr_failed, w->dr_first_error);
+                return -1;
+            }
+            if (atomic_load(&w->ck_pending[w->ck_flight_epoch & 1u]) == 0) {
+                if (pthread_create(&w->ck_thread, NULL, ckpt_writer, w)) {
+                    snprintf(err, errlen, "cannot start the checkpoint writer thread");
+                    return -1;
+                }
+                w->ck_writing = 1;
+            }
+        }
+        if (w->ck_writing && atomic_load(&w->ck_done)) {
+            pthread_join(w->ck_thread, NULL);
+            w->ck_writing = 0;
+            if (w->ck_rc) {
+                w->ck_active = 0;
+                snprintf(err, errlen, "%s", w->ck_err);
+                return -1;
+            }
+            ckpt_complete(w);
+            return 0;
+        }
+        if (!block) return 0;
+        if (mono_s() - warned >= 10) {
+            warned = mono_s();
+            LOG_W("worker", "still waiting for a checkpoint to land (%.0f s; %d records not yet acknowledged)",
+                  warned - started, rd_kafka_outq_len(w->producer));
+        }
+    }
+    return 0;
+}
+
+int worker_checkpoint_finish(worker *w, char *err, size_t errlen) {
+    if (!w->ck_active) return 0;
+    double t0 = mono_s();
+    int rc = ckpt_progress(w, 1, err, errlen);
+    w->stats->stage_s[STAGE_STATE] += mono_s() - t0;
+    return rc;
+}
+
+void worker_checkpoint_abandon(worker *w) {
+    if (!w->ck_writing) return;
+    while (!atomic_load(&w->ck_done)) rd_kafka_poll(w->producer, 10);   /* its acks come through here */
+    pthread_join(w->ck_thread, NULL);
+    w->ck_writing = 0;
+    w->ck_active = 0;
+}
+
 int worker_maybe_checkpoint(worker *w, char *err, size_t errlen) {
+    if (w->ck_active) return ckpt_progress(w, 0, err, errlen);
     if (mono_s() - w->last_checkpoint_s < w->s->commit_interval_s &&
         state_cache_dirty_count(w->cache) < w->max_dirty)
         return 0;
-    return worker_checkpoint(w, err, errlen);
+    return ckpt_begin(w, err, errlen);
 }

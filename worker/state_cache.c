@@ -15,7 +15,7 @@ typedef struct {
     int32_t partition;
     uint32_t key_len;
     int32_t prev, next;   /* clean-LRU links (-1: none) */
-    uint8_t in_use, dirty, pinned, in_lru;
+    uint8_t in_use, dirty, pinned, in_lru, flushing;
     char key_inline[KEY_INLINE];
     char *key_heap;       /* keys longer than KEY_INLINE */
 } entry;
@@ -31,6 +31,8 @@ struct state_cache {
     int32_t lru_head, lru_tail;   /* head: most recent */
     int32_t *dirty;
     size_t n_dirty;
+    int32_t *flush;       /* the entries of the flush in progress (state_cache_begin_flush) */
+    size_t n_flush;
     int32_t *pinned;
     size_t n_pinned;
     uint64_t hits, misses, evictions;
@@ -62,8 +64,9 @@ int state_cache_new(state_cache **out, size_t capacity, size_t record_size) {
     c->index = malloc(c->index_cap * sizeof *c->index);
     c->free_list = malloc(capacity * sizeof *c->free_list);
     c->dirty = malloc(capacity * sizeof *c->dirty);
+    c->flush = malloc(capacity * sizeof *c->flush);
     c->pinned = malloc(capacity * sizeof *c->pinned);
-    if (!c->e || !c->slab || !c->index || !c->free_list || !c->dirty || !c->pinned) {
+    if (!c->e || !c->slab || !c->index || !c->free_list || !c->dirty || !c->flush || !c->pinned) {
         state_cache_free(c);
         return -1;
     }
@@ -84,6 +87,7 @@ void state_cache_free(state_cache *c) {
     free(c->index);
     free(c->free_list);
     free(c->dirty);
+    free(c->flush);
     free(c->pinned);
     free(c);
 }
@@ -99,7 +103,7 @@ static void lru_unlink(state_cache *c, int32_t i) {
 
 static void lru_push_front(state_cache *c, int32_t i) {
     entry *x = &c->e[i];
-    if (x->in_lru || x->dirty || x->pinned) return;
+    if (x->in_lru || x->dirty || x->pinned || x->flushing) return;
     x->prev = -1;
     x->next = c->lru_head;
     if (c->lru_head >= 0) c->e[c->lru_head].prev = i; else c->lru_tail = i;
@@ -228,6 +232,31 @@ void state_cache_mark_clean(state_cache *c) {
     }
     c->n_dirty = 0;
 }
+
+size_t state_cache_begin_flush(state_cache *c) {
+    for (size_t k = 0; k < c->n_dirty; k++) {
+        entry *x = &c->e[c->dirty[k]];
+        x->dirty = 0;
+        x->flushing = 1;   /* neither dirty nor evictable until state_cache_end_flush */
+    }
+    int32_t *t = c->flush;   /* the dirty list becomes the flush list */
+    c->flush = c->dirty, c->n_flush = c->n_dirty;
+    c->dirty = t, c->n_dirty = 0;
+    return c->n_flush;
+}
+
+long state_cache_flush_at(const state_cache *c, size_t i) { return c->flush[i]; }
+
+void state_cache_end_flush(state_cache *c) {
+    for (size_t k = 0; k < c->n_flush; k++) {
+        int32_t i = c->flush[k];
+        c->e[i].flushing = 0;
+        lru_push_front(c, i);   /* unless it became dirty again meanwhile */
+    }
+    c->n_flush = 0;
+}
+
+size_t state_cache_flushing(const state_cache *c) { return c->n_flush; }
 
 void state_cache_drop_partition(state_cache *c, int32_t partition) {
     for (size_t i = 0; i < c->capacity; i++)

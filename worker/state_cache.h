@@ -42,6 +42,16 @@ long state_cache_dirty_at(const state_cache *c, size_t i);
 /* After a checkpoint wrote every dirty record: all become clean (evictable). */
 void state_cache_mark_clean(state_cache *c);
 
+/* A checkpoint in the background (apply.c): begin_flush turns every dirty entry into a flushing
+ * one (returns how many) and empties the dirty list; a flushing entry is not evictable, and a
+ * change to it makes it dirty again (for the next checkpoint). end_flush, once the flushed
+ * records are durable, makes the flushing entries that stayed unchanged clean. One flush at a
+ * time; no partition is dropped while one is in progress. */
+size_t state_cache_begin_flush(state_cache *c);
+long state_cache_flush_at(const state_cache *c, size_t i);
+void state_cache_end_flush(state_cache *c);
+size_t state_cache_flushing(const state_cache *c);
+
 /* Drops every entry of one partition (revoked, or about to be restored). Dirty entries of it
  * must have been checkpointed first. */
 void state_cache_drop_partition(state_cache *c, int32_t partition);

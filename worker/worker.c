@@ -101,7 +101,7 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     s->store.universal = !strcmp(compaction, "universal");
     s->store.info_log_level = (int)v;
     s->stats_file = config_get(c, "stats.file", NULL);
-    if (config_get_int(c, "commit.interval.ms", 1000, 0, 3600000, &v, err, errlen)) return -1;
+    if (config_get_int(c, "commit.interval.ms", 5000, 0, 3600000, &v, err, errlen)) return -1;
     s->commit_interval_s = (double)v / 1000.0;
     if (config_get_int(c, "state.cache.bytes", 256 << 20, 1 << 20, INT64_MAX, &v, err, errlen)) return -1;
     s->cache_bytes = (size_t)v;
@@ -296,6 +296,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
           err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoking", list->cnt, w->assigned);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         w->ever_assigned = 1;
+        char cerr[512];   /* a restore below must not run beside a checkpoint still landing */
+        if (!w->failed && worker_checkpoint_finish(w, cerr, sizeof cerr)) {
+            LOG_E("worker", "checkpoint before assignment: %s; stopping", cerr);
+            w->failed = 1;
+            worker_request_stop();
+        }
         on_assign(w, list);
         if (cooperative) e = rd_kafka_incremental_assign(rk, list);
         else re = rd_kafka_assign(rk, list);
@@ -319,8 +325,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     worker *w = opaque;
+    uintptr_t tag = (uintptr_t)m->_private;   /* produce_tag (worker_internal.h) */
+    atomic_fetch_sub_explicit(&w->ck_pending[tag & 1u], 1, memory_order_relaxed);
     if (!m->err) {
-        int64_t in_ts = (int64_t)(intptr_t)m->_private;   /* outputs carry their input's timestamp */
+        int64_t in_ts = (int64_t)(tag >> 2);   /* outputs carry their input's timestamp */
         if (in_ts > 0) {
             struct timespec now;
             clock_gettime(CLOCK_REALTIME, &now);
@@ -332,6 +340,16 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     }
     if (!w->dr_failed++)
         snprintf(w->dr_first_error, sizeof w->dr_first_error, "%s [%d]: %s", rd_kafka_topic_name(m->rkt),
+                 m->partition, rd_kafka_err2str(m->err));
+}
+
+/* The changelog producer's delivery reports: served by whichever thread flushes it (the
+ * checkpoint writer, or the main thread in a foreground checkpoint), never two at once. */
+static void cl_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    worker *w = opaque;
+    if (m->err && atomic_fetch_add(&w->cl_failed, 1) == 0)
+        snprintf(w->cl_first_error, sizeof w->cl_first_error, "%s [%d]: %s", rd_kafka_topic_name(m->rkt),
                  m->partition, rd_kafka_err2str(m->err));
 }
 
@@ -410,7 +428,19 @@ static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
     }
     w->out_topic = rd_kafka_topic_new(w->producer, s->output_topic, NULL);
     if (s->changelog) {
-        w->changelog_topic = rd_kafka_topic_new(w->producer, s->changelog_topic, NULL);
+        rd_kafka_conf_t *cpc = kafka_conf_for(c, KAFKA_PRODUCER, producer_defaults, WORKER_KEYS, err, errlen);
+        if (!cpc) return -1;
+        rd_kafka_conf_set_opaque(cpc, w);
+        rd_kafka_conf_set_dr_msg_cb(cpc, cl_dr_cb);
+        rd_kafka_conf_set_error_cb(cpc, error_cb);
+        rd_kafka_conf_set_log_cb(cpc, log_cb);
+        w->cl_producer = rd_kafka_new(RD_KAFKA_PRODUCER, cpc, kerr, sizeof kerr);
+        if (!w->cl_producer) {
+            rd_kafka_conf_destroy(cpc);
+            snprintf(err, errlen, "changelog producer: %s", kerr);
+            return -1;
+        }
+        w->changelog_topic = rd_kafka_topic_new(w->cl_producer, s->changelog_topic, NULL);
         const char *reader_defaults[] = {"group.id", "ievo-changelog-reader", NULL};
         rd_kafka_conf_t *rc = kafka_conf_for(c, KAFKA_CONSUMER, reader_defaults, WORKER_KEYS, err, errlen);
         if (!rc) return -1;
@@ -689,10 +719,12 @@ static int alloc_scratch(worker *w) {
 }
 
 static void free_worker(worker *w) {
+    if (w->producer) worker_checkpoint_abandon(w);   /* before the producer and the store go */
     if (w->consumer) rd_kafka_destroy(w->consumer);
     changelog_close(w->changelog);
     if (w->out_topic) rd_kafka_topic_destroy(w->out_topic);
     if (w->changelog_topic) rd_kafka_topic_destroy(w->changelog_topic);
+    if (w->cl_producer) rd_kafka_destroy(w->cl_producer);
     if (w->producer) rd_kafka_destroy(w->producer);
     state_batch_free(w->wb);
     state_cache_free(w->cache);
@@ -724,6 +756,11 @@ static void free_worker(worker *w) {
     free(w->get_bufs);
     free(w->get_found);
     free(w->get_slots);
+    free(w->ckpt);
+    free(w->ck_snap);
+    free(w->ck_offsets);
+    free(w->ck_markers);
+    state_batch_free(w->ck_wb);
 }
 
 static int drained(const worker *w) {
@@ -894,6 +931,7 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
         w.consumer = NULL;
     }
     rd_kafka_flush(w.producer, 10000);
+    if (w.cl_producer) rd_kafka_flush(w.cl_producer, 10000);
 
 out:
     if (rc && !err[0]) snprintf(err, errlen, "worker failed");

@@ -3,6 +3,8 @@
 #ifndef IEVO_WORKER_INTERNAL_H
 #define IEVO_WORKER_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include <librdkafka/rdkafka.h>
@@ -37,8 +39,10 @@ typedef struct {
 typedef struct worker {
     const worker_settings *s;
     rd_kafka_t *consumer, *producer;
+    rd_kafka_t *cl_producer;             /* the changelog's own producer: a checkpoint's burst of
+                                            records never queues in front of the outputs */
     rd_kafka_topic_t *out_topic;
-    rd_kafka_topic_t *changelog_topic;   /* NULL when changelog.enable=false */
+    rd_kafka_topic_t *changelog_topic;   /* (cl_producer) NULL when changelog.enable=false */
     struct changelog *changelog;         /* reader for restores */
     model *m;
     model_runner *runner;
@@ -79,11 +83,35 @@ typedef struct worker {
     void **get_bufs;
     int *get_found;
     int32_t *get_slots;
+    /* a checkpoint's dirty records in RocksDB key order (apply.c: sorted inserts are cheaper) */
+    struct ckpt_entry *ckpt;
+    size_t ckpt_cap;
     size_t get_cap;
 
     /* delivery reports of the current batch */
     int64_t dr_failed;
     char dr_first_error[256];
+
+    /* The checkpoint in the background (apply.c). Every produced record carries a tag in its
+     * opaque (produce_tag): outputs and dead letters the parity of the epoch they belong to,
+     * so the checkpoint of epoch E knows when all of its outputs are acknowledged. */
+    unsigned ck_epoch;                 /* the epoch outputs are produced in now */
+    atomic_long ck_pending[2];         /* outputs + dead letters not yet acknowledged, by epoch parity */
+    atomic_long cl_failed;             /* changelog records the broker refused (cl_dr_cb) */
+    char cl_first_error[256];
+    atomic_int ck_done;                /* the writer thread finished (ck_rc, ck_err) */
+    int ck_active, ck_writing;
+    unsigned ck_flight_epoch;
+    pthread_t ck_thread;
+    uint8_t *ck_snap;                  /* (ck_n, record_size) the records as they were at the snapshot */
+    size_t ck_n, ck_snap_cap;
+    int64_t *ck_offsets;               /* (n_parts) next offset to checkpoint, -1: not advanced */
+    uint8_t (*ck_markers)[8];          /* (n_parts) changelog marker values */
+    int ck_parts_cap, ck_nparts;       /* n_parts at the snapshot (the table may grow meanwhile) */
+    struct state_batch *ck_wb;
+    int ck_rc;
+    char ck_err[512];
+    double ck_t0;
 
     worker_stats *stats;
 
@@ -113,6 +141,27 @@ part_state *worker_part(worker *w, int32_t partition);
 /* Applies n consumed messages (see apply.c). Returns 0, or -1 on a fatal error (err filled;
  * nothing since the last checkpoint is durable). */
 int apply_batch(worker *w, rd_kafka_message_t **msgs, size_t n, char *err, size_t errlen);
+
+/* What an output's or dead letter's opaque carries (dr_cb in worker.c): the input's timestamp for
+ * the latency of outputs (ms, shifted left 2) and, in the low bit, the parity of the epoch it
+ * belongs to. (Changelog records go through their own producer, cl_producer.) */
+static inline void *produce_tag(int64_t in_ts, unsigned kind) {
+    return (void *)(uintptr_t)(((uint64_t)(in_ts > 0 ? in_ts : 0) << 2) | kind);
+}
+/* The tag of the outputs and dead letters produced now. */
+static inline void *produce_tag_output(worker *w, int64_t in_ts) {
+    atomic_fetch_add_explicit(&w->ck_pending[w->ck_epoch & 1u], 1, memory_order_relaxed);
+    return produce_tag(in_ts, w->ck_epoch & 1u);
+}
+/* Undoes produce_tag_output's count for a record that was not produced after all. */
+static inline void produce_tag_cancel(worker *w, void *tag) {
+    atomic_fetch_sub_explicit(&w->ck_pending[(uintptr_t)tag & 1u], 1, memory_order_relaxed);
+}
+
+/* Finishes the checkpoint in flight, if any (blocking; serves delivery reports meanwhile). */
+int worker_checkpoint_finish(worker *w, char *err, size_t errlen);
+/* On the way out after an error: lets the writer thread end and joins it, completing nothing. */
+void worker_checkpoint_abandon(worker *w);
 
 /* Makes everything applied so far durable (see apply.c). Returns 0, or -1 (err filled). */
 int worker_checkpoint(worker *w, char *err, size_t errlen);

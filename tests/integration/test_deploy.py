@@ -258,7 +258,7 @@ def check_base(objs, wkeys, rdk):
     # Shutdown: the grace period covers the session timeout, a batch and a checkpoint.
     grace = pod["terminationGracePeriodSeconds"]
     need = (int(props["session.timeout.ms"]) + int(props.get("batch.timeout.ms", 20)) +
-            int(props.get("commit.interval.ms", 1000))) / 1000
+            int(props.get("commit.interval.ms", 5000))) / 1000
     assert grace > need, f"terminationGracePeriodSeconds {grace} <= session timeout + batch + checkpoint ({need} s)"
 
     # Non-root, as the image.

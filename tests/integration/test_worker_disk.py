@@ -27,9 +27,9 @@ def main():
         ievo("produce", "-b", b.bootstrap, "-t", "user-actions", *data)
         bs = ["-b", b.bootstrap]
 
-        # 1. The disk fills up after ~1.5 MB of state writes (a checkpoint after every batch, so
+        # 1. The disk fills up after ~400 kB of state writes (a checkpoint after every batch, so
         #    the writes come early).
-        env = dict(os.environ, LD_PRELOAD=SHIM, IEVO_FAULT_DIR=state, IEVO_FAULT_AFTER_BYTES="1500000")
+        env = dict(os.environ, LD_PRELOAD=SHIM, IEVO_FAULT_DIR=state, IEVO_FAULT_AFTER_BYTES="400000")
         r = subprocess.run(worker + bs + ["-X", f"state.dir={state}", "-X", "commit.interval.ms=0"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, timeout=300)
         err = r.stderr.decode(errors="replace")

@@ -177,6 +177,50 @@ static void test_fp16(void) {
           "smallest subnormals");
 }
 
+/* The blob's bulk u conversions (model_state_write_u / read_u: F16C in hardware where the CPU has
+ * it, eight at a time, with a scalar tail) give model_f16_from_f32's and model_f32_from_f16's
+ * bits for every half value, every rounding midpoint and its neighbours, saturation, and NaN. */
+static void test_fp16_bulk(void) {
+    const int D = 67; /* 8 blocks of 8 and a tail of 3 */
+    model *m = fixture_model(MODEL_CELL_GRU, 6, 3, 7, 5, D, 4, 20, 3, 17);
+    char st[4096];
+    REQUIRE(model_state_size(m) <= sizeof st, "state of %zu bytes", model_state_size(m));
+    model_state_init(m, st);
+    size_t n = 0, cap = 65536 * 4 + 16;
+    float *x = malloc(cap * sizeof *x);
+    REQUIRE(x != NULL, "out of memory");
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = model_f32_from_f16((uint16_t)h);
+        if (isnan(f)) continue;
+        x[n++] = f;
+        if ((h & 0x7FFF) < 0x7BFF) {
+            float g = model_f32_from_f16((uint16_t)(h + 1)), mid = (float)(((double)f + (double)g) / 2);
+            x[n++] = mid, x[n++] = nextafterf(mid, g), x[n++] = nextafterf(mid, f);
+        }
+    }
+    const float extra[] = {65504.0f, 65519.0f, 65520.0f, 1e6f, -1e6f, INFINITY, -INFINITY, 0x1p-25f, 0x1.000002p-25f,
+                           -0.0f, 1e-30f, -1e-30f, NAN, 1.0f, -NAN, 0.5f};
+    for (size_t i = 0; i < sizeof extra / sizeof *extra; i++) x[n++] = extra[i];
+    long bad = 0;
+    float u[67], back[67];
+    const uint8_t *pu = (const uint8_t *)st + model_state_off_u(m);
+    for (size_t at = 0; at < n; at += D) {
+        for (int i = 0; i < D; i++) u[i] = x[(at + (size_t)i) % n];
+        model_state_write_u(m, st, u);
+        model_state_read_u(m, st, back);
+        for (int i = 0; i < D; i++) {
+            uint16_t h;
+            memcpy(&h, pu + 2 * i, 2);
+            if (h != model_f16_from_f32(u[i])) bad++;
+            float want = model_f32_from_f16(h);
+            if (memcmp(&back[i], &want, 4) && !(isnan(back[i]) && isnan(want))) bad++;
+        }
+    }
+    CHECK(bad == 0, "%ld bulk fp16 conversions differ from the scalar ones (%zu values)", bad, n);
+    free(x);
+    model_free(m);
+}
+
 /* The drift is 1 - cos(u_t, fp16(u_{t-1})) exactly, in both backends. */
 static void test_fp16_drift(model_backend be) {
     model *m = fixture_model(MODEL_CELL_GRU, 6, 3, 7, 5, 9, 4, 20, 3, 17);
@@ -216,6 +260,7 @@ int main(void) {
     test_sizes();
     test_item_key();
     test_fp16();
+    test_fp16_bulk();
     test_fp16_drift(MODEL_BACKEND_SCALAR);
     test_fp16_drift(MODEL_BACKEND_DNNL);
     return check_exit("test_model_state");

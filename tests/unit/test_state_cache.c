@@ -101,5 +101,33 @@ int main(void) {
     state_cache_unpin_all(c);
     CHECK(state_cache_evictions(c) == 1, "evictions %llu", (unsigned long long)state_cache_evictions(c));
     state_cache_free(c);
+
+    /* A flush (the background checkpoint): its entries are not evictable until it ends; one
+     * changed meanwhile is dirty for the next checkpoint and stays unevictable after the end. */
+    REQUIRE(state_cache_new(&c, 16, 8) == 0, "new");   /* 16: the smallest capacity */
+    long e16[16];
+    for (int k = 0; k < 16; k++) {
+        e16[k] = state_cache_insert(c, 0, key[k], strlen(key[k]));
+        state_cache_mark_dirty(c, e16[k]);
+    }
+    CHECK(state_cache_begin_flush(c) == 16 && state_cache_flushing(c) == 16, "begin_flush takes the 16 dirty entries");
+    CHECK(state_cache_dirty_count(c) == 0, "the dirty list is handed to the flush");
+    CHECK(state_cache_flush_at(c, 0) == e16[0], "the flush list keeps the dirty order");
+    CHECK(state_cache_find(c, 0, key[5], strlen(key[5])) == e16[5], "a flushing entry is found");
+    state_cache_pin(c, e16[5]);   /* used by a batch during the flight, then released */
+    state_cache_unpin_all(c);
+    CHECK(state_cache_insert(c, 0, key[30], strlen(key[30])) == -1, "a flushing entry was evicted");
+    state_cache_mark_dirty(c, e16[2]);   /* changed while its old copy is being written */
+    CHECK(state_cache_dirty_count(c) == 1, "re-dirtied during the flush");
+    state_cache_end_flush(c);
+    CHECK(state_cache_flushing(c) == 0, "end_flush");
+    for (int k = 0; k < 15; k++) {   /* each evicts one of the 15 unchanged entries; kept dirty */
+        long n = state_cache_insert(c, 0, key[40 + k], strlen(key[40 + k]));
+        CHECK(n >= 0, "clean entry %d not evicted", k);
+        if (n >= 0) state_cache_mark_dirty(c, n);
+    }
+    CHECK(state_cache_find(c, 0, key[2], strlen(key[2])) == e16[2], "the re-dirtied entry was evicted");
+    CHECK(state_cache_insert(c, 0, key[60], strlen(key[60])) == -1, "only the dirty entry is left, it is not evictable");
+    state_cache_free(c);
     return check_exit("test_state_cache");
 }
