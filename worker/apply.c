@@ -563,8 +563,9 @@ int apply_batch(worker *w, rd_kafka_message_t **msgs, size_t n, char *err, size_
 /* ---- the checkpoint in the background ---------------------------------------------------- */
 
 /* The writer thread: changelog (records from the snapshot, then markers) -> acknowledged ->
- * one atomic RocksDB write. Touches only the snapshot, the producer (thread-safe) and the store
- * (thread-safe); the main thread serves the delivery reports. */
+ * one atomic RocksDB write. Touches the snapshot, the flushing cache entries' keys (neither
+ * evicted nor dropped while it runs), the changelog producer (whose delivery reports it serves
+ * itself, flushing it) and the store (thread-safe). */
 static void *ckpt_writer(void *arg) {
     worker *w = arg;
     const size_t rs = w->record_size;
@@ -733,10 +734,10 @@ int worker_checkpoint_finish(worker *w, char *err, size_t errlen) {
 }
 
 void worker_checkpoint_abandon(worker *w) {
-    if (!w->ck_writing) return;
-    while (!atomic_load(&w->ck_done)) rd_kafka_poll(w->producer, 10);   /* its acks come through here */
-    pthread_join(w->ck_thread, NULL);
-    w->ck_writing = 0;
+    if (w->ck_writing) {   /* it flushes its own producer: waiting for it needs nothing from us */
+        pthread_join(w->ck_thread, NULL);
+        w->ck_writing = 0;
+    }
     w->ck_active = 0;
 }
 

@@ -264,6 +264,7 @@ static void on_assign(worker *w, rd_kafka_topic_partition_list_t *list) {
 static void on_revoke(worker *w, rd_kafka_topic_partition_list_t *list) {
     /* The next owner starts from the changelog: make everything applied so far durable first. */
     char err[512];
+    if (w->failed) worker_checkpoint_abandon(w);   /* its writer reads the cache's keys: let it end first */
     if (!w->failed && worker_checkpoint(w, err, sizeof err)) {
         LOG_E("worker", "checkpoint on revocation: %s; stopping", err);
         w->failed = 1;
@@ -302,6 +303,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             w->failed = 1;
             worker_request_stop();
         }
+        if (w->failed) worker_checkpoint_abandon(w);
         on_assign(w, list);
         if (cooperative) e = rd_kafka_incremental_assign(rk, list);
         else re = rd_kafka_assign(rk, list);

@@ -23,7 +23,8 @@ BIN = os.environ.get("IEVO_BIN", "ievo")
 NODE_NFKC = r"""
 const lines = require("fs").readFileSync(0, "utf8").split("\n");
 lines.pop();
-process.stdout.write(lines.map((l) => JSON.stringify(l.normalize("NFKC"))).join("\n") + "\n");
+// [NFKC, 1 when the line holds a code point this runtime's Unicode version leaves unassigned]
+process.stdout.write(lines.map((l) => JSON.stringify([l.normalize("NFKC"), /\p{Cn}/u.test(l) ? 1 : 0])).join("\n") + "\n");
 process.stderr.write("Unicode " + process.versions.unicode + ", ICU " + process.versions.icu);
 """
 
@@ -52,9 +53,17 @@ def main():
         js = subprocess.run(["node", "-e", NODE_NFKC], input=data, capture_output=True)
         if js.returncode != 0:
             raise SystemExit("node failed: " + js.stderr.decode(errors="replace"))
-        want = [json.loads(line) for line in js.stdout.decode("utf-8").split("\n")[:-1]]
-        oracle = "Node (%s)" % js.stderr.decode()
-        idx = range(len(lines))
+        rows = [json.loads(line) for line in js.stdout.decode("utf-8").split("\n")[:-1]]
+        want = [r[0] for r in rows]
+        # The tables follow the Unicode version of the Node that generated them; an older Node
+        # (Debian 12's 18.x: Unicode 15.0) leaves the newer code points unassigned and unchanged.
+        # A difference on a line holding a code point this runtime does not assign is that, and
+        # is left out (counted); every other line must agree.
+        newer = [i for i, r in enumerate(rows) if r[1] and got[i] != r[0]]
+        skip = set(newer)
+        idx = [i for i in range(len(rows)) if i not in skip]
+        oracle = "Node (%s; %d lines differ only on code points newer than it, left out)" % (js.stderr.decode(),
+                                                                                            len(newer))
     else:
         want = [unicodedata.normalize("NFKC", s) for s in lines]
         oracle = "Python unicodedata %s (no node on PATH)" % unicodedata.unidata_version
