@@ -396,6 +396,25 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
             "%s: %s", fac, buf);
 }
 
+/* A producer with the worker's callbacks (what: names it in errors). NULL with err on failure. */
+static rd_kafka_t *new_producer(worker *w, const config *c, const char *const *defaults,
+                                void (*dr)(rd_kafka_t *, const rd_kafka_message_t *, void *), const char *what,
+                                char *err, size_t errlen) {
+    char kerr[512];
+    rd_kafka_conf_t *pc = kafka_conf_for(c, KAFKA_PRODUCER, defaults, WORKER_KEYS, err, errlen);
+    if (!pc) return NULL;
+    rd_kafka_conf_set_opaque(pc, w);
+    rd_kafka_conf_set_dr_msg_cb(pc, dr);
+    rd_kafka_conf_set_error_cb(pc, error_cb);
+    rd_kafka_conf_set_log_cb(pc, log_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr);
+    if (!rk) {
+        rd_kafka_conf_destroy(pc);
+        snprintf(err, errlen, "%s: %s", what, kerr);
+    }
+    return rk;
+}
+
 static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
     const worker_settings *s = w->s;
     const char *consumer_defaults[] = {
@@ -416,32 +435,11 @@ static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
         "queue.buffering.max.messages", "1000000",
         NULL};
     char kerr[512];
-    rd_kafka_conf_t *pc = kafka_conf_for(c, KAFKA_PRODUCER, producer_defaults, WORKER_KEYS, err, errlen);
-    if (!pc) return -1;
-    rd_kafka_conf_set_opaque(pc, w);
-    rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
-    rd_kafka_conf_set_error_cb(pc, error_cb);
-    rd_kafka_conf_set_log_cb(pc, log_cb);
-    w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr);
-    if (!w->producer) {
-        rd_kafka_conf_destroy(pc);
-        snprintf(err, errlen, "producer: %s", kerr);
-        return -1;
-    }
+    if (!(w->producer = new_producer(w, c, producer_defaults, dr_cb, "producer", err, errlen))) return -1;
     w->out_topic = rd_kafka_topic_new(w->producer, s->output_topic, NULL);
     if (s->changelog) {
-        rd_kafka_conf_t *cpc = kafka_conf_for(c, KAFKA_PRODUCER, producer_defaults, WORKER_KEYS, err, errlen);
-        if (!cpc) return -1;
-        rd_kafka_conf_set_opaque(cpc, w);
-        rd_kafka_conf_set_dr_msg_cb(cpc, cl_dr_cb);
-        rd_kafka_conf_set_error_cb(cpc, error_cb);
-        rd_kafka_conf_set_log_cb(cpc, log_cb);
-        w->cl_producer = rd_kafka_new(RD_KAFKA_PRODUCER, cpc, kerr, sizeof kerr);
-        if (!w->cl_producer) {
-            rd_kafka_conf_destroy(cpc);
-            snprintf(err, errlen, "changelog producer: %s", kerr);
+        if (!(w->cl_producer = new_producer(w, c, producer_defaults, cl_dr_cb, "changelog producer", err, errlen)))
             return -1;
-        }
         w->changelog_topic = rd_kafka_topic_new(w->cl_producer, s->changelog_topic, NULL);
         const char *reader_defaults[] = {"group.id", "ievo-changelog-reader", NULL};
         rd_kafka_conf_t *rc = kafka_conf_for(c, KAFKA_CONSUMER, reader_defaults, WORKER_KEYS, err, errlen);
