@@ -140,7 +140,7 @@ static int open_consumer(item_consumer *ic, const item_consumer_opts *o, const c
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e = rd_kafka_metadata(ic->rk, 0, t, &md, 10000);
     rd_kafka_topic_destroy(t);
-    if (!e && md->topic_cnt == 1) e = md->topics[0].err;
+    if (!e) e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
     if (e || md->topics[0].partition_cnt < 1) {
         snprintf(err, errlen, "items topic %s: %s (create it, or set items.topic= to run without a catalogue)", ic->topic,
                  e ? rd_kafka_err2str(e) : "no partitions");
