@@ -2,6 +2,7 @@
 #include "state_store.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,8 @@ struct state_store {
     char **errs;
     char *key_arena;
     size_t scratch_cap, arena_cap;
-    int write_failed;   /* a write returned an error: the DB must not be touched again */
+    atomic_int write_failed;   /* a write returned an error: the DB must not be touched again (the
+                                  checkpoint writer thread and the event loop both write) */
 };
 
 struct state_batch {
