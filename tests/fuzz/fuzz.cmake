@@ -1,13 +1,14 @@
 # fuzz.cmake: libFuzzer targets, included from tests/tests.cmake when IEVO_FUZZ is ON.
 #
 #   fuzz_user_action   codec_decode_user_action under libFuzzer + ASan + UBSan
-#   fuzz_seeds         writes its seed corpus (nothing binary is committed)
+#   fuzz_item          item_decode (the item catalogue topic's records), the same way
+#   fuzz_seeds         writes their seed corpora (nothing binary is committed)
 #   test fuzz_user_action (label fuzz): seeds, then a fixed time budget of fuzzing
 #                      (IEVO_FUZZ_SECONDS, default 30); any crash, leak, timeout, oversized
 #                      allocation (-malloc_limit_mb=64) or RSS over 512 MB fails it.
 #
 # The targets compile worker/codec.c themselves (it needs no library), so a fuzz build only has
-# to build these two: scripts/fuzz.sh does `cmake --build build-fuzz --target fuzz_user_action
+# to build these: scripts/fuzz.sh does `cmake --build build-fuzz --target fuzz_user_action fuzz_item
 # fuzz_seeds`, not the whole project.
 if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
   message(FATAL_ERROR "IEVO_FUZZ=ON needs clang (libFuzzer): configure with -DCMAKE_C_COMPILER=clang "
@@ -30,3 +31,14 @@ add_test(NAME fuzz_user_action
          COMMAND /bin/sh ${CMAKE_SOURCE_DIR}/tests/fuzz/run_fuzz.sh $<TARGET_FILE:fuzz_user_action>
                  $<TARGET_FILE:fuzz_seeds> ${CMAKE_BINARY_DIR}/fuzz/user_action)
 set_tests_properties(fuzz_user_action PROPERTIES LABELS fuzz TIMEOUT 3600)
+
+add_executable(fuzz_item ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_item.c ${CMAKE_SOURCE_DIR}/worker/item_codec.c
+               ${CMAKE_SOURCE_DIR}/worker/codec.c)
+target_include_directories(fuzz_item PRIVATE ${CMAKE_SOURCE_DIR}/worker)
+target_compile_options(fuzz_item PRIVATE ${IEVO_FUZZ_FLAGS})
+target_link_options(fuzz_item PRIVATE -fsanitize=fuzzer,address,undefined)
+target_link_libraries(fuzz_item PRIVATE m)
+add_test(NAME fuzz_item
+         COMMAND /bin/sh ${CMAKE_SOURCE_DIR}/tests/fuzz/run_fuzz.sh $<TARGET_FILE:fuzz_item>
+                 $<TARGET_FILE:fuzz_seeds> ${CMAKE_BINARY_DIR}/fuzz/item --item)
+set_tests_properties(fuzz_item PROPERTIES LABELS fuzz TIMEOUT 3600)

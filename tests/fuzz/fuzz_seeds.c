@@ -82,9 +82,31 @@ static void emit(const seed *s, const char *what) {
     }
 }
 
+/* The Item seeds (fuzz_item, schema id 3): valid shapes and one of each malformed class. */
+static int item_seeds(void) {
+    static seed s;
+    const int64_t ts = 1700000000000LL;
+    s_header(&s, 3); s_cstr(&s, "1"); s_cstr(&s, "Toy Story (1995). Animation, Children's, Comedy"); s_long(&s, ts);
+    emit(&s, "item-valid");
+    s_header(&s, 3); s_cstr(&s, "i"); s_cstr(&s, ""); s_long(&s, 0); emit(&s, "item-valid-empty-text");
+    s_header(&s, 3); s_cstr(&s, "\xe6\x97\xa5"); s_cstr(&s, "\xc3\xa9t\xc3\xa9"); s_long(&s, CODEC_TS_MAX - 1);
+    emit(&s, "item-valid-utf8-ts-max");
+    s_header(&s, 3); s_cstr(&s, ""); s_cstr(&s, "x"); s_long(&s, ts); emit(&s, "item-empty-id");
+    s_header(&s, 3); s_cstr(&s, "1"); s_long(&s, -3); emit(&s, "item-negative-length");
+    s_header(&s, 3); s_cstr(&s, "1"); s_cstr(&s, "x"); s_long(&s, -1); emit(&s, "item-ts-negative");
+    s_header(&s, 3); s_cstr(&s, "1"); s_cstr(&s, "x"); s_long(&s, ts); s_byte(&s, 0); emit(&s, "item-trailing");
+    s_header(&s, 1); s_cstr(&s, "1"); s_cstr(&s, "x"); s_long(&s, ts); emit(&s, "item-schema-id-1");
+    s_header(&s, 3); s_cstr(&s, "1"); for (int i = 0; i < 11; i++) s_byte(&s, 0xff); emit(&s, "item-long-varint");
+    return g_failed ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--item")) {
+        g_dir = argv[2];
+        return item_seeds();
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: fuzz_seeds DIR\n");
+        fprintf(stderr, "usage: fuzz_seeds [--item] DIR\n");
         return 2;
     }
     g_dir = argv[1];
