@@ -29,6 +29,7 @@
 #include "event_source.h"
 #include "item_table.h"
 #include "json.h"
+#include "ptr_index.h"
 #include "model.h"
 #include "train.h"
 #include "use_encoder.h"
@@ -46,35 +47,6 @@ static void eval_usage(FILE *f) {
             "                predicted topic is the new one, vs a static profile; --follow K (default 10)\n"
             "  --cold        only the test events whose target is an item the model held out in training\n"
             "                (ievo train --holdout-items): model and popularity on those events\n");
-}
-
-/* Interned strings are equal exactly when their pointers are: a pointer map gives first-seen
- * indices (users). */
-typedef struct {
-    const char **key;
-    int32_t *val;
-    size_t cap, n;
-} ev_ptr_map;
-
-static int ev_ptr_map_get(ev_ptr_map *m, const char *k) {
-    if (2 * (m->n + 1) > m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 1024;
-        const char **nk = calloc(nc, sizeof *nk);
-        int32_t *nv = calloc(nc, sizeof *nv);
-        if (!nk || !nv) return free(nk), free(nv), -1;
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->key[i]) {
-                size_t j = ((uintptr_t)m->key[i] >> 3) * 0x9E3779B97F4A7C15ull % nc;
-                while (nk[j]) j = (j + 1) % nc;
-                nk[j] = m->key[i], nv[j] = m->val[i];
-            }
-        free(m->key), free(m->val);
-        m->key = nk, m->val = nv, m->cap = nc;
-    }
-    size_t j = ((uintptr_t)k >> 3) * 0x9E3779B97F4A7C15ull % m->cap;
-    while (m->key[j] && m->key[j] != k) j = (j + 1) % m->cap;
-    if (!m->key[j]) m->key[j] = k, m->val[j] = (int32_t)m->n++;
-    return m->val[j];
 }
 
 static void metrics_json(json_buf *b, const char *name, const rank_metrics *r) {
@@ -199,7 +171,7 @@ int cmd_eval(int argc, char **argv) {
     model *m = NULL;
     model_runner *r = NULL;
     event_list ev = {0};
-    ev_ptr_map users = {0};
+    ptr_index users = {0};
     int32_t *uid = NULL, *topic = NULL, *item_topic = NULL;
     int64_t *perm = NULL;
     model_event *mev = NULL;
@@ -260,7 +232,7 @@ int cmd_eval(int argc, char **argv) {
     long oov = 0;
     for (size_t i = 0, et = 0; i < ev.n; i++) {
         const source_event *e = &ev.ev[i];
-        if ((uid[i] = ev_ptr_map_get(&users, e->user_id)) < 0) goto oom;
+        if ((uid[i] = ptr_index_get(&users, e->user_id, NULL)) < 0) goto oom;
         mev[i] = (model_event){model_item_index(m, e->item_id, strlen(e->item_id)),
                                model_action_index(m, e->action, strlen(e->action)), e->ts, e->value, e->has_value};
         if (text) {
@@ -490,7 +462,7 @@ done:
     if (rc) fprintf(stderr, "ievo eval: %s\n", err);
     fflush(stdout);
     json_buf_free(&jb);
-    free(users.key), free(users.val);
+    ptr_index_free(&users);
     free(uid), free(topic), free(item_topic), free(perm), free(mev), free(states), free(U), free(Ut), free(Uv);
     free(sp), free(sev), free(srow), free(svec), free(sdrift);
     train_data_free(&data);

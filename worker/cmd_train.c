@@ -36,6 +36,7 @@
 #include "event_source_internal.h"
 #include "item_table.h"
 #include "json.h"
+#include "ptr_index.h"
 #include "model.h"
 #include "rng.h"
 #include "train.h"
@@ -205,73 +206,37 @@ done:
 
 /* ---- ids -> indices ------------------------------------------------------------------------ */
 
-/* Interned strings are equal exactly when their pointers are: a pointer map gives first-seen
- * indices. */
-typedef struct {
-    const char **key;
-    int32_t *val;
-    size_t cap, n;
-} ptr_map;
-
-static int ptr_map_get(ptr_map *m, const char *k, int32_t *out_new) {
-    if (2 * (m->n + 1) > m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 1024;
-        const char **nk = calloc(nc, sizeof *nk);
-        int32_t *nv = calloc(nc, sizeof *nv);
-        if (!nk || !nv) return free(nk), free(nv), -2;
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->key[i]) {
-                size_t j = ((uintptr_t)m->key[i] >> 3) * 0x9E3779B97F4A7C15ull % nc;
-                while (nk[j]) j = (j + 1) % nc;
-                nk[j] = m->key[i], nv[j] = m->val[i];
-            }
-        free(m->key), free(m->val);
-        m->key = nk, m->val = nv, m->cap = nc;
-    }
-    size_t j = ((uintptr_t)k >> 3) * 0x9E3779B97F4A7C15ull % m->cap;
-    while (m->key[j] && m->key[j] != k) j = (j + 1) % m->cap;
-    if (m->key[j]) return m->val[j];
-    m->key[j] = k, m->val[j] = (int32_t)m->n++;
-    if (out_new) *out_new = 1;
-    return m->val[j];
-}
-
-static void ptr_map_free(ptr_map *m) {
-    free(m->key), free(m->val);
-    memset(m, 0, sizeof *m);
-}
-
 /* Distinct strings of one field, first seen first (pointers into the list's arena). */
 static int distinct_ids(const event_list *l, int item, const char ***out, int *n) {
-    ptr_map m = {0};
+    ptr_index m = {0};
     const char **v = malloc((l->n ? l->n : 1) * sizeof *v);
     if (!v) return -1;
     *n = 0;
     for (size_t i = 0; i < l->n; i++) {
         const char *s = item ? l->ev[i].item_id : l->ev[i].action;
-        int32_t is_new = 0;
-        if (ptr_map_get(&m, s, &is_new) == -2) return ptr_map_free(&m), free(v), -1;
+        int is_new = 0;
+        if (ptr_index_get(&m, s, &is_new) < 0) return ptr_index_free(&m), free(v), -1;
         if (is_new) v[(*n)++] = s;
     }
-    ptr_map_free(&m);
+    ptr_index_free(&m);
     *out = v;
     return 0;
 }
 
 /* Users in first-seen order; uid[i] = user index of event i; names[u] = its id. */
 static int index_users(const event_list *l, int32_t *uid, const char ***names, int *n_users) {
-    ptr_map m = {0};
+    ptr_index m = {0};
     const char **nm = malloc((l->n ? l->n : 1) * sizeof *nm);
     if (!nm) return -1;
     for (size_t i = 0; i < l->n; i++) {
-        int32_t is_new = 0;
-        int v = ptr_map_get(&m, l->ev[i].user_id, &is_new);
-        if (v == -2) return ptr_map_free(&m), free(nm), -1;
+        int is_new = 0;
+        int32_t v = ptr_index_get(&m, l->ev[i].user_id, &is_new);
+        if (v < 0) return ptr_index_free(&m), free(nm), -1;
         if (is_new) nm[v] = l->ev[i].user_id;
         uid[i] = v;
     }
     *n_users = (int)m.n;
-    ptr_map_free(&m);
+    ptr_index_free(&m);
     *names = nm;
     return 0;
 }
