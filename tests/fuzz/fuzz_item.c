@@ -10,7 +10,6 @@
  *   - the limit only gates the size; the decoder never allocates.
  * Build and run: scripts/fuzz.sh (tests/fuzz/fuzz.cmake).
  */
-#include <sanitizer/allocator_interface.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,31 +17,10 @@
 
 #include "item_codec.h"
 
+#define FUZZ_NAME "fuzz_item"
+#include "fuzz_common.h"
+
 #define FUZZ_SCHEMA_ID 3
-
-#define FUZZ_CHECK(cond, ...)                                                                      \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_item: %s:%d: invariant %s failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static _Thread_local int g_counting;
-static _Thread_local long g_allocs;
-static void fuzz_malloc_hook(const volatile void *ptr, size_t size) {
-    (void)ptr, (void)size;
-    if (g_counting) g_allocs++;
-}
-static void fuzz_free_hook(const volatile void *ptr) { (void)ptr; }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    __sanitizer_install_malloc_and_free_hooks(fuzz_malloc_hook, fuzz_free_hook);
-    return 0;
-}
 
 typedef struct {
     codec_status st;
@@ -57,11 +35,10 @@ static int inside(const char *s, size_t n, const uint8_t *lo, const uint8_t *hi)
 
 static void decode(const codec_in_opts *o, const uint8_t *d, size_t len, result *x, const char *what) {
     memset(x->reason, 'Z', sizeof x->reason);
-    g_allocs = 0;
-    g_counting = 1;
+    fuzz_count_begin();
     x->st = item_decode(o, d, len, &x->r, x->reason, sizeof x->reason);
-    g_counting = 0;
-    FUZZ_CHECK(g_allocs == 0, "%s: the decoder allocated", what);
+    long allocs = fuzz_count_end();
+    FUZZ_CHECK(allocs == 0, "%s: the decoder allocated %ld time(s)", what, allocs);
     if (x->st == CODEC_OK) {
         const item_record *r = &x->r;
         FUZZ_CHECK(inside(r->item_id, r->item_id_len, d, d + len) && inside(r->text, r->text_len, d, d + len),

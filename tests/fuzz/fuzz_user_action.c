@@ -24,7 +24,6 @@
  * scripts/fuzz.sh.
  */
 #include <math.h>
-#include <sanitizer/allocator_interface.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,39 +31,11 @@
 
 #include "codec.h"
 
+#define FUZZ_NAME "fuzz_user_action"
+#include "fuzz_common.h"
+
 #define FUZZ_SCHEMA_ID 1
 #define FUZZ_REASON_MAX 256
-
-/* A violated invariant: print what and where, then abort so libFuzzer keeps the input. */
-#define FUZZ_CHECK(cond, ...)                                                            \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "fuzz_user_action: %s:%d: invariant %s failed: ", __FILE__, \
-                    __LINE__, #cond);                                                    \
-            fprintf(stderr, __VA_ARGS__);                                                \
-            fputc('\n', stderr);                                                         \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
-
-/* ---- allocation counting ------------------------------------------------------------------- */
-
-/* Thread-local: the hooks see every thread's allocations, and libFuzzer's own threads (its RSS
- * watcher, the -fork machinery) allocate while a decode runs. */
-static _Thread_local int g_counting;
-static _Thread_local long g_allocs;
-
-static void fuzz_malloc_hook(const volatile void *ptr, size_t size) {
-    (void)ptr, (void)size;
-    if (g_counting) g_allocs++;
-}
-static void fuzz_free_hook(const volatile void *ptr) { (void)ptr; }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    __sanitizer_install_malloc_and_free_hooks(fuzz_malloc_hook, fuzz_free_hook);
-    return 0;
-}
 
 /* ---- one decode and its invariants ---------------------------------------------------------- */
 
@@ -124,11 +95,10 @@ static void fuzz_check_reason(codec_status st, const char *reason, size_t cap, c
 
 static void fuzz_decode(const codec_in_opts *o, const uint8_t *data, size_t len, fuzz_result *r, const char *what) {
     memset(r->reason, 'Z', sizeof r->reason);
-    g_allocs = 0;
-    g_counting = 1;
+    fuzz_count_begin();
     r->st = codec_decode_user_action(o, data, len, &r->ua, r->reason, sizeof r->reason);
-    g_counting = 0;
-    FUZZ_CHECK(g_allocs == 0, "%s: the decoder allocated %ld time(s)", what, g_allocs);
+    long allocs = fuzz_count_end();
+    FUZZ_CHECK(allocs == 0, "%s: the decoder allocated %ld time(s)", what, allocs);
     FUZZ_CHECK(fuzz_known_status(r->st), "%s: unknown status %d", what, (int)r->st);
     if (r->st == CODEC_OK) fuzz_check_ok(&r->ua, data, len, what);
     else fuzz_check_reason(r->st, r->reason, sizeof r->reason, what);

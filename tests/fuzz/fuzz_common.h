@@ -1,0 +1,44 @@
+/* fuzz_common: what the libFuzzer targets share: an invariant check that keeps the input
+ * (abort), and allocation counting through the sanitizer's malloc hooks (a decoder must not
+ * allocate). Each target defines FUZZ_NAME before including this and calls fuzz_count_begin /
+ * fuzz_count_end around a decode. */
+#ifndef IEVO_FUZZ_COMMON_H
+#define IEVO_FUZZ_COMMON_H
+
+#include <sanitizer/allocator_interface.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* A violated invariant: print what and where, then abort so libFuzzer keeps the input. */
+#define FUZZ_CHECK(cond, ...)                                                                      \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, FUZZ_NAME ": %s:%d: invariant %s failed: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* Thread-local: the hooks see every thread's allocations, and libFuzzer's own threads (its RSS
+ * watcher, the -fork machinery) allocate while a decode runs. */
+static _Thread_local int g_counting;
+static _Thread_local long g_allocs;
+
+static void fuzz_malloc_hook(const volatile void *ptr, size_t size) {
+    (void)ptr, (void)size;
+    if (g_counting) g_allocs++;
+}
+static void fuzz_free_hook(const volatile void *ptr) { (void)ptr; }
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc, (void)argv;
+    __sanitizer_install_malloc_and_free_hooks(fuzz_malloc_hook, fuzz_free_hook);
+    return 0;
+}
+
+static inline void fuzz_count_begin(void) { g_allocs = 0, g_counting = 1; }
+/* The allocations since fuzz_count_begin. */
+static inline long fuzz_count_end(void) { g_counting = 0; return g_allocs; }
+
+#endif
