@@ -197,16 +197,7 @@ int cmd_eval(int argc, char **argv) {
     if (model_load(&m, model_path, err, sizeof err)) goto done;
     if (ml && events_load_movielens(ml, &ev, err, sizeof err)) goto done;
     if (syn && events_generate_synthetic(&so, &ev, err, sizeof err)) goto done;
-    if (jl) {
-        FILE *f = strcmp(jl, "-") ? fopen(jl, "r") : stdin;
-        if (!f) {
-            snprintf(err, sizeof err, "cannot open %s: %s", jl, strerror(errno));
-            goto done;
-        }
-        int lrc = events_load_jsonl(f, jl, &ev, err, sizeof err);
-        if (f != stdin) fclose(f);
-        if (lrc) goto done;
-    }
+    if (jl && events_load_jsonl_path(jl, &ev, err, sizeof err)) goto done;
     const int text = m->cfg.text_dim > 0;
     /* text models: the worker's lookups (the catalogue by item key, the events' own texts) */
     if (item_table_for_model(m->cfg.text_dim, items_path, ml, enc_dir, cache_dir, &cat, &items, &tstats, err, sizeof err))

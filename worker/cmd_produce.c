@@ -233,16 +233,8 @@ static int produce_load(const produce_opts *o, event_list *l) {
         rc = events_load_movielens(o->movielens, l, err, sizeof err);
     } else if (o->synthetic) {
         rc = events_generate_synthetic(&o->synth, l, err, sizeof err);
-    } else if (!strcmp(o->jsonl, "-")) {
-        rc = events_load_jsonl(stdin, "<stdin>", l, err, sizeof err);
     } else {
-        FILE *f = fopen(o->jsonl, "r");
-        if (!f) {
-            LOG_E("produce", "cannot open %s: %s", o->jsonl, strerror(errno));
-            return -1;
-        }
-        rc = events_load_jsonl(f, o->jsonl, l, err, sizeof err);
-        fclose(f);
+        rc = events_load_jsonl_path(o->jsonl, l, err, sizeof err);
     }
     if (rc) LOG_E("produce", "%s", err);
     return rc;

@@ -97,13 +97,7 @@ int cmd_reference(int argc, char **argv) {
     if (ml && events_load_movielens(ml, &ev, err, sizeof err)) goto done;
     if (syn && (synth_opts_parse(&so, syn, err, sizeof err) || events_generate_synthetic(&so, &ev, err, sizeof err)))
         goto done;
-    if (jl) {
-        FILE *f = strcmp(jl, "-") ? fopen(jl, "r") : stdin;
-        if (!f) { snprintf(err, sizeof err, "cannot open %s", jl); goto done; }
-        int lrc = events_load_jsonl(f, jl, &ev, err, sizeof err);
-        if (f != stdin) fclose(f);
-        if (lrc) goto done;
-    }
+    if (jl && events_load_jsonl_path(jl, &ev, err, sizeof err)) goto done;
     if (model_runner_new(&r, m, backend, 1, err, sizeof err)) goto done;
     if (item_table_for_model(m->cfg.text_dim, items_path, ml, enc_dir, cache_dir, &cat, &items, NULL, err, sizeof err))
         goto done;

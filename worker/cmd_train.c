@@ -453,16 +453,7 @@ int cmd_train(int argc, char **argv) {
     /* 1. events */
     if (ml && events_load_movielens(ml, &ev, err, sizeof err)) goto done;
     if (syn && events_generate_synthetic(&so, &ev, err, sizeof err)) goto done;
-    if (jl) {
-        FILE *f = strcmp(jl, "-") ? fopen(jl, "r") : stdin;
-        if (!f) {
-            snprintf(err, sizeof err, "cannot open %s: %s", jl, strerror(errno));
-            goto done;
-        }
-        int lrc = events_load_jsonl(f, jl, &ev, err, sizeof err);
-        if (f != stdin) fclose(f);
-        if (lrc) goto done;
-    }
+    if (jl && events_load_jsonl_path(jl, &ev, err, sizeof err)) goto done;
     if (topic && load_topic(&kcfg, topic, &ev, err, sizeof err)) goto done;
     if (ev.n == 0) {
         snprintf(err, sizeof err, "no events");

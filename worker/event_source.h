@@ -41,6 +41,8 @@ int events_load_movielens(const char *dir, event_list *out, char *err, size_t er
  * "value" (number or null), optional "text" (string or null)}. A bad line is an error naming
  * the line number (nothing is produced from a file with a bad line). */
 int events_load_jsonl(FILE *f, const char *name, event_list *out, char *err, size_t errlen);
+/* The same from a path ("-": standard input); a file that cannot be opened is an error. */
+int events_load_jsonl_path(const char *path, event_list *out, char *err, size_t errlen);
 
 /* The synthetic generator: users whose interests drift across topics.
  *   topics x items_per_topic items, ids "t<topic>-i<k>" ... see synthetic.c for the process.

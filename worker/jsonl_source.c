@@ -92,3 +92,15 @@ int events_load_jsonl(FILE *f, const char *name, event_list *out, char *err, siz
     if (rc) event_list_free(out);
     return rc;
 }
+
+int events_load_jsonl_path(const char *path, event_list *out, char *err, size_t errlen) {
+    if (!strcmp(path, "-")) return events_load_jsonl(stdin, "<stdin>", out, err, errlen);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = events_load_jsonl(f, path, out, err, errlen);
+    fclose(f);
+    return rc;
+}
