@@ -6,7 +6,8 @@ broker, loads the input topic, times the pipeline's stages in isolation (ievo_be
 runs the worker to the end of the input and reads its own accounting (events/s, CPU per event,
 peak RSS, per-stage wall time, cache behaviour). A second run streams the input at half the
 measured rate to measure event-to-output latency (p50/p99, from each output's acknowledgement
-back to its input's timestamp). Figures go to stdout as a table and to --json.
+back to its input's timestamp), with 16 and with 64 input partitions (--latency-partitions).
+Figures go to stdout as a table and to --json.
 
   bench/run.sh [--users 1000000 --events 3000000] [--movielens DIR --repeat 10] [--quick]
 """
@@ -101,29 +102,41 @@ def scenario(a, name, data_args, vocab_args, n_events_hint, parts):
             b.stop()
         shutil.rmtree(os.path.join(wd, "state"), ignore_errors=True)
 
-        # 2. Latency at half the measured rate: input streamed while the worker runs.
+        # 2. Latency at half the measured rate: input streamed while the worker runs, once per
+        # partition count in --latency-partitions. The local broker finds a fetch's position by a
+        # linear walk over the partition's retained batches and returns one batch per partition per
+        # fetch (rdkafka_mock, librdkafka 2.0.2): streamed input makes many small batches, so with
+        # many partitions its fetches cost more the longer the run (docs/benchmarks.md).
         rate = max(1000, int(out["worker"]["events_per_s"] / 2))
-        b = Broker(a.ievo, wd, topics)
-        try:
-            stats = os.path.join(wd, "latency.json")
-            # fetch.wait.max.ms: the local broker answers an empty fetch only after the full wait
-            # (a real broker answers as soon as data arrives), which would add up to 500 ms here.
-            w = subprocess.Popen([a.ievo, "worker", "-b", b.bootstrap, "-X", "group.id=bench-latency",
-                                  "-X", "consumer.fetch.wait.max.ms=5",
-                                  "-X", f"model.path={model}", "-X", f"state.dir={os.path.join(wd, 'state2')}",
-                                  "-X", "changelog.topic=state-changelog", "-X", f"stats.file={stats}",
-                                  "-X", "session.timeout.ms=6000", *a.worker_args],
-                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(wd, "latency-worker.log"), "w"))
-            time.sleep(6)   # the worker joins its group before the input starts
-            n = min(n_events_hint, rate * a.latency_seconds)
-            run([a.ievo, "produce", "-b", b.bootstrap, "-t", "user-actions", *data_args, "--limit", n, "--rate", rate],
-                timeout=3600)
-            time.sleep(3)
-            w.send_signal(signal.SIGTERM)
-            w.wait(120)
-            out["latency"] = {"rate": rate, "events": n, **json.load(open(stats))["latency_ms"]}
-        finally:
-            b.stop()
+        out["latency"] = []
+        for lparts in a.latency_partitions:
+            ltopics = [f"user-actions:{lparts}", f"state-changelog:{lparts}", f"interest-vectors:{lparts}",
+                       "user-actions.dlq:2"]
+            b = Broker(a.ievo, wd, ltopics)
+            try:
+                stats = os.path.join(wd, "latency.json")
+                state2 = os.path.join(wd, "state2")
+                # fetch.wait.max.ms: the local broker answers an empty fetch only after the full wait
+                # (a real broker answers as soon as data arrives), which would add up to 500 ms here.
+                w = subprocess.Popen([a.ievo, "worker", "-b", b.bootstrap, "-X", "group.id=bench-latency",
+                                      "-X", "consumer.fetch.wait.max.ms=5",
+                                      "-X", f"model.path={model}", "-X", f"state.dir={state2}",
+                                      "-X", "changelog.topic=state-changelog", "-X", f"stats.file={stats}",
+                                      "-X", "session.timeout.ms=6000", *a.worker_args],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(wd, "latency-worker.log"), "w"))
+                time.sleep(6)   # the worker joins its group before the input starts
+                n = min(n_events_hint, rate * a.latency_seconds)
+                run([a.ievo, "produce", "-b", b.bootstrap, "-t", "user-actions", *data_args, "--limit", n,
+                     "--rate", rate], timeout=3600)
+                time.sleep(3)
+                w.send_signal(signal.SIGTERM)
+                w.wait(120)
+                out["latency"].append({"rate": rate, "events": n, "partitions": lparts,
+                                       **json.load(open(stats))["latency_ms"]})
+            finally:
+                b.stop()
+            shutil.rmtree(state2, ignore_errors=True)
     finally:
         shutil.rmtree(wd, ignore_errors=True)
     return out
@@ -150,9 +163,9 @@ def report(results, a):
         print(f"  stages in isolation (µs CPU/event): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
         print(f"  pipeline limit: {limit_us:.2f} µs/event = {1e6 / limit_us:.0f} events per CPU-second "
               f"(consume+decode+state-cache+model+encode+produce); the worker reaches {limit_us / cpu_us * 100:.0f} % of it")
-        l = r["latency"]
-        print(f"  latency at {l['rate']} events/s ({l['events']} events streamed): event-to-output p50 {l['p50']} ms, "
-              f"p99 {l['p99']} ms, max {l['max']} ms")
+        for l in r["latency"]:
+            print(f"  latency at {l['rate']} events/s ({l['events']} events streamed, {l['partitions']} partitions): "
+                  f"event-to-output p50 {l['p50']} ms, p99 {l['p99']} ms, max {l['max']} ms")
 
 
 def main():
@@ -165,6 +178,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--partitions", type=int, default=64)
     ap.add_argument("--latency-seconds", type=int, default=20)
+    ap.add_argument("--latency-partitions", default="16,64",
+                    help="input partition counts of the latency runs, comma-separated")
     ap.add_argument("--quick", action="store_true", help="small inputs: a smoke run of the benchmark itself")
     ap.add_argument("--only", choices=["movielens", "synthetic"])
     ap.add_argument("--json")
@@ -172,6 +187,7 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.users, a.events, a.repeat, a.latency_seconds = 20000, 100000, 2, 5
+    a.latency_partitions = [int(x) for x in a.latency_partitions.split(",") if x]
     a.ievo = os.path.join(a.build, "ievo")
     a.stages = os.path.join(a.build, "ievo_bench_stages")
     a.stage_users = min(a.users, 100000)

@@ -38,6 +38,7 @@ static void usage(FILE *f) {
             "  input.schema.id (1)  output.schema.id (2)  input.max.record.bytes (1048576)\n"
             "  batch.max.events (2048)  batch.timeout.ms (20)\n"
             "  commit.interval.ms (5000)  how often applied state is made durable (checkpoint)\n"
+            "  state.snapshot.slice.records (8192)  records a checkpoint's snapshot copies per loop turn\n"
             "  state.cache.bytes (268435456)  in-memory user records (write-behind cache)\n"
             "  state.block.cache.bytes  state.write.buffer.bytes  state.max.write.buffers  state.sync\n"
             "  changelog.enable (true)  changelog.topic (<group.id>-state-changelog, as many partitions as\n"

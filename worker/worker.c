@@ -29,8 +29,8 @@ const char *const WORKER_KEYS[] = {
     "batch.max.events", "batch.timeout.ms", "state.block.cache.bytes", "state.write.buffer.bytes",
     "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
-    "state.cache.bytes", "metrics.listen", "state.compaction", "log.slow.batch.ms", "stats.series.file",
-    "stats.series.interval.ms", "output.top.k", "items.topic", "items.format", "items.schema.id",
+    "state.cache.bytes", "metrics.listen", "state.compaction", "state.snapshot.slice.records",
+    "log.slow.batch.ms", "stats.series.file", "stats.series.interval.ms", "output.top.k", "items.topic", "items.format", "items.schema.id",
     "text.encoder.dir", NULL};
 
 const double WORKER_STEP_US_BOUNDS[STEP_US_BUCKETS - 1] = {10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000};
@@ -103,6 +103,8 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     s->stats_file = config_get(c, "stats.file", NULL);
     if (config_get_int(c, "commit.interval.ms", 5000, 0, 3600000, &v, err, errlen)) return -1;
     s->commit_interval_s = (double)v / 1000.0;
+    if (config_get_int(c, "state.snapshot.slice.records", 8192, 1, INT32_MAX, &v, err, errlen)) return -1;
+    s->snapshot_slice = (size_t)v;
     if (config_get_int(c, "state.cache.bytes", 256 << 20, 1 << 20, INT64_MAX, &v, err, errlen)) return -1;
     s->cache_bytes = (size_t)v;
     if (config_get_bool(c, "changelog.enable", 1, &s->changelog, err, errlen)) return -1;
@@ -882,7 +884,9 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
         double t_got = now_s();
         if (t_first >= 0) stats->stage_s[STAGE_CONSUME] += t_got - t_poll;   /* not the wait for the first record */
         if (n > 0 && t_first < 0) t_first = t_got;
-        int brc = n > 0 ? apply_batch(&w, w.msgs, (size_t)n, err, errlen) : 0;
+        int brc = 0;
+        if (n > 0) brc = apply_batch(&w, w.msgs, (size_t)n, err, errlen);
+        else rd_kafka_poll(w.producer, 0);   /* idle: the last outputs' delivery reports all the same */
         for (ssize_t i = 0; i < n; i++) rd_kafka_message_destroy(w.msgs[i]);
         int64_t ckpt_before = stats->checkpoints;
         if (!brc && w.items) brc = item_consumer_poll(w.items, err, errlen); /* catalogue changes, between batches */

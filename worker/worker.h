@@ -40,6 +40,7 @@ typedef struct {
     int until_eof;             /* stop once every assigned partition is drained */
     const char *stats_file;    /* write the run summary here as JSON at exit */
     double commit_interval_s;  /* checkpoint period (commit.interval.ms) */
+    size_t snapshot_slice;     /* records a checkpoint's snapshot copies per loop turn */
     size_t cache_bytes;        /* in-memory user records (state.cache.bytes) */
     int changelog;             /* replicate states to the changelog topic (default on) */
     const char *changelog_topic;

@@ -101,9 +101,12 @@ typedef struct worker {
     char cl_first_error[256];
     atomic_int ck_done;                /* the writer thread finished (ck_rc, ck_err) */
     int ck_active, ck_writing;
+    int ck_copying;                    /* the snapshot is being taken, a slice per loop turn */
+    size_t ck_copied;                  /* records of it copied so far */
+    int ck_turns;                      /* loop turns it has taken */
     unsigned ck_flight_epoch;
     pthread_t ck_thread;
-    uint8_t *ck_snap;                  /* (ck_n, record_size) the records as they were at the snapshot */
+    uint8_t *ck_snap;                  /* (ck_n, record_size) the records as they were when copied */
     size_t ck_n, ck_snap_cap;
     int64_t *ck_offsets;               /* (n_parts) next offset to checkpoint, -1: not advanced */
     uint8_t (*ck_markers)[8];          /* (n_parts) changelog marker values */

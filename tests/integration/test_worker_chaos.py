@@ -33,6 +33,7 @@ class Worker:
         self.log = self.wd(f"{self.name}-{self.logs}.log")
         args = [IEVO, "worker", "-b", self.b.bootstrap, "-X", "group.id=chaos", "-X", f"state.dir={self.dir}",
                 "-X", f"model.path={self.model}", "-X", "changelog.topic=state-changelog", "-X", "batch.timeout.ms=100",
+                "-X", "state.snapshot.slice.records=16",   # snapshots over many loop turns
                 *FAST_GROUP]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
 

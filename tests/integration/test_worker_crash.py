@@ -5,6 +5,7 @@ vector every time an event was re-emitted.
 """
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +26,10 @@ def main():
     ievo("model", "init", "--out", model, *vocab_args, "--seed", "11")
     worker_args = [IEVO, "worker", "-X", "group.id=crash", "-X", "changelog.topic=state-changelog", "-X", f"state.dir={wd('state')}", "-X", f"model.path={model}",
                    # The scalar backend and small batches stretch the run to seconds, to kill into.
-                   "-X", "model.backend=scalar", "-X", "batch.max.events=256", *FAST_GROUP, "--until-eof"]
+                   "-X", "model.backend=scalar", "-X", "batch.max.events=256",
+                   # Frequent checkpoints whose snapshots take many loop turns (16 records a turn):
+                   # kills land mid-snapshot, and records copied after the cut must still be right.
+                   "-X", "commit.interval.ms=300", "-X", "state.snapshot.slice.records=16", *FAST_GROUP, "--until-eof"]
     with Broker(["user-actions", "state-changelog", "interest-vectors:32", "user-actions.dlq:2"], partitions=16,
                 workdir=wd.path) as b:
         log(f"[crash] data {name}")
@@ -51,9 +55,11 @@ def main():
                 break
         assert killed >= 1, "the worker was never killed mid-run: the test proved nothing"
         # The survivor: same group, same state dir, runs to the end.
-        r = subprocess.run(worker_args + ["-b", b.bootstrap], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           timeout=900)
+        r = subprocess.run(worker_args + ["-b", b.bootstrap, "-X", "log.level=debug"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, timeout=900)
         assert r.returncode == 0, r.stderr.decode()[-3000:]
+        turns = [int(t) for t in re.findall(r"snapshot of \d+ records in (\d+) loop turns", r.stderr.decode())]
+        assert turns and max(turns) > 1, f"no snapshot took more than one loop turn ({turns}): slicing untested"
         outputs = consume_vectors(b.bootstrap)
 
     ref = load_reference(model, produce_args)
