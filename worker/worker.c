@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -417,6 +419,39 @@ static rd_kafka_t *new_producer(worker *w, const config *c, const char *const *d
     return rk;
 }
 
+/* The changelog producer is created on a thread at nice 10, so that librdkafka's threads for it
+ * (which inherit it) serialize a checkpoint's records below the event loop's priority, like the
+ * checkpoint writer (apply.c). Raising one's niceness needs no privilege. A small effect on the
+ * local broker (1 M users, 55 k events/s, 16 partitions; three A/B pairs): p99 32-33 ms against
+ * 33-36 ms. */
+typedef struct {
+    worker *w;
+    const config *c;
+    const char *const *defaults;
+    rd_kafka_t *rk;
+    char err[512];
+} low_producer_args;
+
+static void *low_producer_thread(void *arg) {
+    low_producer_args *a = arg;
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10))
+        LOG_D("worker", "changelog producer: setpriority: %s", strerror(errno));
+    a->rk = new_producer(a->w, a->c, a->defaults, cl_dr_cb, "changelog producer", a->err, sizeof a->err);
+    return NULL;
+}
+
+static rd_kafka_t *new_low_producer(worker *w, const config *c, const char *const *defaults, char *err, size_t errlen) {
+    low_producer_args a = {w, c, defaults, NULL, {0}};
+    pthread_t t;
+    if (pthread_create(&t, NULL, low_producer_thread, &a)) {
+        snprintf(err, errlen, "changelog producer: cannot start a thread");
+        return NULL;
+    }
+    pthread_join(t, NULL);
+    if (!a.rk) snprintf(err, errlen, "%s", a.err);
+    return a.rk;
+}
+
 static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
     const worker_settings *s = w->s;
     const char *consumer_defaults[] = {
@@ -451,8 +486,7 @@ static int make_clients(worker *w, const config *c, char *err, size_t errlen) {
     if (!(w->producer = new_producer(w, c, producer_defaults, dr_cb, "producer", err, errlen))) return -1;
     w->out_topic = rd_kafka_topic_new(w->producer, s->output_topic, NULL);
     if (s->changelog) {
-        if (!(w->cl_producer = new_producer(w, c, changelog_producer_defaults, cl_dr_cb, "changelog producer", err,
-                                            errlen)))
+        if (!(w->cl_producer = new_low_producer(w, c, changelog_producer_defaults, err, errlen)))
             return -1;
         w->changelog_topic = rd_kafka_topic_new(w->cl_producer, s->changelog_topic, NULL);
         const char *reader_defaults[] = {"group.id", "ievo-changelog-reader", NULL};
