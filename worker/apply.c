@@ -625,8 +625,9 @@ static void *ckpt_writer(void *arg) {
  *  - a record changed after its copy is dirty again (state_cache: flushing + dirty) and goes
  *    into the next checkpoint; a user first dirtied after the cut is not in this one at all;
  *  - the outputs' epoch turns only when the last slice is copied, so the writer waits for the
- *    acknowledgement of every output whose event any copied record includes. */
-/* Copies up to max more records of the snapshot; the last one turns the outputs' epoch. */
+ *    acknowledgement of every output whose event any copied record includes.
+ * ckpt_copy_slice copies up to max more records of the snapshot; the last slice turns the
+ * outputs' epoch. */
 static void ckpt_copy_slice(worker *w, size_t max) {
     double t0 = mono_s();
     size_t end = w->ck_n - w->ck_copied > max ? w->ck_copied + max : w->ck_n;

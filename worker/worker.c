@@ -32,8 +32,8 @@ const char *const WORKER_KEYS[] = {
     "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
     "state.cache.bytes", "metrics.listen", "state.compaction", "state.snapshot.slice.records",
-    "log.slow.batch.ms", "stats.series.file", "stats.series.interval.ms", "output.top.k", "items.topic", "items.format", "items.schema.id",
-    "text.encoder.dir", NULL};
+    "log.slow.batch.ms", "stats.series.file", "stats.series.interval.ms", "output.top.k", "items.topic",
+    "items.format", "items.schema.id", "text.encoder.dir", NULL};
 
 const double WORKER_STEP_US_BOUNDS[STEP_US_BUCKETS - 1] = {10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000};
 

@@ -25,7 +25,8 @@ PARTS = 12
 def start_worker(wd, b, name, model):
     args = [IEVO, "worker", "-b", b.bootstrap, "-X", "group.id=elastic", "-X", f"state.dir={wd('state-' + name)}",
             "-X", f"model.path={model}", "-X", "changelog.topic=state-changelog", "-X", f"stats.file={wd(name + '.json')}",
-            "-X", "batch.timeout.ms=50", "-X", "state.snapshot.slice.records=16", *FAST_GROUP, *os.environ.get("IEVO_TEST_WORKER_ARGS", "").split()]
+            "-X", "batch.timeout.ms=50", "-X", "state.snapshot.slice.records=16", *FAST_GROUP,
+            *os.environ.get("IEVO_TEST_WORKER_ARGS", "").split()]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(wd(name + ".log"), "w"))
 
 
