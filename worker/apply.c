@@ -15,9 +15,9 @@
  * states do not).
  *
  * The periodic checkpoint (commit.interval.ms, or half the cache dirty) runs in the background,
- * in the same order, so that events keep flowing while it works: the main thread copies the
- * dirty records and the partitions' offsets (the snapshot), hands the outputs' epoch over and
- * goes on; once the outputs of that epoch are acknowledged, a writer thread produces the
+ * in the same order, so that events keep flowing while it works: the main thread takes the
+ * partitions' offsets at a cut, copies the records dirty at the cut a slice per loop turn (the
+ * snapshot), then hands the outputs' epoch over and goes on; once the outputs of that epoch are acknowledged, a writer thread produces the
  * snapshot to the changelog, waits for its acknowledgements and writes RocksDB; the main thread
  * then stores the consumer offsets. The snapshot's cache entries cannot be evicted until then.
  * Revocation, stop, and a cache with no room left finish the flight and checkpoint in the
@@ -140,16 +140,10 @@ static void fill_ckpt(worker *w, size_t i, long entry) {
     k->snap = i;
 }
 
-/* Fills w->ckpt with the cache's dirty records (in the order they became dirty). */
-static int list_dirty(worker *w, size_t n_dirty) {
+/* Fills w->ckpt with the cache's dirty records, in key order. */
+static int sort_dirty(worker *w, size_t n_dirty) {
     if (reserve_ckpt(w, n_dirty)) return -1;
     for (size_t i = 0; i < n_dirty; i++) fill_ckpt(w, i, state_cache_dirty_at(w->cache, i));
-    return 0;
-}
-
-/* ... in key order. */
-static int sort_dirty(worker *w, size_t n_dirty) {
-    if (list_dirty(w, n_dirty)) return -1;
     qsort(w->ckpt, n_dirty, sizeof *w->ckpt, ckpt_cmp);
     return 0;
 }
@@ -630,7 +624,7 @@ static void *ckpt_writer(void *arg) {
  * outputs' epoch. */
 static void ckpt_copy_slice(worker *w, size_t max) {
     double t0 = mono_s();
-    size_t end = w->ck_n - w->ck_copied > max ? w->ck_copied + max : w->ck_n;
+    size_t end = w->ck_n - w->ck_copied > max ? w->ck_copied + max : w->ck_n;   /* ck_n may be 0 */
     for (size_t i = w->ck_copied; i < end; i++) {
         fill_ckpt(w, i, state_cache_flush_at(w->cache, i));
         memcpy(w->ck_snap + i * w->record_size, state_cache_record(w->cache, w->ckpt[i].entry), w->record_size);
@@ -640,7 +634,6 @@ static void ckpt_copy_slice(worker *w, size_t max) {
     double t1 = mono_s();
     w->stats->stage_s[STAGE_STATE] += t1 - t0;
     if (end < w->ck_n) return;
-    w->ck_copying = 0;
     w->ck_flight_epoch = w->ck_epoch++;   /* outputs from here on belong to the next checkpoint */
     LOG_D("worker", "checkpoint: snapshot of %zu records in %d loop turns, %.1f ms", w->ck_n, w->ck_turns,
           (t1 - w->ck_t0) * 1e3);
@@ -683,7 +676,7 @@ static int ckpt_begin(worker *w, char *err, size_t errlen) {
     state_cache_begin_flush(c);   /* the dirty list becomes the flush list, in the same order */
     w->ck_n = n;
     w->ck_nparts = w->n_parts;
-    w->ck_copied = 0, w->ck_copying = 1, w->ck_turns = 0;
+    w->ck_copied = 0, w->ck_turns = 0;
     w->ck_active = 1, w->ck_writing = 0, w->ck_rc = 0, w->ck_err[0] = 0;
     atomic_store(&w->ck_done, 0);
     w->ck_t0 = t0;
@@ -722,18 +715,13 @@ static void ckpt_complete(worker *w) {
 static int ckpt_progress(worker *w, int block, char *err, size_t errlen) {
     double started = mono_s(), warned = started;
     while (w->ck_active) {
-        if (w->ck_copying) {
+        if (w->ck_copied < w->ck_n) {   /* the snapshot is still being copied */
             ckpt_copy_slice(w, block ? SIZE_MAX : w->s->snapshot_slice);
-            if (w->ck_copying) return 0;
+            if (w->ck_copied < w->ck_n) return 0;
         }
         rd_kafka_poll(w->producer, block ? 5 : 0);   /* delivery reports */
         if (!w->ck_writing) {
-            if (w->dr_failed) {
-                snprintf(err, errlen, "%lld output/dead-letter records were not acknowledged (first: %s); nothing "
-                         "since the last checkpoint is written, it will be applied again on restart",
-                         (long long)w->dr_failed, w->dr_first_error);
-                return -1;
-            }
+            if (acks_failed(w->dr_failed, "output/dead-letter", w->dr_first_error, err, errlen)) return -1;
             if (atomic_load(&w->ck_pending[w->ck_flight_epoch & 1u]) == 0) {
                 if (pthread_create(&w->ck_thread, NULL, ckpt_writer, w)) {
                     snprintf(err, errlen, "cannot start the checkpoint writer thread");
@@ -776,7 +764,7 @@ void worker_checkpoint_abandon(worker *w) {
         pthread_join(w->ck_thread, NULL);
         w->ck_writing = 0;
     }
-    w->ck_active = 0, w->ck_copying = 0;
+    w->ck_active = 0;
 }
 
 int worker_maybe_checkpoint(worker *w, char *err, size_t errlen) {

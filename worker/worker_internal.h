@@ -101,8 +101,8 @@ typedef struct worker {
     char cl_first_error[256];
     atomic_int ck_done;                /* the writer thread finished (ck_rc, ck_err) */
     int ck_active, ck_writing;
-    int ck_copying;                    /* the snapshot is being taken, a slice per loop turn */
-    size_t ck_copied;                  /* records of it copied so far */
+    size_t ck_copied;                  /* records of the snapshot copied so far (< ck_n: a slice
+                                          per loop turn still to come) */
     int ck_turns;                      /* loop turns it has taken */
     unsigned ck_flight_epoch;
     pthread_t ck_thread;
