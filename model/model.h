@@ -191,7 +191,10 @@ const char *model_action_id(const model *m, int index); /* NULL when out of rang
  *                     u64 item key (text models only) }     16 bytes, or 24 with text
  *   (f[2], has_value, is the flag). With H = D = 64, W = 16 that is 932 bytes for an LSTM
  *   (1,060 with text; version 1 took 1,128), 676 for a GRU (804 with text; version 1: 872).
- * A zeroed blob is not valid; model_state_init makes the empty state (events = 0). */
+ * A zeroed blob is not valid; model_state_init makes the empty state (events = 0).
+ * Unused window slots are zeros: a state with few events ends in zero bytes (the worker stores
+ * it without them, worker_record.h). */
+#define MODEL_STATE_HEADER 36   /* bytes 0..35: what model_state_check reads */
 size_t model_state_size(const model *m);
 void model_state_init(const model *m, void *state);
 /* Returns 0 when the blob belongs to this model (magic, version, fingerprint), -1 otherwise. */

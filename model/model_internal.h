@@ -82,7 +82,6 @@ int model_alloc_heads(model *m, int heads, char *err, size_t errlen);
 /* ---- state blob (state.c) ---- */
 #define MODEL_STATE_MAGIC 0x53564549u /* "IEVS" little-endian */
 #define MODEL_STATE_VERSION 2
-#define MODEL_STATE_HEADER 36
 #define MODEL_STATE_SLOT 16      /* i32 item, u16 action, u8 flags, u8 0, f32 f[0], f32 f[1] */
 #define MODEL_STATE_SLOT_TEXT 24 /* + u64 item key */
 #define MODEL_ACTIONS_MAX 65536  /* action indices are u16 in the state */

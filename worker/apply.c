@@ -111,6 +111,7 @@ typedef struct ckpt_entry {
     size_t user_len;
     long entry;
     size_t snap;   /* background checkpoint: the record's index in the snapshot */
+    size_t len;    /* the record's stored length (worker_record.h) */
 } ckpt_entry;
 
 static int ckpt_cmp(const void *a, const void *b) {
@@ -138,6 +139,7 @@ static void fill_ckpt(worker *w, size_t i, long entry) {
     k->partition = state_cache_partition(w->cache, entry);
     k->user = state_cache_user(w->cache, entry, &k->user_len);
     k->snap = i;
+    k->len = record_stored_len(state_cache_record(w->cache, entry), w->record_size);
 }
 
 /* Fills w->ckpt with the cache's dirty records, in key order. */
@@ -170,7 +172,7 @@ int worker_checkpoint(worker *w, char *err, size_t errlen) {
         for (size_t i = 0; i < n_dirty; i++) {
             const ckpt_entry *k = &w->ckpt[i];
             if (produce(w->cl_producer, w->changelog_topic, k->partition, RD_KAFKA_MSG_F_COPY,
-                        state_cache_record(c, k->entry), w->record_size, k->user, k->user_len, NULL, err, errlen))
+                        state_cache_record(c, k->entry), k->len, k->user, k->user_len, NULL, err, errlen))
                 return -1;
         }
         for (int p = 0; p < w->n_parts; p++) {
@@ -191,7 +193,7 @@ int worker_checkpoint(worker *w, char *err, size_t errlen) {
     state_batch_clear(w->wb);
     for (size_t i = 0; i < n_dirty; i++) {
         const ckpt_entry *k = &w->ckpt[i];
-        state_batch_put_state(w->wb, k->partition, k->user, k->user_len, state_cache_record(c, k->entry), w->record_size);
+        state_batch_put_state(w->wb, k->partition, k->user, k->user_len, state_cache_record(c, k->entry), k->len);
     }
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
     for (int p = 0; p < w->n_parts; p++) {
@@ -580,8 +582,8 @@ static void *ckpt_writer(void *arg) {
             if (i < w->ck_n) {
                 const ckpt_entry *k = &w->ckpt[i];
                 /* no copy: the snapshot lives until every record of it is acknowledged */
-                rc = produce(w->cl_producer, w->changelog_topic, k->partition, 0, w->ck_snap + k->snap * rs, rs, k->user,
-                             k->user_len, NULL, w->ck_err, sizeof w->ck_err);
+                rc = produce(w->cl_producer, w->changelog_topic, k->partition, 0, w->ck_snap + k->snap * rs, k->len,
+                             k->user, k->user_len, NULL, w->ck_err, sizeof w->ck_err);
             } else {
                 int32_t part = (int32_t)(i - w->ck_n);
                 if (w->ck_offsets[part] < 0) continue;
@@ -597,7 +599,7 @@ static void *ckpt_writer(void *arg) {
         state_batch_clear(w->ck_wb);
         for (size_t i = 0; i < w->ck_n; i++) {
             const ckpt_entry *k = &w->ckpt[i];
-            state_batch_put_state(w->ck_wb, k->partition, k->user, k->user_len, w->ck_snap + k->snap * rs, rs);
+            state_batch_put_state(w->ck_wb, k->partition, k->user, k->user_len, w->ck_snap + k->snap * rs, k->len);
         }
         for (int p = 0; p < w->ck_nparts; p++)
             if (w->ck_offsets[p] >= 0) state_batch_put_offset(w->ck_wb, p, w->ck_offsets[p]);
@@ -627,7 +629,7 @@ static void ckpt_copy_slice(worker *w, size_t max) {
     size_t end = w->ck_n - w->ck_copied > max ? w->ck_copied + max : w->ck_n;   /* ck_n may be 0 */
     for (size_t i = w->ck_copied; i < end; i++) {
         fill_ckpt(w, i, state_cache_flush_at(w->cache, i));
-        memcpy(w->ck_snap + i * w->record_size, state_cache_record(w->cache, w->ckpt[i].entry), w->record_size);
+        memcpy(w->ck_snap + i * w->record_size, state_cache_record(w->cache, w->ckpt[i].entry), w->ckpt[i].len);
     }
     w->ck_copied = end;
     w->ck_turns++;

@@ -30,15 +30,16 @@ typedef struct {
 static int dump_one(void *vctx, int32_t partition, const char *user, size_t user_len, const void *value,
                     size_t value_size) {
     dump_ctx *x = vctx;
-    size_t want = RECORD_HEADER + model_state_size(x->m);
-    if (value_size != want || model_state_check(x->m, record_blob_c(value), x->err, sizeof x->err)) {
+    size_t size = RECORD_HEADER + model_state_size(x->m);
+    /* RocksDB values carry no alignment guarantee (the model reads floats in place), and are
+     * stored without their trailing zeros (worker_record.h). */
+    int sized = record_load(x->aligned, size, value, value_size) == 0;
+    if (!sized || model_state_check(x->m, record_blob_c(x->aligned), x->err, sizeof x->err)) {
         fprintf(stderr, "ievo state: user '%.*s' (partition %d): %s\n", (int)user_len, user, partition,
-                value_size != want ? "record size does not match the model" : x->err);
+                !sized ? "record size does not match the model" : x->err);
         x->bad++;
         return 0;
     }
-    /* RocksDB values carry no alignment guarantee; the model reads floats in place. */
-    memcpy(x->aligned, value, value_size);
     const void *state = record_blob_c(x->aligned);
     json_buf *b = &x->b;
     const float *v = x->v;

@@ -1,5 +1,6 @@
 /* state_store: RocksDB-backed per-user state with per-partition offsets. See state_store.h. */
 #include "state_store.h"
+#include "worker_record.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -280,12 +281,11 @@ int state_store_multi_get(state_store *s, size_t n, const int32_t *partitions,
         if (s->vals[i]) {
             size_t vn;
             const char *v = rocksdb_pinnableslice_value(s->vals[i], &vn);
-            if (v && vn == state_size) {
-                memcpy(bufs[i], v, state_size);
+            if (v && record_load(bufs[i], state_size, v, vn) == 0) {
                 found[i] = 1;
             } else if (v && !rc) {
-                snprintf(err, errlen, "state of user '%.*s' (partition %d) has %zu bytes, expected %zu",
-                         (int)user_lens[i], users[i], partitions[i], vn, state_size);
+                snprintf(err, errlen, "state of user '%.*s' (partition %d) has %zu bytes, expected %d to %zu",
+                         (int)user_lens[i], users[i], partitions[i], vn, RECORD_MIN, state_size);
                 rc = -1;
             }
             rocksdb_pinnableslice_destroy(s->vals[i]);

@@ -50,8 +50,9 @@ int state_store_bind(state_store *s, const char *input_topic, uint64_t model_fin
 int state_store_get_offset(state_store *s, int32_t partition, int64_t *next_offset,
                            char *err, size_t errlen);
 
-/* Looks up n states. For each i: when found, copies state_size bytes into bufs[i] and sets
- * found[i] = 1; else found[i] = 0. A stored value of another size is an error. */
+/* Looks up n records. For each i: when found, loads it into bufs[i] (state_size bytes: the
+ * stored form padded with zeros, worker_record.h) and sets found[i] = 1; else found[i] = 0. A
+ * stored value longer than state_size or shorter than RECORD_MIN is an error. */
 int state_store_multi_get(state_store *s, size_t n, const int32_t *partitions,
                           const char *const *users, const size_t *user_lens, void *const *bufs,
                           size_t state_size, int *found, char *err, size_t errlen);

@@ -161,14 +161,14 @@ typedef struct {
 static int restore_record(void *vctx, const char *user, size_t user_len, const void *value, size_t len) {
     restore_ctx *x = vctx;
     worker *w = x->w;
-    if (len != w->record_size || user_len == 0 || user_len > CODEC_MAX_ID_BYTES ||
+    if (len < RECORD_MIN || len > w->record_size || user_len == 0 || user_len > CODEC_MAX_ID_BYTES ||
         model_state_check(w->m, record_blob_c(value), x->err, sizeof x->err)) {
         if (!x->rejected++)
             LOG_E("restore", "partition %d: changelog record of user '%.*s' does not fit this model (%zu bytes): %s",
                   x->partition, (int)(user_len > 64 ? 64 : user_len), user, len, x->err);
         return -1;
     }
-    state_batch_put_state(w->wb, x->partition, user, user_len, value, len);
+    state_batch_put_state(w->wb, x->partition, user, user_len, value, len);   /* stored form, as written */
     w->restore_records_done++;
     if (state_batch_count(w->wb) >= 4096) {
         worker_publish_metrics(w, 0);

@@ -4,14 +4,25 @@
  *
  * The offset makes applying idempotent per user: an event at or below it is already in the
  * state. That is what lets a partition resume from a changelog marker that lags some users'
- * states (see changelog.h). */
+ * states (see changelog.h).
+ *
+ * Stored form (the RocksDB value and the changelog record): the record without its trailing
+ * zero bytes, never shorter than RECORD_MIN. A state's unused window slots are zeros, so a user
+ * with few events stores few slots (one event: 700 of 940 bytes at H = D = 64, W = 16), and the
+ * bytes a checkpoint writes shrink with them (WAL, memtable, flush, compaction, changelog).
+ * record_load pads the zeros back: the record read is bit for bit the record written. A
+ * full-size value (what earlier builds stored) is the same record untrimmed. */
 #ifndef IEVO_WORKER_RECORD_H
 #define IEVO_WORKER_RECORD_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "model.h"
+
 #define RECORD_HEADER 8
+#define RECORD_MIN (RECORD_HEADER + MODEL_STATE_HEADER)   /* the offset and the state's header */
 
 static inline int64_t record_last_offset(const void *rec) {
     uint64_t v = 0;
@@ -28,5 +39,26 @@ static inline void record_set_last_offset(void *rec, int64_t off) {
 
 static inline void *record_blob(void *rec) { return (uint8_t *)rec + RECORD_HEADER; }
 static inline const void *record_blob_c(const void *rec) { return (const uint8_t *)rec + RECORD_HEADER; }
+
+/* The stored length of a record of size bytes (size >= RECORD_MIN): its trailing zeros cut. */
+static inline size_t record_stored_len(const void *rec, size_t size) {
+    const uint8_t *p = rec;
+    size_t n = size;
+    for (uint64_t word; n >= RECORD_MIN + 8; n -= 8) {   /* eight bytes at a time, then one */
+        memcpy(&word, p + n - 8, 8);
+        if (word) break;
+    }
+    while (n > RECORD_MIN && p[n - 1] == 0) n--;
+    return n;
+}
+
+/* Loads a stored record of len bytes into rec (size bytes): copies it and zeroes the rest.
+ * Returns 0, or -1 (rec untouched) when len is not a stored length for size. */
+static inline int record_load(void *rec, size_t size, const void *stored, size_t len) {
+    if (len < RECORD_MIN || len > size) return -1;
+    memcpy(rec, stored, len);
+    memset((uint8_t *)rec + len, 0, size - len);
+    return 0;
+}
 
 #endif

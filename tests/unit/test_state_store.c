@@ -1,11 +1,13 @@
 /* test_state_store: RocksDB state store — states and offsets land together, survive a reopen,
- * and the store refuses another topic or model. */
+ * and the store refuses another topic or model; records are stored without their trailing zeros
+ * and read back bit for bit. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "state_store.h"
+#include "worker_record.h"
 
 #define SZ 48
 
@@ -16,7 +18,29 @@ static int count_visit(void *ctx, int32_t p, const char *u, size_t n, const void
     return 0;
 }
 
+/* The stored form: trailing zeros cut down to RECORD_MIN, padded back on load. */
+static void test_stored_form(void) {
+    enum { N = 200 };
+    unsigned char rec[N], back[N];
+    for (size_t last = 0; last < N; last++) {   /* the last non-zero byte at every position */
+        memset(rec, 0, N);
+        for (size_t i = 0; i <= last; i++) rec[i] = (unsigned char)(1 + i % 251);
+        size_t len = record_stored_len(rec, N);
+        size_t want = last + 1 < RECORD_MIN ? RECORD_MIN : last + 1;
+        CHECK(len == want, "last non-zero byte %zu: stored %zu bytes, want %zu", last, len, want);
+        memset(back, 0xAB, N);
+        CHECK(record_load(back, N, rec, len) == 0 && memcmp(back, rec, N) == 0, "round trip at %zu", last);
+    }
+    memset(rec, 0, N);
+    rec[N - 1] = 7;   /* nothing to cut */
+    CHECK(record_stored_len(rec, N) == N, "full record stored at %zu", record_stored_len(rec, N));
+    memset(back, 0xAB, N);
+    CHECK(record_load(back, N, rec, RECORD_MIN - 1) == -1 && back[0] == 0xAB, "shorter than RECORD_MIN accepted");
+    CHECK(record_load(back, N - 1, rec, N) == -1, "longer than the record accepted");
+}
+
 int main(void) {
+    test_stored_form();
     char dir[] = "/tmp/ievo-test-state-XXXXXX";
     REQUIRE(mkdtemp(dir), "mkdtemp");
     char path[256];
@@ -53,8 +77,32 @@ int main(void) {
     CHECK(found[0] && found[1] && found[2] && !found[3], "found %d %d %d %d", found[0], found[1], found[2], found[3]);
     CHECK(memcmp(out[0], a, SZ) == 0 && memcmp(out[1], b, SZ) == 0 && memcmp(out[2], c, SZ) == 0, "values");
 
-    /* A different expected size is an error, not a silent truncation. */
+    /* A stored value longer than the record is an error, not a silent truncation. */
     CHECK(state_store_multi_get(s, 1, parts, users, lens, bufs, SZ - 1, found, err, sizeof err) != 0, "size mismatch accepted");
+
+    /* A value stored without its trailing zeros reads back padded: the record as it was. */
+    unsigned char d[SZ];
+    memset(d, 4, SZ);
+    memset(d + SZ - 3, 0, 3);
+    size_t dn = record_stored_len(d, SZ);
+    CHECK(dn == SZ - 3, "stored length %zu", dn);
+    state_batch_clear(wb);
+    state_batch_put_state(wb, 6, "carol", 5, d, dn);
+    REQUIRE(state_store_write(s, wb, err, sizeof err) == 0, "%s", err);
+    int32_t p6 = 6;
+    const char *carol = "carol";
+    size_t l5 = 5;
+    memset(out[0], 0xAB, SZ);
+    void *b0 = out[0];
+    REQUIRE(state_store_multi_get(s, 1, &p6, &carol, &l5, &b0, SZ, found, err, sizeof err) == 0, "%s", err);
+    CHECK(found[0] && memcmp(out[0], d, SZ) == 0, "trimmed value read back");
+    state_batch_put_state(wb, 6, "carol", 5, d, RECORD_MIN - 1);   /* shorter than any record */
+    REQUIRE(state_store_write(s, wb, err, sizeof err) == 0, "%s", err);
+    CHECK(state_store_multi_get(s, 1, &p6, &carol, &l5, &b0, SZ, found, err, sizeof err) != 0, "short value accepted");
+    CHECK(strstr(err, "carol") != NULL, "message names the user: %s", err);
+    state_batch_clear(wb);
+    state_batch_put_state(wb, 6, "carol", 5, d, SZ);
+    REQUIRE(state_store_write(s, wb, err, sizeof err) == 0, "%s", err);
 
     state_store_close(s);
     REQUIRE(state_store_open(&s, path, &o, err, sizeof err) == 0, "%s", err);
@@ -66,7 +114,7 @@ int main(void) {
     CHECK(state_store_bind(s, "events", 0x1234, "m-1", err, sizeof err) == 0, "%s", err);
 
     int n = 0;
-    CHECK(state_store_foreach(s, count_visit, &n, err, sizeof err) == 0 && n == 3, "foreach saw %d", n);
+    CHECK(state_store_foreach(s, count_visit, &n, err, sizeof err) == 0 && n == 4, "foreach saw %d", n);
     int32_t lp[8];
     int64_t lo[8];
     int k = state_store_list_offsets(s, lp, lo, 8, err, sizeof err);
