@@ -1,7 +1,9 @@
 /* state_cache: fixed-capacity (partition, user) -> record table with a clean-LRU. See the header.
  *
  * Index: open addressing with linear probing over a power-of-two table at most half full;
- * deletion shifts the following run back (no tombstones). Entries: a fixed array with a free
+ * deletion shifts the following run back (no tombstones). Each slot holds the entry's hash
+ * beside its index, so a probe touches an entry (a cache miss in a table of a million users)
+ * only when the hashes match. Entries: a fixed array with a free
  * list. The LRU links only clean, unpinned entries, so eviction is O(1). */
 #include "state_cache.h"
 
@@ -20,11 +22,16 @@ typedef struct {
     char *key_heap;       /* keys longer than KEY_INLINE */
 } entry;
 
+typedef struct {
+    int32_t entry;
+    uint32_t hash;
+} index_slot;
+
 struct state_cache {
     entry *e;
     uint8_t *slab;        /* capacity * stride bytes */
     size_t capacity, stride, n;
-    int32_t *index;       /* entry indices, -1 empty */
+    index_slot *index;    /* entry indices (-1 empty) with their hashes */
     size_t index_cap;     /* power of two >= 2 * capacity */
     int32_t *free_list;
     size_t n_free;
@@ -70,7 +77,7 @@ int state_cache_new(state_cache **out, size_t capacity, size_t record_size) {
         state_cache_free(c);
         return -1;
     }
-    memset(c->index, 0xff, c->index_cap * sizeof *c->index);
+    for (size_t j = 0; j < c->index_cap; j++) c->index[j] = (index_slot){-1, 0};
     for (size_t i = 0; i < capacity; i++) c->free_list[i] = (int32_t)(capacity - 1 - i);
     c->n_free = capacity;
     c->lru_head = c->lru_tail = -1;
@@ -114,17 +121,17 @@ static void lru_push_front(state_cache *c, int32_t i) {
 static size_t find_slot(const state_cache *c, int32_t partition, const char *user, size_t len, uint32_t h) {
     size_t mask = c->index_cap - 1;
     for (size_t j = h & mask;; j = (j + 1) & mask) {
-        int32_t i = c->index[j];
+        int32_t i = c->index[j].entry;
         if (i < 0) return j;
+        if (c->index[j].hash != h) continue;
         const entry *x = &c->e[i];
-        if (x->hash == h && x->partition == partition && x->key_len == len && memcmp(key_of(x), user, len) == 0)
-            return j;
+        if (x->partition == partition && x->key_len == len && memcmp(key_of(x), user, len) == 0) return j;
     }
 }
 
 long state_cache_find(state_cache *c, int32_t partition, const char *user, size_t user_len) {
     uint32_t h = hash_key(partition, user, user_len);
-    int32_t i = c->index[find_slot(c, partition, user, user_len, h)];
+    int32_t i = c->index[find_slot(c, partition, user, user_len, h)].entry;
     if (i < 0) {
         c->misses++;
         return -1;
@@ -141,16 +148,16 @@ long state_cache_find(state_cache *c, int32_t partition, const char *user, size_
 static void remove_entry(state_cache *c, int32_t i) {
     entry *x = &c->e[i];
     size_t mask = c->index_cap - 1;
-    size_t j = find_slot(c, x->partition, key_of(x), x->key_len, x->hash);
-    c->index[j] = -1;
-    for (size_t k = (j + 1) & mask; c->index[k] >= 0; k = (k + 1) & mask) {
-        int32_t m = c->index[k];
-        size_t home = c->e[m].hash & mask;
-        /* m may move to the hole at j when its home is not in the cyclic range (j, k]. */
+    size_t j = x->hash & mask;
+    while (c->index[j].entry != i) j = (j + 1) & mask;   /* i is in the index */
+    c->index[j].entry = -1;
+    for (size_t k = (j + 1) & mask; c->index[k].entry >= 0; k = (k + 1) & mask) {
+        size_t home = c->index[k].hash & mask;
+        /* The entry at k may move to the hole at j when its home is not in the cyclic range (j, k]. */
         int in_range = j < k ? (home > j && home <= k) : (home > j || home <= k);
         if (!in_range) {
-            c->index[j] = m;
-            c->index[k] = -1;
+            c->index[j] = c->index[k];
+            c->index[k].entry = -1;
             j = k;
         }
     }
@@ -181,7 +188,7 @@ long state_cache_insert(state_cache *c, int32_t partition, const char *user, siz
     x->in_use = 1;
     x->key_heap = heap;
     memcpy(heap ? heap : x->key_inline, user, user_len);
-    c->index[find_slot(c, partition, user, user_len, x->hash)] = i;
+    c->index[find_slot(c, partition, user, user_len, x->hash)] = (index_slot){i, x->hash};
     c->n++;
     lru_push_front(c, i);
     return i;
