@@ -3,8 +3,8 @@
  * Index: open addressing with linear probing over a power-of-two table at most half full;
  * deletion shifts the following run back (no tombstones). Each slot holds the entry's hash
  * beside its index, so a probe touches an entry (a cache miss in a table of a million users)
- * only when the hashes match. Entries: a fixed array with a free
- * list. The LRU links only clean, unpinned entries, so eviction is O(1). */
+ * only when the hashes match. Entries: a fixed array with a free list. The LRU links only
+ * clean, unpinned entries, so eviction is O(1). */
 #include "state_cache.h"
 
 #include <stdlib.h>
