@@ -8,7 +8,7 @@
  * Stages: consume (rd_kafka_consumer_poll over T from the beginning), decode (hand decoder),
  * state-cache (the hit path: find + pin + dirty), state-rocksdb (a multi-get and a write of 256
  * records per batch, every event a miss and a write: the upper bound), model (model_step, batch
- * 256, dnnl), encode (hand encoder), produce (outputs to a topic, acknowledged), changelog
+ * 256 or --model-batch, dnnl), encode (hand encoder), produce (outputs to a topic, acknowledged), changelog
  * (state records to a topic, acknowledged).
  */
 #include <getopt.h>
@@ -136,9 +136,11 @@ static void bench_consume(const char *bs, const char *topic, long n) {
 int main(int argc, char **argv) {
     static const struct option opts[] = {{"input-topic", required_argument, 0, 't'}, {"events", required_argument, 0, 'n'},
                                          {"users", required_argument, 0, 'u'}, {"json", required_argument, 0, 'j'},
+                                         {"model-batch", required_argument, 0, 'B'},
                                          {0, 0, 0, 0}};
     const char *bs = NULL, *model_path = NULL, *in_topic = "user-actions", *json_path = NULL;
     long n = 200000, users = 100000;
+    int model_batch = 256;   /* rows per model step: 256, or what a worker's waves hold */
     int c;
     while ((c = getopt_long(argc, argv, "b:m:", opts, NULL)) != -1) {
         if (c == 'b') bs = optarg;
@@ -147,10 +149,12 @@ int main(int argc, char **argv) {
         else if (c == 'n') n = atol(optarg);
         else if (c == 'u') users = atol(optarg);
         else if (c == 'j') json_path = optarg;
+        else if (c == 'B') model_batch = atoi(optarg);
         else return 2;
     }
-    if (!bs || !model_path) {
-        fprintf(stderr, "usage: ievo_bench_stages -b BOOTSTRAP -m MODEL [--input-topic T] [--events N] [--users U] [--json F]\n");
+    if (!bs || !model_path || model_batch < 1 || model_batch > 256) {
+        fprintf(stderr, "usage: ievo_bench_stages -b BOOTSTRAP -m MODEL [--input-topic T] [--events N] [--users U] "
+                        "[--model-batch 1..256] [--json F]\n");
         return 2;
     }
     char err[512];
@@ -261,7 +265,7 @@ int main(int argc, char **argv) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "bench_stages: could not remove %s\n", dir);
 
-    /* model: batches of 256 distinct users, the events of the data set. */
+    /* model: 256 distinct users per round, in steps of --model-batch rows (default 256). */
     model_runner *r;
     if (model_runner_new(&r, m, MODEL_BACKEND_DNNL, 256, err, sizeof err)) die("runner", err);
     uint8_t *states = malloc(256 * state_size);
@@ -281,7 +285,10 @@ int main(int argc, char **argv) {
                 mev[k] = (model_event){model_item_index(m, u->item_id, u->item_id_len),
                                        model_action_index(m, u->action, u->action_len), u->ts, u->value, u->has_value};
             }
-            if (model_step(r, 256, sp, mev, vec, drift, err, sizeof err)) die("model_step", err);
+            for (int k = 0; k < 256; k += model_batch)   /* steps of model_batch rows */
+                if (model_step(r, 256 - k < model_batch ? 256 - k : model_batch, sp + k, mev + k, vec, drift, err,
+                               sizeof err))
+                    die("model_step", err);
             done += 256;
         }
         record("model", cpu_now() - c0, done);

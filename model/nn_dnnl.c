@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NN_MAX_BUCKETS 12
+#define NN_MAX_BUCKETS 16
 #define NN_MAX_ARGS 12
 #define NN_MAX_LAYOUTS NN_MAX_BUCKETS
 
@@ -85,7 +85,9 @@ int nn_dnnl_new(nn_dnnl **out, int max_batch, char *err, size_t errlen) {
     if (max_batch < 1 || max_batch > (1 << 20)) return model_errf(err, errlen, "oneDNN: max_batch %d out of range", max_batch);
     nn_dnnl *d = calloc(1, sizeof *d);
     if (!d) return model_errf(err, errlen, "oneDNN: out of memory");
-    for (int r = 16; r < max_batch && d->nb < NN_MAX_BUCKETS - 1; r *= 4) d->rows[d->nb++] = r;
+    /* Powers of two up to 256 (a step's rows are a wave of distinct users, often a few: padding
+     * 1 row to 16 cost 16 rows), then powers of four. */
+    for (int r = 1; r < max_batch && d->nb < NN_MAX_BUCKETS - 1; r *= r < 256 ? 2 : 4) d->rows[d->nb++] = r;
     d->rows[d->nb++] = max_batch;
     DN(dnnl_engine_create(&d->eng, dnnl_cpu, 0), "engine create");
     DN(dnnl_stream_create(&d->stream, d->eng, dnnl_stream_default_flags), "stream create");

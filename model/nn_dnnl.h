@@ -3,8 +3,8 @@
  * oneDNN (whose 2.x op-descriptor API is gone in 3.x, so it stays behind this small interface);
  * the trainer's oneDNN kernels sit behind nn_dnnl_train.h the same way.
  *
- * Rows are padded to a few batch-size buckets (16, 64, 256, 1024, ... up to max_batch): one
- * primitive per bucket, all created up front; weights are reordered once per distinct layout the
+ * Rows are padded to batch-size buckets (1, 2, 4, ..., 256, then 1024, 4096, ... up to
+ * max_batch): one primitive per bucket, all created up front; weights are reordered once per distinct layout the
  * primitives ask for (for the RNN that is one layout for every bucket). Primitives read and write
  * caller-owned buffers sized for the largest bucket; a step allocates nothing. The scratchpad is
  * user-managed: one buffer shared by every primitive, allocated by nn_dnnl_finalize.

@@ -348,18 +348,21 @@ static void test_dnnl_layouts(void) {
         float *x = calloc((size_t)R * I, 4), *h = calloc((size_t)R * H, 4), *c = calloc((size_t)R * H, 4);
         float *h1 = calloc((size_t)R * H, 4), *c1 = calloc((size_t)R * H, 4), *y = calloc((size_t)R * 64, 4);
         REQUIRE(nn_dnnl_new(&d, R, err, sizeof err) == 0, "%s", err);
-        CHECK(nn_dnnl_n_buckets(d) == 4 && nn_dnnl_bucket_rows(d, 0) == 16 && nn_dnnl_bucket_rows(d, 3) == 1024,
+        /* 1, 2, 4, ..., 256, then 1024 */
+        CHECK(nn_dnnl_n_buckets(d) == 10 && nn_dnnl_bucket_rows(d, 0) == 1 && nn_dnnl_bucket_rows(d, 8) == 256 &&
+                  nn_dnnl_bucket_rows(d, 9) == 1024,
               "buckets for 1024: %d", nn_dnnl_n_buckets(d));
-        CHECK(nn_dnnl_bucket_for(d, 1) == 0 && nn_dnnl_bucket_for(d, 17) == 1 && nn_dnnl_bucket_for(d, 256) == 2 &&
-              nn_dnnl_bucket_for(d, 257) == 3, "bucket_for");
+        CHECK(nn_dnnl_bucket_for(d, 1) == 0 && nn_dnnl_bucket_for(d, 3) == 2 && nn_dnnl_bucket_for(d, 17) == 5 &&
+                  nn_dnnl_bucket_for(d, 256) == 8 && nn_dnnl_bucket_for(d, 257) == 9,
+              "bucket_for");
         REQUIRE(nn_dnnl_rnn_new(&rnn, d, lstm, I, H, mm->t[T_W_IH].data, mm->t[T_W_HH].data, mm->t[T_B_IH].data,
                                 mm->t[T_B_HH].data, x, h, c, h1, c1, err, sizeof err) == 0, "%s", err);
         REQUIRE(nn_dnnl_linear_new(&lin, d, H, 64, mm->t[T_W_Q].data, mm->t[T_B_Q].data, h1, y, err, sizeof err) == 0, "%s", err);
         REQUIRE(nn_dnnl_finalize(d, err, sizeof err) == 0, "%s", err);
-        fprintf(stderr, "  %s: rnn weight layouts over 4 buckets: %d; matmul weight layouts: %d\n", lstm ? "lstm" : "gru",
+        fprintf(stderr, "  %s: rnn weight layouts over 10 buckets: %d; matmul weight layouts: %d\n", lstm ? "lstm" : "gru",
                 nn_dnnl_rnn_weight_layouts(rnn), nn_dnnl_linear_weight_layouts(lin));
         CHECK(nn_dnnl_rnn_weight_layouts(rnn) == 1, "rnn weights reordered %d times", nn_dnnl_rnn_weight_layouts(rnn));
-        for (int b = 0; b < 4; b++) {
+        for (int b = 0; b < nn_dnnl_n_buckets(d); b++) {
             CHECK(nn_dnnl_rnn_forward(rnn, b, err, sizeof err) == 0, "%s", err);
             CHECK(nn_dnnl_linear_forward(lin, b, err, sizeof err) == 0, "%s", err);
         }
