@@ -8,8 +8,8 @@
  * Stages: consume (rd_kafka_consumer_poll over T from the beginning), decode (hand decoder),
  * state-cache (the hit path: find + pin + dirty), state-rocksdb (a multi-get and a write of 256
  * records per batch, every event a miss and a write: the upper bound), model (model_step, batch
- * 256 or --model-batch, dnnl), encode (hand encoder), produce (outputs to a topic, acknowledged), changelog
- * (state records to a topic, acknowledged).
+ * 256 or --model-batch, dnnl), encode (hand encoder), produce (outputs to a topic,
+ * acknowledged), changelog (state records to a topic, acknowledged).
  */
 #include <getopt.h>
 #include <stdio.h>

@@ -8,8 +8,9 @@
  *
  * Stored form (the RocksDB value and the changelog record): the record without its trailing
  * zero bytes, never shorter than RECORD_MIN. A state's unused window slots are zeros, so a user
- * with few events stores few slots (one event: 700 of 940 bytes at H = D = 64, W = 16), and the
- * bytes a checkpoint writes shrink with them (WAL, memtable, flush, compaction, changelog).
+ * with few events stores few slots (one event: at most 700 of 940 bytes at H = D = 64,
+ * W = 16), and the bytes a checkpoint writes shrink with them (WAL, memtable, flush,
+ * compaction, changelog).
  * record_load pads the zeros back: the record read is bit for bit the record written. A
  * full-size value (what earlier builds stored) is the same record untrimmed. */
 #ifndef IEVO_WORKER_RECORD_H
