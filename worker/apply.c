@@ -17,9 +17,10 @@
  * The periodic checkpoint (commit.interval.ms, or half the cache dirty) runs in the background,
  * in the same order, so that events keep flowing while it works: the main thread takes the
  * partitions' offsets at a cut, copies the records dirty at the cut a slice per loop turn (the
- * snapshot), then hands the outputs' epoch over and goes on; once the outputs of that epoch are acknowledged, a writer thread produces the
- * snapshot to the changelog, waits for its acknowledgements and writes RocksDB; the main thread
- * then stores the consumer offsets. The snapshot's cache entries cannot be evicted until then.
+ * snapshot), then hands the outputs' epoch over and goes on; once the outputs of that epoch are
+ * acknowledged, a writer thread produces the snapshot (each record in its stored form,
+ * worker_record.h) to the changelog, waits for its acknowledgements and writes RocksDB; the main
+ * thread then stores the consumer offsets. The snapshot's cache entries cannot be evicted until then.
  * Revocation, stop, and a cache with no room left finish the flight and checkpoint in the
  * foreground (worker_checkpoint).
  */
