@@ -37,6 +37,7 @@ static void usage(FILE *f) {
             "  input.format / output.format      confluent (default) | avro\n"
             "  input.schema.id (1)  output.schema.id (2)  input.max.record.bytes (1048576)\n"
             "  batch.max.events (2048)  batch.timeout.ms (20)\n"
+            "  batch.readahead.records (65536)  fetched records held to build batches across partitions (0: off)\n"
             "  commit.interval.ms (5000)  how often applied state is made durable (checkpoint)\n"
             "  state.snapshot.slice.records (8192)  records a checkpoint's snapshot copies per loop turn\n"
             "  state.cache.bytes (268435456)  in-memory user records (write-behind cache)\n"

@@ -28,7 +28,7 @@
 const char *const WORKER_KEYS[] = {
     "input.topic", "output.topic", "dlq.topic", "state.dir", "model.path", "model.backend",
     "input.format", "input.schema.id", "input.max.record.bytes", "output.format", "output.schema.id",
-    "batch.max.events", "batch.timeout.ms", "state.block.cache.bytes", "state.write.buffer.bytes",
+    "batch.max.events", "batch.timeout.ms", "batch.readahead.records", "state.block.cache.bytes", "state.write.buffer.bytes",
     "state.max.write.buffers", "state.sync", "state.background.jobs", "log.level", "log.format",
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
     "state.cache.bytes", "metrics.listen", "state.compaction", "state.snapshot.slice.records",
@@ -84,6 +84,8 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     s->batch_max_events = (int)v;
     if (config_get_int(c, "batch.timeout.ms", 20, 0, 60000, &v, err, errlen)) return -1;
     s->batch_timeout_ms = (int)v;
+    if (config_get_int(c, "batch.readahead.records", 65536, 0, 1 << 24, &v, err, errlen)) return -1;
+    s->readahead_records = (int)v;
     state_store_opts_default(&s->store);
     if (config_get_int(c, "state.block.cache.bytes", (int64_t)s->store.block_cache_bytes, 1 << 20, INT64_MAX, &v, err, errlen)) return -1;
     s->store.block_cache_bytes = (size_t)v;
@@ -248,6 +250,7 @@ static void on_assign(worker *w, rd_kafka_topic_partition_list_t *list) {
             next = -1;
         }
         state_cache_drop_partition(w->cache, tp->partition);   /* whatever it held is not current */
+        if (w->ra) readahead_drop_partition(w->ra, tp->partition);   /* fetched for a former owner */
         p->owned = 1;
         p->eof = 0;
         p->touched = 0;
@@ -284,6 +287,7 @@ static void on_revoke(worker *w, rd_kafka_topic_partition_list_t *list) {
         if (p) {
             /* Not ours any more: forget what we held, so a later assignment starts clean. */
             state_cache_drop_partition(w->cache, list->elems[i].partition);
+            if (w->ra) readahead_drop_partition(w->ra, list->elems[i].partition);
             p->next = p->checkpointed = -1;
         }
     }
@@ -738,6 +742,7 @@ static int alloc_scratch(worker *w) {
     size_t B = (size_t)w->s->batch_max_events;
     int R = w->runner_batch;
     size_t D = (size_t)w->m->cfg.out_dim;
+    if (w->s->readahead_records > 0 && !(w->ra = readahead_new(rd_kafka_message_destroy))) return -1;
     w->msgs = calloc(B, sizeof *w->msgs);
     w->rows = calloc(B, sizeof *w->rows);
     w->wave_order = calloc(B, sizeof *w->wave_order);
@@ -768,6 +773,7 @@ static int alloc_scratch(worker *w) {
 
 static void free_worker(worker *w) {
     if (w->producer) worker_checkpoint_abandon(w);   /* before the producer and the store go */
+    readahead_free(w->ra);   /* its messages before their consumer */
     if (w->consumer) rd_kafka_destroy(w->consumer);
     changelog_close(w->changelog);
     if (w->out_topic) rd_kafka_topic_destroy(w->out_topic);
@@ -846,6 +852,19 @@ static int close_consumer_safely(worker *w) {
  * every rebalance does (fixed upstream in 2.1.0; seen here as events lost in the elastic test). */
 static ssize_t consume_batch(worker *w, rd_kafka_message_t **msgs, size_t max, int timeout_ms) {
     size_t n = 0;
+    if (w->ra) {   /* read ahead what is fetched, then a batch across the partitions (readahead.h) */
+        size_t limit = (size_t)w->s->readahead_records;
+        if (limit < max) limit = max;
+        while (readahead_count(w->ra) < limit) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, readahead_count(w->ra) == 0 ? timeout_ms : 0);
+            if (!m) break;
+            if (readahead_push(w->ra, m)) {   /* fatal, as any allocation failure in a batch */
+                rd_kafka_message_destroy(m);
+                return -2;
+            }
+        }
+        return (ssize_t)readahead_take(w->ra, msgs, max);
+    }
     while (n < max) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, n == 0 ? timeout_ms : 0);
         if (!m) break;
@@ -922,6 +941,13 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
     double t_poll = now_s();
     while (!g_stop) {
         ssize_t n = consume_batch(&w, w.msgs, (size_t)s->batch_max_events, s->batch_timeout_ms);
+        if (n == -2) {
+            LOG_E("worker", "read-ahead: out of memory");
+            snprintf(err, errlen, "read-ahead: out of memory");
+            w.failed = 1;
+            rc = -1;
+            break;
+        }
         if (n < 0) {
             LOG_W("worker", "consume: %s", rd_kafka_err2str(rd_kafka_last_error()));
             t_poll = now_s();
@@ -970,6 +996,7 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
     }
     stats->active_s = t_first < 0 ? 0 : now_s() - t_first;
     write_series(&w, 1);
+    if (w.ra) readahead_clear(w.ra);   /* read ahead, not applied: the next owner fetches them */
     LOG_I("worker", "stopping: committing offsets and leaving the group");
     if (rc == 0) {
         rd_kafka_resp_err_t e = rd_kafka_commit(w.consumer, NULL, 0);

@@ -36,6 +36,7 @@ typedef struct {
     codec_out_opts out;
     int batch_max_events;      /* messages per micro-batch */
     int batch_timeout_ms;      /* longest wait to fill a batch */
+    int readahead_records;     /* fetched records held to build batches across partitions; 0: off */
     state_store_opts store;
     int until_eof;             /* stop once every assigned partition is drained */
     const char *stats_file;    /* write the run summary here as JSON at exit */

@@ -11,6 +11,7 @@
 
 #include "metrics.h"
 #include "model.h"
+#include "readahead.h"
 #include "state_cache.h"
 #include "state_store.h"
 #include "user_table.h"
@@ -63,6 +64,7 @@ typedef struct worker {
     char assignment_strategy[128];
 
     /* batch scratch, sized at start-up and reused */
+    readahead *ra;         /* fetched records per partition (readahead.h); NULL when off */
     rd_kafka_message_t **msgs;
     batch_row *rows;
     int32_t *wave_order;   /* rows sorted by wave (counting sort) */
