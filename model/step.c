@@ -397,6 +397,16 @@ int model_step(model_runner *r, int n, void *const *states, const model_event *e
     if (!states || !ev || !out_vec || !out_drift) return model_errf(err, errlen, "model_step: NULL argument");
     const model *m = r->m;
     int E = r->E, A = r->A, I = r->I, H = r->H, D = r->D, W = r->W;
+    /* 0. The rows' states lie scattered over the caller's memory (a million users' states are
+     * not in any CPU cache): ask for every line of every row, and for the events' item
+     * embeddings, before the first is read, so the misses overlap instead of coming one row at
+     * a time. */
+    size_t state_bytes = model_state_size(m);
+    for (int i = 0; i < n; i++) {
+        for (size_t o = 0; o < state_bytes; o += 64) __builtin_prefetch((const char *)states[i] + o, 1, 3);
+        if (ev[i].item >= 0 && ev[i].item < m->cfg.n_items)
+            __builtin_prefetch(m->t[T_ITEM_EMB].data + (size_t)ev[i].item * E, 0, 3);
+    }
     /* 1. Validate everything before changing anything (and cache headers and window slots). */
     for (int i = 0; i < n; i++) {
         char why[MODEL_ERR_LEN];

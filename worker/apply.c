@@ -320,9 +320,11 @@ static int resolve_users(worker *w, char *err, size_t errlen) {
         return -1;
     }
     size_t n_miss = 0;
+    for (int stage = 0; stage < 3; stage++)   /* see state_cache_prefetch */
+        for (size_t i = 0; i < t->n; i++) state_cache_prefetch(w->cache, t->slots[i].hash, stage);
     for (size_t i = 0; i < t->n; i++) {
         user_slot *u = &t->slots[i];
-        u->entry = state_cache_find(w->cache, u->partition, u->user, u->user_len);
+        u->entry = state_cache_find_hashed(w->cache, u->partition, u->user, u->user_len, u->hash);
         if (u->entry >= 0) {
             state_cache_pin(w->cache, u->entry);
             u->found = 1;

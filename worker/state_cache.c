@@ -7,6 +7,8 @@
  * clean, unpinned entries, so eviction is O(1). */
 #include "state_cache.h"
 
+#include "key_hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,15 +46,6 @@ struct state_cache {
     size_t n_pinned;
     uint64_t hits, misses, evictions;
 };
-
-static uint32_t hash_key(int32_t partition, const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull ^ (uint32_t)partition;   /* FNV-1a, 64-bit, folded */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return (uint32_t)(h ^ (h >> 32));
-}
 
 static const char *key_of(const entry *x) { return x->key_heap ? x->key_heap : x->key_inline; }
 
@@ -129,8 +122,28 @@ static size_t find_slot(const state_cache *c, int32_t partition, const char *use
     }
 }
 
+void state_cache_prefetch(const state_cache *c, uint32_t hash, int stage) {
+    const index_slot *s = &c->index[hash & (c->index_cap - 1)];
+    if (stage == 0) {
+        __builtin_prefetch(s, 0, 3);
+        return;
+    }
+    if (s->entry < 0 || s->hash != hash) return;   /* absent, or not at its home slot: the find probes */
+    const entry *x = &c->e[s->entry];
+    if (stage == 1) {
+        __builtin_prefetch(x, 1, 3);
+        __builtin_prefetch(c->slab + (size_t)s->entry * c->stride, 0, 3);
+        return;
+    }
+    if (x->in_lru && x->prev >= 0) __builtin_prefetch(&c->e[x->prev], 1, 3);
+    if (x->in_lru && x->next >= 0) __builtin_prefetch(&c->e[x->next], 1, 3);
+}
+
 long state_cache_find(state_cache *c, int32_t partition, const char *user, size_t user_len) {
-    uint32_t h = hash_key(partition, user, user_len);
+    return state_cache_find_hashed(c, partition, user, user_len, key_hash(partition, user, user_len));
+}
+
+long state_cache_find_hashed(state_cache *c, int32_t partition, const char *user, size_t user_len, uint32_t h) {
     int32_t i = c->index[find_slot(c, partition, user, user_len, h)].entry;
     if (i < 0) {
         c->misses++;
@@ -181,7 +194,7 @@ long state_cache_insert(state_cache *c, int32_t partition, const char *user, siz
     int32_t i = c->free_list[--c->n_free];
     entry *x = &c->e[i];
     memset(x, 0, sizeof *x);
-    x->hash = hash_key(partition, user, user_len);
+    x->hash = key_hash(partition, user, user_len);
     x->partition = partition;
     x->key_len = (uint32_t)user_len;
     x->prev = x->next = -1;

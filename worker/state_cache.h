@@ -22,6 +22,15 @@ void state_cache_free(state_cache *c);
 
 /* Entry index of (partition, user), or -1 when absent. Counts a hit or a miss. */
 long state_cache_find(state_cache *c, int32_t partition, const char *user, size_t user_len);
+/* The same with the key's hash given: hash = key_hash(partition, user, user_len) (key_hash.h). */
+long state_cache_find_hashed(state_cache *c, int32_t partition, const char *user, size_t user_len, uint32_t hash);
+/* Asks the CPU for what a find of the key with this hash will read, without reading it: a batch
+ * runs each stage over all its keys before the next stage, and then its finds, so the cache
+ * misses of a table of a million users overlap instead of coming one find at a time.
+ *   stage 0: the key's home index slot;
+ *   stage 1: the entry there when its hash matches, and the first line of its record;
+ *   stage 2: that entry's LRU neighbours (a hit moves it from between them). */
+void state_cache_prefetch(const state_cache *c, uint32_t hash, int stage);
 /* Adds (partition, user) (absent), evicting the least recently used clean unpinned entry when
  * full. Returns the new entry, -1 when full of dirty or pinned entries (checkpoint, then retry),
  * or -2 on ENOMEM. The record's content is undefined until the caller fills it. */

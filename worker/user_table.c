@@ -4,14 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t hash_key(int32_t partition, const char *s, size_t n) {
-    uint32_t h = 2166136261u ^ (uint32_t)partition;    /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
+#include "key_hash.h"
 
 static int grow_index(user_table *t, size_t want) {
     size_t cap = 16;
@@ -62,7 +55,7 @@ void user_table_clear(user_table *t) {
 }
 
 long user_table_upsert(user_table *t, int32_t partition, const char *user, size_t user_len) {
-    uint32_t h = hash_key(partition, user, user_len);
+    uint32_t h = key_hash(partition, user, user_len);
     size_t mask = t->index_cap - 1;
     for (size_t j = h & mask;; j = (j + 1) & mask) {
         int32_t i = t->index[j];

@@ -14,7 +14,7 @@ typedef struct {
     const char *user;     /* not NUL-terminated; points into a message payload */
     size_t user_len;
     int32_t partition;
-    uint32_t hash;
+    uint32_t hash;        /* key_hash(partition, user): the state cache's too */
     int waves;            /* events of this user applied so far in the batch */
     int found;            /* record loaded from the store (vs. freshly initialised) */
     int64_t last_offset;  /* last input offset applied to this user (-1: none) */
