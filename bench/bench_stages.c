@@ -4,11 +4,13 @@
  * another process is not counted), best of three runs.
  *
  *   ievo_bench_stages -b BOOTSTRAP -m MODEL [--input-topic T] [--events N] [--users U] [--json FILE]
+ *                     [--model-batch B] [--model-states S]
  *
  * Stages: consume (rd_kafka_consumer_poll over T from the beginning), decode (hand decoder),
  * state-cache (the hit path: find + pin + dirty), state-rocksdb (a multi-get and a write of 256
  * records per batch, every event a miss and a write: the upper bound), model (model_step, batch
- * 256 or --model-batch, dnnl), encode (hand encoder), produce (outputs to a topic,
+ * 256 or --model-batch, dnnl; each step's users drawn from --model-states states, default the
+ * same 256, so their memory is in the CPU's caches as in the stage limit), encode (hand encoder), produce (outputs to a topic,
  * acknowledged), changelog (state records to a topic, acknowledged).
  */
 #include <getopt.h>
@@ -137,10 +139,12 @@ int main(int argc, char **argv) {
     static const struct option opts[] = {{"input-topic", required_argument, 0, 't'}, {"events", required_argument, 0, 'n'},
                                          {"users", required_argument, 0, 'u'}, {"json", required_argument, 0, 'j'},
                                          {"model-batch", required_argument, 0, 'B'},
+                                         {"model-states", required_argument, 0, 'S'},
                                          {0, 0, 0, 0}};
     const char *bs = NULL, *model_path = NULL, *in_topic = "user-actions", *json_path = NULL;
     long n = 200000, users = 100000;
     int model_batch = 256;   /* rows per model step: 256, or what a worker's waves hold */
+    long model_states = 256; /* states the model stage's users are drawn from (>= 256) */
     int c;
     while ((c = getopt_long(argc, argv, "b:m:", opts, NULL)) != -1) {
         if (c == 'b') bs = optarg;
@@ -150,11 +154,12 @@ int main(int argc, char **argv) {
         else if (c == 'u') users = atol(optarg);
         else if (c == 'j') json_path = optarg;
         else if (c == 'B') model_batch = atoi(optarg);
+        else if (c == 'S') model_states = atol(optarg);
         else return 2;
     }
-    if (!bs || !model_path || model_batch < 1 || model_batch > 256) {
+    if (!bs || !model_path || model_batch < 1 || model_batch > 256 || model_states < 256) {
         fprintf(stderr, "usage: ievo_bench_stages -b BOOTSTRAP -m MODEL [--input-topic T] [--events N] [--users U] "
-                        "[--model-batch 1..256] [--json F]\n");
+                        "[--model-batch 1..256] [--model-states 256..] [--json F]\n");
         return 2;
     }
     char err[512];
@@ -265,21 +270,38 @@ int main(int argc, char **argv) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "bench_stages: could not remove %s\n", dir);
 
-    /* model: 256 distinct users per round, in steps of --model-batch rows (default 256). */
+    /* model: 256 distinct users per round, in steps of --model-batch rows (default 256). With
+     * --model-states S > 256 each round's users are the next 256 of a shuffled order of S states
+     * (S * state_size bytes), so their memory is as cold as a worker's with S users. */
     model_runner *r;
     if (model_runner_new(&r, m, MODEL_BACKEND_DNNL, 256, err, sizeof err)) die("runner", err);
-    uint8_t *states = malloc(256 * state_size);
+    uint8_t *states = malloc((size_t)model_states * state_size);
+    uint32_t *order = malloc((size_t)model_states * sizeof *order);
+    if (!states || !order) die("model states", "out of memory");
     void *sp[256];
     model_event mev[256];
     float *vec = malloc(256 * (size_t)D * sizeof *vec), drift[256];
-    for (int k = 0; k < 256; k++) {
-        sp[k] = states + (size_t)k * state_size;
-        model_state_init(m, sp[k]);
+    uint64_t lcg = 88172645463325252ull;
+    for (long k = 0; k < model_states; k++) {
+        model_state_init(m, states + (size_t)k * state_size);
+        order[k] = (uint32_t)k;
     }
+    for (long k = model_states - 1; k > 0; k--) {   /* Fisher-Yates */
+        lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
+        long j = (long)((lcg >> 33) % (uint64_t)(k + 1));
+        uint32_t t = order[k];
+        order[k] = order[j];
+        order[j] = t;
+    }
+    size_t next_state = 0;
     for (int rep = 0; rep < 3; rep++) {
         double c0 = cpu_now();
         long done = 0;
         for (size_t i = 0; i + 256 <= ev.n; i += 256) {
+            for (int k = 0; k < 256; k++) {
+                sp[k] = states + (size_t)order[next_state] * state_size;
+                next_state = (next_state + 1) % (size_t)model_states;
+            }
             for (int k = 0; k < 256; k++) {
                 const user_action *u = &decoded[i + (size_t)k];
                 mev[k] = (model_event){model_item_index(m, u->item_id, u->item_id_len),
@@ -336,6 +358,7 @@ int main(int argc, char **argv) {
     free(decoded);
     free(recs);
     free(states);
+    free(order);
     free(vec);
     model_runner_free(r);
     model_free(m);
