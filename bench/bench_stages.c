@@ -9,9 +9,9 @@
  * Stages: consume (rd_kafka_consumer_poll over T from the beginning), decode (hand decoder),
  * state-cache (the hit path: find + pin + dirty), state-rocksdb (a multi-get and a write of 256
  * records per batch, every event a miss and a write: the upper bound), model (model_step, batch
- * 256 or --model-batch, dnnl; each step's users drawn from --model-states states, default the
- * same 256, so their memory is in the CPU's caches as in the stage limit), encode (hand encoder), produce (outputs to a topic,
- * acknowledged), changelog (state records to a topic, acknowledged).
+ * 256 or --model-batch, dnnl; each step's users drawn from --model-states states, by default the
+ * same 256, whose memory stays in the CPU's caches), encode (hand encoder), produce (outputs to
+ * a topic, acknowledged), changelog (state records to a topic, acknowledged).
  */
 #include <getopt.h>
 #include <stdio.h>
