@@ -851,7 +851,6 @@ static int close_consumer_safely(worker *w) {
  * librdkafka 2.0.2 intermittently skips offsets of a partition that is paused and resumed, which
  * every rebalance does (fixed upstream in 2.1.0; seen here as events lost in the elastic test). */
 static ssize_t consume_batch(worker *w, rd_kafka_message_t **msgs, size_t max, int timeout_ms) {
-    size_t n = 0;
     if (w->ra) {   /* read ahead what is fetched, then a batch across the partitions (readahead.h) */
         size_t limit = (size_t)w->s->readahead_records;
         if (limit < max) limit = max;
@@ -865,6 +864,7 @@ static ssize_t consume_batch(worker *w, rd_kafka_message_t **msgs, size_t max, i
         }
         return (ssize_t)readahead_take(w->ra, msgs, max);
     }
+    size_t n = 0;
     while (n < max) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, n == 0 ? timeout_ms : 0);
         if (!m) break;
