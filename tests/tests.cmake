@@ -9,7 +9,7 @@ foreach(src ${IEVO_UNIT_TESTS})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/unit)
-  target_link_libraries(${name} PRIVATE ievo_worker)
+  target_link_libraries(${name} PRIVATE ievo_cli)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 300
                        ENVIRONMENT "IEVO_SOURCE_DIR=${CMAKE_SOURCE_DIR};OMP_NUM_THREADS=1")
@@ -29,18 +29,18 @@ endfunction()
 ievo_py_test(oracle oracle 600)
 ievo_py_test(integration integration 1200)
 
-# The model's unit tests (test_json, test_model_*) link the model library alone: model/ must stand
-# without worker/, and these tests then build even while worker/ does not.
+# The model's unit tests (test_json, test_model_*, test_use_*) link the model's libraries alone:
+# model/ must stand without worker/, and these tests then build even while worker/ does not.
 foreach(src ${IEVO_UNIT_TESTS})
   get_filename_component(name ${src} NAME_WE)
-  if(name MATCHES "^test_(json|model_)")
-    set_property(TARGET ${name} PROPERTY LINK_LIBRARIES ievo_model)
+  if(name MATCHES "^test_(json|model_|use_)")
+    set_property(TARGET ${name} PROPERTY LINK_LIBRARIES ievo_train ievo_text)
   endif()
 endforeach()
 
 # C helpers of the oracle tests (tests/oracle/*.c): the Python side finds them in IEVO_BUILD_DIR.
 add_executable(oracle_model ${CMAKE_SOURCE_DIR}/tests/oracle/oracle_model.c)
-target_link_libraries(oracle_model PRIVATE ievo_model)
+target_link_libraries(oracle_model PRIVATE ievo_train)
 
 # libFuzzer targets and their fixed-time test (label fuzz), with -DIEVO_FUZZ=ON and clang only.
 if(IEVO_FUZZ)
@@ -55,4 +55,4 @@ set_target_properties(ievo_fault_enospc PROPERTIES PREFIX "" OUTPUT_NAME "fault_
 # The trainer's oracle helper (tests/oracle/test_train_oracle.py): nn_ref's backwards and the
 # trainer's loss/gradients on inputs torch recomputes.
 add_executable(oracle_train ${CMAKE_SOURCE_DIR}/tests/oracle/oracle_train.c)
-target_link_libraries(oracle_train PRIVATE ievo_model)
+target_link_libraries(oracle_train PRIVATE ievo_train)

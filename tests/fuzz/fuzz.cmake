@@ -7,7 +7,7 @@
 #                      (IEVO_FUZZ_SECONDS, default 30); any crash, leak, timeout, oversized
 #                      allocation (-malloc_limit_mb=64) or RSS over 512 MB fails it.
 #
-# The targets compile worker/codec.c themselves (it needs no library), so a fuzz build only has
+# The targets compile worker/wire/codec.c themselves (it needs no library), so a fuzz build only has
 # to build these: scripts/fuzz.sh does `cmake --build build-fuzz --target fuzz_user_action fuzz_item
 # fuzz_seeds`, not the whole project.
 if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
@@ -17,14 +17,14 @@ endif()
 
 set(IEVO_FUZZ_FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
                     -fno-omit-frame-pointer -g -O1)
-add_executable(fuzz_user_action ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_user_action.c ${CMAKE_SOURCE_DIR}/worker/codec.c)
-target_include_directories(fuzz_user_action PRIVATE ${CMAKE_SOURCE_DIR}/worker)
+add_executable(fuzz_user_action ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_user_action.c ${CMAKE_SOURCE_DIR}/worker/wire/codec.c)
+target_include_directories(fuzz_user_action PRIVATE ${CMAKE_SOURCE_DIR}/worker/wire)
 target_compile_options(fuzz_user_action PRIVATE ${IEVO_FUZZ_FLAGS})
 target_link_options(fuzz_user_action PRIVATE -fsanitize=fuzzer,address,undefined)
 target_link_libraries(fuzz_user_action PRIVATE m)
 
-add_executable(fuzz_seeds ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_seeds.c ${CMAKE_SOURCE_DIR}/worker/codec.c)
-target_include_directories(fuzz_seeds PRIVATE ${CMAKE_SOURCE_DIR}/worker)
+add_executable(fuzz_seeds ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_seeds.c ${CMAKE_SOURCE_DIR}/worker/wire/codec.c)
+target_include_directories(fuzz_seeds PRIVATE ${CMAKE_SOURCE_DIR}/worker/wire)
 target_link_libraries(fuzz_seeds PRIVATE m)
 
 add_test(NAME fuzz_user_action
@@ -32,9 +32,9 @@ add_test(NAME fuzz_user_action
                  $<TARGET_FILE:fuzz_seeds> ${CMAKE_BINARY_DIR}/fuzz/user_action)
 set_tests_properties(fuzz_user_action PROPERTIES LABELS fuzz TIMEOUT 3600)
 
-add_executable(fuzz_item ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_item.c ${CMAKE_SOURCE_DIR}/worker/item_codec.c
-               ${CMAKE_SOURCE_DIR}/worker/codec.c)
-target_include_directories(fuzz_item PRIVATE ${CMAKE_SOURCE_DIR}/worker)
+add_executable(fuzz_item ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_item.c ${CMAKE_SOURCE_DIR}/worker/wire/item_codec.c
+               ${CMAKE_SOURCE_DIR}/worker/wire/codec.c)
+target_include_directories(fuzz_item PRIVATE ${CMAKE_SOURCE_DIR}/worker/wire)
 target_compile_options(fuzz_item PRIVATE ${IEVO_FUZZ_FLAGS})
 target_link_options(fuzz_item PRIVATE -fsanitize=fuzzer,address,undefined)
 target_link_libraries(fuzz_item PRIVATE m)

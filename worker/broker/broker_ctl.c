@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "commands.h"
+#include "broker.h"
 #include "log.h"
 
 #define BROKER_CTL_CMD_MAX 4096

@@ -50,7 +50,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>   /* must follow rdkafka.h */
 
-#include "commands.h"
+#include "broker.h"
 #include "config.h"
 #include "log.h"
 
