@@ -1,4 +1,4 @@
-/* model_errf: the one printf-into-err helper every file of model/ uses (defined in model_config.c). */
+/* model_errf: the one printf-into-err helper every file of model/ uses (model_errf.c). */
 #ifndef IEVO_MODEL_ERRF_H
 #define IEVO_MODEL_ERRF_H
 

@@ -1,114 +1,12 @@
 /* heads: the optional output heads of a trained model (scoring every item, predicting a value),
- * top-K selection, and the items of a state's window. See model.h for the formulas.
- *
- * The heads live in the model's single parameter block after the 14 core tensors, so saving,
- * fingerprinting and the trainer's gradient/optimizer blocks treat them like any other tensor.
- * A model without heads has the same block, file and fingerprint as before heads existed.
+ * top-K selection, and the items of a state's window. See model.h for the formulas; the heads'
+ * tensors are laid out with the others in tensors.c.
  */
 #include <math.h>
 #include <stdlib.h>
 
 #include "model_internal.h"
-#include "nn_dnnl_train.h"
-#include "rng.h"
-
-const char *const model_head_tensor_names[MODEL_N_ALL_TENSORS - MODEL_N_TENSORS] = {
-    "text.b",       "text.w",         "score.item_emb", "score.item_bias", "score.text_b",
-    "score.text_w", "value.item_emb", "value.item_bias", "value.bias",     "value.w",
-};
-
-int model_head_of_tensor(int t) {
-    if (t == T_TEXT_B || t == T_TEXT_W) return 0;
-    return t >= T_SCORE_EMB && t <= T_SCORE_TEXT_W ? MODEL_HEAD_SCORE : MODEL_HEAD_VALUE;
-}
-
-int model_heads(const model *m) {
-    int h = 0;
-    if (m->t[T_SCORE_EMB].numel) h |= MODEL_HEAD_SCORE;
-    if (m->t[T_VALUE_EMB].numel) h |= MODEL_HEAD_VALUE;
-    return h;
-}
-
-int model_tensor_present(const model_config *c, int heads, int t) {
-    if (t < MODEL_N_TENSORS) return 1;
-    int text = t == T_TEXT_B || t == T_TEXT_W || t == T_SCORE_TEXT_B || t == T_SCORE_TEXT_W;
-    int head = model_head_of_tensor(t);
-    return (!text || c->text_dim > 0) && (!head || (heads & head));
-}
-
-void model_optional_shape(const model_config *c, int t, int *ndim, int shape[2]) {
-    shape[1] = 0;
-    switch (t) {
-    case T_TEXT_B:
-    case T_SCORE_TEXT_B: *ndim = 1, shape[0] = c->text_dim; break;
-    case T_TEXT_W: *ndim = 2, shape[0] = c->item_dim, shape[1] = c->text_dim; break;
-    case T_SCORE_TEXT_W: *ndim = 2, shape[0] = c->out_dim, shape[1] = c->text_dim; break;
-    case T_SCORE_EMB:
-    case T_VALUE_EMB: *ndim = 2, shape[0] = c->n_items, shape[1] = c->out_dim; break;
-    case T_SCORE_BIAS:
-    case T_VALUE_BIAS: *ndim = 1, shape[0] = c->n_items; break;
-    case T_VALUE_W: *ndim = 1, shape[0] = c->out_dim; break;
-    default: *ndim = 1, shape[0] = 1; break; /* value.bias */
-    }
-}
-
-int model_alloc_heads(model *m, int heads, char *err, size_t errlen) {
-    if (heads & ~(MODEL_HEAD_SCORE | MODEL_HEAD_VALUE)) return model_errf(err, errlen, "model: unknown heads 0x%x", heads);
-    int want = model_heads(m) | heads;
-    size_t n = 0;
-    for (int t = 0; t < MODEL_N_ALL_TENSORS; t++) {
-        if (t < MODEL_N_TENSORS) {
-            n += m->t[t].numel;
-        } else if (model_tensor_present(&m->cfg, want, t)) {
-            int nd, sh[2];
-            model_optional_shape(&m->cfg, t, &nd, sh);
-            n += (size_t)sh[0] * (nd == 2 ? (size_t)sh[1] : 1);
-        }
-    }
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (!p) return model_errf(err, errlen, "model: out of memory for %zu parameters", n);
-    memset(p, 0, bytes ? bytes : 64);
-    size_t off = 0;
-    for (int t = 0; t < MODEL_N_ALL_TENSORS; t++) {
-        model_tensor *x = &m->t[t];
-        if (t >= MODEL_N_TENSORS) {
-            if (!model_tensor_present(&m->cfg, want, t)) continue;
-            x->name = model_head_tensor_names[t - MODEL_N_TENSORS];
-            model_optional_shape(&m->cfg, t, &x->ndim, x->shape);
-            size_t numel = (size_t)x->shape[0] * (x->ndim == 2 ? (size_t)x->shape[1] : 1);
-            if (x->numel) memcpy(p + off, x->data, numel * sizeof(float)); /* the tensor was already there */
-            x->numel = numel;
-        } else {
-            memcpy(p + off, x->data, x->numel * sizeof(float));
-        }
-        x->data = p + off;
-        off += x->numel;
-    }
-    free(m->params);
-    m->params = p;
-    m->n_params = n;
-    return 0;
-}
-
-int model_add_heads(model *m, int heads, uint64_t seed, char *err, size_t errlen) {
-    int had = model_heads(m), add = heads & ~had;
-    if (model_alloc_heads(m, heads, err, errlen)) return -1;
-    rng_t r;
-    rng_seed(&r, seed ^ 0x68656164733a3a31ull); /* "heads::1": a stream apart from the core init */
-    for (int t = MODEL_N_TENSORS; t < MODEL_N_ALL_TENSORS; t++) {
-        /* value.item_emb starts at zero: the value head begins as biases only, and u (whose norm
-         * the ranking objective grows) cannot turn random rows into wild predictions */
-        if (!(add & model_head_of_tensor(t)) || (t != T_SCORE_EMB && t != T_SCORE_TEXT_W)) continue;
-        if (t == T_SCORE_EMB)
-            for (size_t i = 0; i < m->t[t].numel; i++) m->t[t].data[i] = (float)(0.1 * rng_normal(&r));
-        else /* score.text_w like nn.Linear(T, D); score.text_b = 0 */
-            for (size_t i = 0; i < m->t[t].numel; i++) m->t[t].data[i] = rng_symmetric(&r, 1 / sqrt(m->cfg.text_dim));
-    }
-    char name[MODEL_NAME_MAX + 1];
-    model_name_of(m, name, sizeof name);
-    return model_finalize(m, name, err, errlen);
-}
+#include "nn_dnnl.h"
 
 int model_score_items(const model *m, const float *u, float *scores, char *err, size_t errlen) {
     return model_score_items_batch(m, 1, u, scores, err, errlen);

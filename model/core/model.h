@@ -145,13 +145,6 @@ typedef struct {
     char *meta_json;               /* free-form metadata object carried in the file (training config, metrics), or NULL */
 } model;
 
-/* Builds a model with the given config and vocabularies (item_ids/action_ids exclude the OOV
- * row, which is added as index 0), parameters drawn from a seeded uniform(-1/sqrt(fan_in), ..)
- * like PyTorch's defaults; embeddings N(0, 0.1) drawn from the same seeded generator. */
-int model_init_random(model **out, const model_config *cfg, const char *name,
-                      const char *const *item_ids, int n_item_ids,
-                      const char *const *action_ids, int n_action_ids,
-                      uint64_t seed, char *err, size_t errlen);
 void model_free(model *m);
 
 /* Model file: the safetensors layout. 8-byte little-endian header length N, N bytes of JSON,
@@ -258,10 +251,6 @@ int model_state_output(model_runner *r, const void *state, float *out, char *err
 
 /* The MODEL_HEAD_* bits this model carries. */
 int model_heads(const model *m);
-/* Adds the heads in `heads` that the model lacks (seeded init: score.item_emb N(0, 0.1^2), the
- * rest 0), re-laying the parameter block, then recomputes model_id and fingerprint under the
- * same name (heads = 0 only recomputes them). Existing parameters are kept. Returns 0, or -1. */
-int model_add_heads(model *m, int heads, uint64_t seed, char *err, size_t errlen);
 /* scores (n_items) for one interest vector u (D): the scoring formula in the top comment,
  * scores[0] = -INFINITY. Returns 0, or -1 when the model has no scoring head. A text model's
  * item texts are not in the model: these two leave a_out out (use model_score_rows, then

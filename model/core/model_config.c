@@ -1,20 +1,11 @@
 /* model_config: defaults, setting one key from text (CLI flags, file metadata), range checks.
- * Also model_errf, the one printf-into-err helper every file of model/ uses. */
+ */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 
 #include "model_internal.h"
 
-int model_errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 void model_config_default(model_config *cfg) {
     memset(cfg, 0, sizeof *cfg);

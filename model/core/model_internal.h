@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "checksum.h"
 #include "model_errf.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -36,19 +37,6 @@ int vocab_find(const model_vocab *v, const char *id, size_t len); /* -1 when abs
 const char *vocab_joined(const model_vocab *v, size_t *len);
 
 /* ---- checksums (checksum.c) ---- */
-/* CRC-32C (Castagnoli), the iSCSI/ext4 one; crc32c(0, "123456789", 9) == 0xE3069283. Chain calls
- * by passing the previous result. */
-uint32_t crc32c(uint32_t crc, const void *buf, size_t n);
-/* A streaming 64-bit non-cryptographic hash (the model fingerprint): 8-byte words, multiply/
- * rotate mixing, splitmix64 finaliser. Stable across runs and machines of the same byte order. */
-typedef struct {
-    uint64_t h, total;
-    unsigned char tail[8];
-    int ntail;
-} fp64_t;
-void fp64_init(fp64_t *s, uint64_t seed);
-void fp64_update(fp64_t *s, const void *buf, size_t n);
-uint64_t fp64_final(const fp64_t *s);
 
 /* ---- model object (model_init.c) ---- */
 extern const char *const model_tensor_names[MODEL_N_TENSORS];

@@ -437,3 +437,14 @@ int nn_dnnl_linear_forward(nn_dnnl_linear *l, int bucket, char *err, size_t errl
 
 int nn_dnnl_rnn_weight_layouts(const nn_dnnl_rnn *r) { return r->wl.n > r->wi.n ? r->wl.n : r->wi.n; }
 int nn_dnnl_linear_weight_layouts(const nn_dnnl_linear *l) { return l->w.n; }
+
+int nn_gemm(char ta, char tb, long M, long N, long K, float alpha, const float *A, long lda, const float *B, long ldb,
+            float beta, float *C, long ldc) {
+    if (M <= 0 || N <= 0) return 0;
+    if (K <= 0) { /* C = beta * C */
+        for (long i = 0; i < M; i++)
+            for (long j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return 0;
+    }
+    return dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == dnnl_success ? 0 : -1;
+}

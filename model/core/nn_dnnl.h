@@ -49,4 +49,10 @@ int nn_dnnl_linear_forward(nn_dnnl_linear *l, int bucket, char *err, size_t errl
 int nn_dnnl_rnn_weight_layouts(const nn_dnnl_rnn *r);
 int nn_dnnl_linear_weight_layouts(const nn_dnnl_linear *l);
 
+/* Row-major C (M,N) = alpha * op(A) (M,K) @ op(B) (K,N) + beta * C; ta/tb 'N' or 'T'.
+ * oneDNN's sgemm: deterministic for a given thread count. Returns 0, or -1. */
+int nn_gemm(char ta, char tb, long M, long N, long K, float alpha, const float *A, long lda, const float *B, long ldb,
+            float beta, float *C, long ldc);
+
+
 #endif

@@ -112,4 +112,27 @@ float *train_features(const train_data *d);
 
 static inline int pad8(int n) { return (n + 7) & ~7; }
 
+/* ---- one batch (train_batch.c) ---- */
+/* Runs a batch (users sorted by len, longest first) chunk by chunk. Training (grad != NULL):
+ * heads + backward per chunk, then `step` (optimizer) per chunk when given, else gradients add
+ * up over the chunks. Inference (grad == NULL): calls `emit` with every chunk's u. */
+typedef struct {
+    const train_config *c;
+    rng_t *rng;
+    float *grad;
+    int (*step)(void *ctx, char *err, size_t errlen);
+    void *step_ctx;
+    void (*emit)(void *ctx, const seq_ctx *s, const seq_chunk *ch);
+    void *emit_ctx;
+    double loss;       /* sum over positions */
+    double loss_means; /* sum over chunks of the chunk's mean loss (what the gradient is of) */
+    double value_se;
+    long n_targets, n_value, chunks;
+} batch_run;
+
+int run_batch(seq_ctx *s, const int *users, const int *len, int n, int bptt, int targets, double dropout,
+              batch_run *br, char *err, size_t errlen);
+/* Sorts idx[0..n) by len[idx] descending, ties by index ascending (a total order). -1: ENOMEM. */
+int sort_by_len(int *idx, int n, const int *len);
+
 #endif

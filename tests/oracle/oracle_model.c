@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "model_init.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: oracle_model init OUT CELL E A H K D W N_ITEMS N_ACTIONS SEED [TEXT_DIM]\n"

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "model_init.h"
 #include "nn_ref.h"
 #include "rng.h"
 #include "train.h"

@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "model.h"
+#include "model_init.h"
 #include "rng.h"
 
 /* A model with ids "i1".."i<n_items>" and "a1".."a<n_actions>" (the OOV rows come on top);

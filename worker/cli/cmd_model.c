@@ -14,6 +14,7 @@
 #include "event_source.h"
 #include "json.h"
 #include "model.h"
+#include "model_init.h"
 
 #define DEFAULT_ACTIONS "rate,view,click,like,share,purchase,search,review"
 

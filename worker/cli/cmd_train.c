@@ -38,6 +38,7 @@
 #include "json.h"
 #include "ptr_index.h"
 #include "model.h"
+#include "model_init.h"
 #include "rng.h"
 #include "train.h"
 #include "use_encoder.h"

@@ -1,5 +1,4 @@
-/* nn_dnnl_train: the oneDNN 2.6 kernels of the trainer (and of batched scoring): a GEMM, and a
- * single-layer LSTM / linear-before-reset GRU over T time steps with forward-training and
+/* nn_dnnl_train: the oneDNN 2.6 kernels of the trainer: a single-layer LSTM / linear-before-reset GRU over T time steps with forward-training and
  * backward primitives. Like nn_dnnl.c (the step's kernels), it keeps oneDNN's 2.x API behind a
  * small interface, so a move to oneDNN 3.x touches the .c file and nothing that uses it.
  *
@@ -18,10 +17,7 @@
 
 #include <stddef.h>
 
-/* Row-major C (M,N) = alpha * op(A) (M,K) @ op(B) (K,N) + beta * C; ta/tb 'N' or 'T'.
- * oneDNN's sgemm: deterministic for a given thread count. Returns 0, or -1. */
-int nn_gemm(char ta, char tb, long M, long N, long K, float alpha, const float *A, long lda, const float *B, long ldb,
-            float beta, float *C, long ldc);
+#include "nn_dnnl.h" /* nn_gemm */
 
 typedef struct nn_rnn_train nn_rnn_train;
 

@@ -9,7 +9,9 @@
  * It only has to be stable and well mixed, not standard: 8-byte words are mixed with
  * multiply/rotate (the xxHash64 round) and the result goes through the splitmix64 finaliser.
  */
-#include "model_internal.h"
+#include <string.h>
+
+#include "checksum.h"
 
 static uint32_t crc_table[256];
 static int crc_table_ready;

@@ -1,0 +1,15 @@
+/* model_errf: see model_errf.h. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "model_errf.h"
+
+int model_errf(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
