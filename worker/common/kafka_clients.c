@@ -58,3 +58,24 @@ bad:
     rd_kafka_conf_destroy(kc);
     return NULL;
 }
+
+int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count, char *err, size_t errlen) {
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    if (!t) {
+        snprintf(err, errlen, "topic %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        return -1;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
+    rd_kafka_topic_destroy(t);
+    if (!e && md->topic_cnt != 1) e = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (!e) e = md->topics[0].err;
+    if (e) {
+        snprintf(err, errlen, "metadata of topic %s: %s", topic, rd_kafka_err2str(e));
+        if (md) rd_kafka_metadata_destroy(md);
+        return -1;
+    }
+    *count = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    return 0;
+}

@@ -1,4 +1,5 @@
-/* kafka_clients: librdkafka configurations for the worker's consumer and producer.
+/* kafka_clients: librdkafka configurations for the worker's consumer and producer, and the
+ * metadata lookups every command shares.
  *
  * Pass-through rules (Kafka users tune the client without a code change):
  *  - a key that is not one of ievo's goes to librdkafka unchanged;
@@ -18,5 +19,9 @@ typedef enum { KAFKA_CONSUMER = 0, KAFKA_PRODUCER = 1 } kafka_role;
 
 rd_kafka_conf_t *kafka_conf_for(const config *c, kafka_role role, const char *const *defaults,
                                 const char *const *ours, char *err, size_t errlen);
+
+/* The partition count of topic, from the cluster's metadata (asking may auto-create the topic on
+ * a broker that does that). Returns 0, or -1 with err naming the topic. */
+int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count, char *err, size_t errlen);
 
 #endif
