@@ -1,5 +1,5 @@
 /* changelog: reading a state changelog partition back (the worker produces to it with its own
- * producer, see apply.c). See changelog.h for the record format and why restoring is exact. */
+ * producer, see worker/stream/checkpoint.c). See changelog.h for the record format and why restoring is exact. */
 #include "changelog.h"
 
 #include <stdio.h>

@@ -28,21 +28,21 @@ int dlq_produce(worker *w, const rd_kafka_message_t *msg, codec_status st, const
     rd_kafka_header_add(h, "ievo.source.offset", -1, off, -1);
     LOG_W("dlq", "%s [%d] offset %lld -> %s: %s", w->s->input_topic, msg->partition, (long long)msg->offset,
           w->s->dlq_topic, reason);
-    void *tag = produce_tag_output(w, 0);   /* a checkpoint waits for it like for the outputs */
+    void *tag = checkpoint_tag_output(w->ck, 0); /* a checkpoint waits for it like for the outputs */
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            w->producer, RD_KAFKA_V_TOPIC(w->s->dlq_topic), RD_KAFKA_V_KEY(msg->key, msg->key_len),
+            w->k.producer, RD_KAFKA_V_TOPIC(w->s->dlq_topic), RD_KAFKA_V_KEY(msg->key, msg->key_len),
             RD_KAFKA_V_VALUE(msg->payload, msg->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
         if (!e) return 0;   /* the headers now belong to the message */
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            produce_tag_cancel(w, tag);
+            checkpoint_untag_output(w->ck, tag);
             rd_kafka_headers_destroy(h);
             snprintf(err, errlen, "cannot dead-letter %s [%d] offset %lld to %s: %s; stopping rather than "
                      "dropping the record", w->s->input_topic, msg->partition, (long long)msg->offset,
                      w->s->dlq_topic, rd_kafka_err2str(e));
             return -1;
         }
-        rd_kafka_poll(w->producer, 10);
+        rd_kafka_poll(w->k.producer, 10);
     }
 }
