@@ -17,11 +17,6 @@
 #include "worker_internal.h"
 #include "worker_record.h"
 
-const double WORKER_STEP_US_BOUNDS[STEP_US_BUCKETS - 1] = {10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000};
-
-const char *const WORKER_STAGE_NAMES[STAGE_N] = {"consume", "decode", "state", "model", "encode", "produce",
-                                                  "changelog"};
-
 /* ---- start-up and shutdown ------------------------------------------------------------- */
 
 /* The changelog must have the input's partitions: partition p's states go to partition p. */
