@@ -237,6 +237,7 @@ int main(int argc, char **argv) {
     const char *keys[256];
     size_t lens[256];
     int found[256];
+    size_t malformed[256];
     for (int k = 0; k < 256; k++) bufs[k] = recs + (size_t)k * record_size;
     state_batch *wb = state_batch_new();
     for (size_t i = 0; i < ev.n; i += 256) {   /* load the store */
@@ -255,7 +256,7 @@ int main(int argc, char **argv) {
                 keys[k] = u->user_id;
                 lens[k] = u->user_id_len;
             }
-            if (state_store_multi_get(store, 256, parts, keys, lens, bufs, record_size, found, err, sizeof err))
+            if (state_store_multi_get(store, 256, parts, keys, lens, bufs, record_size, found, malformed, err, sizeof err))
                 die("multi-get", err);
             state_batch_clear(wb);
             for (int k = 0; k < 256; k++) state_batch_put_state(wb, 0, keys[k], lens[k], bufs[k], record_size);

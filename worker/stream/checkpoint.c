@@ -163,7 +163,9 @@ static void *writer(void *arg) {
             state_batch_put_state(ck->wb, k->partition, k->user, k->user_len, k->rec, k->len);
         }
         for (int p = 0; p < ck->nparts; p++)
-            if (ck->offsets[p] >= 0) state_batch_put_offset(ck->wb, p, ck->offsets[p]);
+            if (ck->offsets[p] >= 0)
+                state_batch_put_offset(ck->wb, p, ck->offsets[p],
+                                       ck->changelog ? ck->io.changelog_position(ck->io.ctx, p) : -1);
         rc = ck->io.store_write(ck->io.ctx, ck->wb, ck->err, sizeof ck->err);
     }
     ck->writer_changelog_s = t1 - t0;

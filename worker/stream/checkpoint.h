@@ -8,7 +8,8 @@
  *      acknowledged by the broker (a refused one fails the checkpoint);
  *   4. the changelog: every snapshot record in RocksDB key order, then a marker per advanced
  *      partition; all acknowledged;
- *   5. one atomic store write: the records and the partitions' offsets;
+ *   5. one atomic store write: the records and the partitions' offsets, each with the changelog
+ *      position after its marker (where a restore of this store would start reading);
  *   6. the consumer offsets stored (committed to Kafka in the background), the flushing
  *      records clean.
  * So nothing durable (store, changelog) ever holds the effect of an event whose output was not
@@ -44,6 +45,9 @@ typedef struct checkpoint_io {
     /* Waits until every changelog record put so far is acknowledged; -1 with err when the
      * broker refused one. Called from the writer thread. */
     int (*changelog_flush)(void *ctx, char *err, size_t errlen);
+    /* After a flush: the changelog offset after partition p's last acknowledged marker (-1:
+     * unknown). Written with the partition's offset, so a restore can start there. */
+    int64_t (*changelog_position)(void *ctx, int32_t partition);
     /* One atomic write of the store. Called from the writer thread. */
     int (*store_write)(void *ctx, state_batch *b, char *err, size_t errlen);
     /* Stores the consumer offsets of the owned partitions in the checkpoint (best effort: the

@@ -15,6 +15,8 @@ typedef struct {
     int eof;              /* drained: the last fetch reached the end of the log */
     int64_t lag;          /* consumer lag from librdkafka statistics (-1 unknown) */
     int64_t start, end;   /* replay: first offset and the captured end (-1: not a replay) */
+    int64_t input_end;    /* the input's end offset when assigned (-1 unknown): no stored record
+                             may have applied an offset at or past max(input_end, next) */
 } part_state;
 
 typedef struct {

@@ -15,7 +15,7 @@ const char *const WORKER_KEYS[] = {
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
     "state.cache.bytes", "metrics.listen", "state.compaction", "state.snapshot.slice.records",
     "log.slow.batch.ms", "stats.series.file", "stats.series.interval.ms", "output.top.k", "items.topic",
-    "items.format", "items.schema.id", "text.encoder.dir", NULL};
+    "items.format", "items.schema.id", "text.encoder.dir", "state.wal", "changelog.replication.factor", "dlq.topic.create", NULL};
 
 int worker_settings_from_config(worker_settings *s, const config *c, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
@@ -80,6 +80,28 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     if (config_get_int(c, "state.cache.bytes", 256 << 20, 1 << 20, INT64_MAX, &v, err, errlen)) return -1;
     s->cache_bytes = (size_t)v;
     if (config_get_bool(c, "changelog.enable", 1, &s->changelog, err, errlen)) return -1;
+    if (config_get_int(c, "changelog.replication.factor", -1, -1, 32767, &v, err, errlen)) return -1;
+    if (v == 0) {
+        snprintf(err, errlen, "changelog.replication.factor: 0 is not a replication factor (-1: the cluster's default)");
+        return -1;
+    }
+    s->changelog_replication = (int)v;
+    if (config_get_bool(c, "dlq.topic.create", 0, &s->dlq_create, err, errlen)) return -1;
+    /* state.wal: the changelog is the durable copy, as in Kafka Streams: RocksDB's WAL only
+     * costs CPU then; without a changelog the WAL is all there is. */
+    const char *wal = config_get(c, "state.wal", "auto");
+    if (!strcmp(wal, "auto")) s->store.wal = !s->changelog;
+    else if (!strcmp(wal, "on")) s->store.wal = 1;
+    else if (!strcmp(wal, "off")) s->store.wal = 0;
+    else {
+        snprintf(err, errlen, "state.wal: '%s' is not auto, on or off", wal);
+        return -1;
+    }
+    if (!s->store.wal && !s->changelog) {
+        snprintf(err, errlen, "state.wal=off needs changelog.enable=true: without the WAL and the changelog a crash "
+                 "would lose the state written since the last flush");
+        return -1;
+    }
     if (config_get_int(c, "log.slow.batch.ms", 1000, 1, 3600000, &v, err, errlen)) return -1;
     s->slow_batch_ms = (double)v;
     if (config_get_int(c, "output.top.k", 0, 0, 256, &v, err, errlen)) return -1;

@@ -19,18 +19,19 @@
 
 /* ---- start-up and shutdown ------------------------------------------------------------- */
 
-/* The changelog must have the input's partitions: partition p's states go to partition p. */
-static int check_copartitioned(worker *w, char *err, size_t errlen) {
-    int in = 0, cl = 0;
-    if (kafka_partition_count(w->k.producer, w->s->input_topic, 10000, &in, err, errlen) ||
-        kafka_partition_count(w->k.producer, w->s->changelog_topic, 10000, &cl, err, errlen))
+/* The internal topics (topics.h): the changelog with the input's partitions and compaction, and
+ * with dlq.topic.create the dead-letter topic; each created when missing. */
+static int ensure_topics(worker *w, char *err, size_t errlen) {
+    const worker_settings *s = w->s;
+    topics_ops ops = worker_io_topics(w);
+    int in = 0;
+    if (kafka_partition_count(w->k.consumer, s->input_topic, 10000, &in, err, errlen)) return -1;
+    if (s->changelog && (topics_ensure(&ops, s->changelog_topic, in, "compact", 1, in, s->changelog_replication, err,
+                                       errlen) ||
+                         worker_io_track_changelog(w, in, err, errlen)))
         return -1;
-    if (in != cl) {
-        snprintf(err, errlen, "changelog topic %s has %d partitions, input topic %s has %d: they must match "
-                 "(create the changelog with %d partitions, cleanup.policy=compact)", w->s->changelog_topic, cl,
-                 w->s->input_topic, in, in);
+    if (s->dlq_create && topics_ensure(&ops, s->dlq_topic, 0, NULL, 1, in, s->changelog_replication, err, errlen))
         return -1;
-    }
     return 0;
 }
 
@@ -89,7 +90,7 @@ static int start(worker *w, const config *c, char *err, size_t errlen) {
         observe_publish(w, 1);
     }
     if (worker_io_open(w, c, rebalance_cb, err, errlen)) return -1;
-    if (s->changelog && check_copartitioned(w, err, errlen)) return -1;
+    if (ensure_topics(w, err, errlen)) return -1;
     if (s->replay && replay_start(w, err, errlen)) return -1;
     if (w->items && item_consumer_catch_up(w->items, err, errlen)) return -1; /* the catalogue before any event */
     LOG_I("worker", "model %s (%s, D=%d, W=%d), state %s, %s -> %s (dead letters: %s, changelog: %s)%s",
@@ -141,6 +142,8 @@ static int close_consumer_safely(worker *w) {
 /* A clean stop: make everything applied durable, commit, leave the group. */
 static void stop(worker *w, char *err, size_t errlen) {
     if (!w->failed && checkpoint_now(w->ck, err, errlen)) worker_fail(w, "final checkpoint: %s", err);
+    if (!w->failed && !w->s->store.wal && state_store_flush(w->store, err, errlen))
+        worker_fail(w, "%s (the changelog holds what the store lost: the next start restores it)", err);
     if (w->ra) readahead_clear(w->ra); /* read ahead, not applied: the next owner fetches them */
     LOG_I("worker", "stopping: committing offsets and leaving the group");
     if (!w->failed) {

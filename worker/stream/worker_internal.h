@@ -28,6 +28,7 @@
 #include "readahead.h"
 #include "state_cache.h"
 #include "state_store.h"
+#include "topics.h"
 #include "user_table.h"
 #include "worker.h"
 
@@ -61,6 +62,7 @@ typedef struct {
     size_t *get_lens;
     void **get_bufs;
     int *get_found;
+    size_t *get_malformed;     /* the stored length of a malformed value */
     int32_t *get_slots;
     size_t get_cap;
 } batch_scratch;
@@ -78,6 +80,9 @@ typedef struct {
     char dr_first_error[256];
     atomic_long cl_failed;             /* changelog records the broker refused */
     char cl_first_error[256];
+    int64_t *cl_position;              /* (cl_partitions) the offset after each partition's last
+                                          acknowledged marker, -1: none yet */
+    int cl_partitions;
 } worker_clients;
 
 typedef struct worker {
@@ -134,6 +139,11 @@ int worker_io_open(worker *w, const config *c,
                    void (*rebalance)(rd_kafka_t *, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t *, void *),
                    char *err, size_t errlen);
 void worker_io_close(worker *w);
+/* Sizes the changelog positions kept from the markers' delivery reports (the changelog's
+ * partition count). */
+int worker_io_track_changelog(worker *w, int partitions, char *err, size_t errlen);
+/* The cluster calls of the internal topics' checks (topics.h). */
+topics_ops worker_io_topics(worker *w);
 /* The checkpoint's I/O over the worker's clients and store. */
 checkpoint_io worker_io_checkpoint(worker *w);
 /* Produces one record through the main producer, waiting out a full local queue. */
@@ -162,9 +172,22 @@ void batch_free(worker *w);
 int batch_apply(worker *w, rd_kafka_message_t **msgs, size_t n, char *err, size_t errlen);
 
 /* ---- dlq.c ---- */
-/* Dead-letters one record: the original key and payload, headers with the reason. */
+/* Dead-letters one input record: the original key and payload, headers with the reason. */
 int dlq_produce(worker *w, const rd_kafka_message_t *msg, codec_status st, const char *reason,
                 char *err, size_t errlen);
+/* Dead-letters any record (a quarantined state: cls "state"), naming where it was read. */
+int dlq_produce_record(worker *w, const char *topic, int32_t partition, int64_t offset, const void *key,
+                       size_t key_len, const void *value, size_t len, const char *cls, const char *reason,
+                       char *err, size_t errlen);
+
+/* ---- restore.c: records that come back ---- */
+/* 0 when rec (a record loaded to record_size bytes) can be a state of this model for an input
+ * whose end is input_end (-1: unknown); else -1 with the reason in why. */
+int restore_check_loaded(const worker *w, const void *rec, int64_t input_end, char *why, size_t whylen);
+/* A user's record that failed restore_check_record: dead-lettered with the reason and counted;
+ * the caller resets the user's state. */
+int restore_quarantine(worker *w, const char *topic, int32_t partition, int64_t offset, const char *user,
+                       size_t user_len, const void *value, size_t len, const char *why, char *err, size_t errlen);
 
 /* ---- observe.c ---- */
 /* Publishes a metrics snapshot when due (force: now). Cheap when metrics are off. */

@@ -43,6 +43,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
 static void cl_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     worker *w = opaque;
+    /* a marker's position; per partition the reports come in produce order */
+    if (!m->err && m->key_len == 0 && m->partition >= 0 && m->partition < w->k.cl_partitions && m->offset >= 0)
+        w->k.cl_position[m->partition] = m->offset + 1;
     if (m->err && atomic_fetch_add(&w->k.cl_failed, 1) == 0)
         snprintf(w->k.cl_first_error, sizeof w->k.cl_first_error, "%s [%d]: %s", rd_kafka_topic_name(m->rkt),
                  m->partition, rd_kafka_err2str(m->err));
@@ -223,7 +226,21 @@ int worker_io_open(worker *w, const config *c,
     return open_consumer(w, c, rebalance, err, errlen);
 }
 
+int worker_io_track_changelog(worker *w, int partitions, char *err, size_t errlen) {
+    int64_t *p = malloc((size_t)(partitions > 0 ? partitions : 1) * sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < partitions; i++) p[i] = -1;
+    free(w->k.cl_position);
+    w->k.cl_position = p;
+    w->k.cl_partitions = partitions;
+    return 0;
+}
+
 void worker_io_close(worker *w) {
+    free(w->k.cl_position);
     if (w->k.consumer) rd_kafka_destroy(w->k.consumer);
     changelog_close(w->k.changelog);
     if (w->k.out_topic) rd_kafka_topic_destroy(w->k.out_topic);
@@ -251,6 +268,112 @@ int worker_io_produce(worker *w, rd_kafka_topic_t *topic, const void *val, size_
     return produce(w->k.producer, topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, val, len, key, key_len, opaque,
                    err, errlen);
 }
+
+/* ---- internal topics (topics.h) ---------------------------------------------------------- */
+
+#define ADMIN_TIMEOUT_MS 10000
+
+/* Waits for an Admin API result on q; NULL (err filled) on a timeout. */
+static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, const char *what, char *err, size_t errlen) {
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 2000);
+    if (!ev) snprintf(err, errlen, "%s: no answer in %d s", what, ADMIN_TIMEOUT_MS / 1000 + 2);
+    return ev;
+}
+
+/* cleanup.policy of topic through DescribeConfigs; "" when the broker cannot say. */
+static void describe_policy(worker *w, const char *topic, char *out, size_t n) {
+    out[0] = 0;
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->k.producer);
+    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(w->k.producer, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    char e[256];
+    rd_kafka_AdminOptions_set_request_timeout(o, ADMIN_TIMEOUT_MS, e, sizeof e);
+    rd_kafka_DescribeConfigs(w->k.producer, &res, 1, o, q);
+    rd_kafka_event_t *ev = admin_wait(q, "DescribeConfigs", e, sizeof e);
+    const rd_kafka_DescribeConfigs_result_t *r = ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
+    size_t nres = 0, nent = 0;
+    const rd_kafka_ConfigResource_t **rs = r && !rd_kafka_event_error(ev) ? rd_kafka_DescribeConfigs_result_resources(r, &nres) : NULL;
+    if (rs && nres == 1 && !rd_kafka_ConfigResource_error(rs[0])) {
+        const rd_kafka_ConfigEntry_t **ents = rd_kafka_ConfigResource_configs(rs[0], &nent);
+        for (size_t i = 0; i < nent; i++)
+            if (!strcmp(rd_kafka_ConfigEntry_name(ents[i]), "cleanup.policy") && rd_kafka_ConfigEntry_value(ents[i]))
+                snprintf(out, n, "%s", rd_kafka_ConfigEntry_value(ents[i]));
+    } else {
+        LOG_D("topics", "%s: DescribeConfigs: %s", topic,
+              !ev ? e : rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev) : "no result");
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy(res);
+}
+
+/* Asks through the consumer, which never asks the broker to auto-create a topic. */
+static int topics_describe(void *ctx, const char *topic, topic_facts *out, char *err, size_t errlen) {
+    worker *w = ctx;
+    memset(out, 0, sizeof *out);
+    rd_kafka_topic_t *t = rd_kafka_topic_new(w->k.consumer, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = t ? rd_kafka_metadata(w->k.consumer, 0, t, &md, ADMIN_TIMEOUT_MS) : rd_kafka_last_error();
+    if (t) rd_kafka_topic_destroy(t);
+    if (!e && md->topic_cnt == 1) e = md->topics[0].err;
+    if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || e == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+        if (md) rd_kafka_metadata_destroy(md);
+        return 0;
+    }
+    if (e || md->topic_cnt != 1) {
+        snprintf(err, errlen, "metadata of topic %s: %s", topic, rd_kafka_err2str(e ? e : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+        if (md) rd_kafka_metadata_destroy(md);
+        return -1;
+    }
+    out->exists = 1;
+    out->partitions = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    describe_policy(w, topic, out->cleanup_policy, sizeof out->cleanup_policy);
+    return 0;
+}
+
+static int topics_create(void *ctx, const char *topic, int partitions, int replication_factor, const char *policy,
+                         char *err, size_t errlen) {
+    worker *w = ctx;
+    char e[512];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, replication_factor > 0 ? replication_factor : -1,
+                                                    e, sizeof e);
+    if (!nt) {
+        snprintf(err, errlen, "create topic %s: %s", topic, e);
+        return -1;
+    }
+    if (policy) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", policy);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->k.producer);
+    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(w->k.producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(o, ADMIN_TIMEOUT_MS, e, sizeof e);
+    rd_kafka_AdminOptions_set_operation_timeout(o, ADMIN_TIMEOUT_MS, e, sizeof e);
+    rd_kafka_CreateTopics(w->k.producer, &nt, 1, o, q);
+    rd_kafka_event_t *ev = admin_wait(q, "CreateTopics", e, sizeof e);
+    int rc = -1;
+    if (!ev) {
+        snprintf(err, errlen, "create topic %s: %s", topic, e);
+    } else if (rd_kafka_event_error(ev)) {
+        snprintf(err, errlen, "create topic %s: %s", topic, rd_kafka_event_error_string(ev));
+    } else {
+        size_t n = 0;
+        const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        rd_kafka_resp_err_t te = n == 1 ? rd_kafka_topic_result_error(tr[0]) : RD_KAFKA_RESP_ERR__FAIL;
+        if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            snprintf(err, errlen, "create topic %s: %s", topic,
+                     n == 1 && rd_kafka_topic_result_error_string(tr[0]) ? rd_kafka_topic_result_error_string(tr[0])
+                                                                         : rd_kafka_err2str(te));
+        else
+            rc = 0;
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    return rc;
+}
+
+topics_ops worker_io_topics(worker *w) { return (topics_ops){w, topics_describe, topics_create}; }
 
 /* ---- the checkpoint's I/O ------------------------------------------------------------------ */
 
@@ -289,6 +412,11 @@ static int io_changelog_flush(void *ctx, char *err, size_t errlen) {
     return -1;
 }
 
+static int64_t io_changelog_position(void *ctx, int32_t partition) {
+    worker *w = ctx;
+    return partition >= 0 && partition < w->k.cl_partitions ? w->k.cl_position[partition] : -1;
+}
+
 static int io_store_write(void *ctx, state_batch *b, char *err, size_t errlen) {
     worker *w = ctx;
     return state_store_write(w->store, b, err, errlen);
@@ -304,6 +432,6 @@ static void io_offsets_store(void *ctx, int n, const int32_t *partitions, const 
 }
 
 checkpoint_io worker_io_checkpoint(worker *w) {
-    return (checkpoint_io){w, io_poll_outputs, io_outputs_failed, io_changelog_put, io_changelog_flush, io_store_write,
-                           io_offsets_store};
+    return (checkpoint_io){w,           io_poll_outputs,       io_outputs_failed, io_changelog_put,
+                           io_changelog_flush, io_changelog_position, io_store_write,    io_offsets_store};
 }
