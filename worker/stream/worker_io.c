@@ -280,15 +280,25 @@ static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, const char *what, char 
     return ev;
 }
 
-/* cleanup.policy of topic through DescribeConfigs; "" when the broker cannot say. */
-static void describe_policy(worker *w, const char *topic, char *out, size_t n) {
+/* cleanup.policy of topic through DescribeConfigs; "" when the broker cannot say. md: the
+ * cluster's metadata. The request goes to the controller: when the metadata names none of its
+ * brokers as the controller (librdkafka's local broker names broker 0 of brokers 1..n), it
+ * could only time out. */
+static void describe_policy(worker *w, const struct rd_kafka_metadata *md, const char *topic, char *out, size_t n) {
     out[0] = 0;
+    int controller = rd_kafka_controllerid(w->k.consumer, ADMIN_TIMEOUT_MS), known = 0;
+    for (int i = 0; i < md->broker_cnt; i++) known |= md->brokers[i].id == controller;
+    if (!known) {
+        LOG_D("topics", "%s: the cluster names no controller among its brokers (id %d): no DescribeConfigs", topic,
+              controller);
+        return;
+    }
     rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(w->k.producer);
-    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(w->k.producer, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->k.consumer);
+    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(w->k.consumer, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
     char e[256];
     rd_kafka_AdminOptions_set_request_timeout(o, ADMIN_TIMEOUT_MS, e, sizeof e);
-    rd_kafka_DescribeConfigs(w->k.producer, &res, 1, o, q);
+    rd_kafka_DescribeConfigs(w->k.consumer, &res, 1, o, q);
     rd_kafka_event_t *ev = admin_wait(q, "DescribeConfigs", e, sizeof e);
     const rd_kafka_DescribeConfigs_result_t *r = ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
     size_t nres = 0, nent = 0;
@@ -328,8 +338,8 @@ static int topics_describe(void *ctx, const char *topic, topic_facts *out, char 
     }
     out->exists = 1;
     out->partitions = md->topics[0].partition_cnt;
+    describe_policy(w, md, topic, out->cleanup_policy, sizeof out->cleanup_policy);
     rd_kafka_metadata_destroy(md);
-    describe_policy(w, topic, out->cleanup_policy, sizeof out->cleanup_policy);
     return 0;
 }
 
