@@ -25,7 +25,6 @@
 #include "codec.h"
 #include "commands.h"
 #include "config.h"
-#include "json.h"
 #include "log.h"
 
 typedef struct {
@@ -201,7 +200,6 @@ int cmd_consume(int argc, char **argv) {
     int exit_code = 1;
     rd_kafka_t *rk = NULL;
     avro_tools_iv_reader *r = NULL;
-    json_buf line = {0};
     consume_eof eof = {NULL, 0};
     int64_t printed = 0, bad = 0;
 
@@ -297,10 +295,8 @@ int cmd_consume(int argc, char **argv) {
                 LOG_E("consume", "%s [%d] offset %" PRId64 ": %s", o.topic, (int)m->partition, m->offset, err);
                 bad++;
             } else {
-                line.len = 0;
-                if (avro_tools_iv_to_json(&iv, m->partition, m->offset, &line) ||
-                    json_buf_append(&line, "\n", 1) || fwrite(line.data, 1, line.len, stdout) != line.len) {
-                    LOG_E("consume", "cannot write output");
+                if (avro_tools_iv_write_json(&iv, m->partition, m->offset, stdout, err, sizeof err)) {
+                    LOG_E("consume", "cannot write output: %s", err);
                     fatal = 1;
                 }
                 printed++;
@@ -318,7 +314,6 @@ done:
         rd_kafka_destroy(rk);
     }
     avro_tools_iv_reader_free(r);
-    json_buf_free(&line);
     free(eof.eof);
     config_free(&o.cfg);
     return exit_code;
