@@ -16,7 +16,7 @@
 
 #include "changelog.h"
 #include "clock.h"
-#include "json.h"
+#include "json_text.h"
 #include "kafka_clients.h"
 #include "log.h"
 #include "worker_internal.h"
@@ -55,23 +55,26 @@ static void cl_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) 
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     (void)rk;
     worker *w = opaque;
-    char err[128];
-    json_value *root = json_parse(json, len, err, sizeof err);
-    const json_value *topics = json_get(root, "topics");
-    const json_value *parts = json_get(json_get(topics, w->s->input_topic), "partitions");
-    for (size_t i = 0; parts && parts->type == JSON_OBJECT && i < parts->len; i++) {
-        int64_t lag;
-        int p = atoi(parts->keys[i]);
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, 0, &jerr);
+    json_t *parts = json_object_get(json_object_get(json_object_get(root, "topics"), w->s->input_topic), "partitions");
+    const char *key;
+    json_t *pj;
+    json_object_foreach(parts, key, pj) {
+        int p = atoi(key);
         part_state *ps = p >= 0 ? partitions_get(&w->parts, p) : NULL;
-        int64_t hi;
-        if (!ps || json_get_int(parts->items[i], "consumer_lag", &lag)) continue;
+        json_t *lag_j = json_object_get(pj, "consumer_lag"), *hi_j = json_object_get(pj, "hi_offset");
+        if (!ps || !json_is_integer(lag_j)) continue;
+        int64_t lag = json_integer_value(lag_j);
         /* librdkafka knows no position for a partition the worker seeked itself and that has
          * received nothing since: the lag is then the high watermark minus the next offset. */
-        if (lag < 0 && ps->owned && ps->next >= 0 && !json_get_int(parts->items[i], "hi_offset", &hi) && hi >= 0)
+        if (lag < 0 && ps->owned && ps->next >= 0 && json_is_integer(hi_j) && json_integer_value(hi_j) >= 0) {
+            int64_t hi = json_integer_value(hi_j);
             lag = hi > ps->next ? hi - ps->next : 0;
+        }
         ps->lag = lag;
     }
-    json_free(root);
+    json_decref(root);
     return 0; /* librdkafka frees json */
 }
 
