@@ -18,7 +18,7 @@
      pod labels (StatefulSet, Services, PDB); group.instance.id from the pod name through the
      IEVO_CFG_ convention; state on the volume claim; the model path inside the model volume;
      the grace period longer than session.timeout.ms + a batch + a checkpoint; every key of
-     worker.properties one of ievo's (WORKER_KEYS in worker/worker.c) or a librdkafka property
+     worker.properties one of ievo's (WORKER_KEYS in worker/stream/settings.c) or a librdkafka property
      (its CONFIGURATION.md); the runtime user equal to the Dockerfile's; the autoscalers
      targeting the StatefulSet, with a ceiling equal to the input partition count, a slow
      scale-down, and no `replicas` left in their overlays; the changelog co-partitioned with the
@@ -133,7 +133,7 @@ def by_ident(objs):
 # ---- the worker's own facts ------------------------------------------------------------------------
 
 def worker_keys():
-    src = open(os.path.join(SOURCE, "worker", "worker.c")).read()
+    src = open(os.path.join(SOURCE, "worker", "stream", "settings.c")).read()
     body = src[src.index("WORKER_KEYS[] = {"):]
     body = body[:body.index("NULL}")]
     keys = set(re.findall(r'"([a-z0-9_.]+)"', body))
@@ -153,12 +153,12 @@ def rdkafka_properties():
 
 
 def metrics_server_paths():
-    src = open(os.path.join(SOURCE, "worker", "metrics.c")).read()
+    src = open(os.path.join(SOURCE, "worker", "stream", "metrics.c")).read()
     return set(re.findall(r'strcmp\(target, "(/[a-z]+)"\)', src))
 
 
 def exported_metric_names():
-    src = open(os.path.join(SOURCE, "worker", "metrics.c")).read()
+    src = open(os.path.join(SOURCE, "worker", "stream", "metrics.c")).read()
     return set(re.findall(r'"(ievo_[a-z_]+)', src))
 
 
@@ -174,7 +174,7 @@ def properties(text):
 
 
 def env_key(name):
-    """IEVO_CFG_GROUP_INSTANCE_ID -> group.instance.id (worker/config.c: config_load_env)."""
+    """IEVO_CFG_GROUP_INSTANCE_ID -> group.instance.id (worker/common/config.c: config_load_env)."""
     assert name.startswith("IEVO_CFG_"), name
     return name[len("IEVO_CFG_"):].lower().replace("_", ".")
 
@@ -222,7 +222,7 @@ def check_base(objs, wkeys, rdk):
     assert {"/metrics", "/healthz", "/readyz"} <= served, served
     probes = {k: c[k]["httpGet"] for k in ("startupProbe", "livenessProbe", "readinessProbe")}
     for k, g in probes.items():
-        assert g["path"] in served, f"{k} path {g['path']} is not served by worker/metrics.c"
+        assert g["path"] in served, f"{k} path {g['path']} is not served by worker/stream/metrics.c"
         assert port_names.get(g["port"], g["port"]) == listen_port, f"{k} port {g['port']}"
     assert probes["livenessProbe"]["path"] == "/healthz" and probes["readinessProbe"]["path"] == "/readyz"
     annotations = sts["spec"]["template"]["metadata"]["annotations"]

@@ -11,7 +11,7 @@
  *
  * Order matters: nothing durable ever holds the effect of an event whose output was not
  * acknowledged, so a crash re-applies from the last checkpoint (state exactly once, outputs at
- * least once, deduplicable on (source_partition, source_offset)). See docs/architecture.md.
+ * least once, deduplicable on (source_partition, source_offset)). See docs/concepts.md.
  */
 #ifndef IEVO_WORKER_H
 #define IEVO_WORKER_H
