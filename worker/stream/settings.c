@@ -15,7 +15,7 @@ const char *const WORKER_KEYS[] = {
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
     "state.cache.bytes", "metrics.listen", "state.compaction", "state.snapshot.slice.records",
     "log.slow.batch.ms", "stats.series.file", "stats.series.interval.ms", "output.top.k", "items.topic",
-    "items.format", "items.schema.id", "text.encoder.dir", "state.wal", "changelog.replication.factor", "dlq.topic.create", NULL};
+    "items.format", "items.schema.id", "text.encoder.dir", "state.wal", "changelog.replication.factor", "dlq.topic.create", "stop.timeout.ms", NULL};
 
 int worker_settings_from_config(worker_settings *s, const config *c, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
@@ -75,6 +75,9 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     s->stats_file = config_get(c, "stats.file", NULL);
     if (config_get_int(c, "commit.interval.ms", 5000, 0, 3600000, &v, err, errlen)) return -1;
     s->commit_interval_s = (double)v / 1000.0;
+    if (config_get_int(c, "stop.timeout.ms", 10000, 0, 3600000, &v, err, errlen)) return -1;
+    s->stop_timeout_s = (double)v / 1000.0;
+    s->group_id = config_get(c, "group.id", "ievo");
     if (config_get_int(c, "state.snapshot.slice.records", 8192, 1, INT32_MAX, &v, err, errlen)) return -1;
     s->snapshot_slice = (size_t)v;
     if (config_get_int(c, "state.cache.bytes", 256 << 20, 1 << 20, INT64_MAX, &v, err, errlen)) return -1;
