@@ -25,6 +25,8 @@
 #include "model_errf.h"
 
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +35,6 @@
 #include "use_dnnl.h"
 #include "use_ops.h"
 #include "use_ref.h"
-#include "use_sha256.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "use_lite.f32 is little-endian float32, read in place: port the byte order first"
@@ -136,6 +137,18 @@ static const char *fetch_hint(void) {
     return "run scripts/fetch-use-lite.sh to download and check the weights (or pass the directory it wrote)";
 }
 
+int use_encoder_sha256_hex(const void *data, size_t n, char hex[65], char *err, size_t errlen) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(data, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+        char why[256];
+        ERR_error_string_n(ERR_get_error(), why, sizeof why);
+        return model_errf(err, errlen, "sha256 of %zu bytes (OpenSSL EVP_Digest): %s", n, why);
+    }
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
 /* Reads dir/use_lite.f32 into a 64-byte aligned buffer and checks its size and sha256. */
 static int load_blob(use_encoder *e, const char *dir, char *err, size_t errlen) {
     char path[4096];
@@ -158,7 +171,7 @@ static int load_blob(use_encoder *e, const char *dir, char *err, size_t errlen) 
     fclose(f);
     if (got != USE_BLOB_BYTES || rerr) return model_errf(err, errlen, "short read from %s", path);
     char hex[65];
-    use_sha256_hex(e->blob, USE_BLOB_BYTES, hex);
+    if (use_encoder_sha256_hex(e->blob, USE_BLOB_BYTES, hex, err, errlen)) return -1;
     if (strcmp(hex, USE_BLOB_SHA256) != 0)
         return model_errf(err, errlen, "%s has sha256 %s, expected %s: a damaged or different file; %s", path, hex,
                     USE_BLOB_SHA256, fetch_hint());
