@@ -15,7 +15,7 @@ const char *const WORKER_KEYS[] = {
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
     "state.cache.bytes", "metrics.listen", "state.compaction", "state.snapshot.slice.records",
     "log.slow.batch.ms", "stats.series.file", "stats.series.interval.ms", "output.top.k", "items.topic",
-    "items.format", "items.schema.id", "text.encoder.dir", "state.wal", "changelog.replication.factor", "dlq.topic.create", "stop.timeout.ms", NULL};
+    "items.format", "items.schema.id", "text.encoder.dir", "state.wal", "changelog.replication.factor", "dlq.topic.create", "stop.timeout.ms", "batch.readahead.bytes", NULL};
 
 int worker_settings_from_config(worker_settings *s, const config *c, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
@@ -54,6 +54,8 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     s->batch_timeout_ms = (int)v;
     if (config_get_int(c, "batch.readahead.records", 65536, 0, 1 << 24, &v, err, errlen)) return -1;
     s->readahead_records = (int)v;
+    if (config_get_int(c, "batch.readahead.bytes", 64 << 20, 1 << 20, INT64_MAX, &v, err, errlen)) return -1;
+    s->readahead_bytes = (size_t)v;
     state_store_opts_default(&s->store);
     if (config_get_int(c, "state.block.cache.bytes", (int64_t)s->store.block_cache_bytes, 1 << 20, INT64_MAX, &v, err, errlen)) return -1;
     s->store.block_cache_bytes = (size_t)v;

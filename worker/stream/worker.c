@@ -168,6 +168,7 @@ static void stop(worker *w, char *err, size_t errlen) {
     if (!w->failed && !w->s->store.wal && state_store_flush(w->store, err, errlen))
         worker_fail(w, "%s (the changelog holds what the store lost: the next start restores it)", err);
     if (w->ra) readahead_clear(w->ra); /* read ahead, not applied: the next owner fetches them */
+    dlq_log_summary(w);
     LOG_I("worker", "stopping: committing offsets and leaving the group");
     if (!w->failed) rd_kafka_commit(w->k.consumer, NULL, 1); /* the state store holds the offsets anyway */
     w->k.consumer_closed = leave_group(w, deadline);
@@ -189,7 +190,7 @@ static int consume_batch(worker *w, rd_kafka_message_t **msgs, size_t max, int t
     if (w->ra) { /* read ahead what is fetched, then a batch across the partitions (readahead.h) */
         size_t limit = (size_t)w->s->readahead_records;
         if (limit < max) limit = max;
-        while (readahead_count(w->ra) < limit) {
+        while (readahead_count(w->ra) < limit && readahead_bytes(w->ra) < w->s->readahead_bytes) {
             rd_kafka_message_t *m =
                 rd_kafka_consumer_poll(w->k.consumer, readahead_count(w->ra) == 0 ? timeout_ms : 0);
             if (!m) break;
