@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "log.h"
 #include "metrics.h"
@@ -72,12 +73,6 @@ struct metrics_server {
     metrics_snapshot *scratch;  /* the daemon thread's own copy, rendered outside the lock (one
                                    thread answers every request, so one copy suffices) */
 };
-
-static double mono_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* ---- rendering ---------------------------------------------------------------------------- */
 
@@ -176,110 +171,114 @@ static unsigned long long process_rss_bytes(void) {
     return kb * 1024ULL;
 }
 
-char *metrics_render(const metrics_snapshot *snap, size_t *len) {
-    mbuf b = {0};
-    const worker_stats *st = &snap->stats;
+/* One gauge per assigned partition with a known value (>= 0): the int64 at field of each. */
+static void partition_gauge(mbuf *b, const metrics_snapshot *snap, const char *name, const char *help, size_t field) {
+    head(b, name, "gauge", help);
+    for (int i = 0; i < snap->n_partitions; i++) {
+        const metrics_partition *p = &snap->partitions[i];
+        int64_t v;
+        memcpy(&v, (const char *)p + field, sizeof v);
+        if (p->owned && v >= 0) mb_printf(b, "%s{partition=\"%d\"} %lld\n", name, (int)p->partition, (long long)v);
+    }
+}
 
-    counter_i(&b, "ievo_events_consumed_total", "Records received from the input topic.", (long long)st->consumed);
-    counter_i(&b, "ievo_events_applied_total", "Events applied to a user state (one output each).",
+static void render_counters(mbuf *b, const metrics_snapshot *snap) {
+    const worker_stats *st = &snap->stats;
+    counter_i(b, "ievo_events_consumed_total", "Records received from the input topic.", (long long)st->consumed);
+    counter_i(b, "ievo_events_applied_total", "Events applied to a user state (one output each).",
               (long long)st->applied);
-    head(&b, "ievo_events_dead_lettered_total", "counter", "Records sent to the dead-letter topic, by error class.");
+    head(b, "ievo_events_dead_lettered_total", "counter", "Records sent to the dead-letter topic, by error class.");
     for (int k = CODEC_E_OVERSIZED; k <= CODEC_E_INVALID; k++)
-        mb_printf(&b, "ievo_events_dead_lettered_total{class=\"%s\"} %lld\n", codec_status_name((codec_status)k),
+        mb_printf(b, "ievo_events_dead_lettered_total{class=\"%s\"} %lld\n", codec_status_name((codec_status)k),
                   (long long)st->dlq_by_class[k]);
-    counter_i(&b, "ievo_duplicates_skipped_total", "Redelivered records skipped (already applied).",
+    counter_i(b, "ievo_duplicates_skipped_total", "Redelivered records skipped (already applied).",
               (long long)st->skipped_duplicate);
-    counter_i(&b, "ievo_unowned_skipped_total", "Records of partitions no longer assigned, skipped.",
+    counter_i(b, "ievo_unowned_skipped_total", "Records of partitions no longer assigned, skipped.",
               (long long)st->skipped_unowned);
-    counter_i(&b, "ievo_batches_total", "Micro-batches processed.", (long long)st->batches);
-    counter_i(&b, "ievo_waves_total", "Model-step waves run.", (long long)st->waves);
-    counter_i(&b, "ievo_rebalances_total", "Consumer-group rebalances (assign or revoke) seen.",
+    counter_i(b, "ievo_batches_total", "Micro-batches processed.", (long long)st->batches);
+    counter_i(b, "ievo_waves_total", "Model-step waves run.", (long long)st->waves);
+    counter_i(b, "ievo_rebalances_total", "Consumer-group rebalances (assign or revoke) seen.",
               (long long)st->rebalances);
-    counter_i(&b, "ievo_checkpoints_total", "Checkpoints written (states and offsets made durable).",
+    counter_i(b, "ievo_checkpoints_total", "Checkpoints written (states and offsets made durable).",
               (long long)st->checkpoints);
-    counter_i(&b, "ievo_changelog_records_total", "State records written to the changelog topic.",
+    counter_i(b, "ievo_changelog_records_total", "State records written to the changelog topic.",
               (long long)st->changelog_records);
-    counter_i(&b, "ievo_offset_gaps_total", "Records that arrived past the next expected offset.",
+    counter_i(b, "ievo_offset_gaps_total", "Records that arrived past the next expected offset.",
               (long long)st->offset_gaps);
-    counter_i(&b, "ievo_restored_partitions_total", "Partitions restored from the changelog.",
+    counter_i(b, "ievo_restored_partitions_total", "Partitions restored from the changelog.",
               (long long)st->restored_partitions);
-    counter_i(&b, "ievo_restored_incremental_total",
+    counter_i(b, "ievo_restored_incremental_total",
               "Partition restores that read only the changelog's tail after the local checkpoint.",
               (long long)st->restored_incremental);
-    counter_i(&b, "ievo_quarantined_records_total",
+    counter_i(b, "ievo_quarantined_records_total",
               "Users' records read back (changelog or store) that failed validation: dead-lettered, state reset.",
               (long long)st->quarantined);
-    counter_i(&b, "ievo_restore_records_total", "Changelog records restored into the local state.",
+    counter_i(b, "ievo_restore_records_total", "Changelog records restored into the local state.",
               (long long)(snap->restore_records_done > st->restored_records ? snap->restore_records_done
                                                                             : st->restored_records));
-    head(&b, "ievo_restore_seconds_total", "counter", "Time spent restoring partitions from the changelog.");
-    sample_f(&b, "ievo_restore_seconds_total", "", st->restore_s);
-    counter_i(&b, "ievo_cache_hits_total", "User records found in the in-memory cache.", (long long)st->cache_hits);
-    counter_i(&b, "ievo_cache_misses_total", "User records read from RocksDB.", (long long)st->cache_misses);
-    counter_i(&b, "ievo_cache_evictions_total", "Clean user records evicted from the cache.",
+    head(b, "ievo_restore_seconds_total", "counter", "Time spent restoring partitions from the changelog.");
+    sample_f(b, "ievo_restore_seconds_total", "", st->restore_s);
+    counter_i(b, "ievo_cache_hits_total", "User records found in the in-memory cache.", (long long)st->cache_hits);
+    counter_i(b, "ievo_cache_misses_total", "User records read from RocksDB.", (long long)st->cache_misses);
+    counter_i(b, "ievo_cache_evictions_total", "Clean user records evicted from the cache.",
               (long long)st->cache_evictions);
-    head(&b, "ievo_stage_seconds_total", "counter", "Wall time of the worker loop, by stage.");
+    head(b, "ievo_stage_seconds_total", "counter", "Wall time of the worker loop, by stage.");
     for (int k = 0; k < STAGE_N; k++) {
         char lab[64];
         snprintf(lab, sizeof lab, "{stage=\"%s\"}", WORKER_STAGE_NAMES[k]);
-        sample_f(&b, "ievo_stage_seconds_total", lab, st->stage_s[k]);
+        sample_f(b, "ievo_stage_seconds_total", lab, st->stage_s[k]);
     }
+}
 
+static void render_gauges(mbuf *b, const metrics_snapshot *snap) {
     int assigned = 0;
     for (int i = 0; i < snap->n_partitions; i++) assigned += snap->partitions[i].owned != 0;
-    head(&b, "ievo_consumer_lag", "gauge",
-         "Records of the partition not yet applied: its end offset (from the last fetch) minus the next offset to "
-         "apply; 0 when caught up.");
-    for (int i = 0; i < snap->n_partitions; i++) {
-        const metrics_partition *p = &snap->partitions[i];
-        if (p->owned && p->lag >= 0)
-            mb_printf(&b, "ievo_consumer_lag{partition=\"%d\"} %lld\n", (int)p->partition, (long long)p->lag);
-    }
-    head(&b, "ievo_partition_next_offset", "gauge", "Next input offset to apply, per assigned partition.");
-    for (int i = 0; i < snap->n_partitions; i++) {
-        const metrics_partition *p = &snap->partitions[i];
-        if (p->owned && p->next_offset >= 0)
-            mb_printf(&b, "ievo_partition_next_offset{partition=\"%d\"} %lld\n", (int)p->partition,
-                      (long long)p->next_offset);
-    }
-    head(&b, "ievo_partition_checkpointed_offset", "gauge",
-         "Next input offset as of the last checkpoint; next_offset minus it is what a crash now would apply again.");
-    for (int i = 0; i < snap->n_partitions; i++) {
-        const metrics_partition *p = &snap->partitions[i];
-        if (p->owned && p->checkpointed_offset >= 0)
-            mb_printf(&b, "ievo_partition_checkpointed_offset{partition=\"%d\"} %lld\n", (int)p->partition,
-                      (long long)p->checkpointed_offset);
-    }
-    gauge_i(&b, "ievo_partitions_assigned", "Input partitions assigned to this worker.", assigned);
-    gauge_i(&b, "ievo_ready", "1 once partitions are assigned and none is being restored.", snap->ready ? 1 : 0);
-    gauge_i(&b, "ievo_restoring", "1 while a partition is being restored from the changelog.",
+    partition_gauge(b, snap, "ievo_consumer_lag",
+                    "Records of the partition not yet applied: its end offset (from the last fetch) minus the next "
+                    "offset to apply; 0 when caught up.",
+                    offsetof(metrics_partition, lag));
+    partition_gauge(b, snap, "ievo_partition_next_offset", "Next input offset to apply, per assigned partition.",
+                    offsetof(metrics_partition, next_offset));
+    partition_gauge(b, snap, "ievo_partition_checkpointed_offset",
+                    "Next input offset as of the last checkpoint; next_offset minus it is what a crash now would "
+                    "apply again.",
+                    offsetof(metrics_partition, checkpointed_offset));
+    gauge_i(b, "ievo_partitions_assigned", "Input partitions assigned to this worker.", assigned);
+    gauge_i(b, "ievo_ready", "1 once partitions are assigned and none is being restored.", snap->ready ? 1 : 0);
+    gauge_i(b, "ievo_restoring", "1 while a partition is being restored from the changelog.",
             snap->restoring ? 1 : 0);
-    gauge_i(&b, "ievo_state_memory_bytes", "RocksDB memtables and block cache.", (long long)snap->state_memory_bytes);
-    gauge_i(&b, "ievo_cache_entries", "User records in the in-memory cache.", (long long)snap->cache_entries);
-    gauge_i(&b, "ievo_cache_capacity_entries", "Capacity of the in-memory cache in records.",
+    gauge_i(b, "ievo_state_memory_bytes", "RocksDB memtables and block cache.", (long long)snap->state_memory_bytes);
+    gauge_i(b, "ievo_cache_entries", "User records in the in-memory cache.", (long long)snap->cache_entries);
+    gauge_i(b, "ievo_cache_capacity_entries", "Capacity of the in-memory cache in records.",
             (long long)snap->cache_capacity);
-    gauge_i(&b, "ievo_cache_dirty_entries", "Cached records not yet checkpointed.", (long long)snap->cache_dirty);
-    head(&b, "ievo_last_publish_age_seconds", "gauge", "Seconds since the worker loop last published these metrics.");
-    sample_f(&b, "ievo_last_publish_age_seconds", "", snap->published_at > 0 ? mono_now() - snap->published_at : -1);
+    gauge_i(b, "ievo_cache_dirty_entries", "Cached records not yet checkpointed.", (long long)snap->cache_dirty);
+    head(b, "ievo_last_publish_age_seconds", "gauge", "Seconds since the worker loop last published these metrics.");
+    sample_f(b, "ievo_last_publish_age_seconds", "", snap->published_at > 0 ? clock_mono_s() - snap->published_at : -1);
 
+}
+
+static void render_histograms(mbuf *b, const worker_stats *st) {
     /* Batch sizes: bucket k <= 2^k records (k < BATCH_SIZE_BUCKETS - 1); every consumed record is
      * in exactly one batch, so the sum is the records consumed in non-empty batches. */
     {
         double bounds[BATCH_SIZE_BUCKETS - 1];
         for (int k = 0; k < BATCH_SIZE_BUCKETS - 1; k++) bounds[k] = (double)(1u << k);
-        histogram(&b, "ievo_batch_size_records", "Records per consumed micro-batch.", bounds, st->batch_size_hist,
+        histogram(b, "ievo_batch_size_records", "Records per consumed micro-batch.", bounds, st->batch_size_hist,
                   BATCH_SIZE_BUCKETS - 1, (double)st->consumed);
     }
     {
         double bounds[STEP_US_BUCKETS - 1];
         for (int k = 0; k < STEP_US_BUCKETS - 1; k++) bounds[k] = WORKER_STEP_US_BOUNDS[k] / 1e6;
-        histogram(&b, "ievo_model_step_seconds", "Wall time of one batched model step (<= 256 rows).", bounds,
+        histogram(b, "ievo_model_step_seconds", "Wall time of one batched model step (<= 256 rows).", bounds,
                   st->step_us_hist, STEP_US_BUCKETS - 1, st->step_us_sum * 1e-6);
     }
+}
+
+/* 1 ms buckets: bucket k holds latencies in [k, k+1) ms, the last one >= 10 s. "le = B ms" counts
+ * buckets k < B (values of exactly B ms fall one bucket later: a conservative reading). The sum is
+ * not kept by the worker; it is estimated from bucket midpoints. */
+static void render_latency(mbuf *b, const worker_stats *st) {
     {
-        /* 1 ms buckets: bucket k holds latencies in [k, k+1) ms, the last one >= 10 s. "le = B ms"
-         * counts buckets k < B (values of exactly B ms fall one bucket later: a conservative
-         * reading). The sum is not kept by the worker; it is estimated from bucket midpoints. */
         static const int le_ms[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
         enum { NL = sizeof le_ms / sizeof le_ms[0] };
         double bounds[NL];
@@ -299,22 +298,34 @@ char *metrics_render(const metrics_snapshot *snap, size_t *len) {
             counts[NL] += st->latency_ms[k];
             sum_ms += (double)st->latency_ms[k] * (k == LATENCY_BUCKETS - 1 ? (double)k : (double)k + 0.5);
         }
-        histogram(&b, "ievo_event_to_output_latency_seconds",
+        histogram(b, "ievo_event_to_output_latency_seconds",
                   "Input record timestamp to output acknowledged (sum estimated from 1 ms buckets).", bounds, counts,
                   NL, sum_ms * 1e-3);
     }
 
-    head(&b, "process_resident_memory_bytes", "gauge", "Resident set size (VmRSS).");
-    mb_printf(&b, "process_resident_memory_bytes %llu\n", process_rss_bytes());
+}
+
+static void render_process(mbuf *b) {
+    head(b, "process_resident_memory_bytes", "gauge", "Resident set size (VmRSS).");
+    mb_printf(b, "process_resident_memory_bytes %llu\n", process_rss_bytes());
     {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        head(&b, "process_cpu_seconds_total", "counter", "User and system CPU time of the process.");
-        sample_f(&b, "process_cpu_seconds_total", "",
+        head(b, "process_cpu_seconds_total", "counter", "User and system CPU time of the process.");
+        sample_f(b, "process_cpu_seconds_total", "",
                  (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
                      ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e-6);
     }
 
+}
+
+char *metrics_render(const metrics_snapshot *snap, size_t *len) {
+    mbuf b = {0};
+    render_counters(&b, snap);
+    render_gauges(&b, snap);
+    render_histograms(&b, &snap->stats);
+    render_latency(&b, &snap->stats);
+    render_process(&b);
     if (b.failed) {
         free(b.data);
         *len = 0;
@@ -382,7 +393,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (strcmp(url, "/healthz") == 0) {
         char msg[128];
         if (!have) return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "starting: nothing published yet\n");
-        double age = mono_now() - s->published_at;
+        double age = clock_mono_s() - s->published_at;
         if (age < METRICS_HEALTHY_AGE_S) {
             snprintf(msg, sizeof msg, "ok: published %.1f s ago\n", age);
             return respond_text(conn, MHD_HTTP_OK, msg);
