@@ -1,4 +1,5 @@
-/* commands: the `ievo` subcommands. Each parses its own flags and returns the process exit code. */
+/* commands: the `ievo` subcommands. Each parses its command line with cli.h's parser and returns
+ * the process exit status (0 done, 1 runtime failure, 2 usage or configuration error). */
 #ifndef IEVO_COMMANDS_H
 #define IEVO_COMMANDS_H
 
@@ -16,5 +17,6 @@ int cmd_train(int argc, char **argv);     /* cmd_train.c: learn the model from h
 int cmd_eval(int argc, char **argv);      /* cmd_eval.c: leave-one-out HR/NDCG through the streaming path */
 int cmd_embed(int argc, char **argv);     /* cmd_embed.c: text lines -> USE-lite vectors as JSON lines */
 int cmd_report(int argc, char **argv);    /* cmd_report.c: a self-contained HTML page about a run (charts) */
+int cmd_config(int argc, char **argv);    /* cmd_config.c: the settings table, as text or docs/configuration.md */
 
 #endif

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "settings.h"
+
 /* Properties librdkafka only honours on one side (prefix match when ending in '.'). */
 static const char *const CONSUMER_ONLY[] = {
     "group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms",
@@ -28,27 +30,35 @@ static int matches(const char *key, const char *const *list) {
     return 0;
 }
 
+const char *kafka_prop_for(const char *key, kafka_role role, const char *const *ours, int *scoped) {
+    const char *mine = role == KAFKA_CONSUMER ? "consumer." : "producer.";
+    const char *theirs = role == KAFKA_CONSUMER ? "producer." : "consumer.";
+    *scoped = 0;
+    if (config_key_in(key, ours) || strncmp(key, theirs, strlen(theirs)) == 0) return NULL;
+    if (strncmp(key, mine, strlen(mine)) == 0) {
+        *scoped = 1;
+        return key + strlen(mine);
+    }
+    return matches(key, role == KAFKA_CONSUMER ? PRODUCER_ONLY : CONSUMER_ONLY) ? NULL : key;
+}
+
 rd_kafka_conf_t *kafka_conf_for(const config *c, kafka_role role, const char *const *defaults,
                                 const char *const *ours, char *err, size_t errlen) {
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     char kerr[512];
-    const char *mine = role == KAFKA_CONSUMER ? "consumer." : "producer.";
-    const char *theirs = role == KAFKA_CONSUMER ? "producer." : "consumer.";
-    const char *const *other_only = role == KAFKA_CONSUMER ? PRODUCER_ONLY : CONSUMER_ONLY;
-
     if (config_kafka_defaults(kc, defaults, err, errlen)) goto bad;
     /* Two passes so that scoped keys win over unscoped ones. */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < c->n; i++) {
             const char *k = c->e[i].key;
-            if (config_key_in(k, ours)) continue;
-            if (strncmp(k, theirs, strlen(theirs)) == 0) continue;
-            int scoped = strncmp(k, mine, strlen(mine)) == 0;
-            if (scoped != pass) continue;
-            const char *prop = scoped ? k + strlen(mine) : k;
-            if (!scoped && matches(prop, other_only)) continue;
+            int scoped;
+            const char *prop = kafka_prop_for(k, role, ours, &scoped);
+            if (!prop || scoped != pass) continue;
             if (rd_kafka_conf_set(kc, prop, c->e[i].value, kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
-                snprintf(err, errlen, "property %s: %s", k, kerr);
+                /* librdkafka's message may quote the value, which a secret's must not show */
+                int hide = settings_is_secret(k) && *c->e[i].value && strstr(kerr, c->e[i].value);
+                snprintf(err, errlen, "property %s: %s", k,
+                         hide ? "librdkafka rejects the value (its message, which quotes it, is not shown)" : kerr);
                 goto bad;
             }
         }

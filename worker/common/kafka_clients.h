@@ -17,6 +17,11 @@
 
 typedef enum { KAFKA_CONSUMER = 0, KAFKA_PRODUCER = 1 } kafka_role;
 
+/* The librdkafka property key sets for role (the prefix stripped), or NULL when key is not for
+ * that client: one of ours, the other client's scope, or a property only the other side
+ * honours. *scoped: the key carried this role's prefix (scoped keys win over unscoped ones). */
+const char *kafka_prop_for(const char *key, kafka_role role, const char *const *ours, int *scoped);
+
 rd_kafka_conf_t *kafka_conf_for(const config *c, kafka_role role, const char *const *defaults,
                                 const char *const *ours, char *err, size_t errlen);
 
