@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "settings.h"
 
@@ -88,4 +89,17 @@ int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int
     *count = md->topics[0].partition_cnt;
     rd_kafka_metadata_destroy(md);
     return 0;
+}
+
+int kafka_partition_count_wait(rd_kafka_t *rk, const char *topic, int timeout_ms, int attempts, int *count, char *err,
+                               size_t errlen) {
+    for (int i = 0; i < attempts; i++) {
+        if (i) usleep(250000);
+        *count = 0;
+        if (kafka_partition_count(rk, topic, timeout_ms, count, err, errlen) == 0) {
+            if (*count > 0) return 0;
+            snprintf(err, errlen, "topic %s has no partitions", topic);
+        }
+    }
+    return -1;
 }

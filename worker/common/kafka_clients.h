@@ -29,4 +29,9 @@ rd_kafka_conf_t *kafka_conf_for(const config *c, kafka_role role, const char *co
  * a broker that does that). Returns 0, or -1 with err naming the topic. */
 int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count, char *err, size_t errlen);
 
+/* kafka_partition_count, asked again every 250 ms (attempts times at most) while it fails or
+ * finds no partition: a topic just created may answer so for a moment. */
+int kafka_partition_count_wait(rd_kafka_t *rk, const char *topic, int timeout_ms, int attempts, int *count, char *err,
+                               size_t errlen);
+
 #endif

@@ -1,10 +1,13 @@
-/* movielens: the MovieLens-100K loader (u.data events, u.item ids).
+/* movielens: the MovieLens-100K reader: u.data events, and the one reader of u.item and
+ * u.genre that every command uses (vocabularies, the text catalogue, the demo's titles, the
+ * report's genres).
  *
  * u.data lines are "user \t item \t rating \t unix-seconds". Each becomes a "rate" event with
  * value = rating and ts = seconds * 1000; ids keep the file's decimal strings. The result is
  * sorted by ts with ties in file order (the documented rule: many ratings share a second).
- * u.item is Latin-1 and pipe-separated; only its first field, the item id, is read, so the
- * encoding of the titles never matters.
+ * u.item is Latin-1 and pipe-separated: id|title|release|video release|IMDb URL|19 genre flags.
+ * Only the id is required (a vocabulary needs nothing else); titles are converted to UTF-8;
+ * an item has genres when its line has all 24 fields. u.genre lines are "name|index".
  */
 #include <errno.h>
 #include <stdio.h>
@@ -116,44 +119,140 @@ bad:
     return -1;
 }
 
-int movielens_item_ids(const char *dir, char ***ids, int *n, char *err, size_t errlen) {
+/* Latin-1 -> UTF-8 (every byte is a code point): a new string. */
+static char *movielens_utf8(const char *s) {
+    size_t n = strlen(s), o = 0;
+    char *out = malloc(2 * n + 1);
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x80) out[o++] = (char)ch;
+        else out[o++] = (char)(0xC0 | (ch >> 6)), out[o++] = (char)(0x80 | (ch & 0x3F));
+    }
+    out[o] = 0;
+    return out;
+}
+
+/* One u.item line (chomped, not empty) into it. Returns 0, or -1 with err naming the line. */
+static int movielens_item_line(char *line, const char *path, long lineno, movielens_item *it, char *err,
+                               size_t errlen) {
+    char *fl[5 + MOVIELENS_GENRES];
+    int nf = movielens_split(line, '|', fl, 5 + MOVIELENS_GENRES);
+    memset(it, 0, sizeof *it);
+    if (nf < 2 || !fl[0][0] || nf > 5 + MOVIELENS_GENRES) {
+        snprintf(err, errlen, "%s:%ld: expected 'id|title|...' (at most %d fields)", path, lineno, 5 + MOVIELENS_GENRES);
+        return -1;
+    }
+    it->has_genres = nf == 5 + MOVIELENS_GENRES;
+    for (int g = 0; it->has_genres && g < MOVIELENS_GENRES; g++) it->genre[g] = !strcmp(fl[5 + g], "1");
+    if (!(it->id = strdup(fl[0])) || !(it->title = movielens_utf8(nf > 1 ? fl[1] : ""))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int movielens_items_load(const char *dir, movielens_items *out, char *err, size_t errlen) {
     char path[4096];
-    *ids = NULL;
-    *n = 0;
+    memset(out, 0, sizeof *out);
     FILE *f = movielens_open(dir, "u.item", path, sizeof path, err, errlen);
     if (!f) return -1;
-    char **v = NULL, *line = NULL;
-    size_t cap = 0, vcap = 0;
-    int count = 0, rc = 0;
+    char *line = NULL;
+    size_t cap = 0, icap = 0;
     long lineno = 0;
-    while (getline(&line, &cap, f) >= 0) {
+    int rc = 0;
+    while (!rc && getline(&line, &cap, f) >= 0) {
         lineno++;
         movielens_chomp(line);
         if (!line[0]) continue;
-        char *bar = strchr(line, '|');
-        if (!bar || bar == line) {
-            snprintf(err, errlen, "%s:%ld: expected 'id|title|...'", path, lineno);
+        if (out->n == icap) {
+            size_t nc = icap ? 2 * icap : 2048;
+            movielens_item *ni = realloc(out->items, nc * sizeof *ni);
+            if (!ni) {
+                snprintf(err, errlen, "out of memory");
+                rc = -1;
+                break;
+            }
+            out->items = ni;
+            icap = nc;
+        }
+        rc = movielens_item_line(line, path, lineno, &out->items[out->n], err, errlen);
+        out->n++;   /* a failed line's strings are freed with the rest */
+    }
+    if (!rc && ferror(f)) rc = -1, snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    free(line);
+    fclose(f);
+    if (rc) movielens_items_free(out);
+    return rc;
+}
+
+void movielens_items_free(movielens_items *m) {
+    for (size_t i = 0; i < m->n; i++) free(m->items[i].id), free(m->items[i].title);
+    free(m->items);
+    memset(m, 0, sizeof *m);
+}
+
+int movielens_genres_load(const char *dir, movielens_genres *out, char *err, size_t errlen) {
+    char path[4096];
+    memset(out, 0, sizeof *out);
+    FILE *f = movielens_open(dir, "u.genre", path, sizeof path, err, errlen);
+    if (!f) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0;
+    int rc = 0;
+    while (!rc && getline(&line, &cap, f) >= 0) {
+        lineno++;
+        movielens_chomp(line);
+        if (!line[0]) continue;
+        char *bar = strrchr(line, '|');
+        long long g;
+        if (!bar || movielens_parse_int(bar + 1, &g) || g >= MOVIELENS_GENRES) {
+            snprintf(err, errlen, "%s:%ld: expected 'name|index' with an index below %d", path, lineno, MOVIELENS_GENRES);
             rc = -1;
             break;
         }
         *bar = 0;
-        if ((size_t)count == vcap) {
-            size_t nc = vcap ? vcap * 2 : 2048;
-            char **nv = realloc(v, nc * sizeof *nv);
-            if (!nv) { rc = -1; snprintf(err, errlen, "out of memory"); break; }
-            v = nv;
-            vcap = nc;
-        }
-        if (!(v[count] = strdup(line))) { rc = -1; snprintf(err, errlen, "out of memory"); break; }
-        count++;
+        char *name = movielens_utf8(line);
+        if (!name) rc = -1, snprintf(err, errlen, "out of memory");
+        else snprintf(out->name[g], sizeof out->name[g], "%s", name);
+        free(name);
+        if ((int)g + 1 > out->n) out->n = (int)g + 1;
     }
     free(line);
     fclose(f);
-    if (rc) {
-        synth_item_ids_free(v, count);
-        return -1;
+    return rc;
+}
+
+int movielens_item_text(const movielens_item *it, const movielens_genres *g, char **text) {
+    size_t n = strlen(it->title) + 3;
+    for (int k = 0; k < g->n; k++) n += strlen(g->name[k]) + 2;
+    char *t = malloc(n);
+    if (!t) return -1;
+    size_t o = (size_t)snprintf(t, n, "%s. ", it->title);
+    int first = 1;
+    for (int k = 0; k < g->n; k++)
+        if (it->genre[k]) {
+            o += (size_t)snprintf(t + o, n - o, "%s%s", first ? "" : ", ", g->name[k]);
+            first = 0;
+        }
+    *text = t;
+    return 0;
+}
+
+int movielens_item_ids(const char *dir, char ***ids, int *n, char *err, size_t errlen) {
+    movielens_items m;
+    *ids = NULL;
+    *n = 0;
+    if (movielens_items_load(dir, &m, err, errlen)) return -1;
+    char **v = malloc((m.n ? m.n : 1) * sizeof *v);
+    if (!v) {
+        movielens_items_free(&m);
+        return snprintf(err, errlen, "out of memory"), -1;
     }
+    for (size_t i = 0; i < m.n; i++) v[i] = m.items[i].id, m.items[i].id = NULL;   /* the ids change hands */
+    *n = (int)m.n;
     *ids = v;
-    *n = count;
+    movielens_items_free(&m);
     return 0;
 }
