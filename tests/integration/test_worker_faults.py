@@ -120,7 +120,7 @@ def dead_letters_unwritable(wd, model):
 def main():
     wd = Workdir("faults")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "6")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "6")
     n = faults_while_flowing(wd, model)
     dead_letters_unwritable(wd, model)
     log(f"[faults] {n + 2} faults injected in all")

@@ -277,8 +277,8 @@ int cli_dispatch(const char *group, const cli_subcommand *subs, size_t n, int ar
     }
     for (size_t i = 0; argc >= 2 && i < n; i++)
         if (!strcmp(argv[1], subs[i].name)) return subs[i].fn(argc - 1, argv + 1);
-    if (argc < 2) fprintf(stderr, "ievo %s: which one?\n", group);
-    else fprintf(stderr, "ievo %s: unknown command '%s'\n", group, argv[1]);
+    if (argc < 2) fprintf(stderr, "ievo %s: give a subcommand\n", group);
+    else fprintf(stderr, "ievo %s: unknown subcommand '%s'\n", group, argv[1]);
     cli_subcommands_help(group, subs, n, stderr);
     return CLI_USAGE;
 }
@@ -338,37 +338,34 @@ void cli_data_init(cli_data *d) {
 }
 
 int cli_data_option(cli_data *d, int key, const char *value, char *err, size_t errlen) {
-    int64_t x;
-    int rc = 0;
+    int64_t x = 0;
     switch (key) {
-    case CLI_OPT_ID_MOVIELENS: d->movielens = value; break;
-    case CLI_OPT_ID_JSONL: d->jsonl = value; break;
+    case CLI_OPT_ID_MOVIELENS: d->movielens = value; return 1;
+    case CLI_OPT_ID_JSONL: d->jsonl = value; return 1;
     case CLI_OPT_ID_SYNTHETIC:
         d->synthetic = value;
-        rc = synth_opts_parse(&d->synth, value, err, errlen);
-        break;
+        return synth_opts_parse(&d->synth, value, err, errlen) ? -1 : 1;
     case CLI_OPT_ID_SYNTH_SEED:
-        rc = cli_int(value, 0, INT64_MAX, &x, err, errlen);
+        if (cli_int(value, 0, INT64_MAX, &x, err, errlen)) return -1;
         d->synth.seed = (uint64_t)x;
-        break;
+        return 1;
     case CLI_OPT_ID_SYNTH_TOPICS:
-        rc = cli_int(value, 1, 100, &x, err, errlen);
+        if (cli_int(value, 1, 100, &x, err, errlen)) return -1;
         d->synth.topics = (int)x;
-        break;
+        return 1;
     case CLI_OPT_ID_SYNTH_ITEMS:
-        rc = cli_int(value, 1, 1000, &x, err, errlen);
+        if (cli_int(value, 1, 1000, &x, err, errlen)) return -1;
         d->synth.items_per_topic = (int)x;
-        break;
-    case CLI_OPT_ID_SYNTH_SWITCH: rc = cli_double(value, 0, 1, &d->synth.switch_prob, err, errlen); break;
-    case CLI_OPT_ID_SYNTH_ON_TOPIC: rc = cli_double(value, 0, 1, &d->synth.on_topic, err, errlen); break;
-    case CLI_OPT_ID_SYNTH_ZIPF: rc = cli_double(value, 0, 10, &d->synth.zipf_users, err, errlen); break;
+        return 1;
+    case CLI_OPT_ID_SYNTH_SWITCH: return cli_double(value, 0, 1, &d->synth.switch_prob, err, errlen) ? -1 : 1;
+    case CLI_OPT_ID_SYNTH_ON_TOPIC: return cli_double(value, 0, 1, &d->synth.on_topic, err, errlen) ? -1 : 1;
+    case CLI_OPT_ID_SYNTH_ZIPF: return cli_double(value, 0, 10, &d->synth.zipf_users, err, errlen) ? -1 : 1;
     case CLI_OPT_ID_SYNTH_START:
-        rc = cli_int(value, 0, CODEC_TS_MAX - 1, &x, err, errlen);
+        if (cli_int(value, 0, CODEC_TS_MAX - 1, &x, err, errlen)) return -1;
         d->synth.start_ts = x;
-        break;
+        return 1;
     default: return 0;
     }
-    return rc ? -1 : 1;
 }
 
 int cli_data_sources(const cli_data *d) { return !!d->movielens + !!d->jsonl + !!d->synthetic; }
@@ -401,6 +398,35 @@ void cli_text_resolve(cli_text *t, const config *cfg) {
     const char *dir = config_get(cfg, "text.encoder.dir", NULL);
     if (dir) snprintf(t->encoder_dir, sizeof t->encoder_dir, "%s", dir);
     if (t->cache) snprintf(t->cache_dir, sizeof t->cache_dir, "%s", t->cache);
+}
+
+/* ---- the model's shape ---------------------------------------------------------------------- */
+
+void cli_model_init(cli_model *m, model_cell cell) {
+    model_config_default(&m->cfg);
+    m->cfg.cell = cell;
+    m->name = "ievo";
+    m->init_seed = 1;
+}
+
+int cli_model_option(cli_model *m, int key, const char *value, char *err, size_t errlen) {
+    static const struct {
+        int key;
+        const char *config_key;
+    } shape[] = {{CLI_OPT_ID_CELL, "cell"},         {CLI_OPT_ID_ITEM_DIM, "item_dim"}, {CLI_OPT_ID_ACTION_DIM, "action_dim"},
+                 {CLI_OPT_ID_HIDDEN, "hidden"},     {CLI_OPT_ID_ATTN_DIM, "attn_dim"}, {CLI_OPT_ID_OUT_DIM, "out_dim"},
+                 {CLI_OPT_ID_WINDOW, "window"}};
+    for (size_t i = 0; i < sizeof shape / sizeof shape[0]; i++)
+        if (key == shape[i].key) return model_config_set(&m->cfg, shape[i].config_key, value, err, errlen) ? -1 : 1;
+    int64_t x = 0;
+    if (key == CLI_OPT_ID_NAME) m->name = value;
+    else if (key == CLI_OPT_ID_INIT_SEED) {
+        if (cli_int(value, 0, INT64_MAX, &x, err, errlen)) return -1;
+        m->init_seed = (uint64_t)x;
+    } else {
+        return 0;
+    }
+    return 1;
 }
 
 /* ---- backends ------------------------------------------------------------------------------ */

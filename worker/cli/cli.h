@@ -64,6 +64,15 @@ enum {
     CLI_OPT_ID_ITEMS,
     CLI_OPT_ID_TEXT_ENCODER,
     CLI_OPT_ID_TEXT_CACHE,
+    CLI_OPT_ID_CELL,
+    CLI_OPT_ID_ITEM_DIM,
+    CLI_OPT_ID_ACTION_DIM,
+    CLI_OPT_ID_HIDDEN,
+    CLI_OPT_ID_ATTN_DIM,
+    CLI_OPT_ID_OUT_DIM,
+    CLI_OPT_ID_WINDOW,
+    CLI_OPT_ID_NAME,
+    CLI_OPT_ID_INIT_SEED,
     CLI_OPT_ID_FIRST_FREE   /* a command's own long-only options start here */
 };
 #define CLI_OPTS_DATA                                                                                           \
@@ -81,6 +90,18 @@ enum {
     {"items", CLI_OPT_ID_ITEMS, "FILE", "text models: the catalogue, {\"item_id\",\"text\"} lines (default with --movielens: u.item)", NULL}, \
     {"text-encoder", CLI_OPT_ID_TEXT_ENCODER, "DIR", "text models: USE-lite's weights", "text.encoder.dir"},  \
     {"text-cache", CLI_OPT_ID_TEXT_CACHE, "DIR|none", "text models: where encoded texts are cached", NULL}
+
+/* The model's shape and identity, for `model init` and `train` (cli_model_option). */
+#define CLI_OPTS_MODEL(cell_default)                                                                           \
+    {"cell", CLI_OPT_ID_CELL, "lstm|gru", "recurrent cell (default " cell_default ")", NULL},                  \
+    {"item-dim", CLI_OPT_ID_ITEM_DIM, "N", "item embedding size E (default 64)", NULL},                         \
+    {"action-dim", CLI_OPT_ID_ACTION_DIM, "N", "action embedding size A (default 8)", NULL},                    \
+    {"hidden", CLI_OPT_ID_HIDDEN, "N", "hidden size H (default 64)", NULL},                                    \
+    {"attn-dim", CLI_OPT_ID_ATTN_DIM, "N", "attention size K (default 64)", NULL},                             \
+    {"out-dim", CLI_OPT_ID_OUT_DIM, "N", "interest vector size D (default 64)", NULL},                         \
+    {"window", CLI_OPT_ID_WINDOW, "N", "attention window W, in events (default 16)", NULL},                   \
+    {"name", CLI_OPT_ID_NAME, "NAME", "model name, [A-Za-z0-9._-]{1,64} (default ievo)", NULL},                \
+    {"init-seed", CLI_OPT_ID_INIT_SEED, "N", "seed of the initial weights (default 1)", NULL}
 
 typedef struct {
     const char *name;      /* as typed after "ievo" ("consume", "model init") */
@@ -166,6 +187,19 @@ typedef struct {
 int cli_text_option(cli_text *t, int key, const char *value);
 /* After parsing: the encoder's directory (text.encoder.dir or its default) and the cache's. */
 void cli_text_resolve(cli_text *t, const config *cfg);
+
+/* ---- the model's shape: CLI_OPTS_MODEL ------------------------------------------------------- */
+
+typedef struct {
+    model_config cfg;
+    const char *name;
+    uint64_t init_seed;
+} cli_model;
+
+/* Defaults: model_config_default's with the given cell, name "ievo", seed 1. */
+void cli_model_init(cli_model *m, model_cell cell);
+/* Takes one of the CLI_OPTS_MODEL options: 1 when key is one (err filled on a bad value: -1), 0 when not. */
+int cli_model_option(cli_model *m, int key, const char *value, char *err, size_t errlen);
 
 /* The one spelling of the compute backends (model.backend's values). */
 int cli_backend_parse(const char *v, model_backend *out, char *err, size_t errlen);

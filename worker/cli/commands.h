@@ -3,8 +3,8 @@
 #ifndef IEVO_COMMANDS_H
 #define IEVO_COMMANDS_H
 
-#include "broker.h" /* cmd_broker, cmd_broker_ctl (worker/broker) */
-
+int cmd_broker(int argc, char **argv);    /* cmd_broker.c: the local Kafka-protocol broker (mock cluster) */
+int cmd_broker_ctl(int argc, char **argv); /* cmd_broker.c: fault injection through `broker --control` */
 int cmd_produce(int argc, char **argv);   /* cmd_produce.c: load UserAction events into a topic */
 int cmd_consume(int argc, char **argv);   /* cmd_consume.c: print InterestVectors as JSON lines */
 int cmd_worker(int argc, char **argv);    /* cmd_worker.c: the consumer-group worker */
