@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +88,8 @@ static void settings_section(const cli_command *cmd, FILE *f) {
         fprintf(f, "other keys are ignored, with a note\n");
 }
 
-void cli_help(const cli_command *cmd, FILE *f) {
+/* The whole help (stdout for --help). */
+static void cli_help(const cli_command *cmd, FILE *f) {
     usage_lines(cmd, f);
     if (cmd->about) fprintf(f, "\n%s", cmd->about);
     fprintf(f, "\noptions:\n");
@@ -237,6 +239,15 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_option_fn fn, v
 
 void cli_args_free(cli_args *a) { config_free(&a->cfg); }
 
+void cli_on_stop_signals(void (*handler)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
 int cli_int(const char *v, int64_t min, int64_t max, int64_t *out, char *err, size_t errlen) {
     char *end;
     errno = 0;
@@ -263,7 +274,7 @@ int cli_double(const char *v, double min, double max, double *out, char *err, si
 
 /* ---- subcommands --------------------------------------------------------------------------- */
 
-void cli_subcommands_help(const char *group, const cli_subcommand *subs, size_t n, FILE *f) {
+static void cli_subcommands_help(const char *group, const cli_subcommand *subs, size_t n, FILE *f) {
     fprintf(f, "usage: ievo %s <command> [options]   (ievo %s <command> --help for its options)\n\ncommands:\n", group,
             group);
     for (size_t i = 0; i < n; i++) fprintf(f, "  %-10s %s\n", subs[i].name, subs[i].help);

@@ -133,10 +133,11 @@ typedef int (*cli_option_fn)(void *ctx, int key, const char *value, char *err, s
 int cli_parse(const cli_command *cmd, int argc, char **argv, cli_option_fn fn, void *ctx, cli_args *a);
 void cli_args_free(cli_args *a);
 
-/* The whole help (stdout for --help), and the short usage (after a usage error, on stderr). */
-void cli_help(const cli_command *cmd, FILE *f);
 /* Prints "ievo NAME: <message>" and the short usage; returns CLI_USAGE. */
 int cli_usage_error(const cli_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* SIGTERM and SIGINT call handler (which sets the command's stop flag). */
+void cli_on_stop_signals(void (*handler)(int));
 
 /* Typed values of options: -1 with err ("'x' is not an integer in [0, 10]") when they do not parse. */
 int cli_int(const char *v, int64_t min, int64_t max, int64_t *out, char *err, size_t errlen);
@@ -149,7 +150,6 @@ typedef struct {
     const char *help;
 } cli_subcommand;
 int cli_dispatch(const char *group, const cli_subcommand *subs, size_t n, int argc, char **argv);
-void cli_subcommands_help(const char *group, const cli_subcommand *subs, size_t n, FILE *f);
 
 /* The settings as a command applies them: its keys of the table (values or defaults), then the
  * librdkafka properties each client gets from c (roles: KAFKA_CONSUMER / KAFKA_PRODUCER bits,

@@ -15,7 +15,7 @@ enum { OPT_BROKERS = CLI_OPT_ID_FIRST_FREE, OPT_PARTITIONS, OPT_BOOTSTRAP_FILE, 
 static const cli_option BROKER_OPTS[] = {
     {"brokers", OPT_BROKERS, "N", "brokers in the cluster (default 3)", NULL},
     {"partitions", OPT_PARTITIONS, "N", "partitions of each -t topic without its own count (default 4)", NULL},
-    {"topic", 't', "NAME[:P]", "create a topic at start (repeatable); unknown topics are auto-created with 4 partitions", NULL},
+    {"topic", 't', "TOPIC[:PARTITIONS]", "create a topic at start (repeatable); unknown topics are auto-created with 4 partitions", NULL},
     {"bootstrap-file", OPT_BOOTSTRAP_FILE, "PATH", "also write the bootstrap servers to PATH (atomically)", NULL},
     {"control", OPT_CONTROL, "PATH", "serve the fault-injection control channel on a Unix socket at PATH", NULL},
     CLI_OPT_END,
@@ -23,7 +23,7 @@ static const cli_option BROKER_OPTS[] = {
 
 static const cli_command BROKER_CMD = {
     .name = "broker",
-    .synopsis = "[--brokers N] [--partitions N] [-t NAME[:PARTITIONS]]... [--bootstrap-file PATH]\n"
+    .synopsis = "[--brokers N] [--partitions N] [-t TOPIC[:PARTITIONS]]... [--bootstrap-file PATH]\n"
                 " [--control PATH] [-F FILE] [-X KEY=VALUE]...",
     .about = "Runs librdkafka's mock cluster on random local ports until SIGTERM/SIGINT and prints the\n"
              "bootstrap servers as one line on stdout (logs go to stderr). -X and -F set librdkafka\n"
@@ -68,7 +68,7 @@ static const cli_command CTL_CMD = {
 
 /* ---- ievo broker ---------------------------------------------------------------------------- */
 
-/* NAME or NAME:PARTITIONS (value is argv's, ours to cut at the colon). */
+/* TOPIC or TOPIC:PARTITIONS (value is argv's, ours to cut at the colon). */
 static int broker_topic_option(broker_opts *o, char *value, char *err, size_t errlen) {
     if (o->ntopics == BROKER_MAX_TOPICS) return snprintf(err, errlen, "at most %d topics", BROKER_MAX_TOPICS), -1;
     broker_topic *t = &o->topics[o->ntopics++];

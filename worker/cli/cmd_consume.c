@@ -81,7 +81,7 @@ static void consume_kafka_log(const rd_kafka_t *rk, int level, const char *fac, 
 /* The consumer: the settings' librdkafka properties, then what defines this command's reading
  * (its own group or none, commits only in a group, where to start, end-of-partition events). */
 static rd_kafka_t *consume_client(const config *cfg, const consume_opts *o, char *err, size_t errlen) {
-    char gid[64], kerr[400];
+    char gid[64];
     /* rd_kafka_assign needs a group handle even when no group is joined: a private id, no commits. */
     snprintf(gid, sizeof gid, "ievo-consume-%ld-%ld", (long)getpid(), (long)time(NULL));
     static const char *const defaults[] = {
@@ -95,20 +95,7 @@ static rd_kafka_t *consume_client(const config *cfg, const consume_opts *o, char
         "auto.offset.reset", o->from_beginning ? "earliest" : "latest",
         "enable.partition.eof", o->until_eof ? "true" : "false",
         NULL, NULL};
-    rd_kafka_conf_t *conf = kafka_conf_for(cfg, KAFKA_CONSUMER, defaults, settings_names(), err, errlen);
-    if (!conf || config_kafka_defaults(conf, ours, err, errlen)) {
-        if (conf) rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_conf_set_log_cb(conf, consume_kafka_log);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "cannot create consumer: %.400s", kerr);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
+    return kafka_consumer_new(cfg, defaults, ours, consume_kafka_log, err, errlen);
 }
 
 /* Subscribes in the group, or assigns every partition at the start offset. */
@@ -243,12 +230,7 @@ static int consume_run(const consume_opts *o, const config *cfg) {
     rd_kafka_t *rk = r ? consume_client(cfg, o, err, sizeof err) : NULL;
     int rc = CLI_FAILED;
     if (rk && consume_start(rk, o, err, sizeof err) == 0) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = consume_on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
+        cli_on_stop_signals(consume_on_signal);
         consume_counts n = {0, 0, 0};
         consume_loop(rk, o, r, &n);
         LOG_I("consume", "%" PRId64 " records printed, %" PRId64 " undecodable%s", n.printed, n.bad,

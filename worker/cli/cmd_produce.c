@@ -343,12 +343,7 @@ static int produce_events(const produce_opts *o, const config *cfg) {
         failed = 0;
     if (!failed) {
         LOG_I("produce", "loaded %zu events in %.2f s", l.n, clock_mono_s() - t_load);
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = produce_on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
+        cli_on_stop_signals(produce_on_signal);
         r.t0 = clock_mono_s();
         failed = produce_all(&r, &l) != 0;
         if (g_produce_stop) LOG_W("produce", "signal %d: stopping after %" PRId64 " events", (int)g_produce_stop, r.produced);

@@ -687,9 +687,12 @@ static void user_genres(FILE *b, const report *r, const report_user *u) {
     lf.mt = 4;
     chart_legend(b, &lf, names, colors, nl);
     LIT(b, "</svg></figure>\n");
+    free(share);
+}
 
-    /* Top genres at the start and the end of the history, and the last items. */
-    int64_t fifth = n / 5 > 0 ? n / 5 : 1;
+/* Top genres at the start and the end of a user's history, and the last items. */
+static void user_genre_notes(FILE *b, const report *r, const report_user *u) {
+    int64_t n = u->events, fifth = n / 5 > 0 ? n / 5 : 1;
     for (int part = 0; part < 2; part++) {
         double t[ML_GENRES] = {0};
         int64_t a = part ? n - fifth : 0, z = part ? n : fifth;
@@ -719,7 +722,6 @@ static void user_genres(FILE *b, const report *r, const report_user *u) {
         html_str(b, r->items[it].title);
     }
     LIT(b, "</p>\n");
-    free(share);
 }
 
 static void section_user(FILE *b, const report *r, const report_user *u) {
@@ -806,7 +808,7 @@ static void section_user(FILE *b, const report *r, const report_user *u) {
                            "<text x=\"58\" y=\"%d\" class=\"tick\" text-anchor=\"end\">dim %d</text></svg></figure>\n",
                         10 + rows * ch + 14, 64 + cols * cw, 10 + rows * ch + 14, (long long)n, 10 + rows * ch, rows - 1);
     }
-    if (u->item) user_genres(b, r, u);
+    if (u->item) user_genres(b, r, u), user_genre_notes(b, r, u);
 }
 
 /* ---- the command ------------------------------------------------------------------------------ */

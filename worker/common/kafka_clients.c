@@ -103,3 +103,24 @@ int kafka_partition_count_wait(rd_kafka_t *rk, const char *topic, int timeout_ms
     }
     return -1;
 }
+
+rd_kafka_t *kafka_consumer_new(const config *c, const char *const *defaults, const char *const *forced,
+                               void (*log_cb)(const rd_kafka_t *, int, const char *, const char *), char *err,
+                               size_t errlen) {
+    char kerr[400];
+    rd_kafka_conf_t *conf = kafka_conf_for(c, KAFKA_CONSUMER, defaults, settings_names(), err, errlen);
+    if (!conf) return NULL;
+    if (config_kafka_defaults(conf, forced, err, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (log_cb) rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "cannot create consumer: %.400s", kerr);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}

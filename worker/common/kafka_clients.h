@@ -25,6 +25,13 @@ const char *kafka_prop_for(const char *key, kafka_role role, const char *const *
 rd_kafka_conf_t *kafka_conf_for(const config *c, kafka_role role, const char *const *defaults,
                                 const char *const *ours, char *err, size_t errlen);
 
+/* A consumer of the librdkafka properties of c (ievo's keys left out), on top of defaults (which
+ * c overrides) and under forced (which override c: what defines the caller's reading, such as a
+ * private group id); its messages come from rd_kafka_consumer_poll. log_cb may be NULL. */
+rd_kafka_t *kafka_consumer_new(const config *c, const char *const *defaults, const char *const *forced,
+                               void (*log_cb)(const rd_kafka_t *, int, const char *, const char *), char *err,
+                               size_t errlen);
+
 /* The partition count of topic, from the cluster's metadata (asking may auto-create the topic on
  * a broker that does that). Returns 0, or -1 with err naming the topic. */
 int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count, char *err, size_t errlen);

@@ -149,7 +149,8 @@ const char *const *settings_names(void) {
     return g_names;
 }
 
-void settings_commands_text(unsigned commands, char *out, size_t n) {
+/* The commands' names for a bit set, as the docs print them ("worker, replay, consume"). */
+static void settings_commands_text(unsigned commands, char *out, size_t n) {
     if ((commands & SETTINGS_CMD_ALL) == SETTINGS_CMD_ALL) {
         snprintf(out, n, "every command");
         return;
@@ -217,17 +218,16 @@ const char *settings_enum_value(const char *key, int index, char *buf, size_t n)
     return buf;
 }
 
-/* "a, b or c" for error messages. */
-static void enum_list(const setting *s, char *out, size_t n) {
+/* An enum's values as text: "a, b or c" (last = " or ") or "a, b, c" (last = ", "). */
+static void enum_text(const setting *s, const char *last, char *out, size_t n) {
     size_t len = 0;
     out[0] = 0;
-    for (const char *p = s->values; *p && len + 1 < n;) {
+    for (const char *p = s->values; *p;) {
         const char *bar = strchr(p, '|');
         size_t k = bar ? (size_t)(bar - p) : strlen(p);
-        const char *sep = len == 0 ? "" : bar ? ", " : " or ";
-        int w = snprintf(out + len, n - len, "%s%.*s", sep, (int)k, p);
-        if (w < 0) break;
-        len += (size_t)w < n - len ? (size_t)w : n - len - 1;
+        int w = snprintf(out + len, n - len, "%s%.*s", len == 0 ? "" : bar ? ", " : last, (int)k, p);
+        if (w < 0 || (size_t)w >= n - len) break;
+        len += (size_t)w;
         if (!bar) break;
         p = bar + 1;
     }
@@ -297,7 +297,7 @@ int settings_enum(const config *c, const char *key, int *out, char *err, size_t 
     if (i < 0) {
         char q[220], list[256];
         quoted(s, v, q, sizeof q);
-        enum_list(s, list, sizeof list);
+        enum_text(s, " or ", list, sizeof list);
         snprintf(err, errlen, "%s: %s is not %s", key, q, list);
         return -1;
     }
@@ -362,16 +362,7 @@ static const char *type_name(setting_type t) {
 static void range_text(const setting *s, char *out, size_t n) {
     out[0] = 0;
     if (s->type == SETTING_ENUM) {
-        size_t len = 0;
-        for (const char *p = s->values; *p;) {
-            const char *bar = strchr(p, '|');
-            size_t k = bar ? (size_t)(bar - p) : strlen(p);
-            int w = snprintf(out + len, n - len, "%s%.*s", len ? ", " : "", (int)k, p);
-            if (w < 0 || (size_t)w >= n - len) break;
-            len += (size_t)w;
-            if (!bar) break;
-            p = bar + 1;
-        }
+        enum_text(s, ", ", out, n);
     } else if (s->type == SETTING_INT || s->type == SETTING_MS || s->type == SETTING_BYTES) {
         snprintf(out, n, "%" PRId64 " .. %" PRId64, s->min, s->max);
     } else if (s->type == SETTING_BOOL) {

@@ -61,8 +61,6 @@ extern const size_t SETTINGS_COUNT;
 const setting *settings_find(const char *key);
 /* Every key of the table, NULL-terminated: the `ours` list of kafka_conf_for. */
 const char *const *settings_names(void);
-/* The commands' names for a bit set, as the docs print them ("worker, consume"). */
-void settings_commands_text(unsigned commands, char *out, size_t n);
 
 /* Typed reads through the table: the value of c, else the default; -1 with err naming the key
  * when the value does not parse, is out of range, is not one of the enum's values, or the key

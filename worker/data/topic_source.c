@@ -18,7 +18,6 @@
 #include "event_source_internal.h"
 #include "kafka_clients.h"
 #include "log.h"
-#include "settings.h"
 
 typedef struct {
     rd_kafka_t *rk;
@@ -30,24 +29,12 @@ typedef struct {
 
 /* A consumer that assigns instead of joining: a private group id, no commits, from the start. */
 static rd_kafka_t *topic_consumer(const config *cfg, char *err, size_t errlen) {
-    char gid[64], kerr[400];
+    char gid[64];
     snprintf(gid, sizeof gid, "ievo-train-%ld-%ld", (long)getpid(), (long)time(NULL));
     static const char *const defaults[] = {"client.id", "ievo-train", NULL, NULL};
     const char *const forced[] = {"group.id", gid, "enable.auto.commit", "false", "enable.partition.eof", "false",
                                   "auto.offset.reset", "earliest", NULL, NULL};
-    rd_kafka_conf_t *conf = kafka_conf_for(cfg, KAFKA_CONSUMER, defaults, settings_names(), err, errlen);
-    if (!conf || config_kafka_defaults(conf, forced, err, errlen)) {
-        if (conf) rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "cannot create consumer: %.400s", kerr);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
+    return kafka_consumer_new(cfg, defaults, forced, NULL, err, errlen);
 }
 
 /* The end offsets now, and an assignment of the partitions that hold records below them. */
