@@ -13,6 +13,7 @@
  * same 256, whose memory stays in the CPU's caches), encode (hand encoder), produce (outputs to
  * a topic, acknowledged), changelog (state records to a topic, acknowledged).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include "avro_tools.h"
 #include "codec.h"
 #include "event_source.h"
+#include "json_text.h"
 #include "model.h"
 #include "state_cache.h"
 #include "state_store.h"
@@ -50,6 +52,21 @@ typedef struct {
 
 static stage g_stages[16];
 static int g_n;
+
+/* The figures for bench/bench.py: {"record_bytes", "output_bytes", "stages": {name: us}, "limit_us"}. */
+static void write_json(const char *path, size_t record_bytes, size_t output_bytes, double limit_us) {
+    json_t *stages = json_object();
+    for (int i = 0; i < g_n && stages; i++)
+        if (json_object_set_new(stages, g_stages[i].name, json_real_or_null(g_stages[i].us))) die("json", "out of memory");
+    json_t *o = json_pack("{s:I, s:I, s:o, s:o}", "record_bytes", (json_int_t)record_bytes, "output_bytes",
+                          (json_int_t)output_bytes, "stages", stages, "limit_us", json_real_or_null(limit_us));
+    if (!o) die("json", "out of memory");
+    FILE *f = fopen(path, "w");
+    if (!f) die(path, strerror(errno));
+    int bad = json_dumpf(o, f, IEVO_JSON_DUMP) || fputc('\n', f) == EOF;
+    if (fclose(f) || bad) die(path, strerror(errno));
+    json_decref(o);
+}
 
 static void record(const char *name, double cpu_s, long events) {
     double us = cpu_s * 1e6 / (double)events;
@@ -237,6 +254,7 @@ int main(int argc, char **argv) {
     const char *keys[256];
     size_t lens[256];
     int found[256];
+    size_t malformed[256];
     for (int k = 0; k < 256; k++) bufs[k] = recs + (size_t)k * record_size;
     state_batch *wb = state_batch_new();
     for (size_t i = 0; i < ev.n; i += 256) {   /* load the store */
@@ -255,7 +273,7 @@ int main(int argc, char **argv) {
                 keys[k] = u->user_id;
                 lens[k] = u->user_id_len;
             }
-            if (state_store_multi_get(store, 256, parts, keys, lens, bufs, record_size, found, err, sizeof err))
+            if (state_store_multi_get(store, 256, parts, keys, lens, bufs, record_size, found, malformed, err, sizeof err))
                 die("multi-get", err);
             state_batch_clear(wb);
             for (int k = 0; k < 256; k++) state_batch_put_state(wb, 0, keys[k], lens[k], bufs[k], record_size);
@@ -344,14 +362,7 @@ int main(int argc, char **argv) {
     }
     printf("limit (consume+decode+state-cache+model+encode+produce): %.3f us/event = %.0f events per CPU-second\n",
            sum, 1e6 / sum);
-    if (json_path) {
-        FILE *f = fopen(json_path, "w");
-        if (!f) die("json", json_path);
-        fprintf(f, "{\"record_bytes\":%zu,\"output_bytes\":%zu,\"stages\":{", record_size, out_len);
-        for (int i = 0; i < g_n; i++) fprintf(f, "%s\"%s\":%.4f", i ? "," : "", g_stages[i].name, g_stages[i].us);
-        fprintf(f, "},\"limit_us\":%.4f}\n", sum);
-        fclose(f);
-    }
+    if (json_path) write_json(json_path, record_size, out_len, sum);
     for (size_t i = 0; i < ev.n; i++) free(enc[i]);
     free(enc);
     free(enc_len);

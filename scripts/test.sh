@@ -7,8 +7,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh" test
-"$root/scripts/build.sh" build
-"$root/scripts/build.sh" build-asan -DIEVO_SANITIZE=ON
+# Warnings are errors here (IEVO_WERROR), not in a user's build.
+"$root/scripts/build.sh" build -DIEVO_WERROR=ON
+"$root/scripts/build.sh" build-asan -DIEVO_SANITIZE=ON -DIEVO_WERROR=ON
 export OMP_NUM_THREADS=1
 # Leak checks stay on for our code; libgomp/oneDNN keep some thread-local allocations alive.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}

@@ -63,3 +63,8 @@ set_target_properties(ievo_fault_enospc PROPERTIES PREFIX "" OUTPUT_NAME "fault_
 # trainer's loss/gradients on inputs torch recomputes.
 add_executable(oracle_train ${CMAKE_SOURCE_DIR}/tests/oracle/oracle_train.c)
 target_link_libraries(oracle_train PRIVATE ievo_train)
+
+# The layering (tests/layers/check_layers.py): includes only downward, no circles between files.
+add_test(NAME layers COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/layers/check_layers.py ${CMAKE_SOURCE_DIR}
+                             ${CMAKE_BINARY_DIR})
+set_tests_properties(layers PROPERTIES LABELS unit TIMEOUT 120)

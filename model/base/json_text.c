@@ -23,6 +23,7 @@ static size_t utf8_valid_len(const unsigned char *s, size_t n) {
 }
 
 json_t *json_string_lossy(const char *s, size_t n) {
+    if (n == 0) return json_string(""); /* s may be NULL then, which json_stringn refuses */
     const unsigned char *b = (const unsigned char *)s;
     size_t bad = 0;
     for (size_t i = 0; i < n;) {

@@ -4,7 +4,8 @@
  */
 #include <stdlib.h>
 
-#include "json.h"
+#include <jansson.h>
+
 #include "model_internal.h"
 
 void model_free(model *m) {
@@ -76,12 +77,13 @@ int model_set_meta(model *m, const char *json_object, char *err, size_t errlen) 
         m->meta_json = NULL;
         return 0;
     }
-    char jerr[160];
+    /* Parsed only to check it (the text itself is what the file carries). */
+    json_error_t jerr;
     size_t len = strlen(json_object);
-    json_value *v = json_parse(json_object, len, jerr, sizeof jerr);
-    if (!v) return model_errf(err, errlen, "model metadata: %s", jerr);
-    int is_obj = v->type == JSON_OBJECT;
-    json_free(v);
+    json_t *v = json_loadb(json_object, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v) return model_errf(err, errlen, "model metadata: json: %s at byte %d", jerr.text, jerr.position);
+    int is_obj = json_is_object(v);
+    json_decref(v);
     if (!is_obj) return model_errf(err, errlen, "model metadata must be a JSON object");
     char *copy = malloc(len + 1);
     if (!copy) return model_errf(err, errlen, "model metadata: out of memory");

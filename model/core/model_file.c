@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "json_text.h"
 #include "model_internal.h"
 
 /* File table order: the 14 core tensors, the optional heads (present or not), the 2 vocabularies. */
@@ -35,72 +35,90 @@ static const char *const vocab_names[2] = {"vocab.items", "vocab.actions"};
 
 /* ---- save -------------------------------------------------------------------------------- */
 
-static int meta_kv(json_buf *b, const char *k, const char *v) {
-    return json_buf_append(b, ",", 1) || json_buf_string(b, k, strlen(k)) || json_buf_append(b, ":", 1) ||
-           json_buf_string(b, v, strlen(v));
-}
-
-static int meta_int(json_buf *b, const char *k, long long v) {
+/* Metadata values are strings (safetensors' rule): integers as decimal text. */
+static int meta_int(json_t *meta, const char *k, long long v) {
     char t[32];
     snprintf(t, sizeof t, "%lld", v);
-    return meta_kv(b, k, t);
+    return json_object_set_new(meta, k, json_string(t));
+}
+
+/* The header object: "__metadata__" first, then the tensors in file order (jansson keeps an
+ * object's insertion order when it writes it; tests/unit/test_json.c pins that). NULL only when
+ * out of memory. */
+static json_t *header_json(const model *m, const size_t vlen[2], uint32_t crc) {
+    const model_config *c = &m->cfg;
+    char name[MODEL_NAME_MAX + 1], fp_hex[24], crc_hex[16];
+    model_name_of(m, name, sizeof name);
+    snprintf(fp_hex, sizeof fp_hex, "%016llx", (unsigned long long)m->fingerprint);
+    snprintf(crc_hex, sizeof crc_hex, "%08x", crc);
+    json_t *hdr = json_object(), *meta = json_object();
+    if (!hdr || !meta) {
+        json_decref(hdr), json_decref(meta);
+        return NULL;
+    }
+    int bad = json_object_set_new(hdr, "__metadata__", meta);
+    bad = bad || json_object_set_new(meta, "format", json_string("ievo-model"));
+    bad = bad || meta_int(meta, "format_version", MODEL_FORMAT_VERSION);
+    /* name and model_id are [A-Za-z0-9._-] (model_name_check), the rest is ours: plain strings */
+    bad = bad || json_object_set_new(meta, "name", json_string(name)) ||
+          json_object_set_new(meta, "model_id", json_string(m->model_id));
+    bad = bad || json_object_set_new(meta, "fingerprint", json_string(fp_hex)) ||
+          json_object_set_new(meta, "crc32c", json_string(crc_hex));
+    bad = bad || json_object_set_new(meta, "cell", json_string(c->cell == MODEL_CELL_LSTM ? "lstm" : "gru"));
+    bad = bad || meta_int(meta, "item_dim", c->item_dim) || meta_int(meta, "action_dim", c->action_dim) ||
+          meta_int(meta, "hidden", c->hidden) || meta_int(meta, "attn_dim", c->attn_dim) ||
+          meta_int(meta, "out_dim", c->out_dim) || meta_int(meta, "window", c->window) ||
+          meta_int(meta, "n_items", c->n_items) || meta_int(meta, "n_actions", c->n_actions);
+    if (c->text_dim > 0) bad = bad || meta_int(meta, "text_dim", c->text_dim); /* absent: 0, the file of old */
+    /* meta_json passed jansson's parser in model_set_meta, so it is valid UTF-8 */
+    if (m->meta_json) bad = bad || json_object_set_new(meta, "meta", json_string(m->meta_json));
+    size_t off = 0;
+    for (int t = 0; t < N_FILE_TENSORS && !bad; t++) {
+        size_t bytes;
+        const char *tname;
+        json_t *shape;
+        if (t < MODEL_N_ALL_TENSORS) {
+            const model_tensor *x = &m->t[t];
+            if (t >= MODEL_N_TENSORS && x->numel == 0) continue; /* a head the model lacks */
+            bytes = x->numel * sizeof(float);
+            tname = x->name;
+            shape = x->ndim == 2 ? json_pack("[i,i]", x->shape[0], x->shape[1]) : json_pack("[i]", x->shape[0]);
+        } else {
+            bytes = vlen[t - MODEL_N_ALL_TENSORS];
+            tname = vocab_names[t - MODEL_N_ALL_TENSORS];
+            shape = json_pack("[I]", (json_int_t)bytes);
+        }
+        json_t *e = json_pack("{s:s, s:o, s:[I,I]}", "dtype", t < MODEL_N_ALL_TENSORS ? "F32" : "U8", "shape", shape,
+                              "data_offsets", (json_int_t)off, (json_int_t)(off + bytes));
+        bad = json_object_set_new(hdr, tname, e);
+        off += bytes;
+    }
+    if (bad) {
+        json_decref(hdr);
+        return NULL;
+    }
+    return hdr;
 }
 
 int model_save(const model *m, const char *path, char *err, size_t errlen) {
-    const model_config *c = &m->cfg;
     size_t vlen[2];
     const char *vdata[2] = {vocab_joined(m->items, &vlen[0]), vocab_joined(m->actions, &vlen[1])};
     uint32_t crc = crc32c(0, m->params, m->n_params * sizeof(float));
     crc = crc32c(crc, vdata[0], vlen[0]);
     crc = crc32c(crc, vdata[1], vlen[1]);
 
-    json_buf b = {0};
-    char name[MODEL_NAME_MAX + 1], hex[24];
-    model_name_of(m, name, sizeof name);
-    const char *head = "{\"__metadata__\":{\"format\":\"ievo-model\"";
-    int bad = json_buf_append(&b, head, strlen(head));
-    bad = bad || meta_int(&b, "format_version", MODEL_FORMAT_VERSION);
-    bad = bad || meta_kv(&b, "name", name) || meta_kv(&b, "model_id", m->model_id);
-    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)m->fingerprint);
-    bad = bad || meta_kv(&b, "fingerprint", hex);
-    snprintf(hex, sizeof hex, "%08x", crc);
-    bad = bad || meta_kv(&b, "crc32c", hex);
-    bad = bad || meta_kv(&b, "cell", c->cell == MODEL_CELL_LSTM ? "lstm" : "gru");
-    bad = bad || meta_int(&b, "item_dim", c->item_dim) || meta_int(&b, "action_dim", c->action_dim) ||
-          meta_int(&b, "hidden", c->hidden) || meta_int(&b, "attn_dim", c->attn_dim) ||
-          meta_int(&b, "out_dim", c->out_dim) || meta_int(&b, "window", c->window) ||
-          meta_int(&b, "n_items", c->n_items) || meta_int(&b, "n_actions", c->n_actions);
-    if (c->text_dim > 0) bad = bad || meta_int(&b, "text_dim", c->text_dim); /* absent: 0, the file of old */
-    if (m->meta_json) bad = bad || meta_kv(&b, "meta", m->meta_json);
-    bad = bad || json_buf_append(&b, "}", 1);
-    size_t off = 0;
-    for (int t = 0; t < N_FILE_TENSORS; t++) {
-        size_t bytes;
-        if (t < MODEL_N_ALL_TENSORS) {
-            const model_tensor *x = &m->t[t];
-            if (t >= MODEL_N_TENSORS && x->numel == 0) continue; /* a head the model lacks */
-            bytes = x->numel * sizeof(float);
-            bad = bad || json_buf_printf(&b, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%d", x->name, x->shape[0]);
-            if (x->ndim == 2) bad = bad || json_buf_printf(&b, ",%d", x->shape[1]);
-        } else {
-            bytes = vlen[t - MODEL_N_ALL_TENSORS];
-            bad = bad || json_buf_printf(&b, ",\"%s\":{\"dtype\":\"U8\",\"shape\":[%zu", vocab_names[t - MODEL_N_ALL_TENSORS], bytes);
-        }
-        bad = bad || json_buf_printf(&b, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes);
-        off += bytes;
-    }
-    bad = bad || json_buf_append(&b, "}", 1);
-    while (!bad && (8 + b.len) % 8 != 0) bad = json_buf_append(&b, " ", 1);
-    if (bad) {
-        json_buf_free(&b);
-        return model_errf(err, errlen, "model save: out of memory");
-    }
+    json_t *hdr = header_json(m, vlen, crc);
+    char *text = hdr ? json_dumps(hdr, IEVO_JSON_DUMP) : NULL;
+    json_decref(hdr);
+    if (!text) return model_errf(err, errlen, "model save: out of memory");
+    /* spaces after the JSON so the data section starts 8-byte aligned */
+    size_t tlen = strlen(text), pad = (8 - (8 + tlen) % 8) % 8;
 
     /* Write next to the target and rename, so a crash never leaves a half-written model. */
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);
     if (!tmp) {
-        json_buf_free(&b);
+        free(text);
         return model_errf(err, errlen, "model save: out of memory");
     }
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
@@ -110,8 +128,8 @@ int model_save(const model *m, const char *path, char *err, size_t errlen) {
         model_errf(err, errlen, "model save: cannot create %s: %s", tmp, strerror(errno));
         goto done;
     }
-    uint64_t hlen = b.len;
-    int ok = fwrite(&hlen, 8, 1, f) == 1 && fwrite(b.data, 1, b.len, f) == b.len &&
+    uint64_t hlen = tlen + pad;
+    int ok = fwrite(&hlen, 8, 1, f) == 1 && fwrite(text, 1, tlen, f) == tlen && fwrite("       ", 1, pad, f) == pad &&
              fwrite(m->params, sizeof(float), m->n_params, f) == m->n_params &&
              fwrite(vdata[0], 1, vlen[0], f) == vlen[0] && fwrite(vdata[1], 1, vlen[1], f) == vlen[1];
     ok = (fflush(f) == 0) && ok;
@@ -131,7 +149,7 @@ int model_save(const model *m, const char *path, char *err, size_t errlen) {
     rc = 0;
 done:
     free(tmp);
-    json_buf_free(&b);
+    free(text);
     return rc;
 }
 
@@ -187,29 +205,26 @@ static int cmp_begin(const void *a, const void *b) {
     return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
 }
 
-/* Parses "[a,b]" of non-negative integers (exactly n of them) into v. */
-static int int_array(const json_value *a, int n, uint64_t *v) {
-    if (!a || a->type != JSON_ARRAY || (int)a->len != n) return -1;
-    for (int i = 0; i < n; i++) {
-        const json_value *x = a->items[i];
-        if (x->type != JSON_NUMBER || !x->is_integer || x->integer < 0) return -1;
-        v[i] = (uint64_t)x->integer;
+/* Reads an array of exactly n non-negative integers into v. */
+static int int_array(const json_t *a, size_t n, uint64_t *v) {
+    if (!json_is_array(a) || json_array_size(a) != n) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *x = json_array_get(a, i);
+        if (!json_is_integer(x) || json_integer_value(x) < 0) return -1;
+        v[i] = (uint64_t)json_integer_value(x);
     }
     return 0;
 }
 
-static const char *meta_str(const json_value *meta, const char *key) {
-    const char *s;
-    size_t len;
-    if (json_get_string(meta, key, &s, &len) || strlen(s) != len) return NULL;
-    return s;
-}
+/* A metadata value (every one is a string: checked first), or NULL when absent. The parser
+ * runs without JSON_ALLOW_NUL, so a value never hides a NUL byte. */
+static const char *meta_str(const json_t *meta, const char *key) { return json_string_value(json_object_get(meta, key)); }
 
 int model_load(model **out, const char *path, char *err, size_t errlen) {
     *out = NULL;
     unsigned char *buf = NULL;
     size_t flen = 0;
-    json_value *hdr = NULL;
+    json_t *hdr = NULL;
     model *m = NULL;
     if (read_file(path, &buf, &flen, err, errlen)) return -1;
 #define FAIL(...)                                                              \
@@ -231,16 +246,19 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
     if (buf[8] != '{') FAIL("bad magic: the header does not start with '{' (not a safetensors file)");
     const unsigned char *data = buf + 8 + hlen;
     uint64_t dlen = flen - 8 - hlen;
-    char jerr[160];
-    hdr = json_parse((const char *)buf + 8, (size_t)hlen, jerr, sizeof jerr);
-    if (!hdr) FAIL("header is not valid JSON: %s", jerr);
-    if (hdr->type != JSON_OBJECT) FAIL("header is not a JSON object");
+    json_error_t jerr;
+    /* Duplicate keys are an error here, so a tensor cannot appear twice in the header. */
+    hdr = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
+    if (!hdr) FAIL("header is not valid JSON: %s at byte %d", jerr.text, jerr.position);
+    if (!json_is_object(hdr)) FAIL("header is not a JSON object");
 
     /* 2. Metadata and config. */
-    const json_value *meta = json_get(hdr, "__metadata__");
-    if (!meta || meta->type != JSON_OBJECT) FAIL("no \"__metadata__\" object: not an ievo model");
-    for (size_t i = 0; i < meta->len; i++)
-        if (meta->items[i]->type != JSON_STRING) FAIL("__metadata__ value \"%s\" is not a string", meta->keys[i]);
+    json_t *meta = json_object_get(hdr, "__metadata__");
+    if (!json_is_object(meta)) FAIL("no \"__metadata__\" object: not an ievo model");
+    const char *key;
+    json_t *v;
+    json_object_foreach(meta, key, v)
+        if (!json_is_string(v)) FAIL("__metadata__ value \"%s\" is not a string", key);
     const char *fmt = meta_str(meta, "format"), *ver = meta_str(meta, "format_version");
     if (!fmt || strcmp(fmt, "ievo-model") != 0) FAIL("bad format \"%s\", expected \"ievo-model\"", fmt ? fmt : "(missing)");
     char want_ver[16];
@@ -275,9 +293,9 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
     /* The optional heads: a head is present when any of its tensors is named in the header (the
      * checks below then require all of its tensors). */
     int heads = 0;
-    for (size_t i = 0; i < hdr->len; i++)
+    json_object_foreach(hdr, key, v)
         for (int t = MODEL_N_TENSORS; t < MODEL_N_ALL_TENSORS; t++)
-            if (strcmp(hdr->keys[i], model_head_tensor_names[t - MODEL_N_TENSORS]) == 0) heads |= model_head_of_tensor(t);
+            if (strcmp(key, model_head_tensor_names[t - MODEL_N_TENSORS]) == 0) heads |= model_head_of_tensor(t);
     if (heads && model_alloc_heads(m, heads, err, errlen)) goto fail;
 
     /* 3. The tensor table: names, dtypes, shapes. */
@@ -298,27 +316,22 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
         }
         n_present += !ft[t].absent;
     }
-    for (size_t i = 0; i < hdr->len; i++) {
-        const char *key = hdr->keys[i];
-        const json_value *v = hdr->items[i];
+    json_object_foreach(hdr, key, v) {
         if (strcmp(key, "__metadata__") == 0) continue;
         file_tensor *x = NULL;
         for (int t = 0; t < N_FILE_TENSORS; t++)
             if (strcmp(key, ft[t].name) == 0) x = &ft[t];
         if (!x) FAIL("unexpected tensor \"%s\"", key);
-        if (x->found) FAIL("tensor \"%s\" appears twice in the header", key);
         x->found = 1;
-        if (v->type != JSON_OBJECT) FAIL("tensor \"%s\": entry is not an object", key);
-        const char *dtype;
-        size_t dl;
-        if (json_get_string(v, "dtype", &dtype, &dl)) FAIL("tensor \"%s\": no dtype", key);
+        if (!json_is_object(v)) FAIL("tensor \"%s\": entry is not an object", key);
+        const char *dtype = json_string_value(json_object_get(v, "dtype"));
+        if (!dtype) FAIL("tensor \"%s\": no dtype", key);
         int dsz = dtype_size(dtype);
         if (!dsz) FAIL("tensor \"%s\": unknown dtype \"%s\"", key, dtype);
         if (strcmp(dtype, x->is_u8 ? "U8" : "F32") != 0)
             FAIL("tensor \"%s\": dtype %s, ievo stores it as %s", key, dtype, x->is_u8 ? "U8" : "F32");
-        const json_value *shape = json_get(v, "shape");
         uint64_t sh[2] = {0, 0}, off[2];
-        if (!shape || shape->type != JSON_ARRAY || (int)shape->len != x->ndim || int_array(shape, x->ndim, sh)) {
+        if (int_array(json_object_get(v, "shape"), (size_t)x->ndim, sh)) {
             if (x->ndim == 2)
                 FAIL("tensor \"%s\": shape is not [%d,%d] as the config requires", key, x->shape[0], x->shape[1]);
             FAIL("tensor \"%s\": shape must be a 1-element array of a non-negative integer%s", key,
@@ -332,7 +345,7 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
                      (unsigned long long)sh[1], x->shape[0], x->shape[1]);
             FAIL("tensor \"%s\": shape [%llu] does not match the config's [%d]", key, (unsigned long long)sh[0], x->shape[0]);
         }
-        if (int_array(json_get(v, "data_offsets"), 2, off)) FAIL("tensor \"%s\": data_offsets is not [begin,end]", key);
+        if (int_array(json_object_get(v, "data_offsets"), 2, off)) FAIL("tensor \"%s\": data_offsets is not [begin,end]", key);
         uint64_t bytes = (x->is_u8 ? sh[0] : (uint64_t)sh[0] * (x->ndim == 2 ? sh[1] : 1)) * (uint64_t)dsz;
         if (off[0] > off[1] || off[1] > dlen)
             FAIL("tensor \"%s\": data_offsets [%llu,%llu] out of range (data section is %llu bytes; truncated file?)", key,
@@ -403,12 +416,12 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
         FAIL("identity mismatch: content hashes to %s (fingerprint %s), the header says %s (fingerprint %s)",
              m->model_id, fp_now, model_id, fp_hex);
 #undef FAIL
-    json_free(hdr);
+    json_decref(hdr);
     free(buf);
     *out = m;
     return 0;
 fail:
-    json_free(hdr);
+    json_decref(hdr);
     free(buf);
     model_free(m);
     return -1;

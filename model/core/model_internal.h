@@ -103,9 +103,6 @@ void model_state_write_slot(const model *m, void *state, int slot, const model_s
 /* The stored previous u as fp16 <-> floats (D). */
 void model_state_read_u(const model *m, const void *state, float *u);
 void model_state_write_u(const model *m, void *state, const float *u);
-/* model_state_check plus the counters in range (events >= 0, 0 <= wlen <= min(events, W),
- * 0 <= head < W). model_step checks the window slots it reads itself. */
-int model_state_validate(const model *m, const void *state, char *err, size_t errlen);
 
 /* The event features f (F = 3), from the event and the state's counters (see model.h). */
 void model_event_features(const model_event *ev, int64_t events, int64_t last_ts, float f[MODEL_FEATURES]);

@@ -8,6 +8,7 @@
  */
 #include <math.h>
 
+#include "hash.h"
 #include "model_internal.h"
 
 static uint32_t rd_u32(const void *p, size_t off) { uint32_t v; memcpy(&v, (const char *)p + off, 4); return v; }
@@ -59,11 +60,7 @@ float model_f32_from_f16(uint16_t h) {
 /* ---- the item key ------------------------------------------------------------------------- */
 
 uint64_t model_item_key(const char *id, size_t len) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)id[i];
-        h *= 0x100000001b3ull;
-    }
+    uint64_t h = hash_stable(HASH_FNV_BASIS, id, len); /* states store it: the same everywhere */
     return h ? h : 1;
 }
 
@@ -200,7 +197,7 @@ int model_state_validate(const model *m, const void *state, char *err, size_t er
     model_state_hdr h;
     model_state_read_hdr(state, &h);
     int W = m->cfg.window;
-    if (h.events < 0 || h.wlen > W || (int64_t)h.wlen > h.events || h.head >= W)
+    if (h.events < 0 || h.wlen < 0 || h.wlen > W || (int64_t)h.wlen > h.events || h.head < 0 || h.head >= W)
         return model_errf(err, errlen, "state: corrupt counters (events %lld, window length %d, head %d, W %d)",
                           (long long)h.events, h.wlen, h.head, W);
     return 0;

@@ -3,11 +3,12 @@
  * Row 0 is "<oov>", the shared out-of-vocabulary row. The ids live twice: NUL-terminated in
  * `arena` (for index -> id) and joined by '\n' in `joined` (the U8 tensor of the model file).
  * The map is open addressing with linear probing over a power-of-two table at most half full,
- * keyed by FNV-1a; lookups run once per event in the worker, so they compare the length first
+ * keyed by hash_keyed; lookups run once per event in the worker, so they compare the length first
  * and touch one string in the common case.
  */
 #include <stdlib.h>
 
+#include "hash.h"
 #include "model_internal.h"
 
 struct model_vocab {
@@ -22,11 +23,9 @@ struct model_vocab {
     uint32_t mask;
 };
 
-static uint32_t fnv1a(const char *s, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
+/* hash_keyed: the ids come from outside (the training data, the items topic). Only the low 32
+ * bits are kept: the table holds at most MODEL_VOCAB_MAX rows. */
+static uint32_t vocab_hash(const char *s, size_t n) { return (uint32_t)hash_keyed(0, s, n); }
 
 void vocab_free(model_vocab *v) {
     if (!v) return;
@@ -53,7 +52,7 @@ const char *vocab_joined(const model_vocab *v, size_t *len) {
 
 int vocab_find(const model_vocab *v, const char *id, size_t len) {
     if (!v || (len > 0 && !id)) return -1;
-    uint32_t h = fnv1a(id, len);
+    uint32_t h = vocab_hash(id, len);
     for (uint32_t s = h & v->mask;; s = (s + 1) & v->mask) {
         int32_t r = v->table[s];
         if (r < 0) return -1;
@@ -99,7 +98,7 @@ static int build(model_vocab **out, const char *const *ids, const size_t *lens, 
         v->joined[pos + lens[i]] = '\n';
         v->off[i] = pos;
         v->len[i] = (uint32_t)lens[i];
-        v->hash[i] = fnv1a(ids[i], lens[i]);
+        v->hash[i] = vocab_hash(ids[i], lens[i]);
         pos += lens[i] + 1;
         int dup = vocab_find(v, ids[i], lens[i]);
         if (dup >= 0) {

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include <jansson.h>
 #include "use_nfkc.h"
 
 #define SEP 0x2581u /* "▁" */
@@ -84,38 +84,39 @@ void use_tokenizer_free(use_tokenizer *t) {
 
 int use_tokenizer_new(use_tokenizer **out, const char *json, size_t len, char *err, size_t errlen) {
     *out = NULL;
-    char jerr[160] = "";
+    json_error_t jerr;
     uint32_t *cps = NULL;
-    json_value *v = json_parse(json, len, jerr, sizeof jerr);
-    if (!v) return model_errf(err, errlen, "vocabulary: %s", jerr);
+    /* JSON_ALLOW_NUL: a piece with "\u0000" is reported below as what it is */
+    json_t *v = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (!v) return model_errf(err, errlen, "vocabulary: json: %s at byte %d", jerr.text, jerr.position);
     use_tokenizer *t = calloc(1, sizeof *t);
     if (!t) goto oom;
-    if (v->type != JSON_ARRAY || v->len <= USE_RESERVED_IDS || v->len > (1 << 24)) {
+    if (!json_is_array(v) || json_array_size(v) <= USE_RESERVED_IDS || json_array_size(v) > (1 << 24)) {
         model_errf(err, errlen, "vocabulary: expected a JSON array of more than %d [piece, score] pairs", USE_RESERVED_IDS);
         goto fail;
     }
-    int n = (int)v->len;
+    int n = (int)json_array_size(v);
     size_t total_cps = 0;
     t->pieces = calloc((size_t)n, sizeof *t->pieces);
     t->utf16_len = calloc((size_t)n, sizeof *t->utf16_len);
     if (!t->pieces || !t->utf16_len) goto oom;
     t->n_pieces = n;
     for (int i = 0; i < n; i++) {
-        const json_value *e = v->items[i];
-        if (e->type != JSON_ARRAY || e->len != 2 || e->items[0]->type != JSON_STRING ||
-            (e->items[1]->type != JSON_NUMBER && e->items[1]->type != JSON_NULL)) {
+        const json_t *e = json_array_get(v, i), *s = json_array_get(e, 0), *sc = json_array_get(e, 1);
+        if (json_array_size(e) != 2 || !json_is_string(s) || !(json_is_number(sc) || json_is_null(sc))) {
             model_errf(err, errlen, "vocabulary: entry %d is not a [string, number|null] pair", i);
             goto fail;
         }
-        const json_value *s = e->items[0];
-        if (memchr(s->str, 0, s->len)) {
+        const char *str = json_string_value(s);
+        size_t slen = json_string_length(s);
+        if (memchr(str, 0, slen)) {
             model_errf(err, errlen, "vocabulary: piece %d contains a NUL character", i);
             goto fail;
         }
-        if (!(t->pieces[i] = strdup(s->str))) goto oom;
+        if (!(t->pieces[i] = strdup(str))) goto oom;
         free(cps);
-        if (!(cps = malloc((s->len + 1) * sizeof *cps))) goto oom;
-        size_t m = use_utf8_decode(cps, s->str, s->len);
+        if (!(cps = malloc((slen + 1) * sizeof *cps))) goto oom;
+        size_t m = use_utf8_decode(cps, str, slen);
         int u16 = 0;
         for (size_t k = 0; k < m; k++) u16 += cps[k] > 0xFFFF ? 2 : 1;
         t->utf16_len[i] = u16;
@@ -133,10 +134,10 @@ int use_tokenizer_new(use_tokenizer **out, const char *json, size_t len, char *e
     t->nodes[0] = (trie_node){-1, 0};
     t->n_nodes = 1;
     for (int i = USE_RESERVED_IDS; i < n; i++) {
-        const json_value *s = v->items[i]->items[0], *sc = v->items[i]->items[1];
+        const json_t *e = json_array_get(v, i), *s = json_array_get(e, 0), *sc = json_array_get(e, 1);
         free(cps);
-        if (!(cps = malloc((s->len + 1) * sizeof *cps))) goto oom;
-        size_t m = use_utf8_decode(cps, s->str, s->len);
+        if (!(cps = malloc((json_string_length(s) + 1) * sizeof *cps))) goto oom;
+        size_t m = use_utf8_decode(cps, json_string_value(s), json_string_length(s));
         if (m == 0) continue; /* the reference's insert does nothing for "" */
         int node = 0;
         for (size_t k = 0; k < m; k++) {
@@ -149,17 +150,17 @@ int use_tokenizer_new(use_tokenizer **out, const char *json, size_t len, char *e
             node = c;
         }
         t->nodes[node].id = i; /* a repeated piece: the last one wins, as in the reference */
-        t->nodes[node].score = sc->type == JSON_NULL ? 0.0 : sc->number;
+        t->nodes[node].score = json_is_null(sc) ? 0.0 : json_number_value(sc);
     }
     free(cps);
-    json_free(v);
+    json_decref(v);
     *out = t;
     return 0;
 oom:
     model_errf(err, errlen, "vocabulary: out of memory");
 fail:
     free(cps);
-    json_free(v);
+    json_decref(v);
     use_tokenizer_free(t);
     return -1;
 }

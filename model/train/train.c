@@ -10,12 +10,13 @@
  * carried state stays in place. Row counts are padded to a multiple of 8 and the last chunk's
  * step count too, so only a few primitive shapes ever exist.
  */
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
-#include <time.h>
 
-#include "json.h"
+#include "clock.h"
+#include "json_text.h"
 #include "model_init.h"
 #include "train_internal.h"
 
@@ -44,6 +45,32 @@ void train_config_default(train_config *c) {
     c->backend = MODEL_BACKEND_DNNL;
 }
 
+/* The numeric settings, by name: what train_config_set parses and train_config_json writes. */
+typedef struct {
+    const char *k;
+    size_t off;
+} train_key;
+static const train_key train_ints[] = {
+    {"epochs", offsetof(train_config, epochs)}, {"patience", offsetof(train_config, patience)},
+    {"batch_users", offsetof(train_config, batch_users)}, {"bptt", offsetof(train_config, bptt)},
+    {"negatives", offsetof(train_config, negatives)}, {"tie", offsetof(train_config, tie)},
+    {"init_bias", offsetof(train_config, init_bias)},
+    {"plateau", offsetof(train_config, plateau)}, {"value_refit", offsetof(train_config, value_refit)}, {"mask_seen", offsetof(train_config, mask_seen)},
+    {"text_only", offsetof(train_config, text_only)}, {"zero_oov", offsetof(train_config, zero_oov)},
+    {"untie_text", offsetof(train_config, untie_text)},
+};
+static const train_key train_dbls[] = {
+    {"lr", offsetof(train_config, lr)}, {"weight_decay", offsetof(train_config, weight_decay)},
+    {"beta1", offsetof(train_config, beta1)}, {"beta2", offsetof(train_config, beta2)},
+    {"eps", offsetof(train_config, eps)}, {"clip", offsetof(train_config, clip)},
+    {"dropout", offsetof(train_config, dropout)}, {"value_weight", offsetof(train_config, value_weight)},
+    {"ema", offsetof(train_config, ema)}, {"lr_decay", offsetof(train_config, lr_decay)},
+    {"cold_dropout", offsetof(train_config, cold_dropout)},
+    {"value_lr", offsetof(train_config, value_lr)}, {"value_wd", offsetof(train_config, value_wd)},
+};
+#define TRAIN_N_INTS (sizeof train_ints / sizeof train_ints[0])
+#define TRAIN_N_DBLS (sizeof train_dbls / sizeof train_dbls[0])
+
 int train_config_set(train_config *c, const char *key, const char *value, char *err, size_t errlen) {
     char *end;
     if (!strcmp(key, "loss")) {
@@ -58,43 +85,27 @@ int train_config_set(train_config *c, const char *key, const char *value, char *
         else return model_errf(err, errlen, "train: backend must be dnnl or scalar, got \"%s\"", value);
         return 0;
     }
-    static const struct { const char *k; size_t off; } ints[] = {
-        {"epochs", offsetof(train_config, epochs)}, {"patience", offsetof(train_config, patience)},
-        {"batch_users", offsetof(train_config, batch_users)}, {"bptt", offsetof(train_config, bptt)},
-        {"negatives", offsetof(train_config, negatives)}, {"tie", offsetof(train_config, tie)},
-        {"init_bias", offsetof(train_config, init_bias)},
-        {"plateau", offsetof(train_config, plateau)}, {"value_refit", offsetof(train_config, value_refit)}, {"mask_seen", offsetof(train_config, mask_seen)},
-        {"text_only", offsetof(train_config, text_only)}, {"zero_oov", offsetof(train_config, zero_oov)},
-        {"untie_text", offsetof(train_config, untie_text)},
-    };
-    static const struct { const char *k; size_t off; } dbls[] = {
-        {"lr", offsetof(train_config, lr)}, {"weight_decay", offsetof(train_config, weight_decay)},
-        {"beta1", offsetof(train_config, beta1)}, {"beta2", offsetof(train_config, beta2)},
-        {"eps", offsetof(train_config, eps)}, {"clip", offsetof(train_config, clip)},
-        {"dropout", offsetof(train_config, dropout)}, {"value_weight", offsetof(train_config, value_weight)},
-        {"ema", offsetof(train_config, ema)}, {"lr_decay", offsetof(train_config, lr_decay)},
-        {"cold_dropout", offsetof(train_config, cold_dropout)},
-        {"value_lr", offsetof(train_config, value_lr)}, {"value_wd", offsetof(train_config, value_wd)},
-    };
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        if (!strcmp(key, ints[i].k)) {
+    for (size_t i = 0; i < TRAIN_N_INTS; i++)
+        if (!strcmp(key, train_ints[i].k)) {
             long v = strtol(value, &end, 10);
             if (!*value || *end || v < INT32_MIN || v > INT32_MAX)
                 return model_errf(err, errlen, "train: %s must be an integer, got \"%s\"", key, value);
-            *(int *)((char *)c + ints[i].off) = (int)v;
+            *(int *)((char *)c + train_ints[i].off) = (int)v;
             return 0;
         }
-    for (size_t i = 0; i < sizeof dbls / sizeof dbls[0]; i++)
-        if (!strcmp(key, dbls[i].k)) {
+    for (size_t i = 0; i < TRAIN_N_DBLS; i++)
+        if (!strcmp(key, train_dbls[i].k)) {
             double v = strtod(value, &end);
             if (!*value || *end || !isfinite(v))
                 return model_errf(err, errlen, "train: %s must be a number, got \"%s\"", key, value);
-            *(double *)((char *)c + dbls[i].off) = v;
+            *(double *)((char *)c + train_dbls[i].off) = v;
             return 0;
         }
     if (!strcmp(key, "seed")) {
+        errno = 0;
         unsigned long long v = strtoull(value, &end, 10);
-        if (!*value || *end || *value == '-') return model_errf(err, errlen, "train: seed must be a non-negative integer");
+        if (!*value || *end || *value == '-' || errno)
+            return model_errf(err, errlen, "train: seed must be a non-negative integer, got \"%s\"", value);
         c->seed = v;
         return 0;
     }
@@ -123,26 +134,25 @@ int train_config_check(const train_config *c, char *err, size_t errlen) {
     if (!(c->cold_dropout >= 0 && c->cold_dropout < 1)) return model_errf(err, errlen, "train: 0 <= cold_dropout < 1");
     if (c->plateau < 0 || !(c->lr_decay > 0 && c->lr_decay <= 1) || !(c->value_lr > 0) || c->value_wd < 0 || c->value_refit < 0)
         return model_errf(err, errlen, "train: plateau >= 0, 0 < lr_decay <= 1");
+    /* The model's metadata carries the seed as a JSON integer, which jansson holds signed. */
+    if (c->seed > INT64_MAX)
+        return model_errf(err, errlen, "train: seed %llu is above %lld", (unsigned long long)c->seed, (long long)INT64_MAX);
     return 0;
 }
 
 char *train_config_json(const train_config *c) {
-    json_buf b = {0};
-    json_buf_printf(&b,
-                    "{\"epochs\":%d,\"patience\":%d,\"batch_users\":%d,\"bptt\":%d,\"lr\":%.9g,\"plateau\":%d,"
-                    "\"lr_decay\":%.9g,\"weight_decay\":%.9g,"
-                    "\"beta1\":%.9g,\"beta2\":%.9g,\"eps\":%.9g,\"clip\":%.9g,\"dropout\":%.9g,\"value_weight\":%.9g,\"value_lr\":%.9g,\"value_wd\":%.9g,\"value_refit\":%d,"
-                    "\"loss\":\"%s\",\"negatives\":%d,\"tie\":%d,\"ema\":%.9g,\"init_bias\":%d,\"mask_seen\":%d,\"text_only\":%d,\"zero_oov\":%d,\"untie_text\":%d,\"cold_dropout\":%.9g,\"seed\":%llu,\"backend\":\"%s\"}",
-                    c->epochs, c->patience, c->batch_users, c->bptt, c->lr, c->plateau, c->lr_decay, c->weight_decay,
-                    c->beta1, c->beta2, c->eps,
-                    c->clip, c->dropout, c->value_weight, c->value_lr, c->value_wd, c->value_refit, c->loss == TRAIN_LOSS_FULL ? "full" : "sampled",
-                    c->negatives, c->tie, c->ema, c->init_bias, c->mask_seen, c->text_only, c->zero_oov, c->untie_text, c->cold_dropout, (unsigned long long)c->seed,
-                    c->backend == MODEL_BACKEND_DNNL ? "dnnl" : "scalar");
-    if (b.failed) {
-        json_buf_free(&b);
-        return NULL;
-    }
-    return b.data;
+    json_t *o = json_object();
+    int bad = !o;
+    for (size_t i = 0; i < TRAIN_N_INTS && !bad; i++)
+        bad = json_object_set_new(o, train_ints[i].k, json_integer(*(const int *)((const char *)c + train_ints[i].off)));
+    for (size_t i = 0; i < TRAIN_N_DBLS && !bad; i++)
+        bad = json_object_set_new(o, train_dbls[i].k, json_real_or_null(*(const double *)((const char *)c + train_dbls[i].off)));
+    bad = bad || json_object_set_new(o, "loss", json_string(c->loss == TRAIN_LOSS_FULL ? "full" : "sampled")) ||
+          json_object_set_new(o, "seed", json_integer((json_int_t)c->seed)) ||
+          json_object_set_new(o, "backend", json_string(c->backend == MODEL_BACKEND_DNNL ? "dnnl" : "scalar"));
+    char *text = bad ? NULL : json_dumps(o, IEVO_JSON_DUMP);
+    json_decref(o);
+    return text;
 }
 
 int train_data_group(train_data *d, int n_users, size_t n, const int32_t *user, const model_event *ev, int64_t *perm,
@@ -178,12 +188,6 @@ void train_data_free(train_data *d) {
     free((void *)d->start);
     free((void *)d->ev);
     memset(d, 0, sizeof *d);
-}
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 /* ---- the loop ----------------------------------------------------------------------------- */
@@ -439,7 +443,7 @@ int train_fit(model *m, const train_data *d, const train_config *c, train_progre
         return model_errf(err, errlen, "train: tied embeddings need item_dim == out_dim (%d vs %d)", m->cfg.item_dim,
                           m->cfg.out_dim);
     if (c->text_only && m->cfg.text_dim <= 0) return model_errf(err, errlen, "train: text_only needs a text model");
-    const double t_start = now_s();
+    const double t_start = clock_mono_s();
     const int nu = d->n_users, B = c->batch_users;
     int rc = -1, ntrain = 0;
     float *feat = train_features(d), *grad = calloc(m->n_params, sizeof *grad);
@@ -490,7 +494,7 @@ int train_fit(model *m, const train_data *d, const train_config *c, train_progre
     double best_ndcg = -1, train_time = 0;
     int since_best = 0;
     for (int epoch = 1; epoch <= c->epochs; epoch++) {
-        const double t0 = now_s();
+        const double t0 = clock_mono_s();
         /* the epoch's batches: shuffle, pools of 8 batches sorted by length, batch order shuffled */
         shuffle(order, ntrain, &rng);
         int nb = 0;
@@ -512,7 +516,7 @@ int train_fit(model *m, const train_data *d, const train_config *c, train_progre
             for (int k = 0; k < bn; k++) blen[k] = tlen[order[b0 + k]];
             if (run_batch(s, order + b0, blen, bn, c->bptt, 1, c->dropout, &br, err, errlen)) goto done;
         }
-        const double t1 = now_s();
+        const double t1 = clock_mono_s();
         train_time += t1 - t0;
         rank_metrics val;
         if (ema) { /* validate (and keep) the averaged weights */
@@ -522,7 +526,7 @@ int train_fit(model *m, const train_data *d, const train_config *c, train_progre
         int erc = train_evaluate(m, d, 2, c->backend, &val, err, errlen);
         if (ema) memcpy(m->params, live, m->n_params * sizeof(float));
         if (erc) goto done;
-        const double t2 = now_s();
+        const double t2 = clock_mono_s();
         int improved = val.ndcg10 > best_ndcg;
         if (improved) {
             best_ndcg = val.ndcg10;
@@ -573,7 +577,7 @@ int train_fit(model *m, const train_data *d, const train_config *c, train_progre
         model_name_of(m, name, sizeof name);
         if (model_finalize(m, name, err, errlen)) goto done; /* new parameters, new identity */
     }
-    res->total_s = now_s() - t_start;
+    res->total_s = clock_mono_s() - t_start;
     res->threads = omp_get_max_threads();
     res->events_per_s = train_time > 0 ? (double)positions * res->epochs_run / train_time : 0;
     rc = 0;

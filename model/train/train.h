@@ -106,7 +106,8 @@ void train_config_default(train_config *c);
 /* Sets one key from text (the names above). Returns 0, or -1 with err filled. */
 int train_config_set(train_config *c, const char *key, const char *value, char *err, size_t errlen);
 int train_config_check(const train_config *c, char *err, size_t errlen);
-/* The config as a JSON object (for the model file's metadata); caller frees. */
+/* The config as compact JSON text, an object with one key per setting train_config_set takes
+ * (for the model file's metadata); caller frees; NULL only when out of memory. */
 char *train_config_json(const train_config *c);
 
 typedef struct {

@@ -218,17 +218,29 @@ def check_exactly_once(outputs, ref, n_events, tol):
     """At-least-once outputs, exactly-once state: deduplicated on (source_partition,
     source_offset) there is one output per input event, every repeat carries the same result,
     per-user `events` run 1..n, and every vector equals the reference's. Returns (distinct,
-    repeats, worst |diff|)."""
+    repeats, worst |diff|).
+
+    A repeat is the same event applied again to the same state, usually in a batch of another
+    size. Its `events` count must be equal (an event applied twice to a state raises it) and its
+    vector equal within tol: oneDNN's kernels promise no bit-identical rows across batch shapes
+    (AVX-512's brgemm gives them, AVX2's gemm does not), so bits are not the criterion; a state
+    that missed or repeated an event differs by far more than tol."""
     from collections import defaultdict
-    by_pair, repeats = {}, 0
+    by_pair, repeats, worst_repeat = {}, 0, 0.0
     for o in outputs:
         k = (o["source_partition"], o["source_offset"])
         if k in by_pair:
             repeats += 1
-            assert by_pair[k]["events"] == o["events"] and max_abs_diff(by_pair[k]["vector"], o["vector"]) == 0.0, \
-                f"event {k} emitted twice with different results: applied twice to its state?"
+            d = max_abs_diff(by_pair[k]["vector"], o["vector"])
+            worst_repeat = max(worst_repeat, d)
+            assert by_pair[k]["events"] == o["events"] and d <= tol, \
+                f"event {k} emitted twice with different results (events {by_pair[k]['events']} and {o['events']}, " \
+                f"vectors differ by {d}): applied twice to its state?"
         else:
             by_pair[k] = o
+    if repeats:
+        print(f"[exactly-once] {repeats} repeated outputs, largest |diff| between repeats {worst_repeat:.3g}",
+              file=sys.stderr)
     if len(by_pair) != n_events:
         per_part = defaultdict(set)
         for p, o in by_pair:

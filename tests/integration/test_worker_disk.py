@@ -27,10 +27,11 @@ def main():
         ievo("produce", "-b", b.bootstrap, "-t", "user-actions", *data)
         bs = ["-b", b.bootstrap]
 
-        # 1. The disk fills up after ~400 kB of state writes (a checkpoint after every batch, so
-        #    the writes come early).
+        # 1. The disk fills up after ~400 kB of state writes (a checkpoint after every batch and
+        #    1 MiB memtables, so RocksDB writes files early: with the WAL off, at its first flush).
         env = dict(os.environ, LD_PRELOAD=SHIM, IEVO_FAULT_DIR=state, IEVO_FAULT_AFTER_BYTES="400000")
-        r = subprocess.run(worker + bs + ["-X", f"state.dir={state}", "-X", "commit.interval.ms=0"], env=env, stdout=subprocess.DEVNULL,
+        r = subprocess.run(worker + bs + ["-X", f"state.dir={state}", "-X", "commit.interval.ms=0",
+                                          "-X", "state.write.buffer.bytes=1048576"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, timeout=300)
         err = r.stderr.decode(errors="replace")
         assert r.returncode == 1, f"expected a clean failure (1), got {r.returncode}:\n{err[-3000:]}"

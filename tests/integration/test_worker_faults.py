@@ -117,10 +117,38 @@ def dead_letters_unwritable(wd, model):
         log("[faults] after the fault: the record is dead-lettered and all 60 valid events applied")
 
 
+def partition_cannot_start(wd, model):
+    """A partition whose changelog cannot be read at assignment: the worker must stop with exit
+    1 and a message naming the partition, and checkpoint nothing (no partition's offset moves,
+    though the others could have been started)."""
+    topics = ["user-actions:2", "state-changelog:2", "interest-vectors:2", "user-actions.dlq:1"]
+    with Broker(topics, brokers=1, workdir=wd.path, control=True) as b:
+        ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", "20:200")
+        errlog = wd("nostart.log")
+        proc = subprocess.Popen(worker_cmd(b, wd, model, "nostart", "--until-eof"), stdout=subprocess.DEVNULL,
+                                stderr=open(errlog, "w"))
+        deadline = time.time() + 60
+        while " -> " not in open(errlog).read():   # started: clients made, copartitioning checked
+            assert proc.poll() is None and time.time() < deadline, open(errlog).read()[-2000:]
+            time.sleep(0.05)
+        b.ctl("topic-error", "state-changelog", "UNKNOWN_TOPIC_OR_PART")   # before the first assignment (~3 s)
+        rc = proc.wait(timeout=120)
+        err = open(errlog).read()
+        assert rc == 1, f"a partition that cannot start must stop the worker with exit 1 ({rc}):\n{err[-2000:]}"
+        line = [l for l in err.splitlines() if "cannot be brought up to date" in l]
+        assert line, err[-2000:]
+        lines = subprocess.run([IEVO, "state", "offsets", "-d", wd("state-nostart")], stdout=subprocess.PIPE,
+                               check=True).stdout.decode().splitlines()
+        assert not lines, f"offsets were checkpointed past a partition that could not start: {lines}"
+        log("[faults] changelog unreadable at assignment -> exit 1, nothing checkpointed: " +
+            line[0][line[0].index("ERROR"):][:160])
+
+
 def main():
     wd = Workdir("faults")
     model = wd("model.safetensors")
     ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "6")
+    partition_cannot_start(wd, model)
     n = faults_while_flowing(wd, model)
     dead_letters_unwritable(wd, model)
     log(f"[faults] {n + 2} faults injected in all")

@@ -4,6 +4,7 @@
  * - InterestVector: random records (dims 0, 1, 64, 300; top_items absent, empty, present; unicode
  *   strings; extreme longs) hand-encoded are byte-for-byte avro-c's encoding and avro-c reads
  *   them back equal.
+ * - `ievo consume`'s JSON line of an InterestVector: every field, in order, escaped, NaN as null.
  * - Every malformed class yields its status and a one-line reason naming the problem, and the
  *   decoder never allocates (checked with mallinfo2 outside ASan builds).
  * - A small benchmark (ns per record, hand vs avro-c) is printed; it never fails the test.
@@ -17,10 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
-#include <time.h>
+
+#include <jansson.h>
 
 #include "avro_tools.h"
 #include "check.h"
+#include "clock.h"
 #include "codec.h"
 #include "schemas.h"
 
@@ -370,13 +373,74 @@ static void test_malformed(void) {
           wire_format_parse("json") == -1, "wire_format_parse");
 }
 
-/* ---- benchmark: figures only, never a failure ---------------------------------------------- */
+/* ---- `ievo consume`'s JSON lines ------------------------------------------------------------- */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+/* What avro_tools_iv_write_json writes for iv, parsed back (one line, one object). */
+static json_t *iv_json_line(const interest_vector *iv, int32_t partition, int64_t offset, char **text) {
+    size_t n = 0;
+    FILE *f = open_memstream(text, &n);
+    char err[256];
+    REQUIRE(f, "open_memstream");
+    CHECK(avro_tools_iv_write_json(iv, partition, offset, f, err, sizeof err) == 0, "%s", err);
+    fclose(f);
+    CHECK(n > 0 && (*text)[n - 1] == '\n' && !memchr(*text, '\n', n - 1), "not one line: %s", *text);
+    json_error_t jerr;
+    json_t *o = json_loads(*text, JSON_REJECT_DUPLICATES, &jerr);
+    REQUIRE(o, "not JSON (%s): %s", jerr.text, *text);
+    return o;
 }
+
+static void test_interest_vector_json(void) {
+    const float vec[3] = {0.1f, -2.0f, 16777217.0f};
+    const codec_top_item top[2] = {{"i1", 2, 0.5f}, {"\xff", 1, NAN}};
+    interest_vector iv = {"u\"\n", 3, 1704067200123LL, 17, vec, 3, NAN, "m\xc3\xa9", 3, 5, 123456, top, 2};
+    char *text = NULL;
+    json_t *o = iv_json_line(&iv, 7, 99, &text);
+    /* every schema field in the schema's order, then the Kafka record's coordinates */
+    static const char *const keys[] = {"user_id", "ts",     "events",      "vector",    "drift",     "model",
+                                       "source_partition", "source_offset", "top_items", "partition", "offset"};
+    const char *at = text;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char quoted[40];
+        snprintf(quoted, sizeof quoted, "\"%s\":", keys[i]);
+        const char *p = strstr(at, quoted);
+        CHECK(p != NULL, "key %s missing or out of order: %s", keys[i], text);
+        if (p) at = p;
+    }
+    CHECK(json_object_size(o) == 11, "%s", text);
+    CHECK(!strcmp(json_string_value(json_object_get(o, "user_id")), "u\"\n"), "user_id");
+    CHECK(!strcmp(json_string_value(json_object_get(o, "model")), "m\xc3\xa9"), "model");
+    CHECK(json_integer_value(json_object_get(o, "ts")) == 1704067200123LL &&
+              json_integer_value(json_object_get(o, "events")) == 17 &&
+              json_integer_value(json_object_get(o, "source_partition")) == 5 &&
+              json_integer_value(json_object_get(o, "source_offset")) == 123456 &&
+              json_integer_value(json_object_get(o, "partition")) == 7 &&
+              json_integer_value(json_object_get(o, "offset")) == 99,
+          "integers: %s", text);
+    json_t *v = json_object_get(o, "vector");
+    CHECK(json_array_size(v) == 3, "vector: %s", text);
+    for (size_t i = 0; i < 3 && i < json_array_size(v); i++)
+        CHECK((float)json_number_value(json_array_get(v, i)) == vec[i], "vector[%zu] does not round-trip: %s", i, text);
+    CHECK(json_is_null(json_object_get(o, "drift")), "NaN drift is null: %s", text);
+    json_t *t = json_object_get(o, "top_items");
+    CHECK(json_array_size(t) == 2 && !strcmp(json_string_value(json_object_get(json_array_get(t, 0), "item_id")), "i1") &&
+              json_number_value(json_object_get(json_array_get(t, 0), "score")) == 0.5 &&
+              !strcmp(json_string_value(json_object_get(json_array_get(t, 1), "item_id")), "\xef\xbf\xbd") &&
+              json_is_null(json_object_get(json_array_get(t, 1), "score")),
+          "top_items: %s", text);
+    json_decref(o);
+    free(text);
+    /* no top items (null), no coordinates (partition < 0), an empty vector */
+    interest_vector bare = {"u", 1, 0, 0, NULL, 0, 0.25f, "", 0, 0, 0, NULL, 0};
+    o = iv_json_line(&bare, -1, 0, &text);
+    CHECK(json_object_size(o) == 9 && json_is_null(json_object_get(o, "top_items")) &&
+              json_array_size(json_object_get(o, "vector")) == 0 && json_number_value(json_object_get(o, "drift")) == 0.25,
+          "bare: %s", text);
+    json_decref(o);
+    free(text);
+}
+
+/* ---- benchmark: figures only, never a failure ---------------------------------------------- */
 
 static void bench(void) {
     char err[256], reason[256];
@@ -415,13 +479,13 @@ static void bench(void) {
     uint8_t rec[256];
     memcpy(rec, buf, len);
     volatile size_t sink = 0;
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     for (int i = 0; i < iters; i++) {
         user_action got;
         codec_decode_user_action(&g_in_confluent, rec, len, &got, reason, sizeof reason);
         sink += got.user_id_len;
     }
-    double hand_dec = (now_s() - t0) / iters * 1e9;
+    double hand_dec = (clock_mono_s() - t0) / iters * 1e9;
     avro_schema_t schema;
     avro_schema_from_json_length(ievo_schema_user_action_json, strlen(ievo_schema_user_action_json), &schema);
     avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
@@ -434,7 +498,7 @@ static void bench(void) {
     avro_value_get_by_name(&v, "value", &fv, NULL);
     avro_value_get_by_name(&v, "text", &fx, NULL);
     avro_reader_t rd = avro_reader_memory((const char *)rec + 5, (int64_t)len - 5);
-    t0 = now_s();
+    t0 = clock_mono_s();
     for (int i = 0; i < iters; i++) {
         const char *s;
         size_t n;
@@ -449,7 +513,7 @@ static void bench(void) {
         avro_value_get_current_branch(&fv, &br); avro_value_get_float(&br, &fl); sink += (size_t)fl;
         avro_value_get_current_branch(&fx, &br); avro_value_get_string(&br, &s, &n); sink += n;
     }
-    double avro_dec = (now_s() - t0) / iters * 1e9;
+    double avro_dec = (clock_mono_s() - t0) / iters * 1e9;
     avro_reader_free(rd);
     avro_value_decref(&v);
     avro_value_iface_decref(iface);
@@ -471,18 +535,18 @@ static void bench(void) {
         iv.top_items = with_top ? top : NULL;
         iv.n_top_items = with_top ? 10 : 0;
         size_t n = 0;
-        t0 = now_s();
+        t0 = clock_mono_s();
         for (int i = 0; i < iters; i++) {
             n = codec_encode_interest_vector(&oo, &iv, out, sizeof out);
             sink += out[n - 1];
         }
-        double hand_enc = (now_s() - t0) / iters * 1e9;
-        t0 = now_s();
+        double hand_enc = (clock_mono_s() - t0) / iters * 1e9;
+        t0 = clock_mono_s();
         for (int i = 0; i < iters; i++) {
             avro_tools_iv_write(iw, &iv, &buf, &len, err, sizeof err);
             sink += buf[len - 1];
         }
-        double avro_enc = (now_s() - t0) / iters * 1e9;
+        double avro_enc = (clock_mono_s() - t0) / iters * 1e9;
         fprintf(stderr, "bench: InterestVector encode dim 64%s (%zu B): hand %.0f ns/record, avro-c generic %.0f ns/record (%.1fx)\n",
                 with_top ? " + 10 top items" : "", n, hand_enc, avro_enc, avro_enc / hand_enc);
     }
@@ -494,6 +558,7 @@ int main(void) {
     test_user_action_roundtrip();
     test_interest_vector_bytes();
     test_malformed();
+    test_interest_vector_json();
     bench();
     return check_exit("test_codec");
 }

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "clock.h"
 #include "event_source.h"
 
 static void write_file(const char *dir, const char *name, const char *text) {
@@ -153,6 +153,11 @@ static void test_jsonl(void) {
         {"{\"user_id\":\"a\",\"item_id\":\"i\",\"action\":\"v\",\"ts\":1,\"text\":5}", "\"text\" is neither"},
         {"{\"user_id\":\"a\\u0000b\",\"item_id\":\"i\",\"action\":\"v\",\"ts\":1}", "NUL"},
         {"{\"user_id\":\"a\",\"item_id\":\"i\",\"action\":\"v\",\"ts\":1} x", "in.jsonl:1: json:"},
+        /* strict JSON: a key once, UTF-8 only, no lone surrogates, integers within 64 bits */
+        {"{\"user_id\":\"a\",\"user_id\":\"b\",\"item_id\":\"i\",\"action\":\"v\",\"ts\":1}", "in.jsonl:1: json: duplicate"},
+        {"{\"user_id\":\"\xff\",\"item_id\":\"i\",\"action\":\"v\",\"ts\":1}", "in.jsonl:1: json:"},
+        {"{\"user_id\":\"\\ud800\",\"item_id\":\"i\",\"action\":\"v\",\"ts\":1}", "in.jsonl:1: json:"},
+        {"{\"user_id\":\"a\",\"item_id\":\"i\",\"action\":\"v\",\"ts\":99999999999999999999}", "in.jsonl:1: json:"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
@@ -289,14 +294,12 @@ static void bench_synthetic(void) {
     synth_opts o;
     synth_opts_default(&o);
     REQUIRE(synth_opts_parse(&o, spec, err, sizeof err) == 0, "%s", err);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = clock_mono_s();
     event_list l;
     REQUIRE(events_generate_synthetic(&o, &l, err, sizeof err) == 0, "%s", err);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = clock_mono_s() - t0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
     fprintf(stderr, "bench: synthetic %s: %zu events in %.2f s (%.2f M events/s), peak RSS %.0f MiB, span %.1f h\n", spec,
             l.n, s, (double)l.n / s / 1e6, ru.ru_maxrss / 1024.0, (double)(l.ev[l.n - 1].ts - l.ev[0].ts) / 3.6e6);
     event_list_free(&l);

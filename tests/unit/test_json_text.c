@@ -18,6 +18,7 @@ static void expect_string(const char *s, size_t n, const char *want) {
 
 int main(void) {
     expect_string("abc", 3, "\"abc\"");
+    expect_string(NULL, 0, "\"\"");                                         /* an empty field may have no pointer */
     expect_string("caf\xC3\xA9", 5, "\"caf\xC3\xA9\"");                       /* valid 2-byte sequence kept */
     expect_string("a\xFF" "b", 3, "\"a\xEF\xBF\xBD" "b\"");                   /* a stray byte */
     expect_string("\xC3", 1, "\"\xEF\xBF\xBD\"");                             /* truncated sequence */

@@ -188,6 +188,9 @@ static void test_round_trip_and_rejections(void) {
     e = rewrite_header(f, n, "\"__metadata__\":{", "\"__metadata__\":{\"x\":1,", &bn);
     expect_reject(bad, e, bn, "not a string", "non-string metadata");
     free(e);
+    e = rewrite_header(f, n, "\"__metadata__\":{", "\"out.b\":{},\"__metadata__\":{", &bn);
+    expect_reject(bad, e, bn, "duplicate object key", "a tensor named twice");
+    free(e);
     e = rewrite_header(f, n, "\"window\":\"3\"", "\"window\":\"3x\"", &bn);
     expect_reject(bad, e, bn, "window must be an integer", "malformed config value");
     free(e);

@@ -18,6 +18,8 @@
  */
 #include <math.h>
 
+#include <jansson.h>
+
 #include "model_internal.h"
 #include "train_fixture.h"
 
@@ -485,8 +487,54 @@ static void heads(void) {
     model_free(plain), model_free(back), model_free(old);
 }
 
+/* train_config_json writes every setting under the name train_config_set reads, so a config
+ * read back from a model's metadata is the config it was trained with. */
+static void config_json(void) {
+    train_config a, b;
+    train_config_default(&a);
+    train_config_default(&b);
+    char err[MODEL_ERR_LEN];
+    static const char *const set[][2] = {{"epochs", "7"},   {"lr", "0.0125"},     {"eps", "1e-07"}, {"loss", "sampled"},
+                                         {"tie", "1"},      {"backend", "scalar"}, {"ema", "0.99"},  {"cold_dropout", "0.1"},
+                                         {"seed", "9223372036854775807"}};
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
+        REQUIRE(train_config_set(&a, set[i][0], set[i][1], err, sizeof err) == 0, "%s", err);
+    char *text_a = train_config_json(&a);
+    REQUIRE(text_a, "train_config_json: NULL");
+    json_error_t jerr;
+    json_t *ja = json_loads(text_a, JSON_REJECT_DUPLICATES, &jerr);
+    REQUIRE(json_is_object(ja), "train_config_json wrote %s: %s", text_a, jerr.text);
+    CHECK(strstr(text_a, "\"lr\":0.0125,") && strstr(text_a, "\"seed\":9223372036854775807,"), "text: %s", text_a);
+    free(text_a);
+    const char *k;
+    json_t *v;
+    json_object_foreach(ja, k, v) {
+        char text[64];
+        if (json_is_string(v)) snprintf(text, sizeof text, "%s", json_string_value(v));
+        else if (json_is_integer(v)) snprintf(text, sizeof text, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        else if (json_is_real(v)) snprintf(text, sizeof text, "%.17g", json_real_value(v));
+        else snprintf(text, sizeof text, "(not a string or number)");
+        CHECK(train_config_set(&b, k, text, err, sizeof err) == 0, "key \"%s\" = %s: %s", k, text, err);
+    }
+    char *text_b = train_config_json(&b);
+    json_t *jb = text_b ? json_loads(text_b, 0, NULL) : NULL;
+    free(text_b);
+    /* both configs started from train_config_default's memset, so padding compares equal too */
+    CHECK(memcmp(&a, &b, sizeof a) == 0, "config read back from its JSON differs (a setting is not written?)");
+    CHECK(jb && json_equal(ja, jb), "the JSON of the config read back differs");
+    CHECK(json_integer_value(json_object_get(ja, "seed")) == INT64_MAX, "seed");
+    CHECK(json_real_value(json_object_get(ja, "lr")) == 0.0125, "lr");
+    json_decref(ja);
+    json_decref(jb);
+    /* The seed is a signed JSON integer in the metadata: larger seeds are refused, not wrapped. */
+    a.seed = (uint64_t)INT64_MAX + 1;
+    CHECK(train_config_check(&a, err, sizeof err) == -1 && strstr(err, "seed"), "seed 2^63 accepted: %s", err);
+    CHECK(train_config_set(&b, "seed", "18446744073709551616", err, sizeof err) == -1, "seed 2^64 accepted");
+}
+
 int main(void) {
     model_runtime_init(1);
+    config_json();
     for (int cell = 0; cell < 2; cell++) {
         backends_agree((model_cell)cell, 200, 0.0, TRAIN_LOSS_FULL, 0);
         backends_agree((model_cell)cell, 8, 0.0, TRAIN_LOSS_FULL, 0);

@@ -134,6 +134,16 @@ static void check_worker(void) {
     config_set(&c, "metrics.listen", "");
     REQUIRE(worker_settings_from_config(&s, &c, err, sizeof err) == 0, "%s", err);
     CHECK(s.store.universal && s.out.format == WIRE_AVRO && !s.metrics_listen, "set values");
+    CHECK(!s.store.wal && s.changelog_replication == -1 && !s.dlq_create, "the WAL off with the changelog (auto)");
+    config_set(&c, "changelog.enable", "false");
+    REQUIRE(worker_settings_from_config(&s, &c, err, sizeof err) == 0, "%s", err);
+    CHECK(s.store.wal, "auto: the WAL on without a changelog");
+    config_set(&c, "state.wal", "off");
+    CHECK(worker_settings_from_config(&s, &c, err, sizeof err) != 0 && strstr(err, "state.wal"), "%s", err);
+    config_set(&c, "changelog.enable", "true");
+    config_set(&c, "changelog.replication.factor", "0");
+    CHECK(worker_settings_from_config(&s, &c, err, sizeof err) != 0 && strstr(err, "changelog.replication.factor"), "%s", err);
+    config_set(&c, "changelog.replication.factor", "3");
     config_set(&c, "state.compaction", "tiered");
     CHECK(worker_settings_from_config(&s, &c, err, sizeof err) != 0 && strstr(err, "state.compaction"), "%s", err);
     config_free(&c);

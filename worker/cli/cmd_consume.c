@@ -158,18 +158,6 @@ static int consume_eof_all(rd_kafka_t *rk, const consume_eof *e, const char *top
     return mine > 0 && done;
 }
 
-/* ---- one record, one line --------------------------------------------------------------------- */
-
-/* The wire layer's JSON view of a record (avro_tools), one line on stdout. */
-static int print_record(const interest_vector *iv, int32_t partition, int64_t offset, char *err, size_t errlen) {
-    json_buf line = {0};
-    int bad = avro_tools_iv_to_json(iv, partition, offset, &line) || json_buf_append(&line, "\n", 1) ||
-              fwrite(line.data, 1, line.len, stdout) != line.len;
-    json_buf_free(&line);
-    if (bad) snprintf(err, errlen, "cannot write stdout");
-    return bad ? -1 : 0;
-}
-
 /* ---- the loop ------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -199,7 +187,7 @@ static int consume_message(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_
     if (avro_tools_iv_read(r, m->payload, m->len, &iv, NULL, err, sizeof err)) {
         LOG_E("consume", "%s [%d] offset %" PRId64 ": %s", o->topic, (int)m->partition, m->offset, err);
         n->bad++;
-    } else if (print_record(&iv, m->partition, m->offset, err, sizeof err)) {
+    } else if (avro_tools_iv_write_json(&iv, m->partition, m->offset, stdout, err, sizeof err)) {
         LOG_E("consume", "%s", err);
         n->fatal = 1;
     } else {

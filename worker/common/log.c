@@ -4,11 +4,13 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include "json.h"
+#include "clock.h"
+#include "json_text.h"
 
 static log_level g_min = LOG_INFO;
 static int g_json = 0;
@@ -26,27 +28,26 @@ void log_msg(log_level lvl, const char *module, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
 
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = clock_wall_ms();
+    time_t sec = (time_t)(now_ms / 1000);
     struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
+    gmtime_r(&sec, &tm);
     char when[40];
     size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    snprintf(when + n, sizeof when - n, ".%03dZ", (int)(now_ms % 1000));
 
-    pthread_mutex_lock(&g_lock);
+    char *line = NULL;
     if (g_json) {
-        json_buf b = {0};
-        json_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":", when, g_names[lvl]);
-        json_buf_string(&b, module, strlen(module));
-        json_buf_append(&b, ",\"msg\":", 7);
-        json_buf_string(&b, msg, strlen(msg));
-        json_buf_append(&b, "}\n", 2);
-        if (!b.failed) fwrite(b.data, 1, b.len, stderr);
-        json_buf_free(&b);
-    } else {
-        fprintf(stderr, "%s %-5s %s: %s\n", when, g_names[lvl], module, msg);
+        /* the message may quote outside bytes (ids, broker errors): lossy, never refused */
+        json_t *o = json_pack("{s:s, s:s, s:o, s:o}", "ts", when, "level", g_names[lvl], "module",
+                              json_string_lossy(module, strlen(module)), "msg", json_string_lossy(msg, strlen(msg)));
+        line = o ? json_dumps(o, IEVO_JSON_DUMP) : NULL; /* NULL: out of memory, the plain line below */
+        json_decref(o);
     }
+    pthread_mutex_lock(&g_lock);
+    if (line) fprintf(stderr, "%s\n", line);
+    else fprintf(stderr, "%s %-5s %s: %s\n", when, g_names[lvl], module, msg);
     fflush(stderr);
     pthread_mutex_unlock(&g_lock);
+    free(line);
 }

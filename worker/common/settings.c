@@ -25,6 +25,9 @@ const setting SETTINGS[] = {
     {"dlq.topic", SETTING_STRING, "user-actions.dlq", NULL, 0, 0, NULL, W, 0,
      "The dead-letter topic: every input record that does not decode or validate is copied here, with "
      "the reason in its headers (ievo.error.class, ievo.error, ievo.source.topic, .partition, .offset)."},
+    {"dlq.topic.create", SETTING_BOOL, "false", NULL, 0, 0, NULL, W, 0,
+     "Create the dead-letter topic when it is missing (otherwise it must exist, or the cluster create it "
+     "on first use)."},
     {"input.format", SETTING_ENUM, "confluent", NULL, 0, 0, "confluent|avro",
      W | SETTINGS_CMD_PRODUCE | SETTINGS_CMD_TRAIN, 0,
      "Wire format of the input records: `confluent` (magic byte 0, a 4-byte big-endian schema id, Avro "
@@ -76,9 +79,13 @@ const setting SETTINGS[] = {
      "Memtables RocksDB keeps before it stalls writes."},
     {"state.background.jobs", SETTING_INT, "2", NULL, 1, 64, NULL, W, 0,
      "RocksDB's flush and compaction threads."},
+    {"state.wal", SETTING_ENUM, "auto", NULL, 0, 0, "auto|on|off", W, 0,
+     "RocksDB's write-ahead log. `auto`: off while the changelog is enabled (the changelog is then the "
+     "durable copy, as in Kafka Streams, and a store that was not closed cleanly is restored from it), on "
+     "without one. `off` needs changelog.enable=true."},
     {"state.sync", SETTING_BOOL, "false", NULL, 0, 0, NULL, W, 0,
-     "fsync every state write. Off by default: the changelog topic, not the disk, is what a lost "
-     "machine's states are restored from."},
+     "fsync every state write's log (needs the write-ahead log). Off by default: the changelog topic, not "
+     "the disk, is what a lost machine's states are restored from."},
     {"state.compaction", SETTING_ENUM, "level", NULL, 0, 0, "level|universal", W, 0,
      "RocksDB's compaction style: `level`, or `universal` for lower write amplification."},
     {"state.log.level", SETTING_INT, "4", NULL, 0, 4, NULL, W, 0,
@@ -88,7 +95,11 @@ const setting SETTINGS[] = {
      "Replicate every checkpointed state to the changelog topic, so that partitions can move between "
      "workers with their users and a lost state dir is restored."},
     {"changelog.topic", SETTING_STRING, NULL, "<group.id>-state-changelog", 0, 0, NULL, W, 0,
-     "The changelog topic: as many partitions as the input topic, compacted (cleanup.policy=compact)."},
+     "The changelog topic: as many partitions as the input topic, compacted (cleanup.policy=compact). "
+     "The worker creates it so when it is missing, and refuses one with another partition count."},
+    {"changelog.replication.factor", SETTING_INT, "-1", NULL, -1, 32767, NULL, W, 0,
+     "The replication factor of the changelog topic when the worker creates it; -1: the cluster's "
+     "default (0 is refused)."},
 
     {"output.top.k", SETTING_INT, "0", NULL, 0, 256, NULL, W, 0,
      "Attach the K best-scoring items outside the user's window to each interest vector (models with "

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 #define EVENT_ARENA_CHUNK (1u << 20)
 
 typedef struct event_chunk {
@@ -95,10 +97,9 @@ const char *event_list_store(event_list *l, const char *s, size_t n) {
     return p;
 }
 
-/* FNV-1a, never 0 (0 marks an empty slot). */
+/* hash_keyed (the strings are ids from outside), never 0 (0 marks an empty slot). */
 static uint64_t event_hash(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    uint64_t h = hash_keyed(0, s, n);
     return h ? h : 1;
 }
 

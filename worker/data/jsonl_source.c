@@ -4,7 +4,8 @@
  * "value" (number or null) and "text" (string or null); other keys are ignored, blank lines
  * skipped. The loader only checks shape and types: it does not apply the codec's validation
  * (empty ids, limits), so a test can deliberately produce records the worker must reject.
- * Any bad line fails the whole load with an error naming the line.
+ * Any bad line fails the whole load with an error naming the line. Lines are strict JSON
+ * (jansson): valid UTF-8, each key once, integers within 64 bits.
  */
 #include <errno.h>
 #include <math.h>
@@ -12,40 +13,48 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "event_source_internal.h"
-#include "json.h"
+
+/* A string member as an interned copy: 0, or -1 with why filled (NUL bytes are refused, as the
+ * event list stores NUL-terminated strings). */
+static int jsonl_string(event_list *l, const char *name, const json_t *v, const char **dst, char *why, size_t whylen) {
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (memchr(s, 0, n)) return snprintf(why, whylen, "\"%s\" contains a NUL character", name), -1;
+    if (!(*dst = event_list_intern(l, s, n))) return snprintf(why, whylen, "out of memory"), -1;
+    return 0;
+}
 
 /* Fills e from one parsed object; returns 0, or -1 with why filled. */
-static int jsonl_event(event_list *l, const json_value *o, source_event *e, char *why, size_t whylen) {
+static int jsonl_event(event_list *l, const json_t *o, source_event *e, char *why, size_t whylen) {
     static const char *const names[3] = {"user_id", "item_id", "action"};
     const char **dst[3] = {&e->user_id, &e->item_id, &e->action};
-    if (o->type != JSON_OBJECT) return snprintf(why, whylen, "not a JSON object"), -1;
+    if (!json_is_object(o)) return snprintf(why, whylen, "not a JSON object"), -1;
     for (int i = 0; i < 3; i++) {
-        const json_value *v = json_get(o, names[i]);
+        const json_t *v = json_object_get(o, names[i]);
         if (!v) return snprintf(why, whylen, "missing \"%s\"", names[i]), -1;
-        if (v->type != JSON_STRING) return snprintf(why, whylen, "\"%s\" is not a string", names[i]), -1;
-        if (memchr(v->str, 0, v->len)) return snprintf(why, whylen, "\"%s\" contains a NUL character", names[i]), -1;
-        if (!(*dst[i] = event_list_intern(l, v->str, v->len))) return snprintf(why, whylen, "out of memory"), -1;
+        if (!json_is_string(v)) return snprintf(why, whylen, "\"%s\" is not a string", names[i]), -1;
+        if (jsonl_string(l, names[i], v, dst[i], why, whylen)) return -1;
     }
-    const json_value *ts = json_get(o, "ts");
+    const json_t *ts = json_object_get(o, "ts");
     if (!ts) return snprintf(why, whylen, "missing \"ts\""), -1;
-    if (ts->type != JSON_NUMBER || !ts->is_integer)
-        return snprintf(why, whylen, "\"ts\" is not an integer (ms since the epoch)"), -1;
-    e->ts = ts->integer;
-    const json_value *val = json_get(o, "value");
-    if (val && val->type == JSON_NUMBER) {
-        float f = (float)val->number;
+    if (!json_is_integer(ts)) return snprintf(why, whylen, "\"ts\" is not an integer (ms since the epoch)"), -1;
+    e->ts = json_integer_value(ts);
+    const json_t *val = json_object_get(o, "value");
+    if (json_is_number(val)) {
+        float f = (float)json_number_value(val);
         if (!isfinite(f)) return snprintf(why, whylen, "\"value\" is out of float range"), -1;
         e->value = f;
         e->has_value = 1;
-    } else if (val && val->type != JSON_NULL) {
+    } else if (val && !json_is_null(val)) {
         return snprintf(why, whylen, "\"value\" is neither a number nor null"), -1;
     }
-    const json_value *text = json_get(o, "text");
-    if (text && text->type == JSON_STRING) {
-        if (memchr(text->str, 0, text->len)) return snprintf(why, whylen, "\"text\" contains a NUL character"), -1;
-        if (!(e->text = event_list_intern(l, text->str, text->len))) return snprintf(why, whylen, "out of memory"), -1;
-    } else if (text && text->type != JSON_NULL) {
+    const json_t *text = json_object_get(o, "text");
+    if (json_is_string(text)) {
+        if (jsonl_string(l, "text", text, &e->text, why, whylen)) return -1;
+    } else if (text && !json_is_null(text)) {
         return snprintf(why, whylen, "\"text\" is neither a string nor null"), -1;
     }
     return 0;
@@ -56,7 +65,7 @@ int events_load_jsonl(FILE *f, const char *name, event_list *out, char *err, siz
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    char *line = NULL, jerr[256];
+    char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     long lineno = 0;
@@ -66,9 +75,11 @@ int events_load_jsonl(FILE *f, const char *name, event_list *out, char *err, siz
         size_t k = 0;
         while (k < (size_t)len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r' || line[k] == '\n')) k++;
         if (k == (size_t)len) continue;
-        json_value *o = json_parse(line, (size_t)len, jerr, sizeof jerr);
+        /* JSON_ALLOW_NUL: a string with \u0000 gets jsonl_string's message, which names the field */
+        json_error_t jerr;
+        json_t *o = json_loadb(line, (size_t)len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
         if (!o) {
-            snprintf(err, errlen, "%s:%ld: %s", name, lineno, jerr);
+            snprintf(err, errlen, "%s:%ld: json: %s at byte %d", name, lineno, jerr.text, jerr.position);
             rc = -1;
             break;
         }
@@ -78,7 +89,7 @@ int events_load_jsonl(FILE *f, const char *name, event_list *out, char *err, siz
             snprintf(err, errlen, "%s:%ld: %s", name, lineno, why);
             rc = -1;
         }
-        json_free(o);
+        json_decref(o);
     }
     if (!rc && ferror(f)) {
         snprintf(err, errlen, "cannot read %s: %s", name, strerror(errno));

@@ -1,5 +1,5 @@
 /* changelog: reading a state changelog partition back (the worker produces to it with its own
- * producer, see apply.c). See changelog.h for the record format and why restoring is exact. */
+ * producer, see worker/stream/checkpoint.c). See changelog.h for the record format and why restoring is exact. */
 #include "changelog.h"
 
 #include <stdio.h>
@@ -85,8 +85,9 @@ static int watermarks(changelog *cl, int32_t p, int64_t *lo, int64_t *hi, char *
 typedef struct {
     changelog_record_fn fn;   /* NULL: markers only */
     void *ctx;
-    int64_t marker;
-    int64_t records;
+    int64_t marker_max;       /* markers above it are reported and skipped */
+    int64_t marker, marker_pos;   /* the last marker's value and the offset after it */
+    int64_t records, ignored;
 } range_ctx;
 
 /* Reads [from, to) of partition p. */
@@ -124,16 +125,19 @@ static int read_range(changelog *cl, int32_t p, int64_t from, int64_t to, range_
             next = m->offset + 1;
             if (m->key_len == 0) {
                 int64_t r = marker_offset(m->payload, m->len);
-                if (r < 0) {
-                    snprintf(err, errlen, "changelog %s [%d] offset %lld: malformed marker", cl->topic, p,
-                             (long long)m->offset);
-                    rc_val = -1;
+                if (r < 0 || r > rc->marker_max) {
+                    /* not obeyed: a marker past the input's end would skip every later event */
+                    if (!rc->ignored++)
+                        LOG_W("restore", "changelog %s [%d] offset %lld: %s marker (%zu bytes, value %lld, the input "
+                              "ends at %lld): ignored", cl->topic, p, (long long)m->offset,
+                              r < 0 ? "malformed" : "out-of-range", m->len, (long long)r, (long long)rc->marker_max);
                 } else {
                     rc->marker = r;
+                    rc->marker_pos = m->offset + 1;
                 }
             } else if (rc->fn) {
                 rc->records++;
-                if (rc->fn(rc->ctx, m->key, m->key_len, m->payload, m->len)) {
+                if (rc->fn(rc->ctx, m->offset, m->key, m->key_len, m->payload, m->payload ? m->len : 0)) {
                     snprintf(err, errlen, "changelog %s [%d] offset %lld: record rejected", cl->topic, p,
                              (long long)m->offset);
                     rc_val = -1;
@@ -147,14 +151,19 @@ static int read_range(changelog *cl, int32_t p, int64_t from, int64_t to, range_
     return rc_val;
 }
 
-int changelog_last_marker(changelog *cl, int32_t partition, int64_t *next_offset, char *err, size_t errlen) {
+int changelog_bounds(changelog *cl, int32_t partition, int64_t *lo, int64_t *hi, char *err, size_t errlen) {
+    return watermarks(cl, partition, lo, hi, err, errlen);
+}
+
+int changelog_last_marker(changelog *cl, int32_t partition, int64_t marker_max, int64_t *next_offset, char *err,
+                          size_t errlen) {
     int64_t lo, hi;
     *next_offset = -1;
     if (watermarks(cl, partition, &lo, &hi, err, errlen)) return -1;
     /* The last record is normally the last batch's marker: look at a small tail first. */
     for (int64_t window = 64;; window *= 16) {
         int64_t from = hi - window > lo ? hi - window : lo;
-        range_ctx rc = {.marker = -1};
+        range_ctx rc = {.marker = -1, .marker_pos = -1, .marker_max = marker_max};
         if (read_range(cl, partition, from, hi, &rc, err, errlen)) return -1;
         if (rc.marker >= 0 || from == lo) {
             *next_offset = rc.marker;
@@ -163,15 +172,14 @@ int changelog_last_marker(changelog *cl, int32_t partition, int64_t *next_offset
     }
 }
 
-int changelog_restore(changelog *cl, int32_t partition, changelog_record_fn fn, void *ctx, int64_t *next_offset,
-                      int64_t *records, char *err, size_t errlen) {
+int changelog_restore(changelog *cl, int32_t partition, int64_t from, int64_t marker_max, changelog_record_fn fn,
+                      void *ctx, changelog_restored *out, char *err, size_t errlen) {
     int64_t lo, hi;
-    *next_offset = -1;
-    *records = 0;
+    *out = (changelog_restored){.next_offset = -1, .position = -1};
     if (watermarks(cl, partition, &lo, &hi, err, errlen)) return -1;
-    range_ctx rc = {.fn = fn, .ctx = ctx, .marker = -1};
-    if (read_range(cl, partition, lo, hi, &rc, err, errlen)) return -1;
-    *next_offset = rc.marker;
-    *records = rc.records;
+    if (from < lo) from = lo;
+    range_ctx rc = {.fn = fn, .ctx = ctx, .marker = -1, .marker_pos = -1, .marker_max = marker_max};
+    if (read_range(cl, partition, from, hi, &rc, err, errlen)) return -1;
+    *out = (changelog_restored){rc.marker, rc.marker_pos, rc.records, rc.ignored};
     return 0;
 }

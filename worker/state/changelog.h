@@ -30,16 +30,30 @@ int changelog_open(changelog **out, rd_kafka_conf_t *conf, const char *topic, ch
 void changelog_close(changelog *cl);
 const char *changelog_topic(const changelog *cl);
 
-/* The next input offset of the last marker in partition p, or -1 when it holds none. Reads
- * only the tail of the partition unless the tail has no marker. */
-int changelog_last_marker(changelog *cl, int32_t partition, int64_t *next_offset, char *err, size_t errlen);
+/* The partition's log start and end offsets. */
+int changelog_bounds(changelog *cl, int32_t partition, int64_t *lo, int64_t *hi, char *err, size_t errlen);
 
-/* Reads partition p from its start to its end at the time of the call, calling fn for every
- * state record in log order (later records of a user supersede earlier ones). Sets
- * *next_offset to the last marker's offset (-1: none) and *records to the state records read. */
-typedef int (*changelog_record_fn)(void *ctx, const char *user, size_t user_len, const void *value, size_t len);
-int changelog_restore(changelog *cl, int32_t partition, changelog_record_fn fn, void *ctx, int64_t *next_offset,
-                      int64_t *records, char *err, size_t errlen);
+/* The next input offset of the last marker in partition p, or -1 when it holds none. Markers
+ * that are malformed or above marker_max (the input partition's end: a marker past it would
+ * make every later event count as already applied) are logged and skipped. Reads only the tail
+ * of the partition unless the tail has no marker. */
+int changelog_last_marker(changelog *cl, int32_t partition, int64_t marker_max, int64_t *next_offset, char *err,
+                          size_t errlen);
+
+/* Reads partition p from offset `from` (the log start when below it) to its end at the time of
+ * the call, calling fn for every state record in log order (later records of a user supersede
+ * earlier ones; value NULL and len 0: a tombstone, the user deleted). A non-zero return from fn
+ * stops the read with an error. Markers are taken as changelog_last_marker takes them. */
+typedef int (*changelog_record_fn)(void *ctx, int64_t offset, const char *user, size_t user_len, const void *value,
+                                   size_t len);
+typedef struct {
+    int64_t next_offset;   /* the last marker's value: the input's next offset (-1: none read) */
+    int64_t position;      /* the changelog offset after that marker (-1: none read) */
+    int64_t records;       /* state records and tombstones read */
+    int64_t ignored;       /* markers skipped (malformed or out of range) */
+} changelog_restored;
+int changelog_restore(changelog *cl, int32_t partition, int64_t from, int64_t marker_max, changelog_record_fn fn,
+                      void *ctx, changelog_restored *out, char *err, size_t errlen);
 
 /* Encodes a marker value (8 bytes). */
 void changelog_marker_value(uint8_t out[8], int64_t next_offset);

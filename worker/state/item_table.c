@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "clock.h"
 #include "event_source.h" /* the MovieLens reader */
-#include "json.h"
+#include "hash.h"
 #include "model.h"
 #include "use_encoder.h"
 
@@ -31,12 +33,6 @@ struct item_table {
     int64_t *slot;     /* open addressing: key -> entry index, -1 empty */
     size_t slots;      /* power of two */
 };
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int item_table_new(item_table **out, int dim) {
     *out = NULL;
@@ -255,20 +251,21 @@ int item_catalog_jsonl(const char *path, item_catalog *c, char *err, size_t errl
         size_t n = (size_t)len;
         while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) n--;
         if (!n) continue;
-        char jerr[160];
-        json_value *v = json_parse(line, n, jerr, sizeof jerr);
-        const char *id, *text;
-        size_t idn, tn;
-        if (!v || json_get_string(v, "item_id", &id, &idn) || json_get_string(v, "text", &text, &tn) || !idn ||
-            memchr(id, 0, idn) || memchr(text, 0, tn)) {
-            snprintf(err, errlen, "%s:%ld: expected {\"item_id\": non-empty string, \"text\": string}%s%s", path, lineno,
-                     v ? "" : ": ", v ? "" : jerr);
+        /* without JSON_ALLOW_NUL: an id or text with a NUL byte fails to parse */
+        json_error_t jerr;
+        json_t *v = json_loadb(line, n, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *id = json_object_get(v, "item_id"), *text = json_object_get(v, "text");
+        if (!json_is_string(id) || !json_string_length(id) || !json_is_string(text)) {
+            char why[200] = "";
+            if (!v) snprintf(why, sizeof why, ": json: %s at byte %d", jerr.text, jerr.position);
+            snprintf(err, errlen, "%s:%ld: expected {\"item_id\": non-empty string, \"text\": string}%s", path, lineno, why);
             rc = -1;
-        } else if (catalog_push(c, &ccap, id, idn, text, tn)) {
+        } else if (catalog_push(c, &ccap, json_string_value(id), json_string_length(id), json_string_value(text),
+                                json_string_length(text))) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
         }
-        json_free(v);
+        json_decref(v);
     }
     free(line);
     if (f != stdin) fclose(f);
@@ -285,12 +282,6 @@ void text_default_dirs(char *encoder_dir, size_t n1, char *cache_dir, size_t n2)
     else snprintf(root, sizeof root, "%s/.cache/ievo", home && *home ? home : "/tmp");
     if (encoder_dir) snprintf(encoder_dir, n1, "%s/use-lite", root);
     if (cache_dir) snprintf(cache_dir, n2, "%s/text-vectors", root);
-}
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
 }
 
 static int mkdirs(const char *dir) {
@@ -314,11 +305,12 @@ int text_encode_all(const char *encoder_dir, const char *cache_dir, const char *
     char path[4096] = "";
     int use_cache = cache_dir && *cache_dir && strcmp(cache_dir, "none");
     if (use_cache) {
-        uint64_t h = fnv(0xcbf29ce484222325ull, USE_BLOB_SHA256, strlen(USE_BLOB_SHA256));
+        /* the cache file's name: hash_stable, as other processes must find the same file */
+        uint64_t h = hash_stable(HASH_FNV_BASIS, USE_BLOB_SHA256, strlen(USE_BLOB_SHA256));
         for (size_t i = 0; i < n; i++) {
             uint64_t len = strlen(texts[i]);
-            h = fnv(h, &len, sizeof len);
-            h = fnv(h, texts[i], len);
+            h = hash_stable(h, &len, sizeof len);
+            h = hash_stable(h, texts[i], len);
         }
         snprintf(path, sizeof path, "%s/%016llx-%zu.f32", cache_dir, (unsigned long long)h, n);
         FILE *f = fopen(path, "rb");
@@ -332,20 +324,20 @@ int text_encode_all(const char *encoder_dir, const char *cache_dir, const char *
             }
         }
     }
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     use_encoder *enc = NULL;
     if (use_encoder_open(&enc, encoder_dir, USE_BACKEND_ONEDNN, err, errlen)) return -1;
-    st->load_s += now_s() - t0;
+    st->load_s += clock_mono_s() - t0;
     int rc = 0, ntok[32];
     size_t lens[32];
-    double t1 = now_s();
+    double t1 = clock_mono_s();
     for (size_t i = 0; i < n && !rc; i += 32) {
         int k = (int)(n - i < 32 ? n - i : 32);
         for (int j = 0; j < k; j++) lens[j] = strlen(texts[i + (size_t)j]);
         rc = use_encoder_encode(enc, texts + i, lens, k, out + i * USE_DIM, ntok, err, errlen);
         for (int j = 0; j < k && !rc; j++) st->tokens += ntok[j] < USE_MAX_TOKENS ? ntok[j] : USE_MAX_TOKENS;
     }
-    st->encode_s += now_s() - t1;
+    st->encode_s += clock_mono_s() - t1;
     use_encoder_free(enc);
     if (rc) return -1;
     st->encoded += (long)n;

@@ -183,14 +183,14 @@ static void remove_entry(state_cache *c, int32_t i) {
 }
 
 long state_cache_insert(state_cache *c, int32_t partition, const char *user, size_t user_len) {
-    if (user_len > UINT32_MAX) return -2;
+    if (user_len > UINT32_MAX) return STATE_CACHE_NOMEM;
     if (c->n_free == 0) {
-        if (c->lru_tail < 0) return -1;   /* everything dirty or pinned */
+        if (c->lru_tail < 0) return STATE_CACHE_FULL; /* everything dirty, flushing or pinned */
         remove_entry(c, c->lru_tail);
         c->evictions++;
     }
     char *heap = NULL;
-    if (user_len > KEY_INLINE && !(heap = malloc(user_len))) return -2;
+    if (user_len > KEY_INLINE && !(heap = malloc(user_len))) return STATE_CACHE_NOMEM;
     int32_t i = c->free_list[--c->n_free];
     entry *x = &c->e[i];
     memset(x, 0, sizeof *x);

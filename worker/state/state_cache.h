@@ -5,8 +5,9 @@
  * clean entries and a list of dirty ones. Records live in one slab allocated at start-up, keys
  * inline up to 64 bytes (a longer key takes one allocation per user, never per event), so a
  * steady-state batch allocates nothing. The cache never writes anything itself: the worker's
- * checkpoint (apply.c) writes the dirty records and calls state_cache_mark_clean. Only clean,
- * unpinned entries are evicted; when none is left the caller must checkpoint first.
+ * checkpoint (worker/stream/checkpoint.c) writes the dirty records out between begin_flush and
+ * end_flush. Only clean, unpinned entries are evicted; when none is left the caller must
+ * checkpoint first.
  */
 #ifndef IEVO_STATE_CACHE_H
 #define IEVO_STATE_CACHE_H
@@ -32,8 +33,10 @@ long state_cache_find_hashed(state_cache *c, int32_t partition, const char *user
  *   stage 2: that entry's LRU neighbours (a hit moves it from between them). */
 void state_cache_prefetch(const state_cache *c, uint32_t hash, int stage);
 /* Adds (partition, user) (absent), evicting the least recently used clean unpinned entry when
- * full. Returns the new entry, -1 when full of dirty or pinned entries (checkpoint, then retry),
- * or -2 on ENOMEM. The record's content is undefined until the caller fills it. */
+ * full. Returns the new entry, STATE_CACHE_FULL when full of dirty, flushing or pinned entries
+ * (checkpoint, then retry), or STATE_CACHE_NOMEM. The record's content is undefined until the
+ * caller fills it. */
+enum { STATE_CACHE_FULL = -1, STATE_CACHE_NOMEM = -2 };
 long state_cache_insert(state_cache *c, int32_t partition, const char *user, size_t user_len);
 
 void *state_cache_record(state_cache *c, long e);
@@ -51,7 +54,7 @@ long state_cache_dirty_at(const state_cache *c, size_t i);
 /* After a checkpoint wrote every dirty record: all become clean (evictable). */
 void state_cache_mark_clean(state_cache *c);
 
-/* A checkpoint in the background (apply.c): begin_flush turns every dirty entry into a flushing
+/* A checkpoint (worker/stream/checkpoint.c): begin_flush turns every dirty entry into a flushing
  * one (returns how many) and empties the dirty list; a flushing entry is not evictable, and a
  * change to it makes it dirty again (for the next checkpoint). end_flush, once the flushed
  * records are durable, makes the flushing entries that stayed unchanged clean. One flush at a

@@ -47,6 +47,7 @@ void state_store_opts_default(state_store_opts *o) {
     o->block_cache_bytes = 64u << 20;
     o->write_buffer_bytes = 32u << 20;
     o->max_write_buffers = 3;
+    o->wal = 1;
     o->sync = 0;
     o->background_jobs = 2;
     o->info_log_level = 4;   /* FATAL */
@@ -129,7 +130,8 @@ int state_store_open(state_store **out, const char *dir, const state_store_opts 
     }
     s->ropts = rocksdb_readoptions_create();
     s->wopts = rocksdb_writeoptions_create();
-    rocksdb_writeoptions_set_sync(s->wopts, (unsigned char)(o->sync != 0));
+    rocksdb_writeoptions_set_sync(s->wopts, (unsigned char)(o->sync != 0 && o->wal));
+    rocksdb_writeoptions_disable_WAL(s->wopts, !o->wal);
     *out = s;
     return 0;
 }
@@ -138,8 +140,9 @@ void state_store_close(state_store *s) {
     if (!s) return;
     if (s->write_failed) {
         /* After a failed write (disk full, I/O error) RocksDB 7.8 as built by Debian asserts on
-         * any further use of the failed file writer, closing included. Everything acknowledged
-         * is in the WAL already: leave the DB to recovery at the next open. */
+         * any further use of the failed file writer, closing included. Leave the DB to recovery
+         * at the next open: to the WAL's last write, or (WAL off) to the last flush, which the
+         * changelog's tail brings forward. */
         return;
     }
     if (s->cf) rocksdb_column_family_handle_destroy(s->cf);
@@ -203,18 +206,21 @@ int state_store_bind(state_store *s, const char *input_topic, uint64_t model_fin
     return meta_put(s, "model.id", model_id, err, errlen);
 }
 
-int state_store_get_offset(state_store *s, int32_t partition, int64_t *next_offset,
+int state_store_get_offset(state_store *s, int32_t partition, int64_t *next_offset, int64_t *changelog_next,
                            char *err, size_t errlen) {
     char key[5];
     key[0] = K_OFFSET;
     put_be32(key + 1, (uint32_t)partition);
     size_t n;
     char *rerr = NULL;
+    *next_offset = -1;
+    if (changelog_next) *changelog_next = -1;
     char *v = rocksdb_get(s->db, s->ropts, key, sizeof key, &n, &rerr);
     if (take_err(rerr, "get offset", err, errlen)) return -1;
-    if (!v) { *next_offset = -1; return 0; }
-    int ok = n == 8;
+    if (!v) return 0;
+    int ok = n == 8 || n == 16;   /* 8: no changelog position (changelog off, or unknown) */
     if (ok) *next_offset = (int64_t)get_be64(v);
+    if (ok && n == 16 && changelog_next) *changelog_next = (int64_t)get_be64(v + 8);
     rocksdb_free(v);
     if (!ok) {
         snprintf(err, errlen, "corrupt offset record for partition %d (%zu bytes)", partition, n);
@@ -249,7 +255,7 @@ static int grow_scratch(state_store *s, size_t n, size_t arena) {
 
 int state_store_multi_get(state_store *s, size_t n, const int32_t *partitions,
                           const char *const *users, const size_t *user_lens, void *const *bufs,
-                          size_t state_size, int *found, char *err, size_t errlen) {
+                          size_t state_size, int *found, size_t *malformed_len, char *err, size_t errlen) {
     if (n == 0) return 0;
     size_t arena = 0;
     for (size_t i = 0; i < n; i++) {
@@ -283,10 +289,12 @@ int state_store_multi_get(state_store *s, size_t n, const int32_t *partitions,
             const char *v = rocksdb_pinnableslice_value(s->vals[i], &vn);
             if (v && record_load(bufs[i], state_size, v, vn) == 0) {
                 found[i] = 1;
-            } else if (v && !rc) {
-                snprintf(err, errlen, "state of user '%.*s' (partition %d) has %zu bytes, expected %d to %zu",
-                         (int)user_lens[i], users[i], partitions[i], vn, RECORD_MIN, state_size);
-                rc = -1;
+            } else if (v) { /* the caller quarantines it: the value's first bytes and its length */
+                found[i] = STATE_STORE_MALFORMED;
+                size_t keep = vn < state_size ? vn : state_size;
+                memcpy(bufs[i], v, keep);
+                memset((char *)bufs[i] + keep, 0, state_size - keep);
+                malformed_len[i] = vn;
             }
             rocksdb_pinnableslice_destroy(s->vals[i]);
         }
@@ -322,12 +330,21 @@ void state_batch_put_state(state_batch *b, int32_t partition, const char *user, 
     b->count++;
 }
 
-void state_batch_put_offset(state_batch *b, int32_t partition, int64_t next_offset) {
-    char key[5], val[8];
+void state_batch_put_offset(state_batch *b, int32_t partition, int64_t next_offset, int64_t changelog_next) {
+    char key[5], val[16];
     key[0] = K_OFFSET;
     put_be32(key + 1, (uint32_t)partition);
     put_be64(val, (uint64_t)next_offset);
-    rocksdb_writebatch_put(b->wb, key, sizeof key, val, sizeof val);
+    put_be64(val + 8, (uint64_t)changelog_next);
+    rocksdb_writebatch_put(b->wb, key, sizeof key, val, changelog_next >= 0 ? 16 : 8);
+    b->count++;
+}
+
+void state_batch_delete_state(state_batch *b, int32_t partition, const char *user, size_t user_len) {
+    char key[5 + MAX_USER_KEY];
+    if (user_len > MAX_USER_KEY) user_len = MAX_USER_KEY; /* as state_batch_put_state */
+    size_t kn = state_key(key, partition, user, user_len);
+    rocksdb_writebatch_delete(b->wb, key, kn);
     b->count++;
 }
 
@@ -340,6 +357,20 @@ int state_store_write(state_store *s, state_batch *b, char *err, size_t errlen) 
     rocksdb_write(s->db, s->wopts, b->wb, &rerr);
     if (rerr) s->write_failed = 1;
     return take_err(rerr, "write", err, errlen);
+}
+
+int state_store_flush(state_store *s, char *err, size_t errlen) {
+    if (s->write_failed) {
+        snprintf(err, errlen, "state store: an earlier write failed; restart the worker");
+        return -1;
+    }
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    char *rerr = NULL;
+    rocksdb_flush(s->db, fo, &rerr);
+    rocksdb_flushoptions_destroy(fo);
+    if (rerr) s->write_failed = 1;
+    return take_err(rerr, "flush", err, errlen);
 }
 
 int state_store_drop_partition(state_store *s, int32_t partition, char *err, size_t errlen) {
@@ -392,7 +423,7 @@ int state_store_list_offsets(state_store *s, int32_t *partitions, int64_t *offse
         const char *k = rocksdb_iter_key(it, &kn);
         if (kn != 5 || k[0] != K_OFFSET) break;
         const char *v = rocksdb_iter_value(it, &vn);
-        if (vn != 8) continue;
+        if (vn != 8 && vn != 16) continue;
         if (n < cap) {
             partitions[n] = (int32_t)get_be32(k + 1);
             offsets[n] = (int64_t)get_be64(v);

@@ -14,10 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
+#include "clock.h"
 #include "item_codec.h"
 #include "kafka_clients.h"
 #include "log.h"
@@ -57,12 +57,6 @@ struct item_consumer {
     float *S, *bias;       /* (n_items, D), (n_items): scoring rows with the text part (scoring head only) */
     item_consumer_stats st;
 };
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     (void)rk;
@@ -174,7 +168,7 @@ int item_consumer_open(item_consumer **out, const item_consumer_opts *o, const c
     item_consumer *ic = calloc(1, sizeof *ic);
     if (!ic) return snprintf(err, errlen, "out of memory"), -1;
     ic->store = store, ic->runner = runner, ic->in = o->in, ic->max_rows = max_rows, ic->m = o->m;
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     ic->ev_vec = malloc((size_t)max_rows * USE_DIM * sizeof *ic->ev_vec);
     ic->ev_text = malloc((size_t)max_rows * sizeof *ic->ev_text);
     ic->ev_len = malloc((size_t)max_rows * sizeof *ic->ev_len);
@@ -187,7 +181,7 @@ int item_consumer_open(item_consumer **out, const item_consumer_opts *o, const c
     if (use_encoder_open(&ic->enc, o->encoder_dir, USE_BACKEND_ONEDNN, err, errlen)) goto fail;
     if (item_table_load_store(ic->table, store, err, errlen)) goto fail;
     ic->st.loaded = (int64_t)item_table_size(ic->table);
-    ic->st.load_s = now_s() - t0;
+    ic->st.load_s = clock_mono_s() - t0;
     model_runner_set_text(runner, item_table_lookup, ic->table);
     if (model_heads(ic->m) & MODEL_HEAD_SCORE) { /* the scoring rows, text part included (output.top.k) */
         const int N = ic->m->cfg.n_items;
@@ -268,9 +262,9 @@ static int apply_pending(item_consumer *ic, char *err, size_t errlen) {
         return snprintf(err, errlen, "out of memory"), -1;
     }
     for (size_t i = 0; i < ic->n_pend; i++) texts[i] = ic->pend[i].text, lens[i] = ic->pend[i].text_len;
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     int rc = ic->n_pend ? use_encoder_encode(ic->enc, texts, lens, (int)ic->n_pend, ic->vec, NULL, err, errlen) : 0;
-    ic->st.encode_s += now_s() - t0;
+    ic->st.encode_s += clock_mono_s() - t0;
     free(texts), free(lens);
     if (rc) return -1;
     state_batch_clear(ic->wb);
@@ -323,7 +317,7 @@ static int read_some(item_consumer *ic, int max, int wait_ms, int *eof_parts, ch
 
 int item_consumer_catch_up(item_consumer *ic, char *err, size_t errlen) {
     if (!ic->rk) return 0;
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     int64_t *hi = malloc((size_t)ic->n_parts * sizeof *hi);
     int *eof = calloc((size_t)ic->n_parts, sizeof *eof), rc = -1;
     if (!hi || !eof) {
@@ -354,7 +348,7 @@ int item_consumer_catch_up(item_consumer *ic, char *err, size_t errlen) {
     }
     if (apply_pending(ic, err, errlen)) goto done;
     LOG_I("items", "caught up with %s in %.2f s: %lld records, %zu items, %lld encoded (%.2f s in the encoder)", ic->topic,
-          now_s() - t0, (long long)(ic->st.records - before), item_table_size(ic->table), (long long)ic->st.encoded,
+          clock_mono_s() - t0, (long long)(ic->st.records - before), item_table_size(ic->table), (long long)ic->st.encoded,
           ic->st.encode_s);
     rc = 0;
 done:
@@ -380,9 +374,9 @@ int item_consumer_step_events(item_consumer *ic, int n, const user_action *const
         }
     }
     if (!k) return 0;
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     if (use_encoder_encode(ic->enc, ic->ev_text, ic->ev_len, k, ic->ev_vec, NULL, err, errlen)) return -1;
-    ic->st.event_encode_s += now_s() - t0;
+    ic->st.event_encode_s += clock_mono_s() - t0;
     ic->st.event_texts += k;
     for (int i = 0; i < k; i++) ev[ic->ev_row[i]].event_text = ic->ev_vec + (size_t)i * USE_DIM;
     return 0;

@@ -11,7 +11,7 @@
  * What it keeps: a partition's records leave in the order they came (its offset order), and a
  * message that carries an event (partition EOF, an error) leaves after that partition's records
  * before it. Messages with no partition (partition < 0) leave first. Nothing is reordered within
- * a partition, so the worker's offset checks (apply.c) see what they would have seen.
+ * a partition, so the worker's offset checks (batch.c) see what they would have seen.
  *
  * The holder never talks to Kafka: messages arrive by readahead_push and are destroyed through
  * the callback given at creation (rd_kafka_message_destroy in the worker; a counter in tests).

@@ -13,6 +13,7 @@ static int read_topics(worker_settings *s, const config *c, char *err, size_t er
     return settings_string(c, "input.topic", &s->input_topic, err, errlen) ||
            settings_string(c, "output.topic", &s->output_topic, err, errlen) ||
            settings_string(c, "dlq.topic", &s->dlq_topic, err, errlen) ||
+           settings_bool(c, "dlq.topic.create", &s->dlq_create, err, errlen) ||
            settings_string(c, "items.topic", &s->items_topic, err, errlen);
 }
 
@@ -98,10 +99,31 @@ static int read_store(worker_settings *s, const config *c, char *err, size_t err
     return 0;
 }
 
-static int read_changelog(worker_settings *s, const config *c, char *err, size_t errlen) {
-    if (settings_bool(c, "changelog.enable", &s->changelog, err, errlen) ||
-        settings_string(c, "changelog.topic", &s->changelog_topic, err, errlen))
+/* state.wal: the changelog is the durable copy, as in Kafka Streams: RocksDB's WAL only costs
+ * CPU then; without a changelog the WAL is all there is. Read after changelog.enable. */
+static int read_wal(worker_settings *s, const config *c, char *err, size_t errlen) {
+    int wal;
+    if (settings_enum(c, "state.wal", &wal, err, errlen)) return -1;
+    s->store.wal = wal == 0 ? !s->changelog : wal == 1;   /* auto|on|off */
+    if (!s->store.wal && !s->changelog) {
+        snprintf(err, errlen, "state.wal=off needs changelog.enable=true: without the WAL and the changelog a crash "
+                 "would lose the state written since the last flush");
         return -1;
+    }
+    return 0;
+}
+
+static int read_changelog(worker_settings *s, const config *c, char *err, size_t errlen) {
+    int64_t replication;
+    if (settings_bool(c, "changelog.enable", &s->changelog, err, errlen) ||
+        settings_string(c, "changelog.topic", &s->changelog_topic, err, errlen) ||
+        settings_int(c, "changelog.replication.factor", &replication, err, errlen) || read_wal(s, c, err, errlen))
+        return -1;
+    if (replication == 0) {
+        snprintf(err, errlen, "changelog.replication.factor: 0 is not a replication factor (-1: the cluster's default)");
+        return -1;
+    }
+    s->changelog_replication = (int)replication;
     if (!s->changelog_topic) {   /* the table's documented default: <group.id>-state-changelog */
         snprintf(s->changelog_topic_buf, sizeof s->changelog_topic_buf, "%s-state-changelog",
                  config_get(c, "group.id", "ievo"));

@@ -45,6 +45,8 @@ typedef struct {
     size_t snapshot_slice;     /* records a checkpoint's snapshot copies per loop turn */
     size_t cache_bytes;        /* in-memory user records (state.cache.bytes) */
     int changelog;             /* replicate states to the changelog topic (default on) */
+    int changelog_replication; /* changelog.replication.factor when the worker creates it (-1: the cluster's) */
+    int dlq_create;            /* dlq.topic.create: create the dead-letter topic when missing */
     const char *changelog_topic;
     char changelog_topic_buf[256];
     const char *metrics_listen;  /* "host:port" for /metrics, /healthz, /readyz; NULL: off */
@@ -92,6 +94,8 @@ typedef struct {
     int64_t dlq_by_class[8];   /* indexed by codec_status */
     int64_t changelog_records; /* state records written to the changelog */
     int64_t restored_partitions, restored_records;
+    int64_t restored_incremental;  /* restores that read only the changelog's tail */
+    int64_t quarantined;       /* users' records that failed validation (dead-lettered, state reset) */
     double restore_s;          /* time spent restoring partitions from the changelog */
     int64_t checkpoints;
     int64_t offset_gaps;       /* records arrived past the next expected offset */

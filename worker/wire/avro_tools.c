@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_text.h"
 #include "schemas.h"
 
 #define AVRO_TOOLS_HEADER 5
@@ -384,34 +385,42 @@ int avro_tools_iv_read(avro_tools_iv_reader *r, const void *payload, size_t len,
     return 0;
 }
 
-int avro_tools_iv_to_json(const interest_vector *iv, int32_t partition, int64_t offset, json_buf *b) {
-    json_buf_append(b, "{\"user_id\":", 11);
-    json_buf_string(b, iv->user_id, iv->user_id_len);
-    json_buf_printf(b, ",\"ts\":%lld,\"events\":%lld,\"vector\":[", (long long)iv->ts, (long long)iv->events);
-    for (int i = 0; i < iv->dim; i++) {
-        if (i) json_buf_append(b, ",", 1);
-        json_buf_float(b, iv->vector[i]);
+/* iv as a JSON object, NULL when out of memory. Ids and the model name are outside bytes
+ * (json_string_lossy); floats through json_real_or_null (NaN, infinities: null). */
+static json_t *iv_json(const interest_vector *iv, int32_t partition, int64_t offset) {
+    json_t *o = json_object();
+    if (!o) return NULL;
+    /* the arrays go into o first (o owns them: one decref frees all), then get filled */
+    json_t *vec = json_array(), *top = iv->top_items ? json_array() : json_null();
+    int bad = json_object_set_new(o, "user_id", json_string_lossy(iv->user_id, iv->user_id_len)) ||
+              json_object_set_new(o, "ts", json_integer(iv->ts)) || json_object_set_new(o, "events", json_integer(iv->events));
+    bad = json_object_set_new(o, "vector", vec) || bad;
+    for (int i = 0; i < iv->dim && !bad; i++) bad = json_array_append_new(vec, json_real_or_null(iv->vector[i]));
+    bad = bad || json_object_set_new(o, "drift", json_real_or_null(iv->drift)) ||
+          json_object_set_new(o, "model", json_string_lossy(iv->model, iv->model_len)) ||
+          json_object_set_new(o, "source_partition", json_integer(iv->source_partition)) ||
+          json_object_set_new(o, "source_offset", json_integer(iv->source_offset));
+    bad = json_object_set_new(o, "top_items", top) || bad;
+    for (int i = 0; iv->top_items && i < iv->n_top_items && !bad; i++)
+        bad = json_array_append_new(top, json_pack("{s:o, s:o}", "item_id",
+                                                   json_string_lossy(iv->top_items[i].item_id, iv->top_items[i].item_id_len),
+                                                   "score", json_real_or_null(iv->top_items[i].score)));
+    if (partition >= 0)
+        bad = bad || json_object_set_new(o, "partition", json_integer(partition)) ||
+              json_object_set_new(o, "offset", json_integer(offset));
+    if (bad) {
+        json_decref(o);
+        return NULL;
     }
-    json_buf_append(b, "],\"drift\":", 10);
-    json_buf_float(b, iv->drift);
-    json_buf_append(b, ",\"model\":", 9);
-    json_buf_string(b, iv->model, iv->model_len);
-    json_buf_printf(b, ",\"source_partition\":%d,\"source_offset\":%lld,\"top_items\":", (int)iv->source_partition,
-                    (long long)iv->source_offset);
-    if (!iv->top_items) {
-        json_buf_append(b, "null", 4);
-    } else {
-        json_buf_append(b, "[", 1);
-        for (int i = 0; i < iv->n_top_items; i++) {
-            json_buf_append(b, i ? ",{\"item_id\":" : "{\"item_id\":", i ? 12 : 11);
-            json_buf_string(b, iv->top_items[i].item_id, iv->top_items[i].item_id_len);
-            json_buf_append(b, ",\"score\":", 9);
-            json_buf_float(b, iv->top_items[i].score);
-            json_buf_append(b, "}", 1);
-        }
-        json_buf_append(b, "]", 1);
-    }
-    if (partition >= 0) json_buf_printf(b, ",\"partition\":%d,\"offset\":%lld", (int)partition, (long long)offset);
-    json_buf_append(b, "}", 1);
-    return b->failed ? -1 : 0;
+    return o;
+}
+
+int avro_tools_iv_write_json(const interest_vector *iv, int32_t partition, int64_t offset, FILE *f, char *err,
+                             size_t errlen) {
+    json_t *o = iv_json(iv, partition, offset);
+    if (!o) return snprintf(err, errlen, "out of memory"), -1;
+    int rc = json_dumpf(o, f, IEVO_JSON_DUMP);
+    json_decref(o);
+    if (rc || fputc('\n', f) == EOF) return snprintf(err, errlen, "cannot write: %s", strerror(errno)), -1;
+    return 0;
 }

@@ -14,9 +14,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "codec.h"
-#include "json.h"
 
 /* ---- UserAction writer (avro-c generic) ---- */
 typedef struct avro_tools_ua_writer avro_tools_ua_writer;
@@ -44,8 +44,10 @@ void avro_tools_iv_reader_free(avro_tools_iv_reader *r);
 int avro_tools_iv_read(avro_tools_iv_reader *r, const void *payload, size_t len, interest_vector *out,
                        int32_t *schema_id, char *err, size_t errlen);
 
-/* Appends iv as one JSON object (no newline): every schema field, then "partition" and "offset"
- * of the Kafka record when partition >= 0. Returns 0, or -1 on ENOMEM. */
-int avro_tools_iv_to_json(const interest_vector *iv, int32_t partition, int64_t offset, json_buf *b);
+/* Writes iv to f as one JSON line: every schema field, then "partition" and "offset" of the
+ * Kafka record when partition >= 0. Returns 0, or -1 with err filled (out of memory, or f
+ * failed). */
+int avro_tools_iv_write_json(const interest_vector *iv, int32_t partition, int64_t offset, FILE *f, char *err,
+                             size_t errlen);
 
 #endif
