@@ -61,7 +61,7 @@ def input_as_jsonl(bootstrap, path):
 def scenario(wal):
     wd = Workdir("wal")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "13")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "13")
     state = wd("state")
     worker = [IEVO, "worker", "-X", "group.id=wal", "-X", "changelog.topic=state-changelog", "-X", f"state.dir={state}",
               "-X", f"model.path={model}", "-X", "commit.interval.ms=200", "-X", f"state.wal={wal}", *FAST_GROUP]
