@@ -154,12 +154,12 @@ def rdkafka_properties():
 
 
 def metrics_server_paths():
-    src = open(os.path.join(SOURCE, "worker", "metrics.c")).read()
+    src = open(os.path.join(SOURCE, "worker", "stream", "metrics.c")).read()
     return set(re.findall(r'strcmp\(target, "(/[a-z]+)"\)', src))
 
 
 def exported_metric_names():
-    src = open(os.path.join(SOURCE, "worker", "metrics.c")).read()
+    src = open(os.path.join(SOURCE, "worker", "stream", "metrics.c")).read()
     return set(re.findall(r'"(ievo_[a-z_]+)', src))
 
 
@@ -223,7 +223,7 @@ def check_base(objs, wkeys, rdk):
     assert {"/metrics", "/healthz", "/readyz"} <= served, served
     probes = {k: c[k]["httpGet"] for k in ("startupProbe", "livenessProbe", "readinessProbe")}
     for k, g in probes.items():
-        assert g["path"] in served, f"{k} path {g['path']} is not served by worker/metrics.c"
+        assert g["path"] in served, f"{k} path {g['path']} is not served by worker/stream/metrics.c"
         assert port_names.get(g["port"], g["port"]) == listen_port, f"{k} port {g['port']}"
     assert probes["livenessProbe"]["path"] == "/healthz" and probes["readinessProbe"]["path"] == "/readyz"
     annotations = sts["spec"]["template"]["metadata"]["annotations"]

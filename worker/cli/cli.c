@@ -16,7 +16,7 @@
 #include "log.h"
 #include "settings.h"
 
-#define CLI_MAX_OPTS 64
+#define CLI_MAX_OPTS 128   /* a command's own options and the common ones */
 
 /* The options every command takes, after its own. */
 static const cli_option COMMON[] = {
@@ -129,23 +129,25 @@ typedef struct {
     const char *value;
 } parsed_option;
 
-/* getopt_long's tables for the command: optstring "[+]:ab:c..." and the long options. */
-static void getopt_tables(const cli_command *cmd, char *optstring, size_t n, struct option *longopts) {
+/* getopt_long's tables for the command: optstring "[+]:ab:c..." and the long options (room for
+ * CLI_MAX_OPTS of each). -1 when the command declares more options than that. */
+static int getopt_tables(const cli_command *cmd, char *optstring, struct option *longopts) {
     size_t k = 0, l = 0;
     if (cmd->operands_first) optstring[k++] = '+';
     optstring[k++] = ':';
     size_t own = count_opts(cmd->opts);
-    for (size_t i = 0; i < own + N_COMMON && k + 3 < n; i++) {
+    if (own + N_COMMON >= CLI_MAX_OPTS) return -1;
+    for (size_t i = 0; i < own + N_COMMON; i++) {
         const cli_option *o = i < own ? &cmd->opts[i] : &COMMON[i - own];
         if (o->key < CLI_LONG) {
             optstring[k++] = (char)o->key;
             if (o->arg) optstring[k++] = ':';
         }
-        if (o->name && l < CLI_MAX_OPTS - 1)
-            longopts[l++] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL, o->key};
+        if (o->name) longopts[l++] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL, o->key};
     }
     optstring[k] = 0;
     longopts[l] = (struct option){NULL, 0, NULL, 0};
+    return 0;
 }
 
 /* Keys the command does not read: ievo's keys of other commands, and librdkafka properties when
@@ -204,7 +206,8 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_option_fn fn, v
     memset(a, 0, sizeof *a);
     char optstring[3 * CLI_MAX_OPTS + 4];
     struct option longopts[CLI_MAX_OPTS];
-    getopt_tables(cmd, optstring, sizeof optstring, longopts);
+    if (getopt_tables(cmd, optstring, longopts))
+        return config_error(cmd, "the command declares more options than the parser holds (a bug)");
     parsed_option *po = calloc((size_t)(argc > 0 ? argc : 1), sizeof *po);
     if (!po) return config_error(cmd, "out of memory");
     size_t n = 0;

@@ -446,32 +446,32 @@ static void chart_open(FILE *b, chart_frame *f, const char *aria, const char *xl
     if (!(f->x1 > f->x0)) f->x1 = f->x0 + 1;
     if (!(f->y1 > f->y0)) f->y1 = f->y0 + 1;
     fprintf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"",
-                    f->w, f->h, f->w, f->h);
+            f->w, f->h, f->w, f->h);
     html_str(b, aria);
     fprintf(b, "\"><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#fbfbfd\" stroke=\"#ccc\"/>", f->ml,
-                    f->mt, f->w - f->ml - f->mr, f->h - f->mt - f->mb);
+            f->mt, f->w - f->ml - f->mr, f->h - f->mt - f->mb);
     char num[32];
     double sy = nice_step(f->y1 - f->y0, 5);
     for (double y = ceil(f->y0 / sy) * sy; y <= f->y1 + 1e-9 * sy; y += sy) {
         fmt_num(num, sizeof num, fabs(y) < 1e-12 * sy ? 0 : y);
         fprintf(b,
-                        "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e3e3e8\"/>"
-                        "<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%s</text>",
-                        f->ml, f->w - f->mr, cy(f, y), cy(f, y), f->ml - 4, cy(f, y) + 4, num);
+                "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e3e3e8\"/>"
+                "<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%s</text>",
+                f->ml, f->w - f->mr, cy(f, y), cy(f, y), f->ml - 4, cy(f, y) + 4, num);
     }
     double sx = nice_step(f->x1 - f->x0, 8);
     for (double x = ceil(f->x0 / sx) * sx; x <= f->x1 + 1e-9 * sx; x += sx) {
         fmt_num(num, sizeof num, fabs(x) < 1e-12 * sx ? 0 : x);
         fprintf(b,
-                        "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#999\"/>"
-                        "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">%s</text>",
-                        cx(f, x), cx(f, x), f->h - f->mb, f->h - f->mb + 4, cx(f, x), f->h - f->mb + 16, num);
+                "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#999\"/>"
+                "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">%s</text>",
+                cx(f, x), cx(f, x), f->h - f->mb, f->h - f->mb + 4, cx(f, x), f->h - f->mb + 16, num);
     }
     fprintf(b, "<text x=\"%d\" y=\"%d\" class=\"axis\" text-anchor=\"middle\">", (f->ml + f->w - f->mr) / 2,
-                    f->h - 4);
+            f->h - 4);
     html_str(b, xlabel);
     fprintf(b, "</text><text x=\"12\" y=\"%d\" class=\"axis\" text-anchor=\"middle\" transform=\"rotate(-90 12 %d)\">",
-                    (f->mt + f->h - f->mb) / 2, (f->mt + f->h - f->mb) / 2);
+            (f->mt + f->h - f->mb) / 2, (f->mt + f->h - f->mb) / 2);
     html_str(b, ylabel);
     LIT(b, "</text>");
 }
@@ -480,7 +480,7 @@ static void chart_legend(FILE *b, const chart_frame *f, const char *const *names
     int x = f->ml + 8;
     for (int i = 0; i < n; i++) {
         fprintf(b, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\" class=\"legend\">",
-                        x, f->mt + 6, colors[i], x + 14, f->mt + 15);
+                x, f->mt + 6, colors[i], x + 14, f->mt + 15);
         html_str(b, names[i]);
         LIT(b, "</text>");
         x += 24 + 7 * (int)strlen(names[i]);
@@ -673,8 +673,8 @@ static void user_genres(FILE *b, const report *r, const report_user *u) {
             double s = share[w * ML_GENRES + g] / sum;
             if (s <= 0) continue;
             fprintf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x0,
-                            cy(&f, y + s), x1 - x0 > 1.5 ? x1 - x0 - 0.5 : 1, cy(&f, y) - cy(&f, y + s),
-                            REPORT_PALETTE[g % PALETTE_N]);
+                    cy(&f, y + s), x1 - x0 > 1.5 ? x1 - x0 - 0.5 : 1, cy(&f, y) - cy(&f, y + s),
+                    REPORT_PALETTE[g % PALETTE_N]);
             html_str(b, r->genres[g]);
             fprintf(b, " %.0f%%</title></rect>", s * 100);
             y += s;
@@ -732,7 +732,7 @@ static void section_user(FILE *b, const report *r, const report_user *u) {
     LIT(b, "<h3>User ");
     html_str(b, u->id);
     fprintf(b, "</h3><p class=\"note\">%lld events, %lld outputs read, mean drift %.4f", (long long)n,
-                    (long long)have, have ? dsum / (double)have : 0.0);
+            (long long)have, have ? dsum / (double)have : 0.0);
     if (u->ts && u->ts[0] && u->ts[n - 1]) {
         double days = (double)(u->ts[n - 1] - u->ts[0]) / 86400000.0;
         fprintf(b, ", over %.1f days of event time", days);
@@ -757,11 +757,11 @@ static void section_user(FILE *b, const report *r, const report_user *u) {
             int t = u->topic[k];
             if (t < 0) continue;
             fprintf(b, "<rect x=\"%.1f\" y=\"%d\" width=\"%.2f\" height=\"12\" fill=\"%s\"><title>topic %d</title></rect>",
-                            cx(&f, (double)k + 0.5), ytop, cx(&f, (double)k + 1.5) - cx(&f, (double)k + 0.5) + 0.3,
-                            REPORT_PALETTE[t % PALETTE_N], t);
+                    cx(&f, (double)k + 0.5), ytop, cx(&f, (double)k + 1.5) - cx(&f, (double)k + 0.5) + 0.3,
+                    REPORT_PALETTE[t % PALETTE_N], t);
             if (k > 0 && u->topic[k - 1] >= 0 && u->topic[k - 1] != t)
                 fprintf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>",
-                                cx(&f, (double)k + 0.5), cx(&f, (double)k + 0.5), f.mt, f.h - f.mb);
+                        cx(&f, (double)k + 0.5), cx(&f, (double)k + 0.5), f.mt, f.h - f.mb);
         }
     }
     int open = 0;
@@ -792,21 +792,21 @@ static void section_user(FILE *b, const report *r, const report_user *u) {
         LIT(b, "<figure><figcaption>Interest vector over the history (dimensions down, events across; "
                            "red positive, blue negative)</figcaption>");
         fprintf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"interest vector heat map\">",
-                        w, h, w, h);
+                w, h, w, h);
         char col[16];
         for (int c = 0; c < cols; c++) {
             int64_t e = cols == n ? c : (int64_t)((double)c * (double)(n - 1) / (double)(cols - 1 > 0 ? cols - 1 : 1));
             for (int d = 0; d < rows; d++) {
                 heat_color(col, sizeof col, u->vec[(size_t)e * (size_t)rows + (size_t)d] / vmax);
                 fprintf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>", 64 + c * cw,
-                                10 + d * ch, cw, ch, col);
+                        10 + d * ch, cw, ch, col);
             }
         }
         fprintf(b, "<text x=\"64\" y=\"%d\" class=\"tick\">event 1</text>"
                            "<text x=\"%d\" y=\"%d\" class=\"tick\" text-anchor=\"end\">event %lld</text>"
                            "<text x=\"58\" y=\"16\" class=\"tick\" text-anchor=\"end\">dim 0</text>"
                            "<text x=\"58\" y=\"%d\" class=\"tick\" text-anchor=\"end\">dim %d</text></svg></figure>\n",
-                        10 + rows * ch + 14, 64 + cols * cw, 10 + rows * ch + 14, (long long)n, 10 + rows * ch, rows - 1);
+                10 + rows * ch + 14, 64 + cols * cw, 10 + rows * ch + 14, (long long)n, 10 + rows * ch, rows - 1);
     }
     if (u->item) user_genres(b, r, u), user_genre_notes(b, r, u);
 }

@@ -54,7 +54,7 @@ enum {
 static const cli_option OPTS[] = {
     CLI_OPT_OUT("the model file to write"),
     CLI_OPTS_DATA,
-    CLI_OPT_TOPIC("read the events from this topic (-b, -X input.format / input.schema.id)", "input.topic"),
+    CLI_OPT_TOPIC("read the events from this topic (with -b; their format: input.format, input.schema.id)", "input.topic"),
     CLI_OPT_BOOTSTRAP,
     CLI_OPTS_MODEL("gru"),
     {"epochs", OPT_TRAIN + 0, "N", "at most N epochs (default 200)", NULL},
