@@ -106,7 +106,7 @@ def scenario(a, name, data_args, vocab_args, n_events_hint, parts):
         # partition count in --latency-partitions. The local broker finds a fetch's position by a
         # linear walk over the partition's retained batches and returns one batch per partition per
         # fetch (rdkafka_mock, librdkafka 2.0.2): streamed input makes many small batches, so with
-        # many partitions its fetches cost more the longer the run (docs/benchmarks.md).
+        # many partitions its fetches cost more the longer the run (docs/performance.md).
         rate = max(1000, int(out["worker"]["events_per_s"] / 2))
         out["latency"] = []
         for lparts in a.latency_partitions:

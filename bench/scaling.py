@@ -1,6 +1,6 @@
 """How the worker's cost grows: events/s and CPU per event against the number of users, the
 attention window, the hidden size, and one vs two worker processes; bytes per user on disk; the
-time to restore users from the changelog. Prints a markdown table (docs/benchmarks.md).
+time to restore users from the changelog. Prints a markdown table (docs/performance.md).
 
   python3 bench/scaling.py [--quick] [--max-users 10000000]
 

@@ -68,3 +68,7 @@ target_link_libraries(oracle_train PRIVATE ievo_train)
 add_test(NAME layers COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/layers/check_layers.py ${CMAKE_SOURCE_DIR}
                              ${CMAKE_BINARY_DIR})
 set_tests_properties(layers PROPERTIES LABELS unit TIMEOUT 120)
+
+# Damages a user's record in a state dir (tests/integration/test_worker_hostile.py; test-only).
+add_executable(state_corrupt ${CMAKE_SOURCE_DIR}/tests/faults/state_corrupt.c)
+target_link_libraries(state_corrupt PRIVATE ievo_state)

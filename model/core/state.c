@@ -197,7 +197,7 @@ int model_state_validate(const model *m, const void *state, char *err, size_t er
     model_state_hdr h;
     model_state_read_hdr(state, &h);
     int W = m->cfg.window;
-    if (h.events < 0 || h.wlen < 0 || h.wlen > W || (int64_t)h.wlen > h.events || h.head < 0 || h.head >= W)
+    if (h.events < 0 || h.wlen > W || (int64_t)h.wlen > h.events || h.head >= W)
         return model_errf(err, errlen, "state: corrupt counters (events %lld, window length %d, head %d, W %d)",
                           (long long)h.events, h.wlen, h.head, W);
     return 0;

@@ -175,7 +175,7 @@ def properties(text):
 
 
 def env_key(name):
-    """IEVO_CFG_GROUP_INSTANCE_ID -> group.instance.id (worker/config.c: config_load_env)."""
+    """IEVO_CFG_GROUP_INSTANCE_ID -> group.instance.id (worker/common/config.c: config_load_env)."""
     assert name.startswith("IEVO_CFG_"), name
     return name[len("IEVO_CFG_"):].lower().replace("_", ".")
 

@@ -126,7 +126,7 @@ static void check_worker(void) {
               s.in.max_bytes == 1048576,
           "codecs");
     CHECK(s.backend == MODEL_BACKEND_DNNL && s.batch_max_events == 2048 && s.batch_timeout_ms == 20 &&
-              s.commit_interval_s == 5.0 && s.cache_bytes == 256u << 20 && s.changelog && !s.metrics_listen &&
+              s.commit_interval_s == 5.0 && s.stop_timeout_s == 10.0 && s.cache_bytes == 256u << 20 && s.changelog && !s.metrics_listen &&
               !s.stats_file && s.text_encoder_dir && s.text_encoder_dir[0],
           "defaults");
     config_set(&c, "state.compaction", "universal");

@@ -115,6 +115,10 @@ const setting SETTINGS[] = {
      "Period of stats.series.file."},
     {"log.slow.batch.ms", SETTING_MS, "1000", NULL, 1, 3600000, NULL, W, 0,
      "Log every batch (with its checkpoint) that takes longer than this."},
+    {"stop.timeout.ms", SETTING_MS, "10000", NULL, 0, 3600000, NULL, W, 0,
+     "How long a clean stop (SIGTERM, SIGINT) waits for the broker to make what was applied durable. "
+     "A second signal ends the process at once, like a crash: what is lost is applied again at the "
+     "next start."},
 
     {"items.topic", SETTING_STRING, "items", NULL, 0, 0, NULL, W | SETTINGS_CMD_PRODUCE, 0,
      "Text models: the item catalogue topic (Item records keyed by item_id), read like a global table "

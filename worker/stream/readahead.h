@@ -4,7 +4,7 @@
  * librdkafka's consumer queue hands over a partition's fetched records as one run (a fetch
  * response's message set), so a micro-batch read straight from it holds one or two partitions,
  * and a heavy user's events in it form a long chain of one-row model steps (the worker steps a
- * user's n-th event of the batch in wave n; docs/benchmarks.md). The worker instead reads ahead
+ * user's n-th event of the batch in wave n; docs/performance.md). The worker instead reads ahead
  * up to `batch.readahead.records` of what is already fetched into one FIFO lane per partition
  * and builds each batch from the lanes in turn, an equal share from each.
  *

@@ -146,11 +146,18 @@ static int read_observability(worker_settings *s, const config *c, char *err, si
     return 0;
 }
 
+static int read_stop(worker_settings *s, const config *c, char *err, size_t errlen) {
+    int64_t stop_ms;
+    if (settings_int(c, "stop.timeout.ms", &stop_ms, err, errlen)) return -1;
+    s->stop_timeout_s = (double)stop_ms / 1000.0;
+    return 0;
+}
+
 int worker_settings_from_config(worker_settings *s, const config *c, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     if (read_topics(s, c, err, errlen) || read_wire(s, c, err, errlen) || read_model(s, c, err, errlen) ||
         read_batches(s, c, err, errlen) || read_store(s, c, err, errlen) || read_changelog(s, c, err, errlen) ||
-        read_observability(s, c, err, errlen))
+        read_observability(s, c, err, errlen) || read_stop(s, c, err, errlen))
         return -1;
     return 0;
 }

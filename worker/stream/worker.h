@@ -11,7 +11,7 @@
  *
  * Order matters: nothing durable ever holds the effect of an event whose output was not
  * acknowledged, so a crash re-applies from the last checkpoint (state exactly once, outputs at
- * least once, deduplicable on (source_partition, source_offset)). See docs/architecture.md.
+ * least once, deduplicable on (source_partition, source_offset)). See docs/concepts.md.
  */
 #ifndef IEVO_WORKER_H
 #define IEVO_WORKER_H
@@ -42,6 +42,8 @@ typedef struct {
     int until_eof;             /* stop once every assigned partition is drained */
     const char *stats_file;    /* write the run summary here as JSON at exit */
     double commit_interval_s;  /* checkpoint period (commit.interval.ms) */
+    double stop_timeout_s;     /* stop.timeout.ms: how long a stop waits for the broker */
+    const char *group_id;      /* group.id (for messages) */
     size_t snapshot_slice;     /* records a checkpoint's snapshot copies per loop turn */
     size_t cache_bytes;        /* in-memory user records (state.cache.bytes) */
     int changelog;             /* replicate states to the changelog topic (default on) */

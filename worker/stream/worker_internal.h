@@ -80,6 +80,8 @@ typedef struct {
     char dr_first_error[256];
     atomic_long cl_failed;             /* changelog records the broker refused */
     char cl_first_error[256];
+    int session_timeout_ms;            /* the consumer's, for the waiting messages */
+    int consumer_closed;               /* it left the group (else destroyed without a close) */
     int64_t *cl_position;              /* (cl_partitions) the offset after each partition's last
                                           acknowledged marker, -1: none yet */
     int cl_partitions;
@@ -105,6 +107,7 @@ typedef struct worker {
 
     int ever_assigned;         /* an assignment (even an empty one) has been received */
     int failed;                /* a fatal error: nothing more may be made durable */
+    double stop_deadline;      /* once a stop is asked for: when waits give up (stop.timeout.ms) */
     char fatal[512];           /* what it was (the first one) */
 
     /* observability (observe.c) */
@@ -129,6 +132,8 @@ typedef struct worker {
 void worker_fail(worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A stop was asked for (a signal, worker_request_stop, worker_fail). */
 int worker_stop_requested(void);
+/* By a signal (a second one ends the process). */
+int worker_stop_signalled(void);
 /* SIGTERM and SIGINT ask for a stop. */
 void worker_catch_signals(void);
 
@@ -144,6 +149,9 @@ void worker_io_close(worker *w);
 int worker_io_track_changelog(worker *w, int partitions, char *err, size_t errlen);
 /* The cluster calls of the internal topics' checks (topics.h). */
 topics_ops worker_io_topics(worker *w);
+/* Once a stop is asked for, when the waits of a stop give up (stop.timeout.ms after the first
+ * call that saw it); 0 before. */
+double worker_stop_deadline(worker *w);
 /* The checkpoint's I/O over the worker's clients and store. */
 checkpoint_io worker_io_checkpoint(worker *w);
 /* Produces one record through the main producer, waiting out a full local queue. */
