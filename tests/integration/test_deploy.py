@@ -155,7 +155,7 @@ def rdkafka_properties():
 
 def metrics_server_paths():
     src = open(os.path.join(SOURCE, "worker", "stream", "metrics.c")).read()
-    return set(re.findall(r'strcmp\(target, "(/[a-z]+)"\)', src))
+    return set(re.findall(r'strcmp\(url, "(/[a-z]+)"\)', src))
 
 
 def exported_metric_names():

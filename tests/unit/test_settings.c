@@ -121,7 +121,8 @@ static void check_worker(void) {
     CHECK(!strcmp(s.input_topic, "user-actions") && !strcmp(s.output_topic, "interest-vectors") &&
               !strcmp(s.dlq_topic, "user-actions.dlq") && !strcmp(s.items_topic, "items"),
           "topics");
-    CHECK(!strcmp(s.changelog_topic, "g7-state-changelog"), "changelog topic %s", s.changelog_topic);
+    CHECK(!strcmp(s.changelog_topic, "g7-state-changelog") && !strcmp(s.group_id, "g7"), "changelog topic %s",
+          s.changelog_topic);
     CHECK(s.in.format == WIRE_CONFLUENT && s.in.schema_id == 1 && s.out.schema_id == 2 && s.items_in.schema_id == 3 &&
               s.in.max_bytes == 1048576,
           "codecs");

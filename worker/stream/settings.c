@@ -124,9 +124,10 @@ static int read_changelog(worker_settings *s, const config *c, char *err, size_t
         return -1;
     }
     s->changelog_replication = (int)replication;
+    /* group.id is librdkafka's; "ievo" is the worker's default for its consumer */
+    s->group_id = config_get(c, "group.id", "ievo");
     if (!s->changelog_topic) {   /* the table's documented default: <group.id>-state-changelog */
-        snprintf(s->changelog_topic_buf, sizeof s->changelog_topic_buf, "%s-state-changelog",
-                 config_get(c, "group.id", "ievo"));
+        snprintf(s->changelog_topic_buf, sizeof s->changelog_topic_buf, "%s-state-changelog", s->group_id);
         s->changelog_topic = s->changelog_topic_buf;
     }
     return 0;
