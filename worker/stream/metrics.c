@@ -203,6 +203,12 @@ char *metrics_render(const metrics_snapshot *snap, size_t *len) {
               (long long)st->offset_gaps);
     counter_i(&b, "ievo_restored_partitions_total", "Partitions restored from the changelog.",
               (long long)st->restored_partitions);
+    counter_i(&b, "ievo_restored_incremental_total",
+              "Partition restores that read only the changelog's tail after the local checkpoint.",
+              (long long)st->restored_incremental);
+    counter_i(&b, "ievo_quarantined_records_total",
+              "Users' records read back (changelog or store) that failed validation: dead-lettered, state reset.",
+              (long long)st->quarantined);
     counter_i(&b, "ievo_restore_records_total", "Changelog records restored into the local state.",
               (long long)(snap->restore_records_done > st->restored_records ? snap->restore_records_done
                                                                             : st->restored_records));
@@ -222,7 +228,8 @@ char *metrics_render(const metrics_snapshot *snap, size_t *len) {
     int assigned = 0;
     for (int i = 0; i < snap->n_partitions; i++) assigned += snap->partitions[i].owned != 0;
     head(&b, "ievo_consumer_lag", "gauge",
-         "Records between the partition's high watermark and the consumer position (librdkafka statistics).");
+         "Records of the partition not yet applied: its end offset (from the last fetch) minus the next offset to "
+         "apply; 0 when caught up.");
     for (int i = 0; i < snap->n_partitions; i++) {
         const metrics_partition *p = &snap->partitions[i];
         if (p->owned && p->lag >= 0)
@@ -234,6 +241,14 @@ char *metrics_render(const metrics_snapshot *snap, size_t *len) {
         if (p->owned && p->next_offset >= 0)
             mb_printf(&b, "ievo_partition_next_offset{partition=\"%d\"} %lld\n", (int)p->partition,
                       (long long)p->next_offset);
+    }
+    head(&b, "ievo_partition_checkpointed_offset", "gauge",
+         "Next input offset as of the last checkpoint; next_offset minus it is what a crash now would apply again.");
+    for (int i = 0; i < snap->n_partitions; i++) {
+        const metrics_partition *p = &snap->partitions[i];
+        if (p->owned && p->checkpointed_offset >= 0)
+            mb_printf(&b, "ievo_partition_checkpointed_offset{partition=\"%d\"} %lld\n", (int)p->partition,
+                      (long long)p->checkpointed_offset);
     }
     gauge_i(&b, "ievo_partitions_assigned", "Input partitions assigned to this worker.", assigned);
     gauge_i(&b, "ievo_ready", "1 once partitions are assigned and none is being restored.", snap->ready ? 1 : 0);

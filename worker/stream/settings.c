@@ -60,11 +60,13 @@ static int read_model(worker_settings *s, const config *c, char *err, size_t err
 }
 
 static int read_batches(worker_settings *s, const config *c, char *err, size_t errlen) {
-    int64_t events, timeout_ms, readahead;
+    int64_t events, timeout_ms, readahead, readahead_bytes;
     if (settings_int(c, "batch.max.events", &events, err, errlen) ||
         settings_int(c, "batch.timeout.ms", &timeout_ms, err, errlen) ||
-        settings_int(c, "batch.readahead.records", &readahead, err, errlen))
+        settings_int(c, "batch.readahead.records", &readahead, err, errlen) ||
+        settings_int(c, "batch.readahead.bytes", &readahead_bytes, err, errlen))
         return -1;
+    s->readahead_bytes = (size_t)readahead_bytes;
     s->batch_max_events = (int)events;
     s->batch_timeout_ms = (int)timeout_ms;
     s->readahead_records = (int)readahead;

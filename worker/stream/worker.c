@@ -19,6 +19,17 @@
 
 /* ---- start-up and shutdown ------------------------------------------------------------- */
 
+/* A worker on an empty input topic applies nothing and, with --until-eof, stops at once: say so,
+ * since a misspelled topic name looks the same (brokers that auto-create topics create it). */
+static void warn_if_input_empty(worker *w, int partitions) {
+    for (int p = 0; p < partitions; p++) {
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(w->k.consumer, w->s->input_topic, p, &lo, &hi, 10000) || hi > 0) return;
+    }
+    LOG_W("worker", "input topic %s holds no records in any of its %d partitions: nothing to apply yet (if the name "
+          "is misspelled, a broker that auto-creates topics has just created it)", w->s->input_topic, partitions);
+}
+
 /* The internal topics (topics.h): the changelog with the input's partitions and compaction, and
  * with dlq.topic.create the dead-letter topic; each created when missing. */
 static int ensure_topics(worker *w, char *err, size_t errlen) {
@@ -32,6 +43,7 @@ static int ensure_topics(worker *w, char *err, size_t errlen) {
         return -1;
     if (s->dlq_create && topics_ensure(&ops, s->dlq_topic, 0, NULL, 1, in, s->changelog_replication, err, errlen))
         return -1;
+    warn_if_input_empty(w, in);
     return 0;
 }
 
@@ -156,6 +168,7 @@ static void stop(worker *w, char *err, size_t errlen) {
     if (!w->failed && !w->s->store.wal && state_store_flush(w->store, err, errlen))
         worker_fail(w, "%s (the changelog holds what the store lost: the next start restores it)", err);
     if (w->ra) readahead_clear(w->ra); /* read ahead, not applied: the next owner fetches them */
+    dlq_log_summary(w);
     LOG_I("worker", "stopping: committing offsets and leaving the group");
     if (!w->failed) rd_kafka_commit(w->k.consumer, NULL, 1); /* the state store holds the offsets anyway */
     w->k.consumer_closed = leave_group(w, deadline);
@@ -177,7 +190,7 @@ static int consume_batch(worker *w, rd_kafka_message_t **msgs, size_t max, int t
     if (w->ra) { /* read ahead what is fetched, then a batch across the partitions (readahead.h) */
         size_t limit = (size_t)w->s->readahead_records;
         if (limit < max) limit = max;
-        while (readahead_count(w->ra) < limit) {
+        while (readahead_count(w->ra) < limit && readahead_bytes(w->ra) < w->s->readahead_bytes) {
             rd_kafka_message_t *m =
                 rd_kafka_consumer_poll(w->k.consumer, readahead_count(w->ra) == 0 ? timeout_ms : 0);
             if (!m) break;

@@ -119,6 +119,11 @@ typedef struct worker {
     FILE *series;              /* stats.series.file, or NULL */
     double last_series_s, started_s;
 
+    /* dead letters' log lines (dlq.c) */
+    double dlq_log_since;
+    int dlq_log_lines;
+    int64_t dlq_log_quiet;
+
     /* replay (replay.c) */
     int64_t replay_total;
     double replay_last_log_s;
@@ -183,6 +188,8 @@ int batch_apply(worker *w, rd_kafka_message_t **msgs, size_t n, char *err, size_
 /* Dead-letters one input record: the original key and payload, headers with the reason. */
 int dlq_produce(worker *w, const rd_kafka_message_t *msg, codec_status st, const char *reason,
                 char *err, size_t errlen);
+/* The count of dead letters logged without a line of their own since the last summary (at a stop). */
+void dlq_log_summary(worker *w);
 /* Dead-letters any record (a quarantined state: cls "state"), naming where it was read. */
 int dlq_produce_record(worker *w, const char *topic, int32_t partition, int64_t offset, const void *key,
                        size_t key_len, const void *value, size_t len, const char *cls, const char *reason,
