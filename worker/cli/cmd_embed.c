@@ -25,7 +25,7 @@
 
 #define EMBED_DEFAULT_BATCH 32
 #define EMBED_DEFAULT_MAX_LINE 65536
-#define EMBED_DUMP JSON_REAL_PRECISION(9)   /* not compact: ", " and ": " as the lines always had */
+#define EMBED_DUMP JSON_REAL_PRECISION(9)   /* not compact: ", " and ": ", which scripts match */
 
 enum { OPT_BATCH = CLI_OPT_ID_FIRST_FREE, OPT_IDS, OPT_MAX_LINE, OPT_STATS, OPT_TOKENIZE, OPT_NORMALIZE };
 

@@ -412,7 +412,7 @@ static void eval_print(const eval_run *x) {
 
 /* ---- the JSON report ----------------------------------------------------------------------------- */
 
-/* A metric as the report has always written it: 6 decimals. */
+/* A metric in the report: 6 decimals, more than the protocol can tell apart. */
 static json_t *real6(double v) { return json_real_or_null(isfinite(v) ? round(v * 1e6) / 1e6 : v); }
 
 static json_t *metrics_json(const rank_metrics *r) {

@@ -411,7 +411,7 @@ static int train_run_fit(train_run *x, char *err, size_t errlen) {
 
 /* ---- the model file's metadata -------------------------------------------------------------- */
 
-/* A metric as the metadata has always carried it: 6 decimals. */
+/* A metric in the metadata: 6 decimals, as eval reports it. */
 static json_t *real6(double v) { return json_real_or_null(isfinite(v) ? round(v * 1e6) / 1e6 : v); }
 
 static json_t *meta_text(const train_run *x) {

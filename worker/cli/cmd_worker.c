@@ -86,7 +86,7 @@ static int latency_quantile(const worker_stats *st, double q) {
 static void put_int(json_t *o, const char *k, json_int_t v) { json_object_set_new(o, k, json_integer(v)); }
 static void put_real(json_t *o, const char *k, double v) { json_object_set_new(o, k, json_real_or_null(v)); }
 
-/* The summary, in the order of its fields since the first release (readers index by name). */
+/* The summary (readers index it by name; the order is for people). */
 static json_t *stats_json(const worker_stats *st, int ok) {
     double cpu = st->cpu_user_s + st->cpu_sys_s;
     json_t *o = json_object(), *dlq = json_object(), *lat = json_object(), *stages = json_object();
