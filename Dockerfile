@@ -30,4 +30,4 @@ WORKDIR /var/lib/ievo
 ENV OMP_NUM_THREADS=1
 VOLUME ["/var/lib/ievo"]
 ENTRYPOINT ["/usr/local/bin/ievo"]
-CMD ["worker", "-c", "/etc/ievo/worker.properties"]
+CMD ["worker", "-F", "/etc/ievo/worker.properties"]

@@ -76,7 +76,7 @@ def scenario(a, name, data_args, vocab_args, n_events_hint, parts):
     out = {"name": name}
     try:
         model = os.path.join(wd, "model.safetensors")
-        run([a.ievo, "model", "init", "--out", model, *vocab_args, "--seed", "1"])
+        run([a.ievo, "model", "init", "--out", model, *vocab_args, "--init-seed", "1"])
         topics = [f"user-actions:{parts}", f"state-changelog:{parts}", f"interest-vectors:{parts}",
                   "user-actions.dlq:2", "bench-out:16", "bench-changelog:16"]
 
@@ -127,7 +127,7 @@ def scenario(a, name, data_args, vocab_args, n_events_hint, parts):
                                      stderr=open(os.path.join(wd, "latency-worker.log"), "w"))
                 time.sleep(6)   # the worker joins its group before the input starts
                 n = min(n_events_hint, rate * a.latency_seconds)
-                run([a.ievo, "produce", "-b", b.bootstrap, "-t", "user-actions", *data_args, "--limit", n,
+                run([a.ievo, "produce", "-b", b.bootstrap, "-t", "user-actions", *data_args, "--count", n,
                      "--rate", rate], timeout=3600)
                 time.sleep(3)
                 w.send_signal(signal.SIGTERM)
@@ -202,7 +202,7 @@ def main():
     elif a.only != "synthetic":
         log("MovieLens not found (--movielens DIR; download from https://grouplens.org/datasets/movielens/100k/): skipped")
     if a.only != "movielens":
-        r = scenario(a, "synthetic", ["--synthetic", f"{a.users}:{a.events}", "--zipf-users", a.zipf],
+        r = scenario(a, "synthetic", ["--synthetic", f"{a.users}:{a.events}", "--synth-zipf-users", a.zipf],
                      ["--vocab-synthetic"], a.events, a.partitions)
         r["input"], r["users"] = f"synthetic, {a.users} users, {a.events} events, Zipf {a.zipf} activity", a.users
         results.append(r)

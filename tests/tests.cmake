@@ -27,7 +27,14 @@ function(ievo_py_test dir label timeout)
   endforeach()
 endfunction()
 ievo_py_test(oracle oracle 600)
+ievo_py_test(cli unit 300)
 ievo_py_test(integration integration 1200)
+
+# docs/configuration.md is generated from the settings table (`ievo config --markdown`): the
+# committed file must be what the table gives.
+add_test(NAME cli_configuration_md
+         COMMAND sh -c "\"$0\" config --markdown | diff -u \"$1\" - >&2" ${IEVO_BIN} ${CMAKE_SOURCE_DIR}/docs/configuration.md)
+set_tests_properties(cli_configuration_md PROPERTIES LABELS unit TIMEOUT 60)
 
 # The model's unit tests (test_json, test_model_*, test_use_*) link the model's libraries alone:
 # model/ must stand without worker/, and these tests then build even while worker/ does not.

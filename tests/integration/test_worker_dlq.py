@@ -56,7 +56,7 @@ def float_bits_nan_record():
 def main():
     wd = Workdir("dlq")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "3")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "3")
     good = encode(action("x", "t00-i001", 1_700_000_000_000, 2.0))
     bad = {
         "truncated": (good[:-3], "avro"),

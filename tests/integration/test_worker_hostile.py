@@ -87,7 +87,7 @@ def references(wd, model, events, first_end):
 
 def produce_half(b, first):
     """The first half, or the second: other events of the same users, later in event time."""
-    later = [] if first else ["--seed", "2", "--start-ts", "1800000000000"]
+    later = [] if first else ["--synth-seed", "2", "--synth-start-ts", "1800000000000"]
     ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", f"{USERS}:{HALF}", *later)
 
 
@@ -172,7 +172,7 @@ def hostile_store(wd, model):
 def main():
     wd = Workdir("hostile")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "21")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "21")
     hostile_changelog(wd, model)
     hostile_store(wd, model)
     wd.cleanup()

@@ -19,7 +19,7 @@ def lag(m):
 def main():
     wd = Workdir("lag")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "5")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "5")
     port = free_port()
     with Broker(["user-actions:4", "state-changelog:4", "interest-vectors:4", "user-actions.dlq:1"],
                 workdir=wd.path) as b:

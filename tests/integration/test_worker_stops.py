@@ -51,7 +51,7 @@ def stop_within(p, sig, seconds, errlog):
 def main():
     wd = Workdir("stops")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "3")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "3")
     topics = ["user-actions:4", "interest-vectors:4", "user-actions.dlq:1"]   # changelogs: <group>-state-changelog
     with Broker(topics, workdir=wd.path, control=True) as b:
         # joining: a second member with the default session.timeout.ms (45 s): its first
@@ -84,7 +84,7 @@ def main():
                 ("twice", ["-X", "stop.timeout.ms=600000"], signal.SIGINT, True, 128 + signal.SIGINT, 4)):
             p, errlog = start(wd, b, model, name, *FAST_GROUP, "-X", "commit.interval.ms=600000", *extra)
             wait_log(p, errlog, "assigned user-actions", 30)
-            ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", "50:500", "--seed", "7")
+            ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", "50:500", "--synth-seed", "7")
             await_outputs(b.bootstrap, 6500 if name == "nobroker" else 7000, 60, alive=lambda: p.poll() is None)
             b.ctl("broker-down", "all")
             if second:

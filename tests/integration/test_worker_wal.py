@@ -41,21 +41,21 @@ def changelog_ends(bootstrap):
 def scenario(wal):
     wd = Workdir("wal")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "13")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "13")
     state = wd("state")
     worker = [IEVO, "worker", "-X", "group.id=wal", "-X", "changelog.topic=state-changelog", "-X", f"state.dir={state}",
               "-X", f"model.path={model}", "-X", "commit.interval.ms=200", "-X", f"state.wal={wal}", *FAST_GROUP]
     topics = ["user-actions", "state-changelog", "interest-vectors:8", "user-actions.dlq:1"]
     with Broker(topics, partitions=PARTS, workdir=wd.path) as b:
-        ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", f"{USERS}:{HALF}", "--seed", "1")
+        ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", f"{USERS}:{HALF}", "--synth-seed", "1")
         r = subprocess.run(worker + ["-b", b.bootstrap, "--until-eof", "-X", f"stats.file={wd('a.json')}"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
         assert r.returncode == 0, r.stderr.decode()[-3000:]
         after_a = changelog_ends(b.bootstrap)
 
         # later in event time than the first half: the reference applies each user's events in time order
-        ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", f"{USERS}:{HALF}", "--seed", "2",
-             "--start-ts", "1800000000000")
+        ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", f"{USERS}:{HALF}", "--synth-seed", "2",
+             "--synth-start-ts", "1800000000000")
         logb = open(wd("b.log"), "w")
         p = subprocess.Popen(worker + ["-b", b.bootstrap], stdout=subprocess.DEVNULL, stderr=logb)
         await_outputs(b.bootstrap, 2 * HALF, 300, alive=lambda: p.poll() is None)

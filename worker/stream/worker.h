@@ -23,10 +23,11 @@
 #include "config.h"
 #include "model.h"
 #include "replay_plan.h"
+#include "settings.h"
 #include "state_store.h"
 
-/* ievo's own configuration keys; every other key is a librdkafka property. */
-extern const char *const WORKER_KEYS[];
+/* ievo's own configuration keys (the settings table's); every other key is a librdkafka property. */
+#define WORKER_KEYS (settings_names())
 
 typedef struct {
     const char *input_topic, *output_topic, *dlq_topic;
@@ -65,7 +66,8 @@ typedef struct {
     char text_encoder_dir_buf[4096];
 } worker_settings;
 
-/* Reads the settings from c (defaults applied). Returns 0, or -1 with err naming the key. */
+/* Reads the settings from c through the settings table (its defaults, ranges and enum values).
+ * Returns 0, or -1 with err naming the key. */
 int worker_settings_from_config(worker_settings *s, const config *c, char *err, size_t errlen);
 
 /* Where a batch's wall time goes. */
