@@ -114,7 +114,11 @@ static json_t *stats_json(const worker_stats *st, int ok) {
     put_int(o, "changelog_records", st->changelog_records);
     put_int(o, "restored_partitions", st->restored_partitions);
     put_int(o, "restored_records", st->restored_records);
+    put_int(o, "restored_incremental", st->restored_incremental);
     put_real(o, "restore_s", st->restore_s);
+    put_int(o, "quarantined", st->quarantined);
+    put_int(o, "io_read_bytes", st->io_read_bytes);
+    put_int(o, "io_write_bytes", st->io_write_bytes);
     for (int k = CODEC_E_OVERSIZED; k <= CODEC_E_INVALID; k++)
         put_int(dlq, codec_status_name((codec_status)k), st->dlq_by_class[k]);
     json_object_set_new(o, "dead_letters_by_class", dlq);

@@ -177,6 +177,21 @@ static void stop(worker *w, char *err, size_t errlen) {
     if (w->k.cl_producer) rd_kafka_flush(w->k.cl_producer, left_ms > 0 ? left_ms : 0);
 }
 
+/* The bytes the process made the storage layer read and write (/proc/self/io: RocksDB's files
+ * and logs; not the network). -1 when the kernel does not say. */
+static void read_io_counters(worker_stats *st) {
+    st->io_read_bytes = st->io_write_bytes = -1;
+    FILE *f = fopen("/proc/self/io", "r");
+    if (!f) return;
+    char line[128];
+    long long v;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "read_bytes: %lld", &v) == 1) st->io_read_bytes = v;
+        if (sscanf(line, "write_bytes: %lld", &v) == 1) st->io_write_bytes = v;
+    }
+    fclose(f);
+}
+
 /* ---- the loop -------------------------------------------------------------------------- */
 
 /* Fills msgs with up to max records (*n): waits at most timeout_ms for the first, then takes
@@ -302,6 +317,7 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
     stats->cpu_user_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6;
     stats->cpu_sys_s = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
     stats->max_rss_kb = ru.ru_maxrss;
-    free_worker(&w);
+    free_worker(&w); /* closing the store writes what it still holds */
+    read_io_counters(stats);
     return rc;
 }

@@ -94,6 +94,7 @@ typedef struct {
     double wall_s, cpu_user_s, cpu_sys_s;
     double active_s;           /* from the first record received to the last batch written */
     long max_rss_kb;           /* peak resident set size of the process */
+    int64_t io_read_bytes, io_write_bytes; /* storage the process read and wrote (/proc/self/io; -1: unknown) */
     int64_t dlq_by_class[8];   /* indexed by codec_status */
     int64_t changelog_records; /* state records written to the changelog */
     int64_t restored_partitions, restored_records;
