@@ -96,13 +96,6 @@ typedef struct {
 static volatile sig_atomic_t g_broker_stop = 0;
 static void broker_on_signal(int sig) { g_broker_stop = sig; }
 
-/* Routes librdkafka's log lines to ours (syslog levels). */
-static void broker_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    log_level l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
-    log_msg(l, "broker", "rdkafka %s: %s", fac, buf);
-}
-
 /* Writes the bootstrap string to path via a temporary file and rename, so a reader never sees
  * a partial line. */
 static int broker_write_bootstrap_file(const char *path, const char *bs, char *err, size_t errlen) {
@@ -682,7 +675,6 @@ static int broker_start(broker *b, const broker_opts *o, const config *cfg, char
     b->nbrokers = o->brokers;
     rd_kafka_conf_t *conf = kafka_conf_for(cfg, KAFKA_PRODUCER, defaults, settings_names(), err, errlen);
     if (!conf) return -1;
-    rd_kafka_conf_set_log_cb(conf, broker_kafka_log);
     char kerr[512];
     if (!(b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr))) {
         rd_kafka_conf_destroy(conf);

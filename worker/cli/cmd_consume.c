@@ -72,12 +72,6 @@ static int on_option(void *ctx, int key, const char *value, char *err, size_t er
     return 0;
 }
 
-static void consume_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    log_level l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
-    log_msg(l, "consume", "rdkafka %s: %s", fac, buf);
-}
-
 /* The consumer: the settings' librdkafka properties, then what defines this command's reading
  * (its own group or none, commits only in a group, where to start, end-of-partition events). */
 static rd_kafka_t *consume_client(const config *cfg, const consume_opts *o, char *err, size_t errlen) {
@@ -95,7 +89,7 @@ static rd_kafka_t *consume_client(const config *cfg, const consume_opts *o, char
         "auto.offset.reset", o->from_beginning ? "earliest" : "latest",
         "enable.partition.eof", o->until_eof ? "true" : "false",
         NULL, NULL};
-    return kafka_consumer_new(cfg, defaults, ours, consume_kafka_log, err, errlen);
+    return kafka_consumer_new(cfg, defaults, ours, err, errlen);
 }
 
 /* Subscribes in the group, or assigns every partition at the start offset. */

@@ -153,12 +153,6 @@ static int produce_resolve(produce_opts *o, const config *cfg, char *err, size_t
 
 /* ---- the producer --------------------------------------------------------------------------- */
 
-static void produce_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    log_level l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
-    log_msg(l, "produce", "rdkafka %s: %s", fac, buf);
-}
-
 static void produce_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     produce_counts *c = opaque;
@@ -187,7 +181,6 @@ static rd_kafka_t *new_producer(const config *cfg, produce_counts *counts) {
         LOG_E("produce", "%s", err);
         return NULL;
     }
-    rd_kafka_conf_set_log_cb(conf, produce_kafka_log);
     rd_kafka_conf_set_dr_msg_cb(conf, produce_dr);
     rd_kafka_conf_set_opaque(conf, counts);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr);

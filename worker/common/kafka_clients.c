@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "settings.h"
 
 /* Properties librdkafka only honours on one side (prefix match when ending in '.'). */
@@ -43,9 +44,16 @@ const char *kafka_prop_for(const char *key, kafka_role role, const char *const *
     return matches(key, role == KAFKA_CONSUMER ? PRODUCER_ONLY : CONSUMER_ONLY) ? NULL : key;
 }
 
+void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    log_msg(level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG, "kafka", "%s: %s", fac,
+            buf);
+}
+
 rd_kafka_conf_t *kafka_conf_for(const config *c, kafka_role role, const char *const *defaults,
                                 const char *const *ours, char *err, size_t errlen) {
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(kc, kafka_log_cb);
     char kerr[512];
     if (config_kafka_defaults(kc, defaults, err, errlen)) goto bad;
     /* Two passes so that scoped keys win over unscoped ones. */
@@ -104,8 +112,7 @@ int kafka_partition_count_wait(rd_kafka_t *rk, const char *topic, int timeout_ms
     return -1;
 }
 
-rd_kafka_t *kafka_consumer_new(const config *c, const char *const *defaults, const char *const *forced,
-                               void (*log_cb)(const rd_kafka_t *, int, const char *, const char *), char *err,
+rd_kafka_t *kafka_consumer_new(const config *c, const char *const *defaults, const char *const *forced, char *err,
                                size_t errlen) {
     char kerr[400];
     rd_kafka_conf_t *conf = kafka_conf_for(c, KAFKA_CONSUMER, defaults, settings_names(), err, errlen);
@@ -114,7 +121,6 @@ rd_kafka_t *kafka_consumer_new(const config *c, const char *const *defaults, con
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    if (log_cb) rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr);
     if (!rk) {
         rd_kafka_conf_destroy(conf);

@@ -34,7 +34,7 @@ static rd_kafka_t *topic_consumer(const config *cfg, char *err, size_t errlen) {
     static const char *const defaults[] = {"client.id", "ievo-train", NULL, NULL};
     const char *const forced[] = {"group.id", gid, "enable.auto.commit", "false", "enable.partition.eof", "false",
                                   "auto.offset.reset", "earliest", NULL, NULL};
-    return kafka_consumer_new(cfg, defaults, forced, NULL, err, errlen);
+    return kafka_consumer_new(cfg, defaults, forced, err, errlen);
 }
 
 /* The end offsets now, and an assignment of the partitions that hold records below them. */

@@ -58,11 +58,6 @@ struct item_consumer {
     item_consumer_stats st;
 };
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    log_msg(level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG, "items", "%s: %s", fac, buf);
-}
-
 static void clear_pending(item_consumer *ic) {
     for (size_t i = 0; i < ic->n_pend; i++) free(ic->pend[i].id), free(ic->pend[i].text);
     ic->n_pend = 0;
@@ -123,7 +118,6 @@ static int open_consumer(item_consumer *ic, const item_consumer_opts *o, const c
         snprintf(err, errlen, "items reader: %s", kerr);
         return -1;
     }
-    rd_kafka_conf_set_log_cb(conf, log_cb);
     if (!(ic->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr))) {
         rd_kafka_conf_destroy(conf);
         snprintf(err, errlen, "items reader: %s", kerr);

@@ -60,12 +60,6 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     }
 }
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    log_msg(level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG, "kafka", "%s: %s",
-            fac, buf);
-}
-
 /* ---- clients ---------------------------------------------------------------------------- */
 
 /* A producer with the worker's callbacks (what: names it in errors). NULL with err on failure. */
@@ -78,7 +72,6 @@ static rd_kafka_t *new_producer(worker *w, const config *c, const char *const *d
     rd_kafka_conf_set_opaque(pc, w);
     rd_kafka_conf_set_dr_msg_cb(pc, dr);
     rd_kafka_conf_set_error_cb(pc, error_cb);
-    rd_kafka_conf_set_log_cb(pc, log_cb);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr);
     if (!rk) {
         rd_kafka_conf_destroy(pc);
@@ -137,7 +130,6 @@ static int open_changelog(worker *w, const config *c, char *err, size_t errlen) 
     /* The reader never joins the group: a private group id, whatever the worker's is. */
     rd_kafka_conf_set(rc, "group.id", "ievo-changelog-reader", kerr, sizeof kerr);
     rd_kafka_conf_set(rc, "partition.assignment.strategy", "range,roundrobin", kerr, sizeof kerr);
-    rd_kafka_conf_set_log_cb(rc, log_cb);
     return changelog_open(&w->k.changelog, rc, w->s->changelog_topic, err, errlen);
 }
 
@@ -166,7 +158,6 @@ static int open_consumer(worker *w, const config *c,
     rd_kafka_conf_set_opaque(cc, w);
     rd_kafka_conf_set_rebalance_cb(cc, rebalance);
     rd_kafka_conf_set_error_cb(cc, error_cb);
-    rd_kafka_conf_set_log_cb(cc, log_cb);
     w->k.consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof kerr);
     if (!w->k.consumer) {
         rd_kafka_conf_destroy(cc);
