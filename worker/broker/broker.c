@@ -35,7 +35,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +53,7 @@
 #include "kafka_clients.h"
 #include "log.h"
 #include "settings.h"
+#include "stop_signal.h"
 
 #define BROKER_CTL_MAX_CLIENTS 8
 #define BROKER_CTL_LINE_MAX 4096        /* a longer command line closes the connection */
@@ -92,9 +92,6 @@ typedef struct {
     broker_ctl_coord coords[BROKER_CTL_MAX_COORDS];
     int ncoords;
 } broker;
-
-static volatile sig_atomic_t g_broker_stop = 0;
-static void broker_on_signal(int sig) { g_broker_stop = sig; }
 
 /* Writes the bootstrap string to path via a temporary file and rename, so a reader never sees
  * a partial line. */
@@ -718,7 +715,7 @@ static int broker_start(broker *b, const broker_opts *o, const config *cfg, char
 static void broker_serve(broker *b) {
     struct pollfd pfd[1 + BROKER_CTL_MAX_CLIENTS];
     broker_ctl_client *who[1 + BROKER_CTL_MAX_CLIENTS];
-    while (!g_broker_stop) {
+    while (!stop_signal_received()) {
         nfds_t n = 0;
         if (b->control_fd >= 0) {
             pfd[n] = (struct pollfd){b->control_fd, POLLIN, 0};
@@ -731,7 +728,7 @@ static void broker_serve(broker *b) {
         }
         int ready = poll(n ? pfd : NULL, n, 200);
         rd_kafka_poll(b->rk, 0);
-        if (ready <= 0 || g_broker_stop) continue;   /* timeout, or EINTR from a signal */
+        if (ready <= 0 || stop_signal_received()) continue;   /* timeout, or EINTR from a signal */
         for (nfds_t i = 0; i < n; i++) {
             if (!pfd[i].revents) continue;
             if (!who[i]) broker_ctl_accept(b);
@@ -741,13 +738,7 @@ static void broker_serve(broker *b) {
 }
 
 int broker_run(const broker_opts *o, const config *cfg, char *err, size_t errlen) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = broker_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-
+    stop_signal_catch();
     broker b;
     if (broker_start(&b, o, cfg, err, errlen)) return -1;
     LOG_I("broker", "%d brokers at %s%s%s", o->brokers, b.bootstraps, o->bootstrap_file ? ", written to " : "",
@@ -758,7 +749,7 @@ int broker_run(const broker_opts *o, const config *cfg, char *err, size_t errlen
 
     broker_serve(&b);
 
-    LOG_I("broker", "signal %d: shutting down", (int)g_broker_stop);
+    LOG_I("broker", "%s: shutting down", stop_signal_name(stop_signal_received()));
     if (b.bootstrap_file) unlink(b.bootstrap_file);
     broker_stop(&b);
     LOG_I("broker", "stopped");

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,15 +240,6 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_option_fn fn, v
 }
 
 void cli_args_free(cli_args *a) { config_free(&a->cfg); }
-
-void cli_on_stop_signals(void (*handler)(int)) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-}
 
 int cli_int(const char *v, int64_t min, int64_t max, int64_t *out, char *err, size_t errlen) {
     char *end;

@@ -136,9 +136,6 @@ void cli_args_free(cli_args *a);
 /* Prints "ievo NAME: <message>" and the short usage; returns CLI_USAGE. */
 int cli_usage_error(const cli_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* SIGTERM and SIGINT call handler (which sets the command's stop flag). */
-void cli_on_stop_signals(void (*handler)(int));
-
 /* Typed values of options: -1 with err ("'x' is not an integer in [0, 10]") when they do not parse. */
 int cli_int(const char *v, int64_t min, int64_t max, int64_t *out, char *err, size_t errlen);
 int cli_double(const char *v, double min, double max, double *out, char *err, size_t errlen);

@@ -1,18 +1,25 @@
-/* cmd_consume: `ievo consume`, prints a topic's InterestVectors as JSON lines.
+/* cmd_consume: `ievo consume`, prints a topic's InterestVectors (or with --input its
+ * UserActions) as JSON lines.
  *
- * Each record is decoded with avro-c's generic reader (avro_tools), not the worker's hand
- * codec, so what this prints is an independent check of the worker's output. One JSON object
- * per line: every schema field, then "partition" and "offset" of the Kafka record.
+ * An InterestVector is decoded with avro-c's generic reader (avro_tools), not the worker's hand
+ * codec, so what this prints is an independent check of the worker's output; its Confluent
+ * schema id must be output.schema.id. A UserAction (--input) is decoded and validated by the
+ * worker's own codec with the worker's settings (input.format, input.schema.id,
+ * input.max.record.bytes), so a record it reports undecodable is one the worker dead-letters,
+ * for the same reason. One JSON object per line: every schema field, then "partition" and
+ * "offset" of the Kafka record.
  *
  * Without -G every partition is assigned directly (the partition count comes from a metadata
  * request) and nothing is committed; with -G GROUP the consumer subscribes and commits as a
  * normal group member (a group.id in the settings alone never makes it join one: a properties
- * file shared with the worker names the worker's group). Stops after -c N records, or with -e
- * once every assigned partition has reached its end, or on SIGINT/SIGTERM. A record that does
- * not decode is logged with its partition and offset and makes the exit status 1.
+ * file shared with the worker names the worker's group). Stops after -c N printed records, or
+ * with -e once every assigned partition has reached its end, or on SIGINT/SIGTERM (a second
+ * signal ends it at once). A record that does not decode
+ * is logged, each on its own line with its partition, offset and reason, is not printed nor
+ * counted by -c, and makes the exit status 1.
  */
+#include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,47 +32,54 @@
 #include "cli.h"
 #include "codec.h"
 #include "commands.h"
+#include "json_text.h"
 #include "kafka_clients.h"
 #include "log.h"
 #include "settings.h"
+#include "stop_signal.h"
 
-enum { OPT_FROM_BEGINNING = CLI_OPT_ID_FIRST_FREE, OPT_FORMAT };
+enum { OPT_FROM_BEGINNING = CLI_OPT_ID_FIRST_FREE, OPT_FORMAT, OPT_INPUT };
 
 static const cli_option OPTS[] = {
     CLI_OPT_BOOTSTRAP,
-    CLI_OPT_TOPIC("the topic to read", "output.topic"),
+    CLI_OPT_TOPIC("the topic to read (with --input: default input.topic)", "output.topic"),
+    {"input", OPT_INPUT, NULL, "read UserAction records (the worker's input) instead, checked as the worker checks them", NULL},
     {"from-beginning", OPT_FROM_BEGINNING, NULL, "start at the earliest offset (default: the end)", NULL},
-    CLI_OPT_COUNT("exit after N records"),
+    CLI_OPT_COUNT("exit after N records printed (undecodable ones do not count)"),
     CLI_OPT_UNTIL_EOF("exit when every assigned partition is at its end"),
     {"group", 'G', "GROUP", "join consumer group GROUP and commit (default: assign every partition, no commits)", NULL},
-    {"format", OPT_FORMAT, "confluent|avro", "the records' wire format", "output.format"},
+    {"format", OPT_FORMAT, "confluent|avro", "the records' wire format (default: output.format; with --input, input.format)", NULL},
     CLI_OPT_END,
 };
 
 static const cli_command CMD = {
     .name = "consume",
-    .synopsis = "[-b BROKERS] [-t TOPIC] [--from-beginning] [-c N] [-e] [-G GROUP] [--format F]\n"
+    .synopsis = "[-b BROKERS] [-t TOPIC] [--input] [--from-beginning] [-c N] [-e] [-G GROUP] [--format F]\n"
                 " [-F FILE] [-X KEY=VALUE]...",
     .about = "Prints each InterestVector of the topic as one JSON line (every schema field, then the\n"
-             "record's partition and offset), decoded with avro-c independently of the worker's codec.\n",
+             "record's partition and offset), decoded with avro-c independently of the worker's codec.\n"
+             "With --input, each UserAction of the input topic, decoded and checked by the worker's codec:\n"
+             "what it reports undecodable, the worker dead-letters.\n",
     .opts = OPTS,
     .settings = SETTINGS_CMD_CONSUME,
     .kafka = 1,
 };
 
 typedef struct {
-    const char *topic, *group;
-    int from_beginning, until_eof;
+    const char *topic, *topic_opt, *format_opt, *group;
+    int from_beginning, until_eof, input;
     int64_t count;   /* -1: no limit */
     wire_format format;
+    int32_t schema_id;       /* InterestVectors: output.schema.id (Confluent framing) */
+    codec_in_opts in;        /* --input: the worker's input.* settings */
 } consume_opts;
-
-static volatile sig_atomic_t g_consume_stop = 0;
-static void consume_on_signal(int sig) { g_consume_stop = sig; }
 
 static int on_option(void *ctx, int key, const char *value, char *err, size_t errlen) {
     consume_opts *o = ctx;
-    if (key == OPT_FROM_BEGINNING) o->from_beginning = 1;
+    if (key == 't') o->topic_opt = value;
+    else if (key == OPT_FORMAT) o->format_opt = value;
+    else if (key == OPT_INPUT) o->input = 1;
+    else if (key == OPT_FROM_BEGINNING) o->from_beginning = 1;
     else if (key == 'e') o->until_eof = 1;
     else if (key == 'G') o->group = value;
     else if (key == 'c') return cli_int(value, 0, INT64_MAX, &o->count, err, errlen);
@@ -159,29 +173,66 @@ typedef struct {
     int fatal;
 } consume_counts;
 
+/* A UserAction as one JSON line: every schema field, then the record's partition and offset. */
+static int user_action_write_json(const user_action *ua, int32_t partition, int64_t offset, FILE *f, char *err,
+                                  size_t errlen) {
+    json_t *o = json_pack("{s:o,s:o,s:o,s:I,s:o,s:o,s:i,s:I}", "user_id", json_string_lossy(ua->user_id, ua->user_id_len),
+                          "item_id", json_string_lossy(ua->item_id, ua->item_id_len), "action",
+                          json_string_lossy(ua->action, ua->action_len), "ts", (json_int_t)ua->ts, "value",
+                          ua->has_value ? json_real_or_null(ua->value) : json_null(), "text",
+                          ua->has_text ? json_string_lossy(ua->text, ua->text_len) : json_null(), "partition", partition,
+                          "offset", (json_int_t)offset);
+    int bad = !o || json_dumpf(o, f, IEVO_JSON_DUMP) || fputc('\n', f) == EOF;
+    if (bad) snprintf(err, errlen, "cannot write stdout: %s", o ? strerror(errno) : "out of memory");
+    json_decref(o);
+    return bad ? -1 : 0;
+}
+
+/* Decodes and prints one record. Returns 0; or 1 when it does not decode (why: the reason, cls:
+ * its class); or -1 when stdout fails (err). */
+static int consume_record(const consume_opts *o, avro_tools_iv_reader *r, const rd_kafka_message_t *m, char *why,
+                          size_t whylen, const char **cls, char *err, size_t errlen) {
+    if (o->input) {
+        user_action ua;
+        codec_status st = codec_decode_user_action(&o->in, m->payload, m->len, &ua, why, whylen);
+        if (st != CODEC_OK) return *cls = codec_status_name(st), 1;
+        return user_action_write_json(&ua, m->partition, m->offset, stdout, err, errlen);
+    }
+    interest_vector iv;
+    int32_t id = -1;
+    if (avro_tools_iv_read(r, m->payload, m->len, &iv, &id, why, whylen)) return *cls = "avro", 1;
+    if (o->format == WIRE_CONFLUENT && id != o->schema_id) {
+        snprintf(why, whylen, "schema id %d, expected %d (output.schema.id)", (int)id, (int)o->schema_id);
+        return *cls = codec_status_name(CODEC_E_SCHEMA_ID), 1;
+    }
+    return avro_tools_iv_write_json(&iv, m->partition, m->offset, stdout, err, errlen);
+}
+
 /* One message from the poll: a record to print, an end of partition, or an error. Returns 1
  * when -e is satisfied. */
 static int consume_message(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_reader *r, consume_eof *eof,
                            rd_kafka_message_t *m, consume_counts *n) {
-    char err[512];
+    char err[512], why[512];
+    const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : o->topic, *cls = NULL;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         if (!o->until_eof) return 0;
         if (consume_eof_mark(eof, m->partition, 1)) return n->fatal = 1, 0;
         return consume_eof_all(rk, eof, o->topic);
     }
     if (m->err) {
-        LOG_E("consume", "%s [%d]: %s", m->rkt ? rd_kafka_topic_name(m->rkt) : o->topic, (int)m->partition,
-              rd_kafka_message_errstr(m));
+        LOG_EF("consume", LOG_AT(LF_TOPIC(topic), LF_PARTITION(m->partition), LF_ERROR(rd_kafka_err2name(m->err))),
+               "%s [%d]: %s", topic, (int)m->partition, rd_kafka_message_errstr(m));
         n->fatal |= m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                     m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED || m->err == RD_KAFKA_RESP_ERR__FATAL;
         return 0;
     }
     if (o->until_eof && consume_eof_mark(eof, m->partition, 0)) return n->fatal = 1, 0;
-    interest_vector iv;
-    if (avro_tools_iv_read(r, m->payload, m->len, &iv, NULL, err, sizeof err)) {
-        LOG_E("consume", "%s [%d] offset %" PRId64 ": %s", o->topic, (int)m->partition, m->offset, err);
+    int rc = consume_record(o, r, m, why, sizeof why, &cls, err, sizeof err);
+    if (rc > 0) {
+        LOG_EF("consume", LOG_AT(LF_TOPIC(topic), LF_PARTITION(m->partition), LF_OFFSET(m->offset), LF_ERROR(cls)),
+               "%s [%d] offset %" PRId64 ": %s", topic, (int)m->partition, m->offset, why);
         n->bad++;
-    } else if (avro_tools_iv_write_json(&iv, m->partition, m->offset, stdout, err, sizeof err)) {
+    } else if (rc < 0) {
         LOG_E("consume", "%s", err);
         n->fatal = 1;
     } else {
@@ -193,7 +244,7 @@ static int consume_message(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_
 static void consume_loop(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_reader *r, consume_counts *n) {
     consume_eof eof = {NULL, 0};
     int done = 0;
-    while (!g_consume_stop && !n->fatal && !done && (o->count < 0 || n->printed + n->bad < o->count)) {
+    while (!stop_signal_received() && !n->fatal && !done && (o->count < 0 || n->printed < o->count)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m) {
             fflush(stdout);
@@ -208,16 +259,20 @@ static void consume_loop(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_re
 
 static int consume_run(const consume_opts *o, const config *cfg) {
     char err[512];
-    avro_tools_iv_reader *r = avro_tools_iv_reader_new(o->format, err, sizeof err);
-    rd_kafka_t *rk = r ? consume_client(cfg, o, err, sizeof err) : NULL;
+    avro_tools_iv_reader *r = o->input ? NULL : avro_tools_iv_reader_new(o->format, err, sizeof err);
+    rd_kafka_t *rk = r || o->input ? consume_client(cfg, o, err, sizeof err) : NULL;
     int rc = CLI_FAILED;
     if (rk && consume_start(rk, o, err, sizeof err) == 0) {
-        cli_on_stop_signals(consume_on_signal);
         consume_counts n = {0, 0, 0};
         consume_loop(rk, o, r, &n);
-        LOG_I("consume", "%" PRId64 " records printed, %" PRId64 " undecodable%s", n.printed, n.bad,
-              g_consume_stop ? " (interrupted)" : "");
+        if (stop_signal_received()) LOG_I("consume", "stopped by %s", stop_signal_name(stop_signal_received()));
+        LOG_IF("consume", LOG_AT(LF_TOPIC(o->topic), LF_COUNT(n.printed)),
+               "%" PRId64 " records printed, %" PRId64 " undecodable%s", n.printed, n.bad,
+               n.bad ? " (each logged above; exit status 1)" : "");
         rc = n.fatal || n.bad ? CLI_FAILED : CLI_OK;
+    } else if (stop_signal_received()) {
+        LOG_I("consume", "%s", err); /* stopped while starting: nothing was read, nothing failed */
+        rc = CLI_OK;
     } else {
         LOG_E("consume", "%s", err);
     }
@@ -229,13 +284,33 @@ static int consume_run(const consume_opts *o, const config *cfg) {
     return rc;
 }
 
+/* The topic, its format and what a record must carry: the output's settings, or with --input
+ * the worker's input settings. */
+static int consume_resolve(consume_opts *o, const config *cfg, char *err, size_t errlen) {
+    int format;
+    int64_t id, max_bytes = 0;
+    const char *topic;
+    if (settings_string(cfg, o->input ? "input.topic" : "output.topic", &topic, err, errlen) ||
+        settings_enum(cfg, o->input ? "input.format" : "output.format", &format, err, errlen) ||
+        settings_int(cfg, o->input ? "input.schema.id" : "output.schema.id", &id, err, errlen) ||
+        (o->input && settings_int(cfg, "input.max.record.bytes", &max_bytes, err, errlen)))
+        return -1;
+    o->topic = o->topic_opt ? o->topic_opt : topic;
+    if (o->format_opt) format = settings_enum_index("output.format", o->format_opt); /* one spelling for both */
+    o->format = (wire_format)format;
+    o->schema_id = (int32_t)id;
+    o->in = (codec_in_opts){(wire_format)format, (int32_t)id, (size_t)max_bytes};
+    return 0;
+}
+
 int cmd_consume(int argc, char **argv) {
     consume_opts o = {.count = -1};
     cli_args a;
-    int rc = cli_parse(&CMD, argc, argv, on_option, &o, &a), format;
+    int rc = cli_parse(&CMD, argc, argv, on_option, &o, &a);
     char err[512];
-    if (rc == CLI_OK && (settings_string(&a.cfg, "output.topic", &o.topic, err, sizeof err) ||
-                         settings_enum(&a.cfg, "output.format", &format, err, sizeof err))) {
+    if (rc == CLI_OK && o.format_opt && settings_enum_index("output.format", o.format_opt) < 0)
+        rc = cli_usage_error(&CMD, "--format: '%s' is not confluent or avro", o.format_opt);
+    if (rc == CLI_OK && consume_resolve(&o, &a.cfg, err, sizeof err)) {
         fprintf(stderr, "ievo consume: %s\n", err);
         rc = CLI_USAGE;
     }
@@ -243,7 +318,7 @@ int cmd_consume(int argc, char **argv) {
         rc = cli_usage_error(&CMD, "no bootstrap servers: give -b BROKERS (or bootstrap.servers in -F FILE or "
                                    "IEVO_CFG_BOOTSTRAP_SERVERS)");
     if (rc == CLI_OK) {
-        o.format = (wire_format)format;
+        stop_signal_catch();
         rc = consume_run(&o, &a.cfg);
     }
     cli_args_free(&a);

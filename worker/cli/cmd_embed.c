@@ -9,6 +9,11 @@
  * from scripts/fetch-use-lite.sh's directory (text.encoder.dir). --stats prints the encode
  * speed to stderr (time inside the encoder only, not reading or printing), which
  * bench/bench_embed.sh reads. The lines keep the spaces after ':' and ',' that scripts match.
+ *
+ * A line that is read is printed, whatever comes after it: a line over --max-line, a line the
+ * encoder refuses, or a SIGTERM/SIGINT ends the run (exit 1) only after every line before it is
+ * printed, so the output is always a whole prefix of the input. A second signal ends the process
+ * at once.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,7 +25,9 @@
 #include "commands.h"
 #include "json_text.h"
 #include "model.h"
+#include "log.h"
 #include "settings.h"
+#include "stop_signal.h"
 #include "use_encoder.h"
 
 #define EMBED_DEFAULT_BATCH 32
@@ -100,6 +107,7 @@ typedef struct {
     char **texts;            /* the batch */
     size_t *lens;
     int *ntok, n;
+    long first_line;         /* the line number of texts[0] */
     float *vec;
     long lineno, total_texts, total_tokens;
     double t_encode;
@@ -138,37 +146,51 @@ static int embed_normalize_line(const char *text, size_t len, char *err, size_t 
     return rc;
 }
 
-/* Encodes the batch and prints its lines. */
-static int embed_flush(embed_run *r, char *err, size_t errlen) {
-    if (r->n == 0) return 0;
+/* Encodes texts[first..first+n) and prints their lines. Returns 0; 1 when the encoder refuses
+ * them (err); -1 when printing fails (err). */
+static int embed_encode_print(embed_run *r, int first, int n, char *err, size_t errlen) {
     double t0 = clock_mono_s();
-    if (use_encoder_encode(r->enc, (const char *const *)r->texts, r->lens, r->n, r->vec, r->ntok, err, errlen)) {
-        char inner[512];
-        snprintf(inner, sizeof inner, "%s", err);
-        snprintf(err, errlen, "lines %ld..%ld: %s", r->lineno - r->n + 1, r->lineno, inner);
-        return -1;
-    }
+    if (use_encoder_encode(r->enc, (const char *const *)r->texts + first, r->lens + first, n, r->vec, r->ntok, err,
+                           errlen))
+        return 1;
     r->t_encode += clock_mono_s() - t0;
-    r->total_texts += r->n;
-    for (int i = 0; i < r->n; i++) {
-        r->total_tokens += r->ntok[i] < USE_MAX_TOKENS ? r->ntok[i] : USE_MAX_TOKENS;
+    r->total_texts += n;
+    for (int k = 0; k < n; k++) {
+        int i = first + k;
+        r->total_tokens += r->ntok[k] < USE_MAX_TOKENS ? r->ntok[k] : USE_MAX_TOKENS;
         json_t *vec = json_array(), *line = NULL;
-        for (int j = 0; vec && j < USE_DIM; j++) json_array_append_new(vec, json_real_or_null(r->vec[(long)i * USE_DIM + j]));
+        for (int j = 0; vec && j < USE_DIM; j++) json_array_append_new(vec, json_real_or_null(r->vec[(long)k * USE_DIM + j]));
         if (r->o->ids) {
-            int k = embed_ids_room(r, (size_t)(r->ntok[i] > 0 ? r->ntok[i] : 1), err, errlen) ? -1
-                    : use_tokenizer_encode(use_encoder_tokenizer(r->enc), r->texts[i], r->lens[i], r->ids,
-                                           (int)r->ids_cap, err, errlen);
-            if (k < 0) return json_decref(vec), -1;
+            int nid = embed_ids_room(r, (size_t)(r->ntok[k] > 0 ? r->ntok[k] : 1), err, errlen) ? -1
+                      : use_tokenizer_encode(use_encoder_tokenizer(r->enc), r->texts[i], r->lens[i], r->ids,
+                                             (int)r->ids_cap, err, errlen);
+            if (nid < 0) return json_decref(vec), -1;
             line = json_pack("{s:o,s:i,s:o,s:o}", "text", json_string_lossy(r->texts[i], r->lens[i]), "tokens",
-                             r->ntok[i], "ids", ids_json(r->ids, k), "vector", vec);
+                             r->ntok[k], "ids", ids_json(r->ids, nid), "vector", vec);
         } else {
-            line = json_pack("{s:o,s:i,s:o}", "text", json_string_lossy(r->texts[i], r->lens[i]), "tokens", r->ntok[i],
+            line = json_pack("{s:o,s:i,s:o}", "text", json_string_lossy(r->texts[i], r->lens[i]), "tokens", r->ntok[k],
                              "vector", vec);
         }
         if (print_json(line, err, errlen)) return -1;
     }
-    r->n = 0;
     return 0;
+}
+
+/* Encodes the batch and prints its lines. When the encoder refuses the batch, one line of it is
+ * at fault: the lines are encoded one by one, each printed until that one, which is the error
+ * (results do not depend on the batch). */
+static int embed_flush(embed_run *r, char *err, size_t errlen) {
+    int rc = r->n ? embed_encode_print(r, 0, r->n, err, errlen) : 0, i = 0;
+    if (rc > 0)
+        for (i = 0; i < r->n; i++)
+            if ((rc = embed_encode_print(r, i, 1, err, errlen)) != 0) break;
+    if (rc > 0) {
+        char inner[512];
+        snprintf(inner, sizeof inner, "%s", err);
+        snprintf(err, errlen, "line %ld: %s", r->first_line + i, inner);
+    }
+    r->n = 0;
+    return rc ? -1 : 0;
 }
 
 /* One line of stdin (its newline and '\r' gone), by the mode. */
@@ -177,6 +199,7 @@ static int embed_line(embed_run *r, const char *line, size_t len, char *err, siz
     if (r->o->normalize) return embed_normalize_line(line, len, err, errlen);
     free(r->texts[r->n]);
     if (!(r->texts[r->n] = malloc(len + 1))) return snprintf(err, errlen, "out of memory"), -1;
+    if (r->n == 0) r->first_line = r->lineno;
     memcpy(r->texts[r->n], line, len);
     r->texts[r->n][len] = 0;
     r->lens[r->n++] = len;
@@ -205,28 +228,35 @@ static int embed_open(embed_run *r, model_backend backend, char *err, size_t err
     return 0;
 }
 
+/* Every line of stdin, until its end, a line that is an error or a stop; the lines read before
+ * either are all printed first. */
 static int embed_stdin(embed_run *r, char *err, size_t errlen) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
     int rc = 0;
-    while (!rc && (got = getline(&line, &cap, stdin)) >= 0) {
+    while (!rc && !stop_signal_received() && (got = getline(&line, &cap, stdin)) >= 0) {
         r->lineno++;
         size_t len = (size_t)got;
         if (len && line[len - 1] == '\n') len--;
         if (len && line[len - 1] == '\r') len--;
-        if ((int64_t)len > r->o->max_line)
-            rc = -1, snprintf(err, errlen, "line %ld has %zu bytes, more than --max-line %lld", r->lineno, len,
-                              (long long)r->o->max_line);
-        else if ((rc = embed_line(r, line, len, err, errlen)) && r->o->tokenize + r->o->normalize) {
+        if ((int64_t)len > r->o->max_line) {
+            if ((rc = embed_flush(r, err, errlen)) == 0) /* the lines before it first */
+                rc = -1, snprintf(err, errlen, "line %ld has %zu bytes, more than --max-line %lld", r->lineno, len,
+                                  (long long)r->o->max_line);
+        } else if ((rc = embed_line(r, line, len, err, errlen)) && r->o->tokenize + r->o->normalize) {
             char inner[512];
             snprintf(inner, sizeof inner, "%s", err);
             snprintf(err, errlen, "line %ld: %s", r->lineno, inner);
         }
     }
     free(line);
-    if (!rc && ferror(stdin)) rc = -1, snprintf(err, errlen, "reading stdin: %s", strerror(errno));
-    return rc ? rc : embed_flush(r, err, errlen);
+    int stopped = !rc && stop_signal_received(); /* a signal also cuts a blocked read short (EINTR) */
+    if (!rc && !stopped && ferror(stdin)) rc = -1, snprintf(err, errlen, "reading stdin: %s", strerror(errno));
+    if (rc || (rc = embed_flush(r, err, errlen)) || !stopped) return rc;
+    snprintf(err, errlen, "stopped by %s after line %ld (every line read is printed)",
+             stop_signal_name(stop_signal_received()), r->lineno);
+    return -1;
 }
 
 static int embed_main(const embed_opts *o, model_backend backend) {
@@ -239,14 +269,12 @@ static int embed_main(const embed_opts *o, model_backend backend) {
     r.ntok = calloc((size_t)o->batch, sizeof *r.ntok);
     r.vec = malloc((size_t)o->batch * USE_DIM * sizeof *r.vec);
     if (!r.texts || !r.lens || !r.ntok || !r.vec) snprintf(err, sizeof err, "out of memory");
-    else if (embed_open(&r, backend, err, sizeof err))
-        fprintf(stderr, "ievo embed: %s (scripts/fetch-use-lite.sh downloads the weights)\n", err), err[0] = 0;
-    else if (embed_stdin(&r, err, sizeof err) == 0) {
+    else if (embed_open(&r, backend, err, sizeof err) == 0 && embed_stdin(&r, err, sizeof err) == 0) {
         if (fflush(stdout)) snprintf(err, sizeof err, "writing stdout: %s", strerror(errno));
         else rc = CLI_OK;
     }
     if (rc) {
-        if (err[0]) fprintf(stderr, "ievo embed: %s\n", err);
+        log_msg(stop_signal_received() ? LOG_WARN : LOG_ERROR, "embed", "%s", err);
     } else if (o->stats && r.enc) {
         fprintf(stderr,
                 "ievo embed: %ld texts, %ld tokens encoded in %.3f s (batch %d): %.1f texts/s, %.1f tokens/s "
@@ -272,6 +300,7 @@ int cmd_embed(int argc, char **argv) {
         rc = cli_usage_error(&CMD, "%s", err);
     if (rc == CLI_OK) {
         cli_text_resolve(&o.text, &a.cfg);
+        stop_signal_catch();
         rc = embed_main(&o, (model_backend)backend);
     }
     cli_args_free(&a);

@@ -31,6 +31,7 @@
 #include "event_source.h"
 #include "item_table.h"
 #include "json_text.h"
+#include "log.h"
 #include "model.h"
 #include "ptr_index.h"
 #include "settings.h"
@@ -561,7 +562,7 @@ static int eval_main(const eval_opts *o, const char *model_path) {
     }
     rc = rc || (o->evolution && eval_evolution(&x, report, err, sizeof err)) ||
          (o->json_path && eval_write_json(report, o->json_path, err, sizeof err));
-    if (rc) fprintf(stderr, "ievo eval: %s\n", err);
+    if (rc) LOG_E("eval", "%s", err);
     fflush(stdout);
     json_decref(report);
     eval_free(&x);

@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "event_source.h"
 #include "json_text.h"
+#include "log.h"
 #include "model.h"
 #include "model_init.h"
 #include "settings.h"
@@ -184,7 +185,7 @@ static int model_init_main(int argc, char **argv) {
     if (model_config_check(&o.model.cfg, err, sizeof err) || split_csv(o.actions, &acts, &n_acts, err, sizeof err))
         return cli_usage_error(&INIT_CMD, "%s", err);
     if (init_write(&o, acts, n_acts, err, sizeof err)) {
-        fprintf(stderr, "ievo model init: %s\n", err);
+        LOG_E("model init", "%s", err);
         return CLI_FAILED;
     }
     return CLI_OK;
@@ -252,7 +253,7 @@ static int model_info_main(int argc, char **argv) {
     if (model_load(&m, path, err, sizeof err) || !(o = info_json(m, path, err, sizeof err))) rc = CLI_FAILED;
     else if (json_dumpf(o, stdout, IEVO_JSON_DUMP) || putchar('\n') == EOF || fflush(stdout))
         rc = CLI_FAILED, snprintf(err, sizeof err, "writing the summary failed: %s", strerror(errno));
-    if (rc) fprintf(stderr, "ievo model info: %s\n", err);
+    if (rc) LOG_E("model info", "%s", err);
     json_decref(o);
     model_free(m);
     return rc;

@@ -7,6 +7,10 @@
  * reordering on retries), copies payloads (RD_KAFKA_MSG_F_COPY), waits on QUEUE_FULL by
  * polling, and counts delivery failures: any failure makes the exit status 1.
  *
+ * SIGTERM or SIGINT stops producing; the records already queued get stop.timeout.ms to be
+ * delivered, then the rest are dropped and counted as failed (exit 1: not all was written). A
+ * second signal ends the process at once (stop_signal.h).
+ *
  * --repeat K --user-prefix P replays the data set K times as disjoint users "P<k>-<user>",
  * repeat k shifted by k * (span + 1 ms) so the whole stream stays in event-time order.
  * The Kafka timestamp is left to the producer (CreateTime now): event times of 1997 or 2024
@@ -37,6 +41,7 @@
 #include "kafka_clients.h"
 #include "log.h"
 #include "settings.h"
+#include "stop_signal.h"
 
 enum {
     OPT_CATALOGUE = CLI_OPT_ID_FIRST_FREE,
@@ -85,14 +90,13 @@ typedef struct {
     int32_t schema_id;
     int64_t limit, repeat;   /* limit -1: all */
     double rate;
+    double stop_timeout_s;   /* stop.timeout.ms */
 } produce_opts;
 
 typedef struct {
     int64_t delivered, failed;
+    int64_t dropped;   /* purged at a stop: counted in failed, not logged one by one */
 } produce_counts;
-
-static volatile sig_atomic_t g_produce_stop = 0;
-static void produce_on_signal(int sig) { g_produce_stop = sig; }
 
 static int on_option(void *ctx, int key, const char *value, char *err, size_t errlen) {
     produce_opts *o = ctx;
@@ -140,12 +144,14 @@ static int produce_resolve(produce_opts *o, const config *cfg, char *err, size_t
     const char *topic_key = o->catalogue ? "items.topic" : "input.topic";
     const char *format_key = o->catalogue ? "items.format" : "input.format";
     int format = o->format_opt ? settings_enum_index(format_key, o->format_opt) : 0;
-    int64_t id;
+    int64_t id, stop_ms;
     if (o->format_opt && format < 0) return snprintf(err, errlen, "--format: '%s' is not confluent or avro", o->format_opt), -1;
     if ((!o->topic && settings_string(cfg, topic_key, &o->topic, err, errlen)) ||
         (!o->format_opt && settings_enum(cfg, format_key, &format, err, errlen)) ||
-        settings_int(cfg, o->catalogue ? "items.schema.id" : "input.schema.id", &id, err, errlen))
+        settings_int(cfg, o->catalogue ? "items.schema.id" : "input.schema.id", &id, err, errlen) ||
+        settings_int(cfg, "stop.timeout.ms", &stop_ms, err, errlen))
         return -1;
+    o->stop_timeout_s = (double)stop_ms / 1000.0;
     o->format = (wire_format)format;
     if (!o->schema_id_set) o->schema_id = (int32_t)id;
     return 0;
@@ -158,6 +164,10 @@ static void produce_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
     produce_counts *c = opaque;
     if (!m->err) {
         c->delivered++;
+        return;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+        c->failed++, c->dropped++;
         return;
     }
     if (c->failed++ < 10)
@@ -191,10 +201,11 @@ static rd_kafka_t *new_producer(const config *cfg, produce_counts *counts) {
     return rk;
 }
 
-/* One record (payload copied), waiting while the queue is full. Returns 0, or -1 (logged). */
+/* One record (payload copied), waiting while the queue is full. Returns 0, or -1 (logged, or
+ * stopped by a signal). */
 static int produce_send(rd_kafka_t *rk, const char *topic, const char *key, size_t key_len, const void *payload,
                         size_t len) {
-    for (;;) {
+    while (!stop_signal_received()) {
         rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
                                                   RD_KAFKA_V_VALUE((void *)payload, len),
                                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
@@ -204,17 +215,40 @@ static int produce_send(rd_kafka_t *rk, const char *topic, const char *key, size
         }
         rd_kafka_poll(rk, 10);
     }
+    return -1;
 }
 
-/* Waits for every delivery report (a minute at most between reports); what is left counts as failed. */
-static void produce_flush(rd_kafka_t *rk, produce_counts *counts) {
-    while (rd_kafka_outq_len(rk) > 0) {
-        if (rd_kafka_flush(rk, 60000) == RD_KAFKA_RESP_ERR__TIMED_OUT) {
-            LOG_E("produce", "%d messages still undelivered after 60 s; giving up", rd_kafka_outq_len(rk));
-            counts->failed += rd_kafka_outq_len(rk);
-            break;
-        }
+/* Waits for every delivery report: a minute at most without one, stop.timeout.ms at most after a
+ * stop. What is left is dropped and counts as failed. */
+static void produce_flush(rd_kafka_t *rk, double stop_timeout_s, produce_counts *counts) {
+    double last_progress = clock_mono_s(), stop_deadline = 0;
+    int64_t seen = counts->delivered + counts->failed;
+    const char *why = NULL;
+    while (rd_kafka_outq_len(rk) > 0 && !why) {
+        rd_kafka_flush(rk, 100);
+        double now = clock_mono_s();
+        if (counts->delivered + counts->failed != seen) seen = counts->delivered + counts->failed, last_progress = now;
+        if (stop_signal_received() && !stop_deadline) stop_deadline = now + stop_timeout_s;
+        if (stop_deadline && now >= stop_deadline) why = "stop.timeout.ms passed after the stop";
+        else if (now - last_progress >= 60) why = "60 s passed without a delivery report";
     }
+    if (!why) return;
+    char servers[512] = "?";
+    size_t n = sizeof servers;
+    rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", servers, &n);
+    LOG_EF("produce", LOG_AT(LF_COUNT(rd_kafka_outq_len(rk))),
+           "%d records not delivered: %s (are the brokers at %s up?); they are dropped", rd_kafka_outq_len(rk), why,
+           servers);
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(rk, 0); /* their delivery reports: counted as failed */
+    counts->failed += rd_kafka_outq_len(rk); /* none left, unless purging could not reach them */
+}
+
+/* Says that a stop cut producing short (produced: how many were sent to the queue). */
+static void produce_stopped(int64_t produced) {
+    if (stop_signal_received())
+        LOG_W("produce", "stopped by %s after %" PRId64 " records; delivering those already queued (stop.timeout.ms)",
+              stop_signal_name(stop_signal_received()), produced);
 }
 
 /* ---- --catalogue ------------------------------------------------------------------------------ */
@@ -242,14 +276,16 @@ static int produce_catalogue(const produce_opts *o, const config *cfg) {
         else failed = produce_send(rk, o->topic, r.item_id, r.item_id_len, payload, len) != 0;
     }
     if (rk) {
-        produce_flush(rk, &counts);
-        LOG_I("produce", "%zu items to %s: %lld delivered, %lld failed", cat.n, o->topic, (long long)counts.delivered,
-              (long long)counts.failed);
+        produce_stopped(0);
+        produce_flush(rk, o->stop_timeout_s, &counts);
+        LOG_IF("produce", LOG_AT(LF_TOPIC(o->topic), LF_COUNT(counts.delivered)),
+               "%zu items to %s: %lld delivered, %lld failed", cat.n, o->topic, (long long)counts.delivered,
+               (long long)counts.failed);
         rd_kafka_destroy(rk);
     }
     item_writer_free(iw);
     item_catalog_free(&cat);
-    return failed || counts.failed ? CLI_FAILED : CLI_OK;
+    return failed || counts.failed || stop_signal_received() ? CLI_FAILED : CLI_OK;
 }
 
 /* ---- events ------------------------------------------------------------------------------------- */
@@ -285,7 +321,7 @@ static const char *produce_user_id(produce_run *r, const source_event *e, int64_
 static void produce_pace(produce_run *r) {
     if (r->o->rate <= 0) return;
     double due = r->t0 + (double)r->produced / r->o->rate, now;
-    while ((now = clock_mono_s()) < due && !g_produce_stop) rd_kafka_poll(r->rk, (int)((due - now) * 1000) + 1);
+    while ((now = clock_mono_s()) < due && !stop_signal_received()) rd_kafka_poll(r->rk, (int)((due - now) * 1000) + 1);
 }
 
 /* One event of repeat k, shifted by shift ms. Returns 0, or -1 (logged). */
@@ -313,10 +349,10 @@ static int produce_event(produce_run *r, const source_event *e, size_t i, int64_
 /* Every repeat of the list, until the count, a signal or a failure. Returns 0, or -1. */
 static int produce_all(produce_run *r, const event_list *l) {
     int64_t span = l->n ? l->ev[l->n - 1].ts - l->ev[0].ts + 1 : 0;
-    for (int64_t k = 0; k < r->o->repeat && r->produced < r->max_total && !g_produce_stop; k++) {
+    for (int64_t k = 0; k < r->o->repeat && r->produced < r->max_total && !stop_signal_received(); k++) {
         if (r->truth) synth_truth_restart(r->truth);
-        for (size_t i = 0; i < l->n && r->produced < r->max_total && !g_produce_stop; i++)
-            if (produce_event(r, &l->ev[i], i, k, k * span)) return -1;
+        for (size_t i = 0; i < l->n && r->produced < r->max_total && !stop_signal_received(); i++)
+            if (produce_event(r, &l->ev[i], i, k, k * span)) return stop_signal_received() ? 0 : -1;
     }
     return 0;
 }
@@ -336,21 +372,24 @@ static int produce_events(const produce_opts *o, const config *cfg) {
         failed = 0;
     if (!failed) {
         LOG_I("produce", "loaded %zu events in %.2f s", l.n, clock_mono_s() - t_load);
-        cli_on_stop_signals(produce_on_signal);
         r.t0 = clock_mono_s();
         failed = produce_all(&r, &l) != 0;
-        if (g_produce_stop) LOG_W("produce", "signal %d: stopping after %" PRId64 " events", (int)g_produce_stop, r.produced);
-        produce_flush(r.rk, &counts);
+        produce_stopped(r.produced);
+        produce_flush(r.rk, o->stop_timeout_s, &counts);
         double secs = clock_mono_s() - r.t0;
-        LOG_I("produce", "%" PRId64 " events to %s in %.3f s (%.0f events/s), %" PRId64 " delivered, %" PRId64 " failed",
-              r.produced, o->topic, secs, secs > 0 ? (double)r.produced / secs : 0.0, counts.delivered, counts.failed);
+        LOG_IF("produce", LOG_AT(LF_TOPIC(o->topic), LF_COUNT(counts.delivered), LF_DURATION_MS(secs * 1e3)),
+               "%" PRId64 " events to %s in %.3f s (%.0f events/s), %" PRId64 " delivered, %" PRId64 " failed",
+               r.produced, o->topic, secs, secs > 0 ? (double)r.produced / secs : 0.0, counts.delivered, counts.failed);
+    } else if (stop_signal_received()) {
+        LOG_W("produce", "stopped by %s while loading the events: nothing was produced",
+              stop_signal_name(stop_signal_received()));
     }
     if (synth_truth_close(r.truth, err, sizeof err)) LOG_E("produce", "%s", err), failed = 1;
     if (r.rk) rd_kafka_destroy(r.rk);
     avro_tools_ua_writer_free(r.w);
     event_list_free(&l);
     free(r.uid);
-    return failed || counts.failed || g_produce_stop ? CLI_FAILED : CLI_OK;
+    return failed || counts.failed || stop_signal_received() ? CLI_FAILED : CLI_OK;
 }
 
 int cmd_produce(int argc, char **argv) {
@@ -367,7 +406,10 @@ int cmd_produce(int argc, char **argv) {
     if (rc == CLI_OK && !config_get(&a.cfg, "bootstrap.servers", NULL))
         rc = cli_usage_error(&CMD, "no bootstrap servers: give -b BROKERS (or bootstrap.servers in -F FILE or "
                                    "IEVO_CFG_BOOTSTRAP_SERVERS)");
-    if (rc == CLI_OK) rc = o.catalogue ? produce_catalogue(&o, &a.cfg) : produce_events(&o, &a.cfg);
+    if (rc == CLI_OK) {
+        stop_signal_catch(); /* from here on: a signal during loading as well as producing */
+        rc = o.catalogue ? produce_catalogue(&o, &a.cfg) : produce_events(&o, &a.cfg);
+    }
     cli_args_free(&a);
     return rc < 0 ? CLI_OK : rc;
 }

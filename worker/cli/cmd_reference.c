@@ -15,6 +15,7 @@
 #include "event_source.h"
 #include "item_table.h"
 #include "json_text.h"
+#include "log.h"
 #include "model.h"
 #include "settings.h"
 #include "use_encoder.h"
@@ -171,7 +172,7 @@ int cmd_reference(int argc, char **argv) {
                      reference_replay(&x, o.final_only, err, sizeof err)
                  ? CLI_FAILED
                  : CLI_OK;
-        if (rc) fprintf(stderr, "ievo reference: %s\n", err);
+        if (rc) LOG_E("reference", "%s", err);
         fflush(stdout);
         item_table_free(x.items);
         item_catalog_free(&x.cat);

@@ -28,6 +28,7 @@
 #include "event_source.h"
 #include "item_table.h"
 #include "json_text.h"
+#include "log.h"
 #include "model.h"
 #include "model_init.h"
 #include "ptr_index.h"
@@ -548,7 +549,7 @@ static int train_main(const train_opts *o, const config *cfg) {
              train_run_fit(&x, err, sizeof err) || train_save(&x, err, sizeof err) ||
              (o->dump && write_dump(o->dump, x.m, &x.data, x.user_names, err, sizeof err));
     if (!rc && o->dump) fprintf(stderr, "ievo train: wrote the trainer's forward at every position to %s\n", o->dump);
-    if (rc) fprintf(stderr, "ievo train: %s\n", err);
+    if (rc) LOG_E("train", "%s", err);
     train_free(&x);
     return rc ? CLI_FAILED : CLI_OK;
 }

@@ -154,7 +154,7 @@ static int print_config(const cli_command *cmd, config *cfg, const worker_settin
     char err[1024];
     if ((!config_get(cfg, "changelog.topic", NULL) && config_set(cfg, "changelog.topic", s->changelog_topic)) ||
         (!config_get(cfg, "text.encoder.dir", NULL) && config_set(cfg, "text.encoder.dir", s->text_encoder_dir))) {
-        fprintf(stderr, "ievo %s: out of memory\n", cmd->name);
+        LOG_E(cmd->name, "out of memory");
         return CLI_FAILED;
     }
     if (cli_print_config(stdout, cmd, cfg, 1u << KAFKA_CONSUMER | 1u << KAFKA_PRODUCER, err, sizeof err)) {
@@ -164,17 +164,18 @@ static int print_config(const cli_command *cmd, config *cfg, const worker_settin
     return fflush(stdout) ? CLI_FAILED : CLI_OK;
 }
 
+/* worker_run logs the error that stops it as it happens: the summary comes after the cause. */
 static int run(const char *name, const worker_settings *s, const config *cfg) {
     static worker_stats st;   /* the latency histogram is large */
     char err[1024] = "";
     int rc = worker_run(s, cfg, &st, err, sizeof err) ? CLI_FAILED : CLI_OK;
     double cpu = st.cpu_user_s + st.cpu_sys_s;
-    LOG_I(name, "%s: %lld events applied, %lld dead-lettered, %lld duplicates skipped in %.2f s "
-          "(%.0f events/s while active, %.2f µs CPU/event, %lld batches, %lld rebalances)",
-          rc ? "failed" : "stopped", (long long)st.applied, (long long)st.dead_lettered,
-          (long long)st.skipped_duplicate, st.wall_s, st.active_s > 0 ? (double)st.applied / st.active_s : 0.0,
-          st.applied ? cpu * 1e6 / (double)st.applied : 0.0, (long long)st.batches, (long long)st.rebalances);
-    if (rc) LOG_E(name, "%s", err);
+    LOG_IF(name, LOG_AT(LF_COUNT(st.applied), LF_DURATION_MS(st.wall_s * 1e3)),
+           "%s: %lld events applied, %lld dead-lettered, %lld duplicates skipped in %.2f s "
+           "(%.0f events/s while active, %.2f µs CPU/event, %lld batches, %lld rebalances)",
+           rc ? "failed (the error above)" : "stopped", (long long)st.applied, (long long)st.dead_lettered,
+           (long long)st.skipped_duplicate, st.wall_s, st.active_s > 0 ? (double)st.applied / st.active_s : 0.0,
+           st.applied ? cpu * 1e6 / (double)st.applied : 0.0, (long long)st.batches, (long long)st.rebalances);
     if (s->stats_file && write_stats(s->stats_file, &st, rc == CLI_OK))
         LOG_W(name, "could not write stats file %s", s->stats_file);
     return rc;

@@ -5,8 +5,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "settings.h"
+#include "stop_signal.h"
 
 /* Properties librdkafka only honours on one side (prefix match when ending in '.'). */
 static const char *const CONSUMER_ONLY[] = {
@@ -78,19 +80,93 @@ bad:
     return NULL;
 }
 
+/* ---- waits on the cluster ------------------------------------------------------------------ */
+
+/* librdkafka's synchronous calls cannot be interrupted, so a wait is cut into slices, 0.5 s
+ * doubling to 4 s: a stop asked for by a signal ends it within seconds, and a broker that
+ * answers slower than a slice is asked again in a longer one. */
+typedef struct {
+    double deadline;
+    int slice_ms;
+} kafka_wait;
+
+static kafka_wait wait_begin(int timeout_ms) { return (kafka_wait){clock_mono_s() + timeout_ms / 1e3, 500}; }
+
+/* The next slice in ms; 0 once the wait is over or a stop was asked for. */
+static int wait_next(kafka_wait *w) {
+    double left_ms = (w->deadline - clock_mono_s()) * 1e3;
+    if (stop_signal_received() || left_ms < 1) return 0;
+    int ms = left_ms < w->slice_ms ? (int)left_ms : w->slice_ms;
+    if (w->slice_ms < 4000) w->slice_ms *= 2;
+    return ms;
+}
+
+/* Errors that mean no broker answered (yet); anything else is the cluster's answer. */
+static int no_answer(rd_kafka_resp_err_t e) {
+    return e == RD_KAFKA_RESP_ERR__TIMED_OUT || e == RD_KAFKA_RESP_ERR__TRANSPORT ||
+           e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN;
+}
+
+/* An answer that came at once (a refused connection) is not asked again at once. */
+static void wait_pause(double t0) {
+    if (clock_mono_s() - t0 < 0.1) usleep(100000); /* a signal cuts it short */
+}
+
+rd_kafka_resp_err_t kafka_metadata(rd_kafka_t *rk, rd_kafka_topic_t *only, const struct rd_kafka_metadata **md,
+                                   int timeout_ms) {
+    kafka_wait w = wait_begin(timeout_ms);
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    for (int ms; (ms = wait_next(&w)) > 0;) {
+        double t0 = clock_mono_s();
+        *md = NULL;
+        if (!no_answer(e = rd_kafka_metadata(rk, 0, only, md, ms))) return e;
+        wait_pause(t0);
+    }
+    return stop_signal_received() ? RD_KAFKA_RESP_ERR__INTR : e;
+}
+
+rd_kafka_resp_err_t kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *lo, int64_t *hi,
+                                     int timeout_ms) {
+    kafka_wait w = wait_begin(timeout_ms);
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    for (int ms; (ms = wait_next(&w)) > 0;) {
+        double t0 = clock_mono_s();
+        if (!no_answer(e = rd_kafka_query_watermark_offsets(rk, topic, partition, lo, hi, ms))) return e;
+        wait_pause(t0);
+    }
+    return stop_signal_received() ? RD_KAFKA_RESP_ERR__INTR : e;
+}
+
+void kafka_wait_error(rd_kafka_t *rk, rd_kafka_resp_err_t e, const char *what, int timeout_ms, char *err,
+                      size_t errlen) {
+    char servers[512] = "?";
+    size_t n = sizeof servers;
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", servers, &n) != RD_KAFKA_CONF_OK) strcpy(servers, "?");
+    if (e == RD_KAFKA_RESP_ERR__INTR)
+        snprintf(err, errlen, "%s: stopped by %s before the cluster answered", what,
+                 stop_signal_name(stop_signal_received()));
+    else if (no_answer(e))
+        snprintf(err, errlen, "%s: no answer from the cluster at %s within %d s (%s): are the brokers up, and "
+                 "bootstrap.servers right?", what, servers, (timeout_ms + 999) / 1000, rd_kafka_err2str(e));
+    else
+        snprintf(err, errlen, "%s: %s", what, rd_kafka_err2str(e));
+}
+
 int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count, char *err, size_t errlen) {
+    char what[320];
+    snprintf(what, sizeof what, "metadata of topic %s", topic);
     rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
     if (!t) {
         snprintf(err, errlen, "topic %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
         return -1;
     }
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
+    rd_kafka_resp_err_t e = kafka_metadata(rk, t, &md, timeout_ms);
     rd_kafka_topic_destroy(t);
     if (!e && md->topic_cnt != 1) e = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
     if (!e) e = md->topics[0].err;
     if (e) {
-        snprintf(err, errlen, "metadata of topic %s: %s", topic, rd_kafka_err2str(e));
+        kafka_wait_error(rk, e, what, timeout_ms, err, errlen);
         if (md) rd_kafka_metadata_destroy(md);
         return -1;
     }
@@ -101,12 +177,15 @@ int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int
 
 int kafka_partition_count_wait(rd_kafka_t *rk, const char *topic, int timeout_ms, int attempts, int *count, char *err,
                                size_t errlen) {
-    for (int i = 0; i < attempts; i++) {
+    for (int i = 0; i < attempts && !stop_signal_received(); i++) {
         if (i) usleep(250000);
         *count = 0;
+        double t0 = clock_mono_s();
         if (kafka_partition_count(rk, topic, timeout_ms, count, err, errlen) == 0) {
             if (*count > 0) return 0;
             snprintf(err, errlen, "topic %s has no partitions", topic);
+        } else if (clock_mono_s() - t0 >= timeout_ms / 1e3) {
+            return -1; /* no answer in all that time: asking again would not help */
         }
     }
     return -1;

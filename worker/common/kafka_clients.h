@@ -37,12 +37,25 @@ rd_kafka_conf_t *kafka_conf_for(const config *c, kafka_role role, const char *co
 rd_kafka_t *kafka_consumer_new(const config *c, const char *const *defaults, const char *const *forced, char *err,
                                size_t errlen);
 
+/* The cluster's metadata (of one topic; of the brokers when only is NULL) and a partition's
+ * watermark offsets, like rd_kafka_metadata and rd_kafka_query_watermark_offsets, but a stop
+ * asked for by a signal (stop_signal.h) ends the wait within seconds: RD_KAFKA_RESP_ERR__INTR. */
+rd_kafka_resp_err_t kafka_metadata(rd_kafka_t *rk, rd_kafka_topic_t *only, const struct rd_kafka_metadata **md,
+                                   int timeout_ms);
+rd_kafka_resp_err_t kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *lo, int64_t *hi,
+                                     int timeout_ms);
+/* What a failed wait of timeout_ms for `what` means, for a person: stopped by a signal; no
+ * answer (naming the bootstrap servers to check); or the cluster's error. */
+void kafka_wait_error(rd_kafka_t *rk, rd_kafka_resp_err_t e, const char *what, int timeout_ms, char *err,
+                      size_t errlen);
+
 /* The partition count of topic, from the cluster's metadata (asking may auto-create the topic on
  * a broker that does that). Returns 0, or -1 with err naming the topic. */
 int kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count, char *err, size_t errlen);
 
-/* kafka_partition_count, asked again every 250 ms (attempts times at most) while it fails or
- * finds no partition: a topic just created may answer so for a moment. */
+/* kafka_partition_count, asked again every 250 ms (attempts times at most) while the cluster
+ * answers with an error or no partition: a topic just created may answer so for a moment. No
+ * answer at all within timeout_ms, or a stop, ends it at once. */
 int kafka_partition_count_wait(rd_kafka_t *rk, const char *topic, int timeout_ms, int attempts, int *count, char *err,
                                size_t errlen);
 

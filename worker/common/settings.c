@@ -16,9 +16,10 @@
 /* Keep the documentation order: Kafka topics, the model, batches, state, the changelog,
  * outputs, observability, text models, logging. */
 const setting SETTINGS[] = {
-    {"input.topic", SETTING_STRING, "user-actions", NULL, 0, 0, NULL, W | SETTINGS_CMD_PRODUCE | SETTINGS_CMD_TRAIN, 0,
-     "The topic of UserAction events: what the worker consumes, `ievo produce` writes by default and "
-     "`ievo train -t` reads. Records are keyed by user_id."},
+    {"input.topic", SETTING_STRING, "user-actions", NULL, 0, 0, NULL,
+     W | SETTINGS_CMD_PRODUCE | SETTINGS_CMD_TRAIN | SETTINGS_CMD_CONSUME, 0,
+     "The topic of UserAction events: what the worker consumes, `ievo produce` writes by default, "
+     "`ievo train -t` and `ievo consume --input` read. Records are keyed by user_id."},
     {"output.topic", SETTING_STRING, "interest-vectors", NULL, 0, 0, NULL, W | SETTINGS_CMD_CONSUME, 0,
      "The topic the worker writes one InterestVector to per applied event, keyed by user_id; what "
      "`ievo consume` reads by default."},
@@ -29,18 +30,20 @@ const setting SETTINGS[] = {
      "Create the dead-letter topic when it is missing (otherwise it must exist, or the cluster create it "
      "on first use)."},
     {"input.format", SETTING_ENUM, "confluent", NULL, 0, 0, "confluent|avro",
-     W | SETTINGS_CMD_PRODUCE | SETTINGS_CMD_TRAIN, 0,
+     W | SETTINGS_CMD_PRODUCE | SETTINGS_CMD_TRAIN | SETTINGS_CMD_CONSUME, 0,
      "Wire format of the input records: `confluent` (magic byte 0, a 4-byte big-endian schema id, Avro "
      "binary) or `avro` (Avro binary alone)."},
-    {"input.schema.id", SETTING_INT, "1", NULL, 0, INT32_MAX, NULL, W | SETTINGS_CMD_PRODUCE | SETTINGS_CMD_TRAIN, 0,
+    {"input.schema.id", SETTING_INT, "1", NULL, 0, INT32_MAX, NULL,
+     W | SETTINGS_CMD_PRODUCE | SETTINGS_CMD_TRAIN | SETTINGS_CMD_CONSUME, 0,
      "The schema id of UserAction records in the Confluent header; a record with another id is "
      "dead-lettered (class `schema_id`)."},
-    {"input.max.record.bytes", SETTING_BYTES, "1048576", NULL, 64, 1 << 30, NULL, W, 0,
+    {"input.max.record.bytes", SETTING_BYTES, "1048576", NULL, 64, 1 << 30, NULL, W | SETTINGS_CMD_CONSUME, 0,
      "Largest input record the worker decodes; a larger one is dead-lettered as `oversized`."},
     {"output.format", SETTING_ENUM, "confluent", NULL, 0, 0, "confluent|avro", W | SETTINGS_CMD_CONSUME, 0,
      "Wire format of the output records, as input.format."},
-    {"output.schema.id", SETTING_INT, "2", NULL, 0, INT32_MAX, NULL, W, 0,
-     "The schema id written in the Confluent header of InterestVector records."},
+    {"output.schema.id", SETTING_INT, "2", NULL, 0, INT32_MAX, NULL, W | SETTINGS_CMD_CONSUME, 0,
+     "The schema id written in the Confluent header of InterestVector records; `ievo consume` reports "
+     "a record with another id as undecodable."},
 
     {"model.path", SETTING_STRING, NULL, "(required by the worker)", 0, 0, NULL,
      W | SETTINGS_CMD_STATE | SETTINGS_CMD_EVAL | SETTINGS_CMD_REFERENCE, 0,
@@ -117,10 +120,10 @@ const setting SETTINGS[] = {
      "Period of stats.series.file."},
     {"log.slow.batch.ms", SETTING_MS, "1000", NULL, 1, 3600000, NULL, W, 0,
      "Log every batch (with its checkpoint) that takes longer than this."},
-    {"stop.timeout.ms", SETTING_MS, "10000", NULL, 0, 3600000, NULL, W, 0,
-     "How long a clean stop (SIGTERM, SIGINT) waits for the broker to make what was applied durable. "
-     "A second signal ends the process at once, like a crash: what is lost is applied again at the "
-     "next start."},
+    {"stop.timeout.ms", SETTING_MS, "10000", NULL, 0, 3600000, NULL, W | SETTINGS_CMD_PRODUCE, 0,
+     "How long a clean stop (SIGTERM, SIGINT) waits for the broker: the worker to make what was applied "
+     "durable, produce to deliver the records it has queued. A second signal ends the process at once "
+     "(exit 128 + the signal), like a crash: what the worker loses is applied again at the next start."},
 
     {"items.topic", SETTING_STRING, "items", NULL, 0, 0, NULL, W | SETTINGS_CMD_PRODUCE, 0,
      "Text models: the item catalogue topic (Item records keyed by item_id), read like a global table "

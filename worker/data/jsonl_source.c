@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "event_source_internal.h"
+#include "stop_signal.h"
 
 /* A string member as an interned copy: 0, or -1 with why filled (NUL bytes are refused, as the
  * event list stores NUL-terminated strings). */
@@ -72,6 +73,12 @@ int events_load_jsonl(FILE *f, const char *name, event_list *out, char *err, siz
     int rc = 0;
     while (!rc && (len = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        if (stop_signal_received()) {
+            snprintf(err, errlen, "%s:%ld: stopped by %s while reading", name, lineno,
+                     stop_signal_name(stop_signal_received()));
+            rc = -1;
+            break;
+        }
         size_t k = 0;
         while (k < (size_t)len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r' || line[k] == '\n')) k++;
         if (k == (size_t)len) continue;
@@ -91,7 +98,10 @@ int events_load_jsonl(FILE *f, const char *name, event_list *out, char *err, siz
         }
         json_decref(o);
     }
-    if (!rc && ferror(f)) {
+    if (!rc && stop_signal_received()) { /* a signal cut a read short */
+        snprintf(err, errlen, "%s: stopped by %s while reading", name, stop_signal_name(stop_signal_received()));
+        rc = -1;
+    } else if (!rc && ferror(f)) {
         snprintf(err, errlen, "cannot read %s: %s", name, strerror(errno));
         rc = -1;
     }

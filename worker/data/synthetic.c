@@ -25,12 +25,14 @@
  * Memory: the event array (56 bytes per event), 40 bytes per user of generator state and a
  * 16-byte heap entry per user; ids and texts are stored once in the list's arena.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "event_source_internal.h"
+#include "stop_signal.h"
 
 #define SYNTH_MAX_TOPICS 100
 #define SYNTH_MAX_ITEMS_PER_TOPIC 1000
@@ -55,12 +57,22 @@ int synth_opts_parse(synth_opts *o, const char *spec, char *err, size_t errlen) 
     char *end;
     unsigned long long u, e;
     if (!spec || *spec < '0' || *spec > '9') goto bad;
+    errno = 0;
     u = strtoull(spec, &end, 10);
     if (*end != ':' || end[1] < '0' || end[1] > '9') goto bad;
     e = strtoull(end + 1, &end, 10);
     if (*end) goto bad;
-    if (u == 0 || e < u) {
-        snprintf(err, errlen, "synthetic '%s': need at least 1 user and at least one event per user", spec);
+    if (errno == ERANGE || u > UINT32_MAX || e > UINT32_MAX) {
+        snprintf(err, errlen, "synthetic '%s': at most %u users and %u events", spec, UINT32_MAX, UINT32_MAX);
+        return -1;
+    }
+    if (u == 0) {
+        snprintf(err, errlen, "synthetic '%s': need at least 1 user", spec);
+        return -1;
+    }
+    if (e < u) {
+        snprintf(err, errlen, "synthetic '%s': %llu events cannot give each of %llu users one: give EVENTS >= USERS", spec,
+                 e, u);
         return -1;
     }
     o->users = u;
@@ -224,7 +236,7 @@ int events_generate_synthetic(const synth_opts *o, event_list *out, char *err, s
     synth_heap_entry *heap = malloc(nusers * sizeof *heap);
     c.items = malloc(nitems * sizeof *c.items);
     c.topic_cdf = malloc((size_t)o->items_per_topic * sizeof *c.topic_cdf);
-    int rc = -1;
+    int rc = -1, stopped = 0;
     if (!users || !heap || !c.items || !c.topic_cdf || event_list_reserve(out, (size_t)o->events)) goto done;
     if (!(c.act_view = event_list_intern(out, "view", 4)) || !(c.act_click = event_list_intern(out, "click", 5)) ||
         !(c.act_purchase = event_list_intern(out, "purchase", 8)))
@@ -256,7 +268,11 @@ int events_generate_synthetic(const synth_opts *o, event_list *out, char *err, s
     size_t hn = nusers;
     for (size_t i = hn / 2; i-- > 0;) synth_sift_down(heap, hn, i);
 
-    while (hn > 0) {
+    for (uint64_t made = 0; hn > 0; made++) {
+        if ((made & 0xFFFF) == 0 && stop_signal_received()) {
+            stopped = 1;
+            goto done;
+        }
         synth_user *u = &users[heap[0].user];
         source_event *e = event_list_push(out);
         if (!e) goto done;
@@ -273,8 +289,9 @@ int events_generate_synthetic(const synth_opts *o, event_list *out, char *err, s
     }
     rc = 0;
 done:
-    if (rc) snprintf(err, errlen, "synthetic: out of memory for %llu users, %llu events", (unsigned long long)o->users,
-                     (unsigned long long)o->events);
+    if (stopped) snprintf(err, errlen, "synthetic: stopped by %s while generating", stop_signal_name(stop_signal_received()));
+    else if (rc) snprintf(err, errlen, "synthetic: out of memory for %llu users, %llu events", (unsigned long long)o->users,
+                          (unsigned long long)o->events);
     free(users);
     free(heap);
     free(c.items);

@@ -18,6 +18,7 @@
 #include "event_source_internal.h"
 #include "kafka_clients.h"
 #include "log.h"
+#include "stop_signal.h"
 
 typedef struct {
     rd_kafka_t *rk;
@@ -47,8 +48,10 @@ static int topic_assign(topic_reader *t, char *err, size_t errlen) {
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (int p = 0; p < t->nparts && !e; p++) {
         int64_t lo = 0, hi = 0;
-        if ((e = rd_kafka_query_watermark_offsets(t->rk, t->topic, p, &lo, &hi, 10000))) {
-            snprintf(err, errlen, "%s [%d]: cannot read the end offset: %s", t->topic, p, rd_kafka_err2str(e));
+        if ((e = kafka_watermarks(t->rk, t->topic, p, &lo, &hi, 10000))) {
+            char what[320];
+            snprintf(what, sizeof what, "%s [%d]: the end offset", t->topic, p);
+            kafka_wait_error(t->rk, e, what, 10000, err, errlen);
             break;
         }
         t->end[p] = hi;
@@ -81,6 +84,8 @@ static int topic_push(event_list *out, const user_action *ua) {
 /* Polls until every partition is read to its end. *bad counts the records that did not decode. */
 static int topic_read(topic_reader *t, const codec_in_opts *in, event_list *out, long *bad, char *err, size_t errlen) {
     while (t->open > 0) {
+        if (stop_signal_received())
+            return snprintf(err, errlen, "%s: stopped by %s while reading", t->topic, stop_signal_name(stop_signal_received())), -1;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(t->rk, 1000);
         if (!m) continue;
         int p = (int)m->partition, rc = 0;

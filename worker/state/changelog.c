@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kafka_clients.h"
 #include "log.h"
 
 #define READ_TIMEOUT_MS 30000   /* no progress for this long while reading a range: give up */
@@ -74,9 +75,11 @@ void changelog_close(changelog *cl) {
 const char *changelog_topic(const changelog *cl) { return cl->topic; }
 
 static int watermarks(changelog *cl, int32_t p, int64_t *lo, int64_t *hi, char *err, size_t errlen) {
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(cl->rk, cl->topic, p, lo, hi, 10000);
+    rd_kafka_resp_err_t e = kafka_watermarks(cl->rk, cl->topic, p, lo, hi, 10000);
     if (e) {
-        snprintf(err, errlen, "changelog %s [%d]: watermarks: %s", cl->topic, p, rd_kafka_err2str(e));
+        char what[320];
+        snprintf(what, sizeof what, "changelog %s [%d]: watermarks", cl->topic, p);
+        kafka_wait_error(cl->rk, e, what, 10000, err, errlen);
         return -1;
     }
     return 0;

@@ -3,11 +3,13 @@
 #include "worker_record.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <rocksdb/c.h>
 
@@ -81,6 +83,26 @@ static int take_err(char *rerr, const char *what, char *err, size_t errlen) {
     return -1;
 }
 
+/* RocksDB's "IO error: While lock file: DIR/LOCK: Resource temporarily unavailable" says what
+ * failed, not why: another process holds the store's lock (RocksDB takes an fcntl lock on
+ * DIR/LOCK). Fills err with that, the holder's pid when the kernel says it, and what to do;
+ * 0 when rerr is about something else. Only called once the open failed: this process then
+ * holds no lock on the file, so closing the descriptor used to ask releases nothing. */
+static int locked_by_another(const char *dir, const char *rerr, char *err, size_t errlen) {
+    if (!strstr(rerr, "While lock file") || strstr(rerr, "current process")) return 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/LOCK", dir);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    pid_t pid = fd >= 0 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK ? fl.l_pid : 0;
+    if (fd >= 0) close(fd);
+    char who[48] = "another process";
+    if (pid > 0) snprintf(who, sizeof who, "another process (pid %ld)", (long)pid);
+    snprintf(err, errlen, "state dir %s is in use by %s, most likely another ievo worker, replay or state command "
+             "on the same state.dir: stop that one first, or give this one a state.dir of its own", dir, who);
+    return 1;
+}
+
 int state_store_open(state_store **out, const char *dir, const state_store_opts *o,
                      char *err, size_t errlen) {
     *out = NULL;
@@ -123,7 +145,7 @@ int state_store_open(state_store **out, const char *dir, const state_store_opts 
     char *rerr = NULL;
     s->db = rocksdb_open_column_families(s->opts, dir, 1, cf_names, cf_opts, &s->cf, &rerr);
     if (rerr) {
-        snprintf(err, errlen, "cannot open state store %s: %s", dir, rerr);
+        if (!locked_by_another(dir, rerr, err, errlen)) snprintf(err, errlen, "cannot open state store %s: %s", dir, rerr);
         rocksdb_free(rerr);
         state_store_close(s);
         return -1;

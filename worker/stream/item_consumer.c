@@ -126,7 +126,7 @@ static int open_consumer(item_consumer *ic, const item_consumer_opts *o, const c
     rd_kafka_poll_set_consumer(ic->rk);
     rd_kafka_topic_t *t = rd_kafka_topic_new(ic->rk, ic->topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(ic->rk, 0, t, &md, 10000);
+    rd_kafka_resp_err_t e = kafka_metadata(ic->rk, t, &md, 10000);
     rd_kafka_topic_destroy(t);
     if (!e) e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
     if (e || md->topics[0].partition_cnt < 1) {
@@ -320,7 +320,7 @@ int item_consumer_catch_up(item_consumer *ic, char *err, size_t errlen) {
     }
     for (int p = 0; p < ic->n_parts; p++) {
         int64_t lo;
-        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(ic->rk, ic->topic, p, &lo, &hi[p], 10000);
+        rd_kafka_resp_err_t e = kafka_watermarks(ic->rk, ic->topic, p, &lo, &hi[p], 10000);
         if (e) {
             snprintf(err, errlen, "items topic %s [%d]: watermarks: %s", ic->topic, p, rd_kafka_err2str(e));
             goto done;

@@ -12,8 +12,12 @@
 
 static int env_watermarks(void *ctx, int32_t p, int64_t *lo, int64_t *hi, char *err, size_t errlen) {
     worker *w = ctx;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(w->k.consumer, w->s->input_topic, p, lo, hi, 10000);
-    if (e) snprintf(err, errlen, "%s [%d]: watermarks: %s", w->s->input_topic, p, rd_kafka_err2str(e));
+    rd_kafka_resp_err_t e = kafka_watermarks(w->k.consumer, w->s->input_topic, p, lo, hi, 10000);
+    if (e) {
+        char what[320];
+        snprintf(what, sizeof what, "%s [%d]: watermarks", w->s->input_topic, p);
+        kafka_wait_error(w->k.consumer, e, what, 10000, err, errlen);
+    }
     return e ? -1 : 0;
 }
 

@@ -23,6 +23,7 @@
 
 #include "changelog.h"
 #include "clock.h"
+#include "kafka_clients.h"
 #include "log.h"
 #include "worker_internal.h"
 #include "worker_record.h"
@@ -167,9 +168,11 @@ int restore_partition(worker *w, int32_t p, int64_t *next, char *err, size_t err
         return -1;
     }
     if (state_store_get_offset(w->store, p, &local, &position, err, errlen)) return -1;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(w->k.consumer, w->s->input_topic, p, &lo_in, &hi_in, 10000);
+    rd_kafka_resp_err_t e = kafka_watermarks(w->k.consumer, w->s->input_topic, p, &lo_in, &hi_in, 10000);
     if (e) {
-        snprintf(err, errlen, "%s [%d]: watermarks: %s", w->s->input_topic, p, rd_kafka_err2str(e));
+        char what[320];
+        snprintf(what, sizeof what, "%s [%d]: watermarks", w->s->input_topic, p);
+        kafka_wait_error(w->k.consumer, e, what, 10000, err, errlen);
         return -1;
     }
     ps->input_end = hi_in;

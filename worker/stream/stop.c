@@ -1,14 +1,14 @@
 /* stop: why and when the worker stops. One flag, set by a signal, a fatal client error or a
  * fatal error of the worker's own (worker_fail), read by the loop between batches; a clean stop
  * then makes what was applied durable, within stop.timeout.ms. A second SIGINT or SIGTERM ends
- * the process at once (exit 128 + the signal), like a crash: nothing since the last checkpoint
- * is lost, it is applied again at the next start. */
+ * the process at once (exit 128 + the signal, stop_signal.h), like a crash: nothing since the
+ * last checkpoint is lost, it is applied again at the next start. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <unistd.h>
 
 #include "log.h"
+#include "stop_signal.h"
 #include "worker_internal.h"
 
 static volatile sig_atomic_t g_stop = 0;
@@ -17,21 +17,11 @@ void worker_request_stop(void) {
     if (!g_stop) g_stop = 1;
 }
 
-int worker_stop_requested(void) { return g_stop != 0; }
+int worker_stop_requested(void) { return g_stop != 0 || stop_signal_received() != 0; }
 
-int worker_stop_signalled(void) { return g_stop == 2; }
+int worker_stop_signalled(void) { return stop_signal_received() != 0; }
 
-static void on_signal(int sig) {
-    if (g_stop == 2) _exit(128 + sig); /* asked twice: now */
-    g_stop = 2;
-}
-
-void worker_catch_signals(void) {
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-}
+void worker_catch_signals(void) { stop_signal_catch(); }
 
 void worker_fail(worker *w, const char *fmt, ...) {
     char msg[sizeof w->fatal];

@@ -14,6 +14,7 @@
 #include "item_consumer.h"
 #include "kafka_clients.h"
 #include "log.h"
+#include "stop_signal.h"
 #include "worker_internal.h"
 #include "worker_record.h"
 
@@ -24,10 +25,11 @@
 static void warn_if_input_empty(worker *w, int partitions) {
     for (int p = 0; p < partitions; p++) {
         int64_t lo, hi;
-        if (rd_kafka_query_watermark_offsets(w->k.consumer, w->s->input_topic, p, &lo, &hi, 10000) || hi > 0) return;
+        if (kafka_watermarks(w->k.consumer, w->s->input_topic, p, &lo, &hi, 10000) || hi > 0) return;
     }
-    LOG_W("worker", "input topic %s holds no records in any of its %d partitions: nothing to apply yet (if the name "
-          "is misspelled, a broker that auto-creates topics has just created it)", w->s->input_topic, partitions);
+    LOG_WF("worker", LOG_AT(LF_TOPIC(w->s->input_topic), LF_COUNT(0)),
+           "input topic %s holds no records in any of its %d partitions: nothing to apply yet (if the name is "
+           "misspelled, a broker that auto-creates topics has just created it)", w->s->input_topic, partitions);
 }
 
 /* The internal topics (topics.h): the changelog with the input's partitions and compaction, and
@@ -62,6 +64,13 @@ static int alloc_state(worker *w, char *err, size_t errlen) {
         return -1;
     }
     return 0;
+}
+
+/* Between the steps of start-up that wait on the cluster: a signal ends start-up there. */
+static int stopped_starting(char *err, size_t errlen) {
+    if (!worker_stop_signalled()) return 0;
+    snprintf(err, errlen, "stopped by %s during start-up", stop_signal_name(stop_signal_received()));
+    return 1;
 }
 
 /* Model, store, scratch, text catalogue, metrics and series, then the Kafka clients. */
@@ -101,10 +110,12 @@ static int start(worker *w, const config *c, char *err, size_t errlen) {
               metrics_server_port(w->metrics));
         observe_publish(w, 1);
     }
-    if (worker_io_open(w, c, rebalance_cb, err, errlen)) return -1;
-    if (ensure_topics(w, err, errlen)) return -1;
-    if (s->replay && replay_start(w, err, errlen)) return -1;
+    if (stopped_starting(err, errlen) || worker_io_open(w, c, rebalance_cb, err, errlen) ||
+        stopped_starting(err, errlen) || ensure_topics(w, err, errlen) || stopped_starting(err, errlen) ||
+        (s->replay && replay_start(w, err, errlen)) || stopped_starting(err, errlen))
+        return -1;
     if (w->items && item_consumer_catch_up(w->items, err, errlen)) return -1; /* the catalogue before any event */
+    if (stopped_starting(err, errlen)) return -1;
     LOG_I("worker", "model %s (%s, D=%d, W=%d), state %s, %s -> %s (dead letters: %s, changelog: %s)%s",
           w->m->model_id, w->m->cfg.cell == MODEL_CELL_LSTM ? "lstm" : "gru", w->m->cfg.out_dim, w->m->cfg.window,
           s->state_dir, s->input_topic, s->output_topic, s->dlq_topic, s->changelog ? s->changelog_topic : "off",
@@ -278,8 +289,10 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
     memset(stats, 0, sizeof *stats);
     double t0 = clock_mono_s(), t_first = -1, waiting_said = t0;
     worker_catch_signals();
-    int rc = start(&w, c, err, errlen);
-    while (!rc && !worker_stop_requested()) {
+    int started = start(&w, c, err, errlen) == 0, replay_finished = 0;
+    if (!started && worker_stop_signalled()) LOG_I(s->replay ? "replay" : "worker", "%s: nothing was applied", err);
+    else if (!started) worker_fail(&w, "%s", err); /* the cause, logged before any summary */
+    while (started && !worker_stop_requested()) {
         if (turn(&w, &t_first, err, errlen)) {
             worker_fail(&w, "%s", err);
             break;
@@ -291,17 +304,23 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
             LOG_I("worker", "every assigned partition is drained; stopping");
             break;
         }
-        if (s->replay && replay_done(&w)) {
+        if (s->replay && (replay_finished = replay_done(&w))) {
             LOG_I("replay", "every partition reached its end offset; stopping");
             break;
         }
     }
-    if (!rc) {
+    if (started) {
         if (w.failed) checkpoint_abandon(w.ck);
         stop(&w, err, errlen);
         stats->active_s = t_first < 0 ? 0 : clock_mono_s() - t_first;
         observe_series(&w, 1);
     }
+    /* A replay that did not reach its ends is not done, however cleanly it stopped: a script
+     * that switches over after it must not read its exit as success. */
+    if (s->replay && !w.failed && !replay_finished)
+        worker_fail(&w, "the replay stopped (%s) before reaching the end offsets it captured; run it again with the "
+                    "same state.dir to continue", stop_signal_name(stop_signal_received()));
+    int rc = 0;
     if (w.failed) { /* the first fatal error is the reason, whatever failed after it */
         snprintf(err, errlen, "%s", w.fatal);
         rc = -1;

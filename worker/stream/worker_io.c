@@ -241,10 +241,13 @@ int worker_io_produce(worker *w, rd_kafka_topic_t *topic, const void *val, size_
 
 #define ADMIN_TIMEOUT_MS 10000
 
-/* Waits for an Admin API result on q; NULL (err filled) on a timeout. */
+/* Waits for an Admin API result on q; NULL (err filled) on a timeout or a stop by a signal. */
 static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, const char *what, char *err, size_t errlen) {
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 2000);
-    if (!ev) snprintf(err, errlen, "%s: no answer in %d s", what, ADMIN_TIMEOUT_MS / 1000 + 2);
+    rd_kafka_event_t *ev = NULL;
+    double deadline = clock_mono_s() + ADMIN_TIMEOUT_MS / 1e3 + 2;
+    while (!ev && !worker_stop_signalled() && clock_mono_s() < deadline) ev = rd_kafka_queue_poll(q, 200);
+    if (!ev && worker_stop_signalled()) snprintf(err, errlen, "%s: stopped by a signal before the cluster answered", what);
+    else if (!ev) snprintf(err, errlen, "%s: no answer in %d s", what, ADMIN_TIMEOUT_MS / 1000 + 2);
     return ev;
 }
 
@@ -292,7 +295,7 @@ static int topics_describe(void *ctx, const char *topic, topic_facts *out, char 
     memset(out, 0, sizeof *out);
     rd_kafka_topic_t *t = rd_kafka_topic_new(w->k.consumer, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = t ? rd_kafka_metadata(w->k.consumer, 0, t, &md, ADMIN_TIMEOUT_MS) : rd_kafka_last_error();
+    rd_kafka_resp_err_t e = t ? kafka_metadata(w->k.consumer, t, &md, ADMIN_TIMEOUT_MS) : rd_kafka_last_error();
     if (t) rd_kafka_topic_destroy(t);
     if (!e && md->topic_cnt == 1) e = md->topics[0].err;
     if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || e == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {

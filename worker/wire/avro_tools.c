@@ -316,6 +316,9 @@ int avro_tools_iv_read(avro_tools_iv_reader *r, const void *payload, size_t len,
         len -= AVRO_TOOLS_HEADER;
     }
     avro_reader_memory_set_source(r->reader, (const char *)b, (int64_t)len);
+    /* avro-c's readers prefix their message to the one already there: without this, a failed
+     * record's message would carry every earlier one's after it */
+    avro_set_error("%s", "");
     if (avro_value_read(r->reader, &r->rec.value)) {
         snprintf(err, errlen, "avro: cannot read InterestVector: %s", avro_strerror());
         return -1;
