@@ -20,7 +20,7 @@ Errors, for every command that can fail at run time: exit 1 with the cause as an
 (the one style of a runtime failure, log.format honoured), never the usage style, and the cause
 before any summary line; a usage error exits 2 with `ievo CMD: ...`. The messages a person acts
 on: a state dir held by another process names it and the fix; a --synthetic spec says what is
-wrong with it.
+wrong with it; eval refuses data whose items the model cannot rank.
 """
 import fcntl
 import json
@@ -236,7 +236,21 @@ def check_actionable(tmp):
         r = ievo("state", "offsets", "-X", "state.dir=" + state)
         check(r.returncode == 1 and held in r.stderr and "IO error" not in r.stderr,
               "state offsets on a locked state dir: %d %r" % (r.returncode, r.stderr))
-
+    # eval of data whose items the model has never seen: refused, not zeros
+    jsonl = os.path.join(tmp, "other.jsonl")
+    with open(jsonl, "w") as f:
+        for u in range(20):
+            for k in range(5):
+                f.write(json.dumps({"user_id": "u%d" % u, "item_id": "movie-%d" % (u * 5 + k), "action": "view",
+                                    "ts": 1700000000000 + u * 1000 + k}) + "\n")
+    r = check_runtime_failure(["eval", "-m", model, "--jsonl", jsonl], "eval of another vocabulary", "cannot rank")
+    check(r.stdout == "" and "100 of 100 events" in r.stderr and "--max-unknown" in r.stderr,
+          "eval of another vocabulary printed a result: %r %r" % (r.stdout, r.stderr))
+    r = ievo("eval", "-m", model, "--jsonl", jsonl, "--max-unknown", "1")
+    check(r.returncode == 0 and re.search(r" WARN  eval: 100 of 100 events .* cannot rank", r.stderr),
+          "eval --max-unknown 1: %d %r" % (r.returncode, r.stderr))
+    r = ievo("eval", "-m", model, "--synthetic", "50:500")
+    check(r.returncode == 0 and "cannot rank" not in r.stderr, "eval of its own vocabulary: %d %r" % (r.returncode, r.stderr))
 
 
 def check_shared_file(tmp):

@@ -17,6 +17,10 @@
  * the model has no row for: those it held out in training (its metadata) and, for a text model,
  * the catalogue's other items, each ranked by its text (model_score_rows, index 0). --cold
  * reports on the test events whose target is a held-out item only (model and popularity).
+ * Events whose item the model cannot rank (no vocabulary row, no held-out or catalogue row) score
+ * zero whatever the model learned: beyond --max-unknown of them (default 10 %) the data is not
+ * the model's (another vocabulary, another data set) and eval refuses (exit 1) rather than print
+ * numbers that look like a result; below it they are counted in a warning and in the report.
  * Output: a table on stdout, --json FILE for machines (metrics to 6 decimals).
  */
 #include <errno.h>
@@ -38,7 +42,7 @@
 #include "train.h"
 #include "use_encoder.h"
 
-enum { OPT_JSON = CLI_OPT_ID_FIRST_FREE, OPT_EVOLUTION, OPT_FOLLOW, OPT_BATCH, OPT_THREADS, OPT_COLD };
+enum { OPT_JSON = CLI_OPT_ID_FIRST_FREE, OPT_EVOLUTION, OPT_FOLLOW, OPT_BATCH, OPT_THREADS, OPT_COLD, OPT_MAX_UNKNOWN };
 
 static const cli_option OPTS[] = {
     CLI_OPT_MODEL("model.path"),
@@ -50,6 +54,7 @@ static const cli_option OPTS[] = {
     CLI_OPT_BACKEND("model.backend"),
     {"threads", OPT_THREADS, "N", "compute threads (default 1)", NULL},
     {"cold", OPT_COLD, NULL, "only the test events whose target the model held out in training (train --holdout-items)", NULL},
+    {"max-unknown", OPT_MAX_UNKNOWN, "FRACTION", "refuse data with more events of items the model cannot rank (default 0.1)", NULL},
     CLI_OPTS_TEXT,
     CLI_OPT_END,
 };
@@ -71,6 +76,7 @@ typedef struct {
     cli_text text;
     const char *json_path;
     int evolution, follow, batch, threads, cold;
+    double max_unknown;
     model_backend backend;
 } eval_opts;
 
@@ -84,6 +90,7 @@ static int on_option(void *ctx, int key, const char *value, char *err, size_t er
     case OPT_JSON: o->json_path = value; break;
     case OPT_EVOLUTION: o->evolution = 1; break;
     case OPT_COLD: o->cold = 1; break;
+    case OPT_MAX_UNKNOWN: return cli_double(value, 0, 1, &o->max_unknown, err, errlen);
     case OPT_FOLLOW:
         if (cli_int(value, 1, TRAIN_EVOLUTION_MAX, &x, err, errlen)) return -1;
         o->follow = (int)x;
@@ -117,6 +124,7 @@ typedef struct {
     train_data data;
     /* candidates: rows 1..NI-1 the vocabulary, then the items without a row */
     int n_rows, n_extra;
+    long unknown;                /* events whose item has no candidate row */
     int32_t *ridx, *cand;
     const float **rtext;
     uint8_t *cold_row;
@@ -277,7 +285,7 @@ static int eval_candidates(eval_run *x, char *err, size_t errlen) {
     }
     for (size_t i = 0; i < x->ev.n; i++) {
         const char *id = x->ev.ev[x->perm[i]].item_id;
-        x->cand[i] = key_row_find(keys, nkeys, model_item_key(id, strlen(id)));
+        x->unknown += (x->cand[i] = key_row_find(keys, nkeys, model_item_key(id, strlen(id)))) == 0;
     }
     for (int h = 0; h < x->n_held; h++) x->cold_row[key_row_find(keys, nkeys, model_item_key(x->held[h], strlen(x->held[h])))] = 1;
     x->cold_row[0] = 0;
@@ -292,6 +300,25 @@ static int eval_candidates(eval_run *x, char *err, size_t errlen) {
 done:
     free(keys);
     return rc;
+}
+
+/* Refuses data the model does not know beyond --max-unknown; warns about what it does not know
+ * below that. */
+static int eval_check_unknown(const eval_run *x, char *err, size_t errlen) {
+    if (!x->unknown) return 0;
+    double share = x->ev.n ? (double)x->unknown / (double)x->ev.n : 0;
+    const char *arg = cli_data_arg(&x->o->data);
+    if (share > x->o->max_unknown)
+        return snprintf(err, errlen, "%ld of %zu events (%.1f %%) of %s name items model %s cannot rank (not in its "
+                        "vocabulary%s): it was trained on other data, or this is not its data set; refusing to report "
+                        "scores they would make zero (--max-unknown %.2f; raise it to evaluate anyway)",
+                        x->unknown, x->ev.n, 100 * share, arg, x->m->model_id,
+                        x->text ? ", its held-out items or the catalogue" : " or its held-out items", x->o->max_unknown),
+               -1;
+    LOG_WF("eval", LOG_AT(LF_COUNT(x->unknown)),
+           "%ld of %zu events (%.1f %%) name items model %s cannot rank: they score zero (--max-unknown %.2f)",
+           x->unknown, x->ev.n, 100 * share, x->m->model_id, x->o->max_unknown);
+    return 0;
 }
 
 /* ---- the streaming pass and the splits ------------------------------------------------------ */
@@ -442,9 +469,10 @@ static json_t *eval_json(const eval_run *x) {
     snprintf(path, sizeof path, "model_step (%s), waves of <= %d users", cli_backend_name(o->backend), o->batch);
     const char *arg = cli_data_arg(&o->data);
     json_t *j = json_pack(
-        "{s:s,s:{s:s,s:o,s:I,s:i,s:i,s:I},s:s,s:s,s:o,s:o,s:i,s:i,s:i}", "model", x->m->model_id, "data", "source",
+        "{s:s,s:{s:s,s:o,s:I,s:i,s:i,s:I,s:I},s:s,s:s,s:o,s:o,s:i,s:i,s:i}", "model", x->m->model_id, "data", "source",
         cli_data_kind(&o->data), "path", json_string_lossy(arg, strlen(arg)), "events", (json_int_t)x->ev.n, "users", x->nu,
-        "items", x->m->cfg.n_items - 1, "oov_events", (json_int_t)x->oov, "path", path, "protocol",
+        "items", x->m->cfg.n_items - 1, "oov_events", (json_int_t)x->oov, "unknown_events", (json_int_t)x->unknown,
+        "path", path, "protocol",
         "leave-one-out; all items; input history filtered; popularity = occurrences among the split's input events, "
         "ties to the lower vocabulary index",
         "test", split_json(&x->tm, &x->tp, have), "validation", split_json(&x->vm, &x->vp, have), "candidates",
@@ -553,7 +581,8 @@ static int eval_main(const eval_opts *o, const char *model_path) {
     json_t *report = NULL;
     model_runtime_init(o->threads);
     int rc = eval_load(&x, model_path, err, sizeof err) || eval_group(&x, err, sizeof err) ||
-             eval_candidates(&x, err, sizeof err) || model_runner_new(&x.r, x.m, o->backend, o->batch, err, sizeof err);
+             eval_candidates(&x, err, sizeof err) || eval_check_unknown(&x, err, sizeof err) ||
+             model_runner_new(&x.r, x.m, o->backend, o->batch, err, sizeof err);
     if (!rc && x.text) model_runner_set_text(x.r, item_table_lookup, x.items);
     rc = rc || eval_stream(&x, err, sizeof err) || eval_rank(&x, err, sizeof err);
     if (!rc) {
@@ -570,7 +599,7 @@ static int eval_main(const eval_opts *o, const char *model_path) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    eval_opts o = {.follow = 10, .batch = 256, .threads = 1};
+    eval_opts o = {.follow = 10, .batch = 256, .threads = 1, .max_unknown = 0.1};
     cli_data_init(&o.data);
     cli_args a;
     char err[512];
