@@ -131,7 +131,8 @@ static int read_range(changelog *cl, int32_t p, int64_t from, int64_t to, range_
                 if (r < 0 || r > rc->marker_max) {
                     /* not obeyed: a marker past the input's end would skip every later event */
                     if (!rc->ignored++)
-                        LOG_W("restore", "changelog %s [%d] offset %lld: %s marker (%zu bytes, value %lld, the input "
+                        LOG_WF("restore", LOG_AT(LF_TOPIC(cl->topic), LF_PARTITION(p), LF_OFFSET(m->offset)),
+                               "changelog %s [%d] offset %lld: %s marker (%zu bytes, value %lld, the input "
                               "ends at %lld): ignored", cl->topic, p, (long long)m->offset,
                               r < 0 ? "malformed" : "out-of-range", m->len, (long long)r, (long long)rc->marker_max);
                 } else {

@@ -47,7 +47,9 @@ static void handle_event(worker *w, const rd_kafka_message_t *m) {
         if (p && p->owned) p->eof = 1;
         return;
     }
-    LOG_W("worker", "consumer: %s [%d]: %s", m->rkt ? rd_kafka_topic_name(m->rkt) : "-", m->partition,
+    LOG_WF("worker", LOG_AT(LF_TOPIC(m->rkt ? rd_kafka_topic_name(m->rkt) : NULL), LF_PARTITION(m->partition),
+                            LF_ERROR(rd_kafka_err2name(m->err))),
+           "consumer: %s [%d]: %s", m->rkt ? rd_kafka_topic_name(m->rkt) : "-", m->partition,
           rd_kafka_message_errstr(m));
 }
 
@@ -83,7 +85,8 @@ static int classify(worker *w, rd_kafka_message_t **msgs, size_t n, size_t *nrow
             /* Normal on a real cluster around transaction markers and compacted records; on a
              * plain topic it means records were skipped (retention, an offset reset). */
             w->stats->offset_gaps++;
-            LOG_W("worker", "%s [%d]: offset gap: expected %lld, got %lld", w->s->input_topic, m->partition,
+            LOG_WF("worker", LOG_AT(LF_TOPIC(w->s->input_topic), LF_PARTITION(m->partition), LF_OFFSET(m->offset)),
+                   "%s [%d]: offset gap: expected %lld, got %lld", w->s->input_topic, m->partition,
                   (long long)expected, (long long)m->offset);
         }
         p->touched = 1;

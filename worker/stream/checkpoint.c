@@ -341,8 +341,8 @@ static int progress(checkpoint *ck, int wait, char *err, size_t errlen) {
         }
         if (clock_mono_s() - warned >= 10) {
             warned = clock_mono_s();
-            LOG_W("checkpoint", "still waiting for the broker to acknowledge the outputs of a checkpoint (%.0f s)",
-                  warned - started);
+            LOG_WF("checkpoint", LOG_AT(LF_DURATION_MS((warned - started) * 1e3)),
+                   "still waiting for the broker to acknowledge the outputs of a checkpoint (%.0f s)", warned - started);
         }
     }
     return 0;

@@ -10,7 +10,8 @@
  * never dropped: if the dead-letter topic cannot be written the batch fails and the worker
  * stops rather than move past the record.
  *
- * The log says each dead letter, up to DLQ_LOG_BURST a minute; beyond that one summary line a
+ * The log says each dead letter (with the record's user id when its key can be one), up to
+ * DLQ_LOG_BURST a minute; beyond that one summary line a
  * minute counts the rest (a stream of bad records must not flood the log, nor hide that it
  * happens). The counters and the topic have every one. */
 #include <stdio.h>
@@ -18,6 +19,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "utf8.h"
 #include "worker_internal.h"
 
 #define DLQ_LOG_BURST 20
@@ -36,9 +38,10 @@ static int dlq_log_this(worker *w) {
 
 void dlq_log_summary(worker *w) {
     if (w->dlq_log_quiet)
-        LOG_W("dlq", "%lld more records dead-lettered in the last %.0f s without a line each (see "
-              "ievo_events_dead_lettered_total and the topic %s)", (long long)w->dlq_log_quiet,
-              clock_mono_s() - w->dlq_log_since, w->s->dlq_topic);
+        LOG_WF("dlq", LOG_AT(LF_TOPIC(w->s->dlq_topic), LF_COUNT(w->dlq_log_quiet)),
+               "%lld more records dead-lettered in the last %.0f s without a line each (see "
+               "ievo_events_dead_lettered_total and the topic %s)", (long long)w->dlq_log_quiet,
+               clock_mono_s() - w->dlq_log_since, w->s->dlq_topic);
     w->dlq_log_since = clock_mono_s(), w->dlq_log_lines = 0, w->dlq_log_quiet = 0;
 }
 
@@ -54,9 +57,18 @@ int dlq_produce_record(worker *w, const char *topic, int32_t partition, int64_t 
     rd_kafka_header_add(h, "ievo.source.topic", -1, topic, -1);
     rd_kafka_header_add(h, "ievo.source.partition", -1, part, -1);
     rd_kafka_header_add(h, "ievo.source.offset", -1, off, -1);
-    if (dlq_log_this(w))
-        LOG_W("dlq", "%s [%d] offset %lld -> %s: %s%s", topic, partition, (long long)offset, w->s->dlq_topic, reason,
-              w->dlq_log_lines == DLQ_LOG_BURST ? " (further dead letters this minute: counted, one line)" : "");
+    if (dlq_log_this(w)) {
+        /* An input record's key is its user id (produce keys by it): named when it could be one
+         * (UTF-8, within the id limit; the log escapes what a terminal would act on). A stored
+         * record's key (class state) is not: its damage may be anywhere. */
+        int named = strcmp(cls, "state") != 0 && key && key_len > 0 && key_len <= CODEC_MAX_ID_BYTES &&
+                    utf8_valid(key, key_len);
+        LOG_WF("dlq", LOG_AT(LF_TOPIC(topic), LF_PARTITION(partition), LF_OFFSET(offset), LF_ERROR(cls),
+                             LF_USER(named ? key : NULL, named ? key_len : 0)),
+               "%s [%d] offset %lld -> %s: %s%s%.*s%s%s", topic, partition, (long long)offset, w->s->dlq_topic, reason,
+               named ? " (user " : "", named ? (int)key_len : 0, named ? (const char *)key : "", named ? ")" : "",
+               w->dlq_log_lines == DLQ_LOG_BURST ? " (further dead letters this minute: counted, one line)" : "");
+    }
     void *tag = checkpoint_tag_output(w->ck, 0); /* a checkpoint waits for it like for the outputs */
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(

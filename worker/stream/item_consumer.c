@@ -209,7 +209,8 @@ static int take(item_consumer *ic, const rd_kafka_message_t *m) {
     ic->st.records++;
     if (item_decode(&ic->in, m->payload, m->len, &r, why, sizeof why) != CODEC_OK) {
         if (ic->st.bad++ < 10)
-            LOG_W("items", "%s [%d] offset %lld: %s; skipped", ic->topic, m->partition, (long long)m->offset, why);
+            LOG_WF("items", LOG_AT(LF_TOPIC(ic->topic), LF_PARTITION(m->partition), LF_OFFSET(m->offset)),
+                   "%s [%d] offset %lld: %s; skipped", ic->topic, m->partition, (long long)m->offset, why);
         return 0;
     }
     uint64_t key = model_item_key(r.item_id, r.item_id_len), hash = model_item_key(r.text, r.text_len), have;

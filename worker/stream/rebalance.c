@@ -32,7 +32,8 @@ static void on_assign(worker *w, rd_kafka_topic_partition_list_t *list) {
             if (!worker_stop_signalled()) {
                 worker_fail(w, "partition %d cannot be brought up to date: %s", tp->partition, err);
             } else { /* a stop cut the restore short: the partition is not taken, the next start restores it */
-                LOG_I("worker", "partition %d: restore stopped (%s)", tp->partition, err);
+                LOG_IF("worker", LOG_AT(LF_TOPIC(tp->topic), LF_PARTITION(tp->partition)),
+                       "partition %d: restore stopped (%s)", tp->partition, err);
                 continue;
             }
         }
@@ -46,11 +47,13 @@ static void on_assign(worker *w, rd_kafka_topic_partition_list_t *list) {
         partitions_own(&w->parts, tp->partition, next);
         if (next >= 0) {
             tp->offset = next; /* resume exactly where the state stands, whatever Kafka committed */
-            LOG_I("worker", "assigned %s [%d]: resuming at offset %lld", tp->topic, tp->partition, (long long)next);
+            LOG_IF("worker", LOG_AT(LF_TOPIC(tp->topic), LF_PARTITION(tp->partition), LF_OFFSET(next)),
+                   "assigned %s [%d]: resuming at offset %lld", tp->topic, tp->partition, (long long)next);
         } else {
             tp->offset = RD_KAFKA_OFFSET_INVALID; /* committed offset, else auto.offset.reset */
-            LOG_I("worker", "assigned %s [%d]: no state yet; starting from the committed offset "
-                  "(or auto.offset.reset)", tp->topic, tp->partition);
+            LOG_IF("worker", LOG_AT(LF_TOPIC(tp->topic), LF_PARTITION(tp->partition)),
+                   "assigned %s [%d]: no state yet; starting from the committed offset (or auto.offset.reset)",
+                   tp->topic, tp->partition);
         }
     }
 }
@@ -66,7 +69,7 @@ static void on_revoke(worker *w, rd_kafka_topic_partition_list_t *list) {
         state_cache_drop_partition(w->cache, p);
         if (w->ra) readahead_drop_partition(w->ra, p);
     }
-    LOG_I("worker", "revoked %d partition(s); %d remain", list->cnt, w->parts.owned);
+    LOG_IF("worker", LOG_AT(LF_COUNT(list->cnt)), "revoked %d partition(s); %d remain", list->cnt, w->parts.owned);
 }
 
 /* Partitions taken away without a revocation (a session timeout, a fenced member): another
@@ -75,8 +78,9 @@ static void on_revoke(worker *w, rd_kafka_topic_partition_list_t *list) {
  * from the changelog's checkpoint. A flight in progress is abandoned (its records of the other
  * partitions are dirty again, for the next checkpoint). */
 static void on_lost(worker *w, rd_kafka_topic_partition_list_t *list) {
-    LOG_W("worker", "%d partition(s) lost: the group gave them to another member; what was applied of them since the "
-          "last checkpoint is dropped (their next owner applies it again)", list->cnt);
+    LOG_WF("worker", LOG_AT(LF_COUNT(list->cnt)),
+           "%d partition(s) lost: the group gave them to another member; what was applied of them since the last "
+           "checkpoint is dropped (their next owner applies it again)", list->cnt);
     checkpoint_abandon(w->ck);
     for (int i = 0; i < list->cnt; i++) {
         int32_t p = list->elems[i].partition;
@@ -92,15 +96,17 @@ void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partit
     rd_kafka_error_t *e = NULL;
     rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
     w->stats->rebalances++;
-    LOG_I("worker", "rebalance (%s protocol): %s %d partition(s), %d owned before", rd_kafka_rebalance_protocol(rk),
-          err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoking", list->cnt, w->parts.owned);
+    LOG_IF("worker", LOG_AT(LF_COUNT(list->cnt)), "rebalance (%s protocol): %s %d partition(s), %d owned before",
+           rd_kafka_rebalance_protocol(rk), err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoking",
+           list->cnt, w->parts.owned);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         w->ever_assigned = 1;
         on_assign(w, list);
         if (cooperative) e = rd_kafka_incremental_assign(rk, list);
         else re = rd_kafka_assign(rk, list);
     } else {
-        if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) LOG_W("worker", "rebalance error: %s", rd_kafka_err2str(err));
+        if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+            LOG_WF("worker", LOG_AT(LF_ERROR(rd_kafka_err2name(err))), "rebalance error: %s", rd_kafka_err2str(err));
         if (rd_kafka_assignment_lost(rk)) {
             on_lost(w, list);
         } else {
@@ -111,8 +117,8 @@ void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partit
         else re = rd_kafka_assign(rk, NULL);
     }
     if (e) {
-        LOG_E("worker", "applying rebalance: %s", rd_kafka_error_string(e));
+        LOG_EF("worker", LOG_AT(LF_ERROR(rd_kafka_error_name(e))), "applying rebalance: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
-    if (re) LOG_E("worker", "applying rebalance: %s", rd_kafka_err2str(re));
+    if (re) LOG_EF("worker", LOG_AT(LF_ERROR(rd_kafka_err2name(re))), "applying rebalance: %s", rd_kafka_err2str(re));
 }

@@ -62,7 +62,9 @@ int replay_start(worker *w, char *err, size_t errlen) {
         p->start = plan[i].start, p->end = plan[i].end;
         total += plan[i].end - plan[i].start;
         rd_kafka_topic_partition_list_add(l, w->s->input_topic, i)->offset = plan[i].start;
-        LOG_I("replay", "%s [%d]: %s %lld .. %lld (%lld events)", w->s->input_topic, i,
+        LOG_IF("replay", LOG_AT(LF_TOPIC(w->s->input_topic), LF_PARTITION(i), LF_OFFSET(plan[i].start),
+                                LF_COUNT(plan[i].end - plan[i].start)),
+               "%s [%d]: %s %lld .. %lld (%lld events)", w->s->input_topic, i,
               plan[i].resumed ? "resuming" : "from", (long long)plan[i].start, (long long)plan[i].end,
               (long long)(plan[i].end - plan[i].start));
     }
@@ -97,7 +99,8 @@ int replay_done(worker *w) {
     if (finished || now - w->replay_last_log_s >= 2.0) {
         double rate = w->stats->active_s > 0 ? (double)w->stats->applied / w->stats->active_s : 0;
         double left = (double)(w->replay_total - done);
-        LOG_I("replay", "%lld / %lld events (%.1f %%), %.0f events/s, %s%.0f s left", (long long)done,
+        LOG_IF("replay", LOG_AT(LF_TOPIC(w->s->input_topic), LF_COUNT(done)),
+               "%lld / %lld events (%.1f %%), %.0f events/s, %s%.0f s left", (long long)done,
               (long long)w->replay_total, w->replay_total ? 100.0 * (double)done / (double)w->replay_total : 100.0,
               rate, rate > 0 ? "" : "~", rate > 0 ? left / rate : 0.0);
         w->replay_last_log_s = now;

@@ -53,8 +53,9 @@ static int check_stored(const worker *w, const void *stored, size_t len, int64_t
 int restore_quarantine(worker *w, const char *topic, int32_t partition, int64_t offset, const char *user,
                        size_t user_len, const void *value, size_t len, const char *why, char *err, size_t errlen) {
     w->stats->quarantined++;
-    LOG_W("restore", "%s [%d] offset %lld: the record of a user (id of %zu bytes) is quarantined, its state starts "
-          "again: %s", topic, partition, (long long)offset, user_len, why);
+    LOG_WF("restore", LOG_AT(LF_TOPIC(topic), LF_PARTITION(partition), LF_OFFSET(offset), LF_ERROR("state")),
+           "%s [%d] offset %lld: the record of a user (id of %zu bytes) is quarantined, its state starts again: %s",
+           topic, partition, (long long)offset, user_len, why);
     return dlq_produce_record(w, topic, partition, offset, user, user_len, value, len, "state", why, err, errlen);
 }
 
@@ -74,9 +75,10 @@ static void log_progress(restore_ctx *x) {
     if (now - x->last_log < 5.0) return;
     x->last_log = now;
     double rate = (double)x->done / (now - x->t0);
-    LOG_I("restore", "partition %d: %lld of about %lld changelog records (%.0f/s, about %.0f s left)", x->partition,
-          (long long)x->done, (long long)x->total, rate,
-          rate > 0 && x->total > x->done ? (double)(x->total - x->done) / rate : 0.0);
+    LOG_IF("restore", LOG_AT(LF_TOPIC(x->w->s->changelog_topic), LF_PARTITION(x->partition), LF_COUNT(x->done)),
+           "partition %d: %lld of about %lld changelog records (%.0f/s, about %.0f s left)", x->partition,
+           (long long)x->done, (long long)x->total, rate,
+           rate > 0 && x->total > x->done ? (double)(x->total - x->done) / rate : 0.0);
 }
 
 /* One changelog record into the restore's write batch (written every 4096 records). */
@@ -123,8 +125,9 @@ static int restore_from_changelog(worker *w, int32_t p, int64_t position, int64_
     if (changelog_bounds(w->k.changelog, p, &lo, &hi, inner, sizeof inner)) goto fail;
     int incremental = position >= 0 && position >= lo && position <= hi;
     int64_t from = incremental ? position : lo;
-    LOG_I("restore", "partition %d: restoring from %s, %s (offsets %lld to %lld)", p, changelog_topic(w->k.changelog),
-          incremental ? "its tail after the local checkpoint" : "all of it", (long long)from, (long long)hi);
+    LOG_IF("restore", LOG_AT(LF_TOPIC(changelog_topic(w->k.changelog)), LF_PARTITION(p), LF_OFFSET(from)),
+           "partition %d: restoring from %s, %s (offsets %lld to %lld)", p, changelog_topic(w->k.changelog),
+           incremental ? "its tail after the local checkpoint" : "all of it", (long long)from, (long long)hi);
     restore_ctx x = {.w = w, .partition = p, .input_end = input_end, .total = hi - from, .t0 = clock_mono_s()};
     x.last_log = x.t0;
     if (!(x.scratch = malloc(w->record_size))) {
@@ -150,8 +153,10 @@ static int restore_from_changelog(worker *w, int32_t p, int64_t position, int64_
     w->stats->restored_records += r.records;
     w->stats->restore_s += secs;
     *next = r.next_offset;
-    LOG_I("restore", "partition %d: restored %lld records (%s) in %.3f s; resuming at offset %lld", p,
-          (long long)r.records, incremental ? "the tail" : "all", secs, (long long)*next);
+    LOG_IF("restore", LOG_AT(LF_TOPIC(w->s->input_topic), LF_PARTITION(p), LF_OFFSET(*next), LF_COUNT(r.records),
+                             LF_DURATION_MS(secs * 1e3)),
+           "partition %d: restored %lld records (%s) in %.3f s; resuming at offset %lld", p, (long long)r.records,
+           incremental ? "the tail" : "all", secs, (long long)*next);
     return 0;
 fail:
     snprintf(err, errlen, "partition %d: %s", p, inner);
@@ -177,8 +182,9 @@ int restore_partition(worker *w, int32_t p, int64_t *next, char *err, size_t err
     }
     ps->input_end = hi_in;
     if (local > hi_in) { /* the store is of another incarnation of the topic: its users' offsets would skip events */
-        LOG_W("restore", "partition %d: the local state is at offset %lld, past the input's end %lld: not used", p,
-              (long long)local, (long long)hi_in);
+        LOG_WF("restore", LOG_AT(LF_TOPIC(w->s->input_topic), LF_PARTITION(p), LF_OFFSET(local)),
+               "partition %d: the local state is at offset %lld, past the input's end %lld: not used", p,
+               (long long)local, (long long)hi_in);
         if (state_store_drop_partition(w->store, p, err, errlen)) return -1;
         local = position = -1;
     }
@@ -192,13 +198,14 @@ int restore_partition(worker *w, int32_t p, int64_t *next, char *err, size_t err
     }
     if (marker <= local) {
         if (marker < local)
-            LOG_W("restore", "partition %d: local state (offset %lld) is ahead of the changelog (%lld); using it", p,
-                  (long long)local, (long long)marker);
+            LOG_WF("restore", LOG_AT(LF_TOPIC(w->s->input_topic), LF_PARTITION(p), LF_OFFSET(local)),
+                   "partition %d: local state (offset %lld) is ahead of the changelog (%lld); using it", p,
+                   (long long)local, (long long)marker);
         *next = local;
         return 0;
     }
-    LOG_I("restore", "partition %d: local state at offset %lld, changelog at %lld", p, (long long)local,
-          (long long)marker);
+    LOG_IF("restore", LOG_AT(LF_TOPIC(w->s->input_topic), LF_PARTITION(p), LF_OFFSET(local)),
+           "partition %d: local state at offset %lld, changelog at %lld", p, (long long)local, (long long)marker);
     w->restoring = 1;
     observe_publish(w, 1);
     int rc = restore_from_changelog(w, p, local >= 0 ? position : -1, hi_in, next, err, errlen);

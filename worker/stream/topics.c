@@ -36,7 +36,8 @@ int topics_ensure(const topics_ops *ops, const char *topic, int want_partitions,
             snprintf(err, errlen, "topic %s does not exist (create it, or let the worker create it)", topic);
             return -1;
         }
-        LOG_I("topics", "creating %s: %d partitions%s%s, replication factor %s", topic, create_partitions,
+        LOG_IF("topics", LOG_AT(LF_TOPIC(topic), LF_COUNT(create_partitions)),
+               "creating %s: %d partitions%s%s, replication factor %s", topic, create_partitions,
               want_policy ? ", cleanup.policy=" : "", want_policy ? want_policy : "",
               replication_factor > 0 ? "as configured" : "the cluster's default");
         if (ops->create(ops->ctx, topic, create_partitions, replication_factor, want_policy, err, errlen) ||

@@ -265,7 +265,8 @@ static int turn(worker *w, double *t_first, char *err, size_t errlen) {
     if (!rc) rc = maybe_checkpoint(w, err, errlen);
     double took_ms = (clock_mono_s() - t_got) * 1e3;
     if (!rc && took_ms > s->slow_batch_ms)
-        LOG_W("worker", "slow batch: %zu records in %.0f ms%s (applied %lld so far, cache %zu/%zu entries)", n,
+        LOG_WF("worker", LOG_AT(LF_COUNT(n), LF_DURATION_MS(took_ms)),
+               "slow batch: %zu records in %.0f ms%s (applied %lld so far, cache %zu/%zu entries)", n,
               took_ms, w->stats->checkpoints > ckpt_before ? " including a checkpoint" : "",
               (long long)w->stats->applied, state_cache_size(w->cache), state_cache_capacity(w->cache));
     if (n > 0) w->stats->active_s = clock_mono_s() - *t_first;
@@ -277,7 +278,8 @@ static void say_waiting(worker *w, double t0, double *last) {
     double now = clock_mono_s();
     if (w->ever_assigned || now - *last < 5.0) return;
     *last = now;
-    LOG_I("worker", "waiting for group %s to assign partitions of %s (%.0f s so far)%s", w->s->group_id,
+    LOG_IF("worker", LOG_AT(LF_TOPIC(w->s->input_topic), LF_DURATION_MS((now - t0) * 1e3)),
+           "waiting for group %s to assign partitions of %s (%.0f s so far)%s", w->s->group_id,
           w->s->input_topic, now - t0,
           w->k.session_timeout_ms > 10000 ? "; the local development broker holds each join for session.timeout.ms "
                                              "minus 1 s: with it, set session.timeout.ms=6000"

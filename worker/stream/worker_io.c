@@ -52,7 +52,8 @@ static void cl_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) 
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     worker *w = opaque;
-    LOG_W("kafka", "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
+    LOG_WF("kafka", LOG_AT(LF_ERROR(rd_kafka_err2name(err))), "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err),
+           reason);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
         rd_kafka_fatal_error(rk, buf, sizeof buf);
@@ -389,8 +390,9 @@ static int io_changelog_flush(void *ctx, const atomic_int *cancel, char *err, si
             return -1;
         }
         if ((waited_ms += 100) % 10000 == 0)
-            LOG_W("checkpoint", "still waiting for the broker to acknowledge %d changelog records (%d s)",
-                  rd_kafka_outq_len(w->k.cl_producer), waited_ms / 1000);
+            LOG_WF("checkpoint", LOG_AT(LF_COUNT(rd_kafka_outq_len(w->k.cl_producer)), LF_DURATION_MS(waited_ms)),
+                   "still waiting for the broker to acknowledge %d changelog records (%d s)",
+                   rd_kafka_outq_len(w->k.cl_producer), waited_ms / 1000);
     }
     long failed = atomic_load(&w->k.cl_failed);
     if (!failed) return 0;
