@@ -81,45 +81,37 @@ def main():
     model = wd("model.safetensors")
     ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "3")
 
-    # produce: while reading its events (start-up), with records queued for no cluster, twice
-    r = Run(wd, "produce-start", "produce", "-b", closed, "--jsonl", "-")
-    time.sleep(0.5)
-    rc, _, _ = r.stop(signal.SIGTERM, 3)
-    expect(r, rc, 1, "stopped by SIGTERM while reading")
-    r = Run(wd, "produce-queued", "produce", "-b", closed, "--synthetic", "100:1000", "-X", "stop.timeout.ms=1000")
-    r.wait_text("loaded 1000 events")
-    time.sleep(0.5)
-    rc, _, _ = r.stop(signal.SIGTERM, 5)
-    expect(r, rc, 1, "1000 records not delivered: stop.timeout.ms passed after the stop")
-    r = Run(wd, "produce-twice", "produce", "-b", closed, "--synthetic", "100:1000", "-X", "stop.timeout.ms=600000")
-    r.wait_text("loaded 1000 events")
-    rc, _, _ = r.stop(signal.SIGINT, 3, twice=True)
-    expect(r, rc, 128 + signal.SIGINT)
-
-    # consume: waiting for the topic's metadata; in a group, polling
-    r = Run(wd, "consume-start", "consume", "-b", closed, "-t", "t")
-    time.sleep(1.0)
-    rc, _, _ = r.stop(signal.SIGTERM, 6)
-    expect(r, rc, 0, "stopped by SIGTERM before the cluster answered")
-    r = Run(wd, "consume-group", "consume", "-b", closed, "-t", "t", "-G", "g")
-    r.wait_text("subscribed to t")
-    time.sleep(1.0)
-    rc, _, _ = r.stop(signal.SIGTERM, 6)
-    expect(r, rc, 0, "stopped by SIGTERM")
-
-    # worker and replay: start-up against no cluster
-    for name, cmd, want, text in (("worker-start", "worker", 0, "nothing was applied"),
-                                  ("replay-start", "replay", 1, "before reaching the end offsets")):
-        r = Run(wd, name, cmd, "-b", closed, "-m", model, "-X", f"state.dir={wd('state-' + name)}")
-        time.sleep(1.5)
-        rc, _, _ = r.stop(signal.SIGTERM, 6)
+    # (name, args, what to wait for in its log before the signal, the pause after it, signal, twice,
+    #  within seconds, exit status, what its log must say)
+    cases = [
+        # produce: while reading its events (start-up), with records queued for no cluster, twice
+        ("produce-start", ["produce", "-b", closed, "--jsonl", "-"], None, 0.5, signal.SIGTERM, False, 3, 1,
+         "stopped by SIGTERM while reading"),
+        ("produce-queued", ["produce", "-b", closed, "--synthetic", "100:1000", "-X", "stop.timeout.ms=1000"],
+         "loaded 1000 events", 0.5, signal.SIGTERM, False, 5, 1,
+         "1000 records not delivered: stop.timeout.ms passed after the stop"),
+        ("produce-twice", ["produce", "-b", closed, "--synthetic", "100:1000", "-X", "stop.timeout.ms=600000"],
+         "loaded 1000 events", 0, signal.SIGINT, True, 3, 128 + signal.SIGINT, None),
+        # consume: waiting for the topic's metadata; in a group, polling
+        ("consume-start", ["consume", "-b", closed, "-t", "t"], None, 1.0, signal.SIGTERM, False, 6, 0,
+         "stopped by SIGTERM before the cluster answered"),
+        ("consume-group", ["consume", "-b", closed, "-t", "t", "-G", "g"], "subscribed to t", 1.0, signal.SIGTERM, False,
+         6, 0, "stopped by SIGTERM"),
+        # worker and replay: start-up against no cluster
+        ("worker-start", ["worker", "-b", closed, "-m", model, "-X", f"state.dir={wd('state-w')}"], None, 1.5,
+         signal.SIGTERM, False, 6, 0, "nothing was applied"),
+        ("replay-start", ["replay", "-b", closed, "-m", model, "-X", f"state.dir={wd('state-r')}"], None, 1.5,
+         signal.SIGTERM, False, 6, 1, "before reaching the end offsets"),
+        ("broker", ["broker", "--bootstrap-file", wd("bootstrap")], "brokers at", 0, signal.SIGTERM, False, 5, 0,
+         "shutting down"),
+    ]
+    for name, args, wait, pause, sig, twice, within, want, text in cases:
+        r = Run(wd, name, *args)
+        if wait:
+            r.wait_text(wait)
+        time.sleep(pause)
+        rc, _, _ = r.stop(sig, within, twice=twice)
         expect(r, rc, want, text)
-
-    # broker
-    r = Run(wd, "broker", "broker", "--bootstrap-file", wd("bootstrap"))
-    r.wait_text("brokers at")
-    rc, _, _ = r.stop(signal.SIGTERM, 5)
-    expect(r, rc, 0, "shutting down")
 
     # embed: lines read (a batch not yet encoded) are printed before it stops
     enc = encoder_dir()
