@@ -95,7 +95,6 @@ typedef struct {
 
 typedef struct {
     int64_t delivered, failed;
-    int64_t dropped;   /* purged at a stop: counted in failed, not logged one by one */
 } produce_counts;
 
 static int on_option(void *ctx, int key, const char *value, char *err, size_t errlen) {
@@ -167,7 +166,7 @@ static void produce_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
         return;
     }
     if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
-        c->failed++, c->dropped++;
+        c->failed++; /* dropped by produce_flush, which says so once */
         return;
     }
     if (c->failed++ < 10)
@@ -233,15 +232,13 @@ static void produce_flush(rd_kafka_t *rk, double stop_timeout_s, produce_counts 
         else if (now - last_progress >= 60) why = "60 s passed without a delivery report";
     }
     if (!why) return;
-    char servers[512] = "?";
-    size_t n = sizeof servers;
-    rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", servers, &n);
+    char servers[512];
     LOG_EF("produce", LOG_AT(LF_COUNT(rd_kafka_outq_len(rk))),
            "%d records not delivered: %s (are the brokers at %s up?); they are dropped", rd_kafka_outq_len(rk), why,
-           servers);
+           kafka_bootstrap_servers(rk, servers, sizeof servers));
     rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(rk, 0); /* their delivery reports: counted as failed */
-    counts->failed += rd_kafka_outq_len(rk); /* none left, unless purging could not reach them */
+    for (int i = 0; i < 10 && rd_kafka_outq_len(rk) > 0; i++) rd_kafka_poll(rk, 100); /* their reports: failed */
+    counts->failed += rd_kafka_outq_len(rk); /* what purging could not reach */
 }
 
 /* Says that a stop cut producing short (produced: how many were sent to the queue). */

@@ -137,11 +137,16 @@ rd_kafka_resp_err_t kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t 
     return stop_signal_received() ? RD_KAFKA_RESP_ERR__INTR : e;
 }
 
+const char *kafka_bootstrap_servers(rd_kafka_t *rk, char *buf, size_t n) {
+    size_t len = n;
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", buf, &len) != RD_KAFKA_CONF_OK) snprintf(buf, n, "?");
+    return buf;
+}
+
 void kafka_wait_error(rd_kafka_t *rk, rd_kafka_resp_err_t e, const char *what, int timeout_ms, char *err,
                       size_t errlen) {
-    char servers[512] = "?";
-    size_t n = sizeof servers;
-    if (rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", servers, &n) != RD_KAFKA_CONF_OK) strcpy(servers, "?");
+    char servers[512];
+    kafka_bootstrap_servers(rk, servers, sizeof servers);
     if (e == RD_KAFKA_RESP_ERR__INTR)
         snprintf(err, errlen, "%s: stopped by %s before the cluster answered", what,
                  stop_signal_name(stop_signal_received()));

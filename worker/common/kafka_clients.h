@@ -44,6 +44,8 @@ rd_kafka_resp_err_t kafka_metadata(rd_kafka_t *rk, rd_kafka_topic_t *only, const
                                    int timeout_ms);
 rd_kafka_resp_err_t kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *lo, int64_t *hi,
                                      int timeout_ms);
+/* rk's bootstrap.servers, in buf ("?" when it cannot say), for messages. */
+const char *kafka_bootstrap_servers(rd_kafka_t *rk, char *buf, size_t n);
 /* What a failed wait of timeout_ms for `what` means, for a person: stopped by a signal; no
  * answer (naming the bootstrap servers to check); or the cluster's error. */
 void kafka_wait_error(rd_kafka_t *rk, rd_kafka_resp_err_t e, const char *what, int timeout_ms, char *err,
