@@ -187,6 +187,13 @@ def check_runtime_failure(args, what, want=None, env=None):
     return r
 
 
+def plain_file(tmp):
+    """A plain file: no directory can be made below it."""
+    path = os.path.join(tmp, "plain-file")
+    open(path, "w").close()
+    return path
+
+
 def check_runtime_failures(tmp):
     none = os.path.join(tmp, "none.safetensors")
     for args, what, want in [
@@ -202,7 +209,8 @@ def check_runtime_failures(tmp):
             (["replay", "-b", "127.0.0.1:1", "-m", none], "replay of no model", "none.safetensors"),
             (["embed", "--text-encoder", os.path.join(tmp, "no-encoder")], "embed", "fetch-use-lite.sh"),
             (["report", "--out", os.path.join(tmp, "r.html"), "--series", os.path.join(tmp, "no.jsonl")], "report", None),
-            (["consume", "-b", "127.0.0.1:1", "-t", "t"], "consume of no cluster", "bootstrap.servers")]:
+            (["consume", "-b", "127.0.0.1:1", "-t", "t"], "consume of no cluster", "bootstrap.servers"),
+            (["demo", "--dir", os.path.join(plain_file(tmp), "sub")], "demo", "--dir")]:
         check_runtime_failure(args, what, want)
     # JSON logs: the failure is one JSON line like every other
     r = ievo("train", "--jsonl", os.path.join(tmp, "no.jsonl"), "-o", os.path.join(tmp, "t.st"), "-X", "log.format=json")

@@ -22,6 +22,7 @@
 #include "commands.h"
 #include "event_source.h"
 #include "json_text.h"
+#include "log.h"
 #include "settings.h"
 #include "str_index.h"
 
@@ -87,7 +88,7 @@ static pid_t spawn_self(char *const *argv, const char *out_path) {
     int rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     if (rc) {
-        fprintf(stderr, "ievo demo: cannot start a child process: %s\n", strerror(rc));
+        LOG_E("demo", "cannot start a child process: %s", strerror(rc));
         return -1;
     }
     return pid;
@@ -100,7 +101,7 @@ static int run_self(char *const *argv, const char *out_path) {
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
-    fprintf(stderr, "ievo demo: `ievo %s` failed (status %d)\n", argv[1], WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    LOG_E("demo", "`ievo %s` failed (status %d; its error is above)", argv[1], WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     return -1;
 }
 
@@ -309,7 +310,7 @@ static int summarise(const char *dir, const char *truth_path, const char *eval_p
     double eps = 0, cpu_us = 0, active = 0;
     if (!stats || json_unpack(stats, "{s:I,s:I,s:F,s:F,s:F}", "applied", &applied, "dead_lettered", &dead, "events_per_s",
                               &eps, "cpu_us_per_event", &cpu_us, "active_s", &active)) {
-        fprintf(stderr, "ievo demo: no worker stats in %s\n", path);
+        LOG_E("demo", "no worker stats in %s", path);
         json_decref(stats);
         return -1;
     }
@@ -317,7 +318,7 @@ static int summarise(const char *dir, const char *truth_path, const char *eval_p
     trace_set t = {0};
     snprintf(path, sizeof path, "%s/vectors.jsonl", dir);
     if (read_traces(path, &t)) {
-        fprintf(stderr, "ievo demo: cannot read %s\n", path);
+        LOG_E("demo", "cannot read %s", path);
         return -1;
     }
     char err[256];
@@ -366,7 +367,7 @@ static pid_t demo_broker(const demo_opts *o, demo_paths *p) {
     pid_t pid = spawn_self(broker, p->broker_log);
     FILE *bf = NULL;
     if (pid >= 0 && (wait_for_file(p->bs_file, 15000) || !(bf = fopen(p->bs_file, "r")) || !fgets(p->bs, sizeof p->bs, bf))) {
-        fprintf(stderr, "ievo demo: the broker did not start\n");
+        LOG_E("demo", "the broker did not start (its error is above)");
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
         pid = -1;
@@ -417,7 +418,7 @@ int cmd_demo(int argc, char **argv) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", o.dir, o.dir);
     if (strchr(o.dir, '\'') || system(cmd) != 0) {
-        fprintf(stderr, "ievo demo: cannot prepare %s\n", o.dir);
+        LOG_E("demo", "cannot empty and create the work dir %s (--dir)", o.dir);
         return CLI_FAILED;
     }
     demo_paths p = {0};
