@@ -61,13 +61,21 @@ const setting SETTINGS[] = {
     {"batch.readahead.records", SETTING_INT, "65536", NULL, 0, 1 << 24, NULL, W, 0,
      "Records already fetched that the worker holds, one queue per partition, to build each batch from "
      "many partitions in turn; 0 takes records in librdkafka's order."},
-    {"batch.readahead.bytes", SETTING_BYTES, "67108864", NULL, MIB, INT64_MAX, NULL, W, 0,
-     "The most bytes of records the read-ahead holds, whatever batch.readahead.records allows."},
+    {"batch.readahead.bytes", SETTING_BYTES, NULL, "64 MiB; with a memory limit, 1/8 of it", MIB, INT64_MAX, NULL,
+     W, 0, "The most bytes of records the read-ahead holds, whatever batch.readahead.records allows."},
+    {"memory.limit.bytes", SETTING_BYTES, "0", NULL, 0, INT64_MAX, NULL, W, 0,
+     "The memory the worker may use. 0: the limit of the cgroup it runs in (a container's), when there "
+     "is one, else none. With a limit, what the worker holds is given shares of it by default, together "
+     "about 5/8: state.cache.bytes 1/8 (and up to half of that again while a checkpoint copies it), "
+     "state.block.cache.bytes 1/16, state.write.buffer.bytes 1/48 (3 memtables), batch.readahead.bytes "
+     "1/8, items.pending.bytes 1/32, and librdkafka's consumer prefetch (queued.max.messages.kbytes 1/16, "
+     "fetch.max.bytes 1/32) and producer queue (queue.buffering.max.kbytes 1/16, at least twice "
+     "message.max.bytes). A value set explicitly wins."},
 
     {"state.dir", SETTING_STRING, "./ievo-state", NULL, 0, 0, NULL, W | SETTINGS_CMD_STATE, 0,
      "The RocksDB directory of per-user states and per-partition offsets; one per worker, and only one "
      "process may open it at a time."},
-    {"state.cache.bytes", SETTING_BYTES, "268435456", NULL, MIB, INT64_MAX, NULL, W, 0,
+    {"state.cache.bytes", SETTING_BYTES, NULL, "256 MiB; with a memory limit, 1/8 of it", MIB, INT64_MAX, NULL, W, 0,
      "Memory for user records between checkpoints (a write-behind cache in front of RocksDB); a "
      "checkpoint also starts when half of it is dirty."},
     {"commit.interval.ms", SETTING_MS, "5000", NULL, 0, 3600000, NULL, W, 0,
@@ -76,10 +84,10 @@ const setting SETTINGS[] = {
     {"state.snapshot.slice.records", SETTING_INT, "8192", NULL, 1, INT32_MAX, NULL, W, 0,
      "Records a checkpoint's snapshot copies per turn of the event loop, so that no turn stalls for the "
      "whole copy."},
-    {"state.block.cache.bytes", SETTING_BYTES, "67108864", NULL, MIB, INT64_MAX, NULL, W, 0,
-     "RocksDB's block cache."},
-    {"state.write.buffer.bytes", SETTING_BYTES, "33554432", NULL, MIB, INT64_MAX, NULL, W, 0,
-     "RocksDB's memtable size."},
+    {"state.block.cache.bytes", SETTING_BYTES, NULL, "64 MiB; with a memory limit, 1/16 of it", MIB, INT64_MAX, NULL,
+     W, 0, "RocksDB's block cache."},
+    {"state.write.buffer.bytes", SETTING_BYTES, NULL, "32 MiB; with a memory limit, 1/48 of it", MIB, INT64_MAX,
+     NULL, W, 0, "RocksDB's memtable size."},
     {"state.max.write.buffers", SETTING_INT, "3", NULL, 2, 64, NULL, W, 0,
      "Memtables RocksDB keeps before it stalls writes."},
     {"state.background.jobs", SETTING_INT, "2", NULL, 1, 64, NULL, W, 0,
@@ -132,6 +140,8 @@ const setting SETTINGS[] = {
      "Wire format of the catalogue records, as input.format."},
     {"items.schema.id", SETTING_INT, "3", NULL, 0, INT32_MAX, NULL, W | SETTINGS_CMD_PRODUCE, 0,
      "The schema id of Item records in the Confluent header."},
+    {"items.pending.bytes", SETTING_BYTES, NULL, "64 MiB; with a memory limit, 1/32 of it", MIB, INT64_MAX, NULL, W,
+     0, "Text models: the most bytes of catalogue texts read and not yet encoded; more waits until they are."},
     {"text.encoder.dir", SETTING_STRING, NULL, "${IEVO_CACHE:-~/.cache/ievo}/use-lite", 0, 0, NULL,
      W | SETTINGS_CMD_TRAIN | SETTINGS_CMD_EVAL | SETTINGS_CMD_REFERENCE | SETTINGS_CMD_EMBED, 0,
      "Text models: the directory of USE-lite's weights and vocabulary (scripts/fetch-use-lite.sh "
@@ -273,7 +283,21 @@ int settings_string(const config *c, const char *key, const char **out, char *er
 int settings_int(const config *c, const char *key, int64_t *out, char *err, size_t errlen) {
     const setting *s = row_of(key, SETTING_INT, err, errlen);
     if (!s) return -1;
+    if (!config_get(c, key, s->def)) {
+        snprintf(err, errlen, "%s is not set, and its default is computed (settings_int_or)", key);
+        return -1;
+    }
+    return settings_int_or(c, key, 0, out, err, errlen);
+}
+
+int settings_int_or(const config *c, const char *key, int64_t computed, int64_t *out, char *err, size_t errlen) {
+    const setting *s = row_of(key, SETTING_INT, err, errlen);
+    if (!s) return -1;
     const char *v = value_or_default(c, s);
+    if (!v) {
+        *out = computed;
+        return 0;
+    }
     char q[220];
     char *end;
     errno = 0;

@@ -68,6 +68,8 @@ const char *const *settings_names(void);
  * nor a default gives NULL. */
 int settings_string(const config *c, const char *key, const char **out, char *err, size_t errlen);
 int settings_int(const config *c, const char *key, int64_t *out, char *err, size_t errlen);
+/* The same for a key whose default is computed at run time (def NULL): `computed` when unset. */
+int settings_int_or(const config *c, const char *key, int64_t computed, int64_t *out, char *err, size_t errlen);
 int settings_bool(const config *c, const char *key, int *out, char *err, size_t errlen);
 int settings_enum(const config *c, const char *key, int *out, char *err, size_t errlen);
 

@@ -31,6 +31,7 @@ typedef struct {
     codec_in_opts in;         /* items.format, items.schema.id */
     const char *const *our_keys; /* config keys that are not librdkafka's */
     const model *m;           /* the served model (its vocabulary and scoring head) */
+    size_t pending_bytes;     /* items.pending.bytes: catalogue texts read and not yet encoded */
 } item_consumer_opts;
 
 typedef struct {

@@ -92,7 +92,8 @@ static int start(worker *w, const config *c, char *err, size_t errlen) {
         alloc_state(w, err, errlen))
         return -1;
     if (w->m->cfg.text_dim > 0) { /* text model: the catalogue and the events' texts (item_consumer.h) */
-        item_consumer_opts io = {s->items_topic, s->text_encoder_dir, s->items_in, WORKER_KEYS, w->m};
+        item_consumer_opts io = {s->items_topic, s->text_encoder_dir, s->items_in, WORKER_KEYS, w->m,
+                                 s->items_pending_bytes};
         if (item_consumer_open(&w->items, &io, c, w->store, w->runner, w->runner_batch, err, errlen)) return -1;
     }
     w->started_s = clock_mono_s();

@@ -39,6 +39,8 @@ typedef struct {
     int batch_timeout_ms;      /* longest wait to fill a batch */
     int readahead_records;     /* fetched records held to build batches across partitions; 0: off */
     size_t readahead_bytes;    /* ... and at most this many of their bytes */
+    size_t memory_limit;       /* memory.limit.bytes, or the cgroup's (0: none): the budget the defaults share */
+    size_t items_pending_bytes; /* items.pending.bytes */
     state_store_opts store;
     int until_eof;             /* stop once every assigned partition is drained */
     const char *stats_file;    /* write the run summary here as JSON at exit */
