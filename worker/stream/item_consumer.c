@@ -21,6 +21,7 @@
 #include "item_codec.h"
 #include "kafka_clients.h"
 #include "log.h"
+#include "stop_signal.h"
 #include "use_encoder.h"
 
 #define POLL_MAX 1024          /* records per poll between batches */
@@ -329,7 +330,9 @@ int item_consumer_catch_up(item_consumer *ic, char *err, size_t errlen) {
         int64_t lo;
         rd_kafka_resp_err_t e = kafka_watermarks(ic->rk, ic->topic, p, &lo, &hi[p], 10000);
         if (e) {
-            snprintf(err, errlen, "items topic %s [%d]: watermarks: %s", ic->topic, p, rd_kafka_err2str(e));
+            char what[320];
+            snprintf(what, sizeof what, "items topic %s [%d]: watermarks", ic->topic, p);
+            kafka_wait_error(ic->rk, e, what, 10000, err, errlen);
             goto done;
         }
     }
@@ -338,6 +341,11 @@ int item_consumer_catch_up(item_consumer *ic, char *err, size_t errlen) {
         int behind = 0;
         for (int p = 0; p < ic->n_parts; p++) behind |= (ic->next[p] < 0 ? 0 : ic->next[p]) < hi[p] && !eof[p];
         if (!behind) break;
+        if (stop_signal_received()) { /* a catalogue can take long: a stop ends the start-up here */
+            snprintf(err, errlen, "items topic %s: stopped by %s while catching up", ic->topic,
+                     stop_signal_name(stop_signal_received()));
+            goto done;
+        }
         int got = read_some(ic, 4096, 100, eof, err, errlen);
         if (got < 0) goto done;
         if ((ic->n_pend >= 4096 || ic->pend_bytes >= ic->pend_max_bytes) && apply_pending(ic, err, errlen)) goto done;
