@@ -364,7 +364,8 @@ static int produce_events(const produce_opts *o, const config *cfg) {
     double t_load = clock_mono_s();
     if (!(r.w = avro_tools_ua_writer_new(o->format, o->schema_id, err, sizeof err)) || cli_data_load(&o->data, &l, err, sizeof err) ||
         (o->truth && synth_truth_open(&r.truth, o->truth, err, sizeof err)))
-        LOG_E("produce", "%s", err);
+        log_msg(stop_signal_received() ? LOG_WARN : LOG_ERROR, "produce", "%s%s", err, /* a stop is no failure */
+                stop_signal_received() ? "; nothing was produced" : "");
     else if ((r.rk = new_producer(cfg, &counts)))
         failed = 0;
     if (!failed) {
@@ -377,9 +378,6 @@ static int produce_events(const produce_opts *o, const config *cfg) {
         LOG_IF("produce", LOG_AT(LF_TOPIC(o->topic), LF_COUNT(counts.delivered), LF_DURATION_MS(secs * 1e3)),
                "%" PRId64 " events to %s in %.3f s (%.0f events/s), %" PRId64 " delivered, %" PRId64 " failed",
                r.produced, o->topic, secs, secs > 0 ? (double)r.produced / secs : 0.0, counts.delivered, counts.failed);
-    } else if (stop_signal_received()) {
-        LOG_W("produce", "stopped by %s while loading the events: nothing was produced",
-              stop_signal_name(stop_signal_received()));
     }
     if (synth_truth_close(r.truth, err, sizeof err)) LOG_E("produce", "%s", err), failed = 1;
     if (r.rk) rd_kafka_destroy(r.rk);
