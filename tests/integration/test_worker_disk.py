@@ -1,7 +1,7 @@
 """Bounded failure on the disk side: a state dir that fills up mid-run, one that cannot be
-created, one another worker holds. Each gives a clear error and a clean stop (exit status 1, no
-crash), and a full disk leaves a store that a later run continues from: no event lost, none
-applied twice.
+created, one another worker holds (the error names that worker's pid and what to do). Each gives
+a clear error and a clean stop (exit status 1, no crash), and a full disk leaves a store that a
+later run continues from: no event lost, none applied twice.
 """
 import os
 import subprocess
@@ -64,8 +64,9 @@ def main():
             holder.terminate()
             holder.wait(60)
         err = r.stderr.decode(errors="replace")
-        assert r.returncode == 1 and "cannot open state store" in err, err[-2000:]
-        log("[disk] state dir in use -> exit 1: " + [l for l in err.splitlines() if "state store" in l][-1][-160:])
+        held = f"is in use by another process (pid {holder.pid})"
+        assert r.returncode == 1 and held in err and "state.dir of its own" in err, err[-2000:]
+        log("[disk] state dir in use -> exit 1: " + [l for l in err.splitlines() if held in l][-1][-160:])
 
     ref = load_reference(model, data)
     distinct, repeats, _ = check_exactly_once(outs, ref, len(ref), 1e-4)
