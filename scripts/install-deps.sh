@@ -13,7 +13,7 @@ set -euo pipefail
 what=${1:-build}
 build_pkgs=(build-essential cmake pkg-config ca-certificates
             librdkafka-dev libavro-dev librocksdb-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
-            libjansson-dev)
+            libjansson-dev libcurl4-openssl-dev)
 test_pkgs=(python3 python3-torch python3-avro python3-numpy python3-yaml kcat clang libclang-rt-14-dev libomp-14-dev procps
            prometheus chromium)
 # Node.js: Debian's nodejs + npm, unless an npm is already on the PATH (a NodeSource nodejs
