@@ -2,7 +2,8 @@
  * against the tests' registry (tests/integration/schema_registry.py, a child process here).
  *
  * - Settings: defaults, several URLs, the refusals (a URL that is not http, Java keystores, a
- *   user info without ':' whose value is never echoed), the subject strategies.
+ *   user info without ':' whose value is never echoed), the subject strategies, and every key
+ *   the client reads is one the worker keeps from librdkafka (WORKER_KEYS).
  * - Client: failover past a dead URL (then straight to the live one), register / lookup / latest
  *   / by id, the caches (no request for a cached answer), 404 with the registry's error code,
  *   wrong credentials (a clear error without the password), the registry down (unavailable
@@ -28,6 +29,7 @@
 #include "registry.h"
 #include "schemas.h"
 #include "serde.h"
+#include "worker.h"
 
 /* ---- the test registry as a child ----------------------------------------------------------- */
 
@@ -87,6 +89,9 @@ static void opts(registry_opts *o, config *c) {
 /* ---- settings ------------------------------------------------------------------------------- */
 
 static void test_settings(void) {
+    for (int i = 0; REGISTRY_KEYS[i]; i++)
+        CHECK(config_key_in(REGISTRY_KEYS[i], WORKER_KEYS), "%s is read by the registry client but missing from "
+              "WORKER_KEYS: the worker would hand it to librdkafka", REGISTRY_KEYS[i]);
     config c = {0};
     registry_opts o;
     char err[512];

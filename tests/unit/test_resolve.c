@@ -397,5 +397,5 @@ int main(void) {
     test_hostile();
     test_random_against_avro_c();
     if (!getenv("IEVO_TEST_NO_BENCH")) bench();
-    return check_failures ? 1 : 0;
+    return check_exit("test_resolve");
 }

@@ -81,7 +81,7 @@ static int write_stats(const char *path, const worker_stats *st, int rc) {
                     st->applied > 0 ? cpu * 1e6 / (double)st->applied : 0.0, (long long)st->changelog_records,
                     (long long)st->restored_partitions, (long long)st->restored_records, st->restore_s);
     int first = 1;
-    for (int k = CODEC_E_OVERSIZED; k <= CODEC_E_INVALID; k++) {
+    for (int k = CODEC_E_OVERSIZED; k <= CODEC_STATUS_LAST; k++) {
         json_buf_printf(&b, "%s\"%s\":%lld", first ? "" : ",", codec_status_name((codec_status)k),
                         (long long)st->dlq_by_class[k]);
         first = 0;

@@ -15,7 +15,15 @@ const char *const WORKER_KEYS[] = {
     "stats.file", "changelog.enable", "changelog.topic", "state.log.level", "commit.interval.ms",
     "state.cache.bytes", "metrics.listen", "state.compaction", "state.snapshot.slice.records",
     "log.slow.batch.ms", "stats.series.file", "stats.series.interval.ms", "output.top.k", "items.topic",
-    "items.format", "items.schema.id", "text.encoder.dir", "state.wal", "changelog.replication.factor", "dlq.topic.create", NULL};
+    "items.format", "items.schema.id", "text.encoder.dir", "state.wal", "changelog.replication.factor", "dlq.topic.create",
+    /* the schema registry's (REGISTRY_KEYS; tests/unit/test_registry.c checks they are all here) */
+    "schema.registry.url", "basic.auth.user.info", "schema.registry.basic.auth.user.info", "basic.auth.credentials.source",
+    "schema.registry.ssl.ca.location", "schema.registry.ssl.certificate.location", "schema.registry.ssl.key.location",
+    "schema.registry.ssl.key.password", "schema.registry.ssl.endpoint.identification.algorithm",
+    "schema.registry.request.timeout.ms", "schema.registry.retries", "schema.registry.retry.backoff.ms",
+    "schema.registry.retry.backoff.max.ms", "auto.register.schemas", "use.latest.version", "value.subject.name.strategy",
+    "schema.registry.unavailable", "schema.registry.wait.ms", "schema.registry.ssl.truststore.location",
+    "schema.registry.ssl.keystore.location", NULL};
 
 int worker_settings_from_config(worker_settings *s, const config *c, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
@@ -117,6 +125,21 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     s->items_in.format = (wire_format)f;
     if (config_get_int(c, "items.schema.id", 3, 0, INT32_MAX, &v, err, errlen)) return -1;
     s->items_in.schema_id = (int32_t)v;
+    if (registry_opts_from_config(&s->registry, c, err, errlen)) return -1;
+    if (s->registry.n_urls) {
+        /* waiting longer than the consumer may go without polling would cost the group membership */
+        if (config_get_int(c, "max.poll.interval.ms", 300000, 1, INT32_MAX, &v, err, errlen)) return -1;
+        if (s->registry.wait_ms >= v) {
+            snprintf(err, errlen, "schema.registry.wait.ms=%d must be below max.poll.interval.ms=%lld: the worker "
+                     "would leave its group while it waits", s->registry.wait_ms, (long long)v);
+            return -1;
+        }
+        if (s->in.format != WIRE_CONFLUENT || s->out.format != WIRE_CONFLUENT) {
+            snprintf(err, errlen, "schema.registry.url needs input.format and output.format confluent (the schema id "
+                     "travels in the Confluent header)");
+            return -1;
+        }
+    }
     text_default_dirs(s->text_encoder_dir_buf, sizeof s->text_encoder_dir_buf, NULL, 0);
     s->text_encoder_dir = config_get(c, "text.encoder.dir", s->text_encoder_dir_buf);
     snprintf(s->changelog_topic_buf, sizeof s->changelog_topic_buf, "%s-state-changelog",
