@@ -3,7 +3,8 @@
  *
  * - Settings: defaults, several URLs, the refusals (a URL that is not http, Java keystores, a
  *   user info without ':' whose value is never echoed), the subject strategies, and every key
- *   the client reads is one the worker keeps from librdkafka (WORKER_KEYS).
+ *   the client reads is one the worker and the tools keep from librdkafka (WORKER_KEYS,
+ *   REGISTRY_KEY_PREFIXES).
  * - Client: failover past a dead URL (then straight to the live one), register / lookup / latest
  *   / by id, the caches (no request for a cached answer), 404 with the registry's error code,
  *   wrong credentials (a clear error without the password), the registry down (unavailable
@@ -89,9 +90,14 @@ static void opts(registry_opts *o, config *c) {
 /* ---- settings ------------------------------------------------------------------------------- */
 
 static void test_settings(void) {
-    for (int i = 0; REGISTRY_KEYS[i]; i++)
+    for (int i = 0; REGISTRY_KEYS[i]; i++) {
         CHECK(config_key_in(REGISTRY_KEYS[i], WORKER_KEYS), "%s is read by the registry client but missing from "
               "WORKER_KEYS: the worker would hand it to librdkafka", REGISTRY_KEYS[i]);
+        int prefixed = 0;
+        for (int k = 0; REGISTRY_KEY_PREFIXES[k]; k++)
+            prefixed |= !strncmp(REGISTRY_KEYS[i], REGISTRY_KEY_PREFIXES[k], strlen(REGISTRY_KEY_PREFIXES[k]));
+        CHECK(prefixed, "%s matches none of REGISTRY_KEY_PREFIXES: the tools would hand it to librdkafka", REGISTRY_KEYS[i]);
+    }
     config c = {0};
     registry_opts o;
     char err[512];

@@ -9,6 +9,8 @@
  * commits as a normal group member. Stops after --count records, or with --until-eof once
  * every assigned partition has reached its end, or on SIGINT/SIGTERM. A record that does not
  * decode is logged with its partition and offset and makes the exit status non-zero.
+ * With schema.registry.url set, each record's writer schema is fetched by its id (once) and
+ * resolved into interest_vector.avsc, so any registered writer of InterestVector reads.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,6 +28,7 @@
 #include "commands.h"
 #include "config.h"
 #include "log.h"
+#include "serde.h"
 
 typedef struct {
     const char *topic, *group;
@@ -47,7 +50,8 @@ static void consume_usage(FILE *f) {
             "  --from-beginning  start at the earliest offset (default: the end)\n"
             "  --count N         exit after N records\n"
             "  --until-eof       exit when every assigned partition is at its end\n"
-            "  --group G         join consumer group G (default: assign all partitions, no commits)\n");
+            "  --group G         join consumer group G (default: assign all partitions, no commits)\n"
+            "  -X schema.registry.url=URL  read each record with its writer schema from the registry\n");
 }
 
 static void consume_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -193,6 +197,19 @@ static int consume_eof_all(rd_kafka_t *rk, const consume_eof *e, const char *top
     return mine > 0 && done;
 }
 
+/* With a registry: the writer schema of m's id added to r (fetched once per id; the registry
+ * caches it). Returns 0, or -1 with err. */
+static int consume_writer(registry *reg, avro_tools_iv_reader *r, const rd_kafka_message_t *m, char *err,
+                          size_t errlen) {
+    const uint8_t *b = m->payload;
+    if (m->len < 5 || b[0] != 0) return 0;   /* avro_tools_iv_read reports the framing */
+    int32_t id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
+    if (avro_tools_iv_reader_has_writer(r, id)) return 0;
+    const char *schema;
+    if (registry_schema_by_id(reg, id, &schema, err, errlen)) return -1;
+    return avro_tools_iv_reader_add_writer(r, id, schema, err, errlen);
+}
+
 int cmd_consume(int argc, char **argv) {
     consume_opts o;
     memset(&o, 0, sizeof o);
@@ -202,6 +219,8 @@ int cmd_consume(int argc, char **argv) {
     avro_tools_iv_reader *r = NULL;
     consume_eof eof = {NULL, 0};
     int64_t printed = 0, bad = 0;
+    registry_opts ro;
+    registry *reg = NULL;
 
     int prc = consume_parse_args(argc, argv, &o);
     if (prc) {
@@ -221,6 +240,10 @@ int cmd_consume(int argc, char **argv) {
         LOG_E("consume", "%s", err);
         goto done;
     }
+    if (serde_registry_open(&o.cfg, &ro, &reg, err, sizeof err)) {
+        LOG_E("consume", "%s", err);
+        goto done;
+    }
     /* rd_kafka_assign needs a group handle even when no group is joined: a private id, no commits. */
     snprintf(gid, sizeof gid, "ievo-consume-%ld-%ld", (long)getpid(), (long)time(NULL));
     const char *defaults[] = {
@@ -232,7 +255,7 @@ int cmd_consume(int argc, char **argv) {
         "session.timeout.ms", "6000",       /* the mock waits session.timeout - 1 s at every join */
         "heartbeat.interval.ms", "500",
         NULL, NULL};
-    rd_kafka_conf_t *conf = config_kafka_conf(&o.cfg, defaults, NULL, NULL, err, sizeof err);
+    rd_kafka_conf_t *conf = config_kafka_conf(&o.cfg, defaults, NULL, REGISTRY_KEY_PREFIXES, err, sizeof err);
     if (!conf) {
         LOG_E("consume", "%s", err);
         goto done;
@@ -291,7 +314,10 @@ int cmd_consume(int argc, char **argv) {
         } else {
             if (o.until_eof && consume_eof_mark(&eof, m->partition, 0)) fatal = 1;
             interest_vector iv;
-            if (avro_tools_iv_read(r, m->payload, m->len, &iv, NULL, err, sizeof err)) {
+            if (reg && consume_writer(reg, r, m, err, sizeof err)) {
+                LOG_E("consume", "%s [%d] offset %" PRId64 ": %s", o.topic, (int)m->partition, m->offset, err);
+                bad++;
+            } else if (avro_tools_iv_read(r, m->payload, m->len, &iv, NULL, err, sizeof err)) {
                 LOG_E("consume", "%s [%d] offset %" PRId64 ": %s", o.topic, (int)m->partition, m->offset, err);
                 bad++;
             } else {
@@ -314,6 +340,7 @@ done:
         rd_kafka_destroy(rk);
     }
     avro_tools_iv_reader_free(r);
+    registry_free(reg);
     free(eof.eof);
     config_free(&o.cfg);
     return exit_code;

@@ -17,6 +17,9 @@
  * --items writes the item catalogue instead: Item records (schemas/item.avsc) keyed by item_id,
  * from --movielens DIR (u.item: title and genres, as the trainer reads them) or --items-jsonl
  * FILE ({"item_id","text"} lines), ts = now; the default schema id is then 3 (items.schema.id).
+ * With schema.registry.url set (-X, -F, IEVO_CFG_*), the schema (user_action.avsc or item.avsc) is
+ * registered under the topic's subject (or looked up: auto.register.schemas=false) and the records
+ * carry the id the registry gives (docs/schemas.md).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,6 +40,8 @@
 #include "item_table.h"
 #include "json.h"
 #include "log.h"
+#include "schemas.h"
+#include "serde.h"
 
 typedef struct {
     const char *topic, *movielens, *synthetic, *jsonl, *truth, *user_prefix, *items_jsonl;
@@ -65,7 +70,8 @@ static void produce_usage(FILE *f) {
             "             [--zipf-users S] [--start-ts MS]\n"
             "  Writes UserAction records keyed by user_id in event-time order (idempotent producer).\n"
             "  --format      wire format (default confluent: magic 0 + 4-byte schema id + Avro)\n"
-            "  --schema-id   id in the Confluent header (default 1)\n"
+            "  --schema-id   id in the Confluent header (default 1); with -X schema.registry.url=URL the\n"
+            "                registry's id for the schema under the topic's subject instead\n"
             "  --limit N     produce at most N events\n"
             "  --repeat K    produce the data set K times, users renamed P<k>-<user> (prefix default 'r'),\n"
             "                each repeat shifted in time after the previous one\n"
@@ -300,7 +306,7 @@ static rd_kafka_t *new_producer(const config *cfg, produce_counts *counts) {
         "partitioner", "murmur2_random",   /* the Java client's key hashing */
         NULL, NULL};
     char err[512], kerr[512];
-    rd_kafka_conf_t *conf = config_kafka_conf(cfg, defaults, NULL, NULL, err, sizeof err);
+    rd_kafka_conf_t *conf = config_kafka_conf(cfg, defaults, NULL, REGISTRY_KEY_PREFIXES, err, sizeof err);
     if (!conf) {
         LOG_E("produce", "%s", err);
         return NULL;
@@ -383,6 +389,8 @@ int cmd_produce(int argc, char **argv) {
     json_buf line = {0};
     char *uid = NULL;
     produce_counts counts = {0, 0};
+    registry_opts ro;
+    registry *reg = NULL;
 
     int prc = produce_parse_args(argc, argv, &o);
     if (prc) {
@@ -397,6 +405,21 @@ int cmd_produce(int argc, char **argv) {
     if (!config_get(&o.cfg, "bootstrap.servers", NULL)) {
         LOG_E("produce", "no bootstrap servers: give -b BOOTSTRAP (or bootstrap.servers in -F / IEVO_CFG_BOOTSTRAP_SERVERS)");
         goto done;
+    }
+    if (serde_registry_open(&o.cfg, &ro, &reg, err, sizeof err)) {
+        LOG_E("produce", "%s", err);
+        goto done;
+    }
+    if (reg) { /* the registry's id for our schema under the topic's subject */
+        if (o.schema_id_set || o.format != WIRE_CONFLUENT) {
+            LOG_E("produce", "schema.registry.url gives the schema id: drop --schema-id and --format avro");
+            goto done;
+        }
+        if (serde_out_id(reg, &ro, o.topic, o.items ? ievo_schema_item_json : ievo_schema_user_action_json, NULL,
+                         &o.schema_id, err, sizeof err)) {
+            LOG_E("produce", "%s", err);
+            goto done;
+        }
     }
     if (o.items) {
         exit_code = produce_items(&o);
@@ -541,6 +564,7 @@ done:
     produce_truth_map_free(&tmap);
     json_buf_free(&line);
     free(uid);
+    registry_free(reg);
     config_free(&o.cfg);
     return exit_code;
 }

@@ -40,6 +40,7 @@
 #include "model.h"
 #include "model_init.h"
 #include "rng.h"
+#include "serde.h"
 #include "train.h"
 #include "use_encoder.h"
 
@@ -83,9 +84,13 @@ static void train_usage(FILE *f) {
 
 /* ---- a Kafka topic as an event list ------------------------------------------------------ */
 
-/* Reads topic from offset 0 (the log start) to the end offsets queried before reading. */
+/* Reads topic from offset 0 (the log start) to the end offsets queried before reading. With
+ * schema.registry.url set, every registered writer of UserAction is read (serde.h). */
 static int load_topic(const config *cfg, const char *topic, event_list *out, char *err, size_t errlen) {
     int rc = -1, nparts = -1;
+    registry_opts ro;
+    registry *reg = NULL;
+    serde_in *sin = NULL;
     rd_kafka_t *rk = NULL;
     rd_kafka_topic_partition_list_t *parts = NULL;
     int64_t *hi = NULL;
@@ -103,7 +108,11 @@ static int load_topic(const config *cfg, const char *topic, event_list *out, cha
     const char *defaults[] = {"client.id", "ievo-train", "group.id", gid, "enable.auto.commit", "false",
                               "enable.partition.eof", "false", "auto.offset.reset", "earliest", NULL, NULL};
     static const char *const ours[] = {"input.format", "input.schema.id", NULL};
-    rd_kafka_conf_t *conf = config_kafka_conf(cfg, defaults, ours, NULL, err, errlen);
+    serde_in_opts so = {NULL, &ro, in, SERDE_USER_ACTION, NULL};
+    if (serde_registry_open(cfg, &ro, &reg, err, errlen)) goto done;
+    so.reg = reg;
+    if (serde_in_new(&so, &sin, err, errlen)) goto done;
+    rd_kafka_conf_t *conf = config_kafka_conf(cfg, defaults, ours, REGISTRY_KEY_PREFIXES, err, errlen);
     if (!conf) goto done;
     if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr))) {
         rd_kafka_conf_destroy(conf);
@@ -161,8 +170,14 @@ static int load_topic(const config *cfg, const char *topic, event_list *out, cha
         int p = (int)m->partition;
         if (p >= 0 && p < nparts && !done[p] && m->offset < hi[p]) {
             user_action ua;
-            char why[256];
-            if (codec_decode_user_action(&in, m->payload, m->len, &ua, why, sizeof why) != CODEC_OK) {
+            char why[1024];
+            codec_status st = serde_decode_user_action(sin, m->payload, m->len, &ua, why, sizeof why);
+            if (st == CODEC_E_REGISTRY) { /* not the record's fault: training without it would be wrong */
+                snprintf(err, errlen, "%s [%d] offset %lld: %.900s", topic, p, (long long)m->offset, why);
+                rd_kafka_message_destroy(m);
+                goto done;
+            }
+            if (st != CODEC_OK) {
                 bad++; /* the worker would dead-letter it: it is no part of any history */
             } else {
                 source_event *ev = event_list_push(out);
@@ -201,6 +216,8 @@ done:
     }
     free(hi);
     free(done);
+    serde_in_free(sin);
+    registry_free(reg);
     if (rc) event_list_free(out);
     return rc;
 }

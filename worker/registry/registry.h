@@ -54,6 +54,9 @@ typedef struct {
 /* The keys registry_opts_from_config reads (NULL-terminated): not librdkafka's. */
 extern const char *const REGISTRY_KEYS[];
 
+/* The same keys by prefix, for config_kafka_conf's our_prefixes (the tools' clients). */
+extern const char *const REGISTRY_KEY_PREFIXES[];
+
 /* Reads the registry settings from c. No schema.registry.url: n_urls is 0 and the rest is
  * defaults. Returns 0, or -1 with err naming the key. */
 int registry_opts_from_config(registry_opts *o, const config *c, char *err, size_t errlen);

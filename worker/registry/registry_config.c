@@ -17,6 +17,9 @@ const char *const REGISTRY_KEYS[] = {
     /* Java's keystore settings: read only to refuse them with a pointer to the PEM ones */
     "schema.registry.ssl.truststore.location", "schema.registry.ssl.keystore.location", NULL};
 
+const char *const REGISTRY_KEY_PREFIXES[] = {"schema.registry.", "basic.auth.", "auto.register.schemas",
+                                             "use.latest.version", "value.subject.name.strategy", NULL};
+
 static int registry_strategy(const char *v, registry_subject_strategy *out) {
     static const char pkg[] = "io.confluent.kafka.serializers.subject.";
     if (!strncmp(v, pkg, sizeof pkg - 1)) v += sizeof pkg - 1;
