@@ -11,6 +11,9 @@
  * - Hostile records: huge skipped arrays, recursion past the depth bound, every truncation.
  * - Random writer schemas derived from UserAction's (tests/fuzz/resolve_gen.h), records written
  *   by avro-c, read by the resolver and by avro-c's resolving reader: the same values.
+ * - ievo consume's reader of other InterestVector writers (avro_tools): an older writer without
+ *   top_items (its default, null) and with an extra field reads into ours; one without a field
+ *   that has no default is refused, naming it.
  * - Decode cost per record for each kind of writer (printed; never fails the test).
  */
 #include <avro.h>
@@ -20,6 +23,7 @@
 #include <string.h>
 #include <sys/utsname.h>
 
+#include "avro_tools.h"
 #include "check.h"
 #include "clock.h"
 #include "codec.h"
@@ -341,6 +345,39 @@ static void test_random_against_avro_c(void) {
             "as avro-c's resolving reader reads them\n", schemas, incompatible, records);
 }
 
+/* ---- ievo consume: other writers of InterestVector -------------------------------------------- */
+
+static void test_consume_writers(void) {
+    const char *older = "{\"type\":\"record\",\"name\":\"InterestVector\",\"namespace\":\"ievo.v0\",\"fields\":["
+                        "{\"name\":\"user_id\",\"type\":\"string\"},{\"name\":\"ts\",\"type\":\"long\"},"
+                        "{\"name\":\"events\",\"type\":\"long\"},{\"name\":\"extra\",\"type\":\"int\"},"
+                        "{\"name\":\"vector\",\"type\":{\"type\":\"array\",\"items\":\"float\"}},"
+                        "{\"name\":\"drift\",\"type\":\"float\"},{\"name\":\"model\",\"type\":\"string\"},"
+                        "{\"name\":\"source_partition\",\"type\":\"int\"},{\"name\":\"source_offset\",\"type\":\"long\"}]}";
+    char err[512];
+    avro_tools_iv_reader *r = avro_tools_iv_reader_new(WIRE_CONFLUENT, err, sizeof err);
+    REQUIRE(r, "%s", err);
+    CHECK(avro_tools_iv_reader_add_writer(r, 7, older, err, sizeof err) == 0 && avro_tools_iv_reader_has_writer(r, 7),
+          "older writer: %s", err);
+    enc e;
+    uint8_t rec[256];
+    e.n = 0, e_str(&e, "u1"), e_long(&e, 5), e_long(&e, 2), e_long(&e, -3), e_long(&e, 2), e_float(&e, 0.5f),
+    e_float(&e, -1.0f), e_long(&e, 0), e_float(&e, 0.25f), e_str(&e, "m"), e_long(&e, 3), e_long(&e, 99);
+    codec_put_confluent_header(rec, 7);
+    memcpy(rec + 5, e.b, e.n);
+    interest_vector iv;
+    int32_t id;
+    CHECK(avro_tools_iv_read(r, rec, e.n + 5, &iv, &id, err, sizeof err) == 0 && id == 7 && iv.user_id_len == 2 &&
+              iv.ts == 5 && iv.events == 2 && iv.dim == 2 && iv.vector[1] == -1.0f && iv.drift == 0.25f &&
+              iv.source_partition == 3 && iv.source_offset == 99 && iv.top_items == NULL,
+          "older record: %s", err);
+    const char *no_model = "{\"type\":\"record\",\"name\":\"InterestVector\",\"fields\":["
+                           "{\"name\":\"user_id\",\"type\":\"string\"}]}";
+    CHECK(avro_tools_iv_reader_add_writer(r, 8, no_model, err, sizeof err) == -1 && strstr(err, "field ts: not in the writer"),
+          "a writer without ts: %s", err);
+    avro_tools_iv_reader_free(r);
+}
+
 /* ---- cost ---------------------------------------------------------------------------------------- */
 
 static double ns_per(const resolve_plan *p, const enc *e, int fixed) {
@@ -396,6 +433,7 @@ int main(void) {
     test_enums_defaults();
     test_hostile();
     test_random_against_avro_c();
+    test_consume_writers();
     if (!getenv("IEVO_TEST_NO_BENCH")) bench();
     return check_exit("test_resolve");
 }

@@ -206,8 +206,8 @@ static registry_status registry_exchange(registry *r, const char *method, const 
             }
         }
     }
-    snprintf(err, errlen, "schema registry unavailable: %s %s failed at every URL, %d attempts; last: %s", method, path,
-             o->retries + 1, last);
+    snprintf(err, errlen, "schema registry unavailable: %s %s failed at every URL (%d attempt%s); last: %s", method,
+             path, o->retries + 1, o->retries ? "s" : "", last);
     return REGISTRY_UNAVAILABLE;
 }
 

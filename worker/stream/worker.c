@@ -134,7 +134,7 @@ static void free_worker(worker *w) {
     model_free(w->m);
     partitions_free(&w->parts);
     batch_free(w);
-    if (w->reg) {
+    if (w->reg && w->in) {
         serde_in_stats st;
         int64_t requests, hits;
         serde_in_stats_get(w->in, &st);

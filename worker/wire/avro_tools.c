@@ -348,10 +348,13 @@ int avro_tools_iv_reader_add_writer(avro_tools_iv_reader *r, int32_t id, const c
     /* ours, less the fields the writer lacks (each must have a default) */
     rj = json_loads(ievo_schema_interest_vector_json, 0, NULL);
     json_t *fields = json_object_get(rj, "fields");
-    for (size_t i = json_array_size(fields); i-- > 0;) {
+    for (size_t i = 0; i < json_array_size(fields);) {
         json_t *fld = json_array_get(fields, i);
         const char *name = json_string_value(json_object_get(fld, "name"));
-        if (avro_schema_record_field_get_index(w.writer, name) >= 0) continue;
+        if (avro_schema_record_field_get_index(w.writer, name) >= 0) {
+            i++;
+            continue;
+        }
         if (!json_object_get(fld, "default")) {
             snprintf(err, errlen, "schema id %d cannot be read as ievo.v1.InterestVector: field %s: not in the "
                      "writer's schema, and the reader has no default for it", (int)id, name);
