@@ -266,7 +266,7 @@ static inline int gen_value(gen_src *g, avro_value_t *v, avro_schema_t s, int ta
         return avro_value_set_int(v, tame ? (int32_t)gen_below(g, 1u << 31) : (int32_t)(gen_below(g, 65536) * 65537u));
     case AVRO_INT64:
         return avro_value_set_long(v, tame ? (int64_t)gen_below(g, 1u << 30) * 3001
-                                           : (int64_t)((uint64_t)gen_below(g, 65536) << 48 | gen_below(g, 65536)) - (1LL << 62));
+                                           : (int64_t)(((uint64_t)gen_below(g, 65536) << 48 | gen_below(g, 65536)) - (1ULL << 62)));
     case AVRO_FLOAT: return avro_value_set_float(v, (float)gen_below(g, 100000) / 8.0f - (tame ? 0 : 5000.0f));
     case AVRO_DOUBLE: return avro_value_set_double(v, (double)gen_below(g, 100000) / 3.0);
     case AVRO_STRING:
