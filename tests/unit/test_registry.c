@@ -13,6 +13,9 @@
  *   named, cached), an unknown id; the registry down for a new id: wait (bounded) and
  *   dead-letter (at once, no request per record); the output's id registered, looked up
  *   (auto.register.schemas=false), use.latest.version.
+ * - The decode cost per event on the worker's path (framing, the id's cached plan, the decode):
+ *   today's fixed id against the registry's ids for the current, a newer and an older writer
+ *   (printed; never fails the test).
  */
 #include <errno.h>
 #include <signal.h>
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -368,6 +372,87 @@ static void test_serde(test_sr *sr) {
     config_free(&c);
 }
 
+/* ---- cost ------------------------------------------------------------------------------------- */
+
+static double bench_ns(serde_in *in, const uint8_t *rec, size_t len) {
+    user_action ua;
+    char reason[256];
+    double best = 1e9;
+    for (int rep = 0; rep < 3; rep++) {
+        const int n = 2000000;
+        double t0 = clock_mono_s();
+        for (int i = 0; i < n; i++) {
+            if (serde_decode_user_action(in, rec, len, &ua, reason, sizeof reason)) return -1;
+            __asm__ volatile("" : : "r"(&ua) : "memory");
+        }
+        double ns = (clock_mono_s() - t0) * 1e9 / n;
+        if (ns < best) best = ns;
+    }
+    return best;
+}
+
+static void bench(test_sr *sr) {
+    static const char OLDER[] = "{\"type\":\"record\",\"name\":\"UserAction\",\"fields\":["
+                                "{\"name\":\"user_id\",\"type\":\"string\"},{\"name\":\"item_id\",\"type\":\"string\"},"
+                                "{\"name\":\"action\",\"type\":\"string\"},{\"name\":\"ts\",\"type\":\"long\"},"
+                                "{\"name\":\"value\",\"type\":[\"null\",\"float\"],\"default\":null}]}";
+    static const char PROMOTED[] = "{\"type\":\"record\",\"name\":\"UserAction\",\"fields\":["
+                                   "{\"name\":\"user_id\",\"type\":\"string\"},{\"name\":\"item_id\",\"type\":\"string\"},"
+                                   "{\"name\":\"action\",\"type\":\"string\"},{\"name\":\"ts\",\"type\":\"long\"},"
+                                   "{\"name\":\"value\",\"type\":[\"null\",\"int\"],\"default\":null},"
+                                   "{\"name\":\"text\",\"type\":[\"null\",\"string\"],\"default\":null},"
+                                   "{\"name\":\"session\",\"type\":[\"null\",\"string\"],\"default\":null}]}";
+    config c = {0};
+    registry_opts o;
+    registry *r;
+    char urls[128], err[1024];
+    snprintf(urls, sizeof urls, "http://127.0.0.1:%d", sr->port);
+    client_opts(&o, &c, urls);
+    REQUIRE(registry_new(&o, &r, err, sizeof err) == 0, "%s", err);
+    int32_t v1, v2, older, promoted;
+    REQUIRE(registry_register(r, "bench-value", ievo_schema_user_action_json, &v1, err, sizeof err) == REGISTRY_OK &&
+                registry_register(r, "bench-value", V2, &v2, err, sizeof err) == REGISTRY_OK &&
+                registry_register(r, "bench-value", OLDER, &older, err, sizeof err) == REGISTRY_OK &&
+                registry_register(r, "bench-value", PROMOTED, &promoted, err, sizeof err) == REGISTRY_OK,
+            "%s", err);
+    uint8_t cur[64], newer[64], old[64], prom[64];
+    static const uint8_t session[] = {2, 6, 's', '-', '9'};
+    size_t n_cur = framed(cur, v1, NULL, 0), n_new = framed(newer, v2, session, sizeof session);
+    size_t n_old = framed(old, older, NULL, 0) - 4;   /* the same record less its text (branch, length, "hi") */
+    /* value as the int 4 (zig-zag 8) instead of the float, then the session */
+    static const uint8_t pbody[] = {4, 'u', '1', 4, 'i', '7', 8, 'v', 'i', 'e', 'w', 0x80, 0xa0, 0xab, 0xfe, 0xf9, 0x62,
+                                    2, 8, 2, 4, 'h', 'i', 2, 6, 's', '-', '9'};
+    codec_put_confluent_header(prom, promoted);
+    memcpy(prom + 5, pbody, sizeof pbody);
+    size_t n_prom = 5 + sizeof pbody;
+
+    serde_in_opts fixed_o = {NULL, &o, {WIRE_CONFLUENT, v1, 0}, SERDE_USER_ACTION, NULL};
+    serde_in_opts reg_o = {r, &o, {WIRE_CONFLUENT, 0, 0}, SERDE_USER_ACTION, NULL};
+    serde_in *fixed, *viareg;
+    REQUIRE(!serde_in_new(&fixed_o, &fixed, err, sizeof err) && !serde_in_new(&reg_o, &viareg, err, sizeof err), "%s", err);
+    user_action ua;
+    char reason[256];
+    REQUIRE(serde_decode_user_action(viareg, old, n_old, &ua, reason, sizeof reason) == CODEC_OK && !ua.has_text &&
+                serde_decode_user_action(viareg, prom, n_prom, &ua, reason, sizeof reason) == CODEC_OK && ua.value == 4.0f,
+            "bench records: %s", reason);
+    struct utsname u;
+    uname(&u);
+    fprintf(stderr,
+            "[registry] decode cost per event on the worker's path (header, schema id, decode, validation; %s, one "
+            "core, best of 3 x 2M):\n"
+            "  fixed id, no registry (today)                          %6.1f ns  (%zu bytes)\n"
+            "  registry id, the current schema (hand decoder)         %6.1f ns\n"
+            "  registry id, newer writer: + session (hand + skip)     %6.1f ns  (%zu bytes)\n"
+            "  registry id, older writer: no text (resolved)          %6.1f ns  (%zu bytes)\n"
+            "  registry id, newer writer: int value, + session (resolved) %6.1f ns  (%zu bytes)\n",
+            u.machine, bench_ns(fixed, cur, n_cur), n_cur, bench_ns(viareg, cur, n_cur), bench_ns(viareg, newer, n_new),
+            n_new, bench_ns(viareg, old, n_old), n_old, bench_ns(viareg, prom, n_prom), n_prom);
+    serde_in_free(fixed);
+    serde_in_free(viareg);
+    registry_free(r);
+    config_free(&c);
+}
+
 int main(void) {
     test_settings();
     test_sr sr = {0};
@@ -381,6 +466,7 @@ int main(void) {
     test_auth(&sr);
     test_serde(&sr);
     test_tls(&sr);
+    if (!getenv("IEVO_TEST_NO_BENCH")) bench(&sr);
     sr_stop(&sr);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", sr.dir);
