@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -62,6 +63,7 @@ static int sr_start(test_sr *s, const char *user, const char *password) {
     if (s->tls) argv[n++] = "--cert", argv[n++] = cert, argv[n++] = "--key", argv[n++] = key;
     argv[n] = NULL;
     if ((s->pid = fork()) == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);   /* the test dying (an abort) takes the registry with it */
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -263,7 +265,7 @@ static size_t framed(uint8_t *b, int32_t id, const uint8_t *tail, size_t tail_le
                                    2, 0, 0, 0x80, 0x40, 2, 4, 'h', 'i'};
     codec_put_confluent_header(b, id);
     memcpy(b + 5, body, sizeof body);
-    memcpy(b + 5 + sizeof body, tail, tail_len);
+    if (tail_len) memcpy(b + 5 + sizeof body, tail, tail_len);
     return 5 + sizeof body + tail_len;
 }
 
