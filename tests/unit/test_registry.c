@@ -12,7 +12,8 @@
  * - serde: a same-layout writer, an appended-fields writer, an incompatible writer (the field
  *   named, cached), an unknown id; the registry down for a new id: wait (bounded) and
  *   dead-letter (at once, no request per record); the output's id registered, looked up
- *   (auto.register.schemas=false), use.latest.version.
+ *   (auto.register.schemas=false), use.latest.version; the catalogue's Item from a newer writer,
+ *   and one without ts refused.
  * - The decode cost per event on the worker's path (framing, the id's cached plan, the decode):
  *   today's fixed id against the registry's ids for the current, a newer and an older writer
  *   (printed; never fails the test).
@@ -374,6 +375,47 @@ static void test_serde(test_sr *sr) {
     config_free(&c);
 }
 
+/* The catalogue's Item through the registry: a newer writer (a language appended) reads, one
+ * without ts does not. */
+static void test_serde_items(test_sr *sr) {
+    static const char NEWER[] = "{\"type\":\"record\",\"name\":\"Item\",\"namespace\":\"ievo.v1\",\"fields\":["
+                                "{\"name\":\"item_id\",\"type\":\"string\"},{\"name\":\"text\",\"type\":\"string\"},"
+                                "{\"name\":\"ts\",\"type\":\"long\"},"
+                                "{\"name\":\"lang\",\"type\":[\"null\",\"string\"],\"default\":null}]}";
+    static const char NO_TS[] = "{\"type\":\"record\",\"name\":\"Item\",\"fields\":["
+                                "{\"name\":\"item_id\",\"type\":\"string\"},{\"name\":\"text\",\"type\":\"string\"}]}";
+    config c = {0};
+    registry_opts o;
+    registry *r;
+    char urls[128], err[1024], reason[1024];
+    snprintf(urls, sizeof urls, "http://127.0.0.1:%d", sr->port);
+    client_opts(&o, &c, urls);
+    REQUIRE(registry_new(&o, &r, err, sizeof err) == 0, "%s", err);
+    int32_t newer, no_ts;
+    REQUIRE(registry_register(r, "items-value", NEWER, &newer, err, sizeof err) == REGISTRY_OK &&
+                registry_register(r, "items-value", NO_TS, &no_ts, err, sizeof err) == REGISTRY_OK,
+            "%s", err);
+    serde_in_opts so = {r, &o, {WIRE_CONFLUENT, 0, 0}, SERDE_ITEM, NULL};
+    serde_in *in;
+    REQUIRE(serde_in_new(&so, &in, err, sizeof err) == 0, "%s", err);
+    /* i7, "red shoes", ts 1700000000000, lang "en" */
+    static const uint8_t body[] = {4, 'i', '7', 18, 'r', 'e', 'd', ' ', 's', 'h', 'o', 'e', 's', 0x80, 0xa0, 0xab, 0xfe,
+                                   0xf9, 0x62, 2, 4, 'e', 'n'};
+    uint8_t rec[64];
+    codec_put_confluent_header(rec, newer);
+    memcpy(rec + 5, body, sizeof body);
+    item_record it;
+    CHECK(serde_decode_item(in, rec, 5 + sizeof body, &it, reason, sizeof reason) == CODEC_OK && it.item_id_len == 2 &&
+              it.text_len == 9 && !memcmp(it.text, "red shoes", 9) && it.ts == 1700000000000LL,
+          "newer Item: %s", reason);
+    codec_put_confluent_header(rec, no_ts);
+    CHECK(serde_decode_item(in, rec, 5 + 13, &it, reason, sizeof reason) == CODEC_E_SCHEMA &&
+              strstr(reason, "cannot be read as ievo.v1.Item: field ts"), "Item without ts: %s", reason);
+    serde_in_free(in);
+    registry_free(r);
+    config_free(&c);
+}
+
 /* ---- cost ------------------------------------------------------------------------------------- */
 
 static double bench_ns(serde_in *in, const uint8_t *rec, size_t len) {
@@ -467,6 +509,7 @@ int main(void) {
     test_client(&sr);
     test_auth(&sr);
     test_serde(&sr);
+    test_serde_items(&sr);
     test_tls(&sr);
     if (!getenv("IEVO_TEST_NO_BENCH")) bench(&sr);
     sr_stop(&sr);
