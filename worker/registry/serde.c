@@ -170,7 +170,7 @@ static const serde_entry *serde_lookup(serde_in *in, int32_t id, codec_status *s
                                                                : "resolved field by field");
         return e;
     }
-    LOG_W("serde", "%s; its records go to the dead-letter topic", msg);
+    LOG_W("serde", "%s; none of its records can be read", msg);
     if (!(e->reason = strdup(msg))) {
         *st = codec_fail(CODEC_E_REGISTRY, reason, reason_len, "out of memory caching schema id %d", (int)id);
         return NULL;
