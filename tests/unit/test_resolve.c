@@ -57,7 +57,7 @@ static void e_float(enc *e, float f) {
 
 /* {"type":"record","name":"UserAction","namespace":"ievo.v2","fields":[FIELDS]} */
 static char *ua_writer(const char *fields) {
-    static char buf[8192];
+    static char buf[32768];
     snprintf(buf, sizeof buf, "{\"type\":\"record\",\"name\":\"UserAction\",\"namespace\":\"ievo.v2\",\"fields\":[%s]}",
              fields);
     return buf;
@@ -180,6 +180,13 @@ static void test_evolutions(void) {
     plan_bad("{\"type\":\"record\",\"name\":\"Click\",\"fields\":[" F_USER "," F_ITEM "," F_ACTION "," F_TS "]}",
              "the writer's record Click is not the reader's UserAction", "another record");
     plan_bad("\"string\"", "not a record", "not a record");
+    static char deep[16384];   /* an unknown field of arrays nested 300 deep */
+    size_t n = (size_t)snprintf(deep, sizeof deep, "%s", F_USER "," F_ITEM "," F_ACTION "," F_TS ",{\"name\":\"deep\",\"type\":");
+    for (int i = 0; i < 300; i++) n += (size_t)snprintf(deep + n, sizeof deep - n, "{\"type\":\"array\",\"items\":");
+    n += (size_t)snprintf(deep + n, sizeof deep - n, "\"int\"");
+    for (int i = 0; i < 300; i++) n += (size_t)snprintf(deep + n, sizeof deep - n, "}");
+    snprintf(deep + n, sizeof deep - n, "}");
+    plan_bad(ua_writer(deep), "field deep: the writer's type nests deeper than 256 levels", "300 nested arrays");
     plan_bad("{\"type\":", "writer schema does not parse", "bad JSON");
 }
 

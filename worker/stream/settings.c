@@ -128,10 +128,12 @@ int worker_settings_from_config(worker_settings *s, const config *c, char *err, 
     if (registry_opts_from_config(&s->registry, c, err, errlen)) return -1;
     if (s->registry.n_urls) {
         /* waiting longer than the consumer may go without polling would cost the group membership */
-        if (config_get_int(c, "max.poll.interval.ms", 300000, 1, INT32_MAX, &v, err, errlen)) return -1;
+        const char *poll_key = config_get(c, "consumer.max.poll.interval.ms", NULL) ? "consumer.max.poll.interval.ms"
+                                                                                  : "max.poll.interval.ms";
+        if (config_get_int(c, poll_key, 300000, 1, INT32_MAX, &v, err, errlen)) return -1;
         if (s->registry.wait_ms >= v) {
-            snprintf(err, errlen, "schema.registry.wait.ms=%d must be below max.poll.interval.ms=%lld: the worker "
-                     "would leave its group while it waits", s->registry.wait_ms, (long long)v);
+            snprintf(err, errlen, "schema.registry.wait.ms=%d must be below %s=%lld: the worker would leave its group "
+                     "while it waits", s->registry.wait_ms, poll_key, (long long)v);
             return -1;
         }
         if (s->in.format != WIRE_CONFLUENT || s->out.format != WIRE_CONFLUENT) {

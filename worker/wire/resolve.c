@@ -82,6 +82,7 @@ typedef struct {
 } rs_rtype;
 
 #define RS_MAX_BRANCHES 16
+#define RS_MAX_SCHEMA_DEPTH 256   /* a writer type's nesting, for the compile's recursion */
 
 typedef struct {
     const char *name;
@@ -102,6 +103,7 @@ typedef struct {
     } *memo;
     int nmemo, memo_cap;
     int failed_alloc;
+    int too_deep;
 } rs_ctx;
 
 static int rs_grow(void **a, int *cap, int need, size_t elem) {
@@ -187,10 +189,15 @@ static char *rs_own(rs_ctx *x, size_t n) {
     return s;
 }
 
-/* The skip node of writer type s (memoized; recursion ends at the memo). -1 when out of memory. */
-static int32_t rs_skip_node(rs_ctx *x, avro_schema_t s) {
+/* The skip node of writer type s (memoized; recursion ends at the memo). -1 when out of memory or
+ * nested deeper than RS_MAX_SCHEMA_DEPTH (x->too_deep). */
+static int32_t rs_skip_node(rs_ctx *x, avro_schema_t s, int depth) {
     resolve_plan *p = x->p;
     s = rs_deref(s);
+    if (depth > RS_MAX_SCHEMA_DEPTH) {
+        x->too_deep = 1;
+        return -1;
+    }
     for (int i = 0; i < x->nmemo; i++)
         if (x->memo[i].s == s) return x->memo[i].node;
     if (rs_grow((void **)&p->nodes, &p->nodes_cap, p->nnodes + 1, sizeof *p->nodes) ||
@@ -218,7 +225,7 @@ static int32_t rs_skip_node(rs_ctx *x, avro_schema_t s) {
         for (int i = 0; i < n; i++) {
             avro_schema_t child = is_avro_record(s) ? avro_schema_record_field_get_by_index(s, i)
                                                     : avro_schema_union_branch(s, i);
-            int32_t k = rs_skip_node(x, child);
+            int32_t k = rs_skip_node(x, child, depth + 1);
             if (k < 0) return -1;
             p->kids[first + i] = k;
             int64_t fs = p->nodes[k].fixed_size;
@@ -228,7 +235,7 @@ static int32_t rs_skip_node(rs_ctx *x, avro_schema_t s) {
         p->nodes[id].n = n;
         if (is_avro_record(s)) p->nodes[id].fixed_size = total;
     } else if (is_avro_array(s) || is_avro_map(s)) {
-        int32_t k = rs_skip_node(x, is_avro_array(s) ? avro_schema_array_items(s) : avro_schema_map_values(s));
+        int32_t k = rs_skip_node(x, is_avro_array(s) ? avro_schema_array_items(s) : avro_schema_map_values(s), depth + 1);
         if (k < 0) return -1;
         p->nodes[id].first = k;
     }
@@ -437,7 +444,13 @@ static int rs_compile_field(rs_ctx *x, avro_schema_t wrec, int wi, char *err, si
     if (slot >= 0 && x->rf[slot].filled) slot = -1;   /* a second writer field for it (an alias): skipped */
     char why[400];
     if (slot < 0) {
-        if ((f.node = rs_skip_node(x, ws)) < 0) return snprintf(err, errlen, "out of memory"), -1;
+        if ((f.node = rs_skip_node(x, ws, 0)) < 0) {
+            if (x->too_deep)
+                snprintf(err, errlen, "field %s: the writer's type nests deeper than %d levels", name, RS_MAX_SCHEMA_DEPTH);
+            else
+                snprintf(err, errlen, "out of memory");
+            return -1;
+        }
     } else if (is_avro_union(ws)) {
         /* every branch must be readable, as in Java's SchemaCompatibility (what registries
          * check): the verdict is the schema's, never a record's */
