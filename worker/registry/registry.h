@@ -34,6 +34,8 @@ typedef enum {
     SUBJECT_TOPIC_RECORD_NAME,  /* <topic>-<namespace>.<name> (TopicRecordNameStrategy) */
 } registry_subject_strategy;
 
+/* Filled in place by registry_opts_from_config and not copied: urls point into url_buf, the
+ * strings into the config. */
 typedef struct {
     char *urls[8];               /* schema.registry.url, comma-separated; n_urls 0: no registry */
     int n_urls;
