@@ -34,7 +34,7 @@ iconv -f latin1 -t utf-8 "$item" | awk -F'|' -v gf="$genre" '
   { g = ""; for (i = 6; i <= 24; i++) if ($i == 1) g = g (g == "" ? "" : ", ") name[i - 6]; print $2 ". " g }' \
   >"$tmp/titles+genres"
 
-tokens_of() { "$bin" embed --tokenize --weights "$wdir" <"$1" | sed -n 's/.*"tokens": \([0-9]*\),.*/\1/p' |
+tokens_of() { "$bin" embed --tokenize --text-encoder "$wdir" <"$1" | sed -n 's/.*"tokens": \([0-9]*\),.*/\1/p' |
   awk '{ n++; t += ($1 < 128 ? $1 : 128); if ($1 > m) m = $1 } END { printf "%d texts, %d tokens (mean %.1f, max %d)", n, t, t / n, m }'; }
 
 echo "== bench_embed: Universal Sentence Encoder lite, ievo embed"
@@ -48,7 +48,7 @@ done
 echo
 
 # one run -> "texts/s tokens/s" from --stats
-rate() { "$bin" embed --weights "$wdir" --stats "$@" 2>&1 >/dev/null |
+rate() { "$bin" embed --text-encoder "$wdir" --stats "$@" 2>&1 >/dev/null |
   sed -n 's/.*): \([0-9.]*\) texts\/s, \([0-9.]*\) tokens\/s.*/\1 \2/p'; }
 median3() { sort -n -k1,1 | sed -n 2p; }
 
@@ -57,7 +57,7 @@ for input in titles titles+genres; do
   for b in 1 8 32 128; do
     r=$(for i in 1 2 3; do rate --batch "$b" <"$tmp/$input"; done | median3)
     set -- $r
-    printf "%-14s %-8s %6d %12.1f %12.1f %12.2f\n" "$input" onednn "$b" "$1" "$2" "$(echo "$b $1" | awk '{print 1000 * $1 / $2}')"
+    printf "%-14s %-8s %6d %12.1f %12.1f %12.2f\n" "$input" dnnl "$b" "$1" "$2" "$(echo "$b $1" | awk '{print 1000 * $1 / $2}')"
   done
 done
 head -100 "$tmp/titles" >"$tmp/titles100"

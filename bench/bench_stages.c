@@ -152,6 +152,210 @@ static void bench_consume(const char *bs, const char *topic, long n) {
 
 /* ---- in-process stages ------------------------------------------------------------------ */
 
+/* The input of every stage: synthetic events, encoded as a producer would (avro-c) and decoded
+ * by the worker's codec. */
+typedef struct {
+    model *m;
+    size_t state_size, record_size;
+    event_list ev;
+    avro_tools_ua_writer *aw;
+    uint8_t **enc;
+    size_t *enc_len;
+    user_action *decoded;
+    long users;
+} bench_input;
+
+/* decode: the hand codec over records avro-c encoded. */
+static void bench_decode(bench_input *b, long n, long users) {
+    char err[512];
+    /* Events as the worker sees them: encoded by avro-c, decoded by the hand codec. */
+    synth_opts so;
+    synth_opts_default(&so);
+    so.users = (uint64_t)users;
+    so.events = (uint64_t)n;
+    if (events_generate_synthetic(&so, &b->ev, err, sizeof err)) die("synthetic", err);
+    b->aw = avro_tools_ua_writer_new(WIRE_CONFLUENT, 1, err, sizeof err);
+    if (!b->aw) die("avro writer", err);
+    b->enc = malloc(b->ev.n * sizeof *b->enc);
+    b->enc_len = malloc(b->ev.n * sizeof *b->enc_len);
+    for (size_t i = 0; i < b->ev.n; i++) {
+        const source_event *e = &b->ev.ev[i];
+        user_action ua = {e->user_id, strlen(e->user_id), e->item_id, strlen(e->item_id), e->action, strlen(e->action),
+                          e->ts, e->has_value, e->value, e->text != NULL, e->text, e->text ? strlen(e->text) : 0};
+        const uint8_t *out;
+        if (avro_tools_ua_write(b->aw, &ua, &out, &b->enc_len[i], err, sizeof err)) die("encode input", err);
+        b->enc[i] = malloc(b->enc_len[i]);
+        memcpy(b->enc[i], out, b->enc_len[i]);
+    }
+    codec_in_opts in = {WIRE_CONFLUENT, 1, 1 << 20};
+    b->decoded = malloc(b->ev.n * sizeof *b->decoded);
+    for (int rep = 0; rep < 3; rep++) {
+        char reason[256];
+        double c0 = cpu_now();
+        for (size_t i = 0; i < b->ev.n; i++)
+            if (codec_decode_user_action(&in, b->enc[i], b->enc_len[i], &b->decoded[i], reason, sizeof reason)) die("decode", reason);
+        record("decode", cpu_now() - c0, (long)b->ev.n);
+    }
+
+}
+
+/* state-cache: the hit path of a batch (find, pin, mark dirty, unpin). */
+static void bench_state_cache(const bench_input *b) {
+    state_cache *cache;
+    if (state_cache_new(&cache, (size_t)b->users * 2, b->record_size)) die("cache", "out of memory");
+    for (size_t i = 0; i < b->ev.n; i++) {
+        const user_action *u = &b->decoded[i];
+        if (state_cache_find(cache, 0, u->user_id, u->user_id_len) < 0)
+            state_cache_insert(cache, 0, u->user_id, u->user_id_len);
+    }
+    for (int rep = 0; rep < 3; rep++) {
+        double c0 = cpu_now();
+        for (size_t i = 0; i < b->ev.n; i++) {
+            long e = state_cache_find(cache, 0, b->decoded[i].user_id, b->decoded[i].user_id_len);
+            state_cache_pin(cache, e);
+            state_cache_mark_dirty(cache, e);
+            if ((i & 255) == 255) {
+                state_cache_unpin_all(cache);
+                state_cache_mark_clean(cache);
+            }
+        }
+        state_cache_unpin_all(cache);
+        state_cache_mark_clean(cache);
+        record("state-cache", cpu_now() - c0, (long)b->ev.n);
+    }
+    state_cache_free(cache);
+
+}
+
+/* state-rocksdb: every event a miss and a write, batches of 256. */
+static void bench_state_rocksdb(const bench_input *b) {
+    char err[512];
+    char dir[] = "/tmp/ievo-bench-stages-XXXXXX";
+    if (!mkdtemp(dir)) die("mkdtemp", dir);
+    state_store_opts sopt;
+    state_store_opts_default(&sopt);
+    state_store *store;
+    if (state_store_open(&store, dir, &sopt, err, sizeof err)) die("rocksdb", err);
+    uint8_t *recs = calloc(256, b->record_size);
+    void *bufs[256];
+    int32_t parts[256];
+    const char *keys[256];
+    size_t lens[256];
+    int found[256];
+    size_t malformed[256];
+    for (int k = 0; k < 256; k++) bufs[k] = recs + (size_t)k * b->record_size;
+    state_batch *wb = state_batch_new();
+    for (size_t i = 0; i < b->ev.n; i += 256) {   /* load the store */
+        state_batch_clear(wb);
+        for (size_t k = i; k < i + 256 && k < b->ev.n; k++)
+            state_batch_put_state(wb, 0, b->decoded[k].user_id, b->decoded[k].user_id_len, recs, b->record_size);
+        if (state_store_write(store, wb, err, sizeof err)) die("rocksdb write", err);
+    }
+    for (int rep = 0; rep < 3; rep++) {
+        double c0 = cpu_now();
+        long done = 0;
+        for (size_t i = 0; i + 256 <= b->ev.n; i += 256) {
+            for (int k = 0; k < 256; k++) {
+                const user_action *u = &b->decoded[(i * 7919 + (size_t)k * 104729) % b->ev.n];
+                parts[k] = 0;
+                keys[k] = u->user_id;
+                lens[k] = u->user_id_len;
+            }
+            if (state_store_multi_get(store, 256, parts, keys, lens, bufs, b->record_size, found, malformed, err, sizeof err))
+                die("multi-get", err);
+            state_batch_clear(wb);
+            for (int k = 0; k < 256; k++) state_batch_put_state(wb, 0, keys[k], lens[k], bufs[k], b->record_size);
+            if (state_store_write(store, wb, err, sizeof err)) die("rocksdb write", err);
+            done += 256;
+        }
+        record("state-rocksdb", cpu_now() - c0, done);
+    }
+    state_batch_free(wb);
+    state_store_close(store);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) fprintf(stderr, "bench_stages: could not remove %s\n", dir);
+
+}
+
+/* model: 256 distinct users per round, in steps of model_batch rows. With model_states S > 256
+ * each round's users are the next 256 of a shuffled order of S states (S * state_size bytes), so
+ * their memory is as cold as a worker's with S users. Returns the last step's vectors (256, D). */
+static float *bench_model(const bench_input *b, int model_batch, long model_states) {
+    char err[512];
+    model *m = b->m;
+    const int D = m->cfg.out_dim;
+    size_t state_size = b->state_size;
+    model_runner *r;
+    if (model_runner_new(&r, m, MODEL_BACKEND_DNNL, 256, err, sizeof err)) die("runner", err);
+    uint8_t *states = malloc((size_t)model_states * state_size);
+    uint32_t *order = malloc((size_t)model_states * sizeof *order);
+    if (!states || !order) die("model states", "out of memory");
+    void *sp[256];
+    model_event mev[256];
+    float *vec = malloc(256 * (size_t)D * sizeof *vec), drift[256];
+    uint64_t lcg = 88172645463325252ull;
+    for (long k = 0; k < model_states; k++) {
+        model_state_init(m, states + (size_t)k * state_size);
+        order[k] = (uint32_t)k;
+    }
+    for (long k = model_states - 1; k > 0; k--) {   /* Fisher-Yates */
+        lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
+        long j = (long)((lcg >> 33) % (uint64_t)(k + 1));
+        uint32_t t = order[k];
+        order[k] = order[j];
+        order[j] = t;
+    }
+    size_t next_state = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double c0 = cpu_now();
+        long done = 0;
+        for (size_t i = 0; i + 256 <= b->ev.n; i += 256) {
+            for (int k = 0; k < 256; k++) {
+                sp[k] = states + (size_t)order[next_state] * state_size;
+                next_state = (next_state + 1) % (size_t)model_states;
+            }
+            for (int k = 0; k < 256; k++) {
+                const user_action *u = &b->decoded[i + (size_t)k];
+                mev[k] = (model_event){model_item_index(m, u->item_id, u->item_id_len),
+                                       model_action_index(m, u->action, u->action_len), u->ts, u->value, u->has_value};
+            }
+            for (int k = 0; k < 256; k += model_batch)   /* steps of model_batch rows */
+                if (model_step(r, 256 - k < model_batch ? 256 - k : model_batch, sp + k, mev + k, vec, drift, err,
+                               sizeof err))
+                    die("model_step", err);
+            done += 256;
+        }
+        record("model", cpu_now() - c0, done);
+    }
+
+    free(states);
+    free(order);
+    model_runner_free(r);
+    return vec;
+}
+
+/* encode: one InterestVector per event. Returns an output's size. */
+static size_t bench_encode(const bench_input *b, const float *vec) {
+    const model *m = b->m;
+    const int D = m->cfg.out_dim;
+    uint8_t out[65536];
+    size_t out_len = 0;
+    codec_out_opts oo = {WIRE_CONFLUENT, 2};
+    for (int rep = 0; rep < 3; rep++) {
+        double c0 = cpu_now();
+        for (size_t i = 0; i < b->ev.n; i++) {
+            const user_action *u = &b->decoded[i];
+            interest_vector iv = {u->user_id, u->user_id_len, u->ts, (int64_t)i, vec + (i & 255) * (size_t)D, D, 0.1f,
+                                  m->model_id, strlen(m->model_id), 3, (int64_t)i, NULL, 0};
+            out_len = codec_encode_interest_vector(&oo, &iv, out, sizeof out);
+        }
+        record("encode", cpu_now() - c0, (long)b->ev.n);
+    }
+
+    return out_len;
+}
+
 int main(int argc, char **argv) {
     static const struct option opts[] = {{"input-topic", required_argument, 0, 't'}, {"events", required_argument, 0, 'n'},
                                          {"users", required_argument, 0, 'u'}, {"json", required_argument, 0, 'j'},
@@ -181,178 +385,19 @@ int main(int argc, char **argv) {
     }
     char err[512];
     model_runtime_init(1);
-    model *m;
-    if (model_load(&m, model_path, err, sizeof err)) die("model", err);
-    const int D = m->cfg.out_dim;
-    size_t state_size = model_state_size(m), record_size = RECORD_HEADER + state_size;
-
-    /* Events as the worker sees them: encoded by avro-c, decoded by the hand codec. */
-    synth_opts so;
-    synth_opts_default(&so);
-    so.users = (uint64_t)users;
-    so.events = (uint64_t)n;
-    event_list ev = {0};
-    if (events_generate_synthetic(&so, &ev, err, sizeof err)) die("synthetic", err);
-    avro_tools_ua_writer *aw = avro_tools_ua_writer_new(WIRE_CONFLUENT, 1, err, sizeof err);
-    if (!aw) die("avro writer", err);
-    uint8_t **enc = malloc(ev.n * sizeof *enc);
-    size_t *enc_len = malloc(ev.n * sizeof *enc_len);
-    for (size_t i = 0; i < ev.n; i++) {
-        const source_event *e = &ev.ev[i];
-        user_action ua = {e->user_id, strlen(e->user_id), e->item_id, strlen(e->item_id), e->action, strlen(e->action),
-                          e->ts, e->has_value, e->value, e->text != NULL, e->text, e->text ? strlen(e->text) : 0};
-        const uint8_t *out;
-        if (avro_tools_ua_write(aw, &ua, &out, &enc_len[i], err, sizeof err)) die("encode input", err);
-        enc[i] = malloc(enc_len[i]);
-        memcpy(enc[i], out, enc_len[i]);
-    }
-    codec_in_opts in = {WIRE_CONFLUENT, 1, 1 << 20};
-    user_action *decoded = malloc(ev.n * sizeof *decoded);
-    for (int rep = 0; rep < 3; rep++) {
-        char reason[256];
-        double c0 = cpu_now();
-        for (size_t i = 0; i < ev.n; i++)
-            if (codec_decode_user_action(&in, enc[i], enc_len[i], &decoded[i], reason, sizeof reason)) die("decode", reason);
-        record("decode", cpu_now() - c0, (long)ev.n);
-    }
-
-    /* state-cache: the hit path of a batch (find, pin, mark dirty, unpin). */
-    state_cache *cache;
-    if (state_cache_new(&cache, (size_t)users * 2, record_size)) die("cache", "out of memory");
-    for (size_t i = 0; i < ev.n; i++) {
-        const user_action *u = &decoded[i];
-        if (state_cache_find(cache, 0, u->user_id, u->user_id_len) < 0)
-            state_cache_insert(cache, 0, u->user_id, u->user_id_len);
-    }
-    for (int rep = 0; rep < 3; rep++) {
-        double c0 = cpu_now();
-        for (size_t i = 0; i < ev.n; i++) {
-            long e = state_cache_find(cache, 0, decoded[i].user_id, decoded[i].user_id_len);
-            state_cache_pin(cache, e);
-            state_cache_mark_dirty(cache, e);
-            if ((i & 255) == 255) {
-                state_cache_unpin_all(cache);
-                state_cache_mark_clean(cache);
-            }
-        }
-        state_cache_unpin_all(cache);
-        state_cache_mark_clean(cache);
-        record("state-cache", cpu_now() - c0, (long)ev.n);
-    }
-    state_cache_free(cache);
-
-    /* state-rocksdb: every event a miss and a write, batches of 256. */
-    char dir[] = "/tmp/ievo-bench-stages-XXXXXX";
-    if (!mkdtemp(dir)) die("mkdtemp", dir);
-    state_store_opts sopt;
-    state_store_opts_default(&sopt);
-    state_store *store;
-    if (state_store_open(&store, dir, &sopt, err, sizeof err)) die("rocksdb", err);
-    uint8_t *recs = calloc(256, record_size);
-    void *bufs[256];
-    int32_t parts[256];
-    const char *keys[256];
-    size_t lens[256];
-    int found[256];
-    size_t malformed[256];
-    for (int k = 0; k < 256; k++) bufs[k] = recs + (size_t)k * record_size;
-    state_batch *wb = state_batch_new();
-    for (size_t i = 0; i < ev.n; i += 256) {   /* load the store */
-        state_batch_clear(wb);
-        for (size_t k = i; k < i + 256 && k < ev.n; k++)
-            state_batch_put_state(wb, 0, decoded[k].user_id, decoded[k].user_id_len, recs, record_size);
-        if (state_store_write(store, wb, err, sizeof err)) die("rocksdb write", err);
-    }
-    for (int rep = 0; rep < 3; rep++) {
-        double c0 = cpu_now();
-        long done = 0;
-        for (size_t i = 0; i + 256 <= ev.n; i += 256) {
-            for (int k = 0; k < 256; k++) {
-                const user_action *u = &decoded[(i * 7919 + (size_t)k * 104729) % ev.n];
-                parts[k] = 0;
-                keys[k] = u->user_id;
-                lens[k] = u->user_id_len;
-            }
-            if (state_store_multi_get(store, 256, parts, keys, lens, bufs, record_size, found, malformed, err, sizeof err))
-                die("multi-get", err);
-            state_batch_clear(wb);
-            for (int k = 0; k < 256; k++) state_batch_put_state(wb, 0, keys[k], lens[k], bufs[k], record_size);
-            if (state_store_write(store, wb, err, sizeof err)) die("rocksdb write", err);
-            done += 256;
-        }
-        record("state-rocksdb", cpu_now() - c0, done);
-    }
-    state_batch_free(wb);
-    state_store_close(store);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) fprintf(stderr, "bench_stages: could not remove %s\n", dir);
-
-    /* model: 256 distinct users per round, in steps of --model-batch rows (default 256). With
-     * --model-states S > 256 each round's users are the next 256 of a shuffled order of S states
-     * (S * state_size bytes), so their memory is as cold as a worker's with S users. */
-    model_runner *r;
-    if (model_runner_new(&r, m, MODEL_BACKEND_DNNL, 256, err, sizeof err)) die("runner", err);
-    uint8_t *states = malloc((size_t)model_states * state_size);
-    uint32_t *order = malloc((size_t)model_states * sizeof *order);
-    if (!states || !order) die("model states", "out of memory");
-    void *sp[256];
-    model_event mev[256];
-    float *vec = malloc(256 * (size_t)D * sizeof *vec), drift[256];
-    uint64_t lcg = 88172645463325252ull;
-    for (long k = 0; k < model_states; k++) {
-        model_state_init(m, states + (size_t)k * state_size);
-        order[k] = (uint32_t)k;
-    }
-    for (long k = model_states - 1; k > 0; k--) {   /* Fisher-Yates */
-        lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
-        long j = (long)((lcg >> 33) % (uint64_t)(k + 1));
-        uint32_t t = order[k];
-        order[k] = order[j];
-        order[j] = t;
-    }
-    size_t next_state = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        double c0 = cpu_now();
-        long done = 0;
-        for (size_t i = 0; i + 256 <= ev.n; i += 256) {
-            for (int k = 0; k < 256; k++) {
-                sp[k] = states + (size_t)order[next_state] * state_size;
-                next_state = (next_state + 1) % (size_t)model_states;
-            }
-            for (int k = 0; k < 256; k++) {
-                const user_action *u = &decoded[i + (size_t)k];
-                mev[k] = (model_event){model_item_index(m, u->item_id, u->item_id_len),
-                                       model_action_index(m, u->action, u->action_len), u->ts, u->value, u->has_value};
-            }
-            for (int k = 0; k < 256; k += model_batch)   /* steps of model_batch rows */
-                if (model_step(r, 256 - k < model_batch ? 256 - k : model_batch, sp + k, mev + k, vec, drift, err,
-                               sizeof err))
-                    die("model_step", err);
-            done += 256;
-        }
-        record("model", cpu_now() - c0, done);
-    }
-
-    /* encode: one InterestVector per event. */
-    uint8_t out[65536];
-    size_t out_len = 0;
-    codec_out_opts oo = {WIRE_CONFLUENT, 2};
-    for (int rep = 0; rep < 3; rep++) {
-        double c0 = cpu_now();
-        for (size_t i = 0; i < ev.n; i++) {
-            const user_action *u = &decoded[i];
-            interest_vector iv = {u->user_id, u->user_id_len, u->ts, (int64_t)i, vec + (i & 255) * (size_t)D, D, 0.1f,
-                                  m->model_id, strlen(m->model_id), 3, (int64_t)i, NULL, 0};
-            out_len = codec_encode_interest_vector(&oo, &iv, out, sizeof out);
-        }
-        record("encode", cpu_now() - c0, (long)ev.n);
-    }
+    bench_input b = {.users = users};
+    if (model_load(&b.m, model_path, err, sizeof err)) die("model", err);
+    b.state_size = model_state_size(b.m), b.record_size = RECORD_HEADER + b.state_size;
+    bench_decode(&b, n, users);
+    bench_state_cache(&b);
+    bench_state_rocksdb(&b);
+    float *vec = bench_model(&b, model_batch, model_states);
+    size_t out_len = bench_encode(&b, vec);
 
     /* Kafka: consume the input topic, produce outputs and changelog records. */
     for (int rep = 0; rep < 3; rep++) bench_consume(bs, in_topic, n);
     for (int rep = 0; rep < 3; rep++) bench_produce(bs, "bench-out", out_len, n, "produce");
-    for (int rep = 0; rep < 3; rep++) bench_produce(bs, "bench-changelog", record_size, n / 2, "changelog");
+    for (int rep = 0; rep < 3; rep++) bench_produce(bs, "bench-changelog", b.record_size, n / 2, "changelog");
 
     double sum = 0;
     printf("%-14s %10s\n", "stage", "us/event");
@@ -362,18 +407,14 @@ int main(int argc, char **argv) {
     }
     printf("limit (consume+decode+state-cache+model+encode+produce): %.3f us/event = %.0f events per CPU-second\n",
            sum, 1e6 / sum);
-    if (json_path) write_json(json_path, record_size, out_len, sum);
-    for (size_t i = 0; i < ev.n; i++) free(enc[i]);
-    free(enc);
-    free(enc_len);
-    free(decoded);
-    free(recs);
-    free(states);
-    free(order);
+    if (json_path) write_json(json_path, b.record_size, out_len, sum);
+    for (size_t i = 0; i < b.ev.n; i++) free(b.enc[i]);
+    free(b.enc);
+    free(b.enc_len);
+    free(b.decoded);
     free(vec);
-    model_runner_free(r);
-    model_free(m);
-    avro_tools_ua_writer_free(aw);
-    event_list_free(&ev);
+    model_free(b.m);
+    avro_tools_ua_writer_free(b.aw);
+    event_list_free(&b.ev);
     return 0;
 }

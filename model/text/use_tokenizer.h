@@ -2,7 +2,8 @@
  * reproducing the tfjs-models USE tokenizer (`@energetic-ai/embeddings@0.2.0`, dist/index.js)
  * to the id, quirks included:
  *
- *   1. text -> code points (invalid UTF-8 -> U+FFFD) -> NFKC (use_nfkc.h); if non-empty, prepend
+ *   1. text -> code points (invalid UTF-8 -> U+FFFD, use_utf8.h) -> NFKC (utf8proc, see
+ *      use_tokenizer.c for its Unicode version against Node's); if non-empty, prepend
  *      U+2581 "▁" and replace every U+0020 with it. No lower-casing: the vocabulary is cased.
  *   2. pieces: vocab.json, [piece, score] pairs; ids 0..5 are reserved and never matched; a null
  *      score counts as 0 (JavaScript's null + x == x); a piece listed twice keeps its last id and

@@ -20,14 +20,14 @@ endif()
 
 set(IEVO_FUZZ_FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
                     -fno-omit-frame-pointer -g -O1)
-add_executable(fuzz_user_action ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_user_action.c ${CMAKE_SOURCE_DIR}/worker/wire/codec.c)
-target_include_directories(fuzz_user_action PRIVATE ${CMAKE_SOURCE_DIR}/worker/wire)
+add_executable(fuzz_user_action ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_user_action.c ${CMAKE_SOURCE_DIR}/worker/wire/codec.c ${CMAKE_SOURCE_DIR}/model/base/utf8.c)
+target_include_directories(fuzz_user_action PRIVATE ${CMAKE_SOURCE_DIR}/worker/wire ${CMAKE_SOURCE_DIR}/model/base)
 target_compile_options(fuzz_user_action PRIVATE ${IEVO_FUZZ_FLAGS})
 target_link_options(fuzz_user_action PRIVATE -fsanitize=fuzzer,address,undefined)
 target_link_libraries(fuzz_user_action PRIVATE m)
 
-add_executable(fuzz_seeds ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_seeds.c ${CMAKE_SOURCE_DIR}/worker/wire/codec.c)
-target_include_directories(fuzz_seeds PRIVATE ${CMAKE_SOURCE_DIR}/worker/wire)
+add_executable(fuzz_seeds ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_seeds.c ${CMAKE_SOURCE_DIR}/worker/wire/codec.c ${CMAKE_SOURCE_DIR}/model/base/utf8.c)
+target_include_directories(fuzz_seeds PRIVATE ${CMAKE_SOURCE_DIR}/worker/wire ${CMAKE_SOURCE_DIR}/model/base)
 target_link_libraries(fuzz_seeds PRIVATE m)
 
 add_test(NAME fuzz_user_action
@@ -36,8 +36,8 @@ add_test(NAME fuzz_user_action
 set_tests_properties(fuzz_user_action PROPERTIES LABELS fuzz TIMEOUT 3600)
 
 add_executable(fuzz_item ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_item.c ${CMAKE_SOURCE_DIR}/worker/wire/item_codec.c
-               ${CMAKE_SOURCE_DIR}/worker/wire/codec.c)
-target_include_directories(fuzz_item PRIVATE ${CMAKE_SOURCE_DIR}/worker/wire)
+               ${CMAKE_SOURCE_DIR}/worker/wire/codec.c ${CMAKE_SOURCE_DIR}/model/base/utf8.c)
+target_include_directories(fuzz_item PRIVATE ${CMAKE_SOURCE_DIR}/worker/wire ${CMAKE_SOURCE_DIR}/model/base)
 target_compile_options(fuzz_item PRIVATE ${IEVO_FUZZ_FLAGS})
 target_link_options(fuzz_item PRIVATE -fsanitize=fuzzer,address,undefined)
 target_link_libraries(fuzz_item PRIVATE m)
@@ -48,8 +48,9 @@ set_tests_properties(fuzz_item PROPERTIES LABELS fuzz TIMEOUT 3600)
 
 add_executable(fuzz_resolve ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_resolve.c ${CMAKE_SOURCE_DIR}/worker/wire/resolve.c
                ${CMAKE_SOURCE_DIR}/worker/wire/codec_resolved.c ${CMAKE_SOURCE_DIR}/worker/wire/codec.c
-               ${CMAKE_SOURCE_DIR}/worker/wire/item_codec.c ${IEVO_SCHEMAS_C})
-target_include_directories(fuzz_resolve PRIVATE ${CMAKE_SOURCE_DIR}/worker/wire ${CMAKE_SOURCE_DIR}/tests/fuzz)
+               ${CMAKE_SOURCE_DIR}/worker/wire/item_codec.c ${CMAKE_SOURCE_DIR}/model/base/utf8.c ${IEVO_SCHEMAS_C})
+target_include_directories(fuzz_resolve PRIVATE ${CMAKE_SOURCE_DIR}/worker/wire ${CMAKE_SOURCE_DIR}/model/base
+                           ${CMAKE_SOURCE_DIR}/tests/fuzz)
 target_compile_options(fuzz_resolve PRIVATE ${IEVO_FUZZ_FLAGS})
 target_link_options(fuzz_resolve PRIVATE -fsanitize=fuzzer,address,undefined)
 target_link_libraries(fuzz_resolve PRIVATE PkgConfig::AVRO PkgConfig::JANSSON m)

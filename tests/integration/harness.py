@@ -155,6 +155,34 @@ def kcat_records(bootstrap, topic, extra=()):
     return recs
 
 
+def input_events(bootstrap, topic="user-actions"):
+    """The UserAction records of a topic, decoded by python3-avro (an independent reader), in
+    (partition, offset) order: [(partition, offset, event dict)]. ts stays the long it is on the
+    wire."""
+    import io
+    import avro.io
+    import avro.schema
+    sj = json.load(open(os.path.join(SOURCE, "schemas", "user_action.avsc")))
+    for f in sj["fields"]:
+        if f["name"] == "ts":
+            f["type"] = "long"
+    reader = avro.io.DatumReader(avro.schema.parse(json.dumps(sj)))
+    out = []
+    for r in sorted(kcat_records(bootstrap, topic), key=lambda r: (r["partition"], r["offset"])):
+        assert r["value"][0] == 0, "not Confluent-framed"
+        out.append((r["partition"], r["offset"], reader.read(avro.io.BinaryDecoder(io.BytesIO(r["value"][5:])))))
+    return out
+
+
+def write_jsonl(events, path):
+    """Events as JSON lines for `ievo reference --jsonl` (it applies each user's events in
+    event-time order, as the worker does when the input is in time order per user)."""
+    with open(path, "w") as f:
+        for ev in events:
+            f.write(json.dumps(ev) + "\n")
+    return len(events)
+
+
 def kcat_produce(bootstrap, topic, key, payload, partition=None):
     """Produces one raw record (any bytes) with kcat, as a foreign producer would."""
     with tempfile.NamedTemporaryFile(delete=False) as f:

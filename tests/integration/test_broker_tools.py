@@ -149,7 +149,7 @@ def check_topics(bs):
 
 def check_synthetic(bs, wd):
     truth_path = os.path.join(wd, "truth.jsonl")
-    r = ok("produce", "-b", bs, "-t", "ua-synth", "--synthetic", "50:2000", "--seed", "7", "--truth", truth_path)
+    r = ok("produce", "-b", bs, "-t", "ua-synth", "--synthetic", "50:2000", "--synth-seed", "7", "--truth", truth_path)
     assert b"2000 events to ua-synth" in r.stderr and b"0 failed" in r.stderr, r.stderr.decode()
     recs = kcat_read(bs, "ua-synth")
     assert len(recs) == 2000, f"{len(recs)} records"
@@ -228,7 +228,7 @@ def check_repeat(bs):
         by_k.setdefault(k, []).append(r["ts"])
     assert sorted(by_k) == [0, 1, 2] and all(len(v) == 20 for v in by_k.values())
     assert max(by_k[0]) < min(by_k[1]) and max(by_k[1]) < min(by_k[2]), "repeats overlap in time"
-    r = ok("produce", "-b", bs, "-t", "ua-rep", "--synthetic", "5:20", "--repeat", "3", "--limit", "7")
+    r = ok("produce", "-b", bs, "-t", "ua-rep", "--synthetic", "5:20", "--repeat", "3", "--count", "7")
     assert b"7 events to ua-rep" in r.stderr, r.stderr.decode()
 
 

@@ -18,7 +18,7 @@
      pod labels (StatefulSet, Services, PDB); group.instance.id from the pod name through the
      IEVO_CFG_ convention; state on the volume claim; the model path inside the model volume;
      the grace period longer than session.timeout.ms + a batch + a checkpoint; every key of
-     worker.properties one of ievo's (WORKER_KEYS in worker/stream/settings.c) or a librdkafka property
+     worker.properties one of the worker's settings (`ievo config --keys`) or a librdkafka property
      (its CONFIGURATION.md); the runtime user equal to the Dockerfile's; the autoscalers
      targeting the StatefulSet, with a ceiling equal to the input partition count, a slow
      scale-down, and no `replicas` left in their overlays; the changelog co-partitioned with the
@@ -44,7 +44,7 @@ import tempfile
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SOURCE, log
+from harness import IEVO, SOURCE, log
 
 DEPLOY = os.path.join(SOURCE, "deploy")
 K8S = os.path.join(DEPLOY, "k8s")
@@ -133,10 +133,11 @@ def by_ident(objs):
 # ---- the worker's own facts ------------------------------------------------------------------------
 
 def worker_keys():
-    src = open(os.path.join(SOURCE, "worker", "stream", "settings.c")).read()
-    body = src[src.index("WORKER_KEYS[] = {"):]
-    body = body[:body.index("NULL}")]
-    keys = set(re.findall(r'"([a-z0-9_.]+)"', body))
+    """The settings the worker reads, from the settings table (`ievo config --keys`)."""
+    r = subprocess.run([IEVO, "config", "--keys"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    keys = {f[0] for f in (l.split("\t") for l in r.stdout.decode().splitlines())
+            if "worker" in f[4] or f[4] == "every command"}
     assert "metrics.listen" in keys and "state.dir" in keys, keys
     return keys
 
@@ -154,7 +155,7 @@ def rdkafka_properties():
 
 def metrics_server_paths():
     src = open(os.path.join(SOURCE, "worker", "stream", "metrics.c")).read()
-    return set(re.findall(r'strcmp\(target, "(/[a-z]+)"\)', src))
+    return set(re.findall(r'strcmp\(url, "(/[a-z]+)"\)', src))
 
 
 def exported_metric_names():
@@ -238,7 +239,7 @@ def check_base(objs, wkeys, rdk):
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     vols = {v["name"]: v for v in pod["volumes"]}
     args = c["args"]
-    cfg_path = args[args.index("-c") + 1]
+    cfg_path = args[args.index("-F") + 1]
     cm_mount = [m for m in c["volumeMounts"] if m["mountPath"] == cfg_path]
     assert cm_mount and vols[cm_mount[0]["name"]]["configMap"]["name"] == cm["metadata"]["name"]
     assert cm_mount[0]["subPath"] in cm["data"], "the config mount's subPath is not a key of the ConfigMap"

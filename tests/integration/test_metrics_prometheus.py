@@ -56,7 +56,7 @@ def main():
         raise AssertionError(f"{PROMETHEUS} is missing: install Debian's prometheus (scripts/install-deps.sh test)")
     wd = Workdir("prom")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "3")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "3")
     topics = [f"user-actions:{PARTS}", f"state-changelog:{PARTS}", "interest-vectors:8", "user-actions.dlq:1"]
     pa, pb, pp = free_port(), free_port(), free_port()
     procs = {}

@@ -37,8 +37,8 @@ def jsonl(evs):
 def main():
     wd = Workdir("upgrade")
     v1, v2 = wd("v1.safetensors"), wd("v2.safetensors")
-    ievo("model", "init", "--out", v1, "--vocab-synthetic", "--seed", "1", "--name", "v1")
-    ievo("model", "init", "--out", v2, "--vocab-synthetic", "--seed", "2", "--name", "v2", "--cell", "gru")
+    ievo("model", "init", "--out", v1, "--vocab-synthetic", "--init-seed", "1", "--name", "v1")
+    ievo("model", "init", "--out", v2, "--vocab-synthetic", "--init-seed", "2", "--name", "v2", "--cell", "gru")
     history, later = events(200, 30000, 1_700_000_000_000, 1), events(200, 3000, 1_700_100_000_000, 2)
     topics = ["user-actions:8", "v1-changelog:8", "v2-changelog:8", "interest-vectors:16", "interest-vectors-v2:16"]
     with Broker(topics, workdir=wd.path) as b:

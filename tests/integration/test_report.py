@@ -174,7 +174,7 @@ def check_self_contained(html_text):
 def synthetic_run(wd):
     """A worker running while input flows; /metrics scraped into series.jsonl. Returns paths."""
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "11")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "11")
     topics = ["user-actions:4", "state-changelog:4", "interest-vectors:8", "user-actions.dlq:1"]
     port = free_port()
     with Broker(topics, workdir=wd.path) as b:
@@ -217,11 +217,11 @@ def synthetic_run(wd):
 
 def movielens_run(wd, limit=8000):
     model = wd("ml-model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-movielens", ML100K, "--seed", "11")
+    ievo("model", "init", "--out", model, "--vocab-movielens", ML100K, "--init-seed", "11")
     os.makedirs(wd("ml"), exist_ok=True)
     with Broker(["user-actions:4", "state-changelog:4", "interest-vectors:16", "user-actions.dlq:1"],
                 workdir=wd("ml")) as b:
-        ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--movielens", ML100K, "--limit", limit)
+        ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--movielens", ML100K, "--count", limit)
         ievo("worker", "-b", b.bootstrap, "-X", "group.id=report-ml", "-X", f"state.dir={wd('ml-state')}", "-X",
              f"model.path={model}", "-X", "changelog.topic=state-changelog", *FAST_GROUP, "--until-eof", timeout=300)
         with open(wd("ml-vectors.jsonl"), "wb") as out:

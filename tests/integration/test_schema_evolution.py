@@ -18,7 +18,7 @@ and one record framed with an id the registry does not know. Checked:
   4. the outputs carry that id: an independent reader (python3-avro, the schema fetched from the
      registry by the id in each record) decodes them to what `ievo consume` (through the
      registry) prints;
-  5. `ievo produce` through the registry writes with v1's id, and `ievo train --topic` reads the
+  5. `ievo produce` through the registry writes with v1's id, and `ievo train -t` reads the
      evolved topic to the same model as the JSON lines.
 """
 import datetime
@@ -142,7 +142,7 @@ def kcat_produce_files(bootstrap, topic, key, payloads, tmp):
 def main():
     wd = Workdir("schema-evolution")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "11")
+    ievo("model", "init", "-o", model, "--vocab-synthetic", "--init-seed", "11")
     events = history()
     jsonl = wd("history.jsonl")
     open(jsonl, "w").write("".join(json.dumps(e) + "\n" for e in events))
@@ -156,7 +156,7 @@ def main():
             assert len(set(ids.values())) == 5
 
             # `ievo produce` through the registry: v1's id (the same schema keeps its id)
-            ievo("produce", "-b", b.bootstrap, "-t", "plain-actions", "--jsonl", jsonl, *sr, "--limit", "5")
+            ievo("produce", "-b", b.bootstrap, "-t", "plain-actions", "--jsonl", jsonl, *sr, "-c", "5")
             plain = kcat_records(b.bootstrap, "plain-actions")
             assert len(plain) == 5 and {struct.unpack(">i", r["value"][1:5])[0] for r in plain} == {ids["v1"]}, \
                 "ievo produce did not write v1's registered id"
@@ -247,7 +247,7 @@ def main():
             common = ["--epochs", "1", "--hidden", "8", "--item-dim", "8", "--out-dim", "8", "--attn-dim", "4",
                       "--batch", "8", "--seed", "3"]
             a = ievo("train", "--jsonl", jsonl, "--out", wd("a.safetensors"), *common)
-            t = ievo("train", "--topic", "user-actions", "-b", b.bootstrap, "--out", wd("t.safetensors"), *sr, *common)
+            t = ievo("train", "-t", "user-actions", "-b", b.bootstrap, "--out", wd("t.safetensors"), *sr, *common)
             sa = [l for l in a.stderr.decode().splitlines() if l.startswith("ievo train: ") and " events, " in l]
             st = [l for l in t.stderr.decode().splitlines() if l.startswith("ievo train: ") and " events, " in l]
             assert sa and sa == st, (sa, st)
@@ -255,7 +255,7 @@ def main():
             ma = json.loads(ievo("model", "info", wd("a.safetensors")).stdout)["meta"]["validation"]
             mt = json.loads(ievo("model", "info", wd("t.safetensors")).stdout)["meta"]["validation"]
             assert ma == mt, (ma, mt)
-            log(f"[evolution] ievo train --topic read the five writers' topic as the JSON lines: {st[0]}")
+            log(f"[evolution] ievo train -t read the five writers' topic as the JSON lines: {st[0]}")
     finally:
         reg.stop()
     wd.cleanup()

@@ -78,7 +78,7 @@ def produce_raw(b, evs, schema, sid, tmp):
 def main():
     wd = Workdir("registry-faults")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "5")
+    ievo("model", "init", "-o", model, "--vocab-synthetic", "--init-seed", "5")
     tmp = tempfile.mkdtemp(prefix="payloads-", dir=wd.path)
     reg = SchemaRegistry(workdir=wd.path, user=USER, password=PASSWORD)
     try:

@@ -4,7 +4,7 @@ serves.
 `ievo train --text` (ML-100K's first users, or the synthetic catalogue) trains one epoch with item
 texts from a catalogue and 20 % of the events carrying a text of their own, and dumps its batched
 forward at every position (--dump-forward). Over TCP: the catalogue to the items topic (`ievo
-produce --items`), the same events to user-actions, `ievo worker --until-eof` with the trained
+produce --catalogue`), the same events to user-actions, `ievo worker --until-eof` with the trained
 model (model_step, item texts looked up by item key in the table the worker built from the topic,
 event texts encoded per step). Every published vector must equal the trainer's at the same (user,
 events) within 1e-4, exactly one per event. The model's metadata must say how the texts were
@@ -43,7 +43,7 @@ def main():
 
     topics = ["user-actions:4", "items:3", "state-changelog:4", "interest-vectors:8", "user-actions.dlq:2"]
     with Broker(topics, workdir=wd.path) as b:
-        ievo("produce", "-b", b.bootstrap, "-t", "items", "--items", "--items-jsonl", wd("items.jsonl"))
+        ievo("produce", "-b", b.bootstrap, "-t", "items", "--catalogue", "--items", wd("items.jsonl"))
         ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--jsonl", wd("events.jsonl"))
         ievo("worker", "-b", b.bootstrap, "-X", "group.id=parity-text", "-X", f"state.dir={wd('state')}",
              "-X", f"model.path={model}", "-X", "changelog.topic=state-changelog", *FAST_GROUP, "--until-eof",

@@ -57,7 +57,7 @@ def main():
     rnd = random.Random(int(os.environ.get("IEVO_TEST_SEED", "99")))
     wd = Workdir("chaos")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "8")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "8")
     data = ["--synthetic", f"{USERS}:{EVENTS}"]
     topics = [f"user-actions:{PARTS}", f"state-changelog:{PARTS}", "interest-vectors:24", "user-actions.dlq:2"]
     kills = {"mid-batch": 0, "mid-rebalance": 0, "mid-restore": 0, "after-restore": 0}

@@ -23,7 +23,7 @@ def main():
     produce_args, vocab_args, name = data_args()
     wd = Workdir("crash")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, *vocab_args, "--seed", "11")
+    ievo("model", "init", "--out", model, *vocab_args, "--init-seed", "11")
     worker_args = [IEVO, "worker", "-X", "group.id=crash", "-X", "changelog.topic=state-changelog", "-X", f"state.dir={wd('state')}", "-X", f"model.path={model}",
                    # The scalar backend and small batches stretch the run to seconds, to kill into.
                    "-X", "model.backend=scalar", "-X", "batch.max.events=256",

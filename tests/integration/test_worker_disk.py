@@ -17,7 +17,7 @@ SHIM = os.path.join(os.environ.get("IEVO_BUILD_DIR", "build"), "fault_enospc.so"
 def main():
     wd = Workdir("disk")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "4")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "4")
     data = ["--synthetic", "300:20000"]
     state = wd("state")
     worker = [IEVO, "worker", "-X", "group.id=disk", "-X", f"model.path={model}", "-X", "changelog.topic=state-changelog",

@@ -11,13 +11,14 @@ import io
 import json
 import os
 import struct
+import subprocess
 import sys
 
 import avro.io
 import avro.schema
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (FAST_GROUP, SOURCE, Broker, Workdir, consume_vectors, ievo, kcat_produce, kcat_records, log)
+from harness import (IEVO, FAST_GROUP, SOURCE, Broker, Workdir, consume_vectors, ievo, kcat_produce, kcat_records, log)
 
 # python3-avro 1.11 insists on datetime objects for timestamp-millis when writing, and an absurd
 # ts cannot be a datetime: write with the same schema minus the logicalType (identical bytes).
@@ -55,7 +56,7 @@ def float_bits_nan_record():
 def main():
     wd = Workdir("dlq")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "3")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "3")
     good = encode(action("x", "t00-i001", 1_700_000_000_000, 2.0))
     bad = {
         "truncated": (good[:-3], "avro"),
@@ -66,6 +67,8 @@ def main():
         "empty-user-id": (encode(action("", "t00-i001", 1_700_000_000_000)), "invalid"),
         "nan-value": (float_bits_nan_record(), "invalid"),
         "absurd-ts": (encode(action("z", "t00-i001", 10 ** 17)), "invalid"),
+        # the one-byte user id "x" turned into a byte that is no UTF-8: the Avro string is invalid
+        "user-id-not-utf8": (good[:6] + b"\xff" + good[7:], "invalid"),
     }
     def worker(b, stats_name):
         stats = wd(stats_name)
@@ -120,6 +123,22 @@ def main():
         assert s["applied"] == len(third) and s["dead_lettered"] == 0, s
         log(f"[dlq] {len(bad) + 1} malformed records dead-lettered with reasons; "
             f"{len(after) + len(first) + len(second) + len(third)} valid events applied; nothing lost")
+
+        # Phase 3: a stream of bad records: each dead-lettered, the log not flooded: up to 20 lines
+        # a minute, then one line that counts the rest.
+        for k in range(150):
+            kcat_produce(b.bootstrap, "user-actions", f"junk{k}", b"\x07junk")
+        r = subprocess.run([IEVO, "worker", "-b", b.bootstrap, "-X", "group.id=dlq", "-X", f"state.dir={wd('state-stats2.json')}",
+                            "-X", f"model.path={model}", "-X", f"stats.file={wd('stats3.json')}",
+                            "-X", "changelog.topic=state-changelog", *FAST_GROUP, "--until-eof"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+        err = r.stderr.decode(errors="replace")
+        assert r.returncode == 0, err[-2000:]
+        s = json.load(open(wd("stats3.json")))
+        assert s["dead_lettered"] == 150, s
+        lines = [l for l in err.splitlines() if " dlq: " in l]
+        assert len(lines) <= 21 and "130 more records dead-lettered" in lines[-1], lines[-3:]
+        log(f"[dlq] 150 bad records in a row: dead-lettered, {len(lines)} log lines ({lines[-1].split('dlq: ')[1][:60]}...)")
     wd.cleanup()
 
 

@@ -33,7 +33,7 @@ def main():
     produce_args, vocab_args, name = data_args()
     wd = Workdir("e2e")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, *vocab_args, "--seed", "7")
+    ievo("model", "init", "--out", model, *vocab_args, "--init-seed", "7")
     topics = ["user-actions", "state-changelog", "interest-vectors:32", "user-actions.dlq:2"]
     with Broker(topics, partitions=8, workdir=wd.path) as b:
         log(f"[e2e] data {name}, broker {b.bootstrap}")

@@ -39,7 +39,7 @@ def stop(p):
 def main():
     wd = Workdir("elastic")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "5")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "5")
     data = ["--synthetic", f"{USERS}:{EVENTS}"]
     topics = [f"user-actions:{PARTS}", f"state-changelog:{PARTS}", "interest-vectors:24", "user-actions.dlq:2"]
     with Broker(topics, workdir=wd.path) as b:

@@ -147,7 +147,7 @@ def partition_cannot_start(wd, model):
 def main():
     wd = Workdir("faults")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "6")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "6")
     partition_cannot_start(wd, model)
     n = faults_while_flowing(wd, model)
     dead_letters_unwritable(wd, model)

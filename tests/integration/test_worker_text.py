@@ -2,7 +2,7 @@
 
 1. `ievo train --text` on ML-100K's first users (a synthetic catalogue without ML-100K): item
    texts from the catalogue, 20 % of the events with a text of their own.
-2. The catalogue goes to the items topic with `ievo produce --items` (MovieLens: --movielens, the
+2. The catalogue goes to the items topic with `ievo produce --catalogue` (MovieLens: --movielens, the
    loader's title + genres; plus, as JSON lines, new items outside the model's vocabulary whose
    text is a known item's with a suffix, and one item X whose text will change); the events go to
    user-actions, with events of the new items appended. `ievo worker --until-eof` runs: it must
@@ -93,10 +93,10 @@ def main():
     topics = ["user-actions:4", "items:2", "state-changelog:4", "interest-vectors:8", "user-actions.dlq:2"]
     with Broker(topics, workdir=wd.path) as b:
         if have_movielens():
-            ievo("produce", "-b", b.bootstrap, "-t", "items", "--items", "--movielens", ML100K)
-            ievo("produce", "-b", b.bootstrap, "-t", "items", "--items", "--items-jsonl", wd("extras-v1.jsonl"))
+            ievo("produce", "-b", b.bootstrap, "-t", "items", "--catalogue", "--movielens", ML100K)
+            ievo("produce", "-b", b.bootstrap, "-t", "items", "--catalogue", "--items", wd("extras-v1.jsonl"))
         else:
-            ievo("produce", "-b", b.bootstrap, "-t", "items", "--items", "--items-jsonl", wd("items-v1.jsonl"))
+            ievo("produce", "-b", b.bootstrap, "-t", "items", "--catalogue", "--items", wd("items-v1.jsonl"))
         ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--jsonl", wd("phase1.jsonl"))
         log1 = worker(b, wd, model, "1")
         n_cat = len(catalogue_v1)
@@ -104,7 +104,7 @@ def main():
         assert m and int(m.group(2)) == n_cat and int(m.group(3)) == n_cat, m and m.group(0)
         assert log1.index("caught up with items") < log1.index("assigned"), "events must wait for the catalogue"
         # phase 2: X's text changes, five records come again unchanged
-        ievo("produce", "-b", b.bootstrap, "-t", "items", "--items", "--items-jsonl", wd("phase2-items.jsonl"))
+        ievo("produce", "-b", b.bootstrap, "-t", "items", "--catalogue", "--items", wd("phase2-items.jsonl"))
         ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--jsonl", wd("phase2.jsonl"))
         log2 = worker(b, wd, model, "2")
         assert f"{n_cat} item vectors loaded from the state store" in log2, "the table must come back from RocksDB"

@@ -15,7 +15,6 @@ equals the scalar reference of a run that was never killed.
 The same with state.wal=on, for contrast: the store keeps B's checkpoints through the kill, and
 C restores nothing.
 """
-import io
 import json
 import os
 import signal
@@ -23,12 +22,10 @@ import subprocess
 import sys
 import time
 
-import avro.io
-import avro.schema
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (FAST_GROUP, IEVO, SOURCE, Broker, Workdir, await_outputs, check_exactly_once, check_final_states,
-                     consume_vectors, ievo, kcat_records, load_reference, log)
+from harness import (FAST_GROUP, IEVO, Broker, Workdir, await_outputs, check_exactly_once, check_final_states,
+                     consume_vectors, ievo, input_events, kcat_records, load_reference, log, write_jsonl)
 
 PARTS, USERS, HALF = 4, 100, 2000
 
@@ -41,41 +38,24 @@ def changelog_ends(bootstrap):
     return ends
 
 
-def input_as_jsonl(bootstrap, path):
-    """The input topic's events as JSON lines in (partition, offset) order: each user's events in
-    the order the worker applies them, for `ievo reference --jsonl`."""
-    sj = json.load(open(os.path.join(SOURCE, "schemas", "user_action.avsc")))
-    for f in sj["fields"]:
-        if f["name"] == "ts":
-            f["type"] = "long"   # the timestamp as the number it is on the wire, not a datetime
-    schema = avro.schema.parse(json.dumps(sj))
-    recs = sorted(kcat_records(bootstrap, "user-actions"), key=lambda r: (r["partition"], r["offset"]))
-    with open(path, "w") as f:
-        for r in recs:
-            assert r["value"][0] == 0, "not Confluent-framed"
-            ev = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(r["value"][5:])))
-            f.write(json.dumps(ev) + "\n")
-    return len(recs)
-
-
 def scenario(wal):
     wd = Workdir("wal")
     model = wd("model.safetensors")
-    ievo("model", "init", "--out", model, "--vocab-synthetic", "--seed", "13")
+    ievo("model", "init", "--out", model, "--vocab-synthetic", "--init-seed", "13")
     state = wd("state")
     worker = [IEVO, "worker", "-X", "group.id=wal", "-X", "changelog.topic=state-changelog", "-X", f"state.dir={state}",
               "-X", f"model.path={model}", "-X", "commit.interval.ms=200", "-X", f"state.wal={wal}", *FAST_GROUP]
     topics = ["user-actions", "state-changelog", "interest-vectors:8", "user-actions.dlq:1"]
     with Broker(topics, partitions=PARTS, workdir=wd.path) as b:
-        ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", f"{USERS}:{HALF}", "--seed", "1")
+        ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", f"{USERS}:{HALF}", "--synth-seed", "1")
         r = subprocess.run(worker + ["-b", b.bootstrap, "--until-eof", "-X", f"stats.file={wd('a.json')}"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
         assert r.returncode == 0, r.stderr.decode()[-3000:]
         after_a = changelog_ends(b.bootstrap)
 
         # later in event time than the first half: the reference applies each user's events in time order
-        ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", f"{USERS}:{HALF}", "--seed", "2",
-             "--start-ts", "1800000000000")
+        ievo("produce", "-b", b.bootstrap, "-t", "user-actions", "--synthetic", f"{USERS}:{HALF}", "--synth-seed", "2",
+             "--synth-start-ts", "1800000000000")
         logb = open(wd("b.log"), "w")
         p = subprocess.Popen(worker + ["-b", b.bootstrap], stdout=subprocess.DEVNULL, stderr=logb)
         await_outputs(b.bootstrap, 2 * HALF, 300, alive=lambda: p.poll() is None)
@@ -101,7 +81,7 @@ def scenario(wal):
             f"state.wal={wal}: the restore read {c['restored_records']} changelog records, expected {want}; the tail " \
             f"after the flushed checkpoint holds {len(tail)}, the whole changelog {sum(after_b.values())}"
         outputs = consume_vectors(b.bootstrap)
-        n = input_as_jsonl(b.bootstrap, wd("input.jsonl"))
+        n = write_jsonl([e for _, _, e in input_events(b.bootstrap)], wd("input.jsonl"))
 
     ref = load_reference(model, ["--jsonl", wd("input.jsonl")])
     distinct, repeats, _ = check_exactly_once(outputs, ref, n, 1e-4)

@@ -3,7 +3,7 @@ synthetic catalogue with words per topic), written as ievo reads them.
 
 The MovieLens catalogue text is u.item's title and genres exactly as ievo's loader builds it
 (Latin-1, "<title>. <genre>, <genre>"): the tests produce the catalogue with
-`ievo produce --items --movielens` and give the reference this JSON-lines copy, so a difference
+`ievo produce --catalogue --movielens` and give the reference this JSON-lines copy, so a difference
 in the two constructions shows up as a mismatch.
 """
 import json

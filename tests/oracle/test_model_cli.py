@@ -37,11 +37,11 @@ def main():
         p1, p2, p3 = (os.path.join(tmp, n) for n in ("a.safetensors", "b.safetensors", "c.safetensors"))
         base = ["init", "--vocab-file", vocab, "--cell", "gru", "--item-dim", "8", "--action-dim", "4",
                 "--hidden", "6", "--attn-dim", "5", "--out-dim", "3", "--window", "4", "--name", "cli-test"]
-        r = ievo(*base, "--out", p1, "--seed", "5")
+        r = ievo(*base, "--out", p1, "--init-seed", "5")
         check(r.returncode == 0, "init failed: %s" % r.stderr)
-        r = ievo(*base, "--out=" + p2, "--seed=5")
+        r = ievo(*base, "--out=" + p2, "--init-seed=5")
         check(r.returncode == 0, "init with --flag=value failed: %s" % r.stderr)
-        r = ievo(*base, "--out", p3, "--seed", "6", "--actions", "view,buy")
+        r = ievo(*base, "--out", p3, "--init-seed", "6", "--actions", "view,buy")
         check(r.returncode == 0, "init 3 failed: %s" % r.stderr)
         check(open(p1, "rb").read() == open(p2, "rb").read(), "same seed, different files")
         meta, t = read_safetensors(p1)
@@ -86,7 +86,7 @@ def main():
             (["init", "--out", p5, "--vocab-file", vocab, "--window", "0"], 2, "window"),
             (["init", "--out", p5, "--vocab-file", vocab, "--cell", "rnn"], 2, "lstm"),
             (["init", "--out", p5, "--vocab-file", vocab, "--frobnicate", "1"], 2, "unknown option"),
-            (["init", "--out", p5, "--vocab-file", vocab, "--seed"], 2, "needs a value"),
+            (["init", "--out", p5, "--vocab-file", vocab, "--init-seed"], 2, "needs a value"),
             (["init", "--out", p5, "--vocab-file", vocab, "--actions", "a,,b"], 2, "empty id"),
             (["init", "--out", p5, "--vocab-file", os.path.join(tmp, "nope.txt")], 1, "No such file"),
             (["init", "--out", os.path.join(tmp, "no", "dir.st"), "--vocab-file", vocab], 1, "cannot create"),

@@ -52,9 +52,9 @@ def fetch(wdir):
     return r.returncode == 0
 
 
-def embed(wdir, texts, backend="onednn", batch=32, extra=()):
+def embed(wdir, texts, backend="dnnl", batch=32, extra=()):
     data = "".join(t + "\n" for t in texts).encode()
-    r = subprocess.run([BIN, "embed", "--weights", wdir, "--backend", backend, "--batch", str(batch), *extra],
+    r = subprocess.run([BIN, "embed", "--text-encoder", wdir, "--backend", backend, "--batch", str(batch), *extra],
                        input=data, capture_output=True)
     if r.returncode != 0:
         check(False, "ievo embed --backend %s --batch %d failed (%d): %s" % (backend, batch, r.returncode,
@@ -93,7 +93,7 @@ def main():
     check(len(titles) == 64 and any(any(ord(ch) > 127 for ch in t) for t in titles), "64 titles, some accented")
 
     by_backend = {}
-    for backend in ("onednn", "scalar"):
+    for backend in ("dnnl", "scalar"):
         together = embed(wdir, texts, backend, batch=16, extra=("--ids",))
         if together is None:
             continue
@@ -123,15 +123,15 @@ def main():
         by_backend[backend] = embed(wdir, titles, backend, batch=64)
 
     # 64 titles: batch invariance of the oneDNN path, and oneDNN vs scalar
-    one = embed(wdir, titles, "onednn", batch=1)
-    odd = embed(wdir, titles, "onednn", batch=7)
-    if one and odd and by_backend.get("onednn"):
-        same = all(a["vector"] == b["vector"] == c["vector"] for a, b, c in zip(one, odd, by_backend["onednn"]))
+    one = embed(wdir, titles, "dnnl", batch=1)
+    odd = embed(wdir, titles, "dnnl", batch=7)
+    if one and odd and by_backend.get("dnnl"):
+        same = all(a["vector"] == b["vector"] == c["vector"] for a, b, c in zip(one, odd, by_backend["dnnl"]))
         check(same, "onednn: a title's vector depends on the batch (1, 7, 64)")
-    if by_backend.get("onednn") and by_backend.get("scalar"):
-        d = max(max_diff(a["vector"], b["vector"]) for a, b in zip(by_backend["onednn"], by_backend["scalar"]))
+    if by_backend.get("dnnl") and by_backend.get("scalar"):
+        d = max(max_diff(a["vector"], b["vector"]) for a, b in zip(by_backend["dnnl"], by_backend["scalar"]))
         check(d <= TOL, "64 titles: onednn vs scalar max |diff| %.3g > %g" % (d, TOL))
-        check(all(a["tokens"] == b["tokens"] for a, b in zip(by_backend["onednn"], by_backend["scalar"])), "tokens")
+        check(all(a["tokens"] == b["tokens"] for a, b in zip(by_backend["dnnl"], by_backend["scalar"])), "tokens")
         print("64 MovieLens titles: onednn vs scalar max |diff| %.3g; onednn bitwise equal at batch 1, 7, 64" % d)
 
     errors(wdir)
@@ -146,13 +146,13 @@ def errors(wdir):
     def run(args, data=b"hello\n"):
         return subprocess.run([BIN, "embed", *args], input=data, capture_output=True)
 
-    r = run(["--weights", "/nonexistent/use-lite"])
+    r = run(["--text-encoder", "/nonexistent/use-lite"])
     check(r.returncode == 1 and b"fetch-use-lite.sh" in r.stderr, "missing weights: %d %s" % (r.returncode, r.stderr))
     r = run(["--backend", "gpu"])
     check(r.returncode == 2, "bad backend: exit %d" % r.returncode)
-    r = run(["--weights", wdir, "--max-line", "10"], b"short\n0123456789abc\n")
+    r = run(["--text-encoder", wdir, "--max-line", "10"], b"short\n0123456789abc\n")
     check(r.returncode == 1 and b"line 2" in r.stderr, "over-long line: %d %s" % (r.returncode, r.stderr))
-    r = run(["--weights", wdir], b"a\n\n\r\nb\n")
+    r = run(["--text-encoder", wdir], b"a\n\n\r\nb\n")
     lines = r.stdout.decode().split("\n")[:-1]
     check(r.returncode == 0 and len(lines) == 4 and json.loads(lines[1])["tokens"] == 0 and
           json.loads(lines[2])["text"] == "", "empty lines: %d %r" % (r.returncode, lines[:2]))
@@ -163,11 +163,11 @@ def errors(wdir):
         blob[1000] ^= 1
         with open(os.path.join(tmp, "use_lite.f32"), "wb") as f:
             f.write(blob)
-        r = run(["--weights", tmp])
+        r = run(["--text-encoder", tmp])
         check(r.returncode == 1 and b"sha256" in r.stderr, "damaged blob: %d %s" % (r.returncode, r.stderr))
         with open(os.path.join(tmp, "use_lite.f32"), "wb") as f:
             f.write(blob[:-4])
-        r = run(["--weights", tmp])
+        r = run(["--text-encoder", tmp])
         check(r.returncode == 1 and b"bytes" in r.stderr, "short blob: %d %s" % (r.returncode, r.stderr))
 
 

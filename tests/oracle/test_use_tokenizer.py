@@ -131,7 +131,7 @@ def main():
         os.unlink(runner)
     if js.returncode != 0:
         raise SystemExit("the JavaScript tokenizer failed: " + js.stderr.decode(errors="replace"))
-    c = subprocess.run([BIN, "embed", "--tokenize", "--weights", wdir], input=data, capture_output=True)
+    c = subprocess.run([BIN, "embed", "--tokenize", "--text-encoder", wdir], input=data, capture_output=True)
     if c.returncode != 0:
         raise SystemExit("ievo embed --tokenize failed: " + c.stderr.decode(errors="replace"))
     want = [json.loads(line) for line in js.stdout.decode().split("\n")[:-1]]

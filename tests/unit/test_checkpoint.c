@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "checkpoint.h"
+#include "clock.h"
 #include "worker_record.h"
 
 #define RS (RECORD_MIN + 24) /* record size: the header, then 24 bytes of "state" */
@@ -35,6 +36,8 @@ typedef struct {
     ev log[256];
     int n;
     int fail_outputs, fail_put, fail_flush, fail_store;
+    int hang_flush;      /* the flush waits for acknowledgements that never come, until cancelled */
+    double deadline;     /* what io_deadline answers */
     /* outputs the "broker" has not acknowledged yet; poll delivers them when deliver_on_poll */
     void *tags[64];
     int n_tags, deliver_on_poll;
@@ -82,8 +85,16 @@ static int io_put(void *ctx, int32_t p, const char *key, size_t key_len, const v
     return 0;
 }
 
-static int io_flush(void *ctx, char *err, size_t errlen) {
+static int io_flush(void *ctx, const atomic_int *cancel, char *err, size_t errlen) {
     recorder *r = ctx;
+    while (r->hang_flush && !atomic_load(cancel)) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (r->hang_flush) {
+        if (err) snprintf(err, errlen, "gave up");
+        return -1;
+    }
     record(r, EV_FLUSH);
     if (r->fail_flush && err) snprintf(err, errlen, "changelog refused");
     return r->fail_flush ? -1 : 0;
@@ -100,6 +111,8 @@ static int io_store(void *ctx, state_batch *b, char *err, size_t errlen) {
     if (r->fail_store) snprintf(err, errlen, "store refused");
     return r->fail_store ? -1 : 0;
 }
+
+static double io_deadline(void *ctx) { return ((recorder *)ctx)->deadline; }
 
 static void io_offsets(void *ctx, int n, const int32_t *parts, const int64_t *offs) {
     recorder *r = ctx;
@@ -120,7 +133,8 @@ static void setup(fixture *f, int changelog, size_t slice) {
     memset(f, 0, sizeof *f);
     pthread_mutex_init(&f->r.mu, NULL);
     REQUIRE(state_cache_new(&f->cache, 64, RS) == 0, "state_cache_new");
-    checkpoint_io io = {&f->r, io_poll, io_outputs_failed, io_put, io_flush, io_position, io_store, io_offsets};
+    checkpoint_io io = {&f->r, io_poll, io_outputs_failed, io_put, io_flush, io_position, io_store, io_offsets,
+                        io_deadline};
     REQUIRE(checkpoint_new(&f->ck, &io, f->cache, &f->parts, RS, changelog, slice, &f->stats) == 0,
             "checkpoint_new");
     f->r.ck = f->ck;
@@ -337,8 +351,33 @@ static void test_failures(void) {
         if (step == 0) CHECK(count(&f.r, EV_PUT) == 0, "%s: the changelog was written", names[step]);
         if (step >= 1) CHECK(count(&f.r, EV_FLUSH) == 1, "%s: records put must still be waited for", names[step]);
         CHECK(!checkpoint_in_flight(f.ck), "%s: still in flight", names[step]);
+        CHECK(state_cache_dirty_count(f.cache) == 1 && state_cache_flushing(f.cache) == 0,
+              "%s: the record is not dirty again, for a later checkpoint", names[step]);
         teardown(&f);
     }
+}
+
+/* An unreachable broker: the changelog's acknowledgements never come. A stop's deadline ends
+ * the wait (the writer gives up, nothing is written after it); without a deadline it waits. */
+static void test_deadline(void) {
+    fixture f;
+    setup(&f, 1, 8192);
+    partitions_own(&f.parts, 0, 0);
+    apply(&f, 0, "a", 0, 0x01);
+    f.r.hang_flush = 1;
+    f.r.deadline = clock_mono_s() + 0.2;
+    char err[256] = "";
+    double t0 = clock_mono_s();
+    CHECK(checkpoint_now(f.ck, err, sizeof err) == -1 && strstr(err, "did not land in time"),
+          "past the deadline: %s", err);
+    double took = clock_mono_s() - t0;
+    CHECK(took < 2.0, "the wait lasted %.2f s past a 0.2 s deadline", took);
+    CHECK(count(&f.r, EV_STORE) == 0 && count(&f.r, EV_OFFSETS) == 0, "written after giving up");
+    CHECK(state_cache_dirty_count(f.cache) == 1 && !checkpoint_in_flight(f.ck), "the record is not dirty again");
+    f.r.hang_flush = 0, f.r.deadline = 0;
+    REQUIRE(checkpoint_now(f.ck, err, sizeof err) == 0, "once the broker is back: %s", err);
+    CHECK(count(&f.r, EV_STORE) == 1 && f.parts.p[0].checkpointed == 1, "the next checkpoint writes it");
+    teardown(&f);
 }
 
 int main(void) {
@@ -348,5 +387,6 @@ int main(void) {
     test_nothing_and_offsets_only();
     test_without_changelog();
     test_failures();
+    test_deadline();
     return check_exit("test_checkpoint");
 }

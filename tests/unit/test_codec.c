@@ -337,6 +337,11 @@ static void test_malformed(void) {
     raw_ua(&t, "", "i", "view", 1, 0, 0, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "user_id is empty", "empty user_id");
     raw_ua(&t, "u", "", "view", 1, 0, 0, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "item_id is empty", "empty item_id");
     raw_ua(&t, "u", "i", "", 1, 0, 0, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "action is empty", "empty action");
+    raw_ua(&t, "u\xff", "i", "view", 1, 0, 0, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "user_id is not valid UTF-8", "user_id not UTF-8");
+    raw_ua(&t, "u", "i\xed\xa0\x80", "view", 1, 0, 0, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "item_id is not valid UTF-8", "item_id a surrogate");
+    raw_ua(&t, "u", "i", "vi\xc0\xaf" "ew", 1, 0, 0, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "action is not valid UTF-8", "action overlong");
+    raw_ua(&t, "u", "i", "view", 1, 0, 0, "ok \xf4\x90\x80\x80"); expect(&g_in_confluent, &t, CODEC_E_INVALID, "text is not valid UTF-8", "text above U+10FFFF");
+    raw_ua(&t, "u\xc3\xa9", "i", "view", 1, 0, 0, "caf\xc3\xa9 \xe2\x82\xac"); expect(&g_in_confluent, &t, CODEC_OK, "", "valid UTF-8 kept");
     raw_ua(&t, "u", "i", "view", 1, 1, NAN, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "value is NaN", "NaN");
     raw_ua(&t, "u", "i", "view", 1, 1, INFINITY, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "value is Inf", "Inf");
     raw_ua(&t, "u", "i", "view", 1, 1, -INFINITY, NULL); expect(&g_in_confluent, &t, CODEC_E_INVALID, "value is Inf", "-Inf");
@@ -500,10 +505,10 @@ static void bench(void) {
     avro_reader_t rd = avro_reader_memory((const char *)rec + 5, (int64_t)len - 5);
     t0 = clock_mono_s();
     for (int i = 0; i < iters; i++) {
-        const char *s;
-        size_t n;
-        int64_t ts;
-        float fl;
+        const char *s = NULL;
+        size_t n = 0;   /* avro-c's getters are macros that may return before writing them */
+        int64_t ts = 0;
+        float fl = 0;
         avro_reader_memory_set_source(rd, (const char *)rec + 5, (int64_t)len - 5);
         avro_value_read(rd, &v);
         avro_value_get_string(&fu, &s, &n); sink += n;

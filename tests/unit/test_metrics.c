@@ -4,9 +4,14 @@
  *      line parser (HELP/TYPE before samples, one TYPE per family, metric and label names,
  *      values that parse, no duplicate series, histograms cumulative with increasing le ending
  *      at +Inf and _count equal to it, _sum present), and carries the snapshot's values.
- *   2. The HTTP server on 127.0.0.1:0: /metrics, /healthz (fresh vs stale publish), /readyz
- *      (ready, restoring, unassigned), 404, 405, HEAD, an oversized request, idle connections that
- *      must not block a probe, and no descriptor leaked over many requests.
+ *   2. The HTTP server (libmicrohttpd) on 127.0.0.1:0: /metrics, /healthz (fresh vs stale
+ *      publish), /readyz (ready, restoring, unassigned), 404, 405, HEAD, garbage, and no descriptor
+ *      leaked over many requests; and each limit metrics.c sets, through the daemon option that
+ *      enforces it: a request over the memory limit (9 KiB) is refused and one of 6 KiB is not, one
+ *      address's idle connections beyond the per-address limit are refused while another
+ *      address's probe gets through at once, at the connection limit a new address's request
+ *      waits until connections close, and an idle connection is closed after the timeout. (Loopback: a client
+ *      binds 127.0.0.N to be another address.)
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -335,21 +340,27 @@ static void test_render(void) {
 
 /* ---- HTTP --------------------------------------------------------------------------------- */
 
-static int connect_local(int port) {
+/* A connection to 127.0.0.1:port from 127.0.0.<from> (the server sees another client for each). */
+static int connect_from(int port, int from) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd >= 0, "socket");
     struct timeval tv = {.tv_sec = 3};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(INADDR_LOOPBACK - 1 + (uint32_t)from);
+    REQUIRE(bind(fd, (struct sockaddr *)&src, sizeof src) == 0, "bind 127.0.0.%d: %s", from, strerror(errno));
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
     return fd;
 }
 
-/* Sends raw bytes, reads until the server closes. Returns the status code (-1: none) and the
- * whole response in *resp (caller frees). */
-static int http_raw(int port, const char *req, size_t req_len, char **resp) {
-    int fd = connect_local(port);
+static int connect_local(int port) { return connect_from(port, 1); }
+
+/* Sends raw bytes from 127.0.0.<from>, reads until the server closes. Returns the status code
+ * (-1: none) and the whole response in *resp (caller frees). */
+static int http_raw_from(int port, int from, const char *req, size_t req_len, char **resp) {
+    int fd = connect_from(port, from);
     size_t off = 0;
     while (off < req_len) {
         ssize_t n = send(fd, req + off, req_len - off, MSG_NOSIGNAL);
@@ -375,11 +386,17 @@ static int http_raw(int port, const char *req, size_t req_len, char **resp) {
     return status;
 }
 
-static int http_get(int port, const char *path, char **resp) {
+static int http_raw(int port, const char *req, size_t req_len, char **resp) {
+    return http_raw_from(port, 1, req, req_len, resp);
+}
+
+static int http_get_from(int port, int from, const char *path, char **resp) {
     char req[256];
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n", path);
-    return http_raw(port, req, (size_t)n, resp);
+    return http_raw_from(port, from, req, (size_t)n, resp);
 }
+
+static int http_get(int port, const char *path, char **resp) { return http_get_from(port, 1, path, resp); }
 
 static int count_fds(void) {
     DIR *d = opendir("/proc/self/fd");
@@ -452,9 +469,35 @@ static void test_http(void) {
     CHECK(http_get(port, "/nope", NULL) == 404, "404");
     const char post[] = "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
     CHECK(http_raw(port, post, sizeof post - 1, NULL) == 405, "405");
+    /* Garbage: refused with 400, or (libmicrohttpd's way with a request line it cannot split)
+     * closed without an answer; never served, and the server answers the next request. */
     const char junk[] = "\x01\x02garbage\r\n\r\n";
-    CHECK(http_raw(port, junk, sizeof junk - 1, NULL) == 400, "400 on garbage");
-    /* A request larger than the bound: refused (431) or dropped, never buffered without limit. */
+    int js = http_raw(port, junk, sizeof junk - 1, NULL);
+    CHECK(js == 400 || js == -1, "garbage: status %d", js);
+    CHECK(http_get(port, "/healthz", NULL) == 200, "healthz after garbage");
+    /* A request larger than the bound: refused (431) or dropped, never buffered without limit;
+     * one with 6 KiB of headers (more than any scraper sends) is served. */
+    {
+        char req[6300];
+        int n = snprintf(req, sizeof req, "GET /healthz HTTP/1.1\r\nHost: x\r\n");
+        for (int i = 0; i < 6; i++) {
+            n += snprintf(req + n, sizeof req - (size_t)n, "X-Pad-%d: ", i);
+            memset(req + n, 'a' + i, 1000);
+            n += 1000;
+            n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
+        }
+        n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
+        REQUIRE((size_t)n < sizeof req, "request buffer");
+        CHECK(http_raw(port, req, (size_t)n, NULL) == 200, "a request with 6 KiB of headers is refused");
+        /* 9 KiB: over the 8 KiB per-connection memory (libmicrohttpd's default, 32 KiB, would serve it) */
+        char big[9300];
+        n = snprintf(big, sizeof big, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ");
+        memset(big + n, 'a', 9216);
+        n += 9216;
+        n += snprintf(big + n, sizeof big - (size_t)n, "\r\n\r\n");
+        int bs = http_raw(port, big, (size_t)n, NULL);
+        CHECK(bs == 431 || bs == -1, "a request with 9 KiB of headers: status %d", bs);
+    }
     {
         size_t big = 64 * 1024;
         char *req = malloc(big);
@@ -474,15 +517,58 @@ static void test_http(void) {
     s->published_at = mono();
     metrics_publish(m, s);
 
-    /* Idle connections that never send a request fill every slot; a probe still gets through. */
+    /* Idle connections that never send a request: one address holds at most 8 (the per-address
+     * limit) and its further connections are refused, while another address's probe gets through
+     * at once, so a hung scraper cannot lock the kubelet out. (libmicrohttpd cannot give an idle
+     * connection's place to a new one, so a probe from the same address would be refused too.) */
     {
         int idle[12];
         for (int i = 0; i < 12; i++) idle[i] = connect_local(port);
         usleep(100 * 1000);
         double t0 = mono();
-        CHECK(http_get(port, "/healthz", NULL) == 200, "probe with idle connections open");
+        CHECK(http_get_from(port, 2, "/healthz", NULL) == 200, "probe from another address with idle connections open");
         CHECK(mono() - t0 < 1.0, "probe took %.2f s behind idle connections", mono() - t0);
+        CHECK(http_get(port, "/healthz", NULL) == -1, "a 13th connection from one address was served");
         for (int i = 0; i < 12; i++) close(idle[i]);
+        usleep(200 * 1000); /* the daemon sees them closed */
+    }
+    /* The connection limit (32): with 8 idle connections from each of 4 addresses, a fifth
+     * address's request is not answered (at the limit libmicrohttpd stops accepting, and the
+     * connection waits in the listen backlog); once the idle ones close, it is. */
+    {
+        int idle[32];
+        for (int i = 0; i < 32; i++) idle[i] = connect_from(port, 1 + i / 8);
+        usleep(100 * 1000);
+        int fd = connect_from(port, 5);
+        const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        CHECK(send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1), "send: %s", strerror(errno));
+        struct timeval tv = {.tv_usec = 500 * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char buf[1024];
+        ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+        CHECK(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "a 33rd connection was answered (recv %zd)", n);
+        for (int i = 0; i < 32; i++) close(idle[i]);
+        tv = (struct timeval){.tv_sec = 3};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        n = recv(fd, buf, sizeof buf - 1, 0);
+        buf[n > 0 ? n : 0] = 0;
+        int st = -1;
+        sscanf(buf, "HTTP/1.1 %d", &st);
+        CHECK(st == 200, "the waiting connection, once the idle ones closed: %zd bytes, status %d", n, st);
+        close(fd);
+    }
+    /* The idle timeout (5 s): the server closes a connection that sends nothing. */
+    {
+        int fd = connect_local(port);
+        struct timeval tv = {.tv_sec = 10};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        double t0 = mono();
+        char b;
+        ssize_t n = recv(fd, &b, 1, 0);
+        double t = mono() - t0;
+        CHECK(n == 0 && t > 4.0 && t < 7.5, "idle connection: recv %zd after %.2f s (want closed after ~5 s)", n, t);
+        fprintf(stderr, "idle connection closed by the server after %.2f s\n", t);
+        close(fd);
     }
 
     /* Many requests with publishes in between: no descriptor leak, every answer complete. */

@@ -23,7 +23,17 @@ static rd_kafka_message_t *mk(int i, int32_t partition, int64_t offset, rd_kafka
     msg[i].partition = partition;
     msg[i].offset = offset;
     msg[i].err = err;
+    msg[i].len = (size_t)(i % 13) * 100; /* sizes for the byte count */
+    msg[i].key_len = (size_t)(i % 5);
     return &msg[i];
+}
+
+/* The bytes of the messages neither taken nor destroyed among the first n. */
+static size_t held_bytes(const int *taken, int n) {
+    size_t b = 0;
+    for (int i = 0; i < n; i++)
+        if (!taken[i] && !destroyed[i]) b += msg[i].len + msg[i].key_len;
+    return b;
 }
 
 static void worked_example(void) {
@@ -128,6 +138,8 @@ static void randomized(void) {
                 }
             }
         }
+        CHECK(readahead_bytes(r) == held_bytes(taken, used), "bytes held %zu, the messages held have %zu",
+              readahead_bytes(r), held_bytes(taken, used));
     }
     /* Fairness and rotation: four lanes of 100, batches of 40 take 10 from each; batches of 2
      * start one lane on each time, so four batches cover all four lanes. */

@@ -2,9 +2,9 @@
  * against the tests' registry (tests/integration/schema_registry.py, a child process here).
  *
  * - Settings: defaults, several URLs, the refusals (a URL that is not http, Java keystores, a
- *   user info without ':' whose value is never echoed), the subject strategies, and every key
- *   the client reads is one the worker and the tools keep from librdkafka (WORKER_KEYS,
- *   REGISTRY_KEY_PREFIXES).
+ *   user info without ':' whose value is never echoed), the subject strategies; every key the
+ *   client reads is a row of the settings table, read by the right commands, its credentials
+ *   secret, none handed to librdkafka; the worker's wait bound against max.poll.interval.ms.
  * - Client: failover past a dead URL (then straight to the live one), register / lookup / latest
  *   / by id, the caches (no request for a cached answer), 404 with the registry's error code,
  *   wrong credentials (a clear error without the password), the registry down (unavailable
@@ -33,9 +33,11 @@
 #include "clock.h"
 #include "codec.h"
 #include "config.h"
+#include "kafka_clients.h"
 #include "registry.h"
 #include "schemas.h"
 #include "serde.h"
+#include "settings.h"
 #include "worker.h"
 
 /* ---- the test registry as a child ----------------------------------------------------------- */
@@ -96,15 +98,92 @@ static void opts(registry_opts *o, config *c) {
 
 /* ---- settings ------------------------------------------------------------------------------- */
 
-static void test_settings(void) {
-    for (int i = 0; REGISTRY_KEYS[i]; i++) {
-        CHECK(config_key_in(REGISTRY_KEYS[i], WORKER_KEYS), "%s is read by the registry client but missing from "
-              "WORKER_KEYS: the worker would hand it to librdkafka", REGISTRY_KEYS[i]);
-        int prefixed = 0;
-        for (int k = 0; REGISTRY_KEY_PREFIXES[k]; k++)
-            prefixed |= !strncmp(REGISTRY_KEYS[i], REGISTRY_KEY_PREFIXES[k], strlen(REGISTRY_KEY_PREFIXES[k]));
-        CHECK(prefixed, "%s matches none of REGISTRY_KEY_PREFIXES: the tools would hand it to librdkafka", REGISTRY_KEYS[i]);
+/* The keys registry_opts_from_config reads, the commands beside the worker that read each (R:
+ * consume, produce and train, which all open the registry), and whether it is a secret. */
+#define R (SETTINGS_CMD_CONSUME | SETTINGS_CMD_PRODUCE | SETTINGS_CMD_TRAIN)
+static const struct {
+    const char *key;
+    unsigned commands;
+    int secret;
+} REGISTRY_SETTINGS[] = {
+    {"schema.registry.url", R, 0},
+    {"basic.auth.user.info", R, 1},
+    {"schema.registry.basic.auth.user.info", R, 1},
+    {"basic.auth.credentials.source", R, 0},
+    {"schema.registry.ssl.ca.location", R, 0},
+    {"schema.registry.ssl.certificate.location", R, 0},
+    {"schema.registry.ssl.key.location", R, 0},
+    {"schema.registry.ssl.key.password", R, 1},
+    {"schema.registry.ssl.endpoint.identification.algorithm", R, 0},
+    {"schema.registry.ssl.truststore.location", R, 0},
+    {"schema.registry.ssl.keystore.location", R, 0},
+    {"schema.registry.request.timeout.ms", R, 0},
+    {"schema.registry.retries", R, 0},
+    {"schema.registry.retry.backoff.ms", R, 0},
+    {"schema.registry.retry.backoff.max.ms", R, 0},
+    {"auto.register.schemas", SETTINGS_CMD_PRODUCE, 0},
+    {"use.latest.version", SETTINGS_CMD_PRODUCE, 0},
+    {"value.subject.name.strategy", SETTINGS_CMD_PRODUCE, 0},
+    {"schema.registry.unavailable", SETTINGS_CMD_TRAIN, 0},
+    {"schema.registry.wait.ms", SETTINGS_CMD_PRODUCE | SETTINGS_CMD_TRAIN, 0},
+};
+#undef R
+
+static void test_settings_table(void) {
+    for (size_t i = 0; i < sizeof REGISTRY_SETTINGS / sizeof REGISTRY_SETTINGS[0]; i++) {
+        const char *key = REGISTRY_SETTINGS[i].key;
+        const setting *s = settings_find(key);
+        REQUIRE(s, "%s is read by the registry client but is not in the settings table: it would go to librdkafka",
+                key);
+        unsigned want = SETTINGS_CMD_WORKER | REGISTRY_SETTINGS[i].commands;
+        CHECK(s->commands == want, "%s: read by commands 0x%x in the table, 0x%x by the code", key, s->commands, want);
+        CHECK(s->secret == REGISTRY_SETTINGS[i].secret && settings_is_secret(key) == REGISTRY_SETTINGS[i].secret,
+              "%s: secret %d in the table, want %d", key, s->secret, REGISTRY_SETTINGS[i].secret);
+        int scoped;
+        CHECK(!kafka_prop_for(key, KAFKA_CONSUMER, settings_names(), &scoped) &&
+                  !kafka_prop_for(key, KAFKA_PRODUCER, settings_names(), &scoped),
+              "%s goes to librdkafka", key);
     }
+    /* every registry row of the table is one the client reads */
+    for (size_t i = 0; i < SETTINGS_COUNT; i++) {
+        const char *key = SETTINGS[i].name;
+        int registry = !strncmp(key, "schema.registry.", 16) || !strncmp(key, "basic.auth.", 11), known = 0;
+        for (size_t k = 0; k < sizeof REGISTRY_SETTINGS / sizeof REGISTRY_SETTINGS[0]; k++)
+            known |= !strcmp(key, REGISTRY_SETTINGS[k].key);
+        CHECK(!registry || known, "%s is in the table but the registry client does not read it", key);
+    }
+    /* credentials in a URL (basic.auth.credentials.source=URL) are never printed */
+    CHECK(!strcmp(settings_shown_value("schema.registry.url", "http://a:8081"), "http://a:8081"), "a plain URL shown");
+    CHECK(!strstr(settings_shown_value("schema.registry.url", "http://a:8081,https://u:s3cr3t@b/"), "s3cr3t"),
+          "a URL's password printed");
+}
+
+/* The worker refuses a wait for the registry that outlasts its poll interval, scoped or not. */
+static void test_settings_worker(void) {
+    config c = {0};
+    worker_settings ws;
+    char err[512];
+    set(&c, "model.path", "/m.safetensors");
+    set(&c, "schema.registry.url", "http://a:8081");
+    REQUIRE(worker_settings_from_config(&ws, &c, err, sizeof err) == 0, "%s", err);
+    CHECK(ws.registry.n_urls == 1 && ws.registry.wait_ms == 60000, "the worker's registry settings");
+    set(&c, "max.poll.interval.ms", "60000");
+    CHECK(worker_settings_from_config(&ws, &c, err, sizeof err) == -1 && strstr(err, "schema.registry.wait.ms") &&
+              strstr(err, "max.poll.interval.ms=60000"), "%s", err);
+    set(&c, "consumer.max.poll.interval.ms", "120000");
+    REQUIRE(worker_settings_from_config(&ws, &c, err, sizeof err) == 0, "the scoped key wins: %s", err);
+    set(&c, "schema.registry.wait.ms", "120000");
+    CHECK(worker_settings_from_config(&ws, &c, err, sizeof err) == -1 && strstr(err, "consumer.max.poll.interval.ms"),
+          "%s", err);
+    set(&c, "schema.registry.wait.ms", "1000");
+    set(&c, "output.format", "avro");
+    CHECK(worker_settings_from_config(&ws, &c, err, sizeof err) == -1 && strstr(err, "confluent"), "%s", err);
+    config_free(&c);
+}
+
+static void test_settings(void) {
+    test_settings_table();
+    test_settings_worker();
     config c = {0};
     registry_opts o;
     char err[512];
@@ -127,6 +206,10 @@ static void test_settings(void) {
               !strstr(err, "s3cr3t"),
           "user info without ':': %s", err);
     set(&c, "basic.auth.user.info", "u:p");
+    set(&c, "schema.registry.unavailable", "maybe");
+    CHECK(registry_opts_from_config(&o, &c, err, sizeof err) == -1 && strstr(err, "schema.registry.unavailable") &&
+              strstr(err, "'maybe'"), "%s", err);
+    set(&c, "schema.registry.unavailable", "wait");
     set(&c, "schema.registry.ssl.truststore.location", "/x.jks");
     CHECK(registry_opts_from_config(&o, &c, err, sizeof err) == -1 && strstr(err, "schema.registry.ssl.ca.location"), "%s", err);
     config_free(&c);

@@ -1,5 +1,5 @@
-/* cmd_broker: `ievo broker`, librdkafka's mock cluster as a process on TCP, with an optional
- * fault-injection control channel.
+/* broker: the development broker (`ievo broker`), librdkafka's mock cluster served on TCP,
+ * with an optional fault-injection control channel.
  *
  * Why: tests, the demo and local runs need a Kafka-protocol broker without a JVM. The mock
  * cluster (librdkafka 2.0.2) serves other processes over TCP, but only the process that owns it
@@ -51,31 +51,16 @@
 #include <librdkafka/rdkafka_mock.h>   /* must follow rdkafka.h */
 
 #include "broker.h"
-#include "config.h"
+#include "kafka_clients.h"
 #include "log.h"
+#include "settings.h"
 
-#define BROKER_MAX_TOPICS 64
-#define BROKER_MAX_BROKERS 64
 #define BROKER_CTL_MAX_CLIENTS 8
 #define BROKER_CTL_LINE_MAX 4096        /* a longer command line closes the connection */
 #define BROKER_CTL_REPLY_MAX (1 << 17)  /* `status` of many partitions is long; cut with "..." */
 #define BROKER_CTL_MAX_ARGS 64
 #define BROKER_CTL_MAX_COORDS 64
 #define BROKER_CTL_QUERY_MS 3000        /* `status` metadata / offsets requests */
-
-typedef struct {
-    const char *name;
-    int partitions;   /* 0: the --partitions default */
-} broker_topic;
-
-typedef struct {
-    int brokers, partitions;
-    broker_topic topics[BROKER_MAX_TOPICS];
-    int ntopics;
-    const char *bootstrap_file;
-    const char *control_path;
-    config cfg;       /* -F / IEVO_CFG_* / -X: properties of the mock's own handle */
-} broker_opts;
 
 /* One connection on the control socket: the bytes of its current, unfinished line. */
 typedef struct {
@@ -111,95 +96,11 @@ typedef struct {
 static volatile sig_atomic_t g_broker_stop = 0;
 static void broker_on_signal(int sig) { g_broker_stop = sig; }
 
-static void broker_usage(FILE *f) {
-    fprintf(f,
-            "usage: ievo broker [--brokers N] [--partitions N] [--topic NAME[:PARTITIONS]]...\n"
-            "                   [--bootstrap-file PATH] [--control PATH] [-X prop=val]... [-F config]\n"
-            "  Runs librdkafka's mock cluster on random local ports until SIGTERM/SIGINT.\n"
-            "  --brokers N          brokers in the cluster (default 3)\n"
-            "  --partitions N       partitions of each --topic without its own count (default 4)\n"
-            "  --topic NAME[:P]     create a topic at start (repeatable); unknown topics are\n"
-            "                       auto-created by the mock with 4 partitions\n"
-            "  --bootstrap-file P   also write the bootstrap servers to P (atomically)\n"
-            "  --control PATH       serve the fault-injection control channel on a Unix socket at\n"
-            "                       PATH (ievo broker-ctl --control PATH help; docs/faults.md)\n"
-            "  -X prop=val, -F file librdkafka properties of the mock's handle\n"
-            "  Prints the bootstrap servers as one line on stdout; logs go to stderr.\n");
-}
-
 /* Routes librdkafka's log lines to ours (syslog levels). */
 static void broker_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     (void)rk;
     log_level l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
     log_msg(l, "broker", "rdkafka %s: %s", fac, buf);
-}
-
-static int broker_parse_int(const char *flag, const char *v, int min, int max, int *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < min || x > max) {
-        LOG_E("broker", "%s: '%s' is not an integer in [%d, %d]", flag, v, min, max);
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
-}
-
-/* Returns 0, 1 for --help, -1 on a usage error (logged). */
-static int broker_parse_args(int argc, char **argv, broker_opts *o) {
-    char err[512];
-    o->brokers = 3;
-    o->partitions = 4;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return 1;
-        if (i + 1 >= argc) {
-            LOG_E("broker", "unknown option or missing value: %s", a);
-            return -1;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--brokers")) {
-            if (broker_parse_int(a, v, 1, BROKER_MAX_BROKERS, &o->brokers)) return -1;
-        } else if (!strcmp(a, "--partitions")) {
-            if (broker_parse_int(a, v, 1, 100000, &o->partitions)) return -1;
-        } else if (!strcmp(a, "--topic")) {
-            if (o->ntopics == BROKER_MAX_TOPICS) {
-                LOG_E("broker", "at most %d --topic flags", BROKER_MAX_TOPICS);
-                return -1;
-            }
-            broker_topic *t = &o->topics[o->ntopics++];
-            char *colon = strrchr(v, ':');
-            t->name = v;
-            t->partitions = 0;
-            if (colon) {
-                *colon = 0;   /* argv is ours to edit */
-                if (broker_parse_int("--topic partitions", colon + 1, 1, 100000, &t->partitions)) return -1;
-            }
-            if (!*t->name) {
-                LOG_E("broker", "--topic: empty topic name");
-                return -1;
-            }
-        } else if (!strcmp(a, "--bootstrap-file")) {
-            o->bootstrap_file = v;
-        } else if (!strcmp(a, "--control")) {
-            o->control_path = v;
-        } else if (!strcmp(a, "-X")) {
-            if (config_set_kv(&o->cfg, v, err, sizeof err)) {
-                LOG_E("broker", "-X %s: %s", v, err);
-                return -1;
-            }
-        } else if (!strcmp(a, "-F")) {
-            if (config_load_file(&o->cfg, v, err, sizeof err)) {
-                LOG_E("broker", "%s", err);
-                return -1;
-            }
-        } else {
-            LOG_E("broker", "unknown option: %s", a);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* Writes the bootstrap string to path via a temporary file and rename, so a reader never sees
@@ -767,7 +668,7 @@ static void broker_stop(broker *b) {
 /* The cluster is created by the handle itself (test.mock.num.brokers), which also points the
  * handle's bootstrap.servers at it; rd_kafka_mock_cluster_new on a bare handle works the same
  * but makes librdkafka warn that the handle has no bootstrap servers. */
-static int broker_start(broker *b, const broker_opts *o, char *err, size_t errlen) {
+static int broker_start(broker *b, const broker_opts *o, const config *cfg, char *err, size_t errlen) {
     char nbrokers[16];
     snprintf(nbrokers, sizeof nbrokers, "%d", o->brokers);
     const char *const defaults[] = {
@@ -779,7 +680,7 @@ static int broker_start(broker *b, const broker_opts *o, char *err, size_t errle
     b->control_fd = -1;
     for (int i = 0; i < BROKER_CTL_MAX_CLIENTS; i++) b->clients[i].fd = -1;
     b->nbrokers = o->brokers;
-    rd_kafka_conf_t *conf = config_kafka_conf(&o->cfg, defaults, NULL, NULL, err, errlen);
+    rd_kafka_conf_t *conf = kafka_conf_for(cfg, KAFKA_PRODUCER, defaults, settings_names(), err, errlen);
     if (!conf) return -1;
     rd_kafka_conf_set_log_cb(conf, broker_kafka_log);
     char kerr[512];
@@ -847,21 +748,7 @@ static void broker_serve(broker *b) {
     }
 }
 
-int cmd_broker(int argc, char **argv) {
-    broker_opts o;
-    memset(&o, 0, sizeof o);
-    char err[512];
-    int rc = broker_parse_args(argc, argv, &o);
-    if (rc) {
-        broker_usage(rc > 0 ? stdout : stderr);
-        config_free(&o.cfg);
-        return rc > 0 ? 0 : 2;
-    }
-    if (config_load_env(&o.cfg, err, sizeof err)) {
-        LOG_E("broker", "%s", err);
-        config_free(&o.cfg);
-        return 2;
-    }
+int broker_run(const broker_opts *o, const config *cfg, char *err, size_t errlen) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = broker_on_signal;
@@ -870,13 +757,9 @@ int cmd_broker(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
 
     broker b;
-    if (broker_start(&b, &o, err, sizeof err)) {
-        LOG_E("broker", "%s", err);
-        config_free(&o.cfg);
-        return 1;
-    }
-    LOG_I("broker", "%d brokers at %s%s%s", o.brokers, b.bootstraps, o.bootstrap_file ? ", written to " : "",
-          o.bootstrap_file ? o.bootstrap_file : "");
+    if (broker_start(&b, o, cfg, err, errlen)) return -1;
+    LOG_I("broker", "%d brokers at %s%s%s", o->brokers, b.bootstraps, o->bootstrap_file ? ", written to " : "",
+          o->bootstrap_file ? o->bootstrap_file : "");
     if (b.control_path) LOG_I("broker", "control channel on %s", b.control_path);
     printf("%s\n", b.bootstraps);
     fflush(stdout);
@@ -886,7 +769,6 @@ int cmd_broker(int argc, char **argv) {
     LOG_I("broker", "signal %d: shutting down", (int)g_broker_stop);
     if (b.bootstrap_file) unlink(b.bootstrap_file);
     broker_stop(&b);
-    config_free(&o.cfg);
     LOG_I("broker", "stopped");
     return 0;
 }

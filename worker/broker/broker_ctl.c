@@ -1,4 +1,4 @@
-/* cmd_broker_ctl: `ievo broker-ctl`, the client of `ievo broker --control PATH`.
+/* broker_ctl: the client of `ievo broker --control PATH` (`ievo broker-ctl`).
  *
  * Why: tests and people inject faults into the local broker (broker down/up, request errors,
  * RTT, coordinator and leader moves) while producers and consumers run against it; only the
@@ -9,8 +9,6 @@
  * command's words are sent joined by single spaces; the reply line is printed on stdout. With
  * "-" (or no command) the commands are read from stdin, one per line, over one connection.
  *
- * Exit status: 0 every reply was ok, 1 some reply was an error, 2 usage, 3 the broker could not
- * be reached or did not answer in time.
  */
 #include <errno.h>
 #include <poll.h>
@@ -23,38 +21,7 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "log.h"
-
-#define BROKER_CTL_CMD_MAX 4096
-
-static void broker_ctl_usage(FILE *f) {
-    fprintf(f,
-            "usage: ievo broker-ctl [--control PATH] [--timeout SECONDS] COMMAND [ARG...]\n"
-            "       ievo broker-ctl [--control PATH] [--timeout SECONDS] -     (commands on stdin)\n"
-            "  Sends a fault-injection command to `ievo broker --control PATH` and prints its reply.\n"
-            "  --control PATH    the broker's control socket (default: $IEVO_BROKER_CONTROL)\n"
-            "  --timeout S       seconds to wait for each reply (default 30)\n"
-            "  Commands (`help` asks the broker for its list):\n"
-            "    status                                   brokers, topics, leaders, end offsets\n"
-            "    broker-down ID|all, broker-up ID|all     close a broker's connections and refuse new ones\n"
-            "    rtt ID|all MS                            delay every response of a broker by MS\n"
-            "    request-errors API ERR [ERR...]          fail the next requests of API (Produce, Fetch,\n"
-            "                                             OffsetCommit, JoinGroup, Heartbeat, ... or a number)\n"
-            "    broker-request-errors ID API ERR[@MS]... the same on one broker, each answered after MS\n"
-            "    clear-errors [API]                       drop queued cluster-wide request errors\n"
-            "    coordinator group|transaction KEY ID     move a group's / transactional id's coordinator\n"
-            "    partition-leader TOPIC PARTITION ID|-1   move a partition's leader (-1: no leader)\n"
-            "    topic-error TOPIC ERR                    Metadata for TOPIC returns ERR (NO_ERROR clears)\n"
-            "  Errors by librdkafka name (NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT, NOT_COORDINATOR,\n"
-            "  COORDINATOR_NOT_AVAILABLE, _TRANSPORT to drop the connection, ...) or number.\n"
-            "  Exit status: 0 ok, 1 the broker answered an error, 2 usage, 3 broker unreachable.\n");
-}
-
-static double broker_ctl_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "clock.h"
 
 static int broker_ctl_connect(const char *path, char *err, size_t errlen) {
     struct sockaddr_un sa;
@@ -111,13 +78,13 @@ static int broker_ctl_roundtrip(broker_ctl_conn *c, const char *cmd, double time
     c->n -= c->last;
     c->last = 0;
     char *nl;
-    double deadline = broker_ctl_now() + timeout_s;
+    double deadline = clock_mono_s() + timeout_s;
     while (!(nl = memchr(c->buf, '\n', c->n))) {
         if (c->n == sizeof c->buf - 1) {
             snprintf(err, errlen, "reply longer than %zu bytes", sizeof c->buf - 1);
             return -1;
         }
-        double left = deadline - broker_ctl_now();
+        double left = deadline - clock_mono_s();
         struct pollfd p = {c->fd, POLLIN, 0};
         int rc = left > 0 ? poll(&p, 1, (int)(left * 1000) + 1) : 0;
         if (rc < 0 && errno == EINTR) continue;
@@ -147,98 +114,48 @@ static int broker_ctl_print(const char *reply) {
     return strncmp(reply, "ok", 2) == 0 && (reply[2] == 0 || reply[2] == ' ') ? 0 : 1;
 }
 
-int cmd_broker_ctl(int argc, char **argv) {
-    const char *path = getenv("IEVO_BROKER_CONTROL");
-    double timeout_s = 30;
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            broker_ctl_usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--control") || !strcmp(a, "--timeout")) {
-            if (i + 1 >= argc) {
-                LOG_E("broker-ctl", "%s needs a value", a);
-                broker_ctl_usage(stderr);
-                return 2;
-            }
-            const char *v = argv[++i];
-            if (!strcmp(a, "--control")) {
-                path = v;
-            } else {
-                char *end;
-                timeout_s = strtod(v, &end);
-                if (end == v || *end || !(timeout_s > 0 && timeout_s <= 3600)) {
-                    LOG_E("broker-ctl", "--timeout: '%s' is not a number of seconds in (0, 3600]", v);
-                    return 2;
-                }
-            }
-            continue;
-        }
-        break;   /* the command */
+int broker_ctl_join(char *const *words, int n, char *line, size_t cap, char *err, size_t errlen) {
+    size_t len = 0;
+    for (int k = 0; k < n; k++) {
+        if (!*words[k] || strpbrk(words[k], " \t\r\n"))
+            return snprintf(err, errlen, "argument '%s' is empty or holds whitespace, which the line protocol cannot "
+                                         "carry", words[k]), -1;
+        size_t al = strlen(words[k]);
+        if (len + al + 1 > BROKER_CTL_CMD_MAX || len + al + 1 >= cap)
+            return snprintf(err, errlen, "command longer than %d bytes", BROKER_CTL_CMD_MAX), -1;
+        if (len) line[len++] = ' ';
+        memcpy(line + len, words[k], al);
+        len += al;
     }
-    if (!path || !*path) {
-        LOG_E("broker-ctl", "no control socket: pass --control PATH or set IEVO_BROKER_CONTROL");
-        broker_ctl_usage(stderr);
-        return 2;
-    }
-    int from_stdin = i >= argc || (i + 1 == argc && !strcmp(argv[i], "-"));
-    char cmd[BROKER_CTL_CMD_MAX + 1];
-    if (!from_stdin) {
-        size_t len = 0;
-        for (int k = i; k < argc; k++) {
-            if (!*argv[k] || strpbrk(argv[k], " \t\r\n")) {
-                LOG_E("broker-ctl", "argument '%s' is empty or holds whitespace, which the line protocol cannot carry",
-                      argv[k]);
-                return 2;
-            }
-            size_t al = strlen(argv[k]);
-            if (len + al + 1 > BROKER_CTL_CMD_MAX) {
-                LOG_E("broker-ctl", "command longer than %d bytes", BROKER_CTL_CMD_MAX);
-                return 2;
-            }
-            if (len) cmd[len++] = ' ';
-            memcpy(cmd + len, argv[k], al);
-            len += al;
-        }
-        cmd[len] = 0;
-    }
+    line[len] = 0;
+    return 0;
+}
 
-    char err[768];
-    static broker_ctl_conn conn;
-    conn.n = conn.last = 0;
-    if ((conn.fd = broker_ctl_connect(path, err, sizeof err)) < 0) {
-        LOG_E("broker-ctl", "%s", err);
-        return 3;
-    }
+/* The commands of stdin, one a line, over the connection. */
+static int broker_ctl_stdin(broker_ctl_conn *conn, double timeout_s, char *err, size_t errlen) {
+    char cmd[BROKER_CTL_CMD_MAX + 1], *reply;
     int rc = 0;
-    char *reply;
-    if (!from_stdin) {
-        if (broker_ctl_roundtrip(&conn, cmd, timeout_s, &reply, err, sizeof err)) {
-            LOG_E("broker-ctl", "%s", err);
-            rc = 3;
-        } else {
-            rc = broker_ctl_print(reply);
-        }
-    } else {
-        while (fgets(cmd, sizeof cmd, stdin)) {
-            size_t len = strcspn(cmd, "\r\n");
-            if (cmd[len] == 0 && !feof(stdin)) {
-                LOG_E("broker-ctl", "stdin: a command line longer than %d bytes", BROKER_CTL_CMD_MAX - 1);
-                rc = 2;
-                break;
-            }
-            cmd[len] = 0;
-            if (!cmd[strspn(cmd, " \t")] || cmd[strspn(cmd, " \t")] == '#') continue;   /* blank, comment */
-            if (broker_ctl_roundtrip(&conn, cmd, timeout_s, &reply, err, sizeof err)) {
-                LOG_E("broker-ctl", "%s", err);
-                rc = 3;
-                break;
-            }
-            if (broker_ctl_print(reply)) rc = 1;
-        }
+    while (fgets(cmd, sizeof cmd, stdin)) {
+        size_t len = strcspn(cmd, "\r\n");
+        if (cmd[len] == 0 && !feof(stdin))
+            return snprintf(err, errlen, "stdin: a command line longer than %d bytes", BROKER_CTL_CMD_MAX - 1), -1;
+        cmd[len] = 0;
+        const char *word = cmd + strspn(cmd, " \t");
+        if (!*word || *word == '#') continue;   /* blank, comment */
+        if (broker_ctl_roundtrip(conn, cmd, timeout_s, &reply, err, errlen)) return -1;
+        if (broker_ctl_print(reply)) rc = 1;
     }
+    return rc;
+}
+
+int broker_ctl_call(const char *path, const char *line, double timeout_s, char *err, size_t errlen) {
+    static broker_ctl_conn conn;   /* its buffer is large */
+    conn.n = conn.last = 0;
+    if ((conn.fd = broker_ctl_connect(path, err, errlen)) < 0) return -1;
+    char *reply;
+    int rc;
+    if (!line) rc = broker_ctl_stdin(&conn, timeout_s, err, errlen);
+    else rc = broker_ctl_roundtrip(&conn, line, timeout_s, &reply, err, errlen) ? -1 : broker_ctl_print(reply);
     close(conn.fd);
     return rc;
 }

@@ -4,15 +4,15 @@
  * codec, so what this prints is an independent check of the worker's output. One JSON object
  * per line: every schema field, then "partition" and "offset" of the Kafka record.
  *
- * Without --group every partition is assigned directly (the partition count comes from a
- * metadata request) and nothing is committed; with --group the consumer subscribes and
- * commits as a normal group member. Stops after --count records, or with --until-eof once
- * every assigned partition has reached its end, or on SIGINT/SIGTERM. A record that does not
- * decode is logged with its partition and offset and makes the exit status non-zero.
+ * Without -G every partition is assigned directly (the partition count comes from a metadata
+ * request) and nothing is committed; with -G GROUP the consumer subscribes and commits as a
+ * normal group member (a group.id in the settings alone never makes it join one: a properties
+ * file shared with the worker names the worker's group). Stops after -c N records, or with -e
+ * once every assigned partition has reached its end, or on SIGINT/SIGTERM. A record that does
+ * not decode is logged with its partition and offset and makes the exit status 1.
  * With schema.registry.url set, each record's writer schema is fetched by its id (once) and
  * resolved into interest_vector.avsc, so any registered writer of InterestVector reads.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,34 +24,57 @@
 #include <librdkafka/rdkafka.h>
 
 #include "avro_tools.h"
+#include "cli.h"
 #include "codec.h"
 #include "commands.h"
-#include "config.h"
+#include "kafka_clients.h"
 #include "log.h"
-#include "serde.h"
+#include "registry.h"
+#include "settings.h"
+
+enum { OPT_FROM_BEGINNING = CLI_OPT_ID_FIRST_FREE, OPT_FORMAT };
+
+static const cli_option OPTS[] = {
+    CLI_OPT_BOOTSTRAP,
+    CLI_OPT_TOPIC("the topic to read", "output.topic"),
+    {"from-beginning", OPT_FROM_BEGINNING, NULL, "start at the earliest offset (default: the end)", NULL},
+    CLI_OPT_COUNT("exit after N records"),
+    CLI_OPT_UNTIL_EOF("exit when every assigned partition is at its end"),
+    {"group", 'G', "GROUP", "join consumer group GROUP and commit (default: assign every partition, no commits)", NULL},
+    {"format", OPT_FORMAT, "confluent|avro", "the records' wire format", "output.format"},
+    CLI_OPT_END,
+};
+
+static const cli_command CMD = {
+    .name = "consume",
+    .synopsis = "[-b BROKERS] [-t TOPIC] [--from-beginning] [-c N] [-e] [-G GROUP] [--format F]\n"
+                " [-F FILE] [-X KEY=VALUE]...",
+    .about = "Prints each InterestVector of the topic as one JSON line (every schema field, then the\n"
+             "record's partition and offset), decoded with avro-c independently of the worker's codec.\n",
+    .opts = OPTS,
+    .settings = SETTINGS_CMD_CONSUME,
+    .kafka = 1,
+    .notes = "With schema.registry.url set, each record is read with its writer schema from the registry\n"
+             "(fetched once per schema id) into interest_vector.avsc (docs/schemas.md).\n",
+};
 
 typedef struct {
     const char *topic, *group;
     int from_beginning, until_eof;
-    int64_t count;
+    int64_t count;   /* -1: no limit */
     wire_format format;
-    config cfg;
 } consume_opts;
 
 static volatile sig_atomic_t g_consume_stop = 0;
 static void consume_on_signal(int sig) { g_consume_stop = sig; }
 
-static void consume_usage(FILE *f) {
-    fprintf(f,
-            "usage: ievo consume -b BOOTSTRAP -t TOPIC [--from-beginning] [--count N] [--until-eof]\n"
-            "                    [--group G] [--format confluent|avro] [-X prop=val]... [-F config]\n"
-            "  Prints each InterestVector as one JSON line (schema fields + partition, offset),\n"
-            "  decoded with avro-c.\n"
-            "  --from-beginning  start at the earliest offset (default: the end)\n"
-            "  --count N         exit after N records\n"
-            "  --until-eof       exit when every assigned partition is at its end\n"
-            "  --group G         join consumer group G (default: assign all partitions, no commits)\n"
-            "  -X schema.registry.url=URL  read each record with its writer schema from the registry\n");
+static int on_option(void *ctx, int key, const char *value, char *err, size_t errlen) {
+    consume_opts *o = ctx;
+    if (key == OPT_FROM_BEGINNING) o->from_beginning = 1;
+    else if (key == 'e') o->until_eof = 1;
+    else if (key == 'G') o->group = value;
+    else if (key == 'c') return cli_int(value, 0, INT64_MAX, &o->count, err, errlen);
+    return 0;
 }
 
 static void consume_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -60,110 +83,53 @@ static void consume_kafka_log(const rd_kafka_t *rk, int level, const char *fac, 
     log_msg(l, "consume", "rdkafka %s: %s", fac, buf);
 }
 
-/* Returns 0, 1 for --help, -1 on a usage error (logged). */
-static int consume_parse_args(int argc, char **argv, consume_opts *o) {
-    char err[512];
-    o->format = WIRE_CONFLUENT;
-    o->count = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return 1;
-        if (!strcmp(a, "--from-beginning")) { o->from_beginning = 1; continue; }
-        if (!strcmp(a, "--until-eof") || !strcmp(a, "-e")) { o->until_eof = 1; continue; }
-        if (i + 1 >= argc) {
-            LOG_E("consume", "unknown option or missing value: %s", a);
-            return -1;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "-b")) {
-            if (config_set(&o->cfg, "bootstrap.servers", v)) return -1;
-        } else if (!strcmp(a, "-t")) {
-            o->topic = v;
-        } else if (!strcmp(a, "--group") || !strcmp(a, "-G")) {
-            o->group = v;
-        } else if (!strcmp(a, "--count") || !strcmp(a, "-c")) {
-            char *end;
-            errno = 0;
-            long long n = strtoll(v, &end, 10);
-            if (errno || end == v || *end || n < 0) {
-                LOG_E("consume", "--count: '%s' is not a non-negative integer", v);
-                return -1;
-            }
-            o->count = n;
-        } else if (!strcmp(a, "--format")) {
-            int f = wire_format_parse(v);
-            if (f < 0) {
-                LOG_E("consume", "--format: '%s' is neither confluent nor avro", v);
-                return -1;
-            }
-            o->format = (wire_format)f;
-        } else if (!strcmp(a, "-X")) {
-            if (config_set_kv(&o->cfg, v, err, sizeof err)) {
-                LOG_E("consume", "-X %s: %s", v, err);
-                return -1;
-            }
-        } else if (!strcmp(a, "-F")) {
-            if (config_load_file(&o->cfg, v, err, sizeof err)) {
-                LOG_E("consume", "%s", err);
-                return -1;
-            }
-        } else {
-            LOG_E("consume", "unknown option: %s", a);
-            return -1;
-        }
-    }
-    if (!o->topic) {
-        LOG_E("consume", "-t TOPIC is required");
-        return -1;
-    }
-    return 0;
+/* The consumer: the settings' librdkafka properties, then what defines this command's reading
+ * (its own group or none, commits only in a group, where to start, end-of-partition events). */
+static rd_kafka_t *consume_client(const config *cfg, const consume_opts *o, char *err, size_t errlen) {
+    char gid[64];
+    /* rd_kafka_assign needs a group handle even when no group is joined: a private id, no commits. */
+    snprintf(gid, sizeof gid, "ievo-consume-%ld-%ld", (long)getpid(), (long)time(NULL));
+    static const char *const defaults[] = {
+        "client.id", "ievo-consume",
+        "session.timeout.ms", "6000",       /* the mock waits session.timeout - 1 s at every join */
+        "heartbeat.interval.ms", "500",
+        NULL, NULL};
+    const char *const ours[] = {
+        "group.id", o->group ? o->group : gid,
+        "enable.auto.commit", o->group ? "true" : "false",
+        "auto.offset.reset", o->from_beginning ? "earliest" : "latest",
+        "enable.partition.eof", o->until_eof ? "true" : "false",
+        NULL, NULL};
+    return kafka_consumer_new(cfg, defaults, ours, consume_kafka_log, err, errlen);
 }
 
-/* Assigns every partition of the topic at the start offset. Returns the partition count, or -1. */
-static int consume_assign_all(rd_kafka_t *rk, const consume_opts *o) {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
-    if (!rkt) {
-        LOG_E("consume", "topic %s: %s", o->topic, rd_kafka_err2str(rd_kafka_last_error()));
-        return -1;
+/* Subscribes in the group, or assigns every partition at the start offset. */
+static int consume_start(rd_kafka_t *rk, const consume_opts *o, char *err, size_t errlen) {
+    rd_kafka_resp_err_t e;
+    if (o->group) {
+        rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(sub, o->topic, RD_KAFKA_PARTITION_UA);
+        e = rd_kafka_subscribe(rk, sub);
+        rd_kafka_topic_partition_list_destroy(sub);
+        if (e) return snprintf(err, errlen, "cannot subscribe to %s: %s", o->topic, rd_kafka_err2str(e)), -1;
+        LOG_I("consume", "subscribed to %s in group %s", o->topic, o->group);
+        return 0;
     }
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    int nparts = -1;
-    /* A fresh topic may report no leaders for a moment: retry briefly. */
-    for (int attempt = 0; attempt < 20 && !g_consume_stop; attempt++) {
-        err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-        if (!err && md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0) {
-            nparts = md->topics[0].partition_cnt;
-            rd_kafka_metadata_destroy(md);
-            break;
-        }
-        if (!err) {
-            err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
-            rd_kafka_metadata_destroy(md);
-        }
-        usleep(250000);
-    }
-    rd_kafka_topic_destroy(rkt);
-    if (nparts < 0) {
-        LOG_E("consume", "no metadata for topic %s: %s", o->topic, rd_kafka_err2str(err));
-        return -1;
-    }
+    int nparts;
+    if (kafka_partition_count_wait(rk, o->topic, 10000, 20, &nparts, err, errlen)) return -1;
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(nparts);
     for (int p = 0; p < nparts; p++)
         rd_kafka_topic_partition_list_add(parts, o->topic, p)->offset =
             o->from_beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
-    err = rd_kafka_assign(rk, parts);
+    e = rd_kafka_assign(rk, parts);
     rd_kafka_topic_partition_list_destroy(parts);
-    if (err) {
-        LOG_E("consume", "cannot assign %d partitions of %s: %s", nparts, o->topic, rd_kafka_err2str(err));
-        return -1;
-    }
+    if (e) return snprintf(err, errlen, "cannot assign %d partitions of %s: %s", nparts, o->topic, rd_kafka_err2str(e)), -1;
     LOG_I("consume", "assigned %d partitions of %s from the %s", nparts, o->topic, o->from_beginning ? "beginning" : "end");
-    return nparts;
+    return 0;
 }
 
-/* --until-eof: EOF flags per partition, cleared by a record; done when every assigned partition
- * of the topic is flagged. */
+/* -e: end-of-partition flags, cleared by a record; done when every assigned partition of the
+ * topic is flagged. */
 typedef struct {
     unsigned char *eof;
     int n;
@@ -210,138 +176,123 @@ static int consume_writer(registry *reg, avro_tools_iv_reader *r, const rd_kafka
     return avro_tools_iv_reader_add_writer(r, id, schema, err, errlen);
 }
 
-int cmd_consume(int argc, char **argv) {
-    consume_opts o;
-    memset(&o, 0, sizeof o);
-    char err[512], gid[64];
-    int exit_code = 1;
-    rd_kafka_t *rk = NULL;
-    avro_tools_iv_reader *r = NULL;
+/* ---- the loop ------------------------------------------------------------------------------- */
+
+typedef struct {
+    rd_kafka_t *rk;
+    avro_tools_iv_reader *r;
+    registry *reg;   /* NULL: no schema registry, every record in the reader's schema */
+} consume_io;
+
+typedef struct {
+    int64_t printed, bad;
+    int fatal;
+} consume_counts;
+
+/* One message from the poll: a record to print, an end of partition, or an error. Returns 1
+ * when -e is satisfied. */
+static int consume_message(const consume_io *io, const consume_opts *o, consume_eof *eof, rd_kafka_message_t *m,
+                           consume_counts *n) {
+    char err[1024];
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (!o->until_eof) return 0;
+        if (consume_eof_mark(eof, m->partition, 1)) return n->fatal = 1, 0;
+        return consume_eof_all(io->rk, eof, o->topic);
+    }
+    if (m->err) {
+        LOG_E("consume", "%s [%d]: %s", m->rkt ? rd_kafka_topic_name(m->rkt) : o->topic, (int)m->partition,
+              rd_kafka_message_errstr(m));
+        n->fatal |= m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                    m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED || m->err == RD_KAFKA_RESP_ERR__FATAL;
+        return 0;
+    }
+    if (o->until_eof && consume_eof_mark(eof, m->partition, 0)) return n->fatal = 1, 0;
+    interest_vector iv;
+    if ((io->reg && consume_writer(io->reg, io->r, m, err, sizeof err)) ||
+        avro_tools_iv_read(io->r, m->payload, m->len, &iv, NULL, err, sizeof err)) {
+        LOG_E("consume", "%s [%d] offset %" PRId64 ": %s", o->topic, (int)m->partition, m->offset, err);
+        n->bad++;
+    } else if (avro_tools_iv_write_json(&iv, m->partition, m->offset, stdout, err, sizeof err)) {
+        LOG_E("consume", "%s", err);
+        n->fatal = 1;
+    } else {
+        n->printed++;
+    }
+    return 0;
+}
+
+static void consume_loop(const consume_io *io, const consume_opts *o, consume_counts *n) {
     consume_eof eof = {NULL, 0};
-    int64_t printed = 0, bad = 0;
-    registry_opts ro;
-    registry *reg = NULL;
-
-    int prc = consume_parse_args(argc, argv, &o);
-    if (prc) {
-        consume_usage(prc > 0 ? stdout : stderr);
-        config_free(&o.cfg);
-        return prc > 0 ? 0 : 2;
-    }
-    if (config_load_env(&o.cfg, err, sizeof err)) {
-        LOG_E("consume", "%s", err);
-        goto done;
-    }
-    if (!config_get(&o.cfg, "bootstrap.servers", NULL)) {
-        LOG_E("consume", "no bootstrap servers: give -b BOOTSTRAP (or bootstrap.servers in -F / IEVO_CFG_BOOTSTRAP_SERVERS)");
-        goto done;
-    }
-    if (!(r = avro_tools_iv_reader_new(o.format, err, sizeof err))) {
-        LOG_E("consume", "%s", err);
-        goto done;
-    }
-    if (serde_registry_open(&o.cfg, &ro, &reg, err, sizeof err)) {
-        LOG_E("consume", "%s", err);
-        goto done;
-    }
-    /* rd_kafka_assign needs a group handle even when no group is joined: a private id, no commits. */
-    snprintf(gid, sizeof gid, "ievo-consume-%ld-%ld", (long)getpid(), (long)time(NULL));
-    const char *defaults[] = {
-        "client.id", "ievo-consume",
-        "group.id", o.group ? o.group : gid,
-        "enable.auto.commit", o.group ? "true" : "false",
-        "auto.offset.reset", o.from_beginning ? "earliest" : "latest",
-        "enable.partition.eof", o.until_eof ? "true" : "false",
-        "session.timeout.ms", "6000",       /* the mock waits session.timeout - 1 s at every join */
-        "heartbeat.interval.ms", "500",
-        NULL, NULL};
-    rd_kafka_conf_t *conf = config_kafka_conf(&o.cfg, defaults, NULL, REGISTRY_KEY_PREFIXES, err, sizeof err);
-    if (!conf) {
-        LOG_E("consume", "%s", err);
-        goto done;
-    }
-    rd_kafka_conf_set_log_cb(conf, consume_kafka_log);
-    char kerr[512];
-    if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr))) {
-        rd_kafka_conf_destroy(conf);
-        LOG_E("consume", "cannot create consumer: %s", kerr);
-        goto done;
-    }
-    rd_kafka_poll_set_consumer(rk);
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = consume_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-
-    if (o.group) {
-        rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(sub, o.topic, RD_KAFKA_PARTITION_UA);
-        rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, sub);
-        rd_kafka_topic_partition_list_destroy(sub);
-        if (e) {
-            LOG_E("consume", "cannot subscribe to %s: %s", o.topic, rd_kafka_err2str(e));
-            goto done;
-        }
-        LOG_I("consume", "subscribed to %s in group %s", o.topic, o.group);
-    } else if (consume_assign_all(rk, &o) < 0) {
-        goto done;
-    }
-
-    int fatal = 0;
-    while (!g_consume_stop && !fatal && (o.count < 0 || printed + bad < o.count)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+    int done = 0;
+    while (!g_consume_stop && !n->fatal && !done && (o->count < 0 || n->printed + n->bad < o->count)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(io->rk, 200);
         if (!m) {
             fflush(stdout);
             continue;
         }
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (o.until_eof) {
-                if (consume_eof_mark(&eof, m->partition, 1)) fatal = 1;
-                else if (consume_eof_all(rk, &eof, o.topic)) {
-                    rd_kafka_message_destroy(m);
-                    break;
-                }
-            }
-        } else if (m->err) {
-            LOG_E("consume", "%s [%d]: %s", m->rkt ? rd_kafka_topic_name(m->rkt) : o.topic, (int)m->partition,
-                  rd_kafka_message_errstr(m));
-            if (m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-                m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED || m->err == RD_KAFKA_RESP_ERR__FATAL)
-                fatal = 1;
-        } else {
-            if (o.until_eof && consume_eof_mark(&eof, m->partition, 0)) fatal = 1;
-            interest_vector iv;
-            if (reg && consume_writer(reg, r, m, err, sizeof err)) {
-                LOG_E("consume", "%s [%d] offset %" PRId64 ": %s", o.topic, (int)m->partition, m->offset, err);
-                bad++;
-            } else if (avro_tools_iv_read(r, m->payload, m->len, &iv, NULL, err, sizeof err)) {
-                LOG_E("consume", "%s [%d] offset %" PRId64 ": %s", o.topic, (int)m->partition, m->offset, err);
-                bad++;
-            } else {
-                if (avro_tools_iv_write_json(&iv, m->partition, m->offset, stdout, err, sizeof err)) {
-                    LOG_E("consume", "cannot write output: %s", err);
-                    fatal = 1;
-                }
-                printed++;
-            }
-        }
+        done = consume_message(io, o, &eof, m, n);
         rd_kafka_message_destroy(m);
     }
-    fflush(stdout);
-    LOG_I("consume", "%" PRId64 " records printed, %" PRId64 " undecodable%s", printed, bad,
-          g_consume_stop ? " (interrupted)" : "");
-    exit_code = (fatal || bad) ? 1 : 0;
-done:
-    if (rk) {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-    }
-    avro_tools_iv_reader_free(r);
-    registry_free(reg);
     free(eof.eof);
-    config_free(&o.cfg);
-    return exit_code;
+    fflush(stdout);
+}
+
+static int consume_run(const consume_opts *o, const config *cfg) {
+    char err[1024];
+    registry_opts ro;
+    consume_io io = {NULL, NULL, NULL};
+    int rc = CLI_FAILED;
+    if (registry_opts_from_config(&ro, cfg, err, sizeof err)) {
+        fprintf(stderr, "ievo consume: %s\n", err);
+        return CLI_USAGE;
+    }
+    if (ro.n_urls && o->format != WIRE_CONFLUENT) {
+        fprintf(stderr, "ievo consume: schema.registry.url needs output.format=confluent (the schema id travels in "
+                        "the Confluent header)\n");
+        return CLI_USAGE;
+    }
+    if (ro.n_urls && registry_new(&ro, &io.reg, err, sizeof err)) {
+        LOG_E("consume", "%s", err);
+        return CLI_FAILED;
+    }
+    io.r = avro_tools_iv_reader_new(o->format, err, sizeof err);
+    io.rk = io.r ? consume_client(cfg, o, err, sizeof err) : NULL;
+    if (io.rk && consume_start(io.rk, o, err, sizeof err) == 0) {
+        cli_on_stop_signals(consume_on_signal);
+        consume_counts n = {0, 0, 0};
+        consume_loop(&io, o, &n);
+        LOG_I("consume", "%" PRId64 " records printed, %" PRId64 " undecodable%s", n.printed, n.bad,
+              g_consume_stop ? " (interrupted)" : "");
+        rc = n.fatal || n.bad ? CLI_FAILED : CLI_OK;
+    } else {
+        LOG_E("consume", "%s", err);
+    }
+    if (io.rk) {
+        rd_kafka_consumer_close(io.rk);
+        rd_kafka_destroy(io.rk);
+    }
+    avro_tools_iv_reader_free(io.r);
+    registry_free(io.reg);
+    return rc;
+}
+
+int cmd_consume(int argc, char **argv) {
+    consume_opts o = {.count = -1};
+    cli_args a;
+    int rc = cli_parse(&CMD, argc, argv, on_option, &o, &a), format;
+    char err[512];
+    if (rc == CLI_OK && (settings_string(&a.cfg, "output.topic", &o.topic, err, sizeof err) ||
+                         settings_enum(&a.cfg, "output.format", &format, err, sizeof err))) {
+        fprintf(stderr, "ievo consume: %s\n", err);
+        rc = CLI_USAGE;
+    }
+    if (rc == CLI_OK && !config_get(&a.cfg, "bootstrap.servers", NULL))
+        rc = cli_usage_error(&CMD, "no bootstrap servers: give -b BROKERS (or bootstrap.servers in -F FILE or "
+                                   "IEVO_CFG_BOOTSTRAP_SERVERS)");
+    if (rc == CLI_OK) {
+        o.format = (wire_format)format;
+        rc = consume_run(&o, &a.cfg);
+    }
+    cli_args_free(&a);
+    return rc < 0 ? CLI_OK : rc;
 }

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -19,18 +18,59 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
-#include "json.h"
+#include "event_source.h"
+#include "json_text.h"
+#include "settings.h"
+#include "str_index.h"
 
 extern char **environ;
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: ievo demo [--movielens DIR | --synthetic USERS:EVENTS] [--dir WORKDIR] [--partitions N]\n"
-               "                 [--epochs N | --no-train]\n"
-               "Trains a model on the events (ievo train, a minute or two), measures it (ievo eval), then\n"
-               "runs broker, produce, worker --until-eof and consume, and summarises what happened.\n"
-               "Default: --synthetic 2000:100000 in ./ievo-demo; --no-train streams with random weights.\n");
+enum { OPT_DIR = CLI_OPT_ID_FIRST_FREE, OPT_PARTITIONS, OPT_EPOCHS, OPT_NO_TRAIN };
+
+static const cli_option OPTS[] = {
+    {"movielens", CLI_OPT_ID_MOVIELENS, "DIR", "MovieLens-100K's events instead of the synthetic generator's", NULL},
+    {"synthetic", CLI_OPT_ID_SYNTHETIC, "USERS:EVENTS", "the synthetic generator's size (default 2000:100000)", NULL},
+    {"dir", OPT_DIR, "WORKDIR", "where everything goes, emptied first (default ./ievo-demo)", NULL},
+    {"partitions", OPT_PARTITIONS, "N", "input partitions of the local broker (default 8)", NULL},
+    {"epochs", OPT_EPOCHS, "N", "training epochs (default 60 on MovieLens, 25 synthetic)", NULL},
+    {"no-train", OPT_NO_TRAIN, NULL, "stream with random weights (ievo model init) instead of training", NULL},
+    CLI_OPT_END,
+};
+
+static const cli_command CMD = {
+    .name = "demo",
+    .synopsis = "[--movielens DIR | --synthetic USERS:EVENTS] [--dir WORKDIR] [--partitions N] [--epochs N | --no-train]",
+    .about = "Trains a model on the events (ievo train, a minute or two), measures it (ievo eval), then\n"
+             "runs broker, produce, worker --until-eof and consume, and summarises what happened.\n",
+    .opts = OPTS,
+    .settings = SETTINGS_CMD_OTHER,
+};
+
+typedef struct {
+    const char *ml, *syn, *dir, *epochs;
+    int partitions, train;
+} demo_opts;
+
+static int on_option(void *ctx, int key, const char *value, char *err, size_t errlen) {
+    demo_opts *o = ctx;
+    int64_t x = 0;
+    switch (key) {
+    case CLI_OPT_ID_MOVIELENS: o->ml = value; break;
+    case CLI_OPT_ID_SYNTHETIC: o->syn = value; break;
+    case OPT_DIR: o->dir = value; break;
+    case OPT_EPOCHS: o->epochs = value; break;
+    case OPT_NO_TRAIN: o->train = 0; break;
+    case OPT_PARTITIONS:
+        if (cli_int(value, 1, 1000, &x, err, errlen)) return -1;
+        o->partitions = (int)x;
+        break;
+    }
+    return 0;
 }
+
+/* ---- child processes ------------------------------------------------------------------------ */
 
 static void print_cmd(char *const *argv) {
     fprintf(stderr, "\n$ ievo");
@@ -64,32 +104,10 @@ static int run_self(char *const *argv, const char *out_path) {
     return -1;
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *nb = realloc(buf, cap);
-            if (!nb) { free(buf); fclose(f); return NULL; }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) break;
-    }
-    fclose(f);
-    buf[n] = 0;
-    if (len) *len = n;
-    return buf;
-}
-
 /* ---- the summary ------------------------------------------------------------------------ */
 
 typedef struct {
-    char id[64];
+    const char *id;  /* the index's copy */
     int n, cap;
     float *drift;    /* by events index - 1 */
     int last_event;  /* the latest output's events count, and its top items */
@@ -97,19 +115,89 @@ typedef struct {
     char top[5][64];
 } user_trace;
 
-static user_trace *find_user(user_trace **us, int *n, int *cap, const char *id) {
-    for (int i = 0; i < *n; i++)
-        if (!strcmp((*us)[i].id, id)) return &(*us)[i];
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 256;
-        user_trace *nu = realloc(*us, (size_t)*cap * sizeof *nu);
+/* The users of vectors.jsonl: users[i] is index i of ids. */
+typedef struct {
+    str_index ids;
+    user_trace *users;
+    int n, cap;
+    long outputs;
+} trace_set;
+
+static user_trace *find_user(trace_set *t, const char *id, size_t len) {
+    int32_t i = str_index_get(&t->ids, id, len, 1);
+    if (i < 0) return NULL;
+    if (i < t->n) return &t->users[i];
+    if (t->n == t->cap) {
+        int nc = t->cap ? t->cap * 2 : 256;
+        user_trace *nu = realloc(t->users, (size_t)nc * sizeof *nu);
         if (!nu) return NULL;
-        *us = nu;
+        t->users = nu;
+        t->cap = nc;
     }
-    user_trace *u = &(*us)[(*n)++];
+    user_trace *u = &t->users[t->n++];
     memset(u, 0, sizeof *u);
-    snprintf(u->id, sizeof u->id, "%s", id);
+    u->id = str_index_key(&t->ids, i);
     return u;
+}
+
+static void trace_set_free(trace_set *t) {
+    for (int i = 0; i < t->n; i++) free(t->users[i].drift);
+    free(t->users);
+    str_index_free(&t->ids);
+}
+
+/* One output line: the user's drift at its event number, and its latest top items. */
+static void trace_line(trace_set *t, json_t *v) {
+    const char *id;
+    size_t len;
+    json_int_t ev;
+    double drift;
+    json_t *top = NULL;
+    if (json_unpack(v, "{s:s%,s:I,s:F,s?o}", "user_id", &id, &len, "events", &ev, "drift", &drift, "top_items", &top) ||
+        ev < 1)
+        return;
+    user_trace *u = find_user(t, id, len);
+    if (u && json_is_array(top) && ev > u->last_event) {
+        u->last_event = (int)ev;
+        u->n_top = 0;
+        for (size_t k = 0; k < json_array_size(top) && k < 5; k++) {
+            const json_t *item = json_object_get(json_array_get(top, k), "item_id");
+            if (json_is_string(item)) snprintf(u->top[u->n_top++], sizeof u->top[0], "%s", json_string_value(item));
+        }
+    }
+    if (u && ev <= 100000) {
+        if (ev > u->cap) {
+            int nc = u->cap ? u->cap : 64;
+            while (nc < ev) nc *= 2;
+            float *nd = realloc(u->drift, (size_t)nc * sizeof *nd);
+            if (nd) {
+                memset(nd + u->cap, 0, (size_t)(nc - u->cap) * sizeof *nd);
+                u->drift = nd;
+                u->cap = nc;
+            }
+        }
+        if (ev <= u->cap) {
+            u->drift[ev - 1] = (float)drift;
+            if (ev > u->n) u->n = (int)ev;
+        }
+    }
+    t->outputs++;
+}
+
+static int read_traces(const char *path, trace_set *t) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t ln;
+    while ((ln = getline(&line, &cap, f)) > 0) {
+        json_t *v = json_loadb(line, (size_t)ln, 0, NULL);
+        if (v) trace_line(t, v);
+        json_decref(v);
+    }
+    free(line);
+    fclose(f);
+    return 0;
 }
 
 /* One column per event, scaled to the largest drift shown. */
@@ -127,7 +215,7 @@ static void sparkline(const float *v, int n) {
 static void mark_switches(const char *truth_path, const char *user, int first, int n, int indent) {
     FILE *f = fopen(truth_path, "r");
     if (!f) return;
-    char *marks = malloc((size_t)n + 1), *line = NULL, err[128];
+    char *marks = malloc((size_t)n + 1), *line = NULL;
     size_t cap = 0;
     ssize_t ln;
     if (!marks) { fclose(f); return; }
@@ -135,14 +223,14 @@ static void mark_switches(const char *truth_path, const char *user, int first, i
     marks[n] = 0;
     while ((ln = getline(&line, &cap, f)) > 0) {
         if (!strstr(line, user)) continue;
-        json_value *v = json_parse(line, (size_t)ln, err, sizeof err);
+        json_t *v = json_loadb(line, (size_t)ln, 0, NULL);
         const char *id;
-        int64_t ev;
-        const json_value *sw = json_get(v, "switched");
-        if (v && !json_get_string(v, "user_id", &id, NULL) && !strcmp(id, user) && !json_get_int(v, "events", &ev) &&
-            sw && sw->type == JSON_BOOL && sw->boolean && ev - 1 >= first && ev - 1 < first + n)
+        json_int_t ev;
+        int switched = 0;
+        if (v && !json_unpack(v, "{s:s,s:I,s?b}", "user_id", &id, "events", &ev, "switched", &switched) &&
+            !strcmp(id, user) && switched && ev - 1 >= first && ev - 1 < first + n)
             marks[ev - 1 - first] = '^';
-        json_free(v);
+        json_decref(v);
     }
     free(line);
     fclose(f);
@@ -150,31 +238,8 @@ static void mark_switches(const char *truth_path, const char *user, int first, i
     free(marks);
 }
 
-/* The title of a MovieLens item (u.item is Latin-1; printed as UTF-8), or the id itself. */
-static const char *movielens_title(const char *dir, const char *id, char *out, size_t n) {
-    char path[1024], *line = NULL;
-    size_t cap = 0;
-    snprintf(path, sizeof path, "%s/u.item", dir);
-    snprintf(out, n, "%s", id);
-    FILE *f = fopen(path, "r");
-    if (!f) return out;
-    size_t idlen = strlen(id);
-    while (getline(&line, &cap, f) > 0) {
-        if (strncmp(line, id, idlen) || line[idlen] != '|') continue;
-        const char *t = line + idlen + 1;
-        size_t o = 0;
-        for (; *t && *t != '|' && o + 3 < n; t++) {
-            unsigned char ch = (unsigned char)*t;
-            if (ch < 0x80) out[o++] = (char)ch;
-            else { out[o++] = (char)(0xC0 | (ch >> 6)); out[o++] = (char)(0x80 | (ch & 0x3F)); }
-        }
-        out[o] = 0;
-        break;
-    }
-    free(line);
-    fclose(f);
-    return out;
-}
+/* A JSON file as an object; NULL when it cannot be read or parsed. */
+static json_t *load_json(const char *path) { return json_load_file(path, 0, NULL); }
 
 /* What `ievo eval` measured before streaming: the learned model against popularity. */
 static void print_quality(const char *eval_path) {
@@ -182,110 +247,38 @@ static void print_quality(const char *eval_path) {
         fprintf(stderr, "model                 random weights (--no-train): the vectors mean nothing yet\n");
         return;
     }
-    char *text = read_file(eval_path, NULL), err[256];
-    json_value *e = text ? json_parse(text, strlen(text), err, sizeof err) : NULL;
-    free(text);
-    const json_value *t = json_get(e, "test");
-    double mh = 0, mn = 0, ph = 0, pn = 0, mm = 0, sm = 0;
-    if (!json_get_number(json_get(t, "model"), "hr10", &mh) && !json_get_number(json_get(t, "model"), "ndcg10", &mn) &&
-        !json_get_number(json_get(t, "popularity"), "hr10", &ph) &&
-        !json_get_number(json_get(t, "popularity"), "ndcg10", &pn))
+    json_t *e = load_json(eval_path);
+    double mh, mn, ph, pn, mm, sm;
+    if (e && !json_unpack(e, "{s:{s:{s:F,s:F},s:{s:F,s:F}}}", "test", "model", "hr10", &mh, "ndcg10", &mn, "popularity",
+                          "hr10", &ph, "ndcg10", &pn))
         fprintf(stderr, "learned model         leave-one-out test, all items ranked: HR@10 %.4f NDCG@10 %.4f "
                         "(popularity: %.4f / %.4f)\n", mh, mn, ph, pn);
-    const json_value *ev = json_get(e, "evolution");
-    if (ev && !json_get_number(ev, "model_median_events", &mm) && !json_get_number(ev, "static_median_events", &sm))
+    if (e && !json_unpack(e, "{s:{s:F,s:F}}", "evolution", "model_median_events", &mm, "static_median_events", &sm))
         fprintf(stderr, "interest switches     the model's top topic follows a switch after %.0f events (median); "
                         "a static profile after %s%.0f\n", mm, sm >= 11 ? "more than " : "", sm >= 11 ? 10.0 : sm);
-    json_free(e);
+    json_decref(e);
 }
 
-static int summarise(const char *dir, const char *truth_path, const char *eval_path, const char *ml) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/worker-stats.json", dir);
-    char *stats_text = read_file(path, NULL);
-    char err[256];
-    json_value *stats = stats_text ? json_parse(stats_text, strlen(stats_text), err, sizeof err) : NULL;
-    free(stats_text);
-    if (!stats) {
-        fprintf(stderr, "ievo demo: no worker stats in %s\n", path);
-        return -1;
-    }
-    int64_t applied = 0, dead = 0;
-    double eps = 0, cpu_us = 0, active = 0;
-    json_get_int(stats, "applied", &applied);
-    json_get_int(stats, "dead_lettered", &dead);
-    json_get_number(stats, "events_per_s", &eps);
-    json_get_number(stats, "cpu_us_per_event", &cpu_us);
-    json_get_number(stats, "active_s", &active);
-    json_free(stats);
+/* An item's title from the catalogue (the id itself when it has none). */
+static const char *item_title(const movielens_items *cat, const char *id) {
+    for (size_t i = 0; cat && i < cat->n; i++)
+        if (!strcmp(cat->items[i].id, id)) return cat->items[i].title;
+    return id;
+}
 
-    snprintf(path, sizeof path, "%s/vectors.jsonl", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "ievo demo: cannot read %s\n", path);
-        return -1;
-    }
-    user_trace *us = NULL;
-    int nu = 0, cu = 0;
-    long outputs = 0;
-    char *line = NULL;
-    size_t lcap = 0;
-    ssize_t ln;
-    while ((ln = getline(&line, &lcap, f)) > 0) {
-        json_value *v = json_parse(line, (size_t)ln, err, sizeof err);
-        const char *id;
-        int64_t ev;
-        double drift;
-        if (v && !json_get_string(v, "user_id", &id, NULL) && !json_get_int(v, "events", &ev) &&
-            !json_get_number(v, "drift", &drift) && ev >= 1) {
-            user_trace *u = find_user(&us, &nu, &cu, id);
-            const json_value *top = json_get(v, "top_items");
-            if (u && top && top->type == JSON_ARRAY && ev > u->last_event) {
-                u->last_event = (int)ev;
-                u->n_top = 0;
-                for (size_t k = 0; k < top->len && k < 5; k++) {
-                    const char *item;
-                    if (!json_get_string(top->items[k], "item_id", &item, NULL))
-                        snprintf(u->top[u->n_top++], sizeof u->top[0], "%s", item);
-                }
-            }
-            if (u && ev <= 100000) {
-                if (ev > u->cap) {
-                    int nc = u->cap ? u->cap : 64;
-                    while (nc < ev) nc *= 2;
-                    float *nd = realloc(u->drift, (size_t)nc * sizeof *nd);
-                    if (nd) {
-                        memset(nd + u->cap, 0, (size_t)(nc - u->cap) * sizeof *nd);
-                        u->drift = nd;
-                        u->cap = nc;
-                    }
-                }
-                if (ev <= u->cap) {
-                    u->drift[ev - 1] = (float)drift;
-                    if (ev > u->n) u->n = (int)ev;
-                }
-            }
-            outputs++;
-        }
-        json_free(v);
-    }
-    free(line);
-    fclose(f);
+/* The user with the most events still to show (its n made negative once shown), or NULL. */
+static user_trace *next_active(trace_set *t) {
+    user_trace *best = NULL;
+    for (int i = 0; i < t->n; i++)
+        if (t->users[i].n > 0 && (!best || t->users[i].n > best->n)) best = &t->users[i];
+    return best;
+}
 
-    fprintf(stderr, "\n================ what happened ================\n");
-    fprintf(stderr, "events applied        %lld (dead-lettered: %lld)\n", (long long)applied, (long long)dead);
-    fprintf(stderr, "interest vectors out  %ld, for %d users\n", outputs, nu);
-    fprintf(stderr, "worker throughput     %.0f events/s over %.2f s, %.2f µs CPU per event (worker process)\n",
-            eps, active, cpu_us);
-    print_quality(eval_path);
-    /* The three most active users: drift (1 - cosine to the previous vector), their last events. */
+/* The three most active users: drift (1 - cosine to the previous vector), their last events. */
+static void print_users(trace_set *t, const char *truth_path, const movielens_items *cat) {
     fprintf(stderr, "\ndrift = 1 - cos(u_t, u_t-1) over each user's last events (scaled per user):\n");
-    for (int k = 0; k < 3 && k < nu; k++) {
-        int best = -1;
-        for (int i = 0; i < nu; i++)
-            if (us[i].n > 0 && (best < 0 || us[i].n > us[best].n)) best = i;
-        if (best < 0) break;
-        user_trace *u = &us[best];
+    user_trace *u;
+    for (int k = 0; k < 3 && (u = next_active(t)); k++) {
         double mean = 0, mx = 0;
         for (int i = 1; i < u->n; i++) {
             mean += u->drift[i];
@@ -301,16 +294,44 @@ static int summarise(const char *dir, const char *truth_path, const char *eval_p
         if (truth_path) mark_switches(truth_path, u->id, first, shown, indent);
         if (u->n_top) {
             fprintf(stderr, "%*snow recommended:", indent, "");
-            for (int k = 0; k < u->n_top; k++) {
-                char title[256];
-                fprintf(stderr, "%s %s", k ? "," : "", ml ? movielens_title(ml, u->top[k], title, sizeof title) : u->top[k]);
-            }
+            for (int j = 0; j < u->n_top; j++) fprintf(stderr, "%s %s", j ? "," : "", item_title(cat, u->top[j]));
             fprintf(stderr, "\n");
         }
         u->n = -u->n;   /* exclude from the next pick */
     }
-    for (int i = 0; i < nu; i++) free(us[i].drift);
-    free(us);
+}
+
+static int summarise(const char *dir, const char *truth_path, const char *eval_path, const char *ml) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/worker-stats.json", dir);
+    json_t *stats = load_json(path);
+    json_int_t applied = 0, dead = 0;
+    double eps = 0, cpu_us = 0, active = 0;
+    if (!stats || json_unpack(stats, "{s:I,s:I,s:F,s:F,s:F}", "applied", &applied, "dead_lettered", &dead, "events_per_s",
+                              &eps, "cpu_us_per_event", &cpu_us, "active_s", &active)) {
+        fprintf(stderr, "ievo demo: no worker stats in %s\n", path);
+        json_decref(stats);
+        return -1;
+    }
+    json_decref(stats);
+    trace_set t = {0};
+    snprintf(path, sizeof path, "%s/vectors.jsonl", dir);
+    if (read_traces(path, &t)) {
+        fprintf(stderr, "ievo demo: cannot read %s\n", path);
+        return -1;
+    }
+    char err[256];
+    movielens_items cat;
+    int have_cat = ml && movielens_items_load(ml, &cat, err, sizeof err) == 0;
+    fprintf(stderr, "\n================ what happened ================\n");
+    fprintf(stderr, "events applied        %lld (dead-lettered: %lld)\n", (long long)applied, (long long)dead);
+    fprintf(stderr, "interest vectors out  %ld, for %d users\n", t.outputs, t.n);
+    fprintf(stderr, "worker throughput     %.0f events/s over %.2f s, %.2f µs CPU per event (worker process)\n",
+            eps, active, cpu_us);
+    print_quality(eval_path);
+    print_users(&t, truth_path, have_cat ? &cat : NULL);
+    if (have_cat) movielens_items_free(&cat);
+    trace_set_free(&t);
     fprintf(stderr, "\nFiles: %s/{vectors.jsonl,worker-stats.json,model.safetensors,state/}\n", dir);
     return 0;
 }
@@ -327,106 +348,94 @@ static int wait_for_file(const char *path, int timeout_ms) {
     return -1;
 }
 
-int cmd_demo(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"movielens", required_argument, 0, 'L'}, {"synthetic", required_argument, 0, 'S'},
-        {"dir", required_argument, 0, 'd'}, {"partitions", required_argument, 0, 'p'},
-        {"epochs", required_argument, 0, 'e'}, {"no-train", no_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *ml = NULL, *syn = "2000:100000", *dir = "ievo-demo", *parts = "8", *epochs = NULL;
-    int train = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'L': ml = optarg; break;
-        case 'S': syn = optarg; break;
-        case 'd': dir = optarg; break;
-        case 'p': parts = optarg; break;
-        case 'e': epochs = optarg; break;
-        case 'n': train = 0; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-    if (strchr(dir, '\'') || system(cmd) != 0) {
-        fprintf(stderr, "ievo demo: cannot prepare %s\n", dir);
-        return 1;
-    }
-    char bs_file[1024], model_path[1024], state_dir[1024], stats[1024], vectors[1024], out_topic[64];
-    snprintf(bs_file, sizeof bs_file, "%s/bootstrap", dir);
-    snprintf(model_path, sizeof model_path, "%s/model.safetensors", dir);
-    snprintf(state_dir, sizeof state_dir, "%s/state", dir);
-    snprintf(stats, sizeof stats, "%s/worker-stats.json", dir);
-    snprintf(vectors, sizeof vectors, "%s/vectors.jsonl", dir);
+/* The demo's files, all in the work dir. */
+typedef struct {
+    char bs_file[1024], model[1024], state[1024], stats[1024], vectors[1024], eval[1024], truth[1024], broker_log[1024];
+    char bs[512];
+} demo_paths;
+
+/* The local broker; its bootstrap servers in p->bs. Returns its pid, or -1. */
+static pid_t demo_broker(const demo_opts *o, demo_paths *p) {
+    char parts[16], out_topic[64];
+    snprintf(parts, sizeof parts, "%d", o->partitions);
     /* The local broker keeps ~5 MiB per partition: give the bulky output topic more of them. */
-    snprintf(out_topic, sizeof out_topic, "interest-vectors:%d", 4 * atoi(parts));
-
-    fprintf(stderr, "ievo demo: %s events, work dir %s\n", ml ? "MovieLens" : "synthetic", dir);
-    char *broker[] = {"ievo", "broker", "--partitions", (char *)parts, "--topic", "user-actions",
-                      "--topic", "state-changelog",
-                      "--topic", out_topic, "--topic", "user-actions.dlq", "--bootstrap-file", bs_file, NULL};
+    snprintf(out_topic, sizeof out_topic, "interest-vectors:%d", 4 * o->partitions);
+    char *broker[] = {"ievo", "broker", "--partitions", parts, "--topic", "user-actions", "--topic", "state-changelog",
+                      "--topic", out_topic, "--topic", "user-actions.dlq", "--bootstrap-file", p->bs_file, NULL};
     print_cmd(broker);
-    char broker_log[1024];
-    snprintf(broker_log, sizeof broker_log, "%s/broker.out", dir);
-    pid_t bpid = spawn_self(broker, broker_log);
-    if (bpid < 0) return 1;
-    int rc = 1;
-    if (wait_for_file(bs_file, 15000)) {
+    pid_t pid = spawn_self(broker, p->broker_log);
+    FILE *bf = NULL;
+    if (pid >= 0 && (wait_for_file(p->bs_file, 15000) || !(bf = fopen(p->bs_file, "r")) || !fgets(p->bs, sizeof p->bs, bf))) {
         fprintf(stderr, "ievo demo: the broker did not start\n");
-        goto out;
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        pid = -1;
     }
-    char bs[512] = "";
-    FILE *bf = fopen(bs_file, "r");
-    if (!bf || !fgets(bs, sizeof bs, bf)) {
-        if (bf) fclose(bf);
-        goto out;
-    }
-    fclose(bf);
-    bs[strcspn(bs, "\r\n")] = 0;
+    if (bf) fclose(bf);
+    p->bs[strcspn(p->bs, "\r\n")] = 0;
+    return pid;
+}
 
-    /* Learn the model from the history first (bounded: a minute or two on two cores), measure it
-     * the field's way, then stream the same events through the worker with it. */
-    char eval_json[1100];
-    snprintf(eval_json, sizeof eval_json, "%s/eval.json", dir);
-    if (!epochs) epochs = ml ? "60" : "25";
-    char *train_ml[] = {"ievo", "train", "--out", model_path, "--movielens", (char *)ml, "--epochs", (char *)epochs,
-                        "--patience", "10", "--threads", "2", NULL};
-    char *train_syn[] = {"ievo", "train", "--out", model_path, "--synthetic", (char *)syn, "--epochs", (char *)epochs,
-                         "--patience", "10", "--threads", "2", NULL};
-    char *eval_ml[] = {"ievo", "eval", "--model", model_path, "--movielens", (char *)ml, "--json", eval_json, NULL};
-    char *eval_syn[] = {"ievo", "eval", "--model", model_path, "--synthetic", (char *)syn, "--evolution",
-                        "--json", eval_json, NULL};
-    char *init_ml[] = {"ievo", "model", "init", "--out", model_path, "--vocab-movielens", (char *)ml, NULL};
-    char *init_syn[] = {"ievo", "model", "init", "--out", model_path, "--vocab-synthetic", NULL};
-    if (train) {
-        if (run_self(ml ? train_ml : train_syn, NULL) || run_self(ml ? eval_ml : eval_syn, NULL)) goto out;
-    } else if (run_self(ml ? init_ml : init_syn, NULL)) {
-        goto out;
-    }
+/* Learn the model from the history first (bounded: a minute or two on two cores) and measure
+ * it the field's way; or, with --no-train, a model of random weights. */
+static int demo_model(const demo_opts *o, demo_paths *p) {
+    char *src_flag = o->ml ? "--movielens" : "--synthetic", *src = (char *)(o->ml ? o->ml : o->syn);
+    char *epochs = (char *)(o->epochs ? o->epochs : o->ml ? "60" : "25");
+    char *train[] = {"ievo", "train", "--out", p->model, src_flag, src, "--epochs", epochs, "--patience", "10",
+                     "--threads", "2", NULL};
+    char *eval[] = {"ievo", "eval", "--model", p->model, src_flag, src, "--json", p->eval, o->ml ? NULL : "--evolution",
+                    NULL};
+    char *init_ml[] = {"ievo", "model", "init", "--out", p->model, "--vocab-movielens", src, NULL};
+    char *init_syn[] = {"ievo", "model", "init", "--out", p->model, "--vocab-synthetic", NULL};
+    if (!o->train) return run_self(o->ml ? init_ml : init_syn, NULL);
+    return run_self(train, NULL) || run_self(eval, NULL) ? -1 : 0;
+}
 
-    char *prod_ml[] = {"ievo", "produce", "-b", bs, "-t", "user-actions", "--movielens", (char *)ml, NULL};
-    char truth[1100];
-    snprintf(truth, sizeof truth, "%s/truth.jsonl", dir);
-    char *prod_syn[] = {"ievo", "produce", "-b", bs, "-t", "user-actions", "--synthetic", (char *)syn,
-                        "--truth", truth, NULL};
-    if (run_self(ml ? prod_ml : prod_syn, NULL)) goto out;
-
+/* Events in, the worker until they are drained, the vectors out. */
+static int demo_stream(const demo_opts *o, demo_paths *p) {
+    char *src_flag = o->ml ? "--movielens" : "--synthetic", *src = (char *)(o->ml ? o->ml : o->syn);
+    char *produce[] = {"ievo", "produce", "-b", p->bs, "-t", "user-actions", src_flag, src,
+                       o->ml ? NULL : "--truth", p->truth, NULL};
     char x_state[1100], x_model[1100], x_stats[1100];
-    snprintf(x_state, sizeof x_state, "state.dir=%s", state_dir);
-    snprintf(x_model, sizeof x_model, "model.path=%s", model_path);
-    snprintf(x_stats, sizeof x_stats, "stats.file=%s", stats);
-    char *worker[] = {"ievo", "worker", "-b", bs, "-X", "group.id=ievo-demo", "-X", x_state, "-X", x_model,
-                      "-X", x_stats, "-X", "changelog.topic=state-changelog", "-X", train ? "output.top.k=5" : "output.top.k=0",
+    snprintf(x_state, sizeof x_state, "state.dir=%s", p->state);
+    snprintf(x_model, sizeof x_model, "model.path=%s", p->model);
+    snprintf(x_stats, sizeof x_stats, "stats.file=%s", p->stats);
+    char *worker[] = {"ievo", "worker", "-b", p->bs, "-X", "group.id=ievo-demo", "-X", x_state, "-X", x_model,
+                      "-X", x_stats, "-X", "changelog.topic=state-changelog", "-X", o->train ? "output.top.k=5" : "output.top.k=0",
                       "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
                       "--until-eof", NULL};
-    if (run_self(worker, NULL)) goto out;
+    char *consume[] = {"ievo", "consume", "-b", p->bs, "-t", "interest-vectors", "--from-beginning", "--until-eof", NULL};
+    return run_self(produce, NULL) || run_self(worker, NULL) || run_self(consume, p->vectors) ? -1 : 0;
+}
 
-    char *consume[] = {"ievo", "consume", "-b", bs, "-t", "interest-vectors", "--from-beginning", "--until-eof", NULL};
-    if (run_self(consume, vectors)) goto out;
-    rc = summarise(dir, ml ? NULL : truth, train ? eval_json : NULL, ml) ? 1 : 0;
-out:
+int cmd_demo(int argc, char **argv) {
+    demo_opts o = {.syn = "2000:100000", .dir = "ievo-demo", .partitions = 8, .train = 1};
+    cli_args a;
+    int rc = cli_parse(&CMD, argc, argv, on_option, &o, &a);
+    cli_args_free(&a);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", o.dir, o.dir);
+    if (strchr(o.dir, '\'') || system(cmd) != 0) {
+        fprintf(stderr, "ievo demo: cannot prepare %s\n", o.dir);
+        return CLI_FAILED;
+    }
+    demo_paths p = {0};
+    snprintf(p.bs_file, sizeof p.bs_file, "%s/bootstrap", o.dir);
+    snprintf(p.model, sizeof p.model, "%s/model.safetensors", o.dir);
+    snprintf(p.state, sizeof p.state, "%s/state", o.dir);
+    snprintf(p.stats, sizeof p.stats, "%s/worker-stats.json", o.dir);
+    snprintf(p.vectors, sizeof p.vectors, "%s/vectors.jsonl", o.dir);
+    snprintf(p.eval, sizeof p.eval, "%s/eval.json", o.dir);
+    snprintf(p.truth, sizeof p.truth, "%s/truth.jsonl", o.dir);
+    snprintf(p.broker_log, sizeof p.broker_log, "%s/broker.out", o.dir);
+    fprintf(stderr, "ievo demo: %s events, work dir %s\n", o.ml ? "MovieLens" : "synthetic", o.dir);
+    pid_t bpid = demo_broker(&o, &p);
+    if (bpid < 0) return CLI_FAILED;
+    rc = demo_model(&o, &p) || demo_stream(&o, &p) ||
+                 summarise(o.dir, o.ml ? NULL : p.truth, o.train ? p.eval : NULL, o.ml)
+             ? CLI_FAILED
+             : CLI_OK;
     kill(bpid, SIGTERM);
     int st;
     waitpid(bpid, &st, 0);

@@ -17,44 +17,359 @@
  * the model has no row for: those it held out in training (its metadata) and, for a text model,
  * the catalogue's other items, each ranked by its text (model_score_rows, index 0). --cold
  * reports on the test events whose target is a held-out item only (model and popularity).
- * Output: a table on stdout, --json FILE for machines. Exit codes: 0, 1 failed, 2 usage.
+ * Output: a table on stdout, --json FILE for machines (metrics to 6 decimals).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "cli.h"
+#include "clock.h"
 #include "commands.h"
 #include "event_source.h"
 #include "item_table.h"
-#include "json.h"
-#include "ptr_index.h"
+#include "json_text.h"
 #include "model.h"
+#include "ptr_index.h"
+#include "settings.h"
 #include "train.h"
 #include "use_encoder.h"
 
-static void eval_usage(FILE *f) {
-    fprintf(f,
-            "usage: ievo eval --model MODEL (--movielens DIR | --synthetic USERS:EVENTS | --jsonl FILE)\n"
-            "                 [--json FILE] [--evolution [--follow K]] [--synth-seed N] [--batch N]\n"
-            "                 [--backend dnnl|scalar] [--threads N] [--cold]\n"
-            "                 [--items FILE] [--text-encoder DIR] [--text-cache DIR|none]   (text models)\n"
-            "Leave-one-out through the streaming path (model_step in waves, like the worker): per user the\n"
-            "last event is the test target, the second-last the validation target; all items ranked, the\n"
-            "input history filtered; HR@10, NDCG@10, HR@20, NDCG@20 for the model and for popularity.\n"
-            "  --evolution   (synthetic) after an interest switch, how many events until the model's top\n"
-            "                predicted topic is the new one, vs a static profile; --follow K (default 10)\n"
-            "  --cold        only the test events whose target is an item the model held out in training\n"
-            "                (ievo train --holdout-items): model and popularity on those events\n");
+enum { OPT_JSON = CLI_OPT_ID_FIRST_FREE, OPT_EVOLUTION, OPT_FOLLOW, OPT_BATCH, OPT_THREADS, OPT_COLD };
+
+static const cli_option OPTS[] = {
+    CLI_OPT_MODEL("model.path"),
+    CLI_OPTS_DATA,
+    {"json", OPT_JSON, "FILE", "also write the report as JSON", NULL},
+    {"evolution", OPT_EVOLUTION, NULL, "(synthetic) events until the top predicted topic follows a switch, vs a static profile", NULL},
+    {"follow", OPT_FOLLOW, "K", "with --evolution: events after a switch that count (default 10)", NULL},
+    {"batch", OPT_BATCH, "N", "rows of one model step, 1..65536 (default 256)", NULL},
+    CLI_OPT_BACKEND("model.backend"),
+    {"threads", OPT_THREADS, "N", "compute threads (default 1)", NULL},
+    {"cold", OPT_COLD, NULL, "only the test events whose target the model held out in training (train --holdout-items)", NULL},
+    CLI_OPTS_TEXT,
+    CLI_OPT_END,
+};
+
+static const cli_command CMD = {
+    .name = "eval",
+    .synopsis = "-m MODEL (--movielens DIR | --synthetic USERS:EVENTS | --jsonl FILE) [--json FILE]\n"
+                " [--evolution [--follow K]] [--synth-seed N] [--batch N] [--backend dnnl|scalar] [--threads N]\n"
+                " [--cold] [--items FILE] [--text-encoder DIR] [--text-cache DIR|none]",
+    .about = "Leave-one-out through the streaming path (model_step in waves, like the worker): per user the\n"
+             "last event is the test target, the second-last the validation target; all items ranked, the\n"
+             "input history filtered; HR@10, NDCG@10, HR@20, NDCG@20 for the model and for popularity.\n",
+    .opts = OPTS,
+    .settings = SETTINGS_CMD_EVAL,
+};
+
+typedef struct {
+    cli_data data;
+    cli_text text;
+    const char *json_path;
+    int evolution, follow, batch, threads, cold;
+    model_backend backend;
+} eval_opts;
+
+static int on_option(void *ctx, int key, const char *value, char *err, size_t errlen) {
+    eval_opts *o = ctx;
+    int64_t x = 0;
+    int rc = cli_data_option(&o->data, key, value, err, errlen);
+    if (rc) return rc < 0 ? -1 : 0;
+    if (cli_text_option(&o->text, key, value)) return 0;
+    switch (key) {
+    case OPT_JSON: o->json_path = value; break;
+    case OPT_EVOLUTION: o->evolution = 1; break;
+    case OPT_COLD: o->cold = 1; break;
+    case OPT_FOLLOW:
+        if (cli_int(value, 1, TRAIN_EVOLUTION_MAX, &x, err, errlen)) return -1;
+        o->follow = (int)x;
+        break;
+    case OPT_BATCH:
+        if (cli_int(value, 1, 65536, &x, err, errlen)) return -1;
+        o->batch = (int)x;
+        break;
+    case OPT_THREADS:
+        if (cli_int(value, 1, 4096, &x, err, errlen)) return -1;
+        o->threads = (int)x;
+        break;
+    }
+    return 0;
 }
 
-static void metrics_json(json_buf *b, const char *name, const rank_metrics *r) {
-    json_buf_printf(b, "\"%s\":{\"users\":%ld,\"hr10\":%.6f,\"ndcg10\":%.6f,\"hr20\":%.6f,\"ndcg20\":%.6f", name, r->n,
-                    r->hr10, r->ndcg10, r->hr20, r->ndcg20);
-    if (r->n_value) json_buf_printf(b, ",\"value_events\":%ld,\"mae\":%.6f,\"rmse\":%.6f", r->n_value, r->mae, r->rmse);
-    json_buf_append(b, "}", 1);
+/* Everything one evaluation holds. */
+typedef struct {
+    const eval_opts *o;
+    model *m;
+    model_runner *r;
+    event_list ev;
+    item_catalog cat;
+    item_table *items;           /* text models: the catalogue by item key */
+    text_encode_stats tstats;
+    float *etext;                /* text models: the events' own texts, in event order */
+    char **held;                 /* the items the model held out in training */
+    int n_held, nu, text;
+    long oov;
+    int64_t *perm;               /* grouped position -> event index */
+    train_data data;
+    /* candidates: rows 1..NI-1 the vocabulary, then the items without a row */
+    int n_rows, n_extra;
+    int32_t *ridx, *cand;
+    const float **rtext;
+    uint8_t *cold_row;
+    float *S, *bias;
+    /* the streaming pass */
+    float *U;                    /* the vector after every event (grouped order) */
+    long applied;
+    double secs;
+    rank_metrics tm, tp, vm, vp, cm, cp, nm, np;
+} eval_run;
+
+static void eval_free(eval_run *x) {
+    for (int h = 0; h < x->n_held; h++) free(x->held[h]);
+    free(x->held);
+    free(x->etext), free(x->perm), free(x->ridx), free(x->cand), free((void *)x->rtext), free(x->cold_row);
+    free(x->S), free(x->bias), free(x->U);
+    train_data_free(&x->data);
+    model_runner_free(x->r);
+    item_table_free(x->items);
+    item_catalog_free(&x->cat);
+    event_list_free(&x->ev);
+    model_free(x->m);
 }
+
+/* ---- loading -------------------------------------------------------------------------------- */
+
+/* The model's held-out item ids (metadata "holdout": {"items": [...]}); none when absent. */
+static int held_out_items(eval_run *x, char *err, size_t errlen) {
+    if (!x->m->meta_json) return 0;
+    json_error_t jerr;
+    json_t *meta = json_loads(x->m->meta_json, JSON_REJECT_DUPLICATES, &jerr);
+    if (!meta) return snprintf(err, errlen, "the model's metadata at %d: %s", jerr.position, jerr.text), -1;
+    json_t *arr = json_object_get(json_object_get(meta, "holdout"), "items");
+    size_t i, n = json_array_size(arr);
+    json_t *v;
+    if (n && !(x->held = calloc(n, sizeof *x->held))) return json_decref(meta), snprintf(err, errlen, "out of memory"), -1;
+    json_array_foreach(arr, i, v) if (json_is_string(v) && (x->held[x->n_held] = strdup(json_string_value(v)))) x->n_held++;
+    json_decref(meta);
+    return 0;
+}
+
+/* The model, the events, and for a text model the catalogue and the events' own texts. */
+static int eval_load(eval_run *x, const char *model_path, char *err, size_t errlen) {
+    const eval_opts *o = x->o;
+    if (model_load(&x->m, model_path, err, errlen) || cli_data_load(&o->data, &x->ev, err, errlen) ||
+        item_table_for_model(x->m->cfg.text_dim, o->text.items, o->data.movielens, o->text.encoder_dir, o->text.cache_dir,
+                             &x->cat, &x->items, &x->tstats, err, errlen) ||
+        held_out_items(x, err, errlen))
+        return -1;
+    x->text = x->m->cfg.text_dim > 0;
+    if (o->cold && !x->n_held)
+        return snprintf(err, errlen, "--cold: model %s held no items out (train it with --holdout-items)", x->m->model_id), -1;
+    if (!x->text) return 0;
+    size_t nt = 0;
+    const char **texts = malloc((x->ev.n ? x->ev.n : 1) * sizeof *texts);
+    if (!texts) return snprintf(err, errlen, "out of memory"), -1;
+    for (size_t i = 0; i < x->ev.n; i++)
+        if (x->ev.ev[i].text) texts[nt++] = x->ev.ev[i].text;
+    int rc = !(x->etext = malloc((nt ? nt : 1) * USE_DIM * sizeof *x->etext))
+                 ? (snprintf(err, errlen, "out of memory"), -1)
+                 : text_encode_all(o->text.encoder_dir, o->text.cache_dir, texts, nt, x->etext, &x->tstats, err, errlen);
+    free(texts);
+    return rc;
+}
+
+/* Users in first-seen order; events grouped per user in the worker's order. */
+static int eval_group(eval_run *x, char *err, size_t errlen) {
+    const size_t n = x->ev.n ? x->ev.n : 1;
+    ptr_index users = {0};
+    int32_t *uid = malloc(n * sizeof *uid);
+    model_event *mev = malloc(n * sizeof *mev);
+    int rc = -1;
+    if (!uid || !mev || !(x->perm = malloc(n * sizeof *x->perm))) goto oom;
+    for (size_t i = 0, et = 0; i < x->ev.n; i++) {
+        const source_event *e = &x->ev.ev[i];
+        if ((uid[i] = ptr_index_get(&users, e->user_id, NULL)) < 0) goto oom;
+        mev[i] = (model_event){model_item_index(x->m, e->item_id, strlen(e->item_id)),
+                               model_action_index(x->m, e->action, strlen(e->action)), e->ts, e->value, e->has_value};
+        if (x->text) {
+            mev[i].item_key = model_item_key(e->item_id, strlen(e->item_id));
+            mev[i].event_text = e->text ? x->etext + (et++) * USE_DIM : NULL;
+        }
+        x->oov += mev[i].item == 0;
+    }
+    x->nu = (int)users.n;
+    rc = train_data_group(&x->data, x->nu, x->ev.n, uid, mev, x->perm, err, errlen);
+    goto done;
+oom:
+    snprintf(err, errlen, "out of memory");
+done:
+    ptr_index_free(&users);
+    free(uid), free(mev);
+    return rc;
+}
+
+/* ---- the candidates ----------------------------------------------------------------------------- */
+
+/* Item keys and their rows, sorted by key. */
+typedef struct {
+    uint64_t key;
+    int32_t row;
+} key_row;
+
+static int key_row_cmp(const void *a, const void *b) {
+    uint64_t x = ((const key_row *)a)->key, y = ((const key_row *)b)->key;
+    return (x > y) - (x < y);
+}
+
+/* The row of key among a[0..n) (sorted), or 0 (no row: not rankable). */
+static int32_t key_row_find(const key_row *a, size_t n, uint64_t key) {
+    key_row k = {key, 0};
+    const key_row *f = bsearch(&k, a, n, sizeof *a, key_row_cmp);
+    return f ? f->row : 0;
+}
+
+/* Adds a row for each of ids[0..n) that has none yet (rows from x->n_rows on). */
+static void add_rows(eval_run *x, key_row *keys, size_t *nkeys, const char *const *ids, size_t n) {
+    size_t before = *nkeys;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = model_item_key(ids[i], strlen(ids[i]));
+        if (key_row_find(keys, before, k)) continue;
+        keys[(*nkeys)++] = (key_row){k, x->n_rows};
+        x->ridx[x->n_rows] = 0;
+        x->rtext[x->n_rows++] = x->text ? item_table_get(x->items, k) : NULL;
+    }
+    qsort(keys, *nkeys, sizeof *keys, key_row_cmp);
+}
+
+/* Rows 1..NI-1 the vocabulary, then the items without a row: the held-out ones, then (text
+ * models) the catalogue's others. Row 0 is never a candidate. */
+static int eval_candidates(eval_run *x, char *err, size_t errlen) {
+    const int NI = x->m->cfg.n_items;
+    const size_t cap = (size_t)NI + (size_t)x->n_held + x->cat.n;
+    size_t nkeys = 0;
+    key_row *keys = malloc(cap * sizeof *keys);
+    x->ridx = malloc(cap * sizeof *x->ridx);
+    x->rtext = calloc(cap, sizeof *x->rtext);
+    if (!keys || !x->ridx || !x->rtext) return free(keys), snprintf(err, errlen, "out of memory"), -1;
+    for (int i = 0; i < NI; i++) {
+        const char *id = model_item_id(x->m, i);
+        uint64_t k = model_item_key(id, strlen(id));
+        x->ridx[i] = i;
+        if (i > 0) keys[nkeys++] = (key_row){k, i};
+        if (x->text && i > 0) x->rtext[i] = item_table_get(x->items, k);
+    }
+    x->n_rows = NI;
+    qsort(keys, nkeys, sizeof *keys, key_row_cmp);
+    add_rows(x, keys, &nkeys, (const char *const *)x->held, (size_t)x->n_held);
+    if (x->text) add_rows(x, keys, &nkeys, (const char *const *)x->cat.ids, x->cat.n);
+    x->n_extra = x->n_rows - NI;
+    x->cand = malloc((x->ev.n ? x->ev.n : 1) * sizeof *x->cand);
+    x->cold_row = calloc((size_t)x->n_rows, 1);
+    x->bias = malloc((size_t)x->n_rows * sizeof *x->bias);
+    int rc = -1;
+    if (!x->cand || !x->cold_row || !x->bias) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < x->ev.n; i++) {
+        const char *id = x->ev.ev[x->perm[i]].item_id;
+        x->cand[i] = key_row_find(keys, nkeys, model_item_key(id, strlen(id)));
+    }
+    for (int h = 0; h < x->n_held; h++) x->cold_row[key_row_find(keys, nkeys, model_item_key(x->held[h], strlen(x->held[h])))] = 1;
+    x->cold_row[0] = 0;
+    if (!(model_heads(x->m) & MODEL_HEAD_SCORE)) {
+        memset(x->bias, 0, (size_t)x->n_rows * sizeof *x->bias);
+        rc = 0;
+    } else if (!(x->S = malloc((size_t)x->n_rows * x->m->cfg.out_dim * sizeof *x->S))) {
+        snprintf(err, errlen, "out of memory");
+    } else {
+        rc = model_score_rows(x->m, x->n_rows, x->ridx, x->rtext, x->S, x->bias, err, errlen);
+    }
+done:
+    free(keys);
+    return rc;
+}
+
+/* ---- the streaming pass and the splits ------------------------------------------------------ */
+
+/* Every event up to each user's second-last (all of them with --evolution) through model_step
+ * in waves: x->U gets the vector after each. */
+static int eval_stream(eval_run *x, char *err, size_t errlen) {
+    const int D = x->m->cfg.out_dim, batch = x->o->batch, nu = x->nu;
+    const size_t ss = (model_state_size(x->m) + 7) & ~(size_t)7;
+    const train_data *d = &x->data;
+    unsigned char *states = malloc(ss * (size_t)(nu ? nu : 1));
+    void **sp = malloc((size_t)batch * sizeof *sp);
+    model_event *sev = malloc((size_t)batch * sizeof *sev);
+    int64_t *srow = malloc((size_t)batch * sizeof *srow), maxlen = 0;
+    float *svec = malloc((size_t)batch * D * sizeof *svec), *sdrift = malloc((size_t)batch * sizeof *sdrift);
+    int rc = -1;
+    x->U = malloc((x->ev.n ? x->ev.n : 1) * (size_t)D * sizeof *x->U);
+    if (!states || !sp || !sev || !srow || !svec || !sdrift || !x->U) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    for (int u = 0; u < nu; u++) model_state_init(x->m, states + ss * (size_t)u);
+    for (int u = 0; u < nu; u++) maxlen = d->start[u + 1] - d->start[u] > maxlen ? d->start[u + 1] - d->start[u] : maxlen;
+    double t0 = clock_mono_s();
+    for (int64_t k = 0; k < maxlen; k++) {
+        int n = 0;
+        for (int u = 0; u <= nu; u++) {
+            int64_t len = u < nu ? d->start[u + 1] - d->start[u] : 0, limit = x->o->evolution ? len : len - 1;
+            if (u < nu && k < limit) {
+                sp[n] = states + ss * (size_t)u;
+                sev[n] = d->ev[d->start[u] + k];
+                srow[n++] = d->start[u] + k;
+            }
+            if (n == batch || (u == nu && n > 0)) {
+                if (model_step(x->r, n, sp, sev, svec, sdrift, err, errlen)) goto done;
+                for (int j = 0; j < n; j++) memcpy(x->U + (size_t)srow[j] * D, svec + (size_t)j * D, (size_t)D * sizeof(float));
+                x->applied += n;
+                n = 0;
+            }
+        }
+    }
+    x->secs = clock_mono_s() - t0;
+    rc = 0;
+done:
+    free(states), free(sp), free(sev), free(srow), free(svec), free(sdrift);
+    return rc;
+}
+
+/* The vectors before each split's target, ranked: test, validation, and with --cold the test
+ * events of held-out targets (among all candidates, and among the held-out ones). */
+static int eval_rank(eval_run *x, char *err, size_t errlen) {
+    const int D = x->m->cfg.out_dim, nu = x->nu, have = (model_heads(x->m) & MODEL_HEAD_SCORE) != 0;
+    float *Ut = calloc((size_t)(nu ? nu : 1) * D, sizeof *Ut), *Uv = calloc((size_t)(nu ? nu : 1) * D, sizeof *Uv);
+    int rc = -1;
+    if (!Ut || !Uv) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    for (int u = 0; u < nu; u++) {
+        int64_t b = x->data.start[u], n = x->data.start[u + 1] - b;
+        if (n >= 2) memcpy(Ut + (size_t)u * D, x->U + (size_t)(b + n - 2) * D, (size_t)D * sizeof(float));
+        if (n >= 3) memcpy(Uv + (size_t)u * D, x->U + (size_t)(b + n - 3) * D, (size_t)D * sizeof(float));
+    }
+    train_rank_set all = {x->n_rows, x->S, x->bias, x->cand, NULL, NULL},
+                   cold = {x->n_rows, x->S, x->bias, x->cand, x->cold_row, NULL},
+                   among_new = {x->n_rows, x->S, x->bias, x->cand, x->cold_row, x->cold_row};
+    const model *m = x->m;
+    if (train_rank_vectors_set(m, &x->data, 1, Ut, &all, have ? &x->tm : NULL, &x->tp, err, errlen) ||
+        train_rank_vectors_set(m, &x->data, 2, Uv, &all, have ? &x->vm : NULL, &x->vp, err, errlen) ||
+        (x->o->cold && train_rank_vectors_set(m, &x->data, 1, Ut, &cold, have ? &x->cm : NULL, &x->cp, err, errlen)) ||
+        (x->o->cold && train_rank_vectors_set(m, &x->data, 1, Ut, &among_new, have ? &x->nm : NULL, &x->np, err, errlen)))
+        goto done;
+    rc = 0;
+done:
+    free(Ut), free(Uv);
+    return rc;
+}
+
+/* ---- the table -------------------------------------------------------------------------------- */
 
 static void row(const char *split, const rank_metrics *mm, const rank_metrics *pp, int have_model) {
     if (have_model)
@@ -65,6 +380,87 @@ static void row(const char *split, const rank_metrics *mm, const rank_metrics *p
                pp->ndcg10, pp->hr20, pp->ndcg20);
 }
 
+static void eval_print(const eval_run *x) {
+    const eval_opts *o = x->o;
+    const int have = (model_heads(x->m) & MODEL_HEAD_SCORE) != 0;
+    printf("ievo eval: model %s on %s %s: %zu events, %d users, %d items + <oov> (%ld events with an unknown item)\n",
+           x->m->model_id, cli_data_kind(&o->data), cli_data_arg(&o->data), x->ev.n, x->nu, x->m->cfg.n_items - 1, x->oov);
+    printf("streaming path: model_step (%s), waves of <= %d users, %ld events applied in %.1f s\n",
+           cli_backend_name(o->backend), o->batch, x->applied, x->secs);
+    if (x->text)
+        printf("text: %zu catalogue items (%d candidates without a vocabulary row, ranked by their text), %ld event "
+               "texts; USE-lite encoded %ld texts in %.2f s, %ld from the cache\n",
+               x->cat.n, x->n_extra, x->tstats.texts - (long)x->cat.n, x->tstats.encoded, x->tstats.encode_s,
+               x->tstats.from_cache);
+    else if (x->n_extra)
+        printf("%d held-out items are candidates without a vocabulary row (the model cannot tell them apart)\n", x->n_extra);
+    printf("leave-one-out, all items ranked, input history filtered\n");
+    printf("split      users |  model: HR@10  NDCG@10 HR@20   NDCG@20 | popularity: HR@10 NDCG@10 HR@20 NDCG@20\n");
+    row("test", &x->tm, &x->tp, have);
+    row("validation", &x->vm, &x->vp, have);
+    if (o->cold) {
+        row("test cold", &x->cm, &x->cp, have);
+        printf("(test cold: the test events whose target is a held-out item, ranked among all %d candidates)\n",
+               x->n_rows - 1);
+        row("cold/new", &x->nm, &x->np, have);
+        printf("(cold/new: the same events, ranked among the %d held-out items only: which new item)\n", x->n_held);
+    }
+    if (have && x->tm.n_value)
+        printf("value (test, %ld events with a value): model MAE %.4f RMSE %.4f | mean value: MAE %.4f RMSE %.4f\n",
+               x->tm.n_value, x->tm.mae, x->tm.rmse, x->tp.mae, x->tp.rmse);
+}
+
+/* ---- the JSON report ----------------------------------------------------------------------------- */
+
+/* A metric in the report: 6 decimals, more than the protocol can tell apart. */
+static json_t *real6(double v) { return json_real_or_null(isfinite(v) ? round(v * 1e6) / 1e6 : v); }
+
+static json_t *metrics_json(const rank_metrics *r) {
+    json_t *o = json_pack("{s:I,s:o,s:o,s:o,s:o}", "users", (json_int_t)r->n, "hr10", real6(r->hr10), "ndcg10",
+                          real6(r->ndcg10), "hr20", real6(r->hr20), "ndcg20", real6(r->ndcg20));
+    if (o && r->n_value) {
+        json_object_set_new(o, "value_events", json_integer(r->n_value));
+        json_object_set_new(o, "mae", real6(r->mae));
+        json_object_set_new(o, "rmse", real6(r->rmse));
+    }
+    return o;
+}
+
+/* {"model": ..., "popularity": ...}, without the model when it has no scoring head. */
+static json_t *split_json(const rank_metrics *mm, const rank_metrics *pp, int have) {
+    json_t *o = json_object();
+    if (o && have) json_object_set_new(o, "model", metrics_json(mm));
+    if (o) json_object_set_new(o, "popularity", metrics_json(pp));
+    return o;
+}
+
+static json_t *eval_json(const eval_run *x) {
+    const eval_opts *o = x->o;
+    const int have = (model_heads(x->m) & MODEL_HEAD_SCORE) != 0;
+    char path[96];
+    snprintf(path, sizeof path, "model_step (%s), waves of <= %d users", cli_backend_name(o->backend), o->batch);
+    const char *arg = cli_data_arg(&o->data);
+    json_t *j = json_pack(
+        "{s:s,s:{s:s,s:o,s:I,s:i,s:i,s:I},s:s,s:s,s:o,s:o,s:i,s:i,s:i}", "model", x->m->model_id, "data", "source",
+        cli_data_kind(&o->data), "path", json_string_lossy(arg, strlen(arg)), "events", (json_int_t)x->ev.n, "users", x->nu,
+        "items", x->m->cfg.n_items - 1, "oov_events", (json_int_t)x->oov, "path", path, "protocol",
+        "leave-one-out; all items; input history filtered; popularity = occurrences among the split's input events, "
+        "ties to the lower vocabulary index",
+        "test", split_json(&x->tm, &x->tp, have), "validation", split_json(&x->vm, &x->vp, have), "candidates",
+        x->n_rows - 1, "candidates_without_row", x->n_extra, "held_out_items", x->n_held);
+    if (j && x->text)
+        json_object_set_new(j, "text", json_pack("{s:I,s:I,s:I,s:f}", "catalogue_items", (json_int_t)x->cat.n, "encoded",
+                                                 (json_int_t)x->tstats.encoded, "from_cache",
+                                                 (json_int_t)x->tstats.from_cache, "encode_s", x->tstats.encode_s));
+    if (j && o->cold) {
+        json_object_set_new(j, "cold", split_json(&x->cm, &x->cp, have));
+        json_object_set_new(j, "cold_among_new", split_json(&x->nm, &x->np, have));
+    }
+    return j;
+}
+
+/* ---- --evolution ------------------------------------------------------------------------------ */
+
 /* median of a histogram over 0..K (K = not within K) */
 static int hist_median(const long *h, int K) {
     long total = 0, acc = 0;
@@ -74,397 +470,124 @@ static int hist_median(const long *h, int K) {
     return K;
 }
 
-/* The model's held-out item ids (metadata "holdout": {"items": [...]}), NULL-terminated; NULL
- * when none. */
-static char **held_out_items(const model *m, int *n) {
-    *n = 0;
-    if (!m->meta_json) return NULL;
-    char jerr[128];
-    json_value *meta = json_parse(m->meta_json, strlen(m->meta_json), jerr, sizeof jerr);
-    const json_value *arr = json_get(json_get(meta, "holdout"), "items");
-    char **out = NULL;
-    if (arr && arr->type == JSON_ARRAY && (out = calloc(arr->len + 1, sizeof *out)))
-        for (size_t i = 0; i < arr->len; i++)
-            if (arr->items[i]->type == JSON_STRING && (out[*n] = strdup(arr->items[i]->str))) (*n)++;
-    json_free(meta);
-    return out;
+static json_t *shares_json(const long *hits, long of, int K) {
+    json_t *a = json_array();
+    for (int k = 0; a && k < K; k++) json_array_append_new(a, real6(of ? (double)hits[k] / (double)of : 0.0));
+    return a;
 }
 
-/* item key -> candidate row, open addressing */
-typedef struct {
-    uint64_t *key;
-    int32_t *row;
-    size_t cap;
-} key_map;
-
-static int key_map_put(key_map *k, uint64_t key, int32_t row) {
-    size_t mask = k->cap - 1, h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & mask;
-    while (k->key[h] && k->key[h] != key) h = (h + 1) & mask;
-    if (k->key[h]) return 0;
-    k->key[h] = key, k->row[h] = row;
-    return 1;
+static json_t *counts_json(const long *h, int n) {
+    json_t *a = json_array();
+    for (int k = 0; a && k < n; k++) json_array_append_new(a, json_integer(h[k]));
+    return a;
 }
 
-static int32_t key_map_get(const key_map *k, uint64_t key) {
-    size_t mask = k->cap - 1, h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & mask;
-    while (k->key[h] && k->key[h] != key) h = (h + 1) & mask;
-    return k->key[h] ? k->row[h] : 0;
+static void evolution_print(const train_evolution_result *er, int K, int mmed, int smed) {
+    double sw = er->switches ? (double)er->switches : 1.0;
+    printf("\ninterest evolution: %ld switches followed by >= %d events of the new topic (synthetic ground truth)\n",
+           er->switches, K);
+    printf("events of the new interest seen      ");
+    for (int k = 0; k < K; k++) printf(" %5d", k + 1);
+    printf("\nmodel: top topic = the new one       ");
+    for (int k = 0; k < K; k++) printf(" %5.3f", er->switches ? (double)er->model_hit[k] / sw : 0.0);
+    printf("\nstatic profile (mean past embedding) ");
+    for (int k = 0; k < K; k++) printf(" %5.3f", er->switches ? (double)er->static_hit[k] / sw : 0.0);
+    char mt[16], st[16]; /* the median event count, or ">K" when most switches are not followed within K */
+    snprintf(mt, sizeof mt, mmed == K ? ">%d" : "%d", mmed == K ? K : mmed + 1);
+    snprintf(st, sizeof st, smed == K ? ">%d" : "%d", smed == K ? K : smed + 1);
+    printf("\nevents until the top topic first follows the switch (median): model %s, static profile %s\n", mt, st);
+    printf("followed within %d events: model %.3f, static profile %.3f\n", K,
+           er->switches ? 1.0 - (double)er->model_lag_hist[K] / sw : 0.0,
+           er->switches ? 1.0 - (double)er->static_lag_hist[K] / sw : 0.0);
+}
+
+/* Item ids "tNN-iNNN" name their topic; the generator's topic per event is the truth. */
+static int eval_evolution(const eval_run *x, json_t *report, char *err, size_t errlen) {
+    if (!(model_heads(x->m) & MODEL_HEAD_SCORE)) return snprintf(err, errlen, "--evolution needs a model with a scoring head"), -1;
+    const int K = x->o->follow;
+    int32_t *topic = malloc((x->ev.n ? x->ev.n : 1) * sizeof *topic);
+    int32_t *item_topic = malloc((size_t)x->m->cfg.n_items * sizeof *item_topic);
+    train_evolution_result er;
+    int rc = -1;
+    if (!topic || !item_topic) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < x->ev.n; i++) topic[i] = (int32_t)x->ev.ev[x->perm[i]].topic;
+    for (int i = 0; i < x->m->cfg.n_items; i++) {
+        const char *id = model_item_id(x->m, i);
+        int t, k;
+        item_topic[i] = id && sscanf(id, "t%d-i%d", &t, &k) == 2 ? t : -1;
+    }
+    if (train_evolution(x->m, &x->data, x->U, topic, item_topic, K, &er, err, errlen)) goto done;
+    int mmed = hist_median(er.model_lag_hist, K), smed = hist_median(er.static_lag_hist, K);
+    evolution_print(&er, K, mmed, smed);
+    /* medians: events of the new interest seen; K + 1 means "not within K" */
+    json_object_set_new(report, "evolution",
+                        json_pack("{s:i,s:I,s:o,s:o,s:o,s:o,s:i,s:i}", "follow", K, "switches", (json_int_t)er.switches,
+                                  "model_hit", shares_json(er.model_hit, er.switches, K), "static_hit",
+                                  shares_json(er.static_hit, er.switches, K), "model_first_hit_hist",
+                                  counts_json(er.model_lag_hist, K + 1), "static_first_hit_hist",
+                                  counts_json(er.static_lag_hist, K + 1), "model_median_events", mmed + 1,
+                                  "static_median_events", smed + 1));
+    rc = 0;
+done:
+    free(topic), free(item_topic);
+    return rc;
+}
+
+/* ---- the command ------------------------------------------------------------------------------ */
+
+static int eval_write_json(json_t *report, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "w");
+    int bad = !f || json_dumpf(report, f, IEVO_JSON_DUMP) || fputc('\n', f) == EOF;
+    if (f && fclose(f)) bad = 1;
+    if (bad) snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    return bad ? -1 : 0;
+}
+
+static int eval_main(const eval_opts *o, const char *model_path) {
+    char err[1024] = "";
+    eval_run x = {.o = o};
+    json_t *report = NULL;
+    model_runtime_init(o->threads);
+    int rc = eval_load(&x, model_path, err, sizeof err) || eval_group(&x, err, sizeof err) ||
+             eval_candidates(&x, err, sizeof err) || model_runner_new(&x.r, x.m, o->backend, o->batch, err, sizeof err);
+    if (!rc && x.text) model_runner_set_text(x.r, item_table_lookup, x.items);
+    rc = rc || eval_stream(&x, err, sizeof err) || eval_rank(&x, err, sizeof err);
+    if (!rc) {
+        eval_print(&x);
+        if (!(report = eval_json(&x))) rc = 1, snprintf(err, sizeof err, "out of memory");
+    }
+    rc = rc || (o->evolution && eval_evolution(&x, report, err, sizeof err)) ||
+         (o->json_path && eval_write_json(report, o->json_path, err, sizeof err));
+    if (rc) fprintf(stderr, "ievo eval: %s\n", err);
+    fflush(stdout);
+    json_decref(report);
+    eval_free(&x);
+    return rc ? CLI_FAILED : CLI_OK;
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model_path = NULL, *ml = NULL, *syn = NULL, *jl = NULL, *json_path = NULL, *items_path = NULL;
-    int evolution = 0, follow = 10, batch = 256, threads = 1, cold = 0;
-    char enc_dir[4096], cache_dir[4096];
-    text_default_dirs(enc_dir, sizeof enc_dir, cache_dir, sizeof cache_dir);
-    model_backend backend = MODEL_BACKEND_DNNL;
-    synth_opts so;
-    synth_opts_default(&so);
-    char err[1024] = "";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return eval_usage(stdout), 0;
-        if (!strcmp(a, "--evolution")) {
-            evolution = 1;
-            continue;
-        }
-        if (!strcmp(a, "--cold")) {
-            cold = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "ievo eval: unknown option or missing value: %s\n", a);
-            return eval_usage(stderr), 2;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--model") || !strcmp(a, "-m")) model_path = v;
-        else if (!strcmp(a, "--movielens")) ml = v;
-        else if (!strcmp(a, "--synthetic")) syn = v;
-        else if (!strcmp(a, "--jsonl")) jl = v;
-        else if (!strcmp(a, "--json")) json_path = v;
-        else if (!strcmp(a, "--synth-seed")) so.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--follow")) follow = atoi(v);
-        else if (!strcmp(a, "--batch")) batch = atoi(v);
-        else if (!strcmp(a, "--threads")) threads = atoi(v);
-        else if (!strcmp(a, "--items")) items_path = v;
-        else if (!strcmp(a, "--text-encoder")) snprintf(enc_dir, sizeof enc_dir, "%s", v);
-        else if (!strcmp(a, "--text-cache")) snprintf(cache_dir, sizeof cache_dir, "%s", v);
-        else if (!strcmp(a, "--backend")) {
-            if (!strcmp(v, "dnnl")) backend = MODEL_BACKEND_DNNL;
-            else if (!strcmp(v, "scalar")) backend = MODEL_BACKEND_SCALAR;
-            else return fprintf(stderr, "ievo eval: --backend dnnl|scalar\n"), 2;
-        } else {
-            fprintf(stderr, "ievo eval: unknown option %s\n", a);
-            return eval_usage(stderr), 2;
-        }
+    eval_opts o = {.follow = 10, .batch = 256, .threads = 1};
+    cli_data_init(&o.data);
+    cli_args a;
+    char err[512];
+    const char *model_path = NULL;
+    int backend = 0;
+    int rc = cli_parse(&CMD, argc, argv, on_option, &o, &a);
+    if (rc == CLI_OK && (settings_string(&a.cfg, "model.path", &model_path, err, sizeof err) ||
+                         settings_enum(&a.cfg, "model.backend", &backend, err, sizeof err)))
+        rc = cli_usage_error(&CMD, "%s", err);
+    if (rc == CLI_OK && (!model_path || cli_data_sources(&o.data) != 1))
+        rc = cli_usage_error(&CMD, "give -m MODEL and exactly one of --movielens, --synthetic, --jsonl");
+    if (rc == CLI_OK && o.evolution && !o.data.synthetic)
+        rc = cli_usage_error(&CMD, "--evolution needs --synthetic (the known topics)");
+    if (rc == CLI_OK) {
+        o.backend = (model_backend)backend;
+        cli_text_resolve(&o.text, &a.cfg);
+        rc = eval_main(&o, model_path);
     }
-    if (!model_path || (!!ml + !!syn + !!jl) != 1) {
-        fprintf(stderr, "ievo eval: give --model and exactly one of --movielens, --synthetic, --jsonl\n");
-        return eval_usage(stderr), 2;
-    }
-    if (evolution && !syn) return fprintf(stderr, "ievo eval: --evolution needs --synthetic (the known topics)\n"), 2;
-    if (follow < 1 || follow > TRAIN_EVOLUTION_MAX || batch < 1 || batch > 65536)
-        return fprintf(stderr, "ievo eval: --follow 1..%d, --batch 1..65536\n", TRAIN_EVOLUTION_MAX), 2;
-    if (syn && synth_opts_parse(&so, syn, err, sizeof err)) return fprintf(stderr, "ievo eval: %s\n", err), 2;
-    model_runtime_init(threads);
-
-    int rc = 1, nu = 0;
-    model *m = NULL;
-    model_runner *r = NULL;
-    event_list ev = {0};
-    ptr_index users = {0};
-    int32_t *uid = NULL, *topic = NULL, *item_topic = NULL;
-    int64_t *perm = NULL;
-    model_event *mev = NULL;
-    train_data data = {0};
-    unsigned char *states = NULL;
-    float *U = NULL, *Ut = NULL, *Uv = NULL;
-    void **sp = NULL;
-    model_event *sev = NULL;
-    int64_t *srow = NULL;
-    float *svec = NULL, *sdrift = NULL;
-    json_buf jb = {0};
-    item_catalog cat = {0};
-    item_table *items = NULL;
-    text_encode_stats tstats = {0};
-    float *etext = NULL, *S = NULL, *bias = NULL;
-    const char **texts = NULL;
-    char **held = NULL;
-    int n_held = 0, n_extra = 0, n_rows = 0;
-    int32_t *cand = NULL, *ridx = NULL;
-    const float **rtext = NULL;
-    uint8_t *cold_row = NULL;
-    key_map km = {0};
-    if (model_load(&m, model_path, err, sizeof err)) goto done;
-    if (ml && events_load_movielens(ml, &ev, err, sizeof err)) goto done;
-    if (syn && events_generate_synthetic(&so, &ev, err, sizeof err)) goto done;
-    if (jl && events_load_jsonl_path(jl, &ev, err, sizeof err)) goto done;
-    const int text = m->cfg.text_dim > 0;
-    /* text models: the worker's lookups (the catalogue by item key, the events' own texts) */
-    if (item_table_for_model(m->cfg.text_dim, items_path, ml, enc_dir, cache_dir, &cat, &items, &tstats, err, sizeof err))
-        goto done;
-    if (text) {
-        size_t nt = 0;
-        if (!(texts = malloc((ev.n ? ev.n : 1) * sizeof *texts))) goto oom;
-        for (size_t i = 0; i < ev.n; i++)
-            if (ev.ev[i].text) texts[nt++] = ev.ev[i].text;
-        if (!(etext = malloc((nt ? nt : 1) * USE_DIM * sizeof *etext))) goto oom;
-        if (text_encode_all(enc_dir, cache_dir, texts, nt, etext, &tstats, err, sizeof err)) goto done;
-    }
-    held = held_out_items(m, &n_held);
-    if (cold && !n_held) {
-        snprintf(err, sizeof err, "--cold: model %s held no items out (train it with --holdout-items)", m->model_id);
-        goto done;
-    }
-    /* users in first-seen order; events grouped per user in the worker's order */
-    uid = malloc((ev.n ? ev.n : 1) * sizeof *uid);
-    mev = malloc((ev.n ? ev.n : 1) * sizeof *mev);
-    perm = malloc((ev.n ? ev.n : 1) * sizeof *perm);
-    if (!uid || !mev || !perm) goto oom;
-    long oov = 0;
-    for (size_t i = 0, et = 0; i < ev.n; i++) {
-        const source_event *e = &ev.ev[i];
-        if ((uid[i] = ptr_index_get(&users, e->user_id, NULL)) < 0) goto oom;
-        mev[i] = (model_event){model_item_index(m, e->item_id, strlen(e->item_id)),
-                               model_action_index(m, e->action, strlen(e->action)), e->ts, e->value, e->has_value};
-        if (text) {
-            mev[i].item_key = model_item_key(e->item_id, strlen(e->item_id));
-            mev[i].event_text = e->text ? etext + (et++) * USE_DIM : NULL;
-        }
-        oov += mev[i].item == 0;
-    }
-    nu = (int)users.n;
-    if (train_data_group(&data, nu, ev.n, uid, mev, perm, err, sizeof err)) goto done;
-    /* Candidates: rows 1..NI-1 the vocabulary, then the items without a row: the held-out ones,
-     * then (text models) the catalogue's others. Row 0 is never a candidate. */
-    {
-        const int NI = m->cfg.n_items;
-        size_t cap = 1024;
-        while (cap < 2 * ((size_t)NI + (size_t)n_held + cat.n)) cap *= 2;
-        km.cap = cap;
-        km.key = calloc(cap, sizeof *km.key), km.row = calloc(cap, sizeof *km.row);
-        ridx = malloc(((size_t)NI + (size_t)n_held + cat.n) * sizeof *ridx);
-        rtext = calloc((size_t)NI + (size_t)n_held + cat.n, sizeof *rtext);
-        if (!km.key || !km.row || !ridx || !rtext) goto oom;
-        for (int i = 0; i < NI; i++) {
-            const char *id = model_item_id(m, i);
-            uint64_t k = model_item_key(id, strlen(id));
-            ridx[i] = i;
-            if (i > 0) key_map_put(&km, k, i);
-            if (text && i > 0) rtext[i] = item_table_get(items, k);
-        }
-        n_rows = NI;
-        for (int h = 0; h < n_held; h++) {
-            uint64_t k = model_item_key(held[h], strlen(held[h]));
-            if (key_map_put(&km, k, n_rows)) ridx[n_rows] = 0, rtext[n_rows] = text ? item_table_get(items, k) : NULL, n_rows++;
-        }
-        for (size_t c = 0; text && c < cat.n; c++) {
-            uint64_t k = model_item_key(cat.ids[c], strlen(cat.ids[c]));
-            if (key_map_put(&km, k, n_rows)) ridx[n_rows] = 0, rtext[n_rows] = item_table_get(items, k), n_rows++;
-        }
-        n_extra = n_rows - NI;
-        cand = malloc((ev.n ? ev.n : 1) * sizeof *cand);
-        cold_row = calloc((size_t)n_rows, 1);
-        bias = malloc((size_t)n_rows * sizeof *bias);
-        if (!cand || !cold_row || !bias) goto oom;
-        for (size_t i = 0; i < ev.n; i++) {
-            const char *id = ev.ev[perm[i]].item_id;
-            cand[i] = key_map_get(&km, model_item_key(id, strlen(id)));
-        }
-        for (int h = 0; h < n_held; h++) cold_row[key_map_get(&km, model_item_key(held[h], strlen(held[h])))] = 1;
-        cold_row[0] = 0;
-        if (model_heads(m) & MODEL_HEAD_SCORE) {
-            if (!(S = malloc((size_t)n_rows * m->cfg.out_dim * sizeof *S))) goto oom;
-            if (model_score_rows(m, n_rows, ridx, rtext, S, bias, err, sizeof err)) goto done;
-        } else {
-            memset(bias, 0, (size_t)n_rows * sizeof *bias);
-        }
-    }
-    /* the streaming pass: every event up to each user's second-last (all of them with --evolution) */
-    const int D = m->cfg.out_dim;
-    const size_t ss = (model_state_size(m) + 7) & ~(size_t)7;
-    states = malloc(ss * (size_t)(nu ? nu : 1));
-    U = malloc((ev.n ? ev.n : 1) * (size_t)D * sizeof *U);
-    sp = malloc((size_t)batch * sizeof *sp);
-    sev = malloc((size_t)batch * sizeof *sev);
-    srow = malloc((size_t)batch * sizeof *srow);
-    svec = malloc((size_t)batch * D * sizeof *svec);
-    sdrift = malloc((size_t)batch * sizeof *sdrift);
-    if (!states || !U || !sp || !sev || !srow || !svec || !sdrift) goto oom;
-    for (int u = 0; u < nu; u++) model_state_init(m, states + ss * (size_t)u);
-    if (model_runner_new(&r, m, backend, batch, err, sizeof err)) goto done;
-    if (text) model_runner_set_text(r, item_table_lookup, items);
-    int64_t maxlen = 0;
-    for (int u = 0; u < nu; u++)
-        if (data.start[u + 1] - data.start[u] > maxlen) maxlen = data.start[u + 1] - data.start[u];
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    long applied = 0;
-    for (int64_t k = 0; k < maxlen; k++) {
-        int n = 0;
-        for (int u = 0; u <= nu; u++) {
-            if (u < nu) {
-                int64_t len = data.start[u + 1] - data.start[u], limit = evolution ? len : len - 1;
-                if (k < limit) {
-                    sp[n] = states + ss * (size_t)u;
-                    sev[n] = data.ev[data.start[u] + k];
-                    srow[n++] = data.start[u] + k;
-                }
-            }
-            if (n == batch || (u == nu && n > 0)) {
-                if (model_step(r, n, sp, sev, svec, sdrift, err, sizeof err)) goto done;
-                for (int j = 0; j < n; j++) memcpy(U + (size_t)srow[j] * D, svec + (size_t)j * D, (size_t)D * sizeof(float));
-                applied += n;
-                n = 0;
-            }
-        }
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    /* the vectors before each split's target */
-    Ut = calloc((size_t)(nu ? nu : 1) * D, sizeof *Ut);
-    Uv = calloc((size_t)(nu ? nu : 1) * D, sizeof *Uv);
-    if (!Ut || !Uv) goto oom;
-    for (int u = 0; u < nu; u++) {
-        int64_t b = data.start[u], n = data.start[u + 1] - b;
-        if (n >= 2) memcpy(Ut + (size_t)u * D, U + (size_t)(b + n - 2) * D, (size_t)D * sizeof(float));
-        if (n >= 3) memcpy(Uv + (size_t)u * D, U + (size_t)(b + n - 3) * D, (size_t)D * sizeof(float));
-    }
-    const int have = (model_heads(m) & MODEL_HEAD_SCORE) != 0;
-    rank_metrics tm, tp, vm, vp, cm, cp, nm, np_;
-    train_rank_set rs = {n_rows, S, bias, cand, NULL, NULL}, rc_set = {n_rows, S, bias, cand, cold_row, NULL},
-                   rn_set = {n_rows, S, bias, cand, cold_row, cold_row};
-    if (train_rank_vectors_set(m, &data, 1, Ut, &rs, have ? &tm : NULL, &tp, err, sizeof err) ||
-        train_rank_vectors_set(m, &data, 2, Uv, &rs, have ? &vm : NULL, &vp, err, sizeof err) ||
-        (cold && train_rank_vectors_set(m, &data, 1, Ut, &rc_set, have ? &cm : NULL, &cp, err, sizeof err)) ||
-        (cold && train_rank_vectors_set(m, &data, 1, Ut, &rn_set, have ? &nm : NULL, &np_, err, sizeof err)))
-        goto done;
-    const char *src = ml ? "movielens" : syn ? "synthetic" : "jsonl", *src_arg = ml ? ml : syn ? syn : jl;
-    printf("ievo eval: model %s on %s %s: %zu events, %d users, %d items + <oov> (%ld events with an unknown item)\n",
-           m->model_id, src, src_arg, ev.n, nu, m->cfg.n_items - 1, oov);
-    printf("streaming path: model_step (%s), waves of <= %d users, %ld events applied in %.1f s\n",
-           backend == MODEL_BACKEND_DNNL ? "dnnl" : "scalar", batch, applied, secs);
-    if (text)
-        printf("text: %zu catalogue items (%d candidates without a vocabulary row, ranked by their text), %ld event "
-               "texts; USE-lite encoded %ld texts in %.2f s, %ld from the cache\n",
-               cat.n, n_extra, tstats.texts - (long)cat.n, tstats.encoded, tstats.encode_s, tstats.from_cache);
-    else if (n_extra)
-        printf("%d held-out items are candidates without a vocabulary row (the model cannot tell them apart)\n", n_extra);
-    printf("leave-one-out, all items ranked, input history filtered\n");
-    printf("split      users |  model: HR@10  NDCG@10 HR@20   NDCG@20 | popularity: HR@10 NDCG@10 HR@20 NDCG@20\n");
-    row("test", &tm, &tp, have);
-    row("validation", &vm, &vp, have);
-    if (cold) {
-        row("test cold", &cm, &cp, have);
-        printf("(test cold: the test events whose target is a held-out item, ranked among all %d candidates)\n", n_rows - 1);
-        row("cold/new", &nm, &np_, have);
-        printf("(cold/new: the same events, ranked among the %d held-out items only: which new item)\n", n_held);
-    }
-    if (have && tm.n_value)
-        printf("value (test, %ld events with a value): model MAE %.4f RMSE %.4f | mean value: MAE %.4f RMSE %.4f\n",
-               tm.n_value, tm.mae, tm.rmse, tp.mae, tp.rmse);
-    json_buf_printf(&jb, "{\"model\":");
-    json_buf_string(&jb, m->model_id, strlen(m->model_id));
-    json_buf_printf(&jb, ",\"data\":{\"source\":\"%s\",\"path\":", src);
-    json_buf_string(&jb, src_arg, strlen(src_arg));
-    json_buf_printf(&jb, ",\"events\":%zu,\"users\":%d,\"items\":%d,\"oov_events\":%ld}", ev.n, nu, m->cfg.n_items - 1, oov);
-    json_buf_printf(&jb, ",\"path\":\"model_step (%s), waves of <= %d users\",\"protocol\":\"leave-one-out; all items; "
-                         "input history filtered; popularity = occurrences among the split's input events, ties to "
-                         "the lower vocabulary index\"",
-                    backend == MODEL_BACKEND_DNNL ? "dnnl" : "scalar", batch);
-    json_buf_printf(&jb, ",\"test\":{");
-    if (have) metrics_json(&jb, "model", &tm), json_buf_append(&jb, ",", 1);
-    metrics_json(&jb, "popularity", &tp);
-    json_buf_printf(&jb, "},\"validation\":{");
-    if (have) metrics_json(&jb, "model", &vm), json_buf_append(&jb, ",", 1);
-    metrics_json(&jb, "popularity", &vp);
-    json_buf_append(&jb, "}", 1);
-    json_buf_printf(&jb, ",\"candidates\":%d,\"candidates_without_row\":%d,\"held_out_items\":%d", n_rows - 1, n_extra, n_held);
-    if (text)
-        json_buf_printf(&jb, ",\"text\":{\"catalogue_items\":%zu,\"encoded\":%ld,\"from_cache\":%ld,\"encode_s\":%.3f}", cat.n,
-                        tstats.encoded, tstats.from_cache, tstats.encode_s);
-    if (cold) {
-        json_buf_printf(&jb, ",\"cold\":{");
-        if (have) metrics_json(&jb, "model", &cm), json_buf_append(&jb, ",", 1);
-        metrics_json(&jb, "popularity", &cp);
-        json_buf_printf(&jb, "},\"cold_among_new\":{");
-        if (have) metrics_json(&jb, "model", &nm), json_buf_append(&jb, ",", 1);
-        metrics_json(&jb, "popularity", &np_);
-        json_buf_append(&jb, "}", 1);
-    }
-    if (evolution) {
-        if (!have) {
-            snprintf(err, sizeof err, "--evolution needs a model with a scoring head");
-            goto done;
-        }
-        topic = malloc((ev.n ? ev.n : 1) * sizeof *topic);
-        item_topic = malloc((size_t)m->cfg.n_items * sizeof *item_topic);
-        if (!topic || !item_topic) goto oom;
-        for (size_t i = 0; i < ev.n; i++) topic[i] = (int32_t)ev.ev[perm[i]].topic;
-        for (int i = 0; i < m->cfg.n_items; i++) {
-            const char *id = model_item_id(m, i);
-            int t, k;
-            item_topic[i] = id && sscanf(id, "t%d-i%d", &t, &k) == 2 ? t : -1;
-        }
-        train_evolution_result er;
-        if (train_evolution(m, &data, U, topic, item_topic, follow, &er, err, sizeof err)) goto done;
-        printf("\ninterest evolution: %ld switches followed by >= %d events of the new topic (synthetic ground truth)\n",
-               er.switches, follow);
-        printf("events of the new interest seen      ");
-        for (int k = 0; k < follow; k++) printf(" %5d", k + 1);
-        printf("\nmodel: top topic = the new one       ");
-        for (int k = 0; k < follow; k++) printf(" %5.3f", er.switches ? (double)er.model_hit[k] / er.switches : 0.0);
-        printf("\nstatic profile (mean past embedding) ");
-        for (int k = 0; k < follow; k++) printf(" %5.3f", er.switches ? (double)er.static_hit[k] / er.switches : 0.0);
-        int mmed = hist_median(er.model_lag_hist, follow), smed = hist_median(er.static_lag_hist, follow);
-        char mt[16], st[16]; /* the median event count, or ">K" when most switches are not followed within K */
-        snprintf(mt, sizeof mt, mmed == follow ? ">%d" : "%d", mmed == follow ? follow : mmed + 1);
-        snprintf(st, sizeof st, smed == follow ? ">%d" : "%d", smed == follow ? follow : smed + 1);
-        printf("\nevents until the top topic first follows the switch (median): model %s, static profile %s\n", mt, st);
-        printf("followed within %d events: model %.3f, static profile %.3f\n", follow,
-               er.switches ? 1.0 - (double)er.model_lag_hist[follow] / er.switches : 0.0,
-               er.switches ? 1.0 - (double)er.static_lag_hist[follow] / er.switches : 0.0);
-        json_buf_printf(&jb, ",\"evolution\":{\"follow\":%d,\"switches\":%ld,\"model_hit\":[", follow, er.switches);
-        for (int k = 0; k < follow; k++)
-            json_buf_printf(&jb, "%s%.6f", k ? "," : "", er.switches ? (double)er.model_hit[k] / er.switches : 0.0);
-        json_buf_printf(&jb, "],\"static_hit\":[");
-        for (int k = 0; k < follow; k++)
-            json_buf_printf(&jb, "%s%.6f", k ? "," : "", er.switches ? (double)er.static_hit[k] / er.switches : 0.0);
-        json_buf_printf(&jb, "],\"model_first_hit_hist\":[");
-        for (int k = 0; k <= follow; k++) json_buf_printf(&jb, "%s%ld", k ? "," : "", er.model_lag_hist[k]);
-        json_buf_printf(&jb, "],\"static_first_hit_hist\":[");
-        for (int k = 0; k <= follow; k++) json_buf_printf(&jb, "%s%ld", k ? "," : "", er.static_lag_hist[k]);
-        /* medians: events of the new interest seen; follow + 1 means "not within follow" */
-        json_buf_printf(&jb, "],\"model_median_events\":%d,\"static_median_events\":%d}", mmed + 1, smed + 1);
-    }
-    json_buf_append(&jb, "}\n", 2);
-    if (jb.failed) goto oom;
-    if (json_path) {
-        FILE *f = fopen(json_path, "w");
-        if (!f || fwrite(jb.data, 1, jb.len, f) != jb.len || fclose(f) != 0) {
-            snprintf(err, sizeof err, "cannot write %s: %s", json_path, strerror(errno));
-            goto done;
-        }
-    }
-    rc = 0;
-    goto done;
-oom:
-    snprintf(err, sizeof err, "out of memory");
-done:
-    if (rc) fprintf(stderr, "ievo eval: %s\n", err);
-    fflush(stdout);
-    json_buf_free(&jb);
-    ptr_index_free(&users);
-    free(uid), free(topic), free(item_topic), free(perm), free(mev), free(states), free(U), free(Ut), free(Uv);
-    free(sp), free(sev), free(srow), free(svec), free(sdrift);
-    train_data_free(&data);
-    model_runner_free(r);
-    item_table_free(items);
-    item_catalog_free(&cat);
-    free(etext), free(texts), free(S), free(bias), free(cand), free(ridx), free((void *)rtext), free(cold_row);
-    free(km.key), free(km.row);
-    for (int h = 0; h < n_held; h++) free(held[h]);
-    free(held);
-    model_free(m);
-    event_list_free(&ev);
-    return rc;
+    cli_args_free(&a);
+    return rc < 0 ? CLI_OK : rc;
 }

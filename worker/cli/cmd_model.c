@@ -3,60 +3,74 @@
  *
  * The vocabulary of items comes from exactly one source: a file with one id per line, the
  * MovieLens u.item ids, or the synthetic generator's item universe. Actions default to the
- * UserAction actions the producers emit. Exit codes: 0 done, 1 failed, 2 usage error.
+ * UserAction actions the producers emit.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "event_source.h"
-#include "json.h"
+#include "json_text.h"
 #include "model.h"
 #include "model_init.h"
+#include "settings.h"
 
 #define DEFAULT_ACTIONS "rate,view,click,like,share,purchase,search,review"
 
-static void usage_init(FILE *f) {
-    fprintf(f,
-            "usage: ievo model init --out PATH (--vocab-file PATH | --vocab-movielens DIR | --vocab-synthetic)\n"
-            "                       [--cell lstm|gru] [--item-dim N] [--action-dim N] [--hidden N]\n"
-            "                       [--attn-dim N] [--out-dim N] [--window N] [--seed N] [--name NAME]\n"
-            "                       [--actions a,b,c]\n"
-            "\n"
-            "Writes a model with seeded random parameters (PyTorch-style init) as a safetensors file.\n"
-            "  --out PATH              the model file to write (replaced atomically)\n"
-            "  --vocab-file PATH       item ids, one per line (empty lines skipped, no duplicates)\n"
-            "  --vocab-movielens DIR   the item ids of DIR/u.item (MovieLens-100K)\n"
-            "  --vocab-synthetic       the synthetic generator's items (default generator options)\n"
-            "  --cell lstm|gru         recurrent cell (default lstm)\n"
-            "  --item-dim N            item embedding size E (default 64)\n"
-            "  --action-dim N          action embedding size A (default 8)\n"
-            "  --hidden N              hidden size H (default 64)\n"
-            "  --attn-dim N            attention size K (default 64)\n"
-            "  --out-dim N             interest vector size D (default 64)\n"
-            "  --window N              attention window W, in events (default 16)\n"
-            "  --seed N                initialisation seed (default 1)\n"
-            "  --name NAME             model name, [A-Za-z0-9._-]{1,64} (default ievo)\n"
-            "  --actions a,b,c         action ids (default " DEFAULT_ACTIONS ")\n"
-            "Unknown item or action ids map to the shared out-of-vocabulary row 0.\n");
-}
+enum { OPT_VOCAB_FILE = CLI_OPT_ID_FIRST_FREE, OPT_VOCAB_MOVIELENS, OPT_VOCAB_SYNTHETIC, OPT_ACTIONS };
 
-static void usage_info(FILE *f) {
-    fprintf(f, "usage: ievo model info PATH\n\nLoads and checks a model file and prints a JSON summary: config,\n"
-               "model_id, fingerprint, vocabulary sizes, parameter count, tensors, metadata.\n");
-}
+static const cli_option INIT_OPTS[] = {
+    CLI_OPT_OUT("the model file to write (replaced atomically)"),
+    {"vocab-file", OPT_VOCAB_FILE, "PATH", "item ids, one per line (empty lines skipped, no duplicates)", NULL},
+    {"vocab-movielens", OPT_VOCAB_MOVIELENS, "DIR", "the item ids of DIR/u.item (MovieLens-100K)", NULL},
+    {"vocab-synthetic", OPT_VOCAB_SYNTHETIC, NULL, "the synthetic generator's items (default generator options)", NULL},
+    CLI_OPTS_MODEL("lstm"),
+    {"actions", OPT_ACTIONS, "a,b,c", "action ids (default " DEFAULT_ACTIONS ")", NULL},
+    CLI_OPT_END,
+};
 
-static int usage_error(void) {
-    fprintf(stderr, "(ievo model init --help lists the options)\n");
-    return 2;
-}
+static const cli_command INIT_CMD = {
+    .name = "model init",
+    .synopsis = "-o PATH (--vocab-file PATH | --vocab-movielens DIR | --vocab-synthetic) [--cell lstm|gru]\n"
+                " [--item-dim N] [--action-dim N] [--hidden N] [--attn-dim N] [--out-dim N] [--window N]\n"
+                " [--init-seed N] [--name NAME] [--actions a,b,c]",
+    .about = "Writes a model with seeded random parameters (PyTorch-style init) as a safetensors file.\n"
+             "Unknown item or action ids map to the shared out-of-vocabulary row 0.\n",
+    .opts = INIT_OPTS,
+    .settings = SETTINGS_CMD_OTHER,
+};
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: ievo model init [options]   create a seeded random model file\n"
-               "       ievo model info PATH        print a JSON summary of a model file\n"
-               "(ievo model init --help for the options)\n");
+static const cli_command INFO_CMD = {
+    .name = "model info",
+    .synopsis = "PATH",
+    .about = "Loads and checks a model file and prints a JSON summary: config, model_id, fingerprint,\n"
+             "vocabulary sizes, parameter count, tensors, metadata.\n",
+    .opts = NULL,
+    .settings = SETTINGS_CMD_OTHER,
+    .operands = "PATH",
+};
+
+/* ---- model init ----------------------------------------------------------------------------- */
+
+typedef struct {
+    cli_model model;
+    const char *out, *vocab_file, *movielens, *actions;
+    int synthetic;
+} init_opts;
+
+static int init_option(void *ctx, int key, const char *value, char *err, size_t errlen) {
+    init_opts *o = ctx;
+    int rc = cli_model_option(&o->model, key, value, err, errlen);
+    if (rc) return rc < 0 ? -1 : 0;
+    if (key == 'o') o->out = value;
+    else if (key == OPT_VOCAB_FILE) o->vocab_file = value;
+    else if (key == OPT_VOCAB_MOVIELENS) o->movielens = value;
+    else if (key == OPT_VOCAB_SYNTHETIC) o->synthetic = 1;
+    else if (key == OPT_ACTIONS) o->actions = value;
+    return 0;
 }
 
 /* Splits a comma-separated list into newly allocated strings. */
@@ -67,23 +81,17 @@ static int split_csv(const char *s, char ***out, int *n, char *err, size_t errle
     for (const char *p = s; *p; p++) cap += *p == ',';
     char **v = calloc((size_t)cap, sizeof *v);
     if (!v) return snprintf(err, errlen, "out of memory"), -1;
-    const char *start = s;
-    for (const char *p = s;; p++) {
-        if (*p == ',' || *p == 0) {
-            size_t len = (size_t)(p - start);
-            if (len == 0) {
-                snprintf(err, errlen, "--actions: empty id in \"%s\"", s);
-                synth_item_ids_free(v, *n);
-                return -1;
-            }
-            if (!(v[*n] = strndup(start, len))) {
-                synth_item_ids_free(v, *n);
-                return snprintf(err, errlen, "out of memory"), -1;
-            }
-            (*n)++;
-            if (*p == 0) break;
-            start = p + 1;
+    for (const char *p = s;; p += strcspn(p, ",") + 1) {
+        size_t len = strcspn(p, ",");
+        if (len == 0) {
+            synth_item_ids_free(v, *n);
+            return snprintf(err, errlen, "--actions: empty id in \"%s\"", s), -1;
         }
+        if (!(v[(*n)++] = strndup(p, len))) {
+            synth_item_ids_free(v, *n);
+            return snprintf(err, errlen, "out of memory"), -1;
+        }
+        if (!p[len]) break;
     }
     *out = v;
     return 0;
@@ -99,28 +107,22 @@ static int read_vocab_file(const char *path, char ***out, int *n, char *err, siz
     size_t cap = 0;
     int vcap = 0, rc = 0;
     ssize_t len;
-    while ((len = getline(&line, &cap, f)) >= 0) {
+    while (!rc && (len = getline(&line, &cap, f)) >= 0) {
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (len == 0) continue;
         if (memchr(line, 0, (size_t)len)) {
             snprintf(err, errlen, "%s: line %d contains a NUL byte", path, *n + 1);
             rc = -1;
-            break;
-        }
-        if (*n == vcap) {
+        } else if (*n == vcap) {
             int nc = vcap ? vcap * 2 : 1024;
             char **nv = realloc(v, (size_t)nc * sizeof *nv);
-            if (!nv) { snprintf(err, errlen, "out of memory"); rc = -1; break; }
-            v = nv;
-            vcap = nc;
+            if (!nv) rc = -1, snprintf(err, errlen, "out of memory");
+            else v = nv, vcap = nc;
         }
-        if (!(v[*n] = strdup(line))) { snprintf(err, errlen, "out of memory"); rc = -1; break; }
-        (*n)++;
+        if (!rc && !(v[*n] = strdup(line))) rc = -1, snprintf(err, errlen, "out of memory");
+        if (!rc) (*n)++;
     }
-    if (rc == 0 && ferror(f)) {
-        snprintf(err, errlen, "%s: read error", path);
-        rc = -1;
-    }
+    if (rc == 0 && ferror(f)) rc = -1, snprintf(err, errlen, "%s: read error", path);
     free(line);
     fclose(f);
     if (rc) {
@@ -132,194 +134,134 @@ static int read_vocab_file(const char *path, char ***out, int *n, char *err, siz
     return 0;
 }
 
-static int model_init_main(int argc, char **argv) {
-    model_config cfg;
-    model_config_default(&cfg);
-    const char *out = NULL, *vocab_file = NULL, *movielens = NULL, *name = "ievo", *actions = DEFAULT_ACTIONS;
-    int synthetic = 0;
-    unsigned long long seed = 1;
-    char err[512];
-    static const struct { const char *flag, *key; } cfg_flags[] = {
-        {"--cell", "cell"},       {"--item-dim", "item_dim"}, {"--action-dim", "action_dim"}, {"--hidden", "hidden"},
-        {"--attn-dim", "attn_dim"}, {"--out-dim", "out_dim"},   {"--window", "window"},
-    };
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage_init(stdout);
-            return 0;
-        }
-        if (strcmp(a, "--vocab-synthetic") == 0) {
-            synthetic = 1;
-            continue;
-        }
-        /* Every other option takes a value: "--flag VALUE" or "--flag=VALUE". */
-        char flag[64];
-        const char *eq = strchr(a, '=');
-        if (strncmp(a, "--", 2) != 0 || (eq && (size_t)(eq - a) >= sizeof flag)) {
-            fprintf(stderr, "ievo model init: unexpected argument '%s'\n", a);
-            return usage_error();
-        }
-        if (eq) {
-            snprintf(flag, sizeof flag, "%.*s", (int)(eq - a), a);
-            val = eq + 1;
-        } else {
-            snprintf(flag, sizeof flag, "%s", a);
-            if (i + 1 >= argc) {
-                fprintf(stderr, "ievo model init: %s needs a value\n", flag);
-                return 2;
-            }
-            val = argv[++i];
-        }
-        int known = 1;
-        if (strcmp(flag, "--out") == 0) out = val;
-        else if (strcmp(flag, "--vocab-file") == 0) vocab_file = val;
-        else if (strcmp(flag, "--vocab-movielens") == 0) movielens = val;
-        else if (strcmp(flag, "--name") == 0) name = val;
-        else if (strcmp(flag, "--actions") == 0) actions = val;
-        else if (strcmp(flag, "--seed") == 0) {
-            char *end;
-            errno = 0;
-            seed = strtoull(val, &end, 0);
-            if (errno || !*val || *end || *val == '-') {
-                fprintf(stderr, "ievo model init: --seed must be a non-negative integer, got '%s'\n", val);
-                return 2;
-            }
-        } else {
-            known = 0;
-            for (size_t k = 0; k < sizeof cfg_flags / sizeof cfg_flags[0]; k++)
-                if (strcmp(flag, cfg_flags[k].flag) == 0) {
-                    known = 1;
-                    if (model_config_set(&cfg, cfg_flags[k].key, val, err, sizeof err)) {
-                        fprintf(stderr, "ievo model init: %s: %s\n", flag, err);
-                        return 2;
-                    }
-                }
-        }
-        if (!known) {
-            fprintf(stderr, "ievo model init: unknown option '%s'\n", flag);
-            return usage_error();
-        }
-    }
-    if (!out) {
-        fprintf(stderr, "ievo model init: --out PATH is required\n");
-        return usage_error();
-    }
-    if (!!vocab_file + !!movielens + synthetic != 1) {
-        fprintf(stderr, "ievo model init: give exactly one of --vocab-file, --vocab-movielens, --vocab-synthetic\n");
-        return usage_error();
-    }
-    cfg.n_items = cfg.n_actions = 1; /* set from the vocabularies by model_init_random */
-    if (model_config_check(&cfg, err, sizeof err)) {
-        fprintf(stderr, "ievo model init: %s\n", err);
-        return 2;
-    }
+/* The item vocabulary of the one source given. */
+static int init_vocabulary(const init_opts *o, char ***items, int *n, char *err, size_t errlen) {
+    if (o->vocab_file) return read_vocab_file(o->vocab_file, items, n, err, errlen);
+    if (o->movielens) return movielens_item_ids(o->movielens, items, n, err, errlen);
+    synth_opts so;
+    synth_opts_default(&so);
+    if (synth_item_ids(&so, items, n)) return snprintf(err, errlen, "the synthetic generator gave no item ids"), -1;
+    return 0;
+}
 
-    char **items = NULL, **acts = NULL;
-    int n_items = 0, n_acts = 0, rc = 1;
+/* The model, written; acts: the action ids (freed here). */
+static int init_write(const init_opts *o, char **acts, int n_acts, char *err, size_t errlen) {
+    char **items = NULL;
+    int n_items = 0, rc = -1;
     model *m = NULL;
-    if (split_csv(actions, &acts, &n_acts, err, sizeof err)) {
-        fprintf(stderr, "ievo model init: %s\n", err);
-        return 2;
-    }
-    if (vocab_file) {
-        if (read_vocab_file(vocab_file, &items, &n_items, err, sizeof err)) goto fail;
-    } else if (movielens) {
-        if (movielens_item_ids(movielens, &items, &n_items, err, sizeof err)) goto fail;
-    } else {
-        synth_opts so;
-        synth_opts_default(&so);
-        if (synth_item_ids(&so, &items, &n_items)) {
-            snprintf(err, sizeof err, "the synthetic generator gave no item ids");
-            goto fail;
-        }
-    }
-    if (model_init_random(&m, &cfg, name, (const char *const *)items, n_items, (const char *const *)acts, n_acts, seed,
-                          err, sizeof err))
-        goto fail;
     char meta[256];
-    snprintf(meta, sizeof meta, "{\"created_by\":\"ievo model init\",\"init\":\"random\",\"seed\":%llu}", seed);
-    if (model_set_meta(m, meta, err, sizeof err) || model_save(m, out, err, sizeof err)) goto fail;
-    printf("wrote %s: model_id %s, %s, %d items + <oov>, %d actions + <oov>, %zu parameters\n", out, m->model_id,
+    snprintf(meta, sizeof meta, "{\"created_by\":\"ievo model init\",\"init\":\"random\",\"seed\":%llu}",
+             (unsigned long long)o->model.init_seed);
+    if (init_vocabulary(o, &items, &n_items, err, errlen) ||
+        model_init_random(&m, &o->model.cfg, o->model.name, (const char *const *)items, n_items,
+                          (const char *const *)acts, n_acts, o->model.init_seed, err, errlen) ||
+        model_set_meta(m, meta, err, errlen) || model_save(m, o->out, err, errlen))
+        goto done;
+    printf("wrote %s: model_id %s, %s, %d items + <oov>, %d actions + <oov>, %zu parameters\n", o->out, m->model_id,
            m->cfg.cell == MODEL_CELL_LSTM ? "lstm" : "gru", n_items, n_acts, m->n_params);
     rc = 0;
-fail:
-    if (rc) fprintf(stderr, "ievo model init: %s\n", err);
+done:
     model_free(m);
     synth_item_ids_free(items, n_items);
     synth_item_ids_free(acts, n_acts);
     return rc;
 }
 
-static int model_info_main(int argc, char **argv) {
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        usage_info(stdout);
-        return 0;
-    }
-    if (argc != 2 || argv[1][0] == '-') {
-        usage_info(stderr);
-        return 2;
-    }
+static int model_init_main(int argc, char **argv) {
+    init_opts o = {.actions = DEFAULT_ACTIONS};
+    cli_model_init(&o.model, MODEL_CELL_LSTM);
+    cli_args a;
     char err[512];
-    model *m = NULL;
-    if (model_load(&m, argv[1], err, sizeof err)) {
-        fprintf(stderr, "ievo model info: %s\n", err);
-        return 1;
+    int rc = cli_parse(&INIT_CMD, argc, argv, init_option, &o, &a);
+    cli_args_free(&a);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (!o.out) return cli_usage_error(&INIT_CMD, "-o/--out PATH is required");
+    if (!!o.vocab_file + !!o.movielens + o.synthetic != 1)
+        return cli_usage_error(&INIT_CMD, "give exactly one of --vocab-file, --vocab-movielens, --vocab-synthetic");
+    o.model.cfg.n_items = o.model.cfg.n_actions = 1; /* set from the vocabularies by model_init_random */
+    char **acts;
+    int n_acts;
+    if (model_config_check(&o.model.cfg, err, sizeof err) || split_csv(o.actions, &acts, &n_acts, err, sizeof err))
+        return cli_usage_error(&INIT_CMD, "%s", err);
+    if (init_write(&o, acts, n_acts, err, sizeof err)) {
+        fprintf(stderr, "ievo model init: %s\n", err);
+        return CLI_FAILED;
     }
-    const model_config *c = &m->cfg;
-    json_buf b = {0};
-    size_t idlen = strlen(m->model_id), namelen = idlen > 13 ? idlen - 13 : 0;
-    int bad = json_buf_append(&b, "{\"path\":", 8) || json_buf_string(&b, argv[1], strlen(argv[1]));
-    bad = bad || json_buf_append(&b, ",\"model_id\":", 12) || json_buf_string(&b, m->model_id, idlen);
-    bad = bad || json_buf_append(&b, ",\"name\":", 8) || json_buf_string(&b, m->model_id, namelen);
-    bad = bad || json_buf_printf(&b, ",\"fingerprint\":\"%016llx\",\"format_version\":%d", (unsigned long long)m->fingerprint,
-                                 MODEL_FORMAT_VERSION);
-    bad = bad || json_buf_printf(&b, ",\"config\":{\"cell\":\"%s\",\"item_dim\":%d,\"action_dim\":%d,\"hidden\":%d,"
-                                     "\"attn_dim\":%d,\"out_dim\":%d,\"window\":%d,\"input_dim\":%d}",
-                                 c->cell == MODEL_CELL_LSTM ? "lstm" : "gru", c->item_dim, c->action_dim, c->hidden,
-                                 c->attn_dim, c->out_dim, c->window, model_input_dim(c));
-    bad = bad || json_buf_printf(&b, ",\"vocab\":{\"items\":%d,\"actions\":%d,\"action_ids\":[", c->n_items, c->n_actions);
-    for (int i = 0; i < c->n_actions; i++) {
+    return CLI_OK;
+}
+
+/* ---- model info ----------------------------------------------------------------------------- */
+
+static json_t *info_config(const model_config *c) {
+    return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "cell", c->cell == MODEL_CELL_LSTM ? "lstm" : "gru", "item_dim",
+                     c->item_dim, "action_dim", c->action_dim, "hidden", c->hidden, "attn_dim", c->attn_dim, "out_dim",
+                     c->out_dim, "window", c->window, "input_dim", model_input_dim(c));
+}
+
+static json_t *info_vocab(const model *m) {
+    json_t *ids = json_array();
+    for (int i = 0; ids && i < m->cfg.n_actions; i++) {
         const char *id = model_action_id(m, i);
-        bad = bad || (i && json_buf_append(&b, ",", 1)) || json_buf_string(&b, id, strlen(id));
+        json_array_append_new(ids, json_string_lossy(id, strlen(id)));
     }
-    bad = bad || json_buf_printf(&b, "]},\"params\":%zu,\"param_bytes\":%zu,\"state_bytes\":%zu,\"tensors\":[", m->n_params,
-                                 m->n_params * sizeof(float), model_state_size(m));
-    for (int t = 0, shown = 0; t < MODEL_N_ALL_TENSORS; t++) {
+    return json_pack("{s:i,s:i,s:o}", "items", m->cfg.n_items, "actions", m->cfg.n_actions, "action_ids", ids);
+}
+
+static json_t *info_tensors(const model *m) {
+    json_t *a = json_array();
+    for (int t = 0; a && t < MODEL_N_ALL_TENSORS; t++) {
         const model_tensor *x = &m->t[t];
         if (!x->name || !x->numel) continue;   /* an optional head this model does not carry */
-        bad = bad || json_buf_printf(&b, "%s{\"name\":\"%s\",\"shape\":[%d", shown++ ? "," : "", x->name, x->shape[0]);
-        if (x->ndim == 2) bad = bad || json_buf_printf(&b, ",%d", x->shape[1]);
-        bad = bad || json_buf_append(&b, "]}", 2);
+        json_t *shape = x->ndim == 2 ? json_pack("[i,i]", x->shape[0], x->shape[1]) : json_pack("[i]", x->shape[0]);
+        json_array_append_new(a, json_pack("{s:s,s:o}", "name", x->name, "shape", shape));
     }
-    bad = bad || json_buf_append(&b, "],\"meta\":", 9);
-    bad = bad || (m->meta_json ? json_buf_append(&b, m->meta_json, strlen(m->meta_json)) : json_buf_append(&b, "null", 4));
-    bad = bad || json_buf_append(&b, "}\n", 2);
-    int rc = 0;
-    if (bad) {
-        fprintf(stderr, "ievo model info: out of memory\n");
-        rc = 1;
-    } else if (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0) {
-        fprintf(stderr, "ievo model info: writing the summary failed: %s\n", strerror(errno));
-        rc = 1;
+    return a;
+}
+
+/* The summary; NULL with err when out of memory or the metadata is not JSON. */
+static json_t *info_json(const model *m, const char *path, char *err, size_t errlen) {
+    size_t idlen = strlen(m->model_id), namelen = idlen > 13 ? idlen - 13 : 0;   /* "<name>-<12 hex>" */
+    char fingerprint[17];
+    snprintf(fingerprint, sizeof fingerprint, "%016llx", (unsigned long long)m->fingerprint);
+    json_t *meta = json_null();
+    if (m->meta_json) {
+        json_error_t jerr;
+        if (!(meta = json_loads(m->meta_json, JSON_REJECT_DUPLICATES, &jerr)))
+            return snprintf(err, errlen, "%s: metadata at %d: %s", path, jerr.position, jerr.text), NULL;
     }
-    json_buf_free(&b);
+    json_t *o = json_pack("{s:o,s:s,s:o,s:s,s:i,s:o,s:o,s:I,s:I,s:I,s:o,s:o}", "path", json_string_lossy(path, strlen(path)),
+                          "model_id", m->model_id, "name", json_string_lossy(m->model_id, namelen), "fingerprint",
+                          fingerprint, "format_version", MODEL_FORMAT_VERSION, "config", info_config(&m->cfg), "vocab",
+                          info_vocab(m), "params", (json_int_t)m->n_params, "param_bytes",
+                          (json_int_t)(m->n_params * sizeof(float)), "state_bytes", (json_int_t)model_state_size(m),
+                          "tensors", info_tensors(m), "meta", meta);
+    if (!o) snprintf(err, errlen, "out of memory");
+    return o;
+}
+
+static int model_info_main(int argc, char **argv) {
+    cli_args a;
+    int rc = cli_parse(&INFO_CMD, argc, argv, NULL, NULL, &a);
+    const char *path = rc == CLI_OK && a.n_operands == 1 ? a.operands[0] : NULL;
+    if (rc == CLI_OK && !path) rc = cli_usage_error(&INFO_CMD, "give exactly one model file");
+    cli_args_free(&a);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    char err[512];
+    model *m = NULL;
+    json_t *o = NULL;
+    if (model_load(&m, path, err, sizeof err) || !(o = info_json(m, path, err, sizeof err))) rc = CLI_FAILED;
+    else if (json_dumpf(o, stdout, IEVO_JSON_DUMP) || putchar('\n') == EOF || fflush(stdout))
+        rc = CLI_FAILED, snprintf(err, sizeof err, "writing the summary failed: %s", strerror(errno));
+    if (rc) fprintf(stderr, "ievo model info: %s\n", err);
+    json_decref(o);
     model_free(m);
     return rc;
 }
 
 int cmd_model(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(stdout);
-        return 0;
-    }
-    if (strcmp(argv[1], "init") == 0) return model_init_main(argc - 1, argv + 1);
-    if (strcmp(argv[1], "info") == 0) return model_info_main(argc - 1, argv + 1);
-    fprintf(stderr, "ievo model: unknown subcommand '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    static const cli_subcommand subs[] = {
+        {"init", model_init_main, "create a seeded random model file"},
+        {"info", model_info_main, "print a JSON summary of a model file"},
+    };
+    return cli_dispatch("model", subs, sizeof subs / sizeof subs[0], argc, argv);
 }

@@ -26,17 +26,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
-#include "json.h"
+#include "event_source.h"
+#include "json_text.h"
 #include "log.h"
+#include "settings.h"
+#include "str_index.h"
 
 #define REPORT_MAX_SERIES 8
 #define REPORT_MAX_USERS_SHOWN 12
 #define REPORT_HEAT_COLUMNS 120    /* the vector heat map samples at most this many events */
 #define REPORT_DRIFT_EVENTS 400    /* mean drift by event number: the first this many */
-#define ML_GENRES 19
-/* Appends a string literal. */
-#define LIT(b, s) json_buf_append((b), (s), sizeof(s) - 1)
+#define ML_GENRES MOVIELENS_GENRES
+/* Writes a string literal. */
+#define LIT(f, s) fputs((s), (f))
 
 /* 20 distinguishable colours (the first ten are the usual categorical set, then lighter tints). */
 static const char *const REPORT_PALETTE[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
@@ -44,10 +48,6 @@ static const char *const REPORT_PALETTE[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#
                                              "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#393b79",
                                              "#dbdb8d", "#9edae5"};
 #define PALETTE_N (sizeof REPORT_PALETTE / sizeof REPORT_PALETTE[0])
-
-static const char *const ML_DEFAULT_GENRES[ML_GENRES] = {
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-    "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western"};
 
 /* ---- inputs ------------------------------------------------------------------------------- */
 
@@ -58,7 +58,7 @@ typedef struct {
 } series;
 
 typedef struct {
-    char *id;
+    const char *id;        /* the index's copy */
     int64_t events;        /* largest event number seen */
     /* Filled for the users shown (second pass): index k-1 is event k. */
     float *drift;          /* NaN where no output was read */
@@ -69,15 +69,15 @@ typedef struct {
     int shown;
 } report_user;
 
+/* The users of the vectors file, by id: users[i] is the id of index i in ids. */
 typedef struct {
+    str_index ids;
     report_user *users;
     size_t n, cap;
-    size_t *slots;         /* open addressing: index + 1, 0 empty */
-    size_t nslots;
 } user_map;
 
 typedef struct {
-    char title[256];       /* Latin-1 as in u.item */
+    char title[256];       /* UTF-8 */
     unsigned char genre[ML_GENRES];
 } ml_item;
 
@@ -97,35 +97,12 @@ typedef struct {
     char genres[ML_GENRES][32];
 } report;
 
-static uint64_t fnv1a(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
-}
-
-/* The user record for id (created when absent); NULL when out of memory. */
+/* The user record for id (created when absent and create is set); NULL when absent, or out of
+ * memory. Records move while users are added: hold no pointer across a create. */
 static report_user *user_get(user_map *m, const char *id, size_t len, int create) {
-    if (m->nslots == 0 || (create && (m->n + 1) * 2 > m->nslots)) {
-        if (!create) return NULL;
-        size_t ns = m->nslots ? m->nslots * 2 : 1024;
-        size_t *slots = calloc(ns, sizeof *slots);
-        if (!slots) return NULL;
-        for (size_t i = 0; i < m->n; i++) {
-            size_t h = (size_t)fnv1a(m->users[i].id, strlen(m->users[i].id)) & (ns - 1);
-            while (slots[h]) h = (h + 1) & (ns - 1);
-            slots[h] = i + 1;
-        }
-        free(m->slots);
-        m->slots = slots;
-        m->nslots = ns;
-    }
-    size_t h = (size_t)fnv1a(id, len) & (m->nslots - 1);
-    while (m->slots[h]) {
-        report_user *u = &m->users[m->slots[h] - 1];
-        if (strlen(u->id) == len && !memcmp(u->id, id, len)) return u;
-        h = (h + 1) & (m->nslots - 1);
-    }
-    if (!create) return NULL;
+    int32_t i = str_index_get(&m->ids, id, len, create);
+    if (i < 0) return NULL;
+    if ((size_t)i < m->n) return &m->users[i];
     if (m->n == m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 1024;
         report_user *nu = realloc(m->users, nc * sizeof *nu);
@@ -133,12 +110,9 @@ static report_user *user_get(user_map *m, const char *id, size_t len, int create
         m->users = nu;
         m->cap = nc;
     }
-    report_user *u = &m->users[m->n];
+    report_user *u = &m->users[m->n++];
     memset(u, 0, sizeof *u);
-    if (!(u->id = malloc(len + 1))) return NULL;
-    memcpy(u->id, id, len);
-    u->id[len] = 0;
-    m->slots[h] = ++m->n;
+    u->id = str_index_key(&m->ids, i);
     return u;
 }
 
@@ -151,7 +125,6 @@ static void report_free(report *r) {
     }
     for (size_t i = 0; i < r->users.n; i++) {
         report_user *u = &r->users.users[i];
-        free(u->id);
         free(u->drift);
         free(u->vec);
         free(u->ts);
@@ -159,43 +132,41 @@ static void report_free(report *r) {
         free(u->item);
     }
     free(r->users.users);
-    free(r->users.slots);
+    str_index_free(&r->users.ids);
     free(r->items);
 }
 
-/* Calls fn on every JSON line of path (blank lines skipped). A line that does not parse is an
- * error naming the file and line. */
-typedef int (*line_fn)(report *r, const json_value *v, void *ctx, char *err, size_t errlen);
+/* Calls fn on every JSON line of path (blank lines skipped). A line that does not parse, or is
+ * not an object, is an error naming the file and line. */
+typedef int (*line_fn)(report *r, json_t *v, void *ctx, char *err, size_t errlen);
 static int for_each_json_line(report *r, const char *path, line_fn fn, void *ctx, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    char *line = NULL, perr[256];
+    char *line = NULL;
     size_t cap = 0;
     ssize_t n;
     long lineno = 0;
     int rc = 0;
-    while ((n = getline(&line, &cap, f)) >= 0) {
+    while (!rc && (n = getline(&line, &cap, f)) >= 0) {
         lineno++;
         size_t len = (size_t)n;
         while (len && isspace((unsigned char)line[len - 1])) len--;
         if (!len) continue;
-        json_value *v = json_parse(line, len, perr, sizeof perr);
-        if (!v || v->type != JSON_OBJECT) {
-            snprintf(err, errlen, "%s:%ld: %s", path, lineno, v ? "not a JSON object" : perr);
-            json_free(v);
-            rc = -1;
-            break;
-        }
+        json_error_t jerr;
+        json_t *v = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
         char ferr[400] = "";
-        rc = fn(r, v, ctx, ferr, sizeof ferr);
-        json_free(v);
-        if (rc) {
-            snprintf(err, errlen, "%s:%ld: %s", path, lineno, ferr);
-            break;
+        if (!v || !json_is_object(v)) {
+            if (v) snprintf(ferr, sizeof ferr, "not a JSON object");
+            else snprintf(ferr, sizeof ferr, "at %d: %s", jerr.position, jerr.text);
+            rc = -1;
+        } else {
+            rc = fn(r, v, ctx, ferr, sizeof ferr);
         }
+        json_decref(v);
+        if (rc) snprintf(err, errlen, "%s:%ld: %s", path, lineno, ferr);
     }
     if (!rc && ferror(f)) {
         snprintf(err, errlen, "%s: read error", path);
@@ -204,6 +175,12 @@ static int for_each_json_line(report *r, const char *path, line_fn fn, void *ctx
     free(line);
     fclose(f);
     return rc;
+}
+
+/* A number field when it is there and a number, else def. */
+static double number_or(const json_t *v, const char *key, double def) {
+    const json_t *x = json_object_get(v, key);
+    return json_is_number(x) ? json_number_value(x) : def;
 }
 
 static int push_d(double **a, size_t n, size_t *cap, double v, int grow) {
@@ -217,16 +194,15 @@ static int push_d(double **a, size_t n, size_t *cap, double v, int grow) {
     return 0;
 }
 
-static int series_line(report *r, const json_value *v, void *ctx, char *err, size_t errlen) {
+static int series_line(report *r, json_t *v, void *ctx, char *err, size_t errlen) {
     (void)r;
     series *s = ctx;
-    double t, applied, consumed = NAN, lag = -1;
-    if (json_get_number(v, "t", &t) || json_get_number(v, "applied", &applied)) {
+    double t, applied;
+    if (json_unpack(v, "{s:F,s:F}", "t", &t, "applied", &applied)) {
         snprintf(err, errlen, "a series line needs numbers \"t\" (seconds) and \"applied\"");
         return -1;
     }
-    json_get_number(v, "consumed", &consumed);
-    if (json_get_number(v, "lag", &lag)) lag = -1;
+    double consumed = number_or(v, "consumed", NAN), lag = number_or(v, "lag", -1);
     if (s->n && t < s->t[s->n - 1]) {
         snprintf(err, errlen, "\"t\" goes backwards (%g after %g)", t, s->t[s->n - 1]);
         return -1;
@@ -243,57 +219,63 @@ static int series_line(report *r, const json_value *v, void *ctx, char *err, siz
     return 0;
 }
 
-/* First pass over the vectors: event counts per user, totals, mean drift by event number. */
-static int vectors_count_line(report *r, const json_value *v, void *ctx, char *err, size_t errlen) {
-    (void)ctx;
+/* The fields of an InterestVector line both passes read. */
+typedef struct {
     const char *id;
     size_t idlen;
-    int64_t ev, ts;
+    json_int_t events, ts;
     double drift;
-    const json_value *vec = json_get(v, "vector");
-    if (json_get_string(v, "user_id", &id, &idlen) || json_get_int(v, "events", &ev) || ev < 1 ||
-        json_get_int(v, "ts", &ts) || json_get_number(v, "drift", &drift) || !vec || vec->type != JSON_ARRAY) {
+    json_t *vector;
+} vector_line;
+
+static int vector_fields(json_t *v, vector_line *l, char *err, size_t errlen) {
+    if (json_unpack(v, "{s:s%,s:I,s:I,s:F,s:o}", "user_id", &l->id, &l->idlen, "events", &l->events, "ts",
+                    &l->ts, "drift", &l->drift, "vector", &l->vector) ||
+        l->events < 1 || !json_is_array(l->vector)) {
         snprintf(err, errlen, "not an InterestVector line (user_id, events >= 1, ts, drift, vector)");
         return -1;
     }
-    if (ev > 100000000) {
-        snprintf(err, errlen, "events %lld out of range", (long long)ev);
+    return 0;
+}
+
+/* First pass over the vectors: event counts per user, totals, mean drift by event number. */
+static int vectors_count_line(report *r, json_t *v, void *ctx, char *err, size_t errlen) {
+    (void)ctx;
+    vector_line l;
+    if (vector_fields(v, &l, err, errlen)) return -1;
+    if (l.events > 100000000) {
+        snprintf(err, errlen, "events %lld out of range", (long long)l.events);
         return -1;
     }
+    size_t dim = json_array_size(l.vector);
     if (r->dim == 0) {
-        r->dim = (int)vec->len;
-        const char *mid;
-        size_t ml;
-        if (!json_get_string(v, "model", &mid, &ml)) snprintf(r->model_id, sizeof r->model_id, "%.*s", (int)ml, mid);
-    } else if ((int)vec->len != r->dim) {
-        snprintf(err, errlen, "vector of %zu floats after vectors of %d", vec->len, r->dim);
+        r->dim = (int)dim;
+        const json_t *mid = json_object_get(v, "model");
+        if (json_is_string(mid)) snprintf(r->model_id, sizeof r->model_id, "%s", json_string_value(mid));
+    } else if ((int)dim != r->dim) {
+        snprintf(err, errlen, "vector of %zu floats after vectors of %d", dim, r->dim);
         return -1;
     }
-    report_user *u = user_get(&r->users, id, idlen, 1);
+    report_user *u = user_get(&r->users, l.id, l.idlen, 1);
     if (!u) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     r->lines++;
-    if (ev > u->events) u->events = ev;
-    if (!r->ts_min || ts < r->ts_min) r->ts_min = ts;
-    if (ts > r->ts_max) r->ts_max = ts;
+    if (l.events > u->events) u->events = l.events;
+    if (!r->ts_min || l.ts < r->ts_min) r->ts_min = l.ts;
+    if (l.ts > r->ts_max) r->ts_max = l.ts;
     return 0;
 }
 
 /* Second pass: per-event data of the users shown, and the distinct outputs of everyone. */
-static int vectors_fill_line(report *r, const json_value *v, void *ctx, char *err, size_t errlen) {
+static int vectors_fill_line(report *r, json_t *v, void *ctx, char *err, size_t errlen) {
     (void)ctx;
-    const char *id;
-    size_t idlen;
-    int64_t ev, ts;
-    double drift;
-    json_get_string(v, "user_id", &id, &idlen);
-    json_get_int(v, "events", &ev);
-    json_get_int(v, "ts", &ts);
-    json_get_number(v, "drift", &drift);
-    report_user *u = user_get(&r->users, id, idlen, 0);
-    if (!u || ev < 1 || ev > u->events) {
+    vector_line l;
+    if (vector_fields(v, &l, err, errlen)) return -1;
+    int64_t ev = l.events;
+    report_user *u = user_get(&r->users, l.id, l.idlen, 0);
+    if (!u || ev > u->events) {
         snprintf(err, errlen, "the file changed between two reads");
         return -1;
     }
@@ -303,11 +285,11 @@ static int vectors_fill_line(report *r, const json_value *v, void *ctx, char *er
         for (int64_t k = 0; k < u->events; k++) u->drift[k] = NAN;
     }
     int fresh = isnan(u->drift[ev - 1]);
-    u->drift[ev - 1] = (float)drift;
+    u->drift[ev - 1] = (float)l.drift;
     if (fresh) {
         r->distinct++;
         if (ev <= REPORT_DRIFT_EVENTS) {
-            r->drift_sum[ev - 1] += drift;
+            r->drift_sum[ev - 1] += l.drift;
             r->drift_cnt[ev - 1]++;
         }
     }
@@ -316,31 +298,28 @@ static int vectors_fill_line(report *r, const json_value *v, void *ctx, char *er
         if (!(u->vec = calloc((size_t)u->events * (size_t)r->dim, sizeof *u->vec))) goto oom;
         if (!(u->ts = calloc((size_t)u->events, sizeof *u->ts))) goto oom;
     }
-    const json_value *vec = json_get(v, "vector");
     for (int d = 0; d < r->dim; d++) {
-        const json_value *x = vec->items[d];
-        u->vec[(size_t)(ev - 1) * (size_t)r->dim + (size_t)d] = x->type == JSON_NUMBER ? (float)x->number : NAN;
+        const json_t *x = json_array_get(l.vector, (size_t)d);
+        u->vec[(size_t)(ev - 1) * (size_t)r->dim + (size_t)d] = json_is_number(x) ? (float)json_number_value(x) : NAN;
     }
-    u->ts[ev - 1] = ts;
+    u->ts[ev - 1] = l.ts;
     return 0;
 oom:
     snprintf(err, errlen, "out of memory");
     return -1;
 }
 
-static int truth_line(report *r, const json_value *v, void *ctx, char *err, size_t errlen) {
+static int truth_line(report *r, json_t *v, void *ctx, char *err, size_t errlen) {
     (void)ctx;
     const char *id;
     size_t idlen;
-    int64_t ev, topic;
-    const json_value *sw = json_get(v, "switched");
-    if (json_get_string(v, "user_id", &id, &idlen) || json_get_int(v, "events", &ev) ||
-        json_get_int(v, "topic", &topic)) {
+    json_int_t ev, topic;
+    if (json_unpack(v, "{s:s%,s:I,s:I}", "user_id", &id, &idlen, "events", &ev, "topic", &topic)) {
         snprintf(err, errlen, "not a truth line (user_id, events, topic)");
         return -1;
     }
     r->truth_lines++;
-    if (sw && sw->type == JSON_BOOL && sw->boolean) r->truth_switches++;
+    if (json_is_true(json_object_get(v, "switched"))) r->truth_switches++;
     if (topic > r->max_topic && topic < 1000) r->max_topic = (int)topic;
     report_user *u = user_get(&r->users, id, idlen, 0);
     if (!u || !u->shown || ev < 1 || ev > u->events) return 0;
@@ -357,179 +336,75 @@ static int truth_line(report *r, const json_value *v, void *ctx, char *err, size
 
 /* ---- MovieLens ---------------------------------------------------------------------------- */
 
-static FILE *ml_open(const char *dir, const char *name, char *err, size_t errlen) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "r");
-    if (!f) snprintf(err, errlen, "%.900s: %s", path, strerror(errno));
-    return f;
-}
-
+/* Titles and genres of u.item, indexed by the numeric item id; the genres' names of u.genre. */
 static int ml_load_items(report *r, const char *dir, char *err, size_t errlen) {
-    for (int g = 0; g < ML_GENRES; g++) snprintf(r->genres[g], sizeof r->genres[g], "%s", ML_DEFAULT_GENRES[g]);
-    FILE *gf = ml_open(dir, "u.genre", err, errlen);   /* optional: the default names are the file's */
-    if (gf) {
-        char line[256];
-        while (fgets(line, sizeof line, gf)) {
-            char *bar = strchr(line, '|');
-            if (!bar) continue;
-            *bar = 0;
-            int g = atoi(bar + 1);
-            if (g >= 0 && g < ML_GENRES && line[0]) snprintf(r->genres[g], sizeof r->genres[g], "%.31s", line);
-        }
-        fclose(gf);
-    }
-    FILE *f = ml_open(dir, "u.item", err, errlen);
-    if (!f) return -1;
-    char *line = NULL;
-    size_t cap = 0;
-    long lineno = 0;
+    movielens_items m;
+    movielens_genres g;
+    if (movielens_genres_load(dir, &g, err, errlen) || movielens_items_load(dir, &m, err, errlen)) return -1;
+    for (int k = 0; k < ML_GENRES; k++) snprintf(r->genres[k], sizeof r->genres[k], "%s", k < g.n ? g.name[k] : "");
     int rc = 0;
-    while (getline(&line, &cap, f) >= 0) {
-        lineno++;
-        size_t len = strlen(line);
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (!len) continue;
-        /* id|title|release|video release|IMDb URL|19 genre flags */
-        char *fields[24];
-        int nf = 0;
-        for (char *p = line; nf < 24;) {
-            fields[nf++] = p;
-            char *bar = strchr(p, '|');
-            if (!bar) break;
-            *bar = 0;
-            p = bar + 1;
-        }
-        int id = atoi(fields[0]);
-        if (nf != 5 + ML_GENRES || id <= 0 || id > 10000000) {
-            snprintf(err, errlen, "%s/u.item:%ld: expected id|title|date|video date|url|19 genre flags", dir, lineno);
+    for (size_t i = 0; i < m.n && !rc; i++) {
+        const movielens_item *it = &m.items[i];
+        int id = atoi(it->id);
+        if (!it->has_genres || id <= 0 || id > 10000000) {
+            snprintf(err, errlen, "%s/u.item: item '%s': expected a numeric id and 19 genre flags", dir, it->id);
             rc = -1;
-            break;
-        }
-        if (id >= r->n_items) {
+        } else if (id >= r->n_items) {
             int nn = id + 1 > r->n_items * 2 ? id + 1 : r->n_items * 2;
             ml_item *ni = realloc(r->items, (size_t)nn * sizeof *ni);
-            if (!ni) {
-                snprintf(err, errlen, "out of memory");
-                rc = -1;
-                break;
-            }
-            memset(ni + r->n_items, 0, (size_t)(nn - r->n_items) * sizeof *ni);
-            r->items = ni;
-            r->n_items = nn;
+            if (!ni) rc = -1, snprintf(err, errlen, "out of memory");
+            else memset(ni + r->n_items, 0, (size_t)(nn - r->n_items) * sizeof *ni), r->items = ni, r->n_items = nn;
         }
-        snprintf(r->items[id].title, sizeof r->items[id].title, "%.255s", fields[1]);
-        for (int g = 0; g < ML_GENRES; g++) r->items[id].genre[g] = fields[5 + g][0] == '1';
+        if (!rc) {
+            snprintf(r->items[id].title, sizeof r->items[id].title, "%s", it->title);
+            memcpy(r->items[id].genre, it->genre, ML_GENRES);
+        }
     }
-    free(line);
-    fclose(f);
+    movielens_items_free(&m);
     return rc;
 }
 
-typedef struct {
-    int64_t ts;
-    long order;
-    int item;
-} ml_event;
-
-static int ml_event_cmp(const void *a, const void *b) {
-    const ml_event *x = a, *y = b;
-    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
-    return x->order < y->order ? -1 : x->order > y->order;
-}
-
-/* The items of the users shown, in the order the producer sends them (ts, ties in file order):
- * a user's k-th event in that order is its output number k. */
+/* The items of the users shown, in the order the producer sends them (ts, ties in file order:
+ * the MovieLens loader's order): a user's k-th event in that order is its output number k. */
 static int ml_load_events(report *r, const char *dir, char *err, size_t errlen) {
-    FILE *f = ml_open(dir, "u.data", err, errlen);
-    if (!f) return -1;
-    size_t n_shown = 0;
-    for (size_t i = 0; i < r->users.n; i++) n_shown += r->users.users[i].shown != 0;
-    ml_event **ev = calloc(n_shown ? n_shown : 1, sizeof *ev);
-    size_t *cnt = calloc(n_shown ? n_shown : 1, sizeof *cnt), *cap = calloc(n_shown ? n_shown : 1, sizeof *cap);
-    report_user **who = calloc(n_shown ? n_shown : 1, sizeof *who);
+    event_list ev;
+    if (events_load_movielens(dir, &ev, err, errlen)) return -1;
+    size_t *seen = calloc(r->users.n ? r->users.n : 1, sizeof *seen);
     int rc = 0;
-    if (!ev || !cnt || !cap || !who) {
-        snprintf(err, errlen, "out of memory");
-        rc = -1;
-        goto out;
+    for (size_t i = 0; i < r->users.n && !rc; i++) {
+        report_user *u = &r->users.users[i];
+        if (!u->shown) continue;
+        if (!(u->item = malloc((size_t)u->events * sizeof *u->item))) rc = -1;
+        for (int64_t k = 0; u->item && k < u->events; k++) u->item[k] = -1;
     }
-    for (size_t i = 0, k = 0; i < r->users.n; i++)
-        if (r->users.users[i].shown) {
-            who[k] = &r->users.users[i];
-            who[k]->shown = (int)k + 1;   /* 1-based index into these arrays */
-            k++;
-        }
-    char line[256];
-    long lineno = 0;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        char uid[32];
-        long item, rating;
-        long long secs;
-        if (sscanf(line, "%31s %ld %ld %lld", uid, &item, &rating, &secs) != 4) {
-            snprintf(err, errlen, "%s/u.data:%ld: expected user item rating time", dir, lineno);
-            rc = -1;
-            goto out;
-        }
-        report_user *u = user_get(&r->users, uid, strlen(uid), 0);
+    for (size_t i = 0; seen && !rc && i < ev.n; i++) {
+        const source_event *e = &ev.ev[i];
+        report_user *u = user_get(&r->users, e->user_id, strlen(e->user_id), 0);
         if (!u || !u->shown) continue;
-        size_t k = (size_t)u->shown - 1;
-        if (cnt[k] == cap[k]) {
-            size_t nc = cap[k] ? cap[k] * 2 : 64;
-            ml_event *ne = realloc(ev[k], nc * sizeof *ne);
-            if (!ne) {
-                snprintf(err, errlen, "out of memory");
-                rc = -1;
-                goto out;
-            }
-            ev[k] = ne;
-            cap[k] = nc;
-        }
-        ev[k][cnt[k]++] = (ml_event){.ts = secs, .order = lineno, .item = (int)item};
+        size_t k = (size_t)(u - r->users.users);
+        if ((int64_t)seen[k] < u->events) u->item[seen[k]] = atoi(e->item_id);
+        seen[k]++;
     }
-    for (size_t k = 0; k < n_shown; k++) {
-        report_user *u = who[k];
-        qsort(ev[k], cnt[k], sizeof *ev[k], ml_event_cmp);
-        if (!(u->item = malloc((size_t)u->events * sizeof *u->item))) {
-            snprintf(err, errlen, "out of memory");
-            rc = -1;
-            goto out;
-        }
-        for (int64_t e = 0; e < u->events; e++) u->item[e] = (size_t)e < cnt[k] ? ev[k][e].item : -1;
-    }
-out:
-    for (size_t k = 0; k < n_shown; k++) {
-        if (who && who[k]) who[k]->shown = 1;
-        if (ev) free(ev[k]);
-    }
-    free(ev);
-    free(cnt);
-    free(cap);
-    free(who);
-    fclose(f);
+    if (rc || !seen) snprintf(err, errlen, "out of memory"), rc = -1;
+    free(seen);
+    event_list_free(&ev);
     return rc;
 }
 
 /* ---- HTML and SVG ------------------------------------------------------------------------- */
 
-/* Appends text escaped for HTML. latin1: bytes >= 0x80 are Latin-1 characters (u.item), else
- * UTF-8 passes through. */
-static void html_text(json_buf *b, const char *s, size_t n, int latin1) {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+/* Writes UTF-8 text escaped for HTML. */
+static void html_str(FILE *b, const char *s) {
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
         if (c == '&') LIT(b, "&amp;");
         else if (c == '<') LIT(b, "&lt;");
         else if (c == '>') LIT(b, "&gt;");
         else if (c == '"') LIT(b, "&quot;");
         else if (c == '\'') LIT(b, "&#39;");
         else if (c < 0x20 && c != '\t') LIT(b, " ");
-        else if (c >= 0x80 && latin1) json_buf_printf(b, "&#%u;", c);
-        else json_buf_append(b, (const char *)&c, 1);
+        else fputc(c, b);
     }
-}
-static void html_str(json_buf *b, const char *s) {
-    html_text(b, s, strlen(s), 0);
 }
 
 /* A "nice" tick step for a range: 1, 2 or 5 times a power of ten, about n ticks. */
@@ -567,45 +442,45 @@ static double cy(const chart_frame *f, double y) {
 }
 
 /* Opens an <svg> with axes, grid and tick labels for the frame. */
-static void chart_open(json_buf *b, chart_frame *f, const char *aria, const char *xlabel, const char *ylabel) {
+static void chart_open(FILE *b, chart_frame *f, const char *aria, const char *xlabel, const char *ylabel) {
     if (!(f->x1 > f->x0)) f->x1 = f->x0 + 1;
     if (!(f->y1 > f->y0)) f->y1 = f->y0 + 1;
-    json_buf_printf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"",
-                    f->w, f->h, f->w, f->h);
+    fprintf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"",
+            f->w, f->h, f->w, f->h);
     html_str(b, aria);
-    json_buf_printf(b, "\"><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#fbfbfd\" stroke=\"#ccc\"/>", f->ml,
-                    f->mt, f->w - f->ml - f->mr, f->h - f->mt - f->mb);
+    fprintf(b, "\"><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#fbfbfd\" stroke=\"#ccc\"/>", f->ml,
+            f->mt, f->w - f->ml - f->mr, f->h - f->mt - f->mb);
     char num[32];
     double sy = nice_step(f->y1 - f->y0, 5);
     for (double y = ceil(f->y0 / sy) * sy; y <= f->y1 + 1e-9 * sy; y += sy) {
         fmt_num(num, sizeof num, fabs(y) < 1e-12 * sy ? 0 : y);
-        json_buf_printf(b,
-                        "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e3e3e8\"/>"
-                        "<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%s</text>",
-                        f->ml, f->w - f->mr, cy(f, y), cy(f, y), f->ml - 4, cy(f, y) + 4, num);
+        fprintf(b,
+                "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e3e3e8\"/>"
+                "<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%s</text>",
+                f->ml, f->w - f->mr, cy(f, y), cy(f, y), f->ml - 4, cy(f, y) + 4, num);
     }
     double sx = nice_step(f->x1 - f->x0, 8);
     for (double x = ceil(f->x0 / sx) * sx; x <= f->x1 + 1e-9 * sx; x += sx) {
         fmt_num(num, sizeof num, fabs(x) < 1e-12 * sx ? 0 : x);
-        json_buf_printf(b,
-                        "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#999\"/>"
-                        "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">%s</text>",
-                        cx(f, x), cx(f, x), f->h - f->mb, f->h - f->mb + 4, cx(f, x), f->h - f->mb + 16, num);
+        fprintf(b,
+                "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#999\"/>"
+                "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">%s</text>",
+                cx(f, x), cx(f, x), f->h - f->mb, f->h - f->mb + 4, cx(f, x), f->h - f->mb + 16, num);
     }
-    json_buf_printf(b, "<text x=\"%d\" y=\"%d\" class=\"axis\" text-anchor=\"middle\">", (f->ml + f->w - f->mr) / 2,
-                    f->h - 4);
+    fprintf(b, "<text x=\"%d\" y=\"%d\" class=\"axis\" text-anchor=\"middle\">", (f->ml + f->w - f->mr) / 2,
+            f->h - 4);
     html_str(b, xlabel);
-    json_buf_printf(b, "</text><text x=\"12\" y=\"%d\" class=\"axis\" text-anchor=\"middle\" transform=\"rotate(-90 12 %d)\">",
-                    (f->mt + f->h - f->mb) / 2, (f->mt + f->h - f->mb) / 2);
+    fprintf(b, "</text><text x=\"12\" y=\"%d\" class=\"axis\" text-anchor=\"middle\" transform=\"rotate(-90 12 %d)\">",
+            (f->mt + f->h - f->mb) / 2, (f->mt + f->h - f->mb) / 2);
     html_str(b, ylabel);
     LIT(b, "</text>");
 }
 
-static void chart_legend(json_buf *b, const chart_frame *f, const char *const *names, const char *const *colors, int n) {
+static void chart_legend(FILE *b, const chart_frame *f, const char *const *names, const char *const *colors, int n) {
     int x = f->ml + 8;
     for (int i = 0; i < n; i++) {
-        json_buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\" class=\"legend\">",
-                        x, f->mt + 6, colors[i], x + 14, f->mt + 15);
+        fprintf(b, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\" class=\"legend\">",
+                x, f->mt + 6, colors[i], x + 14, f->mt + 15);
         html_str(b, names[i]);
         LIT(b, "</text>");
         x += 24 + 7 * (int)strlen(names[i]);
@@ -613,7 +488,7 @@ static void chart_legend(json_buf *b, const chart_frame *f, const char *const *n
 }
 
 /* Polylines (a gap where y is negative or NaN), with a legend when there are several. */
-static void line_chart(json_buf *b, const char *title, const char *xlabel, const char *ylabel, const chart_line *lines,
+static void line_chart(FILE *b, const char *title, const char *xlabel, const char *ylabel, const chart_line *lines,
                        int nl, int w, int h, int y_from_zero) {
     chart_frame f = {.w = w, .h = h, .ml = 64, .mr = 16, .mt = 10, .mb = 36,
                      .x0 = INFINITY, .x1 = -INFINITY, .y0 = INFINITY, .y1 = -INFINITY};
@@ -644,8 +519,8 @@ static void line_chart(json_buf *b, const char *title, const char *xlabel, const
                 continue;
             }
             if (!open)
-                json_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", lines[l].color);
-            json_buf_printf(b, "%.1f,%.1f ", cx(&f, x), cy(&f, y));
+                fprintf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", lines[l].color);
+            fprintf(b, "%.1f,%.1f ", cx(&f, x), cy(&f, y));
             open = 1;
         }
         if (open) LIT(b, "\"/>");
@@ -679,7 +554,7 @@ static const char *base_name(const char *p) {
 
 /* ---- the page ----------------------------------------------------------------------------- */
 
-static void page_head(json_buf *b, const char *title) {
+static void page_head(FILE *b, const char *title) {
     LIT(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     LIT(b, "<meta name=\"viewport\" content=\"width=device-width\"><title>");
     html_str(b, title);
@@ -693,10 +568,10 @@ static void page_head(json_buf *b, const char *title) {
         ".grid{display:flex;flex-wrap:wrap;gap:8px 24px}.note{font-size:12px;color:#555}\n"
         ".chip{display:inline-block;width:10px;height:10px;margin:0 3px 0 8px}\n"
         "</style></head><body>\n";
-    json_buf_append(b, css, sizeof css - 1);
+    fputs(css, b);
 }
 
-static void section_throughput(json_buf *b, const report *r) {
+static void section_throughput(FILE *b, const report *r) {
     LIT(b, "<h2>Throughput and lag</h2>\n");
     if (!r->n_series) {
         LIT(b, "<p class=\"note\">No --series file given: no time series.</p>\n");
@@ -737,7 +612,7 @@ static void section_throughput(json_buf *b, const report *r) {
     for (int i = 0; i < nb; i++) free(bufs[i]);
 }
 
-static void section_drift_all(json_buf *b, const report *r) {
+static void section_drift_all(FILE *b, const report *r) {
     double x[REPORT_DRIFT_EVENTS], y[REPORT_DRIFT_EVENTS];
     size_t n = 0;
     for (int k = 1; k < REPORT_DRIFT_EVENTS; k++)   /* event 1 has drift 0 by definition */
@@ -752,7 +627,7 @@ static void section_drift_all(json_buf *b, const report *r) {
 }
 
 /* Genres of the items in windows of `win` events: a stacked bar per window. */
-static void user_genres(json_buf *b, const report *r, const report_user *u) {
+static void user_genres(FILE *b, const report *r, const report_user *u) {
     int64_t n = u->events;
     int win = (int)(n / 24 > 5 ? n / 24 : 5);
     int64_t nw = (n + win - 1) / win;
@@ -797,11 +672,11 @@ static void user_genres(json_buf *b, const report *r, const report_user *u) {
             int g = order[i];
             double s = share[w * ML_GENRES + g] / sum;
             if (s <= 0) continue;
-            json_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x0,
-                            cy(&f, y + s), x1 - x0 > 1.5 ? x1 - x0 - 0.5 : 1, cy(&f, y) - cy(&f, y + s),
-                            REPORT_PALETTE[g % PALETTE_N]);
+            fprintf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x0,
+                    cy(&f, y + s), x1 - x0 > 1.5 ? x1 - x0 - 0.5 : 1, cy(&f, y) - cy(&f, y + s),
+                    REPORT_PALETTE[g % PALETTE_N]);
             html_str(b, r->genres[g]);
-            json_buf_printf(b, " %.0f%%</title></rect>", s * 100);
+            fprintf(b, " %.0f%%</title></rect>", s * 100);
             y += s;
         }
     }
@@ -812,9 +687,12 @@ static void user_genres(json_buf *b, const report *r, const report_user *u) {
     lf.mt = 4;
     chart_legend(b, &lf, names, colors, nl);
     LIT(b, "</svg></figure>\n");
+    free(share);
+}
 
-    /* Top genres at the start and the end of the history, and the last items. */
-    int64_t fifth = n / 5 > 0 ? n / 5 : 1;
+/* Top genres at the start and the end of a user's history, and the last items. */
+static void user_genre_notes(FILE *b, const report *r, const report_user *u) {
+    int64_t n = u->events, fifth = n / 5 > 0 ? n / 5 : 1;
     for (int part = 0; part < 2; part++) {
         double t[ML_GENRES] = {0};
         int64_t a = part ? n - fifth : 0, z = part ? n : fifth;
@@ -823,15 +701,15 @@ static void user_genres(json_buf *b, const report *r, const report_user *u) {
             if (it <= 0 || it >= r->n_items) continue;
             for (int g = 0; g < ML_GENRES; g++) t[g] += r->items[it].genre[g];
         }
-        json_buf_printf(b, "<p class=\"note\">%s %lld events, top genres:", part ? "Last" : "First", (long long)(z - a));
+        fprintf(b, "<p class=\"note\">%s %lld events, top genres:", part ? "Last" : "First", (long long)(z - a));
         for (int k = 0; k < 3; k++) {
             int best = -1;
             for (int g = 0; g < ML_GENRES; g++)
                 if (t[g] > 0 && (best < 0 || t[g] > t[best])) best = g;
             if (best < 0) break;
-            json_buf_printf(b, "<span class=\"chip\" style=\"background:%s\"></span>", REPORT_PALETTE[best % PALETTE_N]);
+            fprintf(b, "<span class=\"chip\" style=\"background:%s\"></span>", REPORT_PALETTE[best % PALETTE_N]);
             html_str(b, r->genres[best]);
-            json_buf_printf(b, " (%.0f)", t[best]);
+            fprintf(b, " (%.0f)", t[best]);
             t[best] = 0;
         }
         LIT(b, "</p>\n");
@@ -841,24 +719,23 @@ static void user_genres(json_buf *b, const report *r, const report_user *u) {
         int it = u->item ? u->item[e] : -1;
         if (it <= 0 || it >= r->n_items || !r->items[it].title[0]) continue;
         if (k++) LIT(b, "; ");
-        html_text(b, r->items[it].title, strlen(r->items[it].title), 1);
+        html_str(b, r->items[it].title);
     }
     LIT(b, "</p>\n");
-    free(share);
 }
 
-static void section_user(json_buf *b, const report *r, const report_user *u) {
+static void section_user(FILE *b, const report *r, const report_user *u) {
     int64_t n = u->events, have = 0;
     double dsum = 0;
     for (int64_t k = 0; k < n; k++)
         if (u->drift && !isnan(u->drift[k])) have++, dsum += u->drift[k];
     LIT(b, "<h3>User ");
     html_str(b, u->id);
-    json_buf_printf(b, "</h3><p class=\"note\">%lld events, %lld outputs read, mean drift %.4f", (long long)n,
-                    (long long)have, have ? dsum / (double)have : 0.0);
+    fprintf(b, "</h3><p class=\"note\">%lld events, %lld outputs read, mean drift %.4f", (long long)n,
+            (long long)have, have ? dsum / (double)have : 0.0);
     if (u->ts && u->ts[0] && u->ts[n - 1]) {
         double days = (double)(u->ts[n - 1] - u->ts[0]) / 86400000.0;
-        json_buf_printf(b, ", over %.1f days of event time", days);
+        fprintf(b, ", over %.1f days of event time", days);
     }
     LIT(b, "</p>\n");
 
@@ -879,12 +756,12 @@ static void section_user(json_buf *b, const report *r, const report_user *u) {
         for (int64_t k = 0; k < n; k++) {
             int t = u->topic[k];
             if (t < 0) continue;
-            json_buf_printf(b, "<rect x=\"%.1f\" y=\"%d\" width=\"%.2f\" height=\"12\" fill=\"%s\"><title>topic %d</title></rect>",
-                            cx(&f, (double)k + 0.5), ytop, cx(&f, (double)k + 1.5) - cx(&f, (double)k + 0.5) + 0.3,
-                            REPORT_PALETTE[t % PALETTE_N], t);
+            fprintf(b, "<rect x=\"%.1f\" y=\"%d\" width=\"%.2f\" height=\"12\" fill=\"%s\"><title>topic %d</title></rect>",
+                    cx(&f, (double)k + 0.5), ytop, cx(&f, (double)k + 1.5) - cx(&f, (double)k + 0.5) + 0.3,
+                    REPORT_PALETTE[t % PALETTE_N], t);
             if (k > 0 && u->topic[k - 1] >= 0 && u->topic[k - 1] != t)
-                json_buf_printf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>",
-                                cx(&f, (double)k + 0.5), cx(&f, (double)k + 0.5), f.mt, f.h - f.mb);
+                fprintf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>",
+                        cx(&f, (double)k + 0.5), cx(&f, (double)k + 0.5), f.mt, f.h - f.mb);
         }
     }
     int open = 0;
@@ -894,8 +771,8 @@ static void section_user(json_buf *b, const report *r, const report_user *u) {
             open = 0;
             continue;
         }
-        if (!open) json_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", REPORT_PALETTE[0]);
-        json_buf_printf(b, "%.1f,%.1f ", cx(&f, (double)k + 1), cy(&f, u->drift[k]));
+        if (!open) fprintf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", REPORT_PALETTE[0]);
+        fprintf(b, "%.1f,%.1f ", cx(&f, (double)k + 1), cy(&f, u->drift[k]));
         open = 1;
     }
     if (open) LIT(b, "\"/>");
@@ -914,24 +791,84 @@ static void section_user(json_buf *b, const report *r, const report_user *u) {
         int w = 64 + cols * cw + 16, h = 10 + rows * ch + 30;
         LIT(b, "<figure><figcaption>Interest vector over the history (dimensions down, events across; "
                            "red positive, blue negative)</figcaption>");
-        json_buf_printf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"interest vector heat map\">",
-                        w, h, w, h);
+        fprintf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"interest vector heat map\">",
+                w, h, w, h);
         char col[16];
         for (int c = 0; c < cols; c++) {
             int64_t e = cols == n ? c : (int64_t)((double)c * (double)(n - 1) / (double)(cols - 1 > 0 ? cols - 1 : 1));
             for (int d = 0; d < rows; d++) {
                 heat_color(col, sizeof col, u->vec[(size_t)e * (size_t)rows + (size_t)d] / vmax);
-                json_buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>", 64 + c * cw,
-                                10 + d * ch, cw, ch, col);
+                fprintf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>", 64 + c * cw,
+                        10 + d * ch, cw, ch, col);
             }
         }
-        json_buf_printf(b, "<text x=\"64\" y=\"%d\" class=\"tick\">event 1</text>"
+        fprintf(b, "<text x=\"64\" y=\"%d\" class=\"tick\">event 1</text>"
                            "<text x=\"%d\" y=\"%d\" class=\"tick\" text-anchor=\"end\">event %lld</text>"
                            "<text x=\"58\" y=\"16\" class=\"tick\" text-anchor=\"end\">dim 0</text>"
                            "<text x=\"58\" y=\"%d\" class=\"tick\" text-anchor=\"end\">dim %d</text></svg></figure>\n",
-                        10 + rows * ch + 14, 64 + cols * cw, 10 + rows * ch + 14, (long long)n, 10 + rows * ch, rows - 1);
+                10 + rows * ch + 14, 64 + cols * cw, 10 + rows * ch + 14, (long long)n, 10 + rows * ch, rows - 1);
     }
-    if (u->item) user_genres(b, r, u);
+    if (u->item) user_genres(b, r, u), user_genre_notes(b, r, u);
+}
+
+/* ---- the command ------------------------------------------------------------------------------ */
+
+enum { OPT_SERIES = CLI_OPT_ID_FIRST_FREE, OPT_VECTORS, OPT_TRUTH, OPT_USERS, OPT_USER, OPT_TITLE };
+
+static const cli_option OPTS[] = {
+    CLI_OPT_OUT("the page to write"),
+    {"series", OPT_SERIES, "FILE", "worker snapshots, JSON lines {\"t\", \"applied\", \"consumed\", \"lag\"}; repeatable", NULL},
+    {"vectors", OPT_VECTORS, "FILE", "`ievo consume -t interest-vectors --from-beginning` output", NULL},
+    {"truth", OPT_TRUTH, "FILE", "`ievo produce --synthetic ... --truth FILE`: the true topic over time", NULL},
+    {"movielens", CLI_OPT_ID_MOVIELENS, "DIR", "u.data, u.item, u.genre: the genres of what each shown user rated", NULL},
+    {"users", OPT_USERS, "N", "show the N most active users (default 4, at most 12)", NULL},
+    {"user", OPT_USER, "ID", "show this user (repeatable; instead of --users)", NULL},
+    {"title", OPT_TITLE, "TEXT", "the page's title", NULL},
+    CLI_OPT_END,
+};
+
+static const cli_command CMD = {
+    .name = "report",
+    .synopsis = "-o FILE.html [--series FILE]... [--vectors FILE] [--truth FILE] [--movielens DIR]\n"
+                " [--users N | --user ID ...] [--title TEXT]",
+    .about = "One self-contained HTML page (inline SVG; no script, font or link) about a run: throughput\n"
+             "and lag over time (--series), the drift of every user's vector and, for a few users, their\n"
+             "vector over their history (--vectors), the true topic (--truth) and the genres of what they\n"
+             "rated (--movielens).\n",
+    .opts = OPTS,
+    .settings = SETTINGS_CMD_OTHER,
+};
+
+typedef struct {
+    report *r;
+    const char *out, *vectors, *truth, *ml, *title;
+    const char *pick[REPORT_MAX_USERS_SHOWN];
+    int n_pick, n_users;
+} report_opts;
+
+static int on_option(void *ctx, int key, const char *value, char *err, size_t errlen) {
+    report_opts *o = ctx;
+    int64_t x = 0;
+    switch (key) {
+    case 'o': o->out = value; break;
+    case OPT_VECTORS: o->vectors = value; break;
+    case OPT_TRUTH: o->truth = value; break;
+    case CLI_OPT_ID_MOVIELENS: o->ml = value; break;
+    case OPT_TITLE: o->title = value; break;
+    case OPT_SERIES:
+        if (o->r->n_series == REPORT_MAX_SERIES) return snprintf(err, errlen, "at most %d files", REPORT_MAX_SERIES), -1;
+        o->r->series[o->r->n_series++].path = value;
+        break;
+    case OPT_USER:
+        if (o->n_pick == REPORT_MAX_USERS_SHOWN) return snprintf(err, errlen, "at most %d users", REPORT_MAX_USERS_SHOWN), -1;
+        o->pick[o->n_pick++] = value;
+        break;
+    case OPT_USERS:
+        if (cli_int(value, 0, REPORT_MAX_USERS_SHOWN, &x, err, errlen)) return -1;
+        o->n_users = (int)x;
+        break;
+    }
+    return 0;
 }
 
 static int user_cmp_events(const void *a, const void *b) {
@@ -940,189 +877,132 @@ static int user_cmp_events(const void *a, const void *b) {
     return strcmp(x->id, y->id);
 }
 
-static void report_usage(FILE *f) {
-    fprintf(f,
-            "usage: ievo report --out FILE.html [--series FILE]... [--vectors FILE] [--truth FILE]\n"
-            "                   [--movielens DIR] [--users N | --user ID ...] [--title TEXT]\n"
-            "\n"
-            "One self-contained HTML page (inline SVG; no script, font or link) about a run:\n"
-            "  --series FILE    worker snapshots, JSON lines {\"t\": seconds, \"applied\": n, \"consumed\": n,\n"
-            "                   \"lag\": n}; repeatable (one per worker): throughput and lag over time\n"
-            "  --vectors FILE   `ievo consume -t interest-vectors --from-beginning` output: drift per\n"
-            "                   event and the interest vector over each shown user's history\n"
-            "  --truth FILE     `ievo produce --synthetic ... --truth FILE`: the true topic over time\n"
-            "  --movielens DIR  u.data, u.item, u.genre: the genres of what each shown user rated\n"
-            "  --users N        show the N most active users (default 4, at most %d)\n"
-            "  --user ID        show this user (repeatable; instead of --users)\n",
-            REPORT_MAX_USERS_SHOWN);
+/* The users shown: the ones named, else the most active. */
+static int report_pick_users(report *r, const report_opts *o, report_user **shown, int *n_shown, char *err, size_t errlen) {
+    *n_shown = 0;
+    for (int i = 0; i < o->n_pick; i++) {
+        report_user *u = user_get(&r->users, o->pick[i], strlen(o->pick[i]), 0);
+        if (!u) return snprintf(err, errlen, "--user %s: no output of that user in %s", o->pick[i], o->vectors), -1;
+        if (!u->shown) shown[(*n_shown)++] = u, u->shown = 1;
+    }
+    if (o->n_pick || !r->users.n) return 0;
+    report_user **order = malloc(r->users.n * sizeof *order);
+    if (!order) return snprintf(err, errlen, "out of memory"), -1;
+    for (size_t i = 0; i < r->users.n; i++) order[i] = &r->users.users[i];
+    qsort(order, r->users.n, sizeof *order, user_cmp_events);
+    for (size_t i = 0; i < r->users.n && *n_shown < o->n_users; i++) shown[(*n_shown)++] = order[i], order[i]->shown = 1;
+    free(order);
+    return 0;
 }
 
-int cmd_report(int argc, char **argv) {
-    const char *out = NULL, *vectors = NULL, *truth = NULL, *ml = NULL, *title = "ievo run report";
-    const char *pick[REPORT_MAX_USERS_SHOWN];
-    int n_pick = 0, n_users = 4, rc = 1;
-    char err[1024] = "";
-    report *r = calloc(1, sizeof *r);
-    json_buf b = {0};
-    report_user **order = NULL, *shown[REPORT_MAX_USERS_SHOWN];
-    int n_shown = 0;
-    if (!r) {
-        LOG_E("report", "out of memory");
-        return 1;
-    }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            report_usage(stdout);
-            rc = 0;
-            goto out;
-        }
-        if (i + 1 >= argc) {
-            LOG_E("report", "unknown option or missing value: %s", a);
-            report_usage(stderr);
-            rc = 2;
-            goto out;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--out") || !strcmp(a, "-o")) out = v;
-        else if (!strcmp(a, "--vectors")) vectors = v;
-        else if (!strcmp(a, "--truth")) truth = v;
-        else if (!strcmp(a, "--movielens")) ml = v;
-        else if (!strcmp(a, "--title")) title = v;
-        else if (!strcmp(a, "--series")) {
-            if (r->n_series == REPORT_MAX_SERIES) {
-                LOG_E("report", "at most %d --series files", REPORT_MAX_SERIES);
-                rc = 2;
-                goto out;
-            }
-            r->series[r->n_series++].path = v;
-        } else if (!strcmp(a, "--user")) {
-            if (n_pick == REPORT_MAX_USERS_SHOWN) {
-                LOG_E("report", "at most %d --user", REPORT_MAX_USERS_SHOWN);
-                rc = 2;
-                goto out;
-            }
-            pick[n_pick++] = v;
-        } else if (!strcmp(a, "--users")) {
-            char *end;
-            long n = strtol(v, &end, 10);
-            if (*end || n < 0 || n > REPORT_MAX_USERS_SHOWN) {
-                LOG_E("report", "--users: expected 0..%d, got '%s'", REPORT_MAX_USERS_SHOWN, v);
-                rc = 2;
-                goto out;
-            }
-            n_users = (int)n;
-        } else {
-            LOG_E("report", "unknown option: %s", a);
-            report_usage(stderr);
-            rc = 2;
-            goto out;
-        }
-    }
-    if (!out || (!vectors && !r->n_series)) {
-        LOG_E("report", "need --out and at least one of --vectors, --series");
-        report_usage(stderr);
-        rc = 2;
-        goto out;
-    }
-
+/* Every input file, read into r (the vectors twice: counts first, then the shown users' data). */
+static int report_read(report *r, const report_opts *o, report_user **shown, int *n_shown, char *err, size_t errlen) {
     for (int i = 0; i < r->n_series; i++)
-        if (for_each_json_line(r, r->series[i].path, series_line, &r->series[i], err, sizeof err)) goto fail;
-    if (vectors) {
-        if (for_each_json_line(r, vectors, vectors_count_line, NULL, err, sizeof err)) goto fail;
-        if (n_pick) {
-            for (int i = 0; i < n_pick; i++) {
-                report_user *u = user_get(&r->users, pick[i], strlen(pick[i]), 0);
-                if (!u) {
-                    snprintf(err, sizeof err, "--user %s: no output of that user in %s", pick[i], vectors);
-                    goto fail;
-                }
-                if (!u->shown) shown[n_shown++] = u, u->shown = 1;
-            }
-        } else if (r->users.n) {
-            if (!(order = malloc(r->users.n * sizeof *order))) {
-                snprintf(err, sizeof err, "out of memory");
-                goto fail;
-            }
-            for (size_t i = 0; i < r->users.n; i++) order[i] = &r->users.users[i];
-            qsort(order, r->users.n, sizeof *order, user_cmp_events);
-            for (size_t i = 0; i < r->users.n && n_shown < n_users; i++) shown[n_shown++] = order[i], order[i]->shown = 1;
-        }
-        if (for_each_json_line(r, vectors, vectors_fill_line, NULL, err, sizeof err)) goto fail;
-        /* The users' record pointers are stable from here on (no more inserts). */
-    }
-    if (truth && for_each_json_line(r, truth, truth_line, NULL, err, sizeof err)) goto fail;
-    if (ml && (ml_load_items(r, ml, err, sizeof err) || ml_load_events(r, ml, err, sizeof err))) goto fail;
+        if (for_each_json_line(r, r->series[i].path, series_line, &r->series[i], err, errlen)) return -1;
+    if (o->vectors && (for_each_json_line(r, o->vectors, vectors_count_line, NULL, err, errlen) ||
+                       report_pick_users(r, o, shown, n_shown, err, errlen) ||
+                       for_each_json_line(r, o->vectors, vectors_fill_line, NULL, err, errlen)))
+        return -1;
+    /* The users' record pointers are stable from here on (no more inserts). */
+    if (o->truth && for_each_json_line(r, o->truth, truth_line, NULL, err, errlen)) return -1;
+    if (o->ml && (ml_load_items(r, o->ml, err, errlen) || ml_load_events(r, o->ml, err, errlen))) return -1;
+    return 0;
+}
 
-    /* The page. */
-    page_head(&b, title);
-    LIT(&b, "<h1>");
-    html_str(&b, title);
-    LIT(&b, "</h1>\n<table><tr><th>input</th><th>what it holds</th></tr>");
+/* The table of inputs at the top of the page. */
+static void section_inputs(FILE *b, const report *r, const report_opts *o) {
+    LIT(b, "<table><tr><th>input</th><th>what it holds</th></tr>");
     for (int i = 0; i < r->n_series; i++) {
         const series *s = &r->series[i];
-        LIT(&b, "<tr><td>series ");
-        html_str(&b, base_name(s->path));
+        LIT(b, "<tr><td>series ");
+        html_str(b, base_name(s->path));
         double peak_lag = -1;
         for (size_t k = 0; k < s->n; k++)
             if (s->lag[k] > peak_lag) peak_lag = s->lag[k];
-        json_buf_printf(&b, "</td><td>%zu snapshots over %.1f s; %.0f events applied; peak lag %.0f</td></tr>", s->n,
-                        s->n ? s->t[s->n - 1] - s->t[0] : 0.0,
-                        s->n ? s->applied[s->n - 1] - s->applied[0] : 0.0, peak_lag);
+        fprintf(b, "</td><td>%zu snapshots over %.1f s; %.0f events applied; peak lag %.0f</td></tr>", s->n,
+                s->n ? s->t[s->n - 1] - s->t[0] : 0.0, s->n ? s->applied[s->n - 1] - s->applied[0] : 0.0, peak_lag);
     }
-    if (vectors) {
-        LIT(&b, "<tr><td>vectors ");
-        html_str(&b, base_name(vectors));
-        json_buf_printf(&b, "</td><td>%lld outputs, %lld distinct (user, event), %zu users, D = %d, model ", (long long)r->lines,
-                        (long long)r->distinct, r->users.n, r->dim);
-        html_str(&b, r->model_id);
-        json_buf_printf(&b, "; event time spans %.1f days</td></tr>", (double)(r->ts_max - r->ts_min) / 86400000.0);
+    if (o->vectors) {
+        LIT(b, "<tr><td>vectors ");
+        html_str(b, base_name(o->vectors));
+        fprintf(b, "</td><td>%lld outputs, %lld distinct (user, event), %zu users, D = %d, model ", (long long)r->lines,
+                (long long)r->distinct, r->users.n, r->dim);
+        html_str(b, r->model_id);
+        fprintf(b, "; event time spans %.1f days</td></tr>", (double)(r->ts_max - r->ts_min) / 86400000.0);
     }
-    if (truth) {
-        LIT(&b, "<tr><td>truth ");
-        html_str(&b, base_name(truth));
-        json_buf_printf(&b, "</td><td>%lld events, %lld topic switches, %d topics</td></tr>", (long long)r->truth_lines,
-                        (long long)r->truth_switches, r->max_topic + 1);
+    if (o->truth) {
+        LIT(b, "<tr><td>truth ");
+        html_str(b, base_name(o->truth));
+        fprintf(b, "</td><td>%lld events, %lld topic switches, %d topics</td></tr>", (long long)r->truth_lines,
+                (long long)r->truth_switches, r->max_topic + 1);
     }
-    if (ml) json_buf_printf(&b, "<tr><td>movielens</td><td>%d items, %d genres</td></tr>", r->n_items ? r->n_items - 1 : 0,
-                            ML_GENRES);
-    LIT(&b, "</table>\n");
+    if (o->ml)
+        fprintf(b, "<tr><td>movielens</td><td>%d items, %d genres</td></tr>", r->n_items ? r->n_items - 1 : 0, ML_GENRES);
+    LIT(b, "</table>\n");
+}
 
-    section_throughput(&b, r);
-    if (vectors) {
-        LIT(&b, "<h2>Interest drift</h2>\n");
-        section_drift_all(&b, r);
-        json_buf_printf(&b, "<h2>Users (%d %s)</h2>\n", n_shown, n_pick ? "chosen" : "most active");
-        for (int i = 0; i < n_shown; i++) section_user(&b, r, shown[i]);
+static void report_page(FILE *b, const report *r, const report_opts *o, report_user *const *shown, int n_shown) {
+    page_head(b, o->title);
+    LIT(b, "<h1>");
+    html_str(b, o->title);
+    LIT(b, "</h1>\n");
+    section_inputs(b, r, o);
+    section_throughput(b, r);
+    if (o->vectors) {
+        LIT(b, "<h2>Interest drift</h2>\n");
+        section_drift_all(b, r);
+        fprintf(b, "<h2>Users (%d %s)</h2>\n", n_shown, o->n_pick ? "chosen" : "most active");
+        for (int i = 0; i < n_shown; i++) section_user(b, r, shown[i]);
     }
-    LIT(&b, "<p class=\"note\">Made by <code>ievo report</code>: inline SVG, no script, no external resource.</p>\n</body></html>\n");
-    if (b.failed) {
-        snprintf(err, sizeof err, "out of memory building the page");
-        goto fail;
+    LIT(b, "<p class=\"note\">Made by <code>ievo report</code>: inline SVG, no script, no external resource.</p>\n</body></html>\n");
+}
+
+/* The page, written to OUT.tmp and renamed, so that no reader sees half of it. */
+static int report_write(const report *r, const report_opts *o, report_user *const *shown, int n_shown, long *bytes,
+                        char *err, size_t errlen) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        report_page(f, r, o, shown, n_shown);
+        *bytes = ftell(f);
     }
-    {
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s.tmp", out);
-        FILE *f = fopen(tmp, "w");
-        int ok = f && fwrite(b.data, 1, b.len, f) == b.len;
-        if (f && fclose(f)) ok = 0;
-        if (!ok || rename(tmp, out)) {
-            snprintf(err, sizeof err, "%s: %s", out, strerror(errno));
-            remove(tmp);
-            goto fail;
+    int ok = f && !ferror(f);
+    if (f && fclose(f)) ok = 0;
+    if (!ok || rename(tmp, o->out)) {
+        snprintf(err, errlen, "%s: %s", o->out, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_report(int argc, char **argv) {
+    report *r = calloc(1, sizeof *r);
+    report_opts o = {.r = r, .title = "ievo run report", .n_users = 4};
+    report_user *shown[REPORT_MAX_USERS_SHOWN];
+    int n_shown = 0;
+    char err[1024] = "";
+    long bytes = 0;
+    cli_args a;
+    if (!r) {
+        LOG_E("report", "out of memory");
+        return CLI_FAILED;
+    }
+    int rc = cli_parse(&CMD, argc, argv, on_option, &o, &a);
+    if (rc == CLI_OK && (!o.out || (!o.vectors && !r->n_series)))
+        rc = cli_usage_error(&CMD, "need -o FILE and at least one of --vectors, --series");
+    if (rc == CLI_OK) {
+        if (report_read(r, &o, shown, &n_shown, err, sizeof err) || report_write(r, &o, shown, n_shown, &bytes, err, sizeof err)) {
+            LOG_E("report", "%s", err);
+            rc = CLI_FAILED;
+        } else {
+            LOG_I("report", "%s: %ld bytes; %d series, %lld outputs of %zu users, %d users shown", o.out, bytes, r->n_series,
+                  (long long)r->lines, r->users.n, n_shown);
         }
     }
-    LOG_I("report", "%s: %zu bytes; %d series, %lld outputs of %zu users, %d users shown", out, b.len, r->n_series,
-          (long long)r->lines, r->users.n, n_shown);
-    rc = 0;
-    goto out;
-fail:
-    LOG_E("report", "%s", err);
-    rc = 1;
-out:
-    json_buf_free(&b);
-    free(order);
+    cli_args_free(&a);
     report_free(r);
     free(r);
-    return rc;
+    return rc < 0 ? CLI_OK : rc;
 }

@@ -1,31 +1,63 @@
 /* cmd_state: `ievo state dump|offsets`, a look inside a worker's state dir (the worker must not
- * be running: RocksDB allows one process per store). */
-#include <getopt.h>
+ * be running: RocksDB allows one process per store). Both print JSON lines on stdout. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "item_table.h"
-#include "json.h"
+#include "json_text.h"
 #include "model.h"
+#include "settings.h"
 #include "state_store.h"
 #include "worker_record.h"
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: ievo state dump -d STATE_DIR -m MODEL    one JSON line per user state\n"
-               "       ievo state offsets -d STATE_DIR           one JSON line per partition\n");
-}
+static const cli_option OPTS[] = {
+    {"state-dir", 'd', "DIR", "the worker's state dir", "state.dir"},
+    CLI_OPT_MODEL("model.path"),
+    CLI_OPT_END,
+};
+
+static const cli_command DUMP_CMD = {
+    .name = "state dump",
+    .synopsis = "[-d STATE_DIR] -m MODEL [-F FILE] [-X KEY=VALUE]...",
+    .about = "One JSON line per user state: partition, user_id, events, ts, last_offset and the interest\n"
+             "vector the state holds (recomputed with the model, which must be the worker's).\n",
+    .opts = OPTS,
+    .settings = SETTINGS_CMD_STATE,
+};
+
+static const cli_command OFFSETS_CMD = {
+    .name = "state offsets",
+    .synopsis = "[-d STATE_DIR] [-F FILE] [-X KEY=VALUE]...",
+    .about = "One JSON line per partition: the next input offset the state dir would apply.\n",
+    .opts = OPTS,
+    .settings = SETTINGS_CMD_STATE,
+};
+
+/* ---- dump ----------------------------------------------------------------------------------- */
 
 typedef struct {
     const model *m;
     model_runner *r; /* recomputes the vector a state holds (model_state_output) */
-    json_buf b;
-    int bad;
+    int bad, write_failed;
     char err[256];
     void *aligned;   /* model_state_size bytes */
     float *v;        /* out_dim floats */
 } dump_ctx;
+
+static int dump_print(const dump_ctx *x, int32_t partition, const char *user, size_t user_len, const void *state) {
+    json_t *vec = json_array();
+    for (int i = 0; vec && i < x->m->cfg.out_dim; i++) json_array_append_new(vec, json_real_or_null(x->v[i]));
+    json_t *line = json_pack("{s:i,s:o,s:I,s:I,s:I,s:o}", "partition", (int)partition, "user_id",
+                             json_string_lossy(user, user_len), "events", (json_int_t)model_state_events(state), "ts",
+                             (json_int_t)model_state_last_ts(state), "last_offset",
+                             (json_int_t)record_last_offset(x->aligned), "vector", vec);
+    int bad = !line || json_dumpf(line, stdout, IEVO_JSON_DUMP) || putchar('\n') == EOF;
+    json_decref(line);
+    return bad ? -1 : 0;
+}
 
 static int dump_one(void *vctx, int32_t partition, const char *user, size_t user_len, const void *value,
                     size_t value_size) {
@@ -34,97 +66,95 @@ static int dump_one(void *vctx, int32_t partition, const char *user, size_t user
     /* RocksDB values carry no alignment guarantee (the model reads floats in place), and are
      * stored without their trailing zeros (worker_record.h). */
     int sized = record_load(x->aligned, size, value, value_size) == 0;
-    if (!sized || model_state_check(x->m, record_blob_c(x->aligned), x->err, sizeof x->err)) {
+    const void *state = record_blob_c(x->aligned);
+    if (!sized || model_state_check(x->m, state, x->err, sizeof x->err) ||
+        model_state_output(x->r, state, x->v, x->err, sizeof x->err)) {
         fprintf(stderr, "ievo state: user '%.*s' (partition %d): %s\n", (int)user_len, user, partition,
                 !sized ? "record size does not match the model" : x->err);
         x->bad++;
         return 0;
     }
-    const void *state = record_blob_c(x->aligned);
-    json_buf *b = &x->b;
-    const float *v = x->v;
-    if (model_state_output(x->r, state, x->v, x->err, sizeof x->err)) {
-        fprintf(stderr, "ievo state: user '%.*s' (partition %d): %s\n", (int)user_len, user, partition, x->err);
-        x->bad++;
-        return 0;
-    }
-    b->len = 0;
-    json_buf_printf(b, "{\"partition\":%d,\"user_id\":", partition);
-    json_buf_string(b, user, user_len);
-    json_buf_printf(b, ",\"events\":%lld,\"ts\":%lld,\"last_offset\":%lld,\"vector\":[",
-                    (long long)model_state_events(state), (long long)model_state_last_ts(state),
-                    (long long)record_last_offset(x->aligned));
-    for (int i = 0; i < x->m->cfg.out_dim; i++) {
-        if (i) json_buf_append(b, ",", 1);
-        json_buf_float(b, v[i]);
-    }
-    json_buf_append(b, "]}\n", 3);
-    fwrite(b->data, 1, b->len, stdout);
+    if (dump_print(x, partition, user, user_len, state)) return x->write_failed = 1, -1;
     return 0;
 }
 
-int cmd_state(int argc, char **argv) {
-    static const struct option opts[] = {{"state-dir", required_argument, 0, 'd'},
-                                         {"model", required_argument, 0, 'm'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    if (argc < 2 || (strcmp(argv[1], "dump") && strcmp(argv[1], "offsets"))) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
-    }
-    int dump = !strcmp(argv[1], "dump");
-    const char *dir = NULL, *model_path = NULL;
-    int c;
-    while ((c = getopt_long(argc - 1, argv + 1, "d:m:h", opts, NULL)) != -1) {
-        if (c == 'd') dir = optarg;
-        else if (c == 'm') model_path = optarg;
-        else if (c == 'h') { usage(stdout); return 0; }
-        else { usage(stderr); return 2; }
-    }
-    if (!dir || (dump && !model_path)) { usage(stderr); return 2; }
-    char err[512];
-    state_store_opts o;
-    state_store_opts_default(&o);
-    o.block_cache_bytes = 8u << 20;
-    state_store *s = NULL;
+/* Every state of s through the model at model_path. */
+static int state_dump(state_store *s, const char *model_path, char *err, size_t errlen) {
     model *m = NULL;
-    int rc = 1;
-    if (state_store_open(&s, dir, &o, err, sizeof err)) goto done;
-    if (dump) {
-        if (model_load(&m, model_path, err, sizeof err)) goto done;
-        dump_ctx x = {.m = m, .aligned = malloc(RECORD_HEADER + model_state_size(m)),
-                      .v = malloc((size_t)m->cfg.out_dim * sizeof(float))};
-        if (!x.aligned || !x.v) { free(x.aligned), free(x.v); snprintf(err, sizeof err, "out of memory"); goto done; }
-        if (model_runner_new(&x.r, m, MODEL_BACKEND_SCALAR, 1, err, sizeof err)) { free(x.aligned), free(x.v); goto done; }
-        item_table *items = NULL; /* text models: the item texts the worker stored, for the window's lookups */
-        if (m->cfg.text_dim > 0) {
-            if (item_table_new(&items, m->cfg.text_dim)) snprintf(err, sizeof err, "out of memory");
-            if (!items || item_table_load_store(items, s, err, sizeof err)) {
-                item_table_free(items), model_runner_free(x.r), free(x.aligned), free(x.v);
-                goto done;
-            }
-            model_runner_set_text(x.r, item_table_lookup, items);
-        }
-        int frc = state_store_foreach(s, dump_one, &x, err, sizeof err);
-        item_table_free(items);
-        model_runner_free(x.r);
-        json_buf_free(&x.b);
-        free(x.aligned);
-        free(x.v);
-        if (frc) goto done;
-        rc = x.bad ? 1 : 0;
-        if (x.bad) snprintf(err, sizeof err, "%d state(s) could not be read with this model", x.bad);
-    } else {
-        int32_t parts[4096];
-        int64_t offs[4096];
-        int n = state_store_list_offsets(s, parts, offs, 4096, err, sizeof err);
-        if (n < 0) goto done;
-        for (int i = 0; i < n && i < 4096; i++)
-            printf("{\"partition\":%d,\"next_offset\":%lld}\n", parts[i], (long long)offs[i]);
-        rc = 0;
+    item_table *items = NULL;   /* text models: the item texts the worker stored, for the window's lookups */
+    dump_ctx x = {0};
+    int rc = -1;
+    if (model_load(&m, model_path, err, errlen)) return -1;
+    x.m = m;
+    x.aligned = malloc(RECORD_HEADER + model_state_size(m));
+    x.v = malloc((size_t)m->cfg.out_dim * sizeof(float));
+    if (!x.aligned || !x.v || (m->cfg.text_dim > 0 && item_table_new(&items, m->cfg.text_dim))) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
     }
+    if (model_runner_new(&x.r, m, MODEL_BACKEND_SCALAR, 1, err, errlen) ||
+        (items && item_table_load_store(items, s, err, errlen)))
+        goto done;
+    if (items) model_runner_set_text(x.r, item_table_lookup, items);
+    if (state_store_foreach(s, dump_one, &x, err, errlen)) {
+        if (x.write_failed) snprintf(err, errlen, "cannot write stdout");
+        goto done;
+    }
+    if (x.bad) snprintf(err, errlen, "%d state(s) could not be read with this model", x.bad);
+    else rc = 0;
 done:
-    if (rc) fprintf(stderr, "ievo state: %s\n", err);
+    item_table_free(items);
+    model_runner_free(x.r);
+    free(x.aligned);
+    free(x.v);
     model_free(m);
-    state_store_close(s);
     return rc;
+}
+
+/* ---- offsets -------------------------------------------------------------------------------- */
+
+static int state_offsets(state_store *s, char *err, size_t errlen) {
+    int32_t parts[4096];
+    int64_t offs[4096];
+    int n = state_store_list_offsets(s, parts, offs, 4096, err, errlen);
+    for (int i = 0; i < n && i < 4096; i++) printf("{\"partition\":%d,\"next_offset\":%lld}\n", parts[i], (long long)offs[i]);
+    return n < 0 ? -1 : 0;
+}
+
+/* ---- the commands --------------------------------------------------------------------------- */
+
+static int state_main(const cli_command *cmd, int argc, char **argv, int dump) {
+    cli_args a;
+    char err[512];
+    const char *dir = NULL, *model_path = NULL;
+    int rc = cli_parse(cmd, argc, argv, NULL, NULL, &a);
+    if (rc == CLI_OK && (settings_string(&a.cfg, "state.dir", &dir, err, sizeof err) ||
+                         settings_string(&a.cfg, "model.path", &model_path, err, sizeof err)))
+        rc = cli_usage_error(cmd, "%s", err);
+    if (rc == CLI_OK && dump && !model_path) rc = cli_usage_error(cmd, "the model is required: give -m MODEL");
+    if (rc == CLI_OK) {
+        state_store_opts o;
+        state_store_opts_default(&o);
+        o.block_cache_bytes = 8u << 20;
+        state_store *s = NULL;
+        int failed = state_store_open(&s, dir, &o, err, sizeof err) ||
+                     (dump ? state_dump(s, model_path, err, sizeof err) : state_offsets(s, err, sizeof err));
+        if (failed) fprintf(stderr, "ievo %s: %s\n", cmd->name, err);
+        state_store_close(s);
+        fflush(stdout);
+        rc = failed ? CLI_FAILED : CLI_OK;
+    }
+    cli_args_free(&a);
+    return rc < 0 ? CLI_OK : rc;
+}
+
+static int state_dump_main(int argc, char **argv) { return state_main(&DUMP_CMD, argc, argv, 1); }
+static int state_offsets_main(int argc, char **argv) { return state_main(&OFFSETS_CMD, argc, argv, 0); }
+
+int cmd_state(int argc, char **argv) {
+    static const cli_subcommand subs[] = {
+        {"dump", state_dump_main, "one JSON line per user state"},
+        {"offsets", state_offsets_main, "one JSON line per partition: its next input offset"},
+    };
+    return cli_dispatch("state", subs, sizeof subs / sizeof subs[0], argc, argv);
 }

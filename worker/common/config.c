@@ -1,13 +1,12 @@
-/* config: properties file + environment + -X overrides, and the librdkafka pass-through. */
+/* config: properties file + environment + -X overrides (typed reads: settings.h; the librdkafka
+ * pass-through: kafka_clients.h). */
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 extern char **environ;
 
@@ -128,53 +127,6 @@ const char *config_get(const config *c, const char *key, const char *def) {
     return def;
 }
 
-int config_get_int(const config *c, const char *key, int64_t def, int64_t min, int64_t max,
-                   int64_t *out, char *err, size_t errlen) {
-    const char *v = config_get(c, key, NULL);
-    if (!v) { *out = def; return 0; }
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *trim(end)) {
-        snprintf(err, errlen, "%s: '%s' is not an integer", key, v);
-        return -1;
-    }
-    if (x < min || x > max) {
-        snprintf(err, errlen, "%s: %lld is outside [%lld, %lld]", key, x, (long long)min, (long long)max);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
-int config_get_double(const config *c, const char *key, double def, double min, double max,
-                      double *out, char *err, size_t errlen) {
-    const char *v = config_get(c, key, NULL);
-    if (!v) { *out = def; return 0; }
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *trim(end) || !isfinite(x)) {
-        snprintf(err, errlen, "%s: '%s' is not a number", key, v);
-        return -1;
-    }
-    if (x < min || x > max) {
-        snprintf(err, errlen, "%s: %g is outside [%g, %g]", key, x, min, max);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
-int config_get_bool(const config *c, const char *key, int def, int *out, char *err, size_t errlen) {
-    const char *v = config_get(c, key, NULL);
-    if (!v) { *out = def; return 0; }
-    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) { *out = 1; return 0; }
-    if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) { *out = 0; return 0; }
-    snprintf(err, errlen, "%s: '%s' is not a boolean (true/false)", key, v);
-    return -1;
-}
-
 int config_key_in(const char *key, const char *const *list) {
     for (; list && *list; list++)
         if (strcmp(key, *list) == 0) return 1;
@@ -190,29 +142,4 @@ int config_kafka_defaults(rd_kafka_conf_t *kc, const char *const *defaults, char
         }
     }
     return 0;
-}
-
-static int has_prefix(const char *key, const char *const *prefixes) {
-    for (; prefixes && *prefixes; prefixes++)
-        if (strncmp(key, *prefixes, strlen(*prefixes)) == 0) return 1;
-    return 0;
-}
-
-rd_kafka_conf_t *config_kafka_conf(const config *c, const char *const *defaults, const char *const *ours,
-                                   const char *const *our_prefixes, char *err, size_t errlen) {
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    char kerr[512];
-    if (config_kafka_defaults(kc, defaults, err, errlen)) goto bad;
-    for (size_t i = 0; i < c->n; i++) {
-        const char *k = c->e[i].key;
-        if (config_key_in(k, ours) || has_prefix(k, our_prefixes)) continue;
-        if (rd_kafka_conf_set(kc, k, c->e[i].value, kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "property %s: %s", k, kerr);
-            goto bad;
-        }
-    }
-    return kc;
-bad:
-    rd_kafka_conf_destroy(kc);
-    return NULL;
 }

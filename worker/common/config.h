@@ -1,8 +1,9 @@
 /* config: key=value settings in Kafka's own vocabulary, from a properties file, environment
  * variables and `-X key=value` flags (later sources win: file < environment < -X).
  *
- * Our keys (input.topic, state.dir, ...) are read by the commands; every other key is a
- * librdkafka property and passes straight through to the client, as in kcat and Fluent Bit.
+ * ievo's keys (input.topic, state.dir, ...) are declared in the settings table (settings.h),
+ * which reads them with types, defaults and checks; every other key is a librdkafka property
+ * and passes straight through to the clients (kafka_clients.h), as in kcat and Fluent Bit.
  * Environment: IEVO_CFG_<KEY> with the key upper-cased and '.' written as '_'
  * (IEVO_CFG_BOOTSTRAP_SERVERS=... sets bootstrap.servers), for containers.
  */
@@ -35,19 +36,6 @@ int config_load_file(config *c, const char *path, char *err, size_t errlen);
 int config_load_env(config *c, char *err, size_t errlen);
 
 const char *config_get(const config *c, const char *key, const char *def);
-/* Typed getters: def when absent; -1 with err filled when present but malformed or out of range. */
-int config_get_int(const config *c, const char *key, int64_t def, int64_t min, int64_t max,
-                   int64_t *out, char *err, size_t errlen);
-int config_get_double(const config *c, const char *key, double def, double min, double max,
-                      double *out, char *err, size_t errlen);
-int config_get_bool(const config *c, const char *key, int def, int *out, char *err, size_t errlen);
-
-/* Builds a librdkafka configuration: first `defaults` (NULL-terminated key, value pairs), then
- * every entry of c whose key is not in `ours` (NULL-terminated, may be NULL) and does not start
- * with one of `our_prefixes` (NULL-terminated, may be NULL). A property librdkafka rejects is an
- * error naming it. Returns NULL on error. */
-rd_kafka_conf_t *config_kafka_conf(const config *c, const char *const *defaults, const char *const *ours,
-                                   const char *const *our_prefixes, char *err, size_t errlen);
 /* Applies NULL-terminated key, value pairs to kc. Returns 0, or -1 naming the pair. */
 int config_kafka_defaults(rd_kafka_conf_t *kc, const char *const *defaults, char *err, size_t errlen);
 /* Whether key is in the NULL-terminated list (NULL: no). */

@@ -20,13 +20,6 @@ static const char *const g_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 void log_set_level(log_level min) { g_min = min; }
 void log_set_json(int on) { g_json = on; }
 
-int log_level_parse(const char *s) {
-    for (int i = 0; i < 4; i++)
-        if (strcasecmp(s, g_names[i]) == 0) return i;
-    if (strcasecmp(s, "warning") == 0) return LOG_WARN;
-    return -1;
-}
-
 void log_msg(log_level lvl, const char *module, const char *fmt, ...) {
     if (lvl < g_min) return;
     char msg[2048];

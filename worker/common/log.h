@@ -9,8 +9,6 @@ typedef enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 } log_le
 
 void log_set_level(log_level min);
 void log_set_json(int on);
-/* Parses "debug", "info", "warn", "error"; returns -1 when unknown. */
-int log_level_parse(const char *s);
 void log_msg(log_level lvl, const char *module, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define LOG_D(mod, ...) log_msg(LOG_DEBUG, mod, __VA_ARGS__)

@@ -1,4 +1,5 @@
-/* event_source: historical user-action events from MovieLens, the synthetic generator or JSON lines.
+/* event_source: historical user-action events from MovieLens, the synthetic generator, JSON
+ * lines or a Kafka topic, and what comes with them (MovieLens items, the generator's truth).
  *
  * Used by `ievo produce` (to load a topic) and by the trainer and tests (to read history without
  * a broker). Every loader returns the events sorted by event time, ties kept in input order (a
@@ -10,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "codec.h"
+#include "config.h"
 
 #define SOURCE_NO_TOPIC UINT32_MAX
 
@@ -69,5 +73,47 @@ void synth_item_ids_free(char **ids, int n);
 
 /* MovieLens item ids present in u.item ("1".."1682"), in file order. */
 int movielens_item_ids(const char *dir, char ***ids, int *n, char *err, size_t errlen);
+
+/* MovieLens u.item: every item in file order. */
+#define MOVIELENS_GENRES 19
+typedef struct {
+    char *id;                                /* field 1 */
+    char *title;                             /* field 2 in UTF-8 ("" when the line has none) */
+    unsigned char genre[MOVIELENS_GENRES];   /* fields 6..24: of genre g (exactly "1") */
+    int has_genres;                          /* the line has all 24 fields */
+} movielens_item;
+typedef struct {
+    movielens_item *items;
+    size_t n;
+} movielens_items;
+int movielens_items_load(const char *dir, movielens_items *out, char *err, size_t errlen);
+void movielens_items_free(movielens_items *m);
+
+/* MovieLens u.genre: the genres' names by index (UTF-8), n = the highest index + 1. */
+typedef struct {
+    char name[MOVIELENS_GENRES][32];
+    int n;
+} movielens_genres;
+int movielens_genres_load(const char *dir, movielens_genres *out, char *err, size_t errlen);
+/* An item's catalogue text: "<title>. <genre>, <genre>..." (newly allocated); -1 when out of memory. */
+int movielens_item_text(const movielens_item *it, const movielens_genres *g, char **text);
+
+/* A Kafka topic of UserAction records (in's wire format) from its start to the end offsets when
+ * reading began; records that do not decode are skipped (and counted in a log line). cfg: the
+ * librdkafka properties of the consumer, and the schema registry's settings (with
+ * schema.registry.url set, each record is read with its writer schema from the registry). */
+int events_load_topic(const config *cfg, const char *topic, const codec_in_opts *in, event_list *out, char *err,
+                      size_t errlen);
+
+/* The synthetic generator's ground truth, one JSON line per event as sent (synth_truth.c). */
+typedef struct synth_truth synth_truth;
+int synth_truth_open(synth_truth **out, const char *path, char *err, size_t errlen);
+/* Starts every user's count afresh (a repeat of the data set under new user ids). */
+void synth_truth_restart(synth_truth *t);
+/* The line of event e, sent as user_id[0..len) at ts. */
+int synth_truth_write(synth_truth *t, const source_event *e, const char *user_id, size_t len, int64_t ts, char *err,
+                      size_t errlen);
+/* Closes the file, reporting a failed write (t may be NULL). */
+int synth_truth_close(synth_truth *t, char *err, size_t errlen);
 
 #endif

@@ -6,9 +6,10 @@
  *   POST /subjects/{subject}/versions      register a schema (or get the id it already has)
  *   POST /subjects/{subject}               look a schema up without registering it
  *   GET  /subjects/{subject}/versions/latest
- * Settings in the registry's own vocabulary (registry_config.c): schema.registry.url (several,
- * comma-separated, tried in turn), basic.auth.user.info (user:password; never logged),
- * schema.registry.ssl.* (PEM files), timeouts and retries.
+ * Settings in the registry's own vocabulary, rows of the settings table (settings.h) read by
+ * registry_config.c: schema.registry.url (several, comma-separated, tried in turn),
+ * basic.auth.user.info (user:password; a secret, never logged), schema.registry.ssl.* (PEM
+ * files), timeouts and retries.
  *
  * A request that fails for the transport (no connection, a timeout, TLS) or with a 5xx goes to
  * the next URL; after every URL failed it is retried after a backoff (doubling, capped) up to
@@ -53,14 +54,9 @@ typedef struct {
     char url_buf[2048];
 } registry_opts;
 
-/* The keys registry_opts_from_config reads (NULL-terminated): not librdkafka's. */
-extern const char *const REGISTRY_KEYS[];
-
-/* The same keys by prefix, for config_kafka_conf's our_prefixes (the tools' clients). */
-extern const char *const REGISTRY_KEY_PREFIXES[];
-
-/* Reads the registry settings from c. No schema.registry.url: n_urls is 0 and the rest is
- * defaults. Returns 0, or -1 with err naming the key. */
+/* Reads the registry settings from c through the settings table, where they are declared (so
+ * that none goes to librdkafka). No schema.registry.url: n_urls is 0 and the rest is defaults.
+ * Returns 0, or -1 with err naming the key (never a secret's value). */
 int registry_opts_from_config(registry_opts *o, const config *c, char *err, size_t errlen);
 
 typedef enum {

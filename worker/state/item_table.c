@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "clock.h"
+#include "event_source.h" /* the MovieLens reader */
 #include "hash.h"
 #include "model.h"
 #include "use_encoder.h"
@@ -215,93 +216,23 @@ static int catalog_push(item_catalog *c, size_t *cap, const char *id, size_t idn
     return 0;
 }
 
-/* Latin-1 -> UTF-8 (every byte is a code point). */
-static size_t latin1_to_utf8(const char *s, size_t n, char *out) {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x80) out[o++] = (char)ch;
-        else out[o++] = (char)(0xC0 | (ch >> 6)), out[o++] = (char)(0x80 | (ch & 0x3F));
-    }
-    return o;
-}
-
-static void chomp(char *s) {
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
-}
-
 int item_catalog_movielens(const char *dir, item_catalog *c, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
-    char path[4096], genre[19][64];
-    int ngenre = 0;
-    memset(genre, 0, sizeof genre);
-    snprintf(path, sizeof path, "%s/u.genre", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)), -1;
-    char *line = NULL;
-    size_t cap = 0, ccap = 0;
-    while (getline(&line, &cap, f) >= 0) {
-        chomp(line);
-        char *bar = strrchr(line, '|');
-        if (!bar) continue;
-        int k = atoi(bar + 1);
-        *bar = 0;
-        if (k >= 0 && k < 19) {
-            latin1_to_utf8(line, strlen(line) < 31 ? strlen(line) : 31, genre[k]);
-            if (k + 1 > ngenre) ngenre = k + 1;
-        }
-    }
-    fclose(f);
-    snprintf(path, sizeof path, "%s/u.item", dir);
-    if (!(f = fopen(path, "r"))) {
-        free(line);
-        return snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)), -1;
-    }
-    long lineno = 0;
+    movielens_items items;
+    movielens_genres genres;
+    if (movielens_genres_load(dir, &genres, err, errlen) || movielens_items_load(dir, &items, err, errlen)) return -1;
+    size_t cap = 0;
     int rc = 0;
-    char *text = NULL;
-    while (!rc && getline(&line, &cap, f) >= 0) {
-        lineno++;
-        chomp(line);
-        if (!line[0]) continue;
-        char *fl[24];
-        int nf = 0;
-        for (char *p = line; nf < 24;) {
-            fl[nf++] = p;
-            char *bar = strchr(p, '|');
-            if (!bar) break;
-            *bar = 0;
-            p = bar + 1;
-        }
-        if (nf != 24 || !fl[0][0]) {
-            snprintf(err, errlen, "%s:%ld: expected 24 '|'-separated fields", path, lineno);
-            rc = -1;
-            break;
-        }
-        size_t tl = strlen(fl[1]);
-        char *nt = realloc(text, 2 * tl + 19 * 80 + 8);
-        if (!nt) { rc = -1; snprintf(err, errlen, "out of memory"); break; }
-        text = nt;
-        size_t o = latin1_to_utf8(fl[1], tl, text);
-        text[o++] = '.', text[o++] = ' ';
-        int first = 1;
-        for (int g = 0; g < 19 && g < ngenre; g++)
-            if (fl[5 + g][0] == '1' && !fl[5 + g][1]) {
-                if (!first) text[o++] = ',', text[o++] = ' ';
-                size_t gl = strlen(genre[g]);
-                memcpy(text + o, genre[g], gl);
-                o += gl;
-                first = 0;
-            }
-        if (catalog_push(c, &ccap, fl[0], strlen(fl[0]), text, o)) {
-            rc = -1;
-            snprintf(err, errlen, "out of memory");
-        }
+    for (size_t i = 0; i < items.n && !rc; i++) {
+        const movielens_item *it = &items.items[i];
+        char *text = NULL;
+        if (!it->has_genres) rc = -1, snprintf(err, errlen, "%s/u.item: item %s has no genre flags", dir, it->id);
+        else if (movielens_item_text(it, &genres, &text) ||
+                 catalog_push(c, &cap, it->id, strlen(it->id), text, strlen(text)))
+            rc = -1, snprintf(err, errlen, "out of memory");
+        free(text);
     }
-    free(text);
-    free(line);
-    fclose(f);
+    movielens_items_free(&items);
     if (rc) item_catalog_free(c);
     return rc;
 }

@@ -276,6 +276,20 @@ void state_cache_end_flush(state_cache *c) {
     c->n_flush = 0;
 }
 
+void state_cache_abort_flush(state_cache *c) {
+    for (size_t k = 0; k < c->n_flush; k++) {
+        int32_t i = c->flush[k];
+        entry *x = &c->e[i];
+        if (!x->in_use || !x->flushing) continue;
+        x->flushing = 0;
+        if (!x->dirty) { /* not written after all: dirty again, for the next checkpoint */
+            x->dirty = 1;
+            c->dirty[c->n_dirty++] = i;
+        }
+    }
+    c->n_flush = 0;
+}
+
 size_t state_cache_flushing(const state_cache *c) { return c->n_flush; }
 
 void state_cache_drop_partition(state_cache *c, int32_t partition) {

@@ -62,6 +62,8 @@ void state_cache_mark_clean(state_cache *c);
 size_t state_cache_begin_flush(state_cache *c);
 long state_cache_flush_at(const state_cache *c, size_t i);
 void state_cache_end_flush(state_cache *c);
+/* A flush that did not make its records durable: every flushing entry is dirty again. */
+void state_cache_abort_flush(state_cache *c);
 size_t state_cache_flushing(const state_cache *c);
 
 /* Drops every entry of one partition (revoked, or about to be restored). Dirty entries of it

@@ -12,7 +12,7 @@
  * W = 16), and the bytes a checkpoint writes shrink with them (WAL, memtable, flush,
  * compaction, changelog).
  * record_load pads the zeros back: the record read is bit for bit the record written. A
- * full-size value (what earlier builds stored) is the same record untrimmed. */
+ * full-size value is the same record untrimmed, and loads the same. */
 #ifndef IEVO_WORKER_RECORD_H
 #define IEVO_WORKER_RECORD_H
 

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "changelog.h"
@@ -73,6 +74,7 @@ struct checkpoint {
     char err[512];
     double t0, last_s;
     double writer_changelog_s, writer_store_s;
+    atomic_int cancel;          /* the writer's changelog flush gives up (checkpoint_abandon) */
 };
 
 int checkpoint_new(checkpoint **out, const checkpoint_io *io, state_cache *cache, partitions *parts,
@@ -152,7 +154,7 @@ static void *writer(void *arg) {
             if (ck->offsets[p] >= 0)
                 rc = ck->io.changelog_put(ck->io.ctx, p, "", 0, ck->markers[p], 8, ck->err, sizeof ck->err);
         /* always: every record put must be acknowledged before the snapshot may go */
-        int frc = ck->io.changelog_flush(ck->io.ctx, rc ? NULL : ck->err, rc ? 0 : sizeof ck->err);
+        int frc = ck->io.changelog_flush(ck->io.ctx, &ck->cancel, rc ? NULL : ck->err, rc ? 0 : sizeof ck->err);
         if (!rc) rc = frc;
     }
     double t1 = clock_mono_s();
@@ -285,8 +287,16 @@ static void land(checkpoint *ck) {
 /* Moves the flight on: the snapshot's next slice, the writer once the epoch's outputs are
  * acknowledged, the landing once the writer is done. wait: until it has landed. */
 static int progress(checkpoint *ck, int wait, char *err, size_t errlen) {
-    double started = clock_mono_s(), warned = started, writer_started = 0;
+    double started = clock_mono_s(), warned = started;
     while (ck->active) {
+        double deadline = wait ? ck->io.deadline(ck->io.ctx) : 0;
+        if (deadline > 0 && clock_mono_s() > deadline) {
+            checkpoint_abandon(ck);
+            snprintf(err, errlen, "the checkpoint did not land in time (%.0f s waited for the broker); what was "
+                     "applied since the last checkpoint will be applied again at the next start",
+                     clock_mono_s() - started);
+            return -1;
+        }
         if (ck->copied < ck->n) {
             take_slice(ck, wait ? SIZE_MAX : ck->slice, !wait);
             if (ck->copied < ck->n) return 0;
@@ -294,39 +304,41 @@ static int progress(checkpoint *ck, int wait, char *err, size_t errlen) {
         ck->io.poll_outputs(ck->io.ctx, wait && !ck->writing ? 5 : 0);
         if (!ck->writing) {
             if (ck->io.outputs_failed(ck->io.ctx, err, errlen)) {
-                ck->active = 0;
+                checkpoint_abandon(ck);
                 return -1;
             }
             if (atomic_load(&ck->pending[ck->flight_epoch & 1u]) == 0) {
                 if (pthread_create(&ck->thread, NULL, writer, ck)) {
                     snprintf(err, errlen, "cannot start the checkpoint writer thread");
-                    ck->active = 0;
+                    checkpoint_abandon(ck);
                     return -1;
                 }
                 ck->writing = 1;
-                writer_started = clock_mono_s();
-                if (wait) ck->stats->stage_s[STAGE_PRODUCE] += writer_started - started;
+                if (wait) ck->stats->stage_s[STAGE_PRODUCE] += clock_mono_s() - started;
             }
         }
-        if (ck->writing && wait) {
-            pthread_join(ck->thread, NULL); /* the writer needs nothing from this thread */
-            ck->writing = 0;
-            ck->stats->stage_s[STAGE_CHANGELOG] += ck->writer_changelog_s;
-            ck->stats->stage_s[STAGE_STATE] += ck->writer_store_s;
-        } else if (ck->writing && atomic_load(&ck->done)) {
+        if (ck->writing && atomic_load(&ck->done)) {
             pthread_join(ck->thread, NULL);
             ck->writing = 0;
+            if (wait) {
+                ck->stats->stage_s[STAGE_CHANGELOG] += ck->writer_changelog_s;
+                ck->stats->stage_s[STAGE_STATE] += ck->writer_store_s;
+            }
         }
         if (!ck->writing && atomic_load(&ck->done)) {
             if (ck->rc) {
-                ck->active = 0;
                 snprintf(err, errlen, "%s", ck->err);
+                checkpoint_abandon(ck);
                 return -1;
             }
             land(ck);
             return 0;
         }
         if (!wait) return 0;
+        if (ck->writing) { /* wait for the writer in steps: a deadline may come meanwhile */
+            struct timespec ts = {0, 2 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
         if (clock_mono_s() - warned >= 10) {
             warned = clock_mono_s();
             LOG_W("checkpoint", "still waiting for the broker to acknowledge the outputs of a checkpoint (%.0f s)",
@@ -351,10 +363,13 @@ int checkpoint_now(checkpoint *ck, char *err, size_t errlen) {
 }
 
 void checkpoint_abandon(checkpoint *ck) {
-    if (ck->writing) { /* it only waits on its own I/O: joining it needs nothing from us */
+    if (ck->writing) { /* it only waits on its own I/O, which gives up: joining it needs nothing from us */
+        atomic_store(&ck->cancel, 1);
         pthread_join(ck->thread, NULL);
+        atomic_store(&ck->cancel, 0);
         ck->writing = 0;
     }
+    if (ck->active) state_cache_abort_flush(ck->cache);
     ck->active = 0;
 }
 

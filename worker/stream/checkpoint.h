@@ -24,6 +24,7 @@
 #ifndef IEVO_CHECKPOINT_H
 #define IEVO_CHECKPOINT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,8 +44,9 @@ typedef struct checkpoint_io {
     int (*changelog_put)(void *ctx, int32_t partition, const char *key, size_t key_len, const void *value,
                          size_t len, char *err, size_t errlen);
     /* Waits until every changelog record put so far is acknowledged; -1 with err when the
-     * broker refused one. Called from the writer thread. */
-    int (*changelog_flush)(void *ctx, char *err, size_t errlen);
+     * broker refused one, or when *cancel turns non-zero (then it gives up soon). Called from
+     * the writer thread. */
+    int (*changelog_flush)(void *ctx, const atomic_int *cancel, char *err, size_t errlen);
     /* After a flush: the changelog offset after partition p's last acknowledged marker (-1:
      * unknown). Written with the partition's offset, so a restore can start there. */
     int64_t (*changelog_position)(void *ctx, int32_t partition);
@@ -53,6 +55,9 @@ typedef struct checkpoint_io {
     /* Stores the consumer offsets of the owned partitions in the checkpoint (best effort: the
      * store holds them too). */
     void (*offsets_store)(void *ctx, int n, const int32_t *partitions, const int64_t *offsets);
+    /* When a wait for a checkpoint must give up (CLOCK_MONOTONIC seconds; 0: never): a stop
+     * cannot wait for an unreachable broker for ever. */
+    double (*deadline)(void *ctx);
 } checkpoint_io;
 
 typedef struct checkpoint checkpoint;
@@ -81,9 +86,11 @@ int checkpoint_begin(checkpoint *ck, char *err, size_t errlen);
 int checkpoint_progress(checkpoint *ck, char *err, size_t errlen);
 /* Lands the one in flight, waiting. */
 int checkpoint_finish(checkpoint *ck, char *err, size_t errlen);
-/* Makes everything applied so far durable, waiting: lands the one in flight, then writes the rest. */
+/* Makes everything applied so far durable, waiting: lands the one in flight, then writes the rest.
+ * A wait past io->deadline gives up (the flight abandoned). */
 int checkpoint_now(checkpoint *ck, char *err, size_t errlen);
-/* After a failure: lets a running writer end and drops the flight, completing nothing. */
+/* Drops the flight, completing nothing: a running writer gives up and is joined, and the
+ * flight's records are dirty again (for a later checkpoint, if the worker goes on). */
 void checkpoint_abandon(checkpoint *ck);
 /* A checkpoint is in flight (its records are not evictable). */
 int checkpoint_in_flight(const checkpoint *ck);

@@ -10,12 +10,39 @@
  *
  * It is acknowledged before the batch's offsets are written, like every output, so a record is
  * never dropped: if the dead-letter topic cannot be written the batch fails and the worker
- * stops rather than move past the record. */
+ * stops rather than move past the record.
+ *
+ * The log says each dead letter, up to DLQ_LOG_BURST a minute; beyond that one summary line a
+ * minute counts the rest (a stream of bad records must not flood the log, nor hide that it
+ * happens). The counters and the topic have every one. */
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "worker_internal.h"
+
+#define DLQ_LOG_BURST 20
+#define DLQ_LOG_PERIOD_S 60.0
+
+/* Whether this dead letter gets its own log line; says how many did not, once a period. */
+static int dlq_log_this(worker *w) {
+    if (clock_mono_s() - w->dlq_log_since >= DLQ_LOG_PERIOD_S) dlq_log_summary(w);
+    if (w->dlq_log_lines < DLQ_LOG_BURST) {
+        w->dlq_log_lines++;
+        return 1;
+    }
+    w->dlq_log_quiet++;
+    return 0;
+}
+
+void dlq_log_summary(worker *w) {
+    if (w->dlq_log_quiet)
+        LOG_W("dlq", "%lld more records dead-lettered in the last %.0f s without a line each (see "
+              "ievo_events_dead_lettered_total and the topic %s)", (long long)w->dlq_log_quiet,
+              clock_mono_s() - w->dlq_log_since, w->s->dlq_topic);
+    w->dlq_log_since = clock_mono_s(), w->dlq_log_lines = 0, w->dlq_log_quiet = 0;
+}
 
 int dlq_produce_record(worker *w, const char *topic, int32_t partition, int64_t offset, const void *key,
                        size_t key_len, const void *value, size_t len, const char *cls, const char *reason,
@@ -29,7 +56,9 @@ int dlq_produce_record(worker *w, const char *topic, int32_t partition, int64_t 
     rd_kafka_header_add(h, "ievo.source.topic", -1, topic, -1);
     rd_kafka_header_add(h, "ievo.source.partition", -1, part, -1);
     rd_kafka_header_add(h, "ievo.source.offset", -1, off, -1);
-    LOG_W("dlq", "%s [%d] offset %lld -> %s: %s", topic, partition, (long long)offset, w->s->dlq_topic, reason);
+    if (dlq_log_this(w))
+        LOG_W("dlq", "%s [%d] offset %lld -> %s: %s%s", topic, partition, (long long)offset, w->s->dlq_topic, reason,
+              w->dlq_log_lines == DLQ_LOG_BURST ? " (further dead letters this minute: counted, one line)" : "");
     void *tag = checkpoint_tag_output(w->ck, 0); /* a checkpoint waits for it like for the outputs */
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(

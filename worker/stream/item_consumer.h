@@ -32,6 +32,7 @@ typedef struct {
     serde_in *in;             /* the Item reader: items.format, items.schema.id, or the schema registry */
     const char *const *our_keys; /* config keys that are not librdkafka's */
     const model *m;           /* the served model (its vocabulary and scoring head) */
+    size_t pending_bytes;     /* items.pending.bytes: catalogue texts read and not yet encoded */
 } item_consumer_opts;
 
 typedef struct {

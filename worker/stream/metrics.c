@@ -1,14 +1,25 @@
 /* metrics: the worker's /metrics, /healthz and /readyz (see metrics.h for the contract).
  *
- * A deliberately small HTTP/1.1 server: one background thread, poll() over the listening
- * socket, a wake-up pipe and at most METRICS_MAX_CONNS connections. Each connection sends one
- * GET (or HEAD) of at most METRICS_MAX_REQUEST bytes within METRICS_CONN_TIMEOUT_S, gets one
- * response with `Connection: close`, and is closed; when every slot is busy a new connection
- * takes the oldest one's. That is all a Prometheus scraper and a
- * kubelet probe need, and it bounds what a misbehaving client can cost: a fixed number of
- * sockets, a few KiB each, no allocation per request but the rendered page.
+ * HTTP is libmicrohttpd's: one daemon with one internal polling thread (epoll or poll, never
+ * select, whose FD_SETSIZE a worker with many RocksDB files can exceed), which accepts, parses and
+ * answers every connection. Each request gets one response with `Connection: close`. What a
+ * misbehaving client may cost is bounded by the daemon's options:
+ *   MHD_OPTION_CONNECTION_LIMIT          METRICS_MAX_CONNS sockets in all;
+ *   MHD_OPTION_PER_IP_CONNECTION_LIMIT   METRICS_MAX_CONNS_PER_IP of them from one address, so
+ *                                        idle or stuck connections of one client (a hung scraper)
+ *                                        cannot refuse another's probe (the kubelet's);
+ *   MHD_OPTION_CONNECTION_TIMEOUT        a connection idle for METRICS_CONN_TIMEOUT_S is closed;
+ *   MHD_OPTION_CONNECTION_MEMORY_LIMIT   METRICS_CONN_MEMORY bytes of buffers a connection, which
+ *                                        bounds the request line and headers to about 8 KiB (a
+ *                                        scraper sends ~300 bytes); a longer request is refused
+ *                                        (431, or closed when not even that answer fits). The
+ *                                        rendered page is not in that memory: the daemon sends it
+ *                                        from our buffer and frees it.
+ * The listening socket is bound here and handed over (MHD_OPTION_LISTEN_SOCKET), so that
+ * metrics.listen keeps its forms ("host:port", ":port", "port", "[v6]:port"; port 0 = any) and a
+ * failed bind says why ("Address already in use").
  *
- * The worker thread publishes a snapshot (metrics_publish copies it under the mutex); a scrape
+ * The worker thread publishes a snapshot (metrics_publish copies it under the mutex); a request
  * copies the latest one out under the same mutex and renders it outside the lock, so a slow
  * scraper never holds the worker up for longer than a memcpy of ~100 KiB.
  *
@@ -27,10 +38,9 @@
  *   process_resident_memory_bytes (VmRSS of /proc/self/status) and process_cpu_seconds_total.
  */
 #include <errno.h>
-#include <fcntl.h>
+#include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,42 +52,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "log.h"
 #include "metrics.h"
 
-#define METRICS_MAX_CONNS 8
-#define METRICS_MAX_REQUEST 8192       /* request line + headers; a scraper sends ~300 bytes */
-#define METRICS_CONN_TIMEOUT_S 5.0     /* a connection that has not sent its request by then is dropped */
+#define METRICS_MAX_CONNS 32           /* sockets in all */
+#define METRICS_MAX_CONNS_PER_IP 8     /* sockets from one client address */
+#define METRICS_CONN_TIMEOUT_S 5       /* a connection idle this long is closed */
+#define METRICS_CONN_MEMORY (8 * 1024) /* a connection's buffers: request line + headers up to ~8 KiB */
 #define METRICS_HEALTHY_AGE_S 10.0     /* /healthz: the worker published within this */
 
-typedef struct {
-    int fd;                /* -1: free slot */
-    double opened;         /* CLOCK_MONOTONIC */
-    char req[METRICS_MAX_REQUEST + 1];
-    size_t req_len;
-    char *resp;            /* the whole response (headers + body) once the request is in */
-    size_t resp_len, resp_sent;
-} metrics_conn;
-
 struct metrics_server {
-    int listen_fd;
-    int wake[2];           /* the stop request: a byte written to wake[1] */
+    struct MHD_Daemon *daemon;
+    int listen_fd;         /* ours until MHD_start_daemon takes it */
     int port;
-    pthread_t thread;
-    int thread_started;
     pthread_mutex_t mu;
     metrics_snapshot *latest;   /* guarded by mu */
     int have_latest;            /* guarded by mu */
-    metrics_snapshot *scratch;  /* the server thread's own copy, rendered outside the lock */
-    metrics_conn conns[METRICS_MAX_CONNS];
+    metrics_snapshot *scratch;  /* the daemon thread's own copy, rendered outside the lock (one
+                                   thread answers every request, so one copy suffices) */
 };
-
-static double mono_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* ---- rendering ---------------------------------------------------------------------------- */
 
@@ -176,95 +171,114 @@ static unsigned long long process_rss_bytes(void) {
     return kb * 1024ULL;
 }
 
-char *metrics_render(const metrics_snapshot *snap, size_t *len) {
-    mbuf b = {0};
-    const worker_stats *st = &snap->stats;
+/* One gauge per assigned partition with a known value (>= 0): the int64 at field of each. */
+static void partition_gauge(mbuf *b, const metrics_snapshot *snap, const char *name, const char *help, size_t field) {
+    head(b, name, "gauge", help);
+    for (int i = 0; i < snap->n_partitions; i++) {
+        const metrics_partition *p = &snap->partitions[i];
+        int64_t v;
+        memcpy(&v, (const char *)p + field, sizeof v);
+        if (p->owned && v >= 0) mb_printf(b, "%s{partition=\"%d\"} %lld\n", name, (int)p->partition, (long long)v);
+    }
+}
 
-    counter_i(&b, "ievo_events_consumed_total", "Records received from the input topic.", (long long)st->consumed);
-    counter_i(&b, "ievo_events_applied_total", "Events applied to a user state (one output each).",
+static void render_counters(mbuf *b, const metrics_snapshot *snap) {
+    const worker_stats *st = &snap->stats;
+    counter_i(b, "ievo_events_consumed_total", "Records received from the input topic.", (long long)st->consumed);
+    counter_i(b, "ievo_events_applied_total", "Events applied to a user state (one output each).",
               (long long)st->applied);
-    head(&b, "ievo_events_dead_lettered_total", "counter", "Records sent to the dead-letter topic, by error class.");
+    head(b, "ievo_events_dead_lettered_total", "counter", "Records sent to the dead-letter topic, by error class.");
     for (int k = CODEC_E_OVERSIZED; k <= CODEC_STATUS_LAST; k++)
-        mb_printf(&b, "ievo_events_dead_lettered_total{class=\"%s\"} %lld\n", codec_status_name((codec_status)k),
+        mb_printf(b, "ievo_events_dead_lettered_total{class=\"%s\"} %lld\n", codec_status_name((codec_status)k),
                   (long long)st->dlq_by_class[k]);
-    counter_i(&b, "ievo_duplicates_skipped_total", "Redelivered records skipped (already applied).",
+    counter_i(b, "ievo_duplicates_skipped_total", "Redelivered records skipped (already applied).",
               (long long)st->skipped_duplicate);
-    counter_i(&b, "ievo_unowned_skipped_total", "Records of partitions no longer assigned, skipped.",
+    counter_i(b, "ievo_unowned_skipped_total", "Records of partitions no longer assigned, skipped.",
               (long long)st->skipped_unowned);
-    counter_i(&b, "ievo_batches_total", "Micro-batches processed.", (long long)st->batches);
-    counter_i(&b, "ievo_waves_total", "Model-step waves run.", (long long)st->waves);
-    counter_i(&b, "ievo_rebalances_total", "Consumer-group rebalances (assign or revoke) seen.",
+    counter_i(b, "ievo_batches_total", "Micro-batches processed.", (long long)st->batches);
+    counter_i(b, "ievo_waves_total", "Model-step waves run.", (long long)st->waves);
+    counter_i(b, "ievo_rebalances_total", "Consumer-group rebalances (assign or revoke) seen.",
               (long long)st->rebalances);
-    counter_i(&b, "ievo_checkpoints_total", "Checkpoints written (states and offsets made durable).",
+    counter_i(b, "ievo_checkpoints_total", "Checkpoints written (states and offsets made durable).",
               (long long)st->checkpoints);
-    counter_i(&b, "ievo_changelog_records_total", "State records written to the changelog topic.",
+    counter_i(b, "ievo_changelog_records_total", "State records written to the changelog topic.",
               (long long)st->changelog_records);
-    counter_i(&b, "ievo_offset_gaps_total", "Records that arrived past the next expected offset.",
+    counter_i(b, "ievo_offset_gaps_total", "Records that arrived past the next expected offset.",
               (long long)st->offset_gaps);
-    counter_i(&b, "ievo_restored_partitions_total", "Partitions restored from the changelog.",
+    counter_i(b, "ievo_restored_partitions_total", "Partitions restored from the changelog.",
               (long long)st->restored_partitions);
-    counter_i(&b, "ievo_restore_records_total", "Changelog records restored into the local state.",
+    counter_i(b, "ievo_restored_incremental_total",
+              "Partition restores that read only the changelog's tail after the local checkpoint.",
+              (long long)st->restored_incremental);
+    counter_i(b, "ievo_quarantined_records_total",
+              "Users' records read back (changelog or store) that failed validation: dead-lettered, state reset.",
+              (long long)st->quarantined);
+    counter_i(b, "ievo_restore_records_total", "Changelog records restored into the local state.",
               (long long)(snap->restore_records_done > st->restored_records ? snap->restore_records_done
                                                                             : st->restored_records));
-    head(&b, "ievo_restore_seconds_total", "counter", "Time spent restoring partitions from the changelog.");
-    sample_f(&b, "ievo_restore_seconds_total", "", st->restore_s);
-    counter_i(&b, "ievo_cache_hits_total", "User records found in the in-memory cache.", (long long)st->cache_hits);
-    counter_i(&b, "ievo_cache_misses_total", "User records read from RocksDB.", (long long)st->cache_misses);
-    counter_i(&b, "ievo_cache_evictions_total", "Clean user records evicted from the cache.",
+    head(b, "ievo_restore_seconds_total", "counter", "Time spent restoring partitions from the changelog.");
+    sample_f(b, "ievo_restore_seconds_total", "", st->restore_s);
+    counter_i(b, "ievo_cache_hits_total", "User records found in the in-memory cache.", (long long)st->cache_hits);
+    counter_i(b, "ievo_cache_misses_total", "User records read from RocksDB.", (long long)st->cache_misses);
+    counter_i(b, "ievo_cache_evictions_total", "Clean user records evicted from the cache.",
               (long long)st->cache_evictions);
-    head(&b, "ievo_stage_seconds_total", "counter", "Wall time of the worker loop, by stage.");
+    head(b, "ievo_stage_seconds_total", "counter", "Wall time of the worker loop, by stage.");
     for (int k = 0; k < STAGE_N; k++) {
         char lab[64];
         snprintf(lab, sizeof lab, "{stage=\"%s\"}", WORKER_STAGE_NAMES[k]);
-        sample_f(&b, "ievo_stage_seconds_total", lab, st->stage_s[k]);
+        sample_f(b, "ievo_stage_seconds_total", lab, st->stage_s[k]);
     }
+}
 
+static void render_gauges(mbuf *b, const metrics_snapshot *snap) {
     int assigned = 0;
     for (int i = 0; i < snap->n_partitions; i++) assigned += snap->partitions[i].owned != 0;
-    head(&b, "ievo_consumer_lag", "gauge",
-         "Records between the partition's high watermark and the consumer position (librdkafka statistics).");
-    for (int i = 0; i < snap->n_partitions; i++) {
-        const metrics_partition *p = &snap->partitions[i];
-        if (p->owned && p->lag >= 0)
-            mb_printf(&b, "ievo_consumer_lag{partition=\"%d\"} %lld\n", (int)p->partition, (long long)p->lag);
-    }
-    head(&b, "ievo_partition_next_offset", "gauge", "Next input offset to apply, per assigned partition.");
-    for (int i = 0; i < snap->n_partitions; i++) {
-        const metrics_partition *p = &snap->partitions[i];
-        if (p->owned && p->next_offset >= 0)
-            mb_printf(&b, "ievo_partition_next_offset{partition=\"%d\"} %lld\n", (int)p->partition,
-                      (long long)p->next_offset);
-    }
-    gauge_i(&b, "ievo_partitions_assigned", "Input partitions assigned to this worker.", assigned);
-    gauge_i(&b, "ievo_ready", "1 once partitions are assigned and none is being restored.", snap->ready ? 1 : 0);
-    gauge_i(&b, "ievo_restoring", "1 while a partition is being restored from the changelog.",
+    partition_gauge(b, snap, "ievo_consumer_lag",
+                    "Records of the partition not yet applied: its end offset (from the last fetch) minus the next "
+                    "offset to apply; 0 when caught up.",
+                    offsetof(metrics_partition, lag));
+    partition_gauge(b, snap, "ievo_partition_next_offset", "Next input offset to apply, per assigned partition.",
+                    offsetof(metrics_partition, next_offset));
+    partition_gauge(b, snap, "ievo_partition_checkpointed_offset",
+                    "Next input offset as of the last checkpoint; next_offset minus it is what a crash now would "
+                    "apply again.",
+                    offsetof(metrics_partition, checkpointed_offset));
+    gauge_i(b, "ievo_partitions_assigned", "Input partitions assigned to this worker.", assigned);
+    gauge_i(b, "ievo_ready", "1 once partitions are assigned and none is being restored.", snap->ready ? 1 : 0);
+    gauge_i(b, "ievo_restoring", "1 while a partition is being restored from the changelog.",
             snap->restoring ? 1 : 0);
-    gauge_i(&b, "ievo_state_memory_bytes", "RocksDB memtables and block cache.", (long long)snap->state_memory_bytes);
-    gauge_i(&b, "ievo_cache_entries", "User records in the in-memory cache.", (long long)snap->cache_entries);
-    gauge_i(&b, "ievo_cache_capacity_entries", "Capacity of the in-memory cache in records.",
+    gauge_i(b, "ievo_state_memory_bytes", "RocksDB memtables and block cache.", (long long)snap->state_memory_bytes);
+    gauge_i(b, "ievo_cache_entries", "User records in the in-memory cache.", (long long)snap->cache_entries);
+    gauge_i(b, "ievo_cache_capacity_entries", "Capacity of the in-memory cache in records.",
             (long long)snap->cache_capacity);
-    gauge_i(&b, "ievo_cache_dirty_entries", "Cached records not yet checkpointed.", (long long)snap->cache_dirty);
-    head(&b, "ievo_last_publish_age_seconds", "gauge", "Seconds since the worker loop last published these metrics.");
-    sample_f(&b, "ievo_last_publish_age_seconds", "", snap->published_at > 0 ? mono_now() - snap->published_at : -1);
+    gauge_i(b, "ievo_cache_dirty_entries", "Cached records not yet checkpointed.", (long long)snap->cache_dirty);
+    head(b, "ievo_last_publish_age_seconds", "gauge", "Seconds since the worker loop last published these metrics.");
+    sample_f(b, "ievo_last_publish_age_seconds", "", snap->published_at > 0 ? clock_mono_s() - snap->published_at : -1);
 
+}
+
+static void render_histograms(mbuf *b, const worker_stats *st) {
     /* Batch sizes: bucket k <= 2^k records (k < BATCH_SIZE_BUCKETS - 1); every consumed record is
      * in exactly one batch, so the sum is the records consumed in non-empty batches. */
     {
         double bounds[BATCH_SIZE_BUCKETS - 1];
         for (int k = 0; k < BATCH_SIZE_BUCKETS - 1; k++) bounds[k] = (double)(1u << k);
-        histogram(&b, "ievo_batch_size_records", "Records per consumed micro-batch.", bounds, st->batch_size_hist,
+        histogram(b, "ievo_batch_size_records", "Records per consumed micro-batch.", bounds, st->batch_size_hist,
                   BATCH_SIZE_BUCKETS - 1, (double)st->consumed);
     }
     {
         double bounds[STEP_US_BUCKETS - 1];
         for (int k = 0; k < STEP_US_BUCKETS - 1; k++) bounds[k] = WORKER_STEP_US_BOUNDS[k] / 1e6;
-        histogram(&b, "ievo_model_step_seconds", "Wall time of one batched model step (<= 256 rows).", bounds,
+        histogram(b, "ievo_model_step_seconds", "Wall time of one batched model step (<= 256 rows).", bounds,
                   st->step_us_hist, STEP_US_BUCKETS - 1, st->step_us_sum * 1e-6);
     }
+}
+
+/* 1 ms buckets: bucket k holds latencies in [k, k+1) ms, the last one >= 10 s. "le = B ms" counts
+ * buckets k < B (values of exactly B ms fall one bucket later: a conservative reading). The sum is
+ * not kept by the worker; it is estimated from bucket midpoints. */
+static void render_latency(mbuf *b, const worker_stats *st) {
     {
-        /* 1 ms buckets: bucket k holds latencies in [k, k+1) ms, the last one >= 10 s. "le = B ms"
-         * counts buckets k < B (values of exactly B ms fall one bucket later: a conservative
-         * reading). The sum is not kept by the worker; it is estimated from bucket midpoints. */
         static const int le_ms[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
         enum { NL = sizeof le_ms / sizeof le_ms[0] };
         double bounds[NL];
@@ -284,22 +298,34 @@ char *metrics_render(const metrics_snapshot *snap, size_t *len) {
             counts[NL] += st->latency_ms[k];
             sum_ms += (double)st->latency_ms[k] * (k == LATENCY_BUCKETS - 1 ? (double)k : (double)k + 0.5);
         }
-        histogram(&b, "ievo_event_to_output_latency_seconds",
+        histogram(b, "ievo_event_to_output_latency_seconds",
                   "Input record timestamp to output acknowledged (sum estimated from 1 ms buckets).", bounds, counts,
                   NL, sum_ms * 1e-3);
     }
 
-    head(&b, "process_resident_memory_bytes", "gauge", "Resident set size (VmRSS).");
-    mb_printf(&b, "process_resident_memory_bytes %llu\n", process_rss_bytes());
+}
+
+static void render_process(mbuf *b) {
+    head(b, "process_resident_memory_bytes", "gauge", "Resident set size (VmRSS).");
+    mb_printf(b, "process_resident_memory_bytes %llu\n", process_rss_bytes());
     {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        head(&b, "process_cpu_seconds_total", "counter", "User and system CPU time of the process.");
-        sample_f(&b, "process_cpu_seconds_total", "",
+        head(b, "process_cpu_seconds_total", "counter", "User and system CPU time of the process.");
+        sample_f(b, "process_cpu_seconds_total", "",
                  (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
                      ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e-6);
     }
 
+}
+
+char *metrics_render(const metrics_snapshot *snap, size_t *len) {
+    mbuf b = {0};
+    render_counters(&b, snap);
+    render_gauges(&b, snap);
+    render_histograms(&b, &snap->stats);
+    render_latency(&b, &snap->stats);
+    render_process(&b);
     if (b.failed) {
         free(b.data);
         *len = 0;
@@ -313,52 +339,42 @@ static void snap_copy(metrics_snapshot *dst, const metrics_snapshot *src);
 
 /* ---- HTTP --------------------------------------------------------------------------------- */
 
-static void conn_close(metrics_conn *c) {
-    if (c->fd >= 0) close(c->fd);
-    free(c->resp);
-    c->fd = -1;
-    c->resp = NULL;
-    c->req_len = c->resp_len = c->resp_sent = 0;
+/* Queues one response; body is copied (must_free 0) or handed over and freed by the daemon. */
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *ctype, char *body,
+                               size_t len, int must_free) {
+    struct MHD_Response *r = must_free ? MHD_create_response_from_buffer_with_free_callback(len, body, free)
+                                       : MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_COPY);
+    if (!r) {
+        if (must_free) free(body);
+        LOG_W("metrics", "cannot create a %u response (out of memory?); the connection is closed", status);
+        return MHD_NO;
+    }
+    enum MHD_Result rc = MHD_YES;
+    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES ||
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES ||
+        (status == MHD_HTTP_METHOD_NOT_ALLOWED && MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES))
+        rc = MHD_NO;
+    if (rc == MHD_YES) rc = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    if (rc != MHD_YES) LOG_W("metrics", "cannot queue a %u response; the connection is closed", status);
+    return rc;
 }
 
-/* Builds c->resp. Returns -1 when out of memory (the connection is then dropped). */
-static int respond(metrics_conn *c, int status, const char *ctype, const char *body, size_t body_len, int head_only) {
-    const char *reason = status == 200   ? "OK"
-                         : status == 400 ? "Bad Request"
-                         : status == 404 ? "Not Found"
-                         : status == 405 ? "Method Not Allowed"
-                         : status == 431 ? "Request Header Fields Too Large"
-                         : status == 500 ? "Internal Server Error"
-                                         : "Service Unavailable";
-    char hdr[256];
-    int hn = snprintf(hdr, sizeof hdr,
-                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
-                      "Connection: close\r\n\r\n",
-                      status, reason, ctype, body_len);
-    if (hn < 0 || (size_t)hn >= sizeof hdr) return -1;
-    size_t n = (size_t)hn + (head_only ? 0 : body_len);
-    c->resp = malloc(n ? n : 1);
-    if (!c->resp) return -1;
-    memcpy(c->resp, hdr, (size_t)hn);
-    if (!head_only && body_len) memcpy(c->resp + hn, body, body_len);
-    c->resp_len = n;
-    c->resp_sent = 0;
-    return 0;
+static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *text) {
+    return respond(conn, status, "text/plain; charset=utf-8", (char *)text, strlen(text), 0);
 }
 
-static int respond_text(metrics_conn *c, int status, const char *text, int head_only) {
-    return respond(c, status, "text/plain; charset=utf-8", text, strlen(text), head_only);
-}
-
-/* The request in c->req is complete (ends its headers): answers it. */
-static int handle_request(metrics_server *m, metrics_conn *c) {
-    char method[16], target[1024];
-    /* "GET /metrics HTTP/1.1": anything that does not parse is a 400. */
-    if (sscanf(c->req, "%15s %1023s HTTP/1.%*c", method, target) != 2) return respond_text(c, 400, "bad request\n", 0);
-    int head_only = strcmp(method, "HEAD") == 0;
-    if (!head_only && strcmp(method, "GET") != 0) return respond_text(c, 405, "only GET and HEAD\n", 0);
-    char *q = strchr(target, '?');
-    if (q) *q = 0;
+/* The access handler: called once per request with the headers parsed (url without the query
+ * string). Every answer is known then, so it is queued at once, body or not; HEAD gets the same
+ * headers and the daemon leaves the body out. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls) {
+    (void)version, (void)upload_data, (void)upload_data_size, (void)req_cls;
+    metrics_server *m = cls;
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
 
     int have;
     pthread_mutex_lock(&m->mu);
@@ -367,112 +383,42 @@ static int handle_request(metrics_server *m, metrics_conn *c) {
     pthread_mutex_unlock(&m->mu);
     const metrics_snapshot *s = m->scratch;
 
-    if (strcmp(target, "/metrics") == 0) {
-        if (!have) return respond_text(c, 503, "no metrics published yet\n", head_only);
+    if (strcmp(url, "/metrics") == 0) {
+        if (!have) return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no metrics published yet\n");
         size_t len;
         char *body = metrics_render(s, &len);
-        if (!body) return respond_text(c, 500, "out of memory\n", head_only);
-        int rc = respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", body, len, head_only);
-        free(body);
-        return rc;
+        if (!body) return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+        return respond(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, 1);
     }
-    if (strcmp(target, "/healthz") == 0) {
+    if (strcmp(url, "/healthz") == 0) {
         char msg[128];
-        if (!have) return respond_text(c, 503, "starting: nothing published yet\n", head_only);
-        double age = mono_now() - s->published_at;
+        if (!have) return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "starting: nothing published yet\n");
+        double age = clock_mono_s() - s->published_at;
         if (age < METRICS_HEALTHY_AGE_S) {
             snprintf(msg, sizeof msg, "ok: published %.1f s ago\n", age);
-            return respond_text(c, 200, msg, head_only);
+            return respond_text(conn, MHD_HTTP_OK, msg);
         }
         snprintf(msg, sizeof msg, "stale: the worker loop last published %.1f s ago\n", age);
-        return respond_text(c, 503, msg, head_only);
+        return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
     }
-    if (strcmp(target, "/readyz") == 0) {
-        if (!have) return respond_text(c, 503, "not ready: starting\n", head_only);
-        if (s->ready) return respond_text(c, 200, "ready\n", head_only);
-        return respond_text(c, 503, s->restoring ? "not ready: restoring from the changelog\n"
-                                                 : "not ready: no partitions assigned yet\n",
-                            head_only);
+    if (strcmp(url, "/readyz") == 0) {
+        if (!have) return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: starting\n");
+        if (s->ready) return respond_text(conn, MHD_HTTP_OK, "ready\n");
+        return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            s->restoring ? "not ready: restoring from the changelog\n"
+                                         : "not ready: no partitions assigned yet\n");
     }
-    return respond_text(c, 404, "not found: /metrics /healthz /readyz\n", head_only);
+    return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found: /metrics /healthz /readyz\n");
 }
 
-/* Reads what the client sent; answers once the headers are complete. Returns -1 to close. */
-static int conn_read(metrics_server *m, metrics_conn *c) {
-    if (c->req_len >= METRICS_MAX_REQUEST) return -1;
-    ssize_t n = recv(c->fd, c->req + c->req_len, METRICS_MAX_REQUEST - c->req_len, 0);
-    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
-    if (n == 0) return -1;   /* closed before a full request */
-    c->req_len += (size_t)n;
-    c->req[c->req_len] = 0;
-    if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n")) return handle_request(m, c);
-    if (c->req_len >= METRICS_MAX_REQUEST) return respond_text(c, 431, "request too large\n", 0);
-    return 0;
-}
-
-/* Sends what is left of the response. Returns 1 when done, 0 to wait, -1 on error. */
-static int conn_write(metrics_conn *c) {
-    while (c->resp_sent < c->resp_len) {
-        ssize_t n = send(c->fd, c->resp + c->resp_sent, c->resp_len - c->resp_sent, MSG_NOSIGNAL);
-        if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
-        c->resp_sent += (size_t)n;
-    }
-    return 1;
-}
-
-/* Takes one pending connection. When every slot is busy the oldest connection is dropped for
- * it, so idle or slow clients can delay a probe by at most one connection's turn, never block it. */
-static void accept_one(metrics_server *m) {
-    int fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;   /* EAGAIN, or the client went away: nothing to do */
-    metrics_conn *slot = NULL;
-    for (int i = 0; i < METRICS_MAX_CONNS && !slot; i++)
-        if (m->conns[i].fd < 0) slot = &m->conns[i];
-    if (!slot) {
-        slot = &m->conns[0];
-        for (int i = 1; i < METRICS_MAX_CONNS; i++)
-            if (m->conns[i].opened < slot->opened) slot = &m->conns[i];
-        conn_close(slot);
-    }
-    slot->fd = fd;
-    slot->opened = mono_now();
-    slot->req_len = 0;
-}
-
-static void *server_main(void *arg) {
-    metrics_server *m = arg;
-    struct pollfd pf[2 + METRICS_MAX_CONNS];
-    int slot[2 + METRICS_MAX_CONNS];
-    for (;;) {
-        int n = 0;
-        pf[n++] = (struct pollfd){.fd = m->wake[0], .events = POLLIN};
-        int listen_at = n;
-        pf[n++] = (struct pollfd){.fd = m->listen_fd, .events = POLLIN};
-        for (int i = 0; i < METRICS_MAX_CONNS; i++) {
-            metrics_conn *c = &m->conns[i];
-            if (c->fd < 0) continue;
-            slot[n] = i;
-            pf[n++] = (struct pollfd){.fd = c->fd, .events = c->resp ? POLLOUT : POLLIN};
-        }
-        int r = poll(pf, (nfds_t)n, 1000);
-        if (r < 0 && errno != EINTR) {
-            LOG_E("metrics", "poll: %s; the metrics server stops", strerror(errno));
-            break;
-        }
-        if (r > 0 && pf[0].revents) break;   /* metrics_server_stop */
-        double now = mono_now();
-        for (int j = 0; j < n; j++) {
-            if (j == 0 || j == listen_at) continue;
-            metrics_conn *c = &m->conns[slot[j]];
-            int rc = 0;
-            if (pf[j].revents & (POLLERR | POLLNVAL)) rc = -1;
-            else if (!c->resp && (pf[j].revents & (POLLIN | POLLHUP))) rc = conn_read(m, c);
-            if (rc == 0 && c->resp && (pf[j].revents & POLLOUT || c->resp_sent == 0)) rc = conn_write(c);
-            if (rc != 0 || now - c->opened > METRICS_CONN_TIMEOUT_S) conn_close(c);
-        }
-        if (pf[listen_at].revents & POLLIN) accept_one(m);
-    }
-    return NULL;
+/* libmicrohttpd's own messages (a refused connection, a failed send, a request over the limits). */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    LOG_W("metrics", "libmicrohttpd: %s", msg);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
@@ -509,8 +455,7 @@ int metrics_server_start(metrics_server **out, const char *addr, char *err, size
     }
     metrics_server *m = calloc(1, sizeof *m);
     if (!m) goto oom;
-    m->listen_fd = m->wake[0] = m->wake[1] = -1;
-    for (int i = 0; i < METRICS_MAX_CONNS; i++) m->conns[i].fd = -1;
+    m->listen_fd = -1;
     pthread_mutex_init(&m->mu, NULL);
     if (!(m->latest = calloc(1, sizeof *m->latest)) || !(m->scratch = calloc(1, sizeof *m->scratch))) goto oom;
 
@@ -547,16 +492,25 @@ int metrics_server_start(metrics_server **out, const char *addr, char *err, size
     if (getsockname(m->listen_fd, (struct sockaddr *)&ss, &sl) == 0)
         m->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                            : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    if (pipe2(m->wake, O_CLOEXEC | O_NONBLOCK)) {
-        snprintf(err, errlen, "metrics server: pipe: %s", strerror(errno));
+    /* One internal thread; MHD_USE_AUTO picks epoll (or poll) over select. */
+    m->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, m,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)m->listen_fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_MAX_CONNS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)METRICS_MAX_CONNS_PER_IP,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)METRICS_CONN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_CONN_MEMORY,
+        MHD_OPTION_END);
+    /* The socket is the daemon's now: MHD_stop_daemon closes it. When the start fails, 0.9.75
+     * has closed it on some paths and not on others; leaving it open leaks one descriptor of a
+     * worker that is about to exit with this error, while closing it twice could close a
+     * descriptor another thread (librdkafka's) has opened since. */
+    m->listen_fd = -1;
+    if (!m->daemon) {
+        snprintf(err, errlen, "metrics server on '%s': libmicrohttpd did not start (its reason is logged above)", addr);
         goto fail;
     }
-    int e = pthread_create(&m->thread, NULL, server_main, m);
-    if (e) {
-        snprintf(err, errlen, "metrics server: thread: %s", strerror(e));
-        goto fail;
-    }
-    m->thread_started = 1;
     *out = m;
     return 0;
 oom:
@@ -591,16 +545,8 @@ int metrics_server_port(const metrics_server *m) {
 
 void metrics_server_stop(metrics_server *m) {
     if (!m) return;
-    if (m->thread_started) {
-        ssize_t w;
-        do w = write(m->wake[1], "x", 1);
-        while (w < 0 && errno == EINTR);
-        pthread_join(m->thread, NULL);
-    }
-    for (int i = 0; i < METRICS_MAX_CONNS; i++) conn_close(&m->conns[i]);
+    if (m->daemon) MHD_stop_daemon(m->daemon); /* joins its thread, closes every socket */
     if (m->listen_fd >= 0) close(m->listen_fd);
-    if (m->wake[0] >= 0) close(m->wake[0]);
-    if (m->wake[1] >= 0) close(m->wake[1]);
     pthread_mutex_destroy(&m->mu);
     free(m->latest);
     free(m->scratch);

@@ -22,7 +22,8 @@ typedef struct {
     int32_t partition;
     int owned;
     int64_t next_offset;      /* next offset to apply (-1 unknown) */
-    int64_t lag;              /* consumer lag from librdkafka statistics (-1 unknown) */
+    int64_t checkpointed_offset; /* next offset as of the last checkpoint (-1 none) */
+    int64_t lag;              /* records not yet applied: end offset - next offset (-1 unknown) */
 } metrics_partition;
 
 typedef struct {

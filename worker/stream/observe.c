@@ -8,6 +8,18 @@
 #include "clock.h"
 #include "worker_internal.h"
 
+/* Records of partition p not yet applied: its end offset (the high watermark of the last fetch
+ * response, kept by librdkafka: no request) minus the next offset to apply; before anything is
+ * applied, minus the log start. 0 when caught up; -1 when the end is not known yet. Not the
+ * committed offset, which moves only at checkpoints and commits: a caught-up worker shows 0. */
+static int64_t partition_lag(worker *w, int32_t p, const part_state *ps) {
+    int64_t lo = -1, hi = -1;
+    if (!w->k.consumer || rd_kafka_get_watermark_offsets(w->k.consumer, w->s->input_topic, p, &lo, &hi) || hi < 0)
+        return -1;
+    int64_t at = ps->next >= 0 ? ps->next : lo >= 0 ? lo : 0;
+    return hi > at ? hi - at : 0;
+}
+
 void observe_publish(worker *w, int force) {
     if (!w->metrics) return;
     double now = clock_mono_s();
@@ -30,8 +42,9 @@ void observe_publish(worker *w, int force) {
     for (int p = 0; p < w->parts.n && m->n_partitions < METRICS_MAX_PARTITIONS; p++) {
         const part_state *ps = &w->parts.p[p];
         if (!ps->owned && ps->next < 0) continue;
-        m->partitions[m->n_partitions++] =
-            (metrics_partition){.partition = p, .owned = ps->owned, .next_offset = ps->next, .lag = ps->lag};
+        m->partitions[m->n_partitions++] = (metrics_partition){
+            .partition = p, .owned = ps->owned, .next_offset = ps->next,
+            .checkpointed_offset = ps->checkpointed, .lag = ps->owned ? partition_lag(w, p, ps) : -1};
     }
     m->published_at = now;
     metrics_publish(w->metrics, m);
@@ -49,8 +62,9 @@ void observe_series(worker *w, int force) {
     for (int p = 0; p < w->parts.n; p++) {
         if (!w->parts.p[p].owned) continue;
         owned++;
-        if (w->parts.p[p].lag >= 0) {
-            lag += w->parts.p[p].lag;
+        int64_t l = partition_lag(w, p, &w->parts.p[p]);
+        if (l >= 0) {
+            lag += l;
             known++;
         }
     }

@@ -3,8 +3,7 @@
 
 #include "partitions.h"
 
-static const part_state UNKNOWN = {.next = -1, .checkpointed = -1, .lag = -1, .start = -1, .end = -1,
-                                   .input_end = -1};
+static const part_state UNKNOWN = {.next = -1, .checkpointed = -1, .start = -1, .end = -1, .input_end = -1};
 
 part_state *partitions_get(partitions *t, int32_t p) {
     if (p < 0) return NULL;

@@ -13,7 +13,6 @@ typedef struct {
     int64_t batch_next;   /* next offset after the records of the batch being applied */
     int touched;          /* the current batch holds records of this partition */
     int eof;              /* drained: the last fetch reached the end of the log */
-    int64_t lag;          /* consumer lag from librdkafka statistics (-1 unknown) */
     int64_t start, end;   /* replay: first offset and the captured end (-1: not a replay) */
     int64_t input_end;    /* the input's end offset when assigned (-1 unknown): no stored record
                              may have applied an offset at or past max(input_end, next) */

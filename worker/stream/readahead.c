@@ -17,6 +17,7 @@ struct readahead {
     size_t *active;     /* [n_active] indices of the partitions' lanes that hold records, in arrival order */
     size_t n_active, active_cap;
     size_t count;       /* messages held, all lanes */
+    size_t bytes;       /* their keys' and payloads' bytes */
     size_t cursor;      /* turns taken: the first lane of the next turn */
 };
 
@@ -27,6 +28,8 @@ readahead *readahead_new(readahead_destroy_fn destroy) {
     return r;
 }
 
+static size_t msg_bytes(const rd_kafka_message_t *m) { return m->len + m->key_len; }
+
 static rd_kafka_message_t *lane_pop(lane *l) {
     rd_kafka_message_t *m = l->ring[l->head];
     l->head = (l->head + 1) % l->cap;
@@ -35,7 +38,12 @@ static rd_kafka_message_t *lane_pop(lane *l) {
 }
 
 static void lane_clear(readahead *r, lane *l) {
-    while (l->n) r->destroy(lane_pop(l));
+    while (l->n) {
+        rd_kafka_message_t *m = lane_pop(l);
+        r->count--;
+        r->bytes -= msg_bytes(m);
+        r->destroy(m);
+    }
     l->head = 0;
 }
 
@@ -45,7 +53,6 @@ void readahead_clear(readahead *r) {
         r->lanes[i].active = 0;
     }
     r->n_active = 0;
-    r->count = 0;
 }
 
 void readahead_free(readahead *r) {
@@ -58,6 +65,8 @@ void readahead_free(readahead *r) {
 }
 
 size_t readahead_count(const readahead *r) { return r->count; }
+
+size_t readahead_bytes(const readahead *r) { return r->bytes; }
 
 static int lane_grow(lane *l) {
     size_t cap = l->cap ? 2 * l->cap : 64;
@@ -98,6 +107,7 @@ int readahead_push(readahead *r, rd_kafka_message_t *m) {
     l->ring[(l->head + l->n) % l->cap] = m;
     l->n++;
     r->count++;
+    r->bytes += msg_bytes(m);
     return 0;
 }
 
@@ -129,6 +139,7 @@ size_t readahead_take(readahead *r, rd_kafka_message_t **out, size_t max) {
     }
     r->cursor++;
     r->count -= n;
+    for (size_t i = 0; i < n; i++) r->bytes -= msg_bytes(out[i]);
     return n;
 }
 
@@ -136,7 +147,6 @@ void readahead_drop_partition(readahead *r, int32_t p) {
     size_t li = p < 0 ? 0 : (size_t)p + 1;
     if (li >= r->n_lanes) return;
     lane *l = &r->lanes[li];
-    r->count -= l->n;
     lane_clear(r, l);
     if (li > 0) compact_active(r);
 }

@@ -5,7 +5,8 @@
  * response's message set), so a micro-batch read straight from it holds one or two partitions,
  * and a heavy user's events in it form a long chain of one-row model steps (the worker steps a
  * user's n-th event of the batch in wave n; docs/performance.md). The worker instead reads ahead
- * up to `batch.readahead.records` of what is already fetched into one FIFO lane per partition
+ * up to `batch.readahead.records` records and `batch.readahead.bytes` bytes of what is already
+ * fetched into one FIFO lane per partition
  * and builds each batch from the lanes in turn, an equal share from each.
  *
  * What it keeps: a partition's records leave in the order they came (its offset order), and a
@@ -37,8 +38,9 @@ void readahead_free(readahead *r);
 
 /* Takes ownership of m. Returns -1 (m not taken) when out of memory. */
 int readahead_push(readahead *r, rd_kafka_message_t *m);
-/* Messages held. */
+/* Messages held, and their keys' and payloads' bytes (what the read-ahead's byte budget counts). */
 size_t readahead_count(const readahead *r);
+size_t readahead_bytes(const readahead *r);
 
 /* Moves up to max messages into out, the partitionless first, then from the partitions' lanes in
  * turn, each turn an equal share of what is left to fill (at least one record). The lane to start

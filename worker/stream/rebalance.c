@@ -5,7 +5,8 @@
  *   assigned: land a checkpoint still in flight (a restore must not run beside it), bring each
  *             partition up to its changelog, resume exactly where its state stands;
  *   revoked:  make everything applied so far durable (the next owner starts from the
- *             changelog), then forget what was held of those partitions.
+ *             changelog), then forget what was held of those partitions;
+ *   lost:     forget them without writing anything of them (on_lost).
  * A partition that cannot be brought up to date is fatal: the worker stops with a non-zero exit
  * and checkpoints nothing more, so no offset moves past events whose states it could not load.
  */
@@ -27,8 +28,14 @@ static void on_assign(worker *w, rd_kafka_topic_partition_list_t *list) {
             break;
         }
         int64_t next = -1;
-        if (!w->failed && restore_partition(w, tp->partition, &next, err, sizeof err))
-            worker_fail(w, "partition %d cannot be brought up to date: %s", tp->partition, err);
+        if (!w->failed && restore_partition(w, tp->partition, &next, err, sizeof err)) {
+            if (!worker_stop_signalled()) {
+                worker_fail(w, "partition %d cannot be brought up to date: %s", tp->partition, err);
+            } else { /* a stop cut the restore short: the partition is not taken, the next start restores it */
+                LOG_I("worker", "partition %d: restore stopped (%s)", tp->partition, err);
+                continue;
+            }
+        }
         state_cache_drop_partition(w->cache, tp->partition); /* whatever it held is not current */
         if (w->ra) readahead_drop_partition(w->ra, tp->partition); /* fetched for a former owner */
         if (w->failed) {
@@ -62,6 +69,23 @@ static void on_revoke(worker *w, rd_kafka_topic_partition_list_t *list) {
     LOG_I("worker", "revoked %d partition(s); %d remain", list->cnt, w->parts.owned);
 }
 
+/* Partitions taken away without a revocation (a session timeout, a fenced member): another
+ * member may already apply them, so nothing of them is made durable here; what this worker
+ * applied of them since its last checkpoint is dropped, and their next owner applies it again
+ * from the changelog's checkpoint. A flight in progress is abandoned (its records of the other
+ * partitions are dirty again, for the next checkpoint). */
+static void on_lost(worker *w, rd_kafka_topic_partition_list_t *list) {
+    LOG_W("worker", "%d partition(s) lost: the group gave them to another member; what was applied of them since the "
+          "last checkpoint is dropped (their next owner applies it again)", list->cnt);
+    checkpoint_abandon(w->ck);
+    for (int i = 0; i < list->cnt; i++) {
+        int32_t p = list->elems[i].partition;
+        partitions_release(&w->parts, p);
+        state_cache_drop_partition(w->cache, p);
+        if (w->ra) readahead_drop_partition(w->ra, p);
+    }
+}
+
 void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *list, void *opaque) {
     worker *w = opaque;
     int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
@@ -77,8 +101,12 @@ void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partit
         else re = rd_kafka_assign(rk, list);
     } else {
         if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) LOG_W("worker", "rebalance error: %s", rd_kafka_err2str(err));
-        on_revoke(w, list);
-        rd_kafka_commit(rk, NULL, 0); /* what the checkpoint stored; the state store has it anyway */
+        if (rd_kafka_assignment_lost(rk)) {
+            on_lost(w, list);
+        } else {
+            on_revoke(w, list);
+            rd_kafka_commit(rk, NULL, 1); /* what the checkpoint stored; the state store has it anyway */
+        }
         if (cooperative) e = rd_kafka_incremental_unassign(rk, list);
         else re = rd_kafka_assign(rk, NULL);
     }

@@ -102,6 +102,10 @@ static int restore_record(void *vctx, int64_t offset, const char *user, size_t u
     }
     w->restore_records_done++;
     if (state_batch_count(w->wb) >= 4096) {
+        if (worker_stop_signalled()) {
+            snprintf(x->err, sizeof x->err, "stopped by a signal");
+            return -1;
+        }
         observe_publish(w, 0);
         log_progress(x);
         if (state_store_write(w->store, w->wb, x->err, sizeof x->err)) return -1;

@@ -1,21 +1,29 @@
 /* stop: why and when the worker stops. One flag, set by a signal, a fatal client error or a
- * fatal error of the worker's own (worker_fail), read by the loop between batches. */
+ * fatal error of the worker's own (worker_fail), read by the loop between batches; a clean stop
+ * then makes what was applied durable, within stop.timeout.ms. A second SIGINT or SIGTERM ends
+ * the process at once (exit 128 + the signal), like a crash: nothing since the last checkpoint
+ * is lost, it is applied again at the next start. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "worker_internal.h"
 
 static volatile sig_atomic_t g_stop = 0;
 
-void worker_request_stop(void) { g_stop = 1; }
+void worker_request_stop(void) {
+    if (!g_stop) g_stop = 1;
+}
 
 int worker_stop_requested(void) { return g_stop != 0; }
 
+int worker_stop_signalled(void) { return g_stop == 2; }
+
 static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
+    if (g_stop == 2) _exit(128 + sig); /* asked twice: now */
+    g_stop = 2;
 }
 
 void worker_catch_signals(void) {
@@ -34,5 +42,5 @@ void worker_fail(worker *w, const char *fmt, ...) {
     LOG_E("worker", "%s", msg);
     if (!w->failed) snprintf(w->fatal, sizeof w->fatal, "%s", msg);
     w->failed = 1;
-    g_stop = 1;
+    worker_request_stop();
 }

@@ -20,6 +20,17 @@
 
 /* ---- start-up and shutdown ------------------------------------------------------------- */
 
+/* A worker on an empty input topic applies nothing and, with --until-eof, stops at once: say so,
+ * since a misspelled topic name looks the same (brokers that auto-create topics create it). */
+static void warn_if_input_empty(worker *w, int partitions) {
+    for (int p = 0; p < partitions; p++) {
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(w->k.consumer, w->s->input_topic, p, &lo, &hi, 10000) || hi > 0) return;
+    }
+    LOG_W("worker", "input topic %s holds no records in any of its %d partitions: nothing to apply yet (if the name "
+          "is misspelled, a broker that auto-creates topics has just created it)", w->s->input_topic, partitions);
+}
+
 /* The internal topics (topics.h): the changelog with the input's partitions and compaction, and
  * with dlq.topic.create the dead-letter topic; each created when missing. */
 static int ensure_topics(worker *w, char *err, size_t errlen) {
@@ -33,6 +44,7 @@ static int ensure_topics(worker *w, char *err, size_t errlen) {
         return -1;
     if (s->dlq_create && topics_ensure(&ops, s->dlq_topic, 0, NULL, 1, in, s->changelog_replication, err, errlen))
         return -1;
+    warn_if_input_empty(w, in);
     return 0;
 }
 
@@ -90,7 +102,8 @@ static int start(worker *w, const config *c, char *err, size_t errlen) {
         alloc_state(w, err, errlen))
         return -1;
     if (w->m->cfg.text_dim > 0) { /* text model: the catalogue and the events' texts (item_consumer.h) */
-        item_consumer_opts io = {s->items_topic, s->text_encoder_dir, w->items_in, WORKER_KEYS, w->m};
+        item_consumer_opts io = {s->items_topic, s->text_encoder_dir, w->items_in, WORKER_KEYS, w->m,
+                                 s->items_pending_bytes};
         if (item_consumer_open(&w->items, &io, c, w->store, w->runner, w->runner_batch, err, errlen)) return -1;
     }
     w->started_s = clock_mono_s();
@@ -148,43 +161,67 @@ static void free_worker(worker *w) {
     registry_free(w->reg);
 }
 
-/* librdkafka 2.0.2 aborts (rdkafka_sticky_assignor.c, "assignor_state" assertion; upstream
- * issues #4308/#4312, fixed in later releases) when a cooperative-sticky consumer is closed
- * before its first assignment. So a worker stopped that early first waits, bounded, for that
- * assignment (records it receives meanwhile are not applied: their offsets are not stored, the
- * next owner gets them); if none comes, it leaves the consumer to the session timeout instead of
- * closing it. Returns 1 when the consumer was closed. */
-static int close_consumer_safely(worker *w) {
+/* Leaves the group, waiting at most until deadline. librdkafka 2.0.2 aborts
+ * (rdkafka_sticky_assignor.c, "assignor_state" assertion; upstream issues #4308/#4312, fixed in
+ * later releases) when a cooperative-sticky consumer is closed before its first assignment, so
+ * such a consumer is not closed: the group drops it after session.timeout.ms. Returns 1 when the
+ * consumer was closed. */
+static int leave_group(worker *w, double deadline) {
     int cooperative = strcmp(rd_kafka_rebalance_protocol(w->k.consumer), "COOPERATIVE") == 0 ||
                       strstr(w->k.assignment_strategy, "cooperative") != NULL;
-    for (int waited_ms = 0; cooperative && !w->ever_assigned && waited_ms < 30000; waited_ms += 100) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->k.consumer, 100);
-        if (m) rd_kafka_message_destroy(m);
-    }
     if (cooperative && !w->ever_assigned) {
-        LOG_W("worker", "no partition assignment yet: not closing the consumer (librdkafka 2.0.2 would abort); "
-              "the group drops this member after session.timeout.ms");
+        LOG_I("worker", "no partition assignment yet: leaving the group to its session timeout");
         return 0;
     }
-    rd_kafka_consumer_close(w->k.consumer);
-    return 1;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->k.consumer);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(w->k.consumer, q);
+    if (e) {
+        LOG_W("worker", "leaving the group: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else {
+        while (!rd_kafka_consumer_closed(w->k.consumer) && clock_mono_s() < deadline)
+            rd_kafka_queue_poll_callback(q, 100); /* the revocation's callback runs here */
+    }
+    int closed = !e && rd_kafka_consumer_closed(w->k.consumer);
+    if (!e && !closed)
+        LOG_W("worker", "leaving the group did not finish within stop.timeout.ms; the group drops this member after "
+              "session.timeout.ms");
+    rd_kafka_queue_destroy(q);
+    return closed;
 }
 
-/* A clean stop: make everything applied durable, commit, leave the group. */
+/* A clean stop, within stop.timeout.ms: make everything applied durable, commit, leave the
+ * group. Past the deadline it gives up (exit 1): what was applied since the last checkpoint is
+ * applied again at the next start. */
 static void stop(worker *w, char *err, size_t errlen) {
+    worker_request_stop(); /* a stop the loop decided on (drained, replay done) counts too */
+    double deadline = worker_stop_deadline(w);
     if (!w->failed && checkpoint_now(w->ck, err, errlen)) worker_fail(w, "final checkpoint: %s", err);
     if (!w->failed && !w->s->store.wal && state_store_flush(w->store, err, errlen))
         worker_fail(w, "%s (the changelog holds what the store lost: the next start restores it)", err);
     if (w->ra) readahead_clear(w->ra); /* read ahead, not applied: the next owner fetches them */
+    dlq_log_summary(w);
     LOG_I("worker", "stopping: committing offsets and leaving the group");
-    if (!w->failed) {
-        rd_kafka_resp_err_t e = rd_kafka_commit(w->k.consumer, NULL, 0);
-        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            LOG_W("worker", "final offset commit: %s (the state store holds the offsets)", rd_kafka_err2str(e));
+    if (!w->failed) rd_kafka_commit(w->k.consumer, NULL, 1); /* the state store holds the offsets anyway */
+    w->k.consumer_closed = leave_group(w, deadline);
+    int left_ms = (int)((deadline - clock_mono_s()) * 1e3);
+    rd_kafka_flush(w->k.producer, left_ms > 0 ? left_ms : 0);
+    if (w->k.cl_producer) rd_kafka_flush(w->k.cl_producer, left_ms > 0 ? left_ms : 0);
+}
+
+/* The bytes the process made the storage layer read and write (/proc/self/io: RocksDB's files
+ * and logs; not the network). -1 when the kernel does not say. */
+static void read_io_counters(worker_stats *st) {
+    st->io_read_bytes = st->io_write_bytes = -1;
+    FILE *f = fopen("/proc/self/io", "r");
+    if (!f) return;
+    char line[128];
+    long long v;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "read_bytes: %lld", &v) == 1) st->io_read_bytes = v;
+        if (sscanf(line, "write_bytes: %lld", &v) == 1) st->io_write_bytes = v;
     }
-    if (!close_consumer_safely(w)) w->k.consumer = NULL; /* left to the session timeout */
-    rd_kafka_flush(w->k.producer, 10000);
-    if (w->k.cl_producer) rd_kafka_flush(w->k.cl_producer, 10000);
+    fclose(f);
 }
 
 /* ---- the loop -------------------------------------------------------------------------- */
@@ -200,7 +237,7 @@ static int consume_batch(worker *w, rd_kafka_message_t **msgs, size_t max, int t
     if (w->ra) { /* read ahead what is fetched, then a batch across the partitions (readahead.h) */
         size_t limit = (size_t)w->s->readahead_records;
         if (limit < max) limit = max;
-        while (readahead_count(w->ra) < limit) {
+        while (readahead_count(w->ra) < limit && readahead_bytes(w->ra) < w->s->readahead_bytes) {
             rd_kafka_message_t *m =
                 rd_kafka_consumer_poll(w->k.consumer, readahead_count(w->ra) == 0 ? timeout_ms : 0);
             if (!m) break;
@@ -256,10 +293,22 @@ static int turn(worker *w, double *t_first, char *err, size_t errlen) {
     return rc;
 }
 
+/* Every 5 s until the first assignment: what the worker waits for, and why it may take long. */
+static void say_waiting(worker *w, double t0, double *last) {
+    double now = clock_mono_s();
+    if (w->ever_assigned || now - *last < 5.0) return;
+    *last = now;
+    LOG_I("worker", "waiting for group %s to assign partitions of %s (%.0f s so far)%s", w->s->group_id,
+          w->s->input_topic, now - t0,
+          w->k.session_timeout_ms > 10000 ? "; the local development broker holds each join for session.timeout.ms "
+                                             "minus 1 s: with it, set session.timeout.ms=6000"
+                                           : "");
+}
+
 int worker_run(const worker_settings *s, const config *c, worker_stats *stats, char *err, size_t errlen) {
     worker w = {.s = s, .stats = stats};
     memset(stats, 0, sizeof *stats);
-    double t0 = clock_mono_s(), t_first = -1;
+    double t0 = clock_mono_s(), t_first = -1, waiting_said = t0;
     worker_catch_signals();
     int rc = start(&w, c, err, errlen);
     while (!rc && !worker_stop_requested()) {
@@ -267,6 +316,7 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
             worker_fail(&w, "%s", err);
             break;
         }
+        say_waiting(&w, t0, &waiting_said);
         observe_publish(&w, 0);
         observe_series(&w, 0);
         if (s->until_eof && partitions_drained(&w.parts)) {
@@ -299,6 +349,7 @@ int worker_run(const worker_settings *s, const config *c, worker_stats *stats, c
     stats->cpu_user_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6;
     stats->cpu_sys_s = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
     stats->max_rss_kb = ru.ru_maxrss;
-    free_worker(&w);
+    free_worker(&w); /* closing the store writes what it still holds */
+    read_io_counters(stats);
     return rc;
 }

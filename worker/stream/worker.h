@@ -24,10 +24,11 @@
 #include "model.h"
 #include "registry.h"
 #include "replay_plan.h"
+#include "settings.h"
 #include "state_store.h"
 
-/* ievo's own configuration keys; every other key is a librdkafka property. */
-extern const char *const WORKER_KEYS[];
+/* ievo's own configuration keys (the settings table's); every other key is a librdkafka property. */
+#define WORKER_KEYS (settings_names())
 
 typedef struct {
     const char *input_topic, *output_topic, *dlq_topic;
@@ -38,10 +39,15 @@ typedef struct {
     int batch_max_events;      /* messages per micro-batch */
     int batch_timeout_ms;      /* longest wait to fill a batch */
     int readahead_records;     /* fetched records held to build batches across partitions; 0: off */
+    size_t readahead_bytes;    /* ... and at most this many of their bytes */
+    size_t memory_limit;       /* memory.limit.bytes, or the cgroup's (0: none): the budget the defaults share */
+    size_t items_pending_bytes; /* items.pending.bytes */
     state_store_opts store;
     int until_eof;             /* stop once every assigned partition is drained */
     const char *stats_file;    /* write the run summary here as JSON at exit */
     double commit_interval_s;  /* checkpoint period (commit.interval.ms) */
+    double stop_timeout_s;     /* stop.timeout.ms: how long a stop waits for the broker */
+    const char *group_id;      /* group.id (for messages) */
     size_t snapshot_slice;     /* records a checkpoint's snapshot copies per loop turn */
     size_t cache_bytes;        /* in-memory user records (state.cache.bytes) */
     int changelog;             /* replicate states to the changelog topic (default on) */
@@ -66,7 +72,8 @@ typedef struct {
     char text_encoder_dir_buf[4096];
 } worker_settings;
 
-/* Reads the settings from c (defaults applied). Returns 0, or -1 with err naming the key. */
+/* Reads the settings from c through the settings table (its defaults, ranges and enum values).
+ * Returns 0, or -1 with err naming the key. */
 int worker_settings_from_config(worker_settings *s, const config *c, char *err, size_t errlen);
 
 /* Where a batch's wall time goes. */
@@ -93,6 +100,7 @@ typedef struct {
     double wall_s, cpu_user_s, cpu_sys_s;
     double active_s;           /* from the first record received to the last batch written */
     long max_rss_kb;           /* peak resident set size of the process */
+    int64_t io_read_bytes, io_write_bytes; /* storage the process read and wrote (/proc/self/io; -1: unknown) */
     int64_t dlq_by_class[8];   /* indexed by codec_status */
     int64_t changelog_records; /* state records written to the changelog */
     int64_t restored_partitions, restored_records;

@@ -82,6 +82,8 @@ typedef struct {
     char dr_first_error[256];
     atomic_long cl_failed;             /* changelog records the broker refused */
     char cl_first_error[256];
+    int session_timeout_ms;            /* the consumer's, for the waiting messages */
+    int consumer_closed;               /* it left the group (else destroyed without a close) */
     int64_t *cl_position;              /* (cl_partitions) the offset after each partition's last
                                           acknowledged marker, -1: none yet */
     int cl_partitions;
@@ -113,6 +115,7 @@ typedef struct worker {
 
     int ever_assigned;         /* an assignment (even an empty one) has been received */
     int failed;                /* a fatal error: nothing more may be made durable */
+    double stop_deadline;      /* once a stop is asked for: when waits give up (stop.timeout.ms) */
     char fatal[512];           /* what it was (the first one) */
 
     /* observability (observe.c) */
@@ -123,6 +126,11 @@ typedef struct worker {
     int64_t restore_records_done;
     FILE *series;              /* stats.series.file, or NULL */
     double last_series_s, started_s;
+
+    /* dead letters' log lines (dlq.c) */
+    double dlq_log_since;
+    int dlq_log_lines;
+    int64_t dlq_log_quiet;
 
     /* replay (replay.c) */
     int64_t replay_total;
@@ -137,6 +145,8 @@ typedef struct worker {
 void worker_fail(worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A stop was asked for (a signal, worker_request_stop, worker_fail). */
 int worker_stop_requested(void);
+/* By a signal (a second one ends the process). */
+int worker_stop_signalled(void);
 /* SIGTERM and SIGINT ask for a stop. */
 void worker_catch_signals(void);
 
@@ -152,6 +162,9 @@ void worker_io_close(worker *w);
 int worker_io_track_changelog(worker *w, int partitions, char *err, size_t errlen);
 /* The cluster calls of the internal topics' checks (topics.h). */
 topics_ops worker_io_topics(worker *w);
+/* Once a stop is asked for, when the waits of a stop give up (stop.timeout.ms after the first
+ * call that saw it); 0 before. */
+double worker_stop_deadline(worker *w);
 /* The checkpoint's I/O over the worker's clients and store. */
 checkpoint_io worker_io_checkpoint(worker *w);
 /* Produces one record through the main producer, waiting out a full local queue. */
@@ -183,6 +196,8 @@ int batch_apply(worker *w, rd_kafka_message_t **msgs, size_t n, char *err, size_
 /* Dead-letters one input record: the original key and payload, headers with the reason. */
 int dlq_produce(worker *w, const rd_kafka_message_t *msg, codec_status st, const char *reason,
                 char *err, size_t errlen);
+/* The count of dead letters logged without a line of their own since the last summary (at a stop). */
+void dlq_log_summary(worker *w);
 /* Dead-letters any record (a quarantined state: cls "state"), naming where it was read. */
 int dlq_produce_record(worker *w, const char *topic, int32_t partition, int64_t offset, const void *key,
                        size_t key_len, const void *value, size_t len, const char *cls, const char *reason,

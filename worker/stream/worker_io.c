@@ -16,7 +16,6 @@
 
 #include "changelog.h"
 #include "clock.h"
-#include "json_text.h"
 #include "kafka_clients.h"
 #include "log.h"
 #include "worker_internal.h"
@@ -49,33 +48,6 @@ static void cl_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) 
     if (m->err && atomic_fetch_add(&w->k.cl_failed, 1) == 0)
         snprintf(w->k.cl_first_error, sizeof w->k.cl_first_error, "%s [%d]: %s", rd_kafka_topic_name(m->rkt),
                  m->partition, rd_kafka_err2str(m->err));
-}
-
-/* librdkafka statistics (statistics.interval.ms): the consumer lag of each input partition. */
-static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
-    (void)rk;
-    worker *w = opaque;
-    json_error_t jerr;
-    json_t *root = json_loadb(json, len, 0, &jerr);
-    json_t *parts = json_object_get(json_object_get(json_object_get(root, "topics"), w->s->input_topic), "partitions");
-    const char *key;
-    json_t *pj;
-    json_object_foreach(parts, key, pj) {
-        int p = atoi(key);
-        part_state *ps = p >= 0 ? partitions_get(&w->parts, p) : NULL;
-        json_t *lag_j = json_object_get(pj, "consumer_lag"), *hi_j = json_object_get(pj, "hi_offset");
-        if (!ps || !json_is_integer(lag_j)) continue;
-        int64_t lag = json_integer_value(lag_j);
-        /* librdkafka knows no position for a partition the worker seeked itself and that has
-         * received nothing since: the lag is then the high watermark minus the next offset. */
-        if (lag < 0 && ps->owned && ps->next >= 0 && json_is_integer(hi_j) && json_integer_value(hi_j) >= 0) {
-            int64_t hi = json_integer_value(hi_j);
-            lag = hi > ps->next ? hi - ps->next : 0;
-        }
-        ps->lag = lag;
-    }
-    json_decref(root);
-    return 0; /* librdkafka frees json */
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -173,6 +145,10 @@ static int open_consumer(worker *w, const config *c,
                          void (*rebalance)(rd_kafka_t *, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t *, void *),
                          char *err, size_t errlen) {
     const worker_settings *s = w->s;
+    /* With a memory budget, what librdkafka prefetches gets its share (settings: memory.limit.bytes). */
+    char prefetch_kb[24], fetch_bytes[24];
+    snprintf(prefetch_kb, sizeof prefetch_kb, "%zu", s->memory_limit / 16 / 1024 > 1024 ? s->memory_limit / 16 / 1024 : 1024);
+    snprintf(fetch_bytes, sizeof fetch_bytes, "%zu", s->memory_limit / 32 > (2u << 20) ? s->memory_limit / 32 : (2u << 20));
     const char *defaults[] = {
         "group.id", "ievo",
         "enable.auto.commit", "true",
@@ -181,7 +157,8 @@ static int open_consumer(worker *w, const config *c,
         "enable.partition.eof", s->until_eof ? "true" : "false",
         "queued.min.messages", "100000",
         "partition.assignment.strategy", "cooperative-sticky",   /* partitions that stay keep flowing */
-        "statistics.interval.ms", s->metrics_listen ? "5000" : "0",   /* consumer lag for /metrics */
+        s->memory_limit ? "queued.max.messages.kbytes" : NULL, prefetch_kb, /* no budget: the list ends here */
+        "fetch.max.bytes", fetch_bytes,
         NULL};
     char kerr[512];
     rd_kafka_conf_t *cc = kafka_conf_for(c, KAFKA_CONSUMER, defaults, WORKER_KEYS, err, errlen);
@@ -189,9 +166,11 @@ static int open_consumer(worker *w, const config *c,
     size_t sn = sizeof w->k.assignment_strategy;
     if (rd_kafka_conf_get(cc, "partition.assignment.strategy", w->k.assignment_strategy, &sn) != RD_KAFKA_CONF_OK)
         w->k.assignment_strategy[0] = 0;
+    char sto[32];
+    sn = sizeof sto;
+    w->k.session_timeout_ms = rd_kafka_conf_get(cc, "session.timeout.ms", sto, &sn) == RD_KAFKA_CONF_OK ? atoi(sto) : 0;
     rd_kafka_conf_set_opaque(cc, w);
     rd_kafka_conf_set_rebalance_cb(cc, rebalance);
-    if (s->metrics_listen) rd_kafka_conf_set_stats_cb(cc, stats_cb);
     rd_kafka_conf_set_error_cb(cc, error_cb);
     rd_kafka_conf_set_log_cb(cc, log_cb);
     w->k.consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof kerr);
@@ -216,12 +195,19 @@ static int open_consumer(worker *w, const config *c,
 int worker_io_open(worker *w, const config *c,
                    void (*rebalance)(rd_kafka_t *, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t *, void *),
                    char *err, size_t errlen) {
+    /* With a memory budget, the queue of outputs and dead letters gets its share, but always room
+     * for two of the largest dead letters (settings: memory.limit.bytes). */
+    const size_t max_message = 33554432;
+    size_t queue = w->s->memory_limit / 16 > 2 * max_message ? w->s->memory_limit / 16 : 2 * max_message;
+    char queue_kb[24];
+    snprintf(queue_kb, sizeof queue_kb, "%zu", queue / 1024);
     const char *producer_defaults[] = {
         "enable.idempotence", "true",
         "acks", "all",
         "linger.ms", "5",
         "message.max.bytes", "33554432",       /* dead-letter copies of oversized records */
         "queue.buffering.max.messages", "1000000",
+        w->s->memory_limit ? "queue.buffering.max.kbytes" : NULL, queue_kb,
         NULL};
     if (!(w->k.producer = new_producer(w, c, producer_defaults, dr_cb, "producer", err, errlen))) return -1;
     w->k.out_topic = rd_kafka_topic_new(w->k.producer, w->s->output_topic, NULL);
@@ -244,7 +230,8 @@ int worker_io_track_changelog(worker *w, int partitions, char *err, size_t errle
 
 void worker_io_close(worker *w) {
     free(w->k.cl_position);
-    if (w->k.consumer) rd_kafka_destroy(w->k.consumer);
+    /* not closed (no assignment yet, or out of time): no close in destroy either */
+    if (w->k.consumer) rd_kafka_destroy_flags(w->k.consumer, w->k.consumer_closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     changelog_close(w->k.changelog);
     if (w->k.out_topic) rd_kafka_topic_destroy(w->k.out_topic);
     if (w->k.changelog_topic) rd_kafka_topic_destroy(w->k.changelog_topic);
@@ -410,13 +397,20 @@ static int io_changelog_put(void *ctx, int32_t partition, const char *key, size_
     return produce(w->k.cl_producer, w->k.changelog_topic, partition, 0, value, len, key, key_len, NULL, err, errlen);
 }
 
-static int io_changelog_flush(void *ctx, char *err, size_t errlen) {
+static int io_changelog_flush(void *ctx, const atomic_int *cancel, char *err, size_t errlen) {
     worker *w = ctx;
-    int waited_s = 0;
-    while (rd_kafka_flush(w->k.cl_producer, 1000) == RD_KAFKA_RESP_ERR__TIMED_OUT)
-        if (++waited_s % 10 == 0)
+    int waited_ms = 0;
+    while (rd_kafka_flush(w->k.cl_producer, 100) == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+        if (atomic_load(cancel)) { /* a stop that cannot wait: the records' reports come back purged */
+            rd_kafka_purge(w->k.cl_producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_flush(w->k.cl_producer, 1000);
+            if (err) snprintf(err, errlen, "changelog: gave up waiting for the broker");
+            return -1;
+        }
+        if ((waited_ms += 100) % 10000 == 0)
             LOG_W("checkpoint", "still waiting for the broker to acknowledge %d changelog records (%d s)",
-                  rd_kafka_outq_len(w->k.cl_producer), waited_s);
+                  rd_kafka_outq_len(w->k.cl_producer), waited_ms / 1000);
+    }
     long failed = atomic_load(&w->k.cl_failed);
     if (!failed) return 0;
     if (err)
@@ -444,7 +438,21 @@ static void io_offsets_store(void *ctx, int n, const int32_t *partitions, const 
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+double worker_stop_deadline(worker *w) {
+    if (!w->stop_deadline && worker_stop_requested()) w->stop_deadline = clock_mono_s() + w->s->stop_timeout_s;
+    return w->stop_deadline;
+}
+
+static double io_deadline(void *ctx) { return worker_stop_deadline(ctx); }
+
 checkpoint_io worker_io_checkpoint(worker *w) {
-    return (checkpoint_io){w,           io_poll_outputs,       io_outputs_failed, io_changelog_put,
-                           io_changelog_flush, io_changelog_position, io_store_write,    io_offsets_store};
+    return (checkpoint_io){w,
+                           io_poll_outputs,
+                           io_outputs_failed,
+                           io_changelog_put,
+                           io_changelog_flush,
+                           io_changelog_position,
+                           io_store_write,
+                           io_offsets_store,
+                           io_deadline};
 }

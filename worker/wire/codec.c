@@ -89,12 +89,17 @@ codec_status codec_read_user_action_fields(codec_cursor *c, user_action *ua, cha
 
 codec_status codec_validate_user_action(const user_action *ua, char *reason, size_t reason_len) {
     codec_status st;
-    if ((st = codec_check_id("user_id", ua->user_id_len, CODEC_MAX_ID_BYTES, reason, reason_len))) return st;
-    if ((st = codec_check_id("item_id", ua->item_id_len, CODEC_MAX_ID_BYTES, reason, reason_len))) return st;
-    if ((st = codec_check_id("action", ua->action_len, CODEC_MAX_ACTION_BYTES, reason, reason_len))) return st;
+    if ((st = codec_check_id("user_id", ua->user_id, ua->user_id_len, CODEC_MAX_ID_BYTES, reason, reason_len)))
+        return st;
+    if ((st = codec_check_id("item_id", ua->item_id, ua->item_id_len, CODEC_MAX_ID_BYTES, reason, reason_len)))
+        return st;
+    if ((st = codec_check_id("action", ua->action, ua->action_len, CODEC_MAX_ACTION_BYTES, reason, reason_len)))
+        return st;
     if ((st = codec_check_ts(ua->ts, reason, reason_len))) return st;
     if (ua->has_value && !isfinite(ua->value))
         return codec_fail(CODEC_E_INVALID, reason, reason_len, "value is %s", isnan(ua->value) ? "NaN" : "Inf");
+    if (ua->has_text && ua->text_len <= CODEC_MAX_TEXT_BYTES && !utf8_valid(ua->text, ua->text_len))
+        return codec_fail(CODEC_E_INVALID, reason, reason_len, "text is not valid UTF-8");
     if (ua->has_text && ua->text_len > CODEC_MAX_TEXT_BYTES)
         return codec_fail(CODEC_E_INVALID, reason, reason_len, "text is %zu bytes (limit %d)", ua->text_len,
                           CODEC_MAX_TEXT_BYTES);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "codec.h"
+#include "utf8.h"
 
 #define CODEC_HEADER_BYTES 5
 
@@ -129,11 +130,14 @@ static inline codec_status codec_check_end(const codec_cursor *c, char *reason, 
     return CODEC_OK;
 }
 
-/* An id: non-empty and at most max bytes. */
-static inline codec_status codec_check_id(const char *field, size_t n, size_t max, char *reason, size_t reason_len) {
+/* An id: non-empty, at most max bytes, valid UTF-8 (an Avro string is UTF-8; ids reach logs,
+ * JSON and other systems' string types). */
+static inline codec_status codec_check_id(const char *field, const char *s, size_t n, size_t max, char *reason,
+                                          size_t reason_len) {
     if (n == 0) return codec_fail(CODEC_E_INVALID, reason, reason_len, "%s is empty", field);
     if (n > max)
         return codec_fail(CODEC_E_INVALID, reason, reason_len, "%s is %zu bytes (limit %zu)", field, n, max);
+    if (!utf8_valid(s, n)) return codec_fail(CODEC_E_INVALID, reason, reason_len, "%s is not valid UTF-8", field);
     return CODEC_OK;
 }
 

@@ -29,7 +29,7 @@ codec_status item_decode(const codec_in_opts *o, const void *payload, size_t len
 
 codec_status item_validate(const item_record *r, char *reason, size_t reason_len) {
     codec_status st;
-    if ((st = codec_check_id("item_id", r->item_id_len, CODEC_MAX_ID_BYTES, reason, reason_len))) return st;
+    if ((st = codec_check_id("item_id", r->item_id, r->item_id_len, CODEC_MAX_ID_BYTES, reason, reason_len))) return st;
     if (r->text_len > ITEM_MAX_TEXT_BYTES)
         return codec_fail(CODEC_E_INVALID, reason, reason_len, "text is %zu bytes (limit %d)", r->text_len,
                           ITEM_MAX_TEXT_BYTES);

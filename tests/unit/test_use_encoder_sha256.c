@@ -1,9 +1,12 @@
-/* test_use_sha256: model/use_sha256 against the FIPS 180-4 example digests and GNU sha256sum,
- * at every block-boundary length the padding has cases for, one-shot and streamed in odd pieces. */
+/* test_use_encoder_sha256: the weight blob's digest (use_encoder_sha256_hex, OpenSSL libcrypto's
+ * EVP_Digest) against the FIPS 180-4 example digests and GNU sha256sum, at every block-boundary
+ * length the padding has cases for; and the same vectors streamed in odd pieces through
+ * libcrypto's EVP_DigestInit_ex / Update / Final_ex, the API a streaming caller would use. */
+#include <openssl/evp.h>
 #include <string.h>
 
 #include "check.h"
-#include "use_sha256.h"
+#include "use_encoder.h"
 
 static void hex_of(const unsigned char d[32], char hex[65]) {
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
@@ -11,15 +14,20 @@ static void hex_of(const unsigned char d[32], char hex[65]) {
 
 /* one shot, then streamed in pieces of `step` bytes */
 static void check_digest(const char *what, const void *data, size_t n, const char *want) {
-    char hex[65];
-    use_sha256_hex(data, n, hex);
+    char hex[65], err[256] = "";
+    CHECK(use_encoder_sha256_hex(data, n, hex, err, sizeof err) == 0, "%s: %s", what, err);
     CHECK(strcmp(hex, want) == 0, "%s: one shot %s, want %s", what, hex, want);
     for (size_t step = 1; step <= 67; step += 11) {
-        use_sha256_ctx c;
-        unsigned char d[32];
-        use_sha256_init(&c);
-        for (size_t i = 0; i < n; i += step) use_sha256_update(&c, (const char *)data + i, n - i < step ? n - i : step);
-        use_sha256_final(&c, d);
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        unsigned char d[EVP_MAX_MD_SIZE] = {0};
+        unsigned int dn = 0;
+        REQUIRE(c, "EVP_MD_CTX_new: out of memory");
+        int ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1;
+        for (size_t i = 0; ok && i < n; i += step)
+            ok = EVP_DigestUpdate(c, (const char *)data + i, n - i < step ? n - i : step) == 1;
+        ok = ok && EVP_DigestFinal_ex(c, d, &dn) == 1 && dn == 32;
+        EVP_MD_CTX_free(c);
+        CHECK(ok, "%s: streamed by %zu: an EVP call failed", what, step);
         hex_of(d, hex);
         CHECK(strcmp(hex, want) == 0, "%s: streamed by %zu gives %s, want %s", what, step, hex, want);
     }
@@ -54,5 +62,5 @@ int main(void) {
         check_digest(what, a, as[i].n, as[i].hex);
     }
     free(a);
-    return check_exit("test_use_sha256");
+    return check_exit("test_use_encoder_sha256");
 }
