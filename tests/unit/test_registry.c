@@ -4,7 +4,8 @@
  * - Settings: defaults, several URLs, the refusals (a URL that is not http, Java keystores, a
  *   user info without ':' whose value is never echoed), the subject strategies; every key the
  *   client reads is a row of the settings table, read by the right commands, its credentials
- *   secret, none handed to librdkafka; the worker's wait bound against max.poll.interval.ms.
+ *   secret, none handed to librdkafka, a command reading only its own; the worker's wait bound
+ *   against max.poll.interval.ms.
  * - Client: failover past a dead URL (then straight to the live one), register / lookup / latest
  *   / by id, the caches (no request for a cached answer), 404 with the registry's error code,
  *   wrong credentials (a clear error without the password), the registry down (unavailable
@@ -93,7 +94,7 @@ static void set(config *c, const char *k, const char *v) { REQUIRE(config_set(c,
 
 static void opts(registry_opts *o, config *c) {
     char err[512];
-    REQUIRE(registry_opts_from_config(o, c, err, sizeof err) == 0, "registry_opts_from_config: %s", err);
+    REQUIRE(registry_opts_from_config(o, c, SETTINGS_CMD_WORKER, err, sizeof err) == 0, "registry_opts_from_config: %s", err);
 }
 
 /* ---- settings ------------------------------------------------------------------------------- */
@@ -199,19 +200,26 @@ static void test_settings(void) {
               o.wait_dead_letter,
           "three URLs, record names, dead-letter");
     set(&c, "schema.registry.url", "ftp://a");
-    CHECK(registry_opts_from_config(&o, &c, err, sizeof err) == -1 && strstr(err, "not an http:// or https:// URL"), "%s", err);
+    CHECK(registry_opts_from_config(&o, &c, SETTINGS_CMD_WORKER, err, sizeof err) == -1 && strstr(err, "not an http:// or https:// URL"), "%s", err);
     set(&c, "schema.registry.url", "http://a");
     set(&c, "basic.auth.user.info", "s3cr3t-no-colon");
-    CHECK(registry_opts_from_config(&o, &c, err, sizeof err) == -1 && strstr(err, "user:password") &&
+    CHECK(registry_opts_from_config(&o, &c, SETTINGS_CMD_WORKER, err, sizeof err) == -1 && strstr(err, "user:password") &&
               !strstr(err, "s3cr3t"),
           "user info without ':': %s", err);
     set(&c, "basic.auth.user.info", "u:p");
+    /* a command reads its own keys only: one it ignores keeps its default */
+    set(&c, "auto.register.schemas", "maybe");
+    CHECK(registry_opts_from_config(&o, &c, SETTINGS_CMD_CONSUME, err, sizeof err) == 0 && o.auto_register &&
+              o.n_urls == 1, "consume: %s", err);
+    CHECK(registry_opts_from_config(&o, &c, SETTINGS_CMD_PRODUCE, err, sizeof err) == -1 &&
+              strstr(err, "auto.register.schemas"), "produce: %s", err);
+    set(&c, "auto.register.schemas", "true");
     set(&c, "schema.registry.unavailable", "maybe");
-    CHECK(registry_opts_from_config(&o, &c, err, sizeof err) == -1 && strstr(err, "schema.registry.unavailable") &&
+    CHECK(registry_opts_from_config(&o, &c, SETTINGS_CMD_WORKER, err, sizeof err) == -1 && strstr(err, "schema.registry.unavailable") &&
               strstr(err, "'maybe'"), "%s", err);
     set(&c, "schema.registry.unavailable", "wait");
     set(&c, "schema.registry.ssl.truststore.location", "/x.jks");
-    CHECK(registry_opts_from_config(&o, &c, err, sizeof err) == -1 && strstr(err, "schema.registry.ssl.ca.location"), "%s", err);
+    CHECK(registry_opts_from_config(&o, &c, SETTINGS_CMD_WORKER, err, sizeof err) == -1 && strstr(err, "schema.registry.ssl.ca.location"), "%s", err);
     config_free(&c);
 
     char subject[256];

@@ -242,7 +242,7 @@ static int consume_run(const consume_opts *o, const config *cfg) {
     registry_opts ro;
     consume_io io = {NULL, NULL, NULL};
     int rc = CLI_FAILED;
-    if (registry_opts_from_config(&ro, cfg, err, sizeof err)) {
+    if (registry_opts_from_config(&ro, cfg, SETTINGS_CMD_CONSUME, err, sizeof err)) {
         fprintf(stderr, "ievo consume: %s\n", err);
         return CLI_USAGE;
     }

@@ -165,7 +165,7 @@ static int produce_registry_id(produce_opts *o, const config *cfg) {
     char err[1024];
     registry_opts ro;
     registry *reg = NULL;
-    if (registry_opts_from_config(&ro, cfg, err, sizeof err)) {
+    if (registry_opts_from_config(&ro, cfg, SETTINGS_CMD_PRODUCE, err, sizeof err)) {
         fprintf(stderr, "ievo produce: %s\n", err);
         return CLI_USAGE;
     }

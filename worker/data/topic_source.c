@@ -23,6 +23,7 @@
 #include "kafka_clients.h"
 #include "log.h"
 #include "serde.h"
+#include "settings.h"
 
 typedef struct {
     rd_kafka_t *rk;
@@ -117,7 +118,7 @@ int events_load_topic(const config *cfg, const char *topic, const codec_in_opts 
     long bad = 0;
     int rc = -1;
     if (event_list_init(out)) return snprintf(err, errlen, "out of memory"), -1;
-    if (serde_registry_open(cfg, &ro, &reg, err, errlen) == 0 &&
+    if (serde_registry_open(cfg, SETTINGS_CMD_TRAIN, &ro, &reg, err, errlen) == 0 &&
         serde_in_new(&(serde_in_opts){reg, &ro, *in, SERDE_USER_ACTION, NULL}, &sin, err, errlen) == 0 &&
         (t.rk = topic_consumer(cfg, err, errlen)) && topic_assign(&t, err, errlen) == 0 &&
         topic_read(&t, sin, out, &bad, err, errlen) == 0) {

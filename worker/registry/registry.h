@@ -55,9 +55,10 @@ typedef struct {
 } registry_opts;
 
 /* Reads the registry settings from c through the settings table, where they are declared (so
- * that none goes to librdkafka). No schema.registry.url: n_urls is 0 and the rest is defaults.
- * Returns 0, or -1 with err naming the key (never a secret's value). */
-int registry_opts_from_config(registry_opts *o, const config *c, char *err, size_t errlen);
+ * that none goes to librdkafka), as the command `commands` (a SETTINGS_CMD_* bit) reads them: a
+ * key the table does not list for it keeps its default. No schema.registry.url: n_urls is 0 and
+ * the rest is defaults. Returns 0, or -1 with err naming the key (never a secret's value). */
+int registry_opts_from_config(registry_opts *o, const config *c, unsigned commands, char *err, size_t errlen);
 
 typedef enum {
     REGISTRY_OK = 0,

@@ -225,9 +225,10 @@ codec_status serde_decode_item(serde_in *in, const void *payload, size_t len, it
     return st ? st : item_decode_as(plan, body, blen, out, reason, reason_len);
 }
 
-int serde_registry_open(const config *c, registry_opts *ro, registry **reg, char *err, size_t errlen) {
+int serde_registry_open(const config *c, unsigned commands, registry_opts *ro, registry **reg, char *err,
+                        size_t errlen) {
     *reg = NULL;
-    if (registry_opts_from_config(ro, c, err, errlen)) return -1;
+    if (registry_opts_from_config(ro, c, commands, err, errlen)) return -1;
     return ro->n_urls ? registry_new(ro, reg, err, errlen) : 0;
 }
 

@@ -65,9 +65,11 @@ typedef struct {
 } serde_in_stats;
 void serde_in_stats_get(const serde_in *in, serde_in_stats *out);
 
-/* For the tools: opens the registry c's settings name into *reg (NULL when schema.registry.url is
- * unset), its settings in *ro (which must outlive it). Returns 0, or -1 with err. */
-int serde_registry_open(const config *c, registry_opts *ro, registry **reg, char *err, size_t errlen);
+/* For the tools: opens the registry c's settings name, as the command `commands` reads them
+ * (registry_opts_from_config), into *reg (NULL when schema.registry.url is unset), its settings
+ * in *ro (which must outlive it). Returns 0, or -1 with err. */
+int serde_registry_open(const config *c, unsigned commands, registry_opts *ro, registry **reg, char *err,
+                        size_t errlen);
 
 /* The id to write schema (our JSON text, as registered) with on topic; see the header comment.
  * An unreachable registry is retried for ro->wait_ms (should_stop ends it early). Returns 0, or

@@ -197,7 +197,7 @@ static int read_max_poll_interval(const config *c, const char **key, int64_t *ms
 static int read_registry(worker_settings *s, const config *c, char *err, size_t errlen) {
     const char *poll_key;
     int64_t poll_ms;
-    if (registry_opts_from_config(&s->registry, c, err, errlen)) return -1;
+    if (registry_opts_from_config(&s->registry, c, SETTINGS_CMD_WORKER, err, errlen)) return -1;
     if (!s->registry.n_urls) return 0;
     if (read_max_poll_interval(c, &poll_key, &poll_ms, err, errlen)) return -1;
     if (s->registry.wait_ms >= poll_ms) {
