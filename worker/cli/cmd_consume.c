@@ -2,11 +2,11 @@
  * UserActions) as JSON lines.
  *
  * An InterestVector is decoded with avro-c's generic reader (avro_tools), not the worker's hand
- * codec, so what this prints is an independent check of the worker's output; its Confluent
- * schema id must be output.schema.id. A UserAction (--input) is decoded and validated by the
- * worker's own codec with the worker's settings (input.format, input.schema.id,
- * input.max.record.bytes), so a record it reports undecodable is one the worker dead-letters,
- * for the same reason. One JSON object per line: every schema field, then "partition" and
+ * codec, so what this prints is an independent check of the worker's output; without a schema
+ * registry its Confluent schema id must be output.schema.id. A UserAction (--input) is decoded
+ * and validated the way the worker does it (serde.h, with input.format, input.schema.id,
+ * input.max.record.bytes and the registry), so a record it reports undecodable is one the worker
+ * dead-letters, for the same reason. One JSON object per line: every schema field, then "partition" and
  * "offset" of the Kafka record.
  *
  * Without -G every partition is assigned directly (the partition count comes from a metadata
@@ -17,6 +17,8 @@
  * signal ends it at once). A record that does not decode
  * is logged, each on its own line with its partition, offset and reason, is not printed nor
  * counted by -c, and makes the exit status 1.
+ * With schema.registry.url set, each record's writer schema is fetched by its id (once) and
+ * resolved into our schema, so any registered writer reads (the worker's serde for --input).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -35,6 +37,8 @@
 #include "json_text.h"
 #include "kafka_clients.h"
 #include "log.h"
+#include "registry.h"
+#include "serde.h"
 #include "settings.h"
 #include "stop_signal.h"
 
@@ -63,6 +67,9 @@ static const cli_command CMD = {
     .opts = OPTS,
     .settings = SETTINGS_CMD_CONSUME,
     .kafka = 1,
+    .notes = "With schema.registry.url set, each record is read with its writer schema from the registry\n"
+             "(fetched once per schema id) into interest_vector.avsc, or user_action.avsc with --input\n"
+             "(docs/schemas.md).\n",
 };
 
 typedef struct {
@@ -166,7 +173,27 @@ static int consume_eof_all(rd_kafka_t *rk, const consume_eof *e, const char *top
     return mine > 0 && done;
 }
 
+/* With a registry: the writer schema of m's id added to r (fetched once per id; the registry
+ * caches it). Returns 0, or -1 with err. */
+static int consume_writer(registry *reg, avro_tools_iv_reader *r, const rd_kafka_message_t *m, char *err,
+                          size_t errlen) {
+    const uint8_t *b = m->payload;
+    if (m->len < 5 || b[0] != 0) return 0;   /* avro_tools_iv_read reports the framing */
+    int32_t id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
+    if (avro_tools_iv_reader_has_writer(r, id)) return 0;
+    const char *schema;
+    if (registry_schema_by_id(reg, id, &schema, err, errlen)) return -1;
+    return avro_tools_iv_reader_add_writer(r, id, schema, err, errlen);
+}
+
 /* ---- the loop ------------------------------------------------------------------------------- */
+
+typedef struct {
+    rd_kafka_t *rk;
+    avro_tools_iv_reader *r;   /* InterestVectors */
+    serde_in *in;              /* --input: UserActions, as the worker reads them */
+    registry *reg;             /* NULL: no schema registry, every record in our schema */
+} consume_io;
 
 typedef struct {
     int64_t printed, bad;
@@ -190,18 +217,19 @@ static int user_action_write_json(const user_action *ua, int32_t partition, int6
 
 /* Decodes and prints one record. Returns 0; or 1 when it does not decode (why: the reason, cls:
  * its class); or -1 when stdout fails (err). */
-static int consume_record(const consume_opts *o, avro_tools_iv_reader *r, const rd_kafka_message_t *m, char *why,
+static int consume_record(const consume_io *io, const consume_opts *o, const rd_kafka_message_t *m, char *why,
                           size_t whylen, const char **cls, char *err, size_t errlen) {
     if (o->input) {
         user_action ua;
-        codec_status st = codec_decode_user_action(&o->in, m->payload, m->len, &ua, why, whylen);
+        codec_status st = serde_decode_user_action(io->in, m->payload, m->len, &ua, why, whylen);
         if (st != CODEC_OK) return *cls = codec_status_name(st), 1;
         return user_action_write_json(&ua, m->partition, m->offset, stdout, err, errlen);
     }
     interest_vector iv;
     int32_t id = -1;
-    if (avro_tools_iv_read(r, m->payload, m->len, &iv, &id, why, whylen)) return *cls = "avro", 1;
-    if (o->format == WIRE_CONFLUENT && id != o->schema_id) {
+    if (io->reg && consume_writer(io->reg, io->r, m, why, whylen)) return *cls = codec_status_name(CODEC_E_REGISTRY), 1;
+    if (avro_tools_iv_read(io->r, m->payload, m->len, &iv, &id, why, whylen)) return *cls = "avro", 1;
+    if (!io->reg && o->format == WIRE_CONFLUENT && id != o->schema_id) {
         snprintf(why, whylen, "schema id %d, expected %d (output.schema.id)", (int)id, (int)o->schema_id);
         return *cls = codec_status_name(CODEC_E_SCHEMA_ID), 1;
     }
@@ -210,14 +238,14 @@ static int consume_record(const consume_opts *o, avro_tools_iv_reader *r, const 
 
 /* One message from the poll: a record to print, an end of partition, or an error. Returns 1
  * when -e is satisfied. */
-static int consume_message(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_reader *r, consume_eof *eof,
-                           rd_kafka_message_t *m, consume_counts *n) {
+static int consume_message(const consume_io *io, const consume_opts *o, consume_eof *eof, rd_kafka_message_t *m,
+                           consume_counts *n) {
     char err[512], why[512];
     const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : o->topic, *cls = NULL;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         if (!o->until_eof) return 0;
         if (consume_eof_mark(eof, m->partition, 1)) return n->fatal = 1, 0;
-        return consume_eof_all(rk, eof, o->topic);
+        return consume_eof_all(io->rk, eof, o->topic);
     }
     if (m->err) {
         LOG_EF("consume", LOG_AT(LF_TOPIC(topic), LF_PARTITION(m->partition), LF_ERROR(rd_kafka_err2name(m->err))),
@@ -227,7 +255,7 @@ static int consume_message(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_
         return 0;
     }
     if (o->until_eof && consume_eof_mark(eof, m->partition, 0)) return n->fatal = 1, 0;
-    int rc = consume_record(o, r, m, why, sizeof why, &cls, err, sizeof err);
+    int rc = consume_record(io, o, m, why, sizeof why, &cls, err, sizeof err);
     if (rc > 0) {
         LOG_EF("consume", LOG_AT(LF_TOPIC(topic), LF_PARTITION(m->partition), LF_OFFSET(m->offset), LF_ERROR(cls)),
                "%s [%d] offset %" PRId64 ": %s", topic, (int)m->partition, m->offset, why);
@@ -241,46 +269,74 @@ static int consume_message(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_
     return 0;
 }
 
-static void consume_loop(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_reader *r, consume_counts *n) {
+static void consume_loop(const consume_io *io, const consume_opts *o, consume_counts *n) {
     consume_eof eof = {NULL, 0};
     int done = 0;
     while (!stop_signal_received() && !n->fatal && !done && (o->count < 0 || n->printed < o->count)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(io->rk, 200);
         if (!m) {
             fflush(stdout);
             continue;
         }
-        done = consume_message(rk, o, r, &eof, m, n);
+        done = consume_message(io, o, &eof, m, n);
         rd_kafka_message_destroy(m);
     }
     free(eof.eof);
     fflush(stdout);
 }
 
+/* The readers: the registry when schema.registry.url is set, then the InterestVector reader or,
+ * with --input, the worker's. Returns CLI_OK, or the exit status of what failed. */
+static int consume_readers(const consume_opts *o, const config *cfg, registry_opts *ro, consume_io *io) {
+    char err[1024];
+    if (registry_opts_from_config(ro, cfg, SETTINGS_CMD_CONSUME, err, sizeof err)) {
+        fprintf(stderr, "ievo consume: %s\n", err);
+        return CLI_USAGE;
+    }
+    if (ro->n_urls && o->format != WIRE_CONFLUENT) {
+        fprintf(stderr, "ievo consume: schema.registry.url needs the confluent format (the schema id travels in the "
+                        "Confluent header)\n");
+        return CLI_USAGE;
+    }
+    if ((ro->n_urls && registry_new(ro, &io->reg, err, sizeof err)) ||
+        (o->input ? serde_in_new(&(serde_in_opts){io->reg, ro, o->in, SERDE_USER_ACTION, stop_signal_received}, &io->in,
+                                 err, sizeof err)
+                  : !(io->r = avro_tools_iv_reader_new(o->format, err, sizeof err)))) {
+        LOG_E("consume", "%s", err);
+        return CLI_FAILED;
+    }
+    return CLI_OK;
+}
+
 static int consume_run(const consume_opts *o, const config *cfg) {
-    char err[512];
-    avro_tools_iv_reader *r = o->input ? NULL : avro_tools_iv_reader_new(o->format, err, sizeof err);
-    rd_kafka_t *rk = r || o->input ? consume_client(cfg, o, err, sizeof err) : NULL;
-    int rc = CLI_FAILED;
-    if (rk && consume_start(rk, o, err, sizeof err) == 0) {
+    char err[1024];
+    registry_opts ro;   /* outlives the registry and the readers that point into it */
+    consume_io io = {NULL, NULL, NULL, NULL};
+    int rc = consume_readers(o, cfg, &ro, &io);
+    if (rc == CLI_OK && !(io.rk = consume_client(cfg, o, err, sizeof err))) {
+        LOG_E("consume", "%s", err);
+        rc = CLI_FAILED;
+    } else if (rc == CLI_OK && consume_start(io.rk, o, err, sizeof err) == 0) {
         consume_counts n = {0, 0, 0};
-        consume_loop(rk, o, r, &n);
+        consume_loop(&io, o, &n);
         if (stop_signal_received()) LOG_I("consume", "stopped by %s", stop_signal_name(stop_signal_received()));
         LOG_IF("consume", LOG_AT(LF_TOPIC(o->topic), LF_COUNT(n.printed)),
                "%" PRId64 " records printed, %" PRId64 " undecodable%s", n.printed, n.bad,
                n.bad ? " (each logged above; exit status 1)" : "");
         rc = n.fatal || n.bad ? CLI_FAILED : CLI_OK;
-    } else if (stop_signal_received()) {
+    } else if (rc == CLI_OK && stop_signal_received()) {
         LOG_I("consume", "%s", err); /* stopped while starting: nothing was read, nothing failed */
-        rc = CLI_OK;
-    } else {
+    } else if (rc == CLI_OK) {
         LOG_E("consume", "%s", err);
+        rc = CLI_FAILED;
     }
-    if (rk) {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
+    if (io.rk) {
+        rd_kafka_consumer_close(io.rk);
+        rd_kafka_destroy(io.rk);
     }
-    avro_tools_iv_reader_free(r);
+    avro_tools_iv_reader_free(io.r);
+    serde_in_free(io.in);
+    registry_free(io.reg);
     return rc;
 }
 

@@ -87,7 +87,8 @@ int settings_check(const config *c, unsigned commands, char *err, size_t errlen)
  * sasl.oauthbearer.config, sasl.oauthbearer.client.secret, ssl.key.pem and the other key
  * material, ssl.keystore.password. */
 int settings_is_secret(const char *key);
-/* What to print for key's value: the value, or "********" for a secret. */
+/* What to print for key's value: the value, or "********" for a secret and for a value with
+ * credentials in a URL (scheme://user:password@host). */
 const char *settings_shown_value(const char *key, const char *value);
 
 /* The table as text for people (`ievo config`): every key read by one of `commands`, or only

@@ -41,7 +41,7 @@ struct item_consumer {
     model_runner *runner;
     rd_kafka_t *rk;
     char *topic;
-    codec_in_opts in;
+    serde_in *in;          /* not owned */
     int n_parts;
     int64_t *next;         /* per partition: next offset to read (-1: none read) */
     int64_t *stored;       /* per partition: next offset as last written to RocksDB */
@@ -206,12 +206,19 @@ fail:
     return -1;
 }
 
-/* One record into the pending list (the last record of an item wins), unless unchanged. */
-static int take(item_consumer *ic, const rd_kafka_message_t *m) {
+/* One record into the pending list (the last record of an item wins), unless unchanged. A record
+ * whose writer schema the registry could not give is not skipped: the catalogue has no
+ * dead-letter topic, and a skipped item would keep a stale text until rewritten; the worker
+ * stops instead (the item is read again after a restart). */
+static int take(item_consumer *ic, const rd_kafka_message_t *m, char *err, size_t errlen) {
     item_record r;
-    char why[256];
+    char why[1024];
     ic->st.records++;
-    if (item_decode(&ic->in, m->payload, m->len, &r, why, sizeof why) != CODEC_OK) {
+    codec_status st = serde_decode_item(ic->in, m->payload, m->len, &r, why, sizeof why);
+    if (st == CODEC_E_REGISTRY)
+        return snprintf(err, errlen, "items topic %s [%d] offset %lld: %s; stopping rather than skipping the item",
+                        ic->topic, m->partition, (long long)m->offset, why), -1;
+    if (st != CODEC_OK) {
         if (ic->st.bad++ < 10)
             LOG_WF("items", LOG_AT(LF_TOPIC(ic->topic), LF_PARTITION(m->partition), LF_OFFSET(m->offset)),
                    "%s [%d] offset %lld: %s; skipped", ic->topic, m->partition, (long long)m->offset, why);
@@ -232,12 +239,12 @@ static int take(item_consumer *ic, const rd_kafka_message_t *m) {
     if (ic->n_pend == ic->cap_pend) {
         size_t nc = ic->cap_pend ? 2 * ic->cap_pend : 64;
         pending *np = realloc(ic->pend, nc * sizeof *np);
-        if (!np) return -1;
+        if (!np) return snprintf(err, errlen, "out of memory"), -1;
         ic->pend = np, ic->cap_pend = nc;
     }
     pending *p = &ic->pend[ic->n_pend];
     p->id = malloc(r.item_id_len + 1), p->text = malloc(r.text_len + 1);
-    if (!p->id || !p->text) return free(p->id), free(p->text), -1;
+    if (!p->id || !p->text) return free(p->id), free(p->text), snprintf(err, errlen, "out of memory"), -1;
     memcpy(p->id, r.item_id, r.item_id_len), p->id[r.item_id_len] = 0;
     memcpy(p->text, r.text, r.text_len), p->text[r.text_len] = 0;
     p->id_len = r.item_id_len, p->text_len = r.text_len, p->key = key, p->hash = hash;
@@ -304,9 +311,9 @@ static int read_some(item_consumer *ic, int max, int wait_ms, int *eof_parts, ch
         } else if (m->err) {
             LOG_W("items", "%s [%d]: %s", ic->topic, m->partition, rd_kafka_message_errstr(m));
         } else if (m->partition >= 0 && m->partition < ic->n_parts) {
-            if (take(ic, m)) {
+            if (take(ic, m, err, errlen)) {
                 rd_kafka_message_destroy(m);
-                return snprintf(err, errlen, "out of memory"), -1;
+                return -1;
             }
             ic->next[m->partition] = m->offset + 1;
             if (eof_parts) eof_parts[m->partition] = 0;

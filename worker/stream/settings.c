@@ -1,7 +1,9 @@
 /* settings: the worker's settings read through the settings table (worker/common/settings.h:
  * defaults, ranges and enum values live there), into the struct worker.h describes. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "item_table.h" /* text_default_dirs */
@@ -175,9 +177,46 @@ static int read_stop(worker_settings *s, const config *c, char *err, size_t errl
     return 0;
 }
 
+/* The consumer's max.poll.interval.ms (librdkafka's, scoped or not; its default 300000). */
+static int read_max_poll_interval(const config *c, const char **key, int64_t *ms, char *err, size_t errlen) {
+    *key = config_get(c, "consumer.max.poll.interval.ms", NULL) ? "consumer.max.poll.interval.ms"
+                                                              : "max.poll.interval.ms";
+    const char *v = config_get(c, *key, "300000");
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < 1 || x > INT32_MAX)
+        return snprintf(err, errlen, "%s: '%.100s' is not an integer in [1, %d]", *key, v, INT32_MAX), -1;
+    *ms = x;
+    return 0;
+}
+
+/* The schema registry (registry.h), when schema.registry.url is set: the ids travel in the
+ * Confluent header, and a wait for the registry must end before the group would drop the
+ * worker for not polling. Read after the formats. */
+static int read_registry(worker_settings *s, const config *c, char *err, size_t errlen) {
+    const char *poll_key;
+    int64_t poll_ms;
+    if (registry_opts_from_config(&s->registry, c, SETTINGS_CMD_WORKER, err, errlen)) return -1;
+    if (!s->registry.n_urls) return 0;
+    if (read_max_poll_interval(c, &poll_key, &poll_ms, err, errlen)) return -1;
+    if (s->registry.wait_ms >= poll_ms) {
+        snprintf(err, errlen, "schema.registry.wait.ms=%d must be below %s=%lld: the worker would leave its group "
+                 "while it waits", s->registry.wait_ms, poll_key, (long long)poll_ms);
+        return -1;
+    }
+    if (s->in.format != WIRE_CONFLUENT || s->out.format != WIRE_CONFLUENT || s->items_in.format != WIRE_CONFLUENT) {
+        snprintf(err, errlen, "schema.registry.url needs input.format, output.format and items.format confluent (the "
+                 "schema id travels in the Confluent header)");
+        return -1;
+    }
+    return 0;
+}
+
 int worker_settings_from_config(worker_settings *s, const config *c, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
-    if (read_topics(s, c, err, errlen) || read_wire(s, c, err, errlen) || read_model(s, c, err, errlen) ||
+    if (read_topics(s, c, err, errlen) || read_wire(s, c, err, errlen) || read_registry(s, c, err, errlen) ||
+        read_model(s, c, err, errlen) ||
         read_memory(s, c, err, errlen) || read_batches(s, c, err, errlen) || read_store(s, c, err, errlen) ||
         read_changelog(s, c, err, errlen) ||
         read_observability(s, c, err, errlen) || read_stop(s, c, err, errlen))

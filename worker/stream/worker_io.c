@@ -222,6 +222,12 @@ int worker_io_track_changelog(worker *w, int partitions, char *err, size_t errle
 
 void worker_io_close(worker *w) {
     free(w->k.cl_position);
+    if (w->stop_deadline > 0 && clock_mono_s() > w->stop_deadline) {
+        /* A stop that gave up on the broker: librdkafka's destroys can wait for it too (threads
+         * joined, requests in flight), and the process is about to exit: its end closes them. */
+        LOG_I("worker", "stop.timeout.ms passed: the Kafka clients are left to the process's exit");
+        return;
+    }
     /* not closed (no assignment yet, or out of time): no close in destroy either */
     if (w->k.consumer) rd_kafka_destroy_flags(w->k.consumer, w->k.consumer_closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     changelog_close(w->k.changelog);
