@@ -3,7 +3,7 @@
  *
  * An InterestVector is decoded with avro-c's generic reader (avro_tools), not the worker's hand
  * codec, so what this prints is an independent check of the worker's output; without a schema
- * registry its Confluent schema id must be output.schema.id. A UserAction (--input) is decoded
+ * registry a Confluent schema id other than output.schema.id is said (once per id). A UserAction (--input) is decoded
  * and validated the way the worker does it (serde.h, with input.format, input.schema.id,
  * input.max.record.bytes and the registry), so a record it reports undecodable is one the worker
  * dead-letters, for the same reason. One JSON object per line: every schema field, then "partition" and
@@ -193,6 +193,8 @@ typedef struct {
     avro_tools_iv_reader *r;   /* InterestVectors */
     serde_in *in;              /* --input: UserActions, as the worker reads them */
     registry *reg;             /* NULL: no schema registry, every record in our schema */
+    int32_t other_ids[16];     /* without a registry: the other schema ids met (note_other_id) */
+    int n_other_ids;
 } consume_io;
 
 typedef struct {
@@ -215,9 +217,23 @@ static int user_action_write_json(const user_action *ua, int32_t partition, int6
     return bad ? -1 : 0;
 }
 
+/* Without a registry, a record of another schema id than output.schema.id was read as ours: right
+ * for a worker's output whose id a registry gave (a worker writes nothing but our schema), wrong
+ * for any other writer. Said once per id, with where the record is. */
+static void note_other_id(consume_io *io, const consume_opts *o, const rd_kafka_message_t *m, int32_t id) {
+    for (int i = 0; i < io->n_other_ids; i++)
+        if (io->other_ids[i] == id) return;
+    if (io->n_other_ids < (int)(sizeof io->other_ids / sizeof io->other_ids[0])) io->other_ids[io->n_other_ids++] = id;
+    LOG_WF("consume", LOG_AT(LF_TOPIC(o->topic), LF_PARTITION(m->partition), LF_OFFSET(m->offset),
+                             LF_ERROR(codec_status_name(CODEC_E_SCHEMA_ID))),
+           "%s [%d] offset %" PRId64 ": schema id %d, not output.schema.id %d: read as interest_vector.avsc, which "
+           "is what a worker writes under any id; another writer's records need schema.registry.url (said once per "
+           "id)", o->topic, (int)m->partition, m->offset, (int)id, (int)o->schema_id);
+}
+
 /* Decodes and prints one record. Returns 0; or 1 when it does not decode (why: the reason, cls:
  * its class); or -1 when stdout fails (err). */
-static int consume_record(const consume_io *io, const consume_opts *o, const rd_kafka_message_t *m, char *why,
+static int consume_record(consume_io *io, const consume_opts *o, const rd_kafka_message_t *m, char *why,
                           size_t whylen, const char **cls, char *err, size_t errlen) {
     if (o->input) {
         user_action ua;
@@ -229,16 +245,13 @@ static int consume_record(const consume_io *io, const consume_opts *o, const rd_
     int32_t id = -1;
     if (io->reg && consume_writer(io->reg, io->r, m, why, whylen)) return *cls = codec_status_name(CODEC_E_REGISTRY), 1;
     if (avro_tools_iv_read(io->r, m->payload, m->len, &iv, &id, why, whylen)) return *cls = "avro", 1;
-    if (!io->reg && o->format == WIRE_CONFLUENT && id != o->schema_id) {
-        snprintf(why, whylen, "schema id %d, expected %d (output.schema.id)", (int)id, (int)o->schema_id);
-        return *cls = codec_status_name(CODEC_E_SCHEMA_ID), 1;
-    }
+    if (!io->reg && o->format == WIRE_CONFLUENT && id != o->schema_id) note_other_id(io, o, m, id);
     return avro_tools_iv_write_json(&iv, m->partition, m->offset, stdout, err, errlen);
 }
 
 /* One message from the poll: a record to print, an end of partition, or an error. Returns 1
  * when -e is satisfied. */
-static int consume_message(const consume_io *io, const consume_opts *o, consume_eof *eof, rd_kafka_message_t *m,
+static int consume_message(consume_io *io, const consume_opts *o, consume_eof *eof, rd_kafka_message_t *m,
                            consume_counts *n) {
     char err[512], why[512];
     const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : o->topic, *cls = NULL;
@@ -269,7 +282,7 @@ static int consume_message(const consume_io *io, const consume_opts *o, consume_
     return 0;
 }
 
-static void consume_loop(const consume_io *io, const consume_opts *o, consume_counts *n) {
+static void consume_loop(consume_io *io, const consume_opts *o, consume_counts *n) {
     consume_eof eof = {NULL, 0};
     int done = 0;
     while (!stop_signal_received() && !n->fatal && !done && (o->count < 0 || n->printed < o->count)) {
@@ -311,7 +324,7 @@ static int consume_readers(const consume_opts *o, const config *cfg, registry_op
 static int consume_run(const consume_opts *o, const config *cfg) {
     char err[1024];
     registry_opts ro;   /* outlives the registry and the readers that point into it */
-    consume_io io = {NULL, NULL, NULL, NULL};
+    consume_io io = {0};
     int rc = consume_readers(o, cfg, &ro, &io);
     if (rc == CLI_OK && !(io.rk = consume_client(cfg, o, err, sizeof err))) {
         LOG_E("consume", "%s", err);

@@ -44,8 +44,8 @@ const setting SETTINGS[] = {
     {"output.format", SETTING_ENUM, "confluent", NULL, 0, 0, "confluent|avro", W | SETTINGS_CMD_CONSUME, 0,
      "Wire format of the output records, as input.format."},
     {"output.schema.id", SETTING_INT, "2", NULL, 0, INT32_MAX, NULL, W | SETTINGS_CMD_CONSUME, 0,
-     "The schema id written in the Confluent header of InterestVector records; `ievo consume` reports "
-     "a record with another id as undecodable."},
+     "The schema id written in the Confluent header of InterestVector records; `ievo consume` without a "
+     "registry says when it meets another id."},
 
     {"schema.registry.url", SETTING_STRING, NULL, "(none: the fixed schema ids)", 0, 0, NULL, SR, 0,
      "The schema registry (Confluent's REST API: Confluent Schema Registry, Karapace, Apicurio's ccompat, "
