@@ -17,9 +17,10 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_sup
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 echo "== unit tests and the worker end to end, AddressSanitizer + UndefinedBehaviorSanitizer build" >&2
 ctest --test-dir "$root/build-asan" -L unit --output-on-failure -j2
-ctest --test-dir "$root/build-asan" -R 'integration_test_worker_(e2e|dlq|text)' --output-on-failure
+ctest --test-dir "$root/build-asan" -R 'integration_test_worker_(e2e|dlq|text)' --output-on-failure -j2
 echo "== all tests, release build" >&2
-ctest --test-dir "$root/build" --output-on-failure "$@"
+# Two at a time: each integration test runs its own broker on its own ports.
+ctest --test-dir "$root/build" --output-on-failure -j2 "$@"
 if [ $# -eq 0 ]; then
   echo "== the record decoder under libFuzzer (ASan+UBSan), ${IEVO_FUZZ_SECONDS:-30} s" >&2
   "$root/scripts/fuzz.sh" "${IEVO_FUZZ_SECONDS:-30}"
