@@ -2,6 +2,7 @@
  * commands take (event sources, text models, backends). See cli.h. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -126,7 +127,7 @@ static int config_error(const cli_command *cmd, const char *err) {
 
 typedef struct {
     const cli_option *opt;
-    const char *value;
+    char *value;   /* in argv */
 } parsed_option;
 
 /* getopt_long's tables for the command: optstring "[+]:ab:c..." and the long options (room for
@@ -174,11 +175,45 @@ static int apply_logging(const config *c, char *err, size_t errlen) {
     return 0;
 }
 
+/* A secret given as -X KEY=VALUE: every local user reads it in ps and /proc/PID/cmdline. Its
+ * value is overwritten in argv (what /proc shows from then on; the config holds a copy) and
+ * the key is returned for the warning, which the caller logs once logging is configured. */
+static int secret_on_command_line(char *kv, char *key, size_t keylen) {
+    char *eq = strchr(kv, '=');
+    size_t kn = eq ? (size_t)(eq - kv) : 0;
+    if (!eq || kn >= keylen) return 0;
+    memcpy(key, kv, kn);
+    key[kn] = 0;
+    if (!settings_is_secret(key)) return 0;
+    for (char *p = eq + 1; *p; p++) *p = '*';
+    return 1;
+}
+
+/* The warnings for secrets given with -X: where to put them instead. */
+static void warn_secrets_on_command_line(const cli_command *cmd, const parsed_option *po, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (po[i].opt->key != 'X') continue;
+        const char *eq = strchr(po[i].value, '=');
+        if (!eq || (size_t)(eq - po[i].value) >= 256) continue;
+        char key[256], env[256];
+        memcpy(key, po[i].value, (size_t)(eq - po[i].value));
+        key[eq - po[i].value] = 0;
+        if (!settings_is_secret(key)) continue;
+        size_t k = 0;
+        for (; key[k] && k < sizeof env - 1; k++) env[k] = key[k] == '.' ? '_' : (char)toupper((unsigned char)key[k]);
+        env[k] = 0;
+        LOG_W(cmd->name, "-X %s: a secret on the command line is readable by every local user (ps, /proc/PID/cmdline) "
+              "until this process masks it; give it in a properties file (-F FILE, mode 0600) or as IEVO_CFG_%s "
+              "(docs/security.md)", key, env);
+    }
+}
+
 /* After getopt: the files, the environment, then -X, the setting options and the command's own
  * options in command-line order. */
 static int load_settings(const cli_command *cmd, const parsed_option *po, size_t n, cli_option_fn fn, void *ctx,
                          cli_args *a) {
-    char err[1024], flag[64];
+    char err[1024], flag[64], key[256];
+    int secrets = 0;
     for (size_t i = 0; i < n; i++)
         if (po[i].opt->key == 'F' && config_load_file(&a->cfg, po[i].value, err, sizeof err))
             return config_error(cmd, err);
@@ -189,6 +224,7 @@ static int load_settings(const cli_command *cmd, const parsed_option *po, size_t
         flag_text(o, flag, sizeof flag);
         if (o->key == 'X') {
             if (config_set_kv(&a->cfg, po[i].value, err, sizeof err)) return cli_usage_error(cmd, "-X: %s", err);
+            secrets += secret_on_command_line(po[i].value, key, sizeof key);
             continue;
         }
         if (o->setting && config_set(&a->cfg, o->setting, po[i].value ? po[i].value : "true"))
@@ -198,6 +234,7 @@ static int load_settings(const cli_command *cmd, const parsed_option *po, size_t
     }
     if (settings_check(&a->cfg, cmd->settings, err, sizeof err) || apply_logging(&a->cfg, err, sizeof err))
         return config_error(cmd, err);
+    if (secrets) warn_secrets_on_command_line(cmd, po, n);
     note_unused(cmd, &a->cfg);
     return CLI_OK;
 }
