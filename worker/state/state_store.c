@@ -44,6 +44,7 @@ struct state_batch {
 };
 
 void state_store_opts_default(state_store_opts *o) {
+    memset(o, 0, sizeof *o);
     o->block_cache_bytes = 64u << 20;
     o->write_buffer_bytes = 32u << 20;
     o->max_write_buffers = 3;
@@ -84,7 +85,18 @@ static int take_err(char *rerr, const char *what, char *err, size_t errlen) {
 int state_store_open(state_store **out, const char *dir, const state_store_opts *o,
                      char *err, size_t errlen) {
     *out = NULL;
-    if (mkdir(dir, 0755) && errno != EEXIST) {
+    struct stat st;
+    if (o->read_only) {
+        /* RocksDB's read-only open would report a missing CURRENT file; say what is missing */
+        if (stat(dir, &st)) {
+            snprintf(err, errlen, "state dir %s: %s", dir, strerror(errno));
+            return -1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "state dir %s: not a directory", dir);
+            return -1;
+        }
+    } else if (mkdir(dir, 0700) && errno != EEXIST) {
         snprintf(err, errlen, "cannot create state dir %s: %s", dir, strerror(errno));
         return -1;
     }
@@ -92,7 +104,7 @@ int state_store_open(state_store **out, const char *dir, const state_store_opts 
     if (!s) { snprintf(err, errlen, "out of memory"); return -1; }
 
     s->opts = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(s->opts, 1);
+    rocksdb_options_set_create_if_missing(s->opts, !o->read_only);
     rocksdb_options_set_compression(s->opts, rocksdb_no_compression);   /* float state: compression only costs CPU */
     rocksdb_options_set_write_buffer_size(s->opts, o->write_buffer_bytes);
     rocksdb_options_set_max_write_buffer_number(s->opts, o->max_write_buffers);
@@ -121,7 +133,9 @@ int state_store_open(state_store **out, const char *dir, const state_store_opts 
     const char *cf_names[1] = {"default"};
     const rocksdb_options_t *cf_opts[1] = {s->opts};
     char *rerr = NULL;
-    s->db = rocksdb_open_column_families(s->opts, dir, 1, cf_names, cf_opts, &s->cf, &rerr);
+    s->db = o->read_only
+                ? rocksdb_open_for_read_only_column_families(s->opts, dir, 1, cf_names, cf_opts, &s->cf, 0, &rerr)
+                : rocksdb_open_column_families(s->opts, dir, 1, cf_names, cf_opts, &s->cf, &rerr);
     if (rerr) {
         snprintf(err, errlen, "cannot open state store %s: %s", dir, rerr);
         rocksdb_free(rerr);

@@ -42,10 +42,14 @@ typedef struct {
     int background_jobs;         /* flush + compaction threads (default 2) */
     int info_log_level;          /* RocksDB's LOG file: 0 debug .. 4 fatal (default 4, see state_store.c) */
     int universal;               /* universal compaction (lower write amplification) instead of levels */
+    int read_only;               /* open an existing store to read it (ievo state): nothing is created,
+                                    nothing written, and a missing dir is an error */
 } state_store_opts;
 
 void state_store_opts_default(state_store_opts *o);
 
+/* Opens dir, creating it (mode 0700: the states are the users' data) and the store when missing,
+ * unless o->read_only. */
 int state_store_open(state_store **out, const char *dir, const state_store_opts *o,
                      char *err, size_t errlen);
 void state_store_close(state_store *s);
