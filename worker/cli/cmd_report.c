@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "commands.h"
 #include "event_source.h"
@@ -957,24 +958,14 @@ static void report_page(FILE *b, const report *r, const report_opts *o, report_u
     LIT(b, "<p class=\"note\">Made by <code>ievo report</code>: inline SVG, no script, no external resource.</p>\n</body></html>\n");
 }
 
-/* The page, written to OUT.tmp and renamed, so that no reader sees half of it. */
+/* The page, written whole or not at all (atomic_file.h), so that no reader sees half of it. */
 static int report_write(const report *r, const report_opts *o, report_user *const *shown, int n_shown, long *bytes,
                         char *err, size_t errlen) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
-    FILE *f = fopen(tmp, "w");
-    if (f) {
-        report_page(f, r, o, shown, n_shown);
-        *bytes = ftell(f);
-    }
-    int ok = f && !ferror(f);
-    if (f && fclose(f)) ok = 0;
-    if (!ok || rename(tmp, o->out)) {
-        snprintf(err, errlen, "%s: %s", o->out, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    atomic_file af;
+    if (atomic_file_open(&af, o->out, 0666, err, errlen)) return -1;
+    report_page(af.f, r, o, shown, n_shown);
+    *bytes = ftell(af.f);
+    return atomic_file_commit(&af, err, errlen);
 }
 
 int cmd_report(int argc, char **argv) {

@@ -3,6 +3,7 @@
 #include "item_table.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "atomic_file.h"
 #include "clock.h"
 #include "event_source.h" /* the MovieLens reader */
 #include "hash.h"
@@ -284,16 +286,25 @@ void text_default_dirs(char *encoder_dir, size_t n1, char *cache_dir, size_t n2)
     if (cache_dir) snprintf(cache_dir, n2, "%s/text-vectors", root);
 }
 
+/* The cache's directories are the user's own (0700), as XDG asks of ~/.cache. */
 static int mkdirs(const char *dir) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", dir);
     for (char *p = tmp + 1; *p; p++)
         if (*p == '/') {
             *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+            if (mkdir(tmp, 0700) && errno != EEXIST) return -1;
             *p = '/';
         }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+    return mkdir(tmp, 0700) && errno != EEXIST ? -1 : 0;
+}
+
+/* Whether every one of n floats is finite: a cached vector is a file anyone with access to the
+ * directory could have written, and one NaN would spread through every score it touches. */
+static int all_finite(const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
 }
 
 int text_encode_all(const char *encoder_dir, const char *cache_dir, const char *const *texts, size_t n, float *out,
@@ -318,7 +329,7 @@ int text_encode_all(const char *encoder_dir, const char *cache_dir, const char *
             size_t got = fread(out, sizeof(float), n * USE_DIM, f);
             int extra = fgetc(f) != EOF;
             fclose(f);
-            if (got == n * USE_DIM && !extra) {
+            if (got == n * USE_DIM && !extra && all_finite(out, n * USE_DIM)) {
                 st->from_cache += (long)n;
                 return 0;
             }
@@ -341,13 +352,12 @@ int text_encode_all(const char *encoder_dir, const char *cache_dir, const char *
     use_encoder_free(enc);
     if (rc) return -1;
     st->encoded += (long)n;
-    if (use_cache && mkdirs(cache_dir) == 0) { /* best effort: a failed cache write only costs time */
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-        FILE *f = fopen(tmp, "wb");
-        int ok = f && fwrite(out, sizeof(float), n * USE_DIM, f) == n * USE_DIM;
-        if (f) ok = (fclose(f) == 0) && ok;
-        if (!ok || rename(tmp, path) != 0) unlink(tmp);
+    atomic_file af;
+    char cerr[256];
+    if (use_cache && mkdirs(cache_dir) == 0 && atomic_file_open(&af, path, 0600, cerr, sizeof cerr) == 0) {
+        /* best effort: a failed cache write only costs time */
+        if (fwrite(out, sizeof(float), n * USE_DIM, af.f) == n * USE_DIM) atomic_file_commit(&af, cerr, sizeof cerr);
+        else atomic_file_abort(&af);
     }
     return 0;
 }
