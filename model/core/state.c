@@ -145,11 +145,19 @@ void model_state_write_slot(const model *m, void *state, int slot, const model_s
  * bits once the input is clamped to +-65504 (our saturation); a block holding a NaN takes the
  * scalar path (the hardware would keep the payload). The unit test compares both paths bit for bit. */
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define STATE_F16C 1
+/* CPUID leaf 1 (and XCR0: the OS saves the AVX registers) rather than
+ * __builtin_cpu_supports("f16c"), which clang 14 does not know. */
 static int have_f16c(void) {
     static int v = -1;   /* a benign race: every thread computes the same answer */
-    if (v < 0) v = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    if (v < 0) {
+        unsigned a, b, c, d, lo = 0, hi = 0;
+        int ok = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_OSXSAVE) && (c & bit_AVX) && (c & bit_F16C);
+        if (ok) __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        v = ok && (lo & 6) == 6;
+    }
     return v;
 }
 __attribute__((target("avx,f16c"))) static int read_u_f16c(const char *p, float *u, int n) {
