@@ -196,6 +196,11 @@ int model_state_check(const model *m, const void *state, char *err, size_t errle
  * head < W; wlen and head are unsigned in the blob). model_step checks the window slots it
  * reads itself. */
 int model_state_validate(const model *m, const void *state, char *err, size_t errlen);
+/* model_state_validate plus everything a step or model_state_output reads from the blob: each
+ * window slot in use a known item and action with finite features, h (and c) and the previous
+ * vector finite. For a state read back from outside the process (a store, a changelog), so that
+ * one the check accepts is one the step accepts. */
+int model_state_validate_stored(const model *m, const void *state, char *err, size_t errlen);
 
 int64_t model_state_events(const void *state);
 int64_t model_state_last_ts(const void *state);

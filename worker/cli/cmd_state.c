@@ -69,8 +69,8 @@ static int dump_one(void *vctx, int32_t partition, const char *user, size_t user
      * stored without their trailing zeros (worker_record.h). */
     int sized = record_load(x->aligned, size, value, value_size) == 0;
     const void *state = record_blob_c(x->aligned);
-    /* validated like a restored record (counters included): the window is read by them */
-    if (!sized || model_state_validate(x->m, state, x->err, sizeof x->err) ||
+    /* validated like a restored record: counters, window slots and values are read below */
+    if (!sized || model_state_validate_stored(x->m, state, x->err, sizeof x->err) ||
         model_state_output(x->r, state, x->v, x->err, sizeof x->err)) {
         fprintf(stderr, "ievo state: user '%.*s' (partition %d): %s\n", (int)user_len, user, partition,
                 !sized ? "record size does not match the model" : x->err);
