@@ -14,10 +14,12 @@
 
 #include "atomic_file.h"
 #include "clock.h"
+#include "codec.h" /* CODEC_MAX_ID_BYTES */
 #include "event_source.h" /* the MovieLens reader */
 #include "hash.h"
 #include "model.h"
 #include "use_encoder.h"
+#include "utf8.h"
 
 #define CHUNK 1024 /* vectors per chunk: chunks never move, so vector pointers stay valid */
 
@@ -158,34 +160,47 @@ void item_table_entry(const item_table *t, size_t i, const char **id, uint64_t *
     if (vec) *vec = vec_at(t, i);
 }
 
+/* Whether every one of n floats is finite: a vector read back from a file or a store could hold
+ * anything, and one NaN would spread through every score it touches. */
+static int all_finite(const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
+}
+
+int item_table_load_record(item_table *t, uint64_t key, uint64_t text_hash, const char *id, size_t id_len,
+                           const void *vec, int dim, float *scratch, char *why, size_t whylen) {
+    if (dim != t->dim) return snprintf(why, whylen, "a vector of %d floats, where the table's are %d", dim, t->dim), -1;
+    if (id_len == 0 || id_len > CODEC_MAX_ID_BYTES || !utf8_valid(id, id_len))
+        return snprintf(why, whylen, "an item id of %zu bytes that is not a UTF-8 id of 1 to %d bytes", id_len,
+                        CODEC_MAX_ID_BYTES), -1;
+    if (model_item_key(id, id_len) != key) return snprintf(why, whylen, "an id that is not its key's"), -1;
+    memcpy(scratch, vec, (size_t)dim * sizeof(float));
+    if (!all_finite(scratch, (size_t)dim)) return snprintf(why, whylen, "a vector that is not finite"), -1;
+    if (item_table_put(t, id, id_len, text_hash, scratch) < 0) return snprintf(why, whylen, "out of memory"), -1;
+    return 0;
+}
+
 typedef struct {
     item_table *t;
     float *buf;
-    int bad;
+    char why[160];
+    uint64_t key;
 } load_ctx;
 
 static int load_one(void *ctx, uint64_t key, uint64_t text_hash, const char *id, size_t id_len, const void *vec,
                     int dim) {
     load_ctx *x = ctx;
-    if (dim != x->t->dim || model_item_key(id, id_len) != key) {
-        x->bad = 1;
-        return 1;
-    }
-    memcpy(x->buf, vec, (size_t)dim * sizeof(float));
-    if (item_table_put(x->t, id, id_len, text_hash, x->buf) < 0) {
-        x->bad = 2;
-        return 1;
-    }
-    return 0;
+    x->key = key;
+    return item_table_load_record(x->t, key, text_hash, id, id_len, vec, dim, x->buf, x->why, sizeof x->why) ? 1 : 0;
 }
 
 int item_table_load_store(item_table *t, state_store *s, char *err, size_t errlen) {
-    load_ctx x = {t, malloc((size_t)t->dim * sizeof(float)), 0};
+    load_ctx x = {.t = t, .buf = malloc((size_t)t->dim * sizeof(float))};
     if (!x.buf) return snprintf(err, errlen, "out of memory"), -1;
     int rc = state_store_foreach_item(s, load_one, &x, err, errlen);
     free(x.buf);
-    if (!rc && x.bad == 1) rc = -1, snprintf(err, errlen, "stored item vectors are not %d wide or not keyed by their id", t->dim);
-    if (!rc && x.bad == 2) rc = -1, snprintf(err, errlen, "out of memory");
+    if (!rc && x.why[0]) rc = -1, snprintf(err, errlen, "stored item %016llx: %s", (unsigned long long)x.key, x.why);
     return rc;
 }
 
@@ -297,14 +312,6 @@ static int mkdirs(const char *dir) {
             *p = '/';
         }
     return mkdir(tmp, 0700) && errno != EEXIST ? -1 : 0;
-}
-
-/* Whether every one of n floats is finite: a cached vector is a file anyone with access to the
- * directory could have written, and one NaN would spread through every score it touches. */
-static int all_finite(const float *v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i])) return 0;
-    return 1;
 }
 
 int text_encode_all(const char *encoder_dir, const char *cache_dir, const char *const *texts, size_t n, float *out,
