@@ -205,7 +205,7 @@ int model_state_validate(const model *m, const void *state, char *err, size_t er
     model_state_hdr h;
     model_state_read_hdr(state, &h);
     int W = m->cfg.window;
-    if (h.events < 0 || h.wlen > W || (int64_t)h.wlen > h.events || h.head >= W)
+    if (h.events < 0 || h.events == INT64_MAX || h.wlen > W || (int64_t)h.wlen > h.events || h.head >= W)
         return model_errf(err, errlen, "state: corrupt counters (events %lld, window length %d, head %d, W %d)",
                           (long long)h.events, h.wlen, h.head, W);
     return 0;
@@ -225,6 +225,8 @@ int model_state_validate_stored(const model *m, const void *state, char *err, si
     if (model_state_validate(m, state, err, errlen)) return -1;
     model_state_hdr h;
     model_state_read_hdr(state, &h);
+    if (h.events > MODEL_STATE_EVENTS_MAX)
+        return model_errf(err, errlen, "state: %lld events, more than any user has", (long long)h.events);
     int W = m->cfg.window;
     for (int j = 0; j < h.wlen; j++) {
         model_state_slot s;

@@ -6,6 +6,7 @@
  * NaN outright, and a finite value no step produces (h far outside [-1, 1], a feature past its
  * transform's range) can overflow the attention into NaN (fuzz_restore found one). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +90,17 @@ int main(void) {
             int rc = model_step(r, 1, st, &ev, u, &drift, err, sizeof err);
             CHECK(rc != 0 || !isfinite(u[0] + u[1] + u[2] + u[3]) || !isfinite(drift),
                   "%s: the step takes it in stride, so the check need not refuse it", damage[d].what);
+            free(bad);
+        }
+        /* Event counts: one a step cannot add to (it would overflow), and one no user reaches. */
+        int64_t counts[] = {INT64_MAX, MODEL_STATE_EVENTS_MAX + 1};
+        for (int k = 0; k < 2; k++) {
+            uint8_t *bad = malloc(size);
+            memcpy(bad, rec, size);
+            memcpy(bad + RECORD_HEADER + 8, &counts[k], 8);
+            why[0] = 0;
+            CHECK(record_check_stored(m, size, bad, size, 100, scratch, why, sizeof why) != 0 && why[0],
+                  "%lld events accepted", (long long)counts[k]);
             free(bad);
         }
         free(rec);
