@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "utf8.h"
 
 #define FUZZ_NAME "fuzz_user_action"
 #include "fuzz_common.h"
@@ -322,12 +323,17 @@ static void fuzz_ref_decode(const codec_in_opts *o, const uint8_t *d, size_t len
         fuzz_ref_fail(r, CODEC_E_AVRO, "trailing");
         return;
     }
-    if (u->user_id_len == 0 || u->user_id_len > CODEC_MAX_ID_BYTES) fuzz_ref_fail(r, CODEC_E_INVALID, "user_id");
-    else if (u->item_id_len == 0 || u->item_id_len > CODEC_MAX_ID_BYTES) fuzz_ref_fail(r, CODEC_E_INVALID, "item_id");
-    else if (u->action_len == 0 || u->action_len > CODEC_MAX_ACTION_BYTES) fuzz_ref_fail(r, CODEC_E_INVALID, "action");
+    /* ids: non-empty, within their limit, valid UTF-8 (codec_check_id) */
+    if (u->user_id_len == 0 || u->user_id_len > CODEC_MAX_ID_BYTES || !utf8_valid(u->user_id, u->user_id_len))
+        fuzz_ref_fail(r, CODEC_E_INVALID, "user_id");
+    else if (u->item_id_len == 0 || u->item_id_len > CODEC_MAX_ID_BYTES || !utf8_valid(u->item_id, u->item_id_len))
+        fuzz_ref_fail(r, CODEC_E_INVALID, "item_id");
+    else if (u->action_len == 0 || u->action_len > CODEC_MAX_ACTION_BYTES || !utf8_valid(u->action, u->action_len))
+        fuzz_ref_fail(r, CODEC_E_INVALID, "action");
     else if (u->ts < CODEC_TS_MIN || u->ts >= CODEC_TS_MAX) fuzz_ref_fail(r, CODEC_E_INVALID, "ts");
     else if (u->has_value && (isnan(u->value) || isinf(u->value))) fuzz_ref_fail(r, CODEC_E_INVALID, "value");
-    else if (u->has_text && u->text_len > CODEC_MAX_TEXT_BYTES) fuzz_ref_fail(r, CODEC_E_INVALID, "text");
+    else if (u->has_text && (u->text_len > CODEC_MAX_TEXT_BYTES || !utf8_valid(u->text, u->text_len)))
+        fuzz_ref_fail(r, CODEC_E_INVALID, "text");
     else r->st = CODEC_OK;
 }
 
