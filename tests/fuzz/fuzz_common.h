@@ -31,11 +31,18 @@ static void fuzz_malloc_hook(const volatile void *ptr, size_t size) {
 }
 static void fuzz_free_hook(const volatile void *ptr) { (void)ptr; }
 
+static inline void fuzz_hooks_install(void) {
+    __sanitizer_install_malloc_and_free_hooks(fuzz_malloc_hook, fuzz_free_hook);
+}
+
+/* A target with its own set-up defines FUZZ_OWN_INIT and calls fuzz_hooks_install from it. */
+#ifndef FUZZ_OWN_INIT
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
-    __sanitizer_install_malloc_and_free_hooks(fuzz_malloc_hook, fuzz_free_hook);
+    fuzz_hooks_install();
     return 0;
 }
+#endif
 
 static inline void fuzz_count_begin(void) { g_allocs = 0, g_counting = 1; }
 /* The allocations since fuzz_count_begin. */
