@@ -16,7 +16,6 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "event_source.h"
 #include "item_table.h"
@@ -27,21 +26,12 @@
 #define FUZZ_OWN_INIT
 #include "fuzz_common.h"
 
-static char g_path[256];
-static int g_fd = -1;
-
-static void remove_tmp(void) { unlink(g_path); }
+static const char *g_path;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     fuzz_hooks_install();
-    const char *dir = getenv("TMPDIR");
-    snprintf(g_path, sizeof g_path, "%s/ievo-fuzz-json-XXXXXX", dir && *dir ? dir : "/tmp");
-    if ((g_fd = mkstemp(g_path)) < 0) {
-        perror("fuzz_json: mkstemp");
-        abort();
-    }
-    atexit(remove_tmp);
+    g_path = fuzz_tmp_open("json");
     return 0;
 }
 
@@ -111,7 +101,7 @@ static void events(const uint8_t *d, size_t n) {
 }
 
 static void catalogue(const uint8_t *d, size_t n) {
-    if (ftruncate(g_fd, 0) || pwrite(g_fd, d, n, 0) != (ssize_t)n) abort();
+    fuzz_tmp_write(d, n);
     item_catalog c;
     char err[512];
     memset(err, 'Z', sizeof err);

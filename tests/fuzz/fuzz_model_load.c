@@ -14,7 +14,6 @@
  */
 #include <stdint.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "model.h"
 
@@ -22,21 +21,12 @@
 #define FUZZ_OWN_INIT
 #include "fuzz_common.h"
 
-static char g_path[256];
-static int g_fd = -1;
-
-static void remove_tmp(void) { unlink(g_path); }
+static const char *g_path;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     fuzz_hooks_install();
-    const char *dir = getenv("TMPDIR");
-    snprintf(g_path, sizeof g_path, "%s/ievo-fuzz-model-XXXXXX", dir && *dir ? dir : "/tmp");
-    if ((g_fd = mkstemp(g_path)) < 0) {
-        perror("fuzz_model_load: mkstemp");
-        abort();
-    }
-    atexit(remove_tmp);
+    g_path = fuzz_tmp_open("model");
     return 0;
 }
 
@@ -71,7 +61,7 @@ static void check_model(const model *m) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
-    if (ftruncate(g_fd, 0) || pwrite(g_fd, d, n, 0) != (ssize_t)n) abort();
+    fuzz_tmp_write(d, n);
     model *m = NULL;
     char err[512];
     memset(err, 'Z', sizeof err);

@@ -11,22 +11,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "model_init.h"
+#include "model_fixture.h"
 #include "worker_record.h"
-
-static model *small_model(model_cell cell) {
-    static const char *const items[] = {"a", "b", "c"};
-    static const char *const actions[] = {"view"};
-    model_config cfg;
-    model_config_default(&cfg);
-    cfg.cell = cell;
-    cfg.item_dim = cfg.action_dim = cfg.hidden = cfg.attn_dim = cfg.out_dim = 4;
-    cfg.window = 3;
-    model *m = NULL;
-    char err[256];
-    REQUIRE(model_init_random(&m, &cfg, "t", items, 3, actions, 1, 5, err, sizeof err) == 0, "%s", err);
-    return m;
-}
 
 /* A record after n events at offsets 10.. */
 static void fill(model *m, model_runner *r, uint8_t *rec, int n) {
@@ -45,7 +31,8 @@ static void put_f32(uint8_t *rec, size_t off, float x) { memcpy(rec + RECORD_HEA
 
 int main(void) {
     for (int cell = 0; cell < 2; cell++) {
-        model *m = small_model(cell ? MODEL_CELL_GRU : MODEL_CELL_LSTM);
+        /* E = A = H = K = D = 4, W = 3, 3 items, 1 action */
+        model *m = fixture_model(cell ? MODEL_CELL_GRU : MODEL_CELL_LSTM, 4, 4, 4, 4, 4, 3, 3, 1, 5);
         model_runner *r = NULL;
         char err[256], why[256];
         REQUIRE(model_runner_new(&r, m, MODEL_BACKEND_SCALAR, 1, err, sizeof err) == 0, "%s", err);
