@@ -235,7 +235,8 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
     json_error_t jerr;
     /* Duplicate keys are an error here, so a tensor cannot appear twice in the header. */
     hdr = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!hdr) FAIL("header is not valid JSON: %s at byte %d", jerr.text, jerr.position);
+    char jt[JSON_ERROR_TEXT_LENGTH];
+    if (!hdr) FAIL("header is not valid JSON: %s at byte %d", json_error_text(&jerr, jt, sizeof jt), jerr.position);
     if (!json_is_object(hdr)) FAIL("header is not a JSON object");
 
     /* 2. Metadata and config. */

@@ -164,10 +164,10 @@ static int for_each_json_line(report *r, const char *path, line_fn fn, void *ctx
         if (!len) continue;
         json_error_t jerr;
         json_t *v = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-        char ferr[400] = "";
+        char ferr[400] = "", jt[JSON_ERROR_TEXT_LENGTH];
         if (!v || !json_is_object(v)) {
             if (v) snprintf(ferr, sizeof ferr, "not a JSON object");
-            else snprintf(ferr, sizeof ferr, "at %d: %s", jerr.position, jerr.text);
+            else snprintf(ferr, sizeof ferr, "at %d: %s", jerr.position, json_error_text(&jerr, jt, sizeof jt));
             rc = -1;
         } else {
             rc = fn(r, v, ctx, ferr, sizeof ferr);

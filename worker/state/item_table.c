@@ -17,6 +17,7 @@
 #include "codec.h" /* CODEC_MAX_ID_BYTES */
 #include "event_source.h" /* the MovieLens reader */
 #include "hash.h"
+#include "json_text.h"
 #include "model.h"
 #include "use_encoder.h"
 #include "utf8.h"
@@ -274,7 +275,8 @@ int item_catalog_jsonl(const char *path, item_catalog *c, char *err, size_t errl
         json_t *id = json_object_get(v, "item_id"), *text = json_object_get(v, "text");
         if (!json_is_string(id) || !json_string_length(id) || !json_is_string(text)) {
             char why[200] = "";
-            if (!v) snprintf(why, sizeof why, ": json: %s at byte %d", jerr.text, jerr.position);
+            char jt[JSON_ERROR_TEXT_LENGTH];
+            if (!v) snprintf(why, sizeof why, ": json: %s at byte %d", json_error_text(&jerr, jt, sizeof jt), jerr.position);
             snprintf(err, errlen, "%s:%ld: expected {\"item_id\": non-empty string, \"text\": string}%s", path, lineno, why);
             rc = -1;
         } else if (catalog_push(c, &ccap, json_string_value(id), json_string_length(id), json_string_value(text),
