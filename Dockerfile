@@ -18,7 +18,7 @@ RUN rm -rf build && scripts/build.sh build && install -m 0755 build/ievo /usr/lo
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librdkafka1 libavro23 librocksdb7.8 libdnnl2 ocl-icd-libopencl1 libgomp1 libssl3 libutf8proc2 libmicrohttpd12 ca-certificates \
+      librdkafka1 libavro23 librocksdb7.8 libdnnl2 ocl-icd-libopencl1 libgomp1 libssl3 libutf8proc2 libmicrohttpd12 libcurl4 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/ievo --shell /usr/sbin/nologin ievo \
  && mkdir -p /var/lib/ievo /etc/ievo/model && chown ievo:ievo /var/lib/ievo /etc/ievo/model

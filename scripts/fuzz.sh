@@ -15,6 +15,6 @@ command -v clang >/dev/null || { echo "fuzz: clang is not installed (scripts/ins
 if [ ! -f "$dir/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIEVO_FUZZ=ON -DIEVO_WERROR=ON -DCMAKE_C_COMPILER=clang >/dev/null
 fi
-cmake --build "$dir" -j"$(nproc)" --target fuzz_user_action fuzz_item fuzz_seeds fuzz_restore fuzz_model_load fuzz_json \
-  fuzz_item_store fuzz_seeds_state >/dev/null 2>"$dir/build.log" || { cat "$dir/build.log" >&2; exit 1; }
+cmake --build "$dir" -j"$(nproc)" --target fuzz_user_action fuzz_item fuzz_resolve fuzz_seeds fuzz_restore fuzz_model_load \
+  fuzz_json fuzz_item_store fuzz_seeds_state >/dev/null 2>"$dir/build.log" || { cat "$dir/build.log" >&2; exit 1; }
 IEVO_FUZZ_SECONDS=$secs ctest --test-dir "$dir" -L fuzz --output-on-failure

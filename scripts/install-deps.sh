@@ -2,7 +2,7 @@
 # install-deps: installs the Debian 12 packages ievo needs, only those that are missing.
 #   scripts/install-deps.sh build   compiler, CMake and the libraries (librdkafka, avro-c, RocksDB,
 #                                   oneDNN with the OpenCL headers its CMake config wants, jansson,
-#                                   OpenSSL's libcrypto, utf8proc, libmicrohttpd)
+#                                   OpenSSL's libcrypto, utf8proc, libmicrohttpd, libcurl)
 #   scripts/install-deps.sh test    build + the test tools: python3-torch/-avro/-numpy as numeric
 #                                   and Avro oracles, kcat as a foreign Kafka client, clang (with
 #                                   its OpenMP, which the fuzz build's configure needs) for the
@@ -15,7 +15,7 @@ set -euo pipefail
 what=${1:-build}
 build_pkgs=(build-essential cmake pkg-config ca-certificates
             librdkafka-dev libavro-dev librocksdb-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
-            libjansson-dev libssl-dev libutf8proc-dev libmicrohttpd-dev)
+            libjansson-dev libssl-dev libutf8proc-dev libmicrohttpd-dev libcurl4-openssl-dev)
 test_pkgs=(python3 python3-torch python3-avro python3-numpy python3-yaml kcat clang libclang-rt-14-dev libomp-14-dev procps
            prometheus chromium stunnel4 socat)
 # Node.js: Debian's nodejs + npm, unless an npm is already on the PATH (a NodeSource nodejs

@@ -15,6 +15,9 @@ foreach(src ${IEVO_UNIT_TESTS})
                        ENVIRONMENT "IEVO_SOURCE_DIR=${CMAKE_SOURCE_DIR};OMP_NUM_THREADS=1")
 endforeach()
 
+# test_resolve shares its random writer schemas with the fuzz target (tests/fuzz/resolve_gen.h).
+target_include_directories(test_resolve PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz)
+
 # Python-driven tests: tests/oracle/*.py and tests/integration/*.py. Each gets the ievo binary,
 # the source dir and a scratch dir. They are run with Debian's /usr/bin/python3 (torch, avro).
 function(ievo_py_test dir label timeout)

@@ -2,6 +2,8 @@
 #
 #   fuzz_user_action   codec_decode_user_action under libFuzzer + ASan + UBSan
 #   fuzz_item          item_decode (the item catalogue topic's records), the same way
+#   fuzz_resolve       writer-schema resolution (resolve.c, codec_resolved.c) against avro-c's
+#                      resolving reader, on writer schemas and records the input chooses
 #   fuzz_restore       a changelog / RocksDB record and a changelog marker as a restore checks them,
 #                      then stepped by the model (record_check_stored, changelog_marker_parse)
 #   fuzz_model_load    the model file loader (model_load)
@@ -13,10 +15,11 @@
 #                      (IEVO_FUZZ_SECONDS, default 30); any crash, leak, timeout, oversized
 #                      allocation (-malloc_limit_mb=64) or RSS over 512 MB fails it.
 #
-# The first two compile worker/wire/codec.c themselves (it needs no library). The others link
-# the layer libraries they need, which this build compiles with the same instrumentation
-# (coverage for libFuzzer, ASan, UBSan), so the fuzzer sees into them. scripts/fuzz.sh builds only
-# the fuzz targets and what they link, not the whole project.
+# The first three compile worker/wire/codec.c themselves (it needs no library; fuzz_resolve adds
+# the resolution's files, avro-c and jansson). The others link the layer libraries they need,
+# which this build compiles with the same instrumentation (coverage for libFuzzer, ASan, UBSan),
+# so the fuzzer sees into them. scripts/fuzz.sh builds only the fuzz targets and what they link,
+# not the whole project.
 if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
   message(FATAL_ERROR "IEVO_FUZZ=ON needs clang (libFuzzer): configure with -DCMAKE_C_COMPILER=clang "
                       "(found ${CMAKE_C_COMPILER_ID} ${CMAKE_C_COMPILER}); scripts/fuzz.sh does")
@@ -50,8 +53,21 @@ add_test(NAME fuzz_item
                  $<TARGET_FILE:fuzz_seeds> ${CMAKE_BINARY_DIR}/fuzz/item --item)
 set_tests_properties(fuzz_item PROPERTIES LABELS fuzz TIMEOUT 3600)
 
+add_executable(fuzz_resolve ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_resolve.c ${CMAKE_SOURCE_DIR}/worker/wire/resolve.c
+               ${CMAKE_SOURCE_DIR}/worker/wire/codec_resolved.c ${CMAKE_SOURCE_DIR}/worker/wire/codec.c
+               ${CMAKE_SOURCE_DIR}/worker/wire/item_codec.c ${CMAKE_SOURCE_DIR}/model/base/utf8.c ${IEVO_SCHEMAS_C})
+target_include_directories(fuzz_resolve PRIVATE ${CMAKE_SOURCE_DIR}/worker/wire ${CMAKE_SOURCE_DIR}/model/base
+                           ${CMAKE_SOURCE_DIR}/tests/fuzz)
+target_compile_options(fuzz_resolve PRIVATE ${IEVO_FUZZ_FLAGS})
+target_link_options(fuzz_resolve PRIVATE -fsanitize=fuzzer,address,undefined)
+target_link_libraries(fuzz_resolve PRIVATE PkgConfig::AVRO PkgConfig::JANSSON m)
+add_test(NAME fuzz_resolve
+         COMMAND /bin/sh ${CMAKE_SOURCE_DIR}/tests/fuzz/run_fuzz.sh $<TARGET_FILE:fuzz_resolve>
+                 $<TARGET_FILE:fuzz_seeds> ${CMAKE_BINARY_DIR}/fuzz/resolve --resolve)
+set_tests_properties(fuzz_resolve PROPERTIES LABELS fuzz TIMEOUT 3600)
+
 # ---- the targets that link layer libraries -------------------------------------------------------
-foreach(lib ievo_base ievo_model ievo_text ievo_train ievo_common ievo_wire ievo_data ievo_state)
+foreach(lib ievo_base ievo_model ievo_text ievo_train ievo_common ievo_wire ievo_registry ievo_data ievo_state)
   # -Wno-pass-failed: the instrumentation keeps some `omp simd` loops from vectorizing, which
   # clang reports as a warning
   target_compile_options(${lib} PRIVATE -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined

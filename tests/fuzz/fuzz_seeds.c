@@ -6,7 +6,10 @@
  * or too-long fields, NaN / Inf, ts out of range). All are Confluent-framed with schema id 1;
  * the target also decodes each as plain Avro and the body after the header as plain Avro.
  *
- * usage: fuzz_seeds DIR   (DIR must exist; files are named seed-NNN-<what>)
+ * --item: the Item target's seeds. --resolve: fuzz_resolve's, byte strings of a few lengths (its
+ * generator reads any bytes as choices; the lengths decide how far the bytes carry it).
+ *
+ * usage: fuzz_seeds [--item | --resolve] DIR   (DIR must exist; files are named seed-NNN-<what>)
  */
 #include <math.h>
 #include <stdint.h>
@@ -100,13 +103,35 @@ static int item_seeds(void) {
     return g_failed ? 1 : 0;
 }
 
+/* fuzz_resolve: xorshift bytes of lengths 16 to 2048. */
+static int resolve_seeds(void) {
+    static seed s;
+    uint64_t x = 0x2545F4914F6CDD1DULL;
+    for (size_t n = 16; n <= 2048; n *= 2)
+        for (int k = 0; k < 4; k++) {
+            s.n = 0;
+            for (size_t i = 0; i < n; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                s_byte(&s, (uint8_t)(x >> 24));
+            }
+            char what[32];
+            snprintf(what, sizeof what, "random-%zu-%d", n, k);
+            emit(&s, what);
+        }
+    return g_failed ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--item")) {
         g_dir = argv[2];
         return item_seeds();
     }
+    if (argc == 3 && !strcmp(argv[1], "--resolve")) {
+        g_dir = argv[2];
+        return resolve_seeds();
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: fuzz_seeds [--item] DIR\n");
+        fprintf(stderr, "usage: fuzz_seeds [--item | --resolve] DIR\n");
         return 2;
     }
     g_dir = argv[1];

@@ -26,12 +26,14 @@ LAYERS = {
     "model/train": ["model/core", "model/base"],
     "worker/common": ["model/base"],
     "worker/wire": ["model/base"],
-    "worker/data": ["worker/common", "worker/wire", "model/base"],
+    "worker/registry": ["worker/common", "worker/wire", "model/base"],
+    "worker/data": ["worker/registry", "worker/common", "worker/wire", "model/base"],
     "worker/state": ["worker/data", "worker/common", "worker/wire", "model/text", "model/core", "model/base"],
-    "worker/stream": ["worker/state", "worker/common", "worker/wire", "model/text", "model/core", "model/base"],
+    "worker/stream": ["worker/state", "worker/registry", "worker/common", "worker/wire", "model/text", "model/core",
+                      "model/base"],
     "worker/broker": ["worker/common", "model/base"],
-    "worker/cli": ["worker/broker", "worker/stream", "worker/data", "worker/state", "worker/common", "worker/wire",
-                   "model/train", "model/text", "model/core", "model/base"],
+    "worker/cli": ["worker/broker", "worker/stream", "worker/data", "worker/state", "worker/registry", "worker/common",
+                   "worker/wire", "model/train", "model/text", "model/core", "model/base"],
 }
 
 

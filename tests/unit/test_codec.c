@@ -505,10 +505,10 @@ static void bench(void) {
     avro_reader_t rd = avro_reader_memory((const char *)rec + 5, (int64_t)len - 5);
     t0 = clock_mono_s();
     for (int i = 0; i < iters; i++) {
-        const char *s;
-        size_t n;
-        int64_t ts;
-        float fl;
+        const char *s = NULL;
+        size_t n = 0;   /* avro-c's getters are macros that may return before writing them */
+        int64_t ts = 0;
+        float fl = 0;
         avro_reader_memory_set_source(rd, (const char *)rec + 5, (int64_t)len - 5);
         avro_value_read(rd, &v);
         avro_value_get_string(&fu, &s, &n); sink += n;

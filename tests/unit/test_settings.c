@@ -31,7 +31,10 @@ static void check_table(void) {
         case SETTING_STRING: ok = settings_string(&empty, s->name, &str, err, sizeof err) == 0; break;
         case SETTING_BOOL: ok = settings_bool(&empty, s->name, &b, err, sizeof err) == 0; break;
         case SETTING_ENUM: ok = settings_enum(&empty, s->name, &b, err, sizeof err) == 0; break;
-        default: ok = s->min <= s->max && settings_int(&empty, s->name, &x, err, sizeof err) == 0; break;
+        default: /* a default computed at run time (def NULL) is the caller's, e.g. a share of a memory limit */
+            ok = s->min <= s->max && (s->def ? settings_int(&empty, s->name, &x, err, sizeof err)
+                                             : settings_int_or(&empty, s->name, s->min, &x, err, sizeof err)) == 0;
+            break;
         }
         CHECK(ok, "%s: its default does not pass its own checks: %s", s->name, err);
     }
@@ -40,6 +43,24 @@ static void check_table(void) {
     while (names[n]) n++;
     CHECK(n == SETTINGS_COUNT && !strcmp(names[0], SETTINGS[0].name), "settings_names lists %zu keys", n);
     CHECK(settings_find("bootstrap.servers") == NULL, "a librdkafka property in the table");
+}
+
+/* A computed default: the caller's value when unset; a value set is parsed and range-checked. */
+static void check_computed_default(void) {
+    config c = {0};
+    char err[256];
+    int64_t x;
+    CHECK(settings_int_or(&c, "state.cache.bytes", 12345678, &x, err, sizeof err) == 0 && x == 12345678,
+          "unset: the computed default (%lld)", (long long)x);
+    CHECK(settings_int(&c, "state.cache.bytes", &x, err, sizeof err) == -1 && strstr(err, "computed"),
+          "settings_int on a computed default: %s", err);
+    REQUIRE(config_set(&c, "state.cache.bytes", "33554432") == 0, "config_set");
+    CHECK(settings_int_or(&c, "state.cache.bytes", 12345678, &x, err, sizeof err) == 0 && x == 33554432,
+          "set: the value (%lld)", (long long)x);
+    REQUIRE(config_set(&c, "state.cache.bytes", "1") == 0, "config_set");
+    CHECK(settings_int_or(&c, "state.cache.bytes", 12345678, &x, err, sizeof err) == -1 && strstr(err, "outside"),
+          "below its minimum: %s", err);
+    config_free(&c);
 }
 
 static void check_getters(void) {
@@ -151,6 +172,7 @@ static void check_worker(void) {
 }
 
 int main(void) {
+    check_computed_default();
     check_table();
     check_getters();
     check_secrets();

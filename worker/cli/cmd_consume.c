@@ -10,6 +10,8 @@
  * file shared with the worker names the worker's group). Stops after -c N records, or with -e
  * once every assigned partition has reached its end, or on SIGINT/SIGTERM. A record that does
  * not decode is logged with its partition and offset and makes the exit status 1.
+ * With schema.registry.url set, each record's writer schema is fetched by its id (once) and
+ * resolved into interest_vector.avsc, so any registered writer of InterestVector reads.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -27,6 +29,7 @@
 #include "commands.h"
 #include "kafka_clients.h"
 #include "log.h"
+#include "registry.h"
 #include "settings.h"
 
 enum { OPT_FROM_BEGINNING = CLI_OPT_ID_FIRST_FREE, OPT_FORMAT };
@@ -51,6 +54,8 @@ static const cli_command CMD = {
     .opts = OPTS,
     .settings = SETTINGS_CMD_CONSUME,
     .kafka = 1,
+    .notes = "With schema.registry.url set, each record is read with its writer schema from the registry\n"
+             "(fetched once per schema id) into interest_vector.avsc (docs/schemas.md).\n",
 };
 
 typedef struct {
@@ -158,7 +163,26 @@ static int consume_eof_all(rd_kafka_t *rk, const consume_eof *e, const char *top
     return mine > 0 && done;
 }
 
+/* With a registry: the writer schema of m's id added to r (fetched once per id; the registry
+ * caches it). Returns 0, or -1 with err. */
+static int consume_writer(registry *reg, avro_tools_iv_reader *r, const rd_kafka_message_t *m, char *err,
+                          size_t errlen) {
+    const uint8_t *b = m->payload;
+    if (m->len < 5 || b[0] != 0) return 0;   /* avro_tools_iv_read reports the framing */
+    int32_t id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
+    if (avro_tools_iv_reader_has_writer(r, id)) return 0;
+    const char *schema;
+    if (registry_schema_by_id(reg, id, &schema, err, errlen)) return -1;
+    return avro_tools_iv_reader_add_writer(r, id, schema, err, errlen);
+}
+
 /* ---- the loop ------------------------------------------------------------------------------- */
+
+typedef struct {
+    rd_kafka_t *rk;
+    avro_tools_iv_reader *r;
+    registry *reg;   /* NULL: no schema registry, every record in the reader's schema */
+} consume_io;
 
 typedef struct {
     int64_t printed, bad;
@@ -167,13 +191,13 @@ typedef struct {
 
 /* One message from the poll: a record to print, an end of partition, or an error. Returns 1
  * when -e is satisfied. */
-static int consume_message(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_reader *r, consume_eof *eof,
-                           rd_kafka_message_t *m, consume_counts *n) {
-    char err[512];
+static int consume_message(const consume_io *io, const consume_opts *o, consume_eof *eof, rd_kafka_message_t *m,
+                           consume_counts *n) {
+    char err[1024];
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         if (!o->until_eof) return 0;
         if (consume_eof_mark(eof, m->partition, 1)) return n->fatal = 1, 0;
-        return consume_eof_all(rk, eof, o->topic);
+        return consume_eof_all(io->rk, eof, o->topic);
     }
     if (m->err) {
         LOG_E("consume", "%s [%d]: %s", m->rkt ? rd_kafka_topic_name(m->rkt) : o->topic, (int)m->partition,
@@ -184,7 +208,8 @@ static int consume_message(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_
     }
     if (o->until_eof && consume_eof_mark(eof, m->partition, 0)) return n->fatal = 1, 0;
     interest_vector iv;
-    if (avro_tools_iv_read(r, m->payload, m->len, &iv, NULL, err, sizeof err)) {
+    if ((io->reg && consume_writer(io->reg, io->r, m, err, sizeof err)) ||
+        avro_tools_iv_read(io->r, m->payload, m->len, &iv, NULL, err, sizeof err)) {
         LOG_E("consume", "%s [%d] offset %" PRId64 ": %s", o->topic, (int)m->partition, m->offset, err);
         n->bad++;
     } else if (avro_tools_iv_write_json(&iv, m->partition, m->offset, stdout, err, sizeof err)) {
@@ -196,16 +221,16 @@ static int consume_message(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_
     return 0;
 }
 
-static void consume_loop(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_reader *r, consume_counts *n) {
+static void consume_loop(const consume_io *io, const consume_opts *o, consume_counts *n) {
     consume_eof eof = {NULL, 0};
     int done = 0;
     while (!g_consume_stop && !n->fatal && !done && (o->count < 0 || n->printed + n->bad < o->count)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(io->rk, 200);
         if (!m) {
             fflush(stdout);
             continue;
         }
-        done = consume_message(rk, o, r, &eof, m, n);
+        done = consume_message(io, o, &eof, m, n);
         rd_kafka_message_destroy(m);
     }
     free(eof.eof);
@@ -213,25 +238,41 @@ static void consume_loop(rd_kafka_t *rk, const consume_opts *o, avro_tools_iv_re
 }
 
 static int consume_run(const consume_opts *o, const config *cfg) {
-    char err[512];
-    avro_tools_iv_reader *r = avro_tools_iv_reader_new(o->format, err, sizeof err);
-    rd_kafka_t *rk = r ? consume_client(cfg, o, err, sizeof err) : NULL;
+    char err[1024];
+    registry_opts ro;
+    consume_io io = {NULL, NULL, NULL};
     int rc = CLI_FAILED;
-    if (rk && consume_start(rk, o, err, sizeof err) == 0) {
+    if (registry_opts_from_config(&ro, cfg, SETTINGS_CMD_CONSUME, err, sizeof err)) {
+        fprintf(stderr, "ievo consume: %s\n", err);
+        return CLI_USAGE;
+    }
+    if (ro.n_urls && o->format != WIRE_CONFLUENT) {
+        fprintf(stderr, "ievo consume: schema.registry.url needs output.format=confluent (the schema id travels in "
+                        "the Confluent header)\n");
+        return CLI_USAGE;
+    }
+    if (ro.n_urls && registry_new(&ro, &io.reg, err, sizeof err)) {
+        LOG_E("consume", "%s", err);
+        return CLI_FAILED;
+    }
+    io.r = avro_tools_iv_reader_new(o->format, err, sizeof err);
+    io.rk = io.r ? consume_client(cfg, o, err, sizeof err) : NULL;
+    if (io.rk && consume_start(io.rk, o, err, sizeof err) == 0) {
         cli_on_stop_signals(consume_on_signal);
         consume_counts n = {0, 0, 0};
-        consume_loop(rk, o, r, &n);
+        consume_loop(&io, o, &n);
         LOG_I("consume", "%" PRId64 " records printed, %" PRId64 " undecodable%s", n.printed, n.bad,
               g_consume_stop ? " (interrupted)" : "");
         rc = n.fatal || n.bad ? CLI_FAILED : CLI_OK;
     } else {
         LOG_E("consume", "%s", err);
     }
-    if (rk) {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
+    if (io.rk) {
+        rd_kafka_consumer_close(io.rk);
+        rd_kafka_destroy(io.rk);
     }
-    avro_tools_iv_reader_free(r);
+    avro_tools_iv_reader_free(io.r);
+    registry_free(io.reg);
     return rc;
 }
 

@@ -16,6 +16,9 @@
  * --catalogue writes the item catalogue instead: Item records (schemas/item.avsc) keyed by
  * item_id, from --movielens DIR (u.item: title and genres, as the trainer reads them) or --items
  * FILE ({"item_id","text"} lines), ts = now, to items.topic with items.format / items.schema.id.
+ * With schema.registry.url set, the schema (user_action.avsc, or item.avsc with --catalogue) is
+ * registered under the topic's subject (or looked up: auto.register.schemas=false) and the records
+ * carry the id the registry gives (docs/schemas.md).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,6 +39,8 @@
 #include "item_table.h"
 #include "kafka_clients.h"
 #include "log.h"
+#include "schemas.h"
+#include "serde.h"
 #include "settings.h"
 
 enum {
@@ -75,6 +80,9 @@ static const cli_command CMD = {
     .opts = OPTS,
     .settings = SETTINGS_CMD_PRODUCE,
     .kafka = 1,
+    .notes = "With schema.registry.url set, the schema is registered under the topic's subject (or looked up:\n"
+             "auto.register.schemas=false) and the records carry the registry's id: no --schema-id then, and\n"
+             "the format is confluent (docs/schemas.md).\n",
 };
 
 typedef struct {
@@ -149,6 +157,31 @@ static int produce_resolve(produce_opts *o, const config *cfg, char *err, size_t
     o->format = (wire_format)format;
     if (!o->schema_id_set) o->schema_id = (int32_t)id;
     return 0;
+}
+
+/* With schema.registry.url set: the registry's id for our schema under the topic's subject, in
+ * o->schema_id. Returns CLI_OK (also without a registry), or the exit status of what failed. */
+static int produce_registry_id(produce_opts *o, const config *cfg) {
+    char err[1024];
+    registry_opts ro;
+    registry *reg = NULL;
+    if (registry_opts_from_config(&ro, cfg, SETTINGS_CMD_PRODUCE, err, sizeof err)) {
+        fprintf(stderr, "ievo produce: %s\n", err);
+        return CLI_USAGE;
+    }
+    if (!ro.n_urls) return CLI_OK;
+    if (o->schema_id_set || o->format != WIRE_CONFLUENT)
+        return cli_usage_error(&CMD, "schema.registry.url gives the schema id: drop --schema-id, and write the "
+                                     "confluent format");
+    int rc = CLI_OK;
+    if (registry_new(&ro, &reg, err, sizeof err) ||
+        serde_out_id(reg, &ro, o->topic, o->catalogue ? ievo_schema_item_json : ievo_schema_user_action_json, NULL,
+                     &o->schema_id, err, sizeof err)) {
+        LOG_E("produce", "%s", err);
+        rc = CLI_FAILED;
+    }
+    registry_free(reg);
+    return rc;
 }
 
 /* ---- the producer --------------------------------------------------------------------------- */
@@ -374,6 +407,7 @@ int cmd_produce(int argc, char **argv) {
     if (rc == CLI_OK && !config_get(&a.cfg, "bootstrap.servers", NULL))
         rc = cli_usage_error(&CMD, "no bootstrap servers: give -b BROKERS (or bootstrap.servers in -F FILE or "
                                    "IEVO_CFG_BOOTSTRAP_SERVERS)");
+    if (rc == CLI_OK) rc = produce_registry_id(&o, &a.cfg);
     if (rc == CLI_OK) rc = o.catalogue ? produce_catalogue(&o, &a.cfg) : produce_events(&o, &a.cfg);
     cli_args_free(&a);
     return rc < 0 ? CLI_OK : rc;

@@ -2,10 +2,11 @@
  * the worker loads.
  *
  * The shell around model/train.c: it reads the events (MovieLens, JSON lines, the synthetic
- * generator, or a Kafka topic from its beginning up to the end offsets seen at start), builds
- * each user's sequence in the order the worker applies events (event time, ties in input order),
- * maps ids to a vocabulary (MovieLens: u.item; synthetic: the generator's universe; otherwise
- * the items and actions of the data, in order of first appearance), initialises a model with a
+ * generator, or a Kafka topic from its beginning up to the end offsets seen at start, through the
+ * schema registry when schema.registry.url is set), builds each user's sequence in the order the
+ * worker applies events (event time, ties in input order), maps ids to a vocabulary (MovieLens:
+ * u.item; synthetic: the generator's universe; otherwise the items and actions of the data, in
+ * order of first appearance), initialises a model with a
  * scoring head (and a value head when events carry values), trains it, and saves it with the
  * training config and the best validation metrics in the header's metadata. Progress goes to
  * stderr, one line per epoch. --dump-forward writes the trainer's own batched forward at every
@@ -54,7 +55,8 @@ enum {
 static const cli_option OPTS[] = {
     CLI_OPT_OUT("the model file to write"),
     CLI_OPTS_DATA,
-    CLI_OPT_TOPIC("read the events from this topic (with -b; their format: input.format, input.schema.id)", "input.topic"),
+    CLI_OPT_TOPIC("read the events from this topic (with -b; their format: input.format, input.schema.id, or "
+                  "schema.registry.url)", "input.topic"),
     CLI_OPT_BOOTSTRAP,
     CLI_OPTS_MODEL("gru"),
     {"epochs", OPT_TRAIN + 0, "N", "at most N epochs (default 200)", NULL},

@@ -120,7 +120,7 @@ static json_t *stats_json(const worker_stats *st, int ok) {
     put_int(o, "quarantined", st->quarantined);
     put_int(o, "io_read_bytes", st->io_read_bytes);
     put_int(o, "io_write_bytes", st->io_write_bytes);
-    for (int k = CODEC_E_OVERSIZED; k <= CODEC_E_INVALID; k++)
+    for (int k = CODEC_E_OVERSIZED; k <= CODEC_STATUS_LAST; k++)
         put_int(dlq, codec_status_name((codec_status)k), st->dlq_by_class[k]);
     json_object_set_new(o, "dead_letters_by_class", dlq);
     put_int(o, "offset_gaps", st->offset_gaps);

@@ -12,9 +12,11 @@
 #define W SETTINGS_CMD_WORKER
 #define ALL SETTINGS_CMD_ALL
 #define MIB (INT64_C(1) << 20)
+/* The schema registry's readers: the worker, and the tools that read or write the topics. */
+#define SR (W | SETTINGS_CMD_CONSUME | SETTINGS_CMD_PRODUCE | SETTINGS_CMD_TRAIN)
 
-/* Keep the documentation order: Kafka topics, the model, batches, state, the changelog,
- * outputs, observability, text models, logging. */
+/* Keep the documentation order: Kafka topics, the schema registry, the model, batches, state,
+ * the changelog, outputs, observability, text models, logging. */
 const setting SETTINGS[] = {
     {"input.topic", SETTING_STRING, "user-actions", NULL, 0, 0, NULL, W | SETTINGS_CMD_PRODUCE | SETTINGS_CMD_TRAIN, 0,
      "The topic of UserAction events: what the worker consumes, `ievo produce` writes by default and "
@@ -42,6 +44,70 @@ const setting SETTINGS[] = {
     {"output.schema.id", SETTING_INT, "2", NULL, 0, INT32_MAX, NULL, W, 0,
      "The schema id written in the Confluent header of InterestVector records."},
 
+    {"schema.registry.url", SETTING_STRING, NULL, "(none: the fixed schema ids)", 0, 0, NULL, SR, 0,
+     "The schema registry (Confluent's REST API: Confluent Schema Registry, Karapace, Apicurio's ccompat, "
+     "Redpanda): one `http://` or `https://` URL or several, comma-separated, tried in turn. Set, input "
+     "records are read with their writers' schemas by id, the output schema is registered under the "
+     "output topic's subject and written with its id, and input.format, output.format and items.format "
+     "must be `confluent` (docs/schemas.md). Unset: the fixed ids (input.schema.id, ...)."},
+    {"basic.auth.user.info", SETTING_STRING, NULL, "(none)", 0, 0, NULL, SR, 1,
+     "`user:password` for the registry's HTTP basic auth."},
+    {"schema.registry.basic.auth.user.info", SETTING_STRING, NULL, "(none)", 0, 0, NULL, SR, 1,
+     "The same as basic.auth.user.info, under the name some clients use; basic.auth.user.info wins."},
+    {"basic.auth.credentials.source", SETTING_ENUM, "USER_INFO", NULL, 0, 0, "USER_INFO|URL", SR, 0,
+     "Where the registry's credentials come from: basic.auth.user.info, or `URL` (`https://user:pass@host` "
+     "in schema.registry.url; messages show the URLs without them)."},
+    {"schema.registry.ssl.ca.location", SETTING_STRING, NULL, "(the system's CAs)", 0, 0, NULL, SR, 0,
+     "PEM file of the CA(s) the registry's certificate is checked against."},
+    {"schema.registry.ssl.certificate.location", SETTING_STRING, NULL, "(none)", 0, 0, NULL, SR, 0,
+     "PEM file of the client certificate, for mutual TLS with the registry."},
+    {"schema.registry.ssl.key.location", SETTING_STRING, NULL, "(none)", 0, 0, NULL, SR, 0,
+     "PEM file of the client certificate's key."},
+    {"schema.registry.ssl.key.password", SETTING_STRING, NULL, "(none)", 0, 0, NULL, SR, 1,
+     "The password of schema.registry.ssl.key.location's key, when it is encrypted."},
+    {"schema.registry.ssl.endpoint.identification.algorithm", SETTING_ENUM, "https", NULL, 0, 0, "https|none", SR, 0,
+     "`none` skips the check of the registry's host name against its certificate (the certificate is "
+     "still verified)."},
+    {"schema.registry.ssl.truststore.location", SETTING_STRING, NULL, "(refused)", 0, 0, NULL, SR, 0,
+     "Not read: Java keystores are refused with an error; give PEM files in "
+     "schema.registry.ssl.ca.location."},
+    {"schema.registry.ssl.keystore.location", SETTING_STRING, NULL, "(refused)", 0, 0, NULL, SR, 0,
+     "Not read: Java keystores are refused with an error; give PEM files in "
+     "schema.registry.ssl.certificate.location and .key.location."},
+    {"schema.registry.request.timeout.ms", SETTING_MS, "10000", NULL, 1, 600000, NULL, SR, 0,
+     "One HTTP exchange with the registry, connection included."},
+    {"schema.registry.retries", SETTING_INT, "3", NULL, 0, 100, NULL, SR, 0,
+     "Rounds over every registry URL after the first, each after a backoff, before a request counts as "
+     "failed (the registry unavailable). A 4xx answer is not retried."},
+    {"schema.registry.retry.backoff.ms", SETTING_MS, "100", NULL, 1, 600000, NULL, SR, 0,
+     "The first backoff between rounds; it doubles up to schema.registry.retry.backoff.max.ms."},
+    {"schema.registry.retry.backoff.max.ms", SETTING_MS, "5000", NULL, 1, 600000, NULL, SR, 0,
+     "The longest backoff between rounds; with schema.registry.unavailable=dead-letter, also how long "
+     "the registry is not asked again after it could not be reached."},
+    {"auto.register.schemas", SETTING_BOOL, "true", NULL, 0, 0, NULL, W | SETTINGS_CMD_PRODUCE, 0,
+     "Register the schema written (the worker's InterestVector, `ievo produce`'s UserAction or Item) "
+     "under the topic's subject; `false` only looks it up and fails when it is not there."},
+    {"use.latest.version", SETTING_BOOL, "false", NULL, 0, 0, NULL, W | SETTINGS_CMD_PRODUCE, 0,
+     "Write with the subject's latest version instead, which must be ievo's own schema (the encoder "
+     "writes only that)."},
+    {"value.subject.name.strategy", SETTING_STRING, "TopicNameStrategy", NULL, 0, 0, NULL,
+     W | SETTINGS_CMD_PRODUCE, 0,
+     "The subject a written schema goes under: `TopicNameStrategy` (`<topic>-value`), "
+     "`RecordNameStrategy` (the record's full name) or `TopicRecordNameStrategy` "
+     "(`<topic>-<full name>`); the Java class names (io.confluent.kafka.serializers.subject.*) are "
+     "accepted."},
+    {"schema.registry.unavailable", SETTING_ENUM, "wait", NULL, 0, 0, "wait|dead-letter",
+     W | SETTINGS_CMD_TRAIN, 0,
+     "A record with a new schema id while the registry cannot be reached: `wait` retries for "
+     "schema.registry.wait.ms, then stops the worker without committing past the record; "
+     "`dead-letter` dead-letters it at once (class `registry`). Ids already met keep flowing either way. "
+     "`ievo train -t` fails rather than train without the record."},
+    {"schema.registry.wait.ms", SETTING_MS, "60000", NULL, 0, INT32_MAX, NULL,
+     W | SETTINGS_CMD_PRODUCE | SETTINGS_CMD_TRAIN, 0,
+     "How long a start (the output schema's id) and a new input id wait for an unreachable registry. The "
+     "worker refuses a value not below the consumer's max.poll.interval.ms: waiting longer would cost "
+     "its group membership."},
+
     {"model.path", SETTING_STRING, NULL, "(required by the worker)", 0, 0, NULL,
      W | SETTINGS_CMD_STATE | SETTINGS_CMD_EVAL | SETTINGS_CMD_REFERENCE, 0,
      "The model file (safetensors layout) the worker serves, written by `ievo train` or "
@@ -58,13 +124,21 @@ const setting SETTINGS[] = {
     {"batch.readahead.records", SETTING_INT, "65536", NULL, 0, 1 << 24, NULL, W, 0,
      "Records already fetched that the worker holds, one queue per partition, to build each batch from "
      "many partitions in turn; 0 takes records in librdkafka's order."},
-    {"batch.readahead.bytes", SETTING_BYTES, "67108864", NULL, MIB, INT64_MAX, NULL, W, 0,
-     "The most bytes of records the read-ahead holds, whatever batch.readahead.records allows."},
+    {"batch.readahead.bytes", SETTING_BYTES, NULL, "64 MiB; with a memory limit, 1/8 of it", MIB, INT64_MAX, NULL,
+     W, 0, "The most bytes of records the read-ahead holds, whatever batch.readahead.records allows."},
+    {"memory.limit.bytes", SETTING_BYTES, "0", NULL, 0, INT64_MAX, NULL, W, 0,
+     "The memory the worker may use. 0: the limit of the cgroup it runs in (a container's), when there "
+     "is one, else none. With a limit, what the worker holds is given shares of it by default, together "
+     "about 5/8: state.cache.bytes 1/8 (and up to half of that again while a checkpoint copies it), "
+     "state.block.cache.bytes 1/16, state.write.buffer.bytes 1/48 (3 memtables), batch.readahead.bytes "
+     "1/8, items.pending.bytes 1/32, and librdkafka's consumer prefetch (queued.max.messages.kbytes 1/16, "
+     "fetch.max.bytes 1/32) and producer queue (queue.buffering.max.kbytes 1/16, at least twice "
+     "message.max.bytes). A value set explicitly wins."},
 
     {"state.dir", SETTING_STRING, "./ievo-state", NULL, 0, 0, NULL, W | SETTINGS_CMD_STATE, 0,
      "The RocksDB directory of per-user states and per-partition offsets; one per worker, and only one "
      "process may open it at a time."},
-    {"state.cache.bytes", SETTING_BYTES, "268435456", NULL, MIB, INT64_MAX, NULL, W, 0,
+    {"state.cache.bytes", SETTING_BYTES, NULL, "256 MiB; with a memory limit, 1/8 of it", MIB, INT64_MAX, NULL, W, 0,
      "Memory for user records between checkpoints (a write-behind cache in front of RocksDB); a "
      "checkpoint also starts when half of it is dirty."},
     {"commit.interval.ms", SETTING_MS, "5000", NULL, 0, 3600000, NULL, W, 0,
@@ -73,10 +147,10 @@ const setting SETTINGS[] = {
     {"state.snapshot.slice.records", SETTING_INT, "8192", NULL, 1, INT32_MAX, NULL, W, 0,
      "Records a checkpoint's snapshot copies per turn of the event loop, so that no turn stalls for the "
      "whole copy."},
-    {"state.block.cache.bytes", SETTING_BYTES, "67108864", NULL, MIB, INT64_MAX, NULL, W, 0,
-     "RocksDB's block cache."},
-    {"state.write.buffer.bytes", SETTING_BYTES, "33554432", NULL, MIB, INT64_MAX, NULL, W, 0,
-     "RocksDB's memtable size."},
+    {"state.block.cache.bytes", SETTING_BYTES, NULL, "64 MiB; with a memory limit, 1/16 of it", MIB, INT64_MAX, NULL,
+     W, 0, "RocksDB's block cache."},
+    {"state.write.buffer.bytes", SETTING_BYTES, NULL, "32 MiB; with a memory limit, 1/48 of it", MIB, INT64_MAX,
+     NULL, W, 0, "RocksDB's memtable size."},
     {"state.max.write.buffers", SETTING_INT, "3", NULL, 2, 64, NULL, W, 0,
      "Memtables RocksDB keeps before it stalls writes."},
     {"state.background.jobs", SETTING_INT, "2", NULL, 1, 64, NULL, W, 0,
@@ -130,6 +204,8 @@ const setting SETTINGS[] = {
      "Wire format of the catalogue records, as input.format."},
     {"items.schema.id", SETTING_INT, "3", NULL, 0, INT32_MAX, NULL, W | SETTINGS_CMD_PRODUCE, 0,
      "The schema id of Item records in the Confluent header."},
+    {"items.pending.bytes", SETTING_BYTES, NULL, "64 MiB; with a memory limit, 1/32 of it", MIB, INT64_MAX, NULL, W,
+     0, "Text models: the most bytes of catalogue texts read and not yet encoded; more waits until they are."},
     {"text.encoder.dir", SETTING_STRING, NULL, "${IEVO_CACHE:-~/.cache/ievo}/use-lite", 0, 0, NULL,
      W | SETTINGS_CMD_TRAIN | SETTINGS_CMD_EVAL | SETTINGS_CMD_REFERENCE | SETTINGS_CMD_EMBED, 0,
      "Text models: the directory of USE-lite's weights and vocabulary (scripts/fetch-use-lite.sh "
@@ -146,6 +222,7 @@ const size_t SETTINGS_COUNT = sizeof SETTINGS / sizeof SETTINGS[0];
 #undef W
 #undef ALL
 #undef MIB
+#undef SR
 
 static const char *const COMMAND_NAMES[] = {"worker", "consume", "produce", "train", "eval", "reference",
                                             "state", "embed", "broker", "other"};
@@ -188,8 +265,18 @@ static void settings_commands_text(unsigned commands, char *out, size_t n) {
 
 static const char *SECRET_MASK = "********";
 
+/* Whether v holds a URL with credentials in it (scheme://user:password@host), as
+ * schema.registry.url does with basic.auth.credentials.source=URL. */
+static int has_url_credentials(const char *v) {
+    for (const char *p = strstr(v, "://"); p; p = strstr(p + 3, "://")) {
+        size_t authority = strcspn(p + 3, "/?#, ");
+        if (memchr(p + 3, '@', authority)) return 1;
+    }
+    return 0;
+}
+
 const char *settings_shown_value(const char *key, const char *value) {
-    return settings_is_secret(key) ? SECRET_MASK : value;
+    return settings_is_secret(key) || (value && has_url_credentials(value)) ? SECRET_MASK : value;
 }
 
 static const setting *row_of(const char *key, setting_type want, char *err, size_t errlen) {
@@ -271,7 +358,21 @@ int settings_string(const config *c, const char *key, const char **out, char *er
 int settings_int(const config *c, const char *key, int64_t *out, char *err, size_t errlen) {
     const setting *s = row_of(key, SETTING_INT, err, errlen);
     if (!s) return -1;
+    if (!config_get(c, key, s->def)) {
+        snprintf(err, errlen, "%s is not set, and its default is computed (settings_int_or)", key);
+        return -1;
+    }
+    return settings_int_or(c, key, 0, out, err, errlen);
+}
+
+int settings_int_or(const config *c, const char *key, int64_t computed, int64_t *out, char *err, size_t errlen) {
+    const setting *s = row_of(key, SETTING_INT, err, errlen);
+    if (!s) return -1;
     const char *v = value_or_default(c, s);
+    if (!v) {
+        *out = computed;
+        return 0;
+    }
     char q[220];
     char *end;
     errno = 0;
@@ -472,9 +573,10 @@ static const char MARKDOWN_HEAD[] =
     "Secrets are never printed and never echoed in an error: keys ending in `.password` or `.secret`,\n"
     "`sasl.username`, `sasl.password`, `sasl.oauthbearer.config`, `sasl.oauthbearer.client.secret`,\n"
     "`sasl.oauthbearer.extensions`, `ssl.key.pem`, `ssl.key.password`, `ssl.keystore.password`, with or\n"
-    "without a `consumer.` / `producer.` prefix. Give them in a properties file or an `IEVO_CFG_*`\n"
-    "variable, not with `-X`: a command line is readable by every local user, and the commands warn\n"
-    "about a secret given there ([security.md](security.md)).\n"
+    "without a `consumer.` / `producer.` prefix; the keys the table below marks as secrets; and any\n"
+    "value with credentials in a URL (`https://user:password@host`). Give them in a properties file\n"
+    "or an `IEVO_CFG_*` variable, not with `-X`: a command line is readable by every local user, and\n"
+    "the commands warn about a secret given there ([security.md](security.md)).\n"
     "\n"
     "## ievo's settings\n"
     "\n"

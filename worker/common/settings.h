@@ -68,6 +68,8 @@ const char *const *settings_names(void);
  * nor a default gives NULL. */
 int settings_string(const config *c, const char *key, const char **out, char *err, size_t errlen);
 int settings_int(const config *c, const char *key, int64_t *out, char *err, size_t errlen);
+/* The same for a key whose default is computed at run time (def NULL): `computed` when unset. */
+int settings_int_or(const config *c, const char *key, int64_t computed, int64_t *out, char *err, size_t errlen);
 int settings_bool(const config *c, const char *key, int *out, char *err, size_t errlen);
 int settings_enum(const config *c, const char *key, int *out, char *err, size_t errlen);
 
@@ -85,7 +87,8 @@ int settings_check(const config *c, unsigned commands, char *err, size_t errlen)
  * sasl.oauthbearer.config, sasl.oauthbearer.client.secret, ssl.key.pem and the other key
  * material, ssl.keystore.password. */
 int settings_is_secret(const char *key);
-/* What to print for key's value: the value, or "********" for a secret. */
+/* What to print for key's value: the value, or "********" for a secret and for a value with
+ * credentials in a URL (scheme://user:password@host). */
 const char *settings_shown_value(const char *key, const char *value);
 
 /* The table as text for people (`ievo config`): every key read by one of `commands`, or only

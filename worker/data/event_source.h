@@ -100,7 +100,8 @@ int movielens_item_text(const movielens_item *it, const movielens_genres *g, cha
 
 /* A Kafka topic of UserAction records (in's wire format) from its start to the end offsets when
  * reading began; records that do not decode are skipped (and counted in a log line). cfg: the
- * librdkafka properties of the consumer. */
+ * librdkafka properties of the consumer, and the schema registry's settings (with
+ * schema.registry.url set, each record is read with its writer schema from the registry). */
 int events_load_topic(const config *cfg, const char *topic, const codec_in_opts *in, event_list *out, char *err,
                       size_t errlen);
 

@@ -6,6 +6,10 @@
  * have dead-lettered it: it is no part of any history). The result is in partition order, then
  * offsets, then stably sorted by event time: per user (one partition) the worker's order
  * whenever the topic is in time order per user.
+ *
+ * With schema.registry.url set, every registered writer of UserAction is read (serde.h). A record
+ * whose writer the registry could not give fails the load instead of being skipped: it is not the
+ * record's fault, and a history without it would be wrong.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +22,8 @@
 #include "event_source_internal.h"
 #include "kafka_clients.h"
 #include "log.h"
+#include "serde.h"
+#include "settings.h"
 
 typedef struct {
     rd_kafka_t *rk;
@@ -79,7 +85,7 @@ static int topic_push(event_list *out, const user_action *ua) {
 }
 
 /* Polls until every partition is read to its end. *bad counts the records that did not decode. */
-static int topic_read(topic_reader *t, const codec_in_opts *in, event_list *out, long *bad, char *err, size_t errlen) {
+static int topic_read(topic_reader *t, serde_in *in, event_list *out, long *bad, char *err, size_t errlen) {
     while (t->open > 0) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(t->rk, 1000);
         if (!m) continue;
@@ -89,8 +95,11 @@ static int topic_read(topic_reader *t, const codec_in_opts *in, event_list *out,
             rc = -1;
         } else if (p >= 0 && p < t->nparts && !t->done[p] && m->offset < t->end[p]) {
             user_action ua;
-            char why[256];
-            if (codec_decode_user_action(in, m->payload, m->len, &ua, why, sizeof why) != CODEC_OK) (*bad)++;
+            char why[1024];
+            codec_status st = serde_decode_user_action(in, m->payload, m->len, &ua, why, sizeof why);
+            if (st == CODEC_E_REGISTRY)
+                rc = -1, snprintf(err, errlen, "%s [%d] offset %lld: %.900s", t->topic, p, (long long)m->offset, why);
+            else if (st != CODEC_OK) (*bad)++;
             else if (topic_push(out, &ua)) rc = -1, snprintf(err, errlen, "out of memory");
             if (m->offset + 1 >= t->end[p]) t->done[p] = 1, t->open--;
         }
@@ -103,11 +112,16 @@ static int topic_read(topic_reader *t, const codec_in_opts *in, event_list *out,
 int events_load_topic(const config *cfg, const char *topic, const codec_in_opts *in, event_list *out, char *err,
                       size_t errlen) {
     topic_reader t = {.topic = topic};
+    registry_opts ro;   /* outlives the registry and the reader that point into it */
+    registry *reg = NULL;
+    serde_in *sin = NULL;
     long bad = 0;
     int rc = -1;
     if (event_list_init(out)) return snprintf(err, errlen, "out of memory"), -1;
-    if ((t.rk = topic_consumer(cfg, err, errlen)) && topic_assign(&t, err, errlen) == 0 &&
-        topic_read(&t, in, out, &bad, err, errlen) == 0) {
+    if (serde_registry_open(cfg, SETTINGS_CMD_TRAIN, &ro, &reg, err, errlen) == 0 &&
+        serde_in_new(&(serde_in_opts){reg, &ro, *in, SERDE_USER_ACTION, NULL}, &sin, err, errlen) == 0 &&
+        (t.rk = topic_consumer(cfg, err, errlen)) && topic_assign(&t, err, errlen) == 0 &&
+        topic_read(&t, sin, out, &bad, err, errlen) == 0) {
         if (bad) LOG_W("train", "%ld records of %s did not decode and were skipped", bad, topic);
         rc = event_list_sort_stable(out) ? (snprintf(err, errlen, "out of memory"), -1) : 0;
     }
@@ -117,6 +131,8 @@ int events_load_topic(const config *cfg, const char *topic, const codec_in_opts 
     }
     free(t.end);
     free(t.done);
+    serde_in_free(sin);
+    registry_free(reg);
     if (rc) event_list_free(out);
     return rc;
 }

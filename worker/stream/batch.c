@@ -91,8 +91,14 @@ static int classify(worker *w, rd_kafka_message_t **msgs, size_t n, size_t *nrow
         p->eof = 0;
 
         batch_row *row = &w->b.rows[*nrows];
-        char reason[256];
-        codec_status st = codec_decode_user_action(&w->s->in, m->payload, m->len, &row->ev, reason, sizeof reason);
+        char reason[1024];
+        codec_status st = serde_decode_user_action(w->in, m->payload, m->len, &row->ev, reason, sizeof reason);
+        if (st == CODEC_E_REGISTRY && serde_in_waits(w->in)) {
+            snprintf(err, errlen, "%s [%d] offset %lld: %s; stopping (schema.registry.unavailable=wait): nothing from "
+                     "this record on is committed, a restart reads it again", w->s->input_topic, m->partition,
+                     (long long)m->offset, reason);
+            return -1;
+        }
         if (st != CODEC_OK) {
             if (dlq_produce(w, m, st, reason, err, errlen)) return -1;
             w->stats->dead_lettered++;
@@ -239,7 +245,7 @@ static int encode_output(worker *w, const batch_row *row, int j, const float *ve
         .n_top_items = w->s->top_k ? w->b.n_top[j] : 0,
     };
     for (;;) {
-        *len = codec_encode_interest_vector(&w->s->out, &iv, w->b.enc_buf + *used, w->b.enc_cap - *used);
+        *len = codec_encode_interest_vector(&w->out, &iv, w->b.enc_buf + *used, w->b.enc_cap - *used);
         if (*used + *len <= w->b.enc_cap) break;
         size_t cap = (w->b.enc_cap + *len) * 2;
         uint8_t *nb = realloc(w->b.enc_buf, cap);

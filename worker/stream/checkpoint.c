@@ -143,7 +143,7 @@ static void *writer(void *arg) {
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10))
         LOG_D("checkpoint", "writer: setpriority: %s", strerror(errno));
     double t0 = clock_mono_s();
-    qsort(ck->e, ck->n, sizeof *ck->e, entry_cmp);
+    if (ck->n > 1) qsort(ck->e, ck->n, sizeof *ck->e, entry_cmp); /* (e is NULL until a checkpoint has records) */
     if (ck->changelog) {
         for (size_t i = 0; i < ck->n && !rc; i++) {
             const ckpt_entry *k = &ck->e[i];

@@ -2,6 +2,8 @@
  * payload unchanged, to the dead-letter topic with headers saying why and where it came from:
  *
  *   ievo.error.class      oversized | framing | schema_id | avro | invalid   (an input record)
+ *                         schema (its writer's schema is incompatible), registry (the registry
+ *                         could not be reached, with schema.registry.unavailable=dead-letter)
  *                         state                  (a user's stored record, quarantined: see restore.c)
  *   ievo.error            the one-line reason
  *   ievo.source.topic / ievo.source.partition / ievo.source.offset   (offset -1: read from the store)

@@ -40,12 +40,13 @@ struct item_consumer {
     model_runner *runner;
     rd_kafka_t *rk;
     char *topic;
-    codec_in_opts in;
+    serde_in *in;          /* not owned */
     int n_parts;
     int64_t *next;         /* per partition: next offset to read (-1: none read) */
     int64_t *stored;       /* per partition: next offset as last written to RocksDB */
     pending *pend;
     size_t n_pend, cap_pend;
+    size_t pend_bytes, pend_max_bytes; /* the pending texts' and ids' bytes, and their budget */
     float *vec;            /* (cap_vec, USE_DIM) encoder output */
     size_t cap_vec;
     float *ev_vec;         /* (max_rows, USE_DIM) events' texts of one step */
@@ -66,6 +67,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 static void clear_pending(item_consumer *ic) {
     for (size_t i = 0; i < ic->n_pend; i++) free(ic->pend[i].id), free(ic->pend[i].text);
     ic->n_pend = 0;
+    ic->pend_bytes = 0;
 }
 
 void item_consumer_close(item_consumer *ic) {
@@ -168,6 +170,7 @@ int item_consumer_open(item_consumer **out, const item_consumer_opts *o, const c
     item_consumer *ic = calloc(1, sizeof *ic);
     if (!ic) return snprintf(err, errlen, "out of memory"), -1;
     ic->store = store, ic->runner = runner, ic->in = o->in, ic->max_rows = max_rows, ic->m = o->m;
+    ic->pend_max_bytes = o->pending_bytes ? o->pending_bytes : (size_t)64 << 20;
     double t0 = clock_mono_s();
     ic->ev_vec = malloc((size_t)max_rows * USE_DIM * sizeof *ic->ev_vec);
     ic->ev_text = malloc((size_t)max_rows * sizeof *ic->ev_text);
@@ -208,12 +211,19 @@ fail:
     return -1;
 }
 
-/* One record into the pending list (the last record of an item wins), unless unchanged. */
-static int take(item_consumer *ic, const rd_kafka_message_t *m) {
+/* One record into the pending list (the last record of an item wins), unless unchanged. A record
+ * whose writer schema the registry could not give is not skipped: the catalogue has no
+ * dead-letter topic, and a skipped item would keep a stale text until rewritten; the worker
+ * stops instead (the item is read again after a restart). */
+static int take(item_consumer *ic, const rd_kafka_message_t *m, char *err, size_t errlen) {
     item_record r;
-    char why[256];
+    char why[1024];
     ic->st.records++;
-    if (item_decode(&ic->in, m->payload, m->len, &r, why, sizeof why) != CODEC_OK) {
+    codec_status st = serde_decode_item(ic->in, m->payload, m->len, &r, why, sizeof why);
+    if (st == CODEC_E_REGISTRY)
+        return snprintf(err, errlen, "items topic %s [%d] offset %lld: %s; stopping rather than skipping the item",
+                        ic->topic, m->partition, (long long)m->offset, why), -1;
+    if (st != CODEC_OK) {
         if (ic->st.bad++ < 10)
             LOG_W("items", "%s [%d] offset %lld: %s; skipped", ic->topic, m->partition, (long long)m->offset, why);
         return 0;
@@ -221,6 +231,7 @@ static int take(item_consumer *ic, const rd_kafka_message_t *m) {
     uint64_t key = model_item_key(r.item_id, r.item_id_len), hash = model_item_key(r.text, r.text_len), have;
     for (size_t i = ic->n_pend; i-- > 0;)
         if (ic->pend[i].key == key) { /* a later record of the same item in this poll */
+            ic->pend_bytes -= ic->pend[i].id_len + ic->pend[i].text_len;
             free(ic->pend[i].id), free(ic->pend[i].text);
             ic->pend[i] = ic->pend[--ic->n_pend];
             break;
@@ -232,16 +243,17 @@ static int take(item_consumer *ic, const rd_kafka_message_t *m) {
     if (ic->n_pend == ic->cap_pend) {
         size_t nc = ic->cap_pend ? 2 * ic->cap_pend : 64;
         pending *np = realloc(ic->pend, nc * sizeof *np);
-        if (!np) return -1;
+        if (!np) return snprintf(err, errlen, "out of memory"), -1;
         ic->pend = np, ic->cap_pend = nc;
     }
     pending *p = &ic->pend[ic->n_pend];
     p->id = malloc(r.item_id_len + 1), p->text = malloc(r.text_len + 1);
-    if (!p->id || !p->text) return free(p->id), free(p->text), -1;
+    if (!p->id || !p->text) return free(p->id), free(p->text), snprintf(err, errlen, "out of memory"), -1;
     memcpy(p->id, r.item_id, r.item_id_len), p->id[r.item_id_len] = 0;
     memcpy(p->text, r.text, r.text_len), p->text[r.text_len] = 0;
     p->id_len = r.item_id_len, p->text_len = r.text_len, p->key = key, p->hash = hash;
     ic->n_pend++;
+    ic->pend_bytes += r.item_id_len + r.text_len;
     return 0;
 }
 
@@ -292,9 +304,10 @@ static int apply_pending(item_consumer *ic, char *err, size_t errlen) {
 }
 
 /* Reads up to max records (waiting at most wait_ms for the first); returns how many, -1 on error. */
+/* Reads up to max records, or until the pending texts reach their byte budget. */
 static int read_some(item_consumer *ic, int max, int wait_ms, int *eof_parts, char *err, size_t errlen) {
     int got = 0;
-    while (got < max) {
+    while (got < max && ic->pend_bytes < ic->pend_max_bytes) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ic->rk, got == 0 ? wait_ms : 0);
         if (!m) break;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -302,9 +315,9 @@ static int read_some(item_consumer *ic, int max, int wait_ms, int *eof_parts, ch
         } else if (m->err) {
             LOG_W("items", "%s [%d]: %s", ic->topic, m->partition, rd_kafka_message_errstr(m));
         } else if (m->partition >= 0 && m->partition < ic->n_parts) {
-            if (take(ic, m)) {
+            if (take(ic, m, err, errlen)) {
                 rd_kafka_message_destroy(m);
-                return snprintf(err, errlen, "out of memory"), -1;
+                return -1;
             }
             ic->next[m->partition] = m->offset + 1;
             if (eof_parts) eof_parts[m->partition] = 0;
@@ -339,7 +352,7 @@ int item_consumer_catch_up(item_consumer *ic, char *err, size_t errlen) {
         if (!behind) break;
         int got = read_some(ic, 4096, 100, eof, err, errlen);
         if (got < 0) goto done;
-        if (ic->n_pend >= 4096 && apply_pending(ic, err, errlen)) goto done;
+        if ((ic->n_pend >= 4096 || ic->pend_bytes >= ic->pend_max_bytes) && apply_pending(ic, err, errlen)) goto done;
         idle_ms = got ? 0 : idle_ms + 100;
         if (idle_ms >= CATCH_UP_IDLE_MS) {
             snprintf(err, errlen, "items topic %s: no progress for %d s while catching up", ic->topic, CATCH_UP_IDLE_MS / 1000);

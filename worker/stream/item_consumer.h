@@ -23,14 +23,16 @@
 #include "config.h"
 #include "item_table.h"
 #include "model.h"
+#include "serde.h"
 #include "state_store.h"
 
 typedef struct {
     const char *topic;        /* items.topic; NULL or "" = no catalogue */
     const char *encoder_dir;  /* text.encoder.dir */
-    codec_in_opts in;         /* items.format, items.schema.id */
+    serde_in *in;             /* the Item reader: items.format, items.schema.id, or the schema registry */
     const char *const *our_keys; /* config keys that are not librdkafka's */
     const model *m;           /* the served model (its vocabulary and scoring head) */
+    size_t pending_bytes;     /* items.pending.bytes: catalogue texts read and not yet encoded */
 } item_consumer_opts;
 
 typedef struct {

@@ -189,7 +189,7 @@ static void render_counters(mbuf *b, const metrics_snapshot *snap) {
     counter_i(b, "ievo_events_applied_total", "Events applied to a user state (one output each).",
               (long long)st->applied);
     head(b, "ievo_events_dead_lettered_total", "counter", "Records sent to the dead-letter topic, by error class.");
-    for (int k = CODEC_E_OVERSIZED; k <= CODEC_E_INVALID; k++)
+    for (int k = CODEC_E_OVERSIZED; k <= CODEC_STATUS_LAST; k++)
         mb_printf(b, "ievo_events_dead_lettered_total{class=\"%s\"} %lld\n", codec_status_name((codec_status)k),
                   (long long)st->dlq_by_class[k]);
     counter_i(b, "ievo_duplicates_skipped_total", "Redelivered records skipped (already applied).",

@@ -1,10 +1,13 @@
 /* settings: the worker's settings read through the settings table (worker/common/settings.h:
  * defaults, ranges and enum values live there), into the struct worker.h describes. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "item_table.h" /* text_default_dirs */
+#include "memory_limit.h"
 #include "settings.h"
 #include "worker.h"
 
@@ -59,14 +62,35 @@ static int read_model(worker_settings *s, const config *c, char *err, size_t err
     return 0;
 }
 
+/* memory.limit.bytes (or the cgroup's): what the worker holds gets shares of it by default (the
+ * table's memory.limit.bytes row says which); a key set explicitly wins, and without a limit the
+ * fixed defaults apply. Read before the keys it derives. */
+static int read_memory(worker_settings *s, const config *c, char *err, size_t errlen) {
+    int64_t limit;
+    if (settings_int(c, "memory.limit.bytes", &limit, err, errlen)) return -1;
+    if (limit == 0) limit = memory_limit_cgroup();
+    s->memory_limit = (size_t)limit;
+    return 0;
+}
+
+/* A byte setting's value: set explicitly, else limit / share (at least 1 MiB), else fallback. */
+static int read_share(const worker_settings *s, const config *c, const char *key, int64_t share, int64_t fallback,
+                      size_t *out, char *err, size_t errlen) {
+    int64_t derived = s->memory_limit ? (int64_t)s->memory_limit / share : fallback, v;
+    if (derived < (1 << 20)) derived = 1 << 20;
+    if (settings_int_or(c, key, derived, &v, err, errlen)) return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
 static int read_batches(worker_settings *s, const config *c, char *err, size_t errlen) {
-    int64_t events, timeout_ms, readahead, readahead_bytes;
+    int64_t events, timeout_ms, readahead;
     if (settings_int(c, "batch.max.events", &events, err, errlen) ||
         settings_int(c, "batch.timeout.ms", &timeout_ms, err, errlen) ||
         settings_int(c, "batch.readahead.records", &readahead, err, errlen) ||
-        settings_int(c, "batch.readahead.bytes", &readahead_bytes, err, errlen))
+        read_share(s, c, "batch.readahead.bytes", 8, 64 << 20, &s->readahead_bytes, err, errlen) ||
+        read_share(s, c, "items.pending.bytes", 32, 64 << 20, &s->items_pending_bytes, err, errlen))
         return -1;
-    s->readahead_bytes = (size_t)readahead_bytes;
     s->batch_max_events = (int)events;
     s->batch_timeout_ms = (int)timeout_ms;
     s->readahead_records = (int)readahead;
@@ -74,28 +98,25 @@ static int read_batches(worker_settings *s, const config *c, char *err, size_t e
 }
 
 static int read_store(worker_settings *s, const config *c, char *err, size_t errlen) {
-    int64_t block_cache, write_buffer, buffers, jobs, log_level, cache, interval_ms, slice;
+    int64_t buffers, jobs, log_level, interval_ms, slice;
     int compaction;
     state_store_opts_default(&s->store);
     if (settings_string(c, "state.dir", &s->state_dir, err, errlen) ||
-        settings_int(c, "state.block.cache.bytes", &block_cache, err, errlen) ||
-        settings_int(c, "state.write.buffer.bytes", &write_buffer, err, errlen) ||
+        read_share(s, c, "state.block.cache.bytes", 16, 64 << 20, &s->store.block_cache_bytes, err, errlen) ||
+        read_share(s, c, "state.write.buffer.bytes", 48, 32 << 20, &s->store.write_buffer_bytes, err, errlen) ||
+        read_share(s, c, "state.cache.bytes", 8, 256 << 20, &s->cache_bytes, err, errlen) ||
         settings_int(c, "state.max.write.buffers", &buffers, err, errlen) ||
         settings_int(c, "state.background.jobs", &jobs, err, errlen) ||
         settings_bool(c, "state.sync", &s->store.sync, err, errlen) ||
         settings_int(c, "state.log.level", &log_level, err, errlen) ||
         settings_enum(c, "state.compaction", &compaction, err, errlen) ||
-        settings_int(c, "state.cache.bytes", &cache, err, errlen) ||
         settings_int(c, "commit.interval.ms", &interval_ms, err, errlen) ||
         settings_int(c, "state.snapshot.slice.records", &slice, err, errlen))
         return -1;
-    s->store.block_cache_bytes = (size_t)block_cache;
-    s->store.write_buffer_bytes = (size_t)write_buffer;
     s->store.max_write_buffers = (int)buffers;
     s->store.background_jobs = (int)jobs;
     s->store.info_log_level = (int)log_level;
     s->store.universal = compaction == 1;   /* level|universal */
-    s->cache_bytes = (size_t)cache;
     s->commit_interval_s = (double)interval_ms / 1000.0;
     s->snapshot_slice = (size_t)slice;
     return 0;
@@ -156,10 +177,48 @@ static int read_stop(worker_settings *s, const config *c, char *err, size_t errl
     return 0;
 }
 
+/* The consumer's max.poll.interval.ms (librdkafka's, scoped or not; its default 300000). */
+static int read_max_poll_interval(const config *c, const char **key, int64_t *ms, char *err, size_t errlen) {
+    *key = config_get(c, "consumer.max.poll.interval.ms", NULL) ? "consumer.max.poll.interval.ms"
+                                                              : "max.poll.interval.ms";
+    const char *v = config_get(c, *key, "300000");
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < 1 || x > INT32_MAX)
+        return snprintf(err, errlen, "%s: '%.100s' is not an integer in [1, %d]", *key, v, INT32_MAX), -1;
+    *ms = x;
+    return 0;
+}
+
+/* The schema registry (registry.h), when schema.registry.url is set: the ids travel in the
+ * Confluent header, and a wait for the registry must end before the group would drop the
+ * worker for not polling. Read after the formats. */
+static int read_registry(worker_settings *s, const config *c, char *err, size_t errlen) {
+    const char *poll_key;
+    int64_t poll_ms;
+    if (registry_opts_from_config(&s->registry, c, SETTINGS_CMD_WORKER, err, errlen)) return -1;
+    if (!s->registry.n_urls) return 0;
+    if (read_max_poll_interval(c, &poll_key, &poll_ms, err, errlen)) return -1;
+    if (s->registry.wait_ms >= poll_ms) {
+        snprintf(err, errlen, "schema.registry.wait.ms=%d must be below %s=%lld: the worker would leave its group "
+                 "while it waits", s->registry.wait_ms, poll_key, (long long)poll_ms);
+        return -1;
+    }
+    if (s->in.format != WIRE_CONFLUENT || s->out.format != WIRE_CONFLUENT || s->items_in.format != WIRE_CONFLUENT) {
+        snprintf(err, errlen, "schema.registry.url needs input.format, output.format and items.format confluent (the "
+                 "schema id travels in the Confluent header)");
+        return -1;
+    }
+    return 0;
+}
+
 int worker_settings_from_config(worker_settings *s, const config *c, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
-    if (read_topics(s, c, err, errlen) || read_wire(s, c, err, errlen) || read_model(s, c, err, errlen) ||
-        read_batches(s, c, err, errlen) || read_store(s, c, err, errlen) || read_changelog(s, c, err, errlen) ||
+    if (read_topics(s, c, err, errlen) || read_wire(s, c, err, errlen) || read_registry(s, c, err, errlen) ||
+        read_model(s, c, err, errlen) ||
+        read_memory(s, c, err, errlen) || read_batches(s, c, err, errlen) || read_store(s, c, err, errlen) ||
+        read_changelog(s, c, err, errlen) ||
         read_observability(s, c, err, errlen) || read_stop(s, c, err, errlen))
         return -1;
     return 0;

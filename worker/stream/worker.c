@@ -14,6 +14,7 @@
 #include "item_consumer.h"
 #include "kafka_clients.h"
 #include "log.h"
+#include "schemas.h"
 #include "worker_internal.h"
 #include "worker_record.h"
 
@@ -64,9 +65,27 @@ static int alloc_state(worker *w, char *err, size_t errlen) {
     return 0;
 }
 
-/* Model, store, scratch, text catalogue, metrics and series, then the Kafka clients. */
+/* The readers of the input and the catalogue, and the output's schema id: with a schema registry,
+ * interest_vector.avsc registered (or looked up) under the output topic's subject before anything
+ * is consumed; without one, the fixed ids. The dead-letter topic needs no schema of its own: its
+ * records are the input's, byte for byte, still framed with their writers' ids. */
+static int open_schemas(worker *w, char *err, size_t errlen) {
+    const worker_settings *s = w->s;
+    w->out = s->out;
+    if (s->registry.n_urls &&
+        (registry_new(&s->registry, &w->reg, err, errlen) ||
+         serde_out_id(w->reg, &s->registry, s->output_topic, ievo_schema_interest_vector_json, worker_stop_requested,
+                      &w->out.schema_id, err, errlen)))
+        return -1;
+    serde_in_opts in = {w->reg, &s->registry, s->in, SERDE_USER_ACTION, worker_stop_requested};
+    serde_in_opts items = {w->reg, &s->registry, s->items_in, SERDE_ITEM, worker_stop_requested};
+    return serde_in_new(&in, &w->in, err, errlen) || serde_in_new(&items, &w->items_in, err, errlen) ? -1 : 0;
+}
+
+/* Schemas, model, store, scratch, text catalogue, metrics and series, then the Kafka clients. */
 static int start(worker *w, const config *c, char *err, size_t errlen) {
     const worker_settings *s = w->s;
+    if (open_schemas(w, err, errlen)) return -1;
     model_runtime_init(1);
     if (model_load(&w->m, s->model_path, err, errlen)) return -1;
     w->runner_batch = s->batch_max_events < 256 ? s->batch_max_events : 256;
@@ -83,7 +102,8 @@ static int start(worker *w, const config *c, char *err, size_t errlen) {
         alloc_state(w, err, errlen))
         return -1;
     if (w->m->cfg.text_dim > 0) { /* text model: the catalogue and the events' texts (item_consumer.h) */
-        item_consumer_opts io = {s->items_topic, s->text_encoder_dir, s->items_in, WORKER_KEYS, w->m};
+        item_consumer_opts io = {s->items_topic, s->text_encoder_dir, w->items_in, WORKER_KEYS, w->m,
+                                 s->items_pending_bytes};
         if (item_consumer_open(&w->items, &io, c, w->store, w->runner, w->runner_batch, err, errlen)) return -1;
     }
     w->started_s = clock_mono_s();
@@ -127,6 +147,18 @@ static void free_worker(worker *w) {
     model_free(w->m);
     partitions_free(&w->parts);
     batch_free(w);
+    if (w->reg && w->in) {
+        serde_in_stats st;
+        int64_t requests, hits;
+        serde_in_stats_get(w->in, &st);
+        registry_counts(w->reg, &requests, &hits);
+        LOG_I("worker", "schema registry: %lld requests; input writer schema ids met: %lld (%lld our layout, %lld "
+              "resolved, %lld incompatible, %lld unknown)", (long long)requests, (long long)st.ids, (long long)st.same,
+              (long long)st.resolved, (long long)st.incompatible, (long long)st.unknown);
+    }
+    serde_in_free(w->in);
+    serde_in_free(w->items_in);
+    registry_free(w->reg);
 }
 
 /* Leaves the group, waiting at most until deadline. librdkafka 2.0.2 aborts

@@ -22,6 +22,7 @@
 #include "codec.h"
 #include "config.h"
 #include "model.h"
+#include "registry.h"
 #include "replay_plan.h"
 #include "settings.h"
 #include "state_store.h"
@@ -39,6 +40,8 @@ typedef struct {
     int batch_timeout_ms;      /* longest wait to fill a batch */
     int readahead_records;     /* fetched records held to build batches across partitions; 0: off */
     size_t readahead_bytes;    /* ... and at most this many of their bytes */
+    size_t memory_limit;       /* memory.limit.bytes, or the cgroup's (0: none): the budget the defaults share */
+    size_t items_pending_bytes; /* items.pending.bytes */
     state_store_opts store;
     int until_eof;             /* stop once every assigned partition is drained */
     const char *stats_file;    /* write the run summary here as JSON at exit */
@@ -62,6 +65,9 @@ typedef struct {
     /* text models (docs/text.md): the item catalogue topic ("" = none) and the text encoder */
     const char *items_topic;   /* items.topic (items) */
     codec_in_opts items_in;    /* items.format (confluent), items.schema.id (3) */
+    /* the schema registry (docs/schemas.md): with schema.registry.url set, input ids are looked
+     * up there and the output's id is registered; unset, the fixed ids above */
+    registry_opts registry;
     const char *text_encoder_dir;  /* text.encoder.dir (${IEVO_CACHE:-~/.cache/ievo}/use-lite) */
     char text_encoder_dir_buf[4096];
 } worker_settings;

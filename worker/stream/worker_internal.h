@@ -26,6 +26,8 @@
 #include "model.h"
 #include "partitions.h"
 #include "readahead.h"
+#include "registry.h"
+#include "serde.h"
 #include "state_cache.h"
 #include "state_store.h"
 #include "topics.h"
@@ -104,6 +106,12 @@ typedef struct worker {
     checkpoint *ck;
     readahead *ra;             /* fetched records per partition (readahead.h); NULL when off */
     batch_scratch b;
+
+    /* schemas (docs/schemas.md): the registry when schema.registry.url is set, the readers of the
+     * input and the catalogue, and the output's framing with the id the registry gave */
+    registry *reg;
+    serde_in *in, *items_in;
+    codec_out_opts out;
 
     int ever_assigned;         /* an assignment (even an empty one) has been received */
     int failed;                /* a fatal error: nothing more may be made durable */

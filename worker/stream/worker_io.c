@@ -145,6 +145,10 @@ static int open_consumer(worker *w, const config *c,
                          void (*rebalance)(rd_kafka_t *, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t *, void *),
                          char *err, size_t errlen) {
     const worker_settings *s = w->s;
+    /* With a memory budget, what librdkafka prefetches gets its share (settings: memory.limit.bytes). */
+    char prefetch_kb[24], fetch_bytes[24];
+    snprintf(prefetch_kb, sizeof prefetch_kb, "%zu", s->memory_limit / 16 / 1024 > 1024 ? s->memory_limit / 16 / 1024 : 1024);
+    snprintf(fetch_bytes, sizeof fetch_bytes, "%zu", s->memory_limit / 32 > (2u << 20) ? s->memory_limit / 32 : (2u << 20));
     const char *defaults[] = {
         "group.id", "ievo",
         "enable.auto.commit", "true",
@@ -153,6 +157,8 @@ static int open_consumer(worker *w, const config *c,
         "enable.partition.eof", s->until_eof ? "true" : "false",
         "queued.min.messages", "100000",
         "partition.assignment.strategy", "cooperative-sticky",   /* partitions that stay keep flowing */
+        s->memory_limit ? "queued.max.messages.kbytes" : NULL, prefetch_kb, /* no budget: the list ends here */
+        "fetch.max.bytes", fetch_bytes,
         NULL};
     char kerr[512];
     rd_kafka_conf_t *cc = kafka_conf_for(c, KAFKA_CONSUMER, defaults, WORKER_KEYS, err, errlen);
@@ -189,12 +195,19 @@ static int open_consumer(worker *w, const config *c,
 int worker_io_open(worker *w, const config *c,
                    void (*rebalance)(rd_kafka_t *, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t *, void *),
                    char *err, size_t errlen) {
+    /* With a memory budget, the queue of outputs and dead letters gets its share, but always room
+     * for two of the largest dead letters (settings: memory.limit.bytes). */
+    const size_t max_message = 33554432;
+    size_t queue = w->s->memory_limit / 16 > 2 * max_message ? w->s->memory_limit / 16 : 2 * max_message;
+    char queue_kb[24];
+    snprintf(queue_kb, sizeof queue_kb, "%zu", queue / 1024);
     const char *producer_defaults[] = {
         "enable.idempotence", "true",
         "acks", "all",
         "linger.ms", "5",
         "message.max.bytes", "33554432",       /* dead-letter copies of oversized records */
         "queue.buffering.max.messages", "1000000",
+        w->s->memory_limit ? "queue.buffering.max.kbytes" : NULL, queue_kb,
         NULL};
     if (!(w->k.producer = new_producer(w, c, producer_defaults, dr_cb, "producer", err, errlen))) return -1;
     w->k.out_topic = rd_kafka_topic_new(w->k.producer, w->s->output_topic, NULL);
@@ -217,6 +230,12 @@ int worker_io_track_changelog(worker *w, int partitions, char *err, size_t errle
 
 void worker_io_close(worker *w) {
     free(w->k.cl_position);
+    if (w->stop_deadline > 0 && clock_mono_s() > w->stop_deadline) {
+        /* A stop that gave up on the broker: librdkafka's destroys can wait for it too (threads
+         * joined, requests in flight), and the process is about to exit: its end closes them. */
+        LOG_I("worker", "stop.timeout.ms passed: the Kafka clients are left to the process's exit");
+        return;
+    }
     /* not closed (no assignment yet, or out of time): no close in destroy either */
     if (w->k.consumer) rd_kafka_destroy_flags(w->k.consumer, w->k.consumer_closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     changelog_close(w->k.changelog);

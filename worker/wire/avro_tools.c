@@ -181,11 +181,11 @@ static int avro_tools_iv_fields_get(avro_value_t *v, avro_tools_iv_fields *f, ch
         avro_value_get_by_name(v, "events", &f->events, NULL) || avro_value_get_by_name(v, "vector", &f->vector, NULL) ||
         avro_value_get_by_name(v, "drift", &f->drift, NULL) || avro_value_get_by_name(v, "model", &f->model, NULL) ||
         avro_value_get_by_name(v, "source_partition", &f->spart, NULL) ||
-        avro_value_get_by_name(v, "source_offset", &f->soff, NULL) ||
-        avro_value_get_by_name(v, "top_items", &f->top, NULL)) {
+        avro_value_get_by_name(v, "source_offset", &f->soff, NULL)) {
         snprintf(err, errlen, "avro: InterestVector schema lacks a field: %s", avro_strerror());
         return -1;
     }
+    if (avro_value_get_by_name(v, "top_items", &f->top, NULL)) f->top.self = NULL;   /* its default: null */
     return 0;
 }
 
@@ -255,9 +255,22 @@ int avro_tools_iv_write(avro_tools_iv_writer *w, const interest_vector *iv, cons
 
 /* ---- InterestVector reader ------------------------------------------------------------------ */
 
+/* A registry's writer schema for one id, resolved into a reader value of ours less the fields
+ * the writer lacks. */
+typedef struct {
+    int32_t id;
+    avro_schema_t writer, reader;
+    avro_value_iface_t *reader_iface, *resolver;
+    avro_value_t value, resolved;
+    int has_value, has_resolved;
+    avro_tools_iv_fields f;
+} avro_tools_iv_writer_schema;
+
 struct avro_tools_iv_reader {
     avro_tools_rec rec;          /* its writer and out buffer are unused */
     avro_tools_iv_fields f;
+    avro_tools_iv_writer_schema *writers;
+    int n_writers;
     avro_reader_t reader;
     float *vec;
     size_t vec_cap;
@@ -285,8 +298,19 @@ bad:
     return NULL;
 }
 
+static void avro_tools_writer_schema_free(avro_tools_iv_writer_schema *w) {
+    if (w->has_resolved) avro_value_decref(&w->resolved);
+    if (w->resolver) avro_value_iface_decref(w->resolver);
+    if (w->has_value) avro_value_decref(&w->value);
+    if (w->reader_iface) avro_value_iface_decref(w->reader_iface);
+    if (w->reader) avro_schema_decref(w->reader);
+    if (w->writer) avro_schema_decref(w->writer);
+}
+
 void avro_tools_iv_reader_free(avro_tools_iv_reader *r) {
     if (!r) return;
+    for (int i = 0; i < r->n_writers; i++) avro_tools_writer_schema_free(&r->writers[i]);
+    free(r->writers);
     if (r->reader) avro_reader_free(r->reader);
     avro_tools_rec_free(&r->rec);
     free(r->vec);
@@ -302,30 +326,111 @@ static int avro_tools_get_str(avro_value_t *v, const char **s, size_t *n) {
     return 0;
 }
 
+int avro_tools_iv_reader_has_writer(const avro_tools_iv_reader *r, int32_t id) {
+    for (int i = 0; i < r->n_writers; i++)
+        if (r->writers[i].id == id) return 1;
+    return 0;
+}
+
+int avro_tools_iv_reader_add_writer(avro_tools_iv_reader *r, int32_t id, const char *writer_json, char *err,
+                                    size_t errlen) {
+    avro_tools_iv_writer_schema w;
+    memset(&w, 0, sizeof w);
+    w.id = id;
+    json_t *rj = NULL;
+    char *reduced = NULL;
+    int rc = -1;
+    if (avro_schema_from_json_length(writer_json, strlen(writer_json), &w.writer) || !is_avro_record(w.writer)) {
+        snprintf(err, errlen, "schema id %d: not an Avro record schema: %s", (int)id,
+                 w.writer ? "another type" : avro_strerror());
+        goto done;
+    }
+    /* ours, less the fields the writer lacks (each must have a default) */
+    rj = json_loads(ievo_schema_interest_vector_json, 0, NULL);
+    json_t *fields = json_object_get(rj, "fields");
+    for (size_t i = 0; i < json_array_size(fields);) {
+        json_t *fld = json_array_get(fields, i);
+        const char *name = json_string_value(json_object_get(fld, "name"));
+        if (avro_schema_record_field_get_index(w.writer, name) >= 0) {
+            i++;
+            continue;
+        }
+        if (!json_object_get(fld, "default")) {
+            snprintf(err, errlen, "schema id %d cannot be read as ievo.v1.InterestVector: field %s: not in the "
+                     "writer's schema, and the reader has no default for it", (int)id, name);
+            goto done;
+        }
+        json_array_remove(fields, i);
+    }
+    if (!(reduced = json_dumps(rj, JSON_COMPACT)) ||
+        avro_schema_from_json_length(reduced, strlen(reduced), &w.reader) ||
+        !(w.reader_iface = avro_generic_class_from_schema(w.reader)) || avro_generic_value_new(w.reader_iface, &w.value)) {
+        snprintf(err, errlen, "avro: %s", avro_strerror());
+        goto done;
+    }
+    w.has_value = 1;
+    if (!(w.resolver = avro_resolved_writer_new(w.writer, w.reader))) {
+        snprintf(err, errlen, "schema id %d cannot be read as ievo.v1.InterestVector: %s", (int)id, avro_strerror());
+        goto done;
+    }
+    if (avro_resolved_writer_new_value(w.resolver, &w.resolved)) {
+        snprintf(err, errlen, "avro: %s", avro_strerror());
+        goto done;
+    }
+    w.has_resolved = 1;
+    avro_resolved_writer_set_dest(&w.resolved, &w.value);
+    if (avro_tools_iv_fields_get(&w.value, &w.f, err, errlen)) goto done;
+    avro_tools_iv_writer_schema *nw = realloc(r->writers, (size_t)(r->n_writers + 1) * sizeof *nw);
+    if (!nw) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    r->writers = nw;
+    r->writers[r->n_writers++] = w;
+    rc = 0;
+done:
+    if (rc) avro_tools_writer_schema_free(&w);
+    json_decref(rj);
+    free(reduced);
+    return rc;
+}
+
 int avro_tools_iv_read(avro_tools_iv_reader *r, const void *payload, size_t len, interest_vector *out,
                        int32_t *schema_id, char *err, size_t errlen) {
     const uint8_t *b = payload;
+    avro_tools_iv_writer_schema *w = NULL;
     if (r->rec.fmt == WIRE_CONFLUENT) {
         if (len < AVRO_TOOLS_HEADER || b[0] != 0) {
             snprintf(err, errlen, "framing: %s", len < AVRO_TOOLS_HEADER ? "shorter than the 5-byte Confluent header"
                                                                          : "magic byte is not 0");
             return -1;
         }
-        if (schema_id) *schema_id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
+        int32_t id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
+        if (schema_id) *schema_id = id;
+        for (int i = 0; i < r->n_writers && !w; i++)
+            if (r->writers[i].id == id) w = &r->writers[i];
         b += AVRO_TOOLS_HEADER;
         len -= AVRO_TOOLS_HEADER;
     }
     avro_reader_memory_set_source(r->reader, (const char *)b, (int64_t)len);
-    if (avro_value_read(r->reader, &r->rec.value)) {
-        snprintf(err, errlen, "avro: cannot read InterestVector: %s", avro_strerror());
-        return -1;
+    if (w) {
+        avro_value_reset(&w->value);
+        if (avro_value_read(r->reader, &w->resolved)) {
+            snprintf(err, errlen, "avro: cannot read InterestVector (schema id %d): %s", (int)w->id, avro_strerror());
+            return -1;
+        }
+    } else {
+        if (avro_value_read(r->reader, &r->rec.value)) {
+            snprintf(err, errlen, "avro: cannot read InterestVector: %s", avro_strerror());
+            return -1;
+        }
+        size_t used;
+        if (avro_value_sizeof(&r->rec.value, &used) == 0 && used != len) {
+            snprintf(err, errlen, "avro: %zu trailing bytes after the InterestVector", len - used);
+            return -1;
+        }
     }
-    size_t used;
-    if (avro_value_sizeof(&r->rec.value, &used) == 0 && used != len) {
-        snprintf(err, errlen, "avro: %zu trailing bytes after the InterestVector", len - used);
-        return -1;
-    }
-    avro_tools_iv_fields *f = &r->f;
+    avro_tools_iv_fields *f = w ? &w->f : &r->f;
     memset(out, 0, sizeof *out);
     int32_t i32;
     float fl;
@@ -355,7 +460,7 @@ int avro_tools_iv_read(avro_tools_iv_reader *r, const void *payload, size_t len,
     if (!rc) out->source_partition = i32;
     rc = rc ? rc : avro_value_get_long(&f->soff, &out->source_offset);
     int disc = 0;
-    rc = rc ? rc : avro_value_get_discriminant(&f->top, &disc);
+    if (f->top.self) rc = rc ? rc : avro_value_get_discriminant(&f->top, &disc);
     if (!rc && disc == 1) {
         rc = avro_value_get_current_branch(&f->top, &branch);
         rc = rc ? rc : avro_value_get_size(&branch, &n);

@@ -39,10 +39,21 @@ typedef struct avro_tools_iv_reader avro_tools_iv_reader;
 avro_tools_iv_reader *avro_tools_iv_reader_new(wire_format fmt, char *err, size_t errlen);
 void avro_tools_iv_reader_free(avro_tools_iv_reader *r);
 /* Decodes one payload into *out, whose pointers stay valid until the next call on r. For
- * WIRE_CONFLUENT the magic byte is checked and the schema id returned in *schema_id (may be NULL).
- * Trailing bytes after the record are an error. Returns 0, or -1 with err filled. */
+ * WIRE_CONFLUENT the magic byte is checked and the schema id returned in *schema_id (may be NULL);
+ * a record whose id has a writer schema added (below) is read with it. Trailing bytes after the
+ * record are an error (not checked for an added writer: avro-c's resolver does not tell how many
+ * bytes it read). Returns 0, or -1 with err filled. */
 int avro_tools_iv_read(avro_tools_iv_reader *r, const void *payload, size_t len, interest_vector *out,
                        int32_t *schema_id, char *err, size_t errlen);
+
+/* From now on records framed with schema id id are read as written with writer_json (a schema
+ * registry's schema for that id), resolved into interest_vector.avsc by avro-c's resolving
+ * reader; a field the writer lacks takes the reader's default (avro-c has no defaults: it is
+ * left out of the resolution and filled here). Returns 0, or -1 with err when the writer cannot
+ * be read as ours. */
+int avro_tools_iv_reader_add_writer(avro_tools_iv_reader *r, int32_t id, const char *writer_json, char *err,
+                                    size_t errlen);
+int avro_tools_iv_reader_has_writer(const avro_tools_iv_reader *r, int32_t id);
 
 /* Writes iv to f as one JSON line: every schema field, then "partition" and "offset" of the
  * Kafka record when partition >= 0. Returns 0, or -1 with err filled (out of memory, or f

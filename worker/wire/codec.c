@@ -35,6 +35,8 @@ const char *codec_status_name(codec_status s) {
     case CODEC_E_SCHEMA_ID: return "schema_id";
     case CODEC_E_AVRO: return "avro";
     case CODEC_E_INVALID: return "invalid";
+    case CODEC_E_SCHEMA: return "schema";
+    case CODEC_E_REGISTRY: return "registry";
     }
     return "unknown";
 }
@@ -50,6 +52,70 @@ void codec_put_confluent_header(uint8_t *buf5, int32_t schema_id) {
 
 /* ---- decoder (the cursor and its checks: codec_read.h) ----------------------------------------- */
 
+codec_status codec_read_header(const void *payload, size_t len, size_t max_bytes, int32_t *schema_id,
+                               const uint8_t **body, size_t *body_len, char *reason, size_t reason_len) {
+    const uint8_t *b = payload;
+    size_t max = max_bytes ? max_bytes : CODEC_DEFAULT_MAX_BYTES;
+    if (reason && reason_len) reason[0] = 0;
+    if (len > max) return codec_fail(CODEC_E_OVERSIZED, reason, reason_len, "%zu bytes (limit %zu)", len, max);
+    if (len < CODEC_HEADER_BYTES)
+        return codec_fail(CODEC_E_FRAMING, reason, reason_len, "%zu bytes is shorter than the 5-byte Confluent header",
+                          len);
+    if (b[0] != 0) return codec_fail(CODEC_E_FRAMING, reason, reason_len, "magic byte is 0x%02x, expected 0x00", b[0]);
+    *schema_id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
+    *body = b + CODEC_HEADER_BYTES;
+    *body_len = len - CODEC_HEADER_BYTES;
+    return CODEC_OK;
+}
+
+codec_status codec_read_user_action_fields(codec_cursor *c, user_action *ua, char *reason, size_t reason_len) {
+    codec_status st;
+    memset(ua, 0, sizeof *ua);
+    if ((st = codec_read_string(c, "user_id", &ua->user_id, &ua->user_id_len, reason, reason_len))) return st;
+    if ((st = codec_read_string(c, "item_id", &ua->item_id, &ua->item_id_len, reason, reason_len))) return st;
+    if ((st = codec_read_string(c, "action", &ua->action, &ua->action_len, reason, reason_len))) return st;
+    if ((st = codec_read_long_field(c, "ts", &ua->ts, reason, reason_len))) return st;
+    if ((st = codec_read_branch(c, "value", &ua->has_value, reason, reason_len))) return st;
+    if (ua->has_value) {
+        if (c->end - c->p < 4) return codec_fail(CODEC_E_AVRO, reason, reason_len, "truncated in field value");
+        uint32_t bits = (uint32_t)c->p[0] | (uint32_t)c->p[1] << 8 | (uint32_t)c->p[2] << 16 | (uint32_t)c->p[3] << 24;
+        memcpy(&ua->value, &bits, 4);
+        c->p += 4;
+    }
+    if ((st = codec_read_branch(c, "text", &ua->has_text, reason, reason_len))) return st;
+    if (ua->has_text && (st = codec_read_string(c, "text", &ua->text, &ua->text_len, reason, reason_len))) return st;
+    return CODEC_OK;
+}
+
+codec_status codec_validate_user_action(const user_action *ua, char *reason, size_t reason_len) {
+    codec_status st;
+    if ((st = codec_check_id("user_id", ua->user_id, ua->user_id_len, CODEC_MAX_ID_BYTES, reason, reason_len)))
+        return st;
+    if ((st = codec_check_id("item_id", ua->item_id, ua->item_id_len, CODEC_MAX_ID_BYTES, reason, reason_len)))
+        return st;
+    if ((st = codec_check_id("action", ua->action, ua->action_len, CODEC_MAX_ACTION_BYTES, reason, reason_len)))
+        return st;
+    if ((st = codec_check_ts(ua->ts, reason, reason_len))) return st;
+    if (ua->has_value && !isfinite(ua->value))
+        return codec_fail(CODEC_E_INVALID, reason, reason_len, "value is %s", isnan(ua->value) ? "NaN" : "Inf");
+    if (ua->has_text && ua->text_len <= CODEC_MAX_TEXT_BYTES && !utf8_valid(ua->text, ua->text_len))
+        return codec_fail(CODEC_E_INVALID, reason, reason_len, "text is not valid UTF-8");
+    if (ua->has_text && ua->text_len > CODEC_MAX_TEXT_BYTES)
+        return codec_fail(CODEC_E_INVALID, reason, reason_len, "text is %zu bytes (limit %d)", ua->text_len,
+                          CODEC_MAX_TEXT_BYTES);
+    return CODEC_OK;
+}
+
+static inline codec_status codec_decode_fields(codec_cursor *c, user_action *out, char *reason, size_t reason_len) {
+    codec_status st;
+    user_action ua;
+    if ((st = codec_read_user_action_fields(c, &ua, reason, reason_len))) return st;
+    if ((st = codec_check_end(c, reason, reason_len))) return st;
+    if ((st = codec_validate_user_action(&ua, reason, reason_len))) return st;
+    *out = ua;
+    return CODEC_OK;
+}
+
 codec_status codec_decode_user_action(const codec_in_opts *o, const void *payload, size_t len,
                                       user_action *out, char *reason, size_t reason_len) {
     size_t max = o->max_bytes ? o->max_bytes : CODEC_DEFAULT_MAX_BYTES;
@@ -57,39 +123,14 @@ codec_status codec_decode_user_action(const codec_in_opts *o, const void *payloa
     codec_status st;
     if (reason && reason_len) reason[0] = 0;
     if ((st = codec_open_payload(o, payload, len, max, &c, reason, reason_len))) return st;
-    user_action ua;
-    memset(&ua, 0, sizeof ua);
+    return codec_decode_fields(&c, out, reason, reason_len);
+}
 
-    if ((st = codec_read_string(&c, "user_id", &ua.user_id, &ua.user_id_len, reason, reason_len))) return st;
-    if ((st = codec_read_string(&c, "item_id", &ua.item_id, &ua.item_id_len, reason, reason_len))) return st;
-    if ((st = codec_read_string(&c, "action", &ua.action, &ua.action_len, reason, reason_len))) return st;
-    if ((st = codec_read_long_field(&c, "ts", &ua.ts, reason, reason_len))) return st;
-    if ((st = codec_read_branch(&c, "value", &ua.has_value, reason, reason_len))) return st;
-    if (ua.has_value) {
-        if (c.end - c.p < 4) return codec_fail(CODEC_E_AVRO, reason, reason_len, "truncated in field value");
-        uint32_t bits = (uint32_t)c.p[0] | (uint32_t)c.p[1] << 8 | (uint32_t)c.p[2] << 16 | (uint32_t)c.p[3] << 24;
-        memcpy(&ua.value, &bits, 4);
-        c.p += 4;
-    }
-    if ((st = codec_read_branch(&c, "text", &ua.has_text, reason, reason_len))) return st;
-    if (ua.has_text &&
-        (st = codec_read_string(&c, "text", &ua.text, &ua.text_len, reason, reason_len)))
-        return st;
-    if ((st = codec_check_end(&c, reason, reason_len))) return st;
-
-    if ((st = codec_check_id("user_id", ua.user_id, ua.user_id_len, CODEC_MAX_ID_BYTES, reason, reason_len))) return st;
-    if ((st = codec_check_id("item_id", ua.item_id, ua.item_id_len, CODEC_MAX_ID_BYTES, reason, reason_len))) return st;
-    if ((st = codec_check_id("action", ua.action, ua.action_len, CODEC_MAX_ACTION_BYTES, reason, reason_len))) return st;
-    if ((st = codec_check_ts(ua.ts, reason, reason_len))) return st;
-    if (ua.has_value && !isfinite(ua.value))
-        return codec_fail(CODEC_E_INVALID, reason, reason_len, "value is %s", isnan(ua.value) ? "NaN" : "Inf");
-    if (ua.has_text && ua.text_len <= CODEC_MAX_TEXT_BYTES && !utf8_valid(ua.text, ua.text_len))
-        return codec_fail(CODEC_E_INVALID, reason, reason_len, "text is not valid UTF-8");
-    if (ua.has_text && ua.text_len > CODEC_MAX_TEXT_BYTES)
-        return codec_fail(CODEC_E_INVALID, reason, reason_len, "text is %zu bytes (limit %d)", ua.text_len,
-                          CODEC_MAX_TEXT_BYTES);
-    *out = ua;
-    return CODEC_OK;
+codec_status codec_decode_user_action_body(const uint8_t *body, size_t len, user_action *out, char *reason,
+                                           size_t reason_len) {
+    codec_cursor c = {body, body + len};
+    if (reason && reason_len) reason[0] = 0;
+    return codec_decode_fields(&c, out, reason, reason_len);
 }
 
 /* ---- encoder --------------------------------------------------------------------------------- */

@@ -23,11 +23,15 @@ typedef enum {
     CODEC_OK = 0,
     CODEC_E_OVERSIZED,   /* payload longer than max_bytes */
     CODEC_E_FRAMING,     /* shorter than 5 bytes, or magic byte != 0 */
-    CODEC_E_SCHEMA_ID,   /* schema id not the configured one */
+    CODEC_E_SCHEMA_ID,   /* schema id not the configured one (with a registry: not registered) */
     CODEC_E_AVRO,        /* truncated, bad varint, negative length, bad union branch, trailing bytes */
     CODEC_E_INVALID,     /* decodes, but fails validation */
+    CODEC_E_SCHEMA,      /* the writer's schema cannot be read as the reader's (incompatible) */
+    CODEC_E_REGISTRY,    /* the writer's schema could not be fetched from the schema registry */
 } codec_status;
-const char *codec_status_name(codec_status s);   /* "oversized", "framing", "schema_id", "avro", "invalid" */
+#define CODEC_STATUS_LAST CODEC_E_REGISTRY
+/* "oversized", "framing", "schema_id", "avro", "invalid", "schema", "registry" */
+const char *codec_status_name(codec_status s);
 
 /* Validation limits (bytes unless noted). */
 #define CODEC_MAX_ID_BYTES 512          /* user_id, item_id */
@@ -81,6 +85,26 @@ typedef struct {
     wire_format format;
     int32_t schema_id;
 } codec_out_opts;
+
+/* The decoding of a writer schema other than the reader's (resolve.h), NULL: the reader's own. */
+struct resolve_plan;
+
+/* Checks the size limit and the 5-byte Confluent header (magic 0): the schema id in *schema_id and
+ * the Avro body in *body, *body_len. Returns CODEC_OK, CODEC_E_OVERSIZED or CODEC_E_FRAMING. */
+codec_status codec_read_header(const void *payload, size_t len, size_t max_bytes, int32_t *schema_id,
+                               const uint8_t **body, size_t *body_len, char *reason, size_t reason_len);
+
+/* Decodes and validates one UserAction body (no header) written with the writer schema plan was
+ * made for (codec_user_action_plan_new; NULL: schemas/user_action.avsc itself): the same fields,
+ * limits and reasons as codec_decode_user_action. A writer with the reader's layout
+ * takes the hand decoder; one that only appends fields takes it too and skips the rest. */
+codec_status codec_decode_user_action_as(const struct resolve_plan *plan, const uint8_t *body, size_t len,
+                                         user_action *out, char *reason, size_t reason_len);
+
+/* A plan that reads UserAction bodies written with writer_json into schemas/user_action.avsc.
+ * Returns 0, or -1 with err naming the field that makes the writer incompatible. */
+int codec_user_action_plan_new(const char *writer_json, size_t writer_len, struct resolve_plan **out, char *err,
+                               size_t errlen);
 
 /* Encodes into buf (capacity cap). Returns the encoded size; when that is larger than cap,
  * nothing useful was written and the caller retries with a buffer of that size. */

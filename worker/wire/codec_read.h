@@ -149,4 +149,13 @@ static inline codec_status codec_check_ts(int64_t ts, char *reason, size_t reaso
     return CODEC_OK;
 }
 
+/* codec.c's UserAction pieces, shared with the resolved decoding (codec_resolved.c): the six
+ * fields in the reader's layout (no end check, no validation), and the validation. */
+codec_status codec_read_user_action_fields(codec_cursor *c, user_action *ua, char *reason, size_t reason_len);
+codec_status codec_validate_user_action(const user_action *ua, char *reason, size_t reason_len);
+/* A body in the reader's own layout: fields, end, validation (codec_decode_user_action less the
+ * header). */
+codec_status codec_decode_user_action_body(const uint8_t *body, size_t len, user_action *out, char *reason,
+                                           size_t reason_len);
+
 #endif

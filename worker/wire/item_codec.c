@@ -22,11 +22,16 @@ codec_status item_decode(const codec_in_opts *o, const void *payload, size_t len
     if ((st = codec_read_string(&c, "text", &r.text, &r.text_len, reason, reason_len))) return st;
     if ((st = codec_read_long_field(&c, "ts", &r.ts, reason, reason_len))) return st;
     if ((st = codec_check_end(&c, reason, reason_len))) return st;
-    if ((st = codec_check_id("item_id", r.item_id, r.item_id_len, CODEC_MAX_ID_BYTES, reason, reason_len))) return st;
-    if (r.text_len > ITEM_MAX_TEXT_BYTES)
-        return codec_fail(CODEC_E_INVALID, reason, reason_len, "text is %zu bytes (limit %d)", r.text_len,
-                          ITEM_MAX_TEXT_BYTES);
-    if ((st = codec_check_ts(r.ts, reason, reason_len))) return st;
+    if ((st = item_validate(&r, reason, reason_len))) return st;
     *out = r;
     return CODEC_OK;
+}
+
+codec_status item_validate(const item_record *r, char *reason, size_t reason_len) {
+    codec_status st;
+    if ((st = codec_check_id("item_id", r->item_id, r->item_id_len, CODEC_MAX_ID_BYTES, reason, reason_len))) return st;
+    if (r->text_len > ITEM_MAX_TEXT_BYTES)
+        return codec_fail(CODEC_E_INVALID, reason, reason_len, "text is %zu bytes (limit %d)", r->text_len,
+                          ITEM_MAX_TEXT_BYTES);
+    return codec_check_ts(r->ts, reason, reason_len);
 }

@@ -29,6 +29,17 @@ typedef struct {
 codec_status item_decode(const codec_in_opts *o, const void *payload, size_t len, item_record *out, char *reason,
                          size_t reason_len);
 
+/* The validation item_decode applies (for a record read another way). */
+codec_status item_validate(const item_record *r, char *reason, size_t reason_len);
+
+/* A body (no header) written with the writer schema plan was made for (item_plan_new; NULL:
+ * schemas/item.avsc itself), decoded and validated as item_decode does (codec_resolved.c). */
+struct resolve_plan;
+codec_status item_decode_as(const struct resolve_plan *plan, const uint8_t *body, size_t len, item_record *out,
+                            char *reason, size_t reason_len);
+/* A plan reading Item bodies written with writer_json. Returns 0, or -1 with err naming the field. */
+int item_plan_new(const char *writer_json, size_t writer_len, struct resolve_plan **out, char *err, size_t errlen);
+
 /* avro-c writer (produce, tests). *out stays valid until the next call. */
 typedef struct item_writer item_writer;
 item_writer *item_writer_new(wire_format fmt, int32_t schema_id, char *err, size_t errlen);
