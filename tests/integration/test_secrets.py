@@ -213,6 +213,10 @@ def main():
             r = run(col, f"{cmd[0]} -F bad.properties", [*cmd, "-F", bad], {}, expect=2)
             err = r.stderr.decode()
             assert "bad.properties:3: expected key=value" in err and "key: value" in err, err
+        # a value with credentials in a URL is a secret whatever its key
+        r = run(col, "config -X URL with credentials", ["config", "-X", f"schema.registry.url=https://ievo:{SASL}@sr:8081",
+                                                        "state.dir"], {})
+        assert "-X schema.registry.url: a secret on the command line" in r.stderr.decode(), r.stderr.decode()
         r = run(col, "worker -X VALUE", ["worker", "-X", SASL], {}, expect=2)
         assert "expected key=value" in r.stderr.decode(), r.stderr.decode()
         with open(bad, "w") as f:
