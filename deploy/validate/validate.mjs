@@ -16,6 +16,9 @@ const models = {
   "v1/ConfigMap": () => import("kubernetes-models/v1/ConfigMap").then((m) => m.ConfigMap),
   "v1/Service": () => import("kubernetes-models/v1/Service").then((m) => m.Service),
   "apps/v1/StatefulSet": () => import("kubernetes-models/apps/v1/StatefulSet").then((m) => m.StatefulSet),
+  "v1/Secret": () => import("kubernetes-models/v1/Secret").then((m) => m.Secret),
+  "networking.k8s.io/v1/NetworkPolicy": () =>
+    import("kubernetes-models/networking.k8s.io/v1/NetworkPolicy").then((m) => m.NetworkPolicy),
   "policy/v1/PodDisruptionBudget": () =>
     import("kubernetes-models/policy/v1/PodDisruptionBudget").then((m) => m.PodDisruptionBudget),
   "autoscaling/v2/HorizontalPodAutoscaler": () =>

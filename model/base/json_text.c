@@ -36,3 +36,13 @@ json_t *json_string_lossy(const char *s, size_t n) {
 }
 
 json_t *json_real_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+const char *json_error_text(const json_error_t *e, char *out, size_t n) {
+    size_t i = 0;
+    for (; i + 1 < n && e->text[i]; i++) {
+        unsigned char c = (unsigned char)e->text[i];
+        out[i] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
+    }
+    out[i] = 0;
+    return out;
+}

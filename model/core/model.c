@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "json_text.h"
 #include "model_internal.h"
 
 void model_free(model *m) {
@@ -81,7 +82,10 @@ int model_set_meta(model *m, const char *json_object, char *err, size_t errlen) 
     json_error_t jerr;
     size_t len = strlen(json_object);
     json_t *v = json_loadb(json_object, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!v) return model_errf(err, errlen, "model metadata: json: %s at byte %d", jerr.text, jerr.position);
+    char jt[JSON_ERROR_TEXT_LENGTH];
+    if (!v)
+        return model_errf(err, errlen, "model metadata: json: %s at byte %d", json_error_text(&jerr, jt, sizeof jt),
+                          jerr.position);
     int is_obj = json_is_object(v);
     json_decref(v);
     if (!is_obj) return model_errf(err, errlen, "model metadata must be a JSON object");

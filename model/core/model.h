@@ -192,10 +192,17 @@ size_t model_state_size(const model *m);
 void model_state_init(const model *m, void *state);
 /* Returns 0 when the blob belongs to this model (magic, version, fingerprint), -1 otherwise. */
 int model_state_check(const model *m, const void *state, char *err, size_t errlen);
-/* model_state_check plus the counters in range (events >= 0, wlen <= min(events, W),
+/* model_state_check plus the counters in range (0 <= events < INT64_MAX, wlen <= min(events, W),
  * head < W; wlen and head are unsigned in the blob). model_step checks the window slots it
  * reads itself. */
 int model_state_validate(const model *m, const void *state, char *err, size_t errlen);
+/* model_state_validate plus everything a step or model_state_output reads from the blob: each
+ * window slot in use a known item and action with finite features in the range a step writes, h
+ * (and c) within what a step produces, the previous vector finite, at most MODEL_STATE_EVENTS_MAX
+ * events. For a state read back from outside the process (a store, a changelog), so that one the
+ * check accepts is one the step accepts, now and for as many events as a user can have. */
+#define MODEL_STATE_EVENTS_MAX (INT64_C(1) << 53)   /* 285 years of a million events a second */
+int model_state_validate_stored(const model *m, const void *state, char *err, size_t errlen);
 
 int64_t model_state_events(const void *state);
 int64_t model_state_last_ts(const void *state);

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "json_text.h"
 #include "model_internal.h"
 
@@ -115,40 +116,25 @@ int model_save(const model *m, const char *path, char *err, size_t errlen) {
     size_t tlen = strlen(text), pad = (8 - (8 + tlen) % 8) % 8;
 
     /* Write next to the target and rename, so a crash never leaves a half-written model. */
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) {
-        free(text);
-        return model_errf(err, errlen, "model save: out of memory");
-    }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    atomic_file af;
     int rc = -1;
-    if (!f) {
-        model_errf(err, errlen, "model save: cannot create %s: %s", tmp, strerror(errno));
-        goto done;
+    if (atomic_file_open(&af, path, 0666, err, errlen)) {
+        free(text);
+        return -1;
     }
+    FILE *f = af.f;
     uint64_t hlen = tlen + pad;
     int ok = fwrite(&hlen, 8, 1, f) == 1 && fwrite(text, 1, tlen, f) == tlen && fwrite("       ", 1, pad, f) == pad &&
              fwrite(m->params, sizeof(float), m->n_params, f) == m->n_params &&
              fwrite(vdata[0], 1, vlen[0], f) == vlen[0] && fwrite(vdata[1], 1, vlen[1], f) == vlen[1];
-    ok = (fflush(f) == 0) && ok;
-    ok = (fsync(fileno(f)) == 0) && ok;
-    int saved_errno = errno;
-    ok = (fclose(f) == 0) && ok;
     if (!ok) {
-        model_errf(err, errlen, "model save: writing %s failed: %s", tmp, strerror(saved_errno ? saved_errno : errno));
-        unlink(tmp);
+        model_errf(err, errlen, "model save: writing %s failed: %s", path, strerror(errno));
+        atomic_file_abort(&af);
         goto done;
     }
-    if (rename(tmp, path) != 0) {
-        model_errf(err, errlen, "model save: rename %s -> %s failed: %s", tmp, path, strerror(errno));
-        unlink(tmp);
-        goto done;
-    }
+    if (atomic_file_commit(&af, err, errlen)) goto done;
     rc = 0;
 done:
-    free(tmp);
     free(text);
     return rc;
 }
@@ -249,7 +235,8 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
     json_error_t jerr;
     /* Duplicate keys are an error here, so a tensor cannot appear twice in the header. */
     hdr = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!hdr) FAIL("header is not valid JSON: %s at byte %d", jerr.text, jerr.position);
+    char jt[JSON_ERROR_TEXT_LENGTH];
+    if (!hdr) FAIL("header is not valid JSON: %s at byte %d", json_error_text(&jerr, jt, sizeof jt), jerr.position);
     if (!json_is_object(hdr)) FAIL("header is not a JSON object");
 
     /* 2. Metadata and config. */

@@ -209,9 +209,51 @@ int model_state_validate(const model *m, const void *state, char *err, size_t er
     model_state_hdr h;
     model_state_read_hdr(state, &h);
     int W = m->cfg.window;
-    if (h.events < 0 || h.wlen > W || (int64_t)h.wlen > h.events || h.head >= W)
+    if (h.events < 0 || h.events == INT64_MAX || h.wlen > W || (int64_t)h.wlen > h.events || h.head >= W)
         return model_errf(err, errlen, "state: corrupt counters (events %lld, window length %d, head %d, W %d)",
                           (long long)h.events, h.wlen, h.head, W);
+    return 0;
+}
+
+/* The ranges a step can produce, which bound what a stored state may hold: h = o * tanh(c) (LSTM)
+ * or a convex mix of tanh outputs and h (GRU) stays in [-1, 1]; an LSTM's |c| grows by less than
+ * 1 an event; f[0] = log1p(gap in s) / 10 < 4 for any two int64 times; |f[1]| = log1p(|value|)
+ * < 89 for any float. h and c get a factor 2 for float rounding over long histories. A finite
+ * value outside them is as foreign as a NaN, and could overflow the attention's dot products
+ * into one. */
+#define STATE_H_MAX 2.0f
+#define STATE_F0_MAX 4.0f
+#define STATE_F1_MAX 89.0f
+
+int model_state_validate_stored(const model *m, const void *state, char *err, size_t errlen) {
+    if (model_state_validate(m, state, err, errlen)) return -1;
+    model_state_hdr h;
+    model_state_read_hdr(state, &h);
+    if (h.events > MODEL_STATE_EVENTS_MAX)
+        return model_errf(err, errlen, "state: %lld events, more than any user has", (long long)h.events);
+    int W = m->cfg.window;
+    for (int j = 0; j < h.wlen; j++) {
+        model_state_slot s;
+        int slot = ((h.head - h.wlen + j) % W + W) % W;
+        model_state_read_slot(m, state, slot, &s);
+        if (s.item < 0 || s.item >= m->cfg.n_items || s.action < 0 || s.action >= m->cfg.n_actions ||
+            !(s.f[0] >= 0 && s.f[0] <= STATE_F0_MAX) || !(fabsf(s.f[1]) <= STATE_F1_MAX))
+            return model_errf(err, errlen, "state: window slot %d holds item %d / action %d or a feature out of range",
+                              slot, s.item, s.action);
+    }
+    const char *hc = (const char *)state + model_state_off_h(m);
+    int H = m->cfg.hidden;
+    float c_max = 2.0f * ((float)h.events + 1.0f);
+    for (int i = 0; i < H * (m->cfg.cell == MODEL_CELL_LSTM ? 2 : 1); i++) {
+        float x;
+        memcpy(&x, hc + 4 * (size_t)i, 4);
+        if (!(fabsf(x) <= (i < H ? STATE_H_MAX : c_max)))
+            return model_errf(err, errlen, "state: %s[%d] = %g is outside what a step produces", i < H ? "h" : "c",
+                              i < H ? i : i - H, (double)x);
+    }
+    for (int i = 0; i < m->cfg.out_dim; i++)   /* fp16: exponent all ones is Inf or NaN */
+        if ((rd_u16(state, model_state_off_u(m) + 2 * (size_t)i) & 0x7C00u) == 0x7C00u)
+            return model_errf(err, errlen, "state: previous vector value %d is not finite", i);
     return 0;
 }
 

@@ -189,13 +189,51 @@ static int load_blob(use_encoder *e, const char *dir, char *err, size_t errlen) 
     return 0;
 }
 
+/* Reads dir/vocab.json, checks its sha256 against vocab_sha256 and builds the tokenizer. The
+ * weights' embedding table has a row for each id of this one vocabulary: another file (a newer
+ * vocabulary, a damaged or edited one) would map texts to ids of other rows, or of none. */
+static int load_vocab(use_encoder *e, const char *dir, const char *vocab_sha256, char *err, size_t errlen) {
+    char path[4096], hex[65], e2[512];
+    snprintf(path, sizeof path, "%s/%s", dir, USE_VOCAB_FILE);
+    FILE *f = fopen(path, "rb");
+    if (!f) return model_errf(err, errlen, "cannot open %s: %s; %s", path, strerror(errno), fetch_hint());
+    long sz = -1;
+    if (fseek(f, 0, SEEK_END) == 0) sz = ftell(f);
+    if (sz < 0 || sz > USE_VOCAB_MAX_BYTES || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return model_errf(err, errlen, "%s: %ld bytes (at most %ld); %s", path, sz, (long)USE_VOCAB_MAX_BYTES, fetch_hint());
+    }
+    char *buf = malloc((size_t)sz + 1);
+    size_t got = buf ? fread(buf, 1, (size_t)sz, f) : 0;
+    fclose(f);
+    int rc = -1;
+    if (!buf) model_errf(err, errlen, "%s: out of memory", path);
+    else if (got != (size_t)sz) model_errf(err, errlen, "short read from %s", path);
+    else if (use_encoder_sha256_hex(buf, got, hex, err, errlen) == 0) {
+        if (strcmp(hex, vocab_sha256) != 0)
+            model_errf(err, errlen, "%s has sha256 %s, expected %s: a damaged or different vocabulary; %s", path, hex,
+                       vocab_sha256, fetch_hint());
+        else if (use_tokenizer_new(&e->tok, buf, got, e2, sizeof e2))
+            model_errf(err, errlen, "%s: %s", path, e2);
+        else
+            rc = 0;
+    }
+    free(buf);
+    return rc;
+}
+
 int use_encoder_open(use_encoder **out, const char *dir, use_backend backend, char *err, size_t errlen) {
+    return use_encoder_open_vocab(out, dir, USE_VOCAB_SHA256, backend, err, errlen);
+}
+
+int use_encoder_open_vocab(use_encoder **out, const char *dir, const char *vocab_sha256, use_backend backend, char *err,
+                           size_t errlen) {
     *out = NULL;
     if (backend != USE_BACKEND_ONEDNN && backend != USE_BACKEND_SCALAR) return model_errf(err, errlen, "unknown backend %d", backend);
     use_encoder *e = calloc(1, sizeof *e);
     if (!e) return model_errf(err, errlen, "out of memory");
     e->backend = backend;
-    char path[4096], e2[512];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, USE_VOCAB_FILE);
     FILE *probe = fopen(path, "rb");
     if (!probe) {
@@ -203,11 +241,7 @@ int use_encoder_open(use_encoder **out, const char *dir, use_backend backend, ch
         goto fail;
     }
     fclose(probe);
-    if (load_blob(e, dir, err, errlen)) goto fail;
-    if (use_tokenizer_load(&e->tok, path, e2, sizeof e2)) {
-        model_errf(err, errlen, "%s", e2);
-        goto fail;
-    }
+    if (load_blob(e, dir, err, errlen) || load_vocab(e, dir, vocab_sha256, err, errlen)) goto fail;
     /* zeroed: a matmul also reads the padding rows past a slice's last one (use_dnnl.h), which
      * then hold zeros or an earlier slice's finite values */
     e->ids = calloc((size_t)ROWS_CAP, sizeof *e->ids);
@@ -335,7 +369,13 @@ int use_encoder_encode(use_encoder *e, const char *const *texts, const size_t *l
             int c = use_tokenizer_encode(e->tok, texts[i], lens[i], e->ids + T, USE_MAX_TOKENS, e2, sizeof e2);
             if (c < 0) return model_errf(err, errlen, "text %d: %s", i, e2);
             if (n_tokens) n_tokens[i] = c;
-            e->lens[k++] = c < USE_MAX_TOKENS ? c : USE_MAX_TOKENS;
+            int L = c < USE_MAX_TOKENS ? c : USE_MAX_TOKENS;
+            /* each id is a row of the embedding table: the vocabulary decides them, not these weights */
+            for (int p = 0; p < L; p++)
+                if (e->ids[T + p] < 0 || e->ids[T + p] >= VOCAB_ROWS)
+                    return model_errf(err, errlen, "text %d: token id %d at %d is outside the embedding table [0, %d)",
+                                      i, e->ids[T + p], p, VOCAB_ROWS);
+            e->lens[k++] = L;
             T += e->lens[k - 1];
             i++;
         }

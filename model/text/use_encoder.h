@@ -14,9 +14,9 @@
  * A text's vector does not depend on which other texts share its call (checked by the tests).
  *
  * Loading reads use_lite.f32 (27,903,656 bytes), checks its sha256 against the pinned digest
- * (OpenSSL libcrypto's EVP_Digest, about 40 ms on a CPU with SHA extensions),
- * reads vocab.json and runs one warm-up encode (oneDNN generates its kernels then): about 0.2 s,
- * about 110 MB resident. After that this code allocates nothing per call, unless a text is longer
+ * (OpenSSL libcrypto's EVP_Digest, about 40 ms on a CPU with SHA extensions), reads vocab.json
+ * (its sha256 pinned too) and runs one warm-up encode (oneDNN generates its kernels then): about
+ * 0.2 s, about 110 MB resident. After that this code allocates nothing per call, unless a text is longer
  * than any before it (the tokenizer's buffers grow) or a matmul block size is new (oneDNN memory
  * objects, made once for each of the 8 sizes); oneDNN's own dnnl_primitive_execute makes about 7 small
  * allocations per matmul (its argument map), which the C API gives no way to avoid. One encoder is
@@ -36,14 +36,22 @@
 #define USE_BLOB_SHA256 "713639dff4b5b3cc4a1ca070077c0f1125022582dd1d2ec8961d92905c289300"
 #define USE_BLOB_FILE "use_lite.f32"
 #define USE_VOCAB_FILE "vocab.json"
+#define USE_VOCAB_SHA256 "1ad860b9720c16cd48e666d664a556b2515c04f5a26a4b53c0372427913b1b8e"
+#define USE_VOCAB_MAX_BYTES (64L << 20)
 
 typedef enum { USE_BACKEND_ONEDNN = 0, USE_BACKEND_SCALAR = 1 } use_backend;
 
 typedef struct use_encoder use_encoder;
 
-/* Loads dir/use_lite.f32 (size and sha256 checked) and dir/vocab.json. A missing file is reported
- * with a hint to run scripts/fetch-use-lite.sh. Returns 0, or -1 with err filled. */
+/* Loads dir/use_lite.f32 and dir/vocab.json, each checked against its pinned sha256 (the size too
+ * for the weights). A missing or different file is reported with a hint to run
+ * scripts/fetch-use-lite.sh. Returns 0, or -1 with err filled. */
 int use_encoder_open(use_encoder **out, const char *dir, use_backend backend, char *err, size_t errlen);
+/* use_encoder_open with the vocabulary pinned to vocab_sha256 instead: a vocabulary made for these
+ * weights, or a test's. Token ids outside the weights' embedding table are refused when a text
+ * is encoded. */
+int use_encoder_open_vocab(use_encoder **out, const char *dir, const char *vocab_sha256, use_backend backend, char *err,
+                           size_t errlen);
 void use_encoder_free(use_encoder *e);
 
 /* Encodes n UTF-8 texts (texts[i] of lens[i] bytes; no NUL needed): out (n, USE_DIM) receives

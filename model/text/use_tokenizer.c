@@ -19,6 +19,7 @@
  * that Node.
  */
 #include "use_tokenizer.h"
+#include "json_text.h"
 #include "model_errf.h"
 
 #include <errno.h>
@@ -107,7 +108,9 @@ int use_tokenizer_new(use_tokenizer **out, const char *json, size_t len, char *e
     uint32_t *cps = NULL;
     /* JSON_ALLOW_NUL: a piece with "\u0000" is reported below as what it is */
     json_t *v = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-    if (!v) return model_errf(err, errlen, "vocabulary: json: %s at byte %d", jerr.text, jerr.position);
+    char jt[JSON_ERROR_TEXT_LENGTH];
+    if (!v) return model_errf(err, errlen, "vocabulary: json: %s at byte %d", json_error_text(&jerr, jt, sizeof jt),
+                              jerr.position);
     use_tokenizer *t = calloc(1, sizeof *t);
     if (!t) goto oom;
     if (!json_is_array(v) || json_array_size(v) <= USE_RESERVED_IDS || json_array_size(v) > (1 << 24)) {

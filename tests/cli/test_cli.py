@@ -267,8 +267,9 @@ def check_shared_file(tmp):
     with open(props, "w") as f:
         f.write("# the worker's file\nbootstrap.servers=127.0.0.1:1\ngroup.id=g\ninput.topic=events\n"
                 "state.dir=%s\nmodel.path=%s\nlog.level=warn\n" % (os.path.join(tmp, "state"), os.path.join(tmp, "m.st")))
-    r = ievo("state", "offsets", "-F", props)
-    check(r.returncode == 0, "state offsets -F shared: %d %r" % (r.returncode, r.stderr))
+    r = ievo("state", "offsets", "-F", props)   # reads state.dir from the file: a dir that does not exist
+    check(r.returncode == 1 and os.path.join(tmp, "state") in r.stderr and not os.path.exists(os.path.join(tmp, "state")),
+          "state offsets -F shared: %d %r" % (r.returncode, r.stderr))
     r = ievo("config", "-F", props, "-X", "log.level=info", "input.topic")
     check(r.returncode == 0 and "ignoring 5 settings" in r.stderr and "model.path" in r.stderr and
           "bootstrap.servers" in r.stderr, "config -F shared: %d %r" % (r.returncode, r.stderr))

@@ -4,14 +4,21 @@
 #   fuzz_item          item_decode (the item catalogue topic's records), the same way
 #   fuzz_resolve       writer-schema resolution (resolve.c, codec_resolved.c) against avro-c's
 #                      resolving reader, on writer schemas and records the input chooses
-#   fuzz_seeds         writes their seed corpora (nothing binary is committed)
-#   test fuzz_user_action (label fuzz): seeds, then a fixed time budget of fuzzing
+#   fuzz_restore       a changelog / RocksDB record and a changelog marker as a restore checks them,
+#                      then stepped by the model (record_check_stored, changelog_marker_parse)
+#   fuzz_model_load    the model file loader (model_load)
+#   fuzz_json          the JSON we read from files: vocabularies, UserAction JSON lines, catalogues
+#   fuzz_item_store    a text model's stored item vectors (state_store_item_decode,
+#                      item_table_load_record)
+#   fuzz_seeds, fuzz_seeds_state   write their seed corpora (nothing binary is committed)
+#   test fuzz_<target> (label fuzz): seeds, then a fixed time budget of fuzzing
 #                      (IEVO_FUZZ_SECONDS, default 30); any crash, leak, timeout, oversized
 #                      allocation (-malloc_limit_mb=64) or RSS over 512 MB fails it.
 #
-# The targets compile worker/wire/codec.c themselves (it needs no library; fuzz_resolve adds the
-# resolution's files, avro-c and jansson), so a fuzz build only has to build these: scripts/fuzz.sh
-# does `cmake --build build-fuzz --target fuzz_user_action fuzz_item fuzz_resolve fuzz_seeds`,
+# The first three compile worker/wire/codec.c themselves (it needs no library; fuzz_resolve adds
+# the resolution's files, avro-c and jansson). The others link the layer libraries they need,
+# which this build compiles with the same instrumentation (coverage for libFuzzer, ASan, UBSan),
+# so the fuzzer sees into them. scripts/fuzz.sh builds only the fuzz targets and what they link,
 # not the whole project.
 if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
   message(FATAL_ERROR "IEVO_FUZZ=ON needs clang (libFuzzer): configure with -DCMAKE_C_COMPILER=clang "
@@ -58,3 +65,33 @@ add_test(NAME fuzz_resolve
          COMMAND /bin/sh ${CMAKE_SOURCE_DIR}/tests/fuzz/run_fuzz.sh $<TARGET_FILE:fuzz_resolve>
                  $<TARGET_FILE:fuzz_seeds> ${CMAKE_BINARY_DIR}/fuzz/resolve --resolve)
 set_tests_properties(fuzz_resolve PROPERTIES LABELS fuzz TIMEOUT 3600)
+
+# ---- the targets that link layer libraries -------------------------------------------------------
+foreach(lib ievo_base ievo_model ievo_text ievo_train ievo_common ievo_wire ievo_registry ievo_data ievo_state)
+  # -Wno-pass-failed: the instrumentation keeps some `omp simd` loops from vectorizing, which
+  # clang reports as a warning
+  target_compile_options(${lib} PRIVATE -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+                         -fno-omit-frame-pointer -Wno-pass-failed)
+  target_link_options(${lib} INTERFACE -fsanitize=address,undefined)
+endforeach()
+
+add_executable(fuzz_seeds_state ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_seeds_state.c)
+target_link_libraries(fuzz_seeds_state PRIVATE ievo_state ievo_train)
+
+# ievo_fuzz_linked(NAME SEEDFLAG MAXLEN LIBS...): tests/fuzz/NAME.c linked with LIBS, seeded by
+# `fuzz_seeds_state SEEDFLAG`, inputs up to MAXLEN bytes.
+function(ievo_fuzz_linked name seedflag maxlen)
+  add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/fuzz/${name}.c)
+  target_compile_options(${name} PRIVATE ${IEVO_FUZZ_FLAGS})
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(${name} PRIVATE ${ARGN})
+  string(REGEX REPLACE "^fuzz_" "" short ${name})
+  add_test(NAME ${name}
+           COMMAND /bin/sh ${CMAKE_SOURCE_DIR}/tests/fuzz/run_fuzz.sh $<TARGET_FILE:${name}>
+                   $<TARGET_FILE:fuzz_seeds_state> ${CMAKE_BINARY_DIR}/fuzz/${short} ${seedflag} ${maxlen})
+  set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT 3600)
+endfunction()
+ievo_fuzz_linked(fuzz_restore --restore 2048 ievo_state ievo_train)
+ievo_fuzz_linked(fuzz_model_load --model 8192 ievo_model)
+ievo_fuzz_linked(fuzz_json --json 4096 ievo_state ievo_data ievo_text)
+ievo_fuzz_linked(fuzz_item_store --item-store 2048 ievo_state)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # run_fuzz: one fixed-time fuzzing run of a libFuzzer target (the `fuzz` ctest label).
-#   run_fuzz.sh FUZZER SEEDGEN WORKDIR [SEEDGEN_FLAG]   (fuzz_seeds --item for the Item target)
+#   run_fuzz.sh FUZZER SEEDGEN WORKDIR [SEEDGEN_FLAG [MAX_LEN]]   (fuzz_seeds --item for the Item
+#   target; MAX_LEN: the longest input, 2048 bytes unless given)
 # Writes fresh seeds to WORKDIR/seeds, keeps what the fuzzer finds in WORKDIR/corpus (it grows
 # from run to run), crash inputs in WORKDIR/artifacts. Fails on any crash, leak, timeout,
 # allocation of 64 MB or more, or RSS over 512 MB.
@@ -8,13 +9,13 @@
 #   IEVO_FUZZ_JOBS     parallel fuzzing processes (default 1), each for the whole budget
 #   IEVO_FUZZ_ARGS     more libFuzzer flags
 set -eu
-fuzzer=$1 seedgen=$2 work=$3 seedflag=${4:-}
+fuzzer=$1 seedgen=$2 work=$3 seedflag=${4:-} maxlen=${5:-2048}
 secs=${IEVO_FUZZ_SECONDS:-30}
 jobs=${IEVO_FUZZ_JOBS:-1}
 rm -rf "$work/seeds"
 mkdir -p "$work/seeds" "$work/corpus" "$work/artifacts"
 "$seedgen" $seedflag "$work/seeds"
-set -- -max_total_time="$secs" -rss_limit_mb=512 -malloc_limit_mb=64 -timeout=10 -max_len=2048 \
+set -- -max_total_time="$secs" -rss_limit_mb=512 -malloc_limit_mb=64 -timeout=10 -max_len="$maxlen" \
        -print_final_stats=1 -artifact_prefix="$work/artifacts/" ${IEVO_FUZZ_ARGS:-}
 # The harness mallocs and frees on every input; a smaller ASan quarantine keeps RSS well under
 # the 512 MB limit however long the run.

@@ -17,16 +17,21 @@
      paths the metrics server serves, on the port `metrics.listen` binds; selectors matching the
      pod labels (StatefulSet, Services, PDB); group.instance.id from the pod name through the
      IEVO_CFG_ convention; state on the volume claim; the model path inside the model volume;
-     the grace period longer than session.timeout.ms + a batch + a checkpoint; every key of
+     the grace period longer than session.timeout.ms + a batch + a checkpoint; metrics.listen
+     naming its host (a port alone binds 127.0.0.1, which the kubelet's probes cannot reach); the
+     NetworkPolicy admitting only the metrics port, from named peers; every key of
      worker.properties one of the worker's settings (`ievo config --keys`) or a librdkafka property
      (its CONFIGURATION.md); the runtime user equal to the Dockerfile's; the autoscalers
      targeting the StatefulSet, with a ceiling equal to the input partition count, a slow
      scale-down, and no `replicas` left in their overlays; the changelog co-partitioned with the
-     input and compacted.
+     input and compacted. The `secure` overlay: a TLS security.protocol, every credential
+     (whatever `ievo worker --print-config` masks) from a secretKeyRef and never a literal, the
+     CA file inside a mounted Secret volume, every Secret key it references present in
+     secret.example.yaml (which is schema-checked, and not applied).
   4. The compose file: a KRaft Kafka (no ZooKeeper), one-shot topic creation with the partition
      counts of the ConfigMap, a one-shot model init writing where the worker reads, the worker's
      IEVO_CFG_* settings equal to the ConfigMap's, the image built from the repository's
-     Dockerfile.
+     Dockerfile, every published port bound to 127.0.0.1.
 What this cannot show: that a cluster accepts and runs these objects (no API server here), that
 KEDA or a metrics adapter scale as intended, that the compose file starts (no Docker engine).
 """
@@ -48,7 +53,9 @@ from harness import IEVO, SOURCE, log
 
 DEPLOY = os.path.join(SOURCE, "deploy")
 K8S = os.path.join(DEPLOY, "k8s")
-BUILDS = ["base", "overlays/keda", "overlays/hpa"]
+BUILDS = ["base", "overlays/keda", "overlays/hpa", "overlays/secure"]
+AUTOSCALED = ["overlays/keda", "overlays/hpa"]
+SECRET_EXAMPLE = os.path.join(K8S, "overlays", "secure", "secret.example.yaml")
 
 
 # ---- a kustomize renderer for the subset deploy/ uses --------------------------------------------
@@ -77,16 +84,16 @@ def smp(base, patch, key=None):
                 out[k] = copy.deepcopy(v)
         return out
     if isinstance(base, list) and isinstance(patch, list) and MERGE_KEYS.get(key):
+        # As Kubernetes' strategic merge orders the result: the patch's items first, in its
+        # order (each merged with the base's item of the same key), then the base's other items.
         mk = MERGE_KEYS[key]
-        out = [copy.deepcopy(x) for x in base]
+        keyed = lambda x: x.get(mk) if isinstance(x, dict) else object()
+        out, used = [], set()
         for item in patch:
-            for i, x in enumerate(out):
-                if isinstance(x, dict) and isinstance(item, dict) and x.get(mk) == item.get(mk):
-                    out[i] = smp(x, item, None)
-                    break
-            else:
-                out.append(copy.deepcopy(item))
-        return out
+            hit = [i for i, x in enumerate(base) if keyed(x) == keyed(item)]
+            out.append(smp(base[hit[0]], item, None) if hit else copy.deepcopy(item))
+            used.update(hit[:1])
+        return out + [copy.deepcopy(x) for i, x in enumerate(base) if i not in used]
     return copy.deepcopy(patch)
 
 
@@ -216,8 +223,12 @@ def check_base(objs, wkeys, rdk):
             for p in s["spec"]["ports"]:
                 assert p["targetPort"] in port_names or p["targetPort"] in port_names.values(), (name, p)
 
-    # Metrics port and probes: what the worker binds and serves.
-    listen_port = int(props["metrics.listen"].rsplit(":", 1)[1])
+    # Metrics port and probes: what the worker binds and serves. A port without a host binds the
+    # loopback interface only (worker/stream/metrics.c), which probes through the pod IP miss.
+    listen_host, _, listen_port = props["metrics.listen"].rpartition(":")
+    listen_port = int(listen_port)
+    assert listen_host and not listen_host.startswith("127.") and listen_host not in ("localhost", "[::1]"), \
+        f"metrics.listen={props['metrics.listen']}: name a host the kubelet and Prometheus reach (0.0.0.0)"
     assert port_names["metrics"] == listen_port, f"containerPort {port_names['metrics']} != metrics.listen {listen_port}"
     served = metrics_server_paths()
     assert {"/metrics", "/healthz", "/readyz"} <= served, served
@@ -267,6 +278,17 @@ def check_base(objs, wkeys, rdk):
     sc = pod["securityContext"]
     assert sc["runAsNonRoot"] and sc["runAsUser"] == uid != 0, (sc, uid)
 
+    # NetworkPolicy: the same pods; ingress only to the metrics port, only from named peers.
+    netpol = o[("networking.k8s.io/v1", "NetworkPolicy", "ievo-worker")]
+    assert netpol["spec"]["podSelector"]["matchLabels"] == sel, "the NetworkPolicy selects other pods"
+    assert "Ingress" in netpol["spec"]["policyTypes"]
+    for rule in netpol["spec"]["ingress"]:
+        assert rule.get("from"), "an ingress rule without `from` admits everyone"
+        assert all(p.get("namespaceSelector") or p.get("podSelector") for p in rule["from"]), rule["from"]
+        ports = rule.get("ports")
+        assert ports and all(port_names.get(p["port"], p["port"]) == listen_port for p in ports), \
+            f"the NetworkPolicy admits ports other than metrics: {ports}"
+
     # PDB selects the same pods.
     pdb = o[("policy/v1", "PodDisruptionBudget", "ievo-worker")]
     assert pdb["spec"]["selector"]["matchLabels"] == sel and pdb["spec"]["maxUnavailable"] == 1
@@ -305,6 +327,57 @@ def check_overlay(name, objs, props, topics):
     down = behavior["scaleDown"]
     assert down["stabilizationWindowSeconds"] >= 300, "scale-down must be slow (rebalances and restores)"
     assert all(p["type"] == "Pods" and p["value"] == 1 and p["periodSeconds"] >= 120 for p in down["policies"])
+
+
+def masked_keys(env):
+    """Of a container's IEVO_CFG_* variables, the keys `ievo worker --print-config` masks: ievo's
+    own rule for secrets (worker/common/settings.c: settings_is_secret), asked of the binary with
+    the variables set as the kubelet sets them (a placeholder for those from a Secret)."""
+    vars_ = {e["name"]: e.get("value", "placeholder-value") for e in env if e["name"].startswith("IEVO_CFG_")}
+    r = subprocess.run([IEVO, "worker", "--print-config", "-X", "model.path=/m"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60, env=dict(os.environ, **vars_))
+    assert r.returncode == 0, r.stderr.decode()
+    out = "\n" + r.stdout.decode()
+    return {env_key(n) for n in vars_ if f"\n{env_key(n)}=********\n" in out}
+
+
+def check_secure(objs, base_props, wkeys, rdk, examples):
+    """The secured-Kafka overlay: TLS, credentials only from Secrets, the CA from a Secret volume."""
+    o = by_ident(objs)
+    pod = o[("apps/v1", "StatefulSet", "ievo-worker")]["spec"]["template"]["spec"]
+    c = {x["name"]: x for x in pod["containers"]}["worker"]
+    env = {e["name"]: e for e in c["env"]}
+    cfg = {env_key(n): e for n, e in env.items() if n.startswith("IEVO_CFG_")}
+    for k in cfg:
+        assert k in wkeys or k in rdk, f"secure: {k} is neither an ievo key nor a librdkafka property"
+    value = lambda k: cfg[k].get("value")
+    assert value("security.protocol") in ("SSL", "SASL_SSL"), f"secure: security.protocol={value('security.protocol')}"
+    assert value("bootstrap.servers") and value("bootstrap.servers") != base_props["bootstrap.servers"], \
+        "secure: the secured listener is another address than the plaintext one"
+    secrets = masked_keys(c["env"])
+    assert {"sasl.password", "sasl.username"} <= secrets, f"ievo masks {sorted(secrets)}"
+    refs = []
+    for k, e in cfg.items():
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if k in secrets:
+            assert ref and "value" not in e, f"secure: {k} is a secret, but not from a secretKeyRef"
+        if ref:
+            refs.append((ref["name"], ref["key"]))
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    vols = {v["name"]: v for v in pod["volumes"]}
+    for k in ("ssl.ca.location", "ssl.certificate.location", "ssl.key.location"):
+        if k not in cfg:
+            continue
+        path = value(k)
+        vol = [n for n, m in mounts.items() if path.startswith(m["mountPath"].rstrip("/") + "/")]
+        assert vol and "secret" in vols[vol[0]], f"secure: {k}={path} is not inside a mounted Secret"
+        assert mounts[vol[0]].get("readOnly"), f"secure: the {vol[0]} mount is writable"
+        secret = vols[vol[0]]["secret"]
+        assert secret["defaultMode"] & 0o007 == 0, f"secure: the {vol[0]} files are world-readable"
+        refs.append((secret["secretName"], os.path.relpath(path, mounts[vol[0]]["mountPath"])))
+    assert "ssl.ca.location" in cfg, "secure: no CA to verify the brokers with"
+    for name, key in refs:
+        assert name in examples and key in examples[name], f"secure: Secret {name} key {key} is not in secret.example.yaml"
 
 
 def check_compose(compose, props, topics, wkeys, rdk):
@@ -347,7 +420,10 @@ def check_compose(compose, props, topics, wkeys, rdk):
     assert wvol[0].endswith(":ro")
     assert env["model.path"] in " ".join(mi["command"]), "model-init does not write model.path"
     port = int(env["metrics.listen"].rsplit(":", 1)[1])
-    assert any(str(p).split(":")[-1] == str(port) for p in w["ports"]), "the metrics port is not published"
+    assert any(p["target"] == port for p in w["ports"]), "the metrics port is not published"
+    for name, svc in s.items():   # nothing published beyond the host's loopback interface
+        for p in svc.get("ports", []):
+            assert isinstance(p, dict) and p.get("host_ip") == "127.0.0.1", f"compose {name}: port {p} not on 127.0.0.1"
     g = w["stop_grace_period"]
     assert g.endswith("s") and int(g[:-1]) > int(env["session.timeout.ms"]) / 1000 + 1, g
 
@@ -397,6 +473,7 @@ def schema_validate(rendered, compose):
         open(os.path.join(cache, "node_modules", ".ievo-ok"), "w").close()
     shutil.copy(os.path.join(vdir, "validate.mjs"), cache)
     docs = [{"source": b, "doc": d} for b in BUILDS for d in rendered[b]]
+    docs += [{"source": "secure/secret.example.yaml", "doc": d} for d in load_docs(SECRET_EXAMPLE)]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"k8s": docs, "compose": compose}, f)
         path = f.name
@@ -446,12 +523,16 @@ def main():
 
     props, topics, _ = check_base(rendered["base"], wkeys, rdk)
     for b in BUILDS[1:]:
-        check_overlay(b, rendered[b], props, topics)
+        if b in AUTOSCALED:
+            check_overlay(b, rendered[b], props, topics)
         base_ids = set(by_ident(rendered["base"]))
-        assert base_ids < set(by_ident(rendered[b])), f"{b} lost objects of the base"
+        assert base_ids <= set(by_ident(rendered[b])), f"{b} lost objects of the base"
+    examples = {d["metadata"]["name"]: {**d.get("data", {}), **d.get("stringData", {})} for d in load_docs(SECRET_EXAMPLE)}
+    check_secure(rendered["overlays/secure"], props, wkeys, rdk, examples)
     compose = yaml.safe_load(open(os.path.join(DEPLOY, "compose.yaml")))
     check_compose(compose, props, topics, wkeys, rdk)
-    log("[deploy] explicit checks passed: probes, ports, selectors, volumes, grace period, autoscalers, compose")
+    log("[deploy] explicit checks passed: probes, ports, selectors, volumes, grace period, network policy, "
+        "autoscalers, the secured overlay's secrets, compose")
 
     cross = kubectl_compare(rendered)
     log(f"[deploy] renderer: {cross}")

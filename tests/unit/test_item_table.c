@@ -1,6 +1,8 @@
 /* test_item_table: the {"item_id","text"} JSON-lines catalogue (what it accepts, errors that
- * name the line) and the name of the text-vector cache file, which other processes and earlier
- * runs must find again: FNV-1a 64 over the encoder's digest and the texts. */
+ * name the line); the name of the text-vector cache file, which other processes and earlier
+ * runs must find again: FNV-1a 64 over the encoder's digest and the texts; and the check of an
+ * item vector read back from the state store (item_table_load_record). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +10,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "codec.h"
 #include "item_table.h"
+#include "model.h"
 #include "use_encoder.h"
 
 static void spit(const char *path, const char *text) {
@@ -86,7 +90,34 @@ static void cache_name(const char *dir) {
     free(got);
 }
 
+/* A stored item is checked before it enters the table: width, id, key, finite floats. */
+static void load_record(void) {
+    item_table *t = NULL;
+    REQUIRE(item_table_new(&t, 4) == 0, "item_table_new");
+    float v[4] = {0.5f, -1, 2, 0}, scratch[4];
+    char why[160], long_id[CODEC_MAX_ID_BYTES + 2];
+    uint64_t key = model_item_key("i1", 2);
+    CHECK(item_table_load_record(t, key, 7, "i1", 2, v, 4, scratch, why, sizeof why) == 0, "a good record: %s", why);
+    CHECK(item_table_get(t, key) && item_table_get(t, key)[2] == 2, "the table holds it");
+    CHECK(item_table_load_record(t, key, 7, "i1", 2, v, 3, scratch, why, sizeof why) != 0, "another width accepted");
+    CHECK(item_table_load_record(t, key + 1, 7, "i1", 2, v, 4, scratch, why, sizeof why) != 0, "another key accepted");
+    CHECK(item_table_load_record(t, model_item_key("\xff", 1), 7, "\xff", 1, v, 4, scratch, why, sizeof why) != 0,
+          "an id that is not UTF-8 accepted");
+    memset(long_id, 'a', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = 0;
+    size_t ll = strlen(long_id);
+    CHECK(item_table_load_record(t, model_item_key(long_id, ll), 7, long_id, ll, v, 4, scratch, why, sizeof why) != 0,
+          "an id of %zu bytes accepted", ll);
+    v[1] = NAN;
+    CHECK(item_table_load_record(t, model_item_key("i2", 2), 7, "i2", 2, v, 4, scratch, why, sizeof why) != 0 &&
+              strstr(why, "finite"),
+          "a NaN vector accepted: %s", why);
+    CHECK(item_table_get(t, model_item_key("i2", 2)) == NULL, "a refused record is in the table");
+    item_table_free(t);
+}
+
 int main(void) {
+    load_record();
     char dir[] = "/tmp/ievo-test-item-table-XXXXXX";
     REQUIRE(mkdtemp(dir), "mkdtemp");
     catalog_jsonl(dir);

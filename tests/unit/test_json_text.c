@@ -1,4 +1,5 @@
-/* test_json_text: json_string_lossy and json_real_or_null, written out by jansson. */
+/* test_json_text: json_string_lossy and json_real_or_null, written out by jansson; jansson's
+ * parse errors, which quote the input, made one printable line by json_error_text. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,5 +38,17 @@ int main(void) {
     CHECK(text && !strcmp(text, "{\"f\":0.100000001,\"nan\":null,\"inf\":null}"), "got %s", text ? text : "(null)");
     free(text);
     json_decref(o);
+
+    /* A string cut by a line break: jansson quotes the input around it, break included. */
+    static const char bad[] = "{\"text\":\"caf\xc3\xa9 \\u00\n\nforged log line\"}";
+    json_error_t jerr;
+    char jt[JSON_ERROR_TEXT_LENGTH];
+    CHECK(!json_loadb(bad, sizeof bad - 1, JSON_REJECT_DUPLICATES, &jerr), "parsed");
+    CHECK(strchr(jerr.text, '\n'), "jansson no longer quotes the line break (%s): the test needs another input", jerr.text);
+    json_error_text(&jerr, jt, sizeof jt);
+    for (const char *p = jt; *p; p++) CHECK(*p >= 0x20 && *p < 0x7f, "byte 0x%02x in '%s'", (unsigned char)*p, jt);
+    CHECK(strstr(jt, "invalid escape"), "the message is lost: %s", jt);
+    char small[8];
+    CHECK(strlen(json_error_text(&jerr, small, sizeof small)) == 7, "not cut to the buffer");
     return check_exit("test_json_text");
 }

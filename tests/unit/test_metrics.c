@@ -413,6 +413,16 @@ static void test_http(void) {
     CHECK(metrics_server_start(&m, "no-port-here", err, sizeof err) != 0 && strstr(err, "metrics.listen"),
           "a bad address is refused with a message: %s", err);
     CHECK(metrics_server_start(&m, "127.0.0.1:99999", err, sizeof err) != 0, "port out of range refused");
+    /* A port without a host binds the loopback interface only; other machines are asked for. */
+    REQUIRE(metrics_server_start(&m, ":0", err, sizeof err) == 0, "start: %s", err);
+    CHECK(!strncmp(metrics_server_address(m), "127.0.0.1:", 10), "':0' bound %s", metrics_server_address(m));
+    metrics_server_stop(m);
+    REQUIRE(metrics_server_start(&m, "0", err, sizeof err) == 0, "start: %s", err);
+    CHECK(!strncmp(metrics_server_address(m), "127.0.0.1:", 10), "'0' bound %s", metrics_server_address(m));
+    metrics_server_stop(m);
+    REQUIRE(metrics_server_start(&m, "0.0.0.0:0", err, sizeof err) == 0, "start: %s", err);
+    CHECK(!strncmp(metrics_server_address(m), "0.0.0.0:", 8), "'0.0.0.0:0' bound %s", metrics_server_address(m));
+    metrics_server_stop(m);
     REQUIRE(metrics_server_start(&m, "127.0.0.1:0", err, sizeof err) == 0, "start: %s", err);
     int port = metrics_server_port(m);
     REQUIRE(port > 0, "bound port %d", port);

@@ -1,9 +1,11 @@
 /* test_state_store: RocksDB state store — states and offsets land together, survive a reopen,
  * and the store refuses another topic or model; records are stored without their trailing zeros
- * and read back bit for bit. */
+ * and read back bit for bit; the dir is created 0700; a read-only open creates nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "state_store.h"
@@ -138,6 +140,21 @@ int main(void) {
 
     state_batch_free(wb);
     state_store_close(s);
+
+    /* The dir holds users' data: created 0700 whatever the umask lets through. */
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0700, "state dir mode %o", (unsigned)(st.st_mode & 0777));
+    /* Read-only: the store reads back; a missing dir is an error and is not created. */
+    o.read_only = 1;
+    REQUIRE(state_store_open(&s, path, &o, err, sizeof err) == 0, "read-only open: %s", err);
+    k = state_store_list_offsets(s, lp, lo, 8, err, sizeof err);
+    CHECK(k == 2 && lo[0] == 42, "read-only list offsets %d", k);
+    state_store_close(s);
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/missing", dir);
+    CHECK(state_store_open(&s, missing, &o, err, sizeof err) != 0 && strstr(err, "No such file"), "missing dir: %s", err);
+    CHECK(access(missing, F_OK) != 0, "a read-only open created %s", missing);
+
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "cleanup failed\n");

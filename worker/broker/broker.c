@@ -49,6 +49,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>   /* must follow rdkafka.h */
 
+#include "atomic_file.h"
 #include "broker.h"
 #include "kafka_clients.h"
 #include "log.h"
@@ -93,26 +94,13 @@ typedef struct {
     int ncoords;
 } broker;
 
-/* Writes the bootstrap string to path via a temporary file and rename, so a reader never sees
- * a partial line. */
+/* Writes the bootstrap string to path atomically (atomic_file.h), so a reader never sees a
+ * partial line. */
 static int broker_write_bootstrap_file(const char *path, const char *bs, char *err, size_t errlen) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, errlen, "cannot create %.300s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    int bad = fprintf(f, "%s\n", bs) < 0;
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot write %.300s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    atomic_file af;
+    if (atomic_file_open(&af, path, 0644, err, errlen)) return -1;
+    fprintf(af.f, "%s\n", bs);
+    return atomic_file_commit(&af, err, errlen);
 }
 
 /* ---- control channel: the commands ---------------------------------------------------------- */

@@ -2,6 +2,7 @@
  * commands take (event sources, text models, backends). See cli.h. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -125,7 +126,8 @@ static int config_error(const cli_command *cmd, const char *err) {
 
 typedef struct {
     const cli_option *opt;
-    const char *value;
+    char *value;   /* in argv */
+    int secret;    /* -X with a secret, masked in argv since */
 } parsed_option;
 
 /* getopt_long's tables for the command: optstring "[+]:ab:c..." and the long options (room for
@@ -173,11 +175,49 @@ static int apply_logging(const config *c, char *err, size_t errlen) {
     return 0;
 }
 
+/* Whether -X KEY=VALUE (kv) gives a secret: a value settings_shown_value masks (a secret key, or
+ * credentials in a URL). key receives KEY. */
+static int kv_is_secret(const char *kv, char *key, size_t keylen) {
+    const char *eq = strchr(kv, '=');
+    size_t kn = eq ? (size_t)(eq - kv) : 0;
+    if (!eq || kn >= keylen) return 0;
+    memcpy(key, kv, kn);
+    key[kn] = 0;
+    return settings_shown_value(key, eq + 1) != eq + 1;
+}
+
+/* A secret given as -X KEY=VALUE: every local user reads it in ps and /proc/PID/cmdline. Its
+ * value is overwritten in argv (what /proc shows from then on; the config holds a copy); the
+ * caller logs the warning once logging is configured. */
+static int secret_on_command_line(char *kv, char *key, size_t keylen) {
+    if (!kv_is_secret(kv, key, keylen)) return 0;
+    char *eq = strchr(kv, '=');
+    for (char *p = eq + 1; *p; p++) *p = '*';
+    return 1;
+}
+
+/* The warnings for secrets given with -X: where to put them instead. */
+static void warn_secrets_on_command_line(const cli_command *cmd, const parsed_option *po, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (!po[i].secret) continue;
+        char key[256], env[256];
+        size_t k = 0;
+        for (; po[i].value[k] && po[i].value[k] != '=' && k < sizeof key - 1; k++) key[k] = po[i].value[k];
+        key[k] = 0;
+        for (k = 0; key[k]; k++) env[k] = key[k] == '.' ? '_' : (char)toupper((unsigned char)key[k]);
+        env[k] = 0;
+        LOG_W(cmd->name, "-X %s: a secret on the command line is readable by every local user (ps, /proc/PID/cmdline) "
+              "until this process masks it; give it in a properties file (-F FILE, mode 0600) or as IEVO_CFG_%s "
+              "(docs/security.md)", key, env);
+    }
+}
+
 /* After getopt: the files, the environment, then -X, the setting options and the command's own
  * options in command-line order. */
-static int load_settings(const cli_command *cmd, const parsed_option *po, size_t n, cli_option_fn fn, void *ctx,
+static int load_settings(const cli_command *cmd, parsed_option *po, size_t n, cli_option_fn fn, void *ctx,
                          cli_args *a) {
-    char err[1024], flag[64];
+    char err[1024], flag[64], key[256];
+    int secrets = 0;
     for (size_t i = 0; i < n; i++)
         if (po[i].opt->key == 'F' && config_load_file(&a->cfg, po[i].value, err, sizeof err))
             return config_error(cmd, err);
@@ -188,6 +228,7 @@ static int load_settings(const cli_command *cmd, const parsed_option *po, size_t
         flag_text(o, flag, sizeof flag);
         if (o->key == 'X') {
             if (config_set_kv(&a->cfg, po[i].value, err, sizeof err)) return cli_usage_error(cmd, "-X: %s", err);
+            secrets += po[i].secret = secret_on_command_line(po[i].value, key, sizeof key);
             continue;
         }
         if (o->setting && config_set(&a->cfg, o->setting, po[i].value ? po[i].value : "true"))
@@ -197,6 +238,7 @@ static int load_settings(const cli_command *cmd, const parsed_option *po, size_t
     }
     if (settings_check(&a->cfg, cmd->settings, err, sizeof err) || apply_logging(&a->cfg, err, sizeof err))
         return config_error(cmd, err);
+    if (secrets) warn_secrets_on_command_line(cmd, po, n);
     note_unused(cmd, &a->cfg);
     return CLI_OK;
 }
@@ -226,7 +268,7 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_option_fn fn, v
             if (o) flag_text(o, flag, sizeof flag);
             rc = cli_usage_error(cmd, "option '%s' needs a value", o ? flag : argv[optind - 1]);
         } else {
-            po[n++] = (parsed_option){find_opt(cmd, c), optarg};
+            po[n++] = (parsed_option){find_opt(cmd, c), optarg, 0};
         }
     }
     if (rc == CLI_OK) {

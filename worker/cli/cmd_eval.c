@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "clock.h"
 #include "commands.h"
@@ -568,11 +569,14 @@ done:
 /* ---- the command ------------------------------------------------------------------------------ */
 
 static int eval_write_json(json_t *report, const char *path, char *err, size_t errlen) {
-    FILE *f = fopen(path, "w");
-    int bad = !f || json_dumpf(report, f, IEVO_JSON_DUMP) || fputc('\n', f) == EOF;
-    if (f && fclose(f)) bad = 1;
-    if (bad) snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-    return bad ? -1 : 0;
+    atomic_file af;
+    if (atomic_file_open(&af, path, 0666, err, errlen)) return -1;
+    if (json_dumpf(report, af.f, IEVO_JSON_DUMP) || fputc('\n', af.f) == EOF) {
+        snprintf(err, errlen, "cannot write %s", path);
+        atomic_file_abort(&af);
+        return -1;
+    }
+    return atomic_file_commit(&af, err, errlen);
 }
 
 static int eval_main(const eval_opts *o, const char *model_path) {

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "commands.h"
 #include "event_source.h"
@@ -38,6 +39,11 @@
 #define REPORT_MAX_USERS_SHOWN 12
 #define REPORT_HEAT_COLUMNS 120    /* the vector heat map samples at most this many events */
 #define REPORT_DRIFT_EVENTS 400    /* mean drift by event number: the first this many */
+#define REPORT_MAX_EVENT 100000000 /* the largest event number a vectors line may carry */
+/* The per-event arrays (every user's drift; the shown users' vectors, times, topics, items) are
+ * sized by the event numbers the lines claim, not by the lines: a few short lines could claim
+ * billions. Their total is checked against this before anything is allocated. */
+#define REPORT_MAX_ARRAY_BYTES (INT64_C(1) << 30)
 #define ML_GENRES MOVIELENS_GENRES
 /* Writes a string literal. */
 #define LIT(f, s) fputs((s), (f))
@@ -60,6 +66,7 @@ typedef struct {
 typedef struct {
     const char *id;        /* the index's copy */
     int64_t events;        /* largest event number seen */
+    int64_t lines, lines_again;   /* its lines in the first pass, and so far in the second */
     /* Filled for the users shown (second pass): index k-1 is event k. */
     float *drift;          /* NaN where no output was read */
     float *vec;            /* events x dim */
@@ -157,10 +164,10 @@ static int for_each_json_line(report *r, const char *path, line_fn fn, void *ctx
         if (!len) continue;
         json_error_t jerr;
         json_t *v = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-        char ferr[400] = "";
+        char ferr[400] = "", jt[JSON_ERROR_TEXT_LENGTH];
         if (!v || !json_is_object(v)) {
             if (v) snprintf(ferr, sizeof ferr, "not a JSON object");
-            else snprintf(ferr, sizeof ferr, "at %d: %s", jerr.position, jerr.text);
+            else snprintf(ferr, sizeof ferr, "at %d: %s", jerr.position, json_error_text(&jerr, jt, sizeof jt));
             rc = -1;
         } else {
             rc = fn(r, v, ctx, ferr, sizeof ferr);
@@ -243,7 +250,7 @@ static int vectors_count_line(report *r, json_t *v, void *ctx, char *err, size_t
     (void)ctx;
     vector_line l;
     if (vector_fields(v, &l, err, errlen)) return -1;
-    if (l.events > 100000000) {
+    if (l.events > REPORT_MAX_EVENT) {
         snprintf(err, errlen, "events %lld out of range", (long long)l.events);
         return -1;
     }
@@ -262,6 +269,7 @@ static int vectors_count_line(report *r, json_t *v, void *ctx, char *err, size_t
         return -1;
     }
     r->lines++;
+    u->lines++;
     if (l.events > u->events) u->events = l.events;
     if (!r->ts_min || l.ts < r->ts_min) r->ts_min = l.ts;
     if (l.ts > r->ts_max) r->ts_max = l.ts;
@@ -275,8 +283,13 @@ static int vectors_fill_line(report *r, json_t *v, void *ctx, char *err, size_t 
     if (vector_fields(v, &l, err, errlen)) return -1;
     int64_t ev = l.events;
     report_user *u = user_get(&r->users, l.id, l.idlen, 0);
-    if (!u || ev > u->events) {
-        snprintf(err, errlen, "the file changed between two reads");
+    /* Everything the arrays were sized by is checked again: the file may have changed since the
+     * first read (a worker still appending, a pipe that gives other bytes). */
+    size_t dim = json_array_size(l.vector);
+    if (!u || ev > u->events || ++u->lines_again > u->lines || dim != (size_t)r->dim) {
+        snprintf(err, errlen, "the file changed between two reads (%s)",
+                 !u ? "a user the first read did not see" : ev > u->events ? "a larger event number"
+                 : dim != (size_t)r->dim ? "a vector of another size" : "more lines of a user");
         return -1;
     }
     if (!u->drift) {
@@ -895,12 +908,30 @@ static int report_pick_users(report *r, const report_opts *o, report_user **show
     return 0;
 }
 
+/* What the per-event arrays of the second pass will take, refused over REPORT_MAX_ARRAY_BYTES. */
+static int report_check_sizes(const report *r, const report_opts *o, char *err, size_t errlen) {
+    int64_t bytes = 0, most = 0;
+    const int64_t shown_per_event = (int64_t)r->dim * (int64_t)sizeof(float) + (int64_t)sizeof(int64_t) +
+                                    (o->truth ? (int64_t)sizeof(int) : 0) + (o->ml ? (int64_t)sizeof(int) : 0);
+    for (size_t i = 0; i < r->users.n; i++) {
+        const report_user *u = &r->users.users[i];
+        bytes += u->events * (int64_t)sizeof(float) + (u->shown ? u->events * shown_per_event : 0);
+        if (u->events > most) most = u->events;
+        if (bytes > REPORT_MAX_ARRAY_BYTES) break;   /* each term is at most ~1e8 x 8 KiB: no overflow */
+    }
+    if (bytes <= REPORT_MAX_ARRAY_BYTES) return 0;
+    snprintf(err, errlen, "%s: %lld lines claim event numbers up to %lld over %zu users, whose per-event arrays "
+             "would take more than %lld MiB: not a run this report can draw", o->vectors, (long long)r->lines,
+             (long long)most, r->users.n, (long long)(REPORT_MAX_ARRAY_BYTES >> 20));
+    return -1;
+}
+
 /* Every input file, read into r (the vectors twice: counts first, then the shown users' data). */
 static int report_read(report *r, const report_opts *o, report_user **shown, int *n_shown, char *err, size_t errlen) {
     for (int i = 0; i < r->n_series; i++)
         if (for_each_json_line(r, r->series[i].path, series_line, &r->series[i], err, errlen)) return -1;
     if (o->vectors && (for_each_json_line(r, o->vectors, vectors_count_line, NULL, err, errlen) ||
-                       report_pick_users(r, o, shown, n_shown, err, errlen) ||
+                       report_pick_users(r, o, shown, n_shown, err, errlen) || report_check_sizes(r, o, err, errlen) ||
                        for_each_json_line(r, o->vectors, vectors_fill_line, NULL, err, errlen)))
         return -1;
     /* The users' record pointers are stable from here on (no more inserts). */
@@ -957,24 +988,14 @@ static void report_page(FILE *b, const report *r, const report_opts *o, report_u
     LIT(b, "<p class=\"note\">Made by <code>ievo report</code>: inline SVG, no script, no external resource.</p>\n</body></html>\n");
 }
 
-/* The page, written to OUT.tmp and renamed, so that no reader sees half of it. */
+/* The page, written whole or not at all (atomic_file.h), so that no reader sees half of it. */
 static int report_write(const report *r, const report_opts *o, report_user *const *shown, int n_shown, long *bytes,
                         char *err, size_t errlen) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
-    FILE *f = fopen(tmp, "w");
-    if (f) {
-        report_page(f, r, o, shown, n_shown);
-        *bytes = ftell(f);
-    }
-    int ok = f && !ferror(f);
-    if (f && fclose(f)) ok = 0;
-    if (!ok || rename(tmp, o->out)) {
-        snprintf(err, errlen, "%s: %s", o->out, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    atomic_file af;
+    if (atomic_file_open(&af, o->out, 0666, err, errlen)) return -1;
+    report_page(af.f, r, o, shown, n_shown);
+    *bytes = ftell(af.f);
+    return atomic_file_commit(&af, err, errlen);
 }
 
 int cmd_report(int argc, char **argv) {

@@ -1,5 +1,7 @@
-/* cmd_state: `ievo state dump|offsets`, a look inside a worker's state dir (the worker must not
- * be running: RocksDB allows one process per store). Both print JSON lines on stdout. */
+/* cmd_state: `ievo state dump|offsets`, a look inside a worker's state dir. Both print JSON lines
+ * on stdout. The store is opened read-only: a missing dir is an error, nothing is created or
+ * written. Run them on a stopped worker's dir: a running worker's latest states are still in
+ * its memory and memtables. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +69,8 @@ static int dump_one(void *vctx, int32_t partition, const char *user, size_t user
      * stored without their trailing zeros (worker_record.h). */
     int sized = record_load(x->aligned, size, value, value_size) == 0;
     const void *state = record_blob_c(x->aligned);
-    if (!sized || model_state_check(x->m, state, x->err, sizeof x->err) ||
+    /* validated like a restored record: counters, window slots and values are read below */
+    if (!sized || model_state_validate_stored(x->m, state, x->err, sizeof x->err) ||
         model_state_output(x->r, state, x->v, x->err, sizeof x->err)) {
         fprintf(stderr, "ievo state: user '%.*s' (partition %d): %s\n", (int)user_len, user, partition,
                 !sized ? "record size does not match the model" : x->err);
@@ -136,6 +139,7 @@ static int state_main(const cli_command *cmd, int argc, char **argv, int dump) {
         state_store_opts o;
         state_store_opts_default(&o);
         o.block_cache_bytes = 8u << 20;
+        o.read_only = 1;   /* a look inside: a mistyped -d must not leave an empty store behind */
         state_store *s = NULL;
         int failed = state_store_open(&s, dir, &o, err, sizeof err) ||
                      (dump ? state_dump(s, model_path, err, sizeof err) : state_offsets(s, err, sizeof err));

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "commands.h"
 #include "json_text.h"
@@ -137,13 +138,23 @@ static json_t *stats_json(const worker_stats *st, int ok) {
     return o;
 }
 
-static int write_stats(const char *path, const worker_stats *st, int ok) {
+/* Written whole or not at all (atomic_file.h): a reader polling the file never sees half. */
+static int write_stats(const char *path, const worker_stats *st, int ok, char *err, size_t errlen) {
     json_t *o = stats_json(st, ok);
-    FILE *f = o ? fopen(path, "w") : NULL;
-    int bad = !f || json_dumpf(o, f, IEVO_JSON_DUMP) || fputc('\n', f) == EOF;
-    if (f && fclose(f)) bad = 1;
+    atomic_file af;
+    if (!o) return snprintf(err, errlen, "out of memory"), -1;
+    int rc = atomic_file_open(&af, path, 0666, err, errlen);
+    if (!rc) {
+        if (json_dumpf(o, af.f, IEVO_JSON_DUMP) || fputc('\n', af.f) == EOF) {
+            snprintf(err, errlen, "cannot write %s", path);
+            atomic_file_abort(&af);
+            rc = -1;
+        } else {
+            rc = atomic_file_commit(&af, err, errlen);
+        }
+    }
     json_decref(o);
-    return bad ? -1 : 0;
+    return rc;
 }
 
 /* ---- the command ------------------------------------------------------------------------------ */
@@ -176,8 +187,9 @@ static int run(const char *name, const worker_settings *s, const config *cfg) {
            rc ? "failed (the error above)" : "stopped", (long long)st.applied, (long long)st.dead_lettered,
            (long long)st.skipped_duplicate, st.wall_s, st.active_s > 0 ? (double)st.applied / st.active_s : 0.0,
            st.applied ? cpu * 1e6 / (double)st.applied : 0.0, (long long)st.batches, (long long)st.rebalances);
-    if (s->stats_file && write_stats(s->stats_file, &st, rc == CLI_OK))
-        LOG_W(name, "could not write stats file %s", s->stats_file);
+    char serr[512];
+    if (s->stats_file && write_stats(s->stats_file, &st, rc == CLI_OK, serr, sizeof serr))
+        LOG_W(name, "stats file: %s", serr);
     return rc;
 }
 

@@ -53,14 +53,21 @@ static char *trim(char *s) {
 
 int config_set_kv(config *c, const char *kv, char *err, size_t errlen) {
     const char *eq = strchr(kv, '=');
-    if (!eq || eq == kv) {
-        snprintf(err, errlen, "expected key=value, got '%s'", kv);
+    /* The text is never echoed: without an '=' there is no telling key from value, and the
+     * line may be a password (`sasl.password: x`, or a value wrapped onto its own line). */
+    if (!eq) {
+        snprintf(err, errlen, "expected key=value, found no '='%s; the text is not shown, as it may hold a secret",
+                 strchr(kv, ':') ? " (written 'key: value'? settings are key=value)" : "");
+        return -1;
+    }
+    if (eq == kv) {
+        snprintf(err, errlen, "expected key=value, found no key before the '='");
         return -1;
     }
     char key[256];
     size_t kn = (size_t)(eq - kv);
     if (kn >= sizeof key) {
-        snprintf(err, errlen, "key too long in '%.40s...'", kv);
+        snprintf(err, errlen, "a key of %zu bytes (at most %zu)", kn, sizeof key - 1);
         return -1;
     }
     memcpy(key, kv, kn);

@@ -27,10 +27,10 @@ typedef struct {
 void config_free(config *c);
 /* Sets (or replaces) key. Returns 0, or -1 on ENOMEM. */
 int config_set(config *c, const char *key, const char *value);
-/* Parses "key=value" (as from -X). */
+/* Parses "key=value" (as from -X). An error never quotes kv. */
 int config_set_kv(config *c, const char *kv, char *err, size_t errlen);
 /* Reads a properties file: "key=value" lines, '#' and '!' comments, blank lines. Errors name
- * the file and line. */
+ * the file and line, never the line's text (it may hold a secret). */
 int config_load_file(config *c, const char *path, char *err, size_t errlen);
 /* Applies IEVO_CFG_* environment variables. */
 int config_load_env(config *c, char *err, size_t errlen);

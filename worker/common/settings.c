@@ -184,8 +184,9 @@ const setting SETTINGS[] = {
      "Attach the K best-scoring items outside the user's window to each interest vector (models with "
      "a scoring head); 0: none."},
     {"metrics.listen", SETTING_STRING, NULL, "(off)", 0, 0, NULL, W, 0,
-     "`host:port` (or `:port`) for /metrics (Prometheus), /healthz and /readyz; `127.0.0.1:0` picks a "
-     "free port and logs it. Unset or empty: no server."},
+     "`host:port` for /metrics (Prometheus), /healthz and /readyz; `:port` or a port alone binds "
+     "127.0.0.1 only, so serving other machines (Prometheus, the kubelet's probes) takes an explicit "
+     "`0.0.0.0:port` (or `[::]:port`). Port 0 picks a free port and logs it. Unset or empty: no server."},
     {"stats.file", SETTING_STRING, NULL, "(none)", 0, 0, NULL, W, 0,
      "Write the run summary here as JSON when the worker stops."},
     {"stats.series.file", SETTING_STRING, NULL, "(none)", 0, 0, NULL, W, 0,
@@ -576,7 +577,9 @@ static const char MARKDOWN_HEAD[] =
     "`sasl.username`, `sasl.password`, `sasl.oauthbearer.config`, `sasl.oauthbearer.client.secret`,\n"
     "`sasl.oauthbearer.extensions`, `ssl.key.pem`, `ssl.key.password`, `ssl.keystore.password`, with or\n"
     "without a `consumer.` / `producer.` prefix; the keys the table below marks as secrets; and any\n"
-    "value with credentials in a URL (`https://user:password@host`).\n"
+    "value with credentials in a URL (`https://user:password@host`). Give them in a properties file\n"
+    "or an `IEVO_CFG_*` variable, not with `-X`: a command line is readable by every local user, and\n"
+    "the commands warn about a secret given there ([security.md](security.md)).\n"
     "\n"
     "## ievo's settings\n"
     "\n"

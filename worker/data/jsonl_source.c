@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "event_source_internal.h"
+#include "json_text.h"
 #include "stop_signal.h"
 
 /* A string member as an interned copy: 0, or -1 with why filled (NUL bytes are refused, as the
@@ -86,7 +87,9 @@ int events_load_jsonl(FILE *f, const char *name, event_list *out, char *err, siz
         json_error_t jerr;
         json_t *o = json_loadb(line, (size_t)len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
         if (!o) {
-            snprintf(err, errlen, "%s:%ld: json: %s at byte %d", name, lineno, jerr.text, jerr.position);
+            char jt[JSON_ERROR_TEXT_LENGTH];
+            snprintf(err, errlen, "%s:%ld: json: %s at byte %d", name, lineno, json_error_text(&jerr, jt, sizeof jt),
+                     jerr.position);
             rc = -1;
             break;
         }

@@ -21,12 +21,12 @@ void changelog_marker_value(uint8_t out[8], int64_t next_offset) {
     for (int i = 0; i < 8; i++) out[i] = (uint8_t)(v >> (8 * i));
 }
 
-static int64_t marker_offset(const void *value, size_t len) {
+int64_t changelog_marker_parse(const void *value, size_t len) {
     if (len != 8) return -1;
     const uint8_t *p = value;
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return (int64_t)v;
+    return v > (uint64_t)INT64_MAX ? -1 : (int64_t)v;
 }
 
 int changelog_open(changelog **out, rd_kafka_conf_t *conf, const char *topic, char *err, size_t errlen) {
@@ -127,7 +127,7 @@ static int read_range(changelog *cl, int32_t p, int64_t from, int64_t to, range_
         } else {
             next = m->offset + 1;
             if (m->key_len == 0) {
-                int64_t r = marker_offset(m->payload, m->len);
+                int64_t r = changelog_marker_parse(m->payload, m->len);
                 if (r < 0 || r > rc->marker_max) {
                     /* not obeyed: a marker past the input's end would skip every later event */
                     if (!rc->ignored++)

@@ -57,5 +57,8 @@ int changelog_restore(changelog *cl, int32_t partition, int64_t from, int64_t ma
 
 /* Encodes a marker value (8 bytes). */
 void changelog_marker_value(uint8_t out[8], int64_t next_offset);
+/* Decodes one as read back: the next input offset, or -1 when value is not 8 bytes or holds a
+ * negative offset (the caller also refuses one past the input's end). */
+int64_t changelog_marker_parse(const void *value, size_t len);
 
 #endif

@@ -3,6 +3,7 @@
 #include "item_table.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +12,15 @@
 
 #include <jansson.h>
 
+#include "atomic_file.h"
 #include "clock.h"
+#include "codec.h" /* CODEC_MAX_ID_BYTES */
 #include "event_source.h" /* the MovieLens reader */
 #include "hash.h"
+#include "json_text.h"
 #include "model.h"
 #include "use_encoder.h"
+#include "utf8.h"
 
 #define CHUNK 1024 /* vectors per chunk: chunks never move, so vector pointers stay valid */
 
@@ -156,34 +161,47 @@ void item_table_entry(const item_table *t, size_t i, const char **id, uint64_t *
     if (vec) *vec = vec_at(t, i);
 }
 
+/* Whether every one of n floats is finite: a vector read back from a file or a store could hold
+ * anything, and one NaN would spread through every score it touches. */
+static int all_finite(const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
+}
+
+int item_table_load_record(item_table *t, uint64_t key, uint64_t text_hash, const char *id, size_t id_len,
+                           const void *vec, int dim, float *scratch, char *why, size_t whylen) {
+    if (dim != t->dim) return snprintf(why, whylen, "a vector of %d floats, where the table's are %d", dim, t->dim), -1;
+    if (id_len == 0 || id_len > CODEC_MAX_ID_BYTES || !utf8_valid(id, id_len))
+        return snprintf(why, whylen, "an item id of %zu bytes that is not a UTF-8 id of 1 to %d bytes", id_len,
+                        CODEC_MAX_ID_BYTES), -1;
+    if (model_item_key(id, id_len) != key) return snprintf(why, whylen, "an id that is not its key's"), -1;
+    memcpy(scratch, vec, (size_t)dim * sizeof(float));
+    if (!all_finite(scratch, (size_t)dim)) return snprintf(why, whylen, "a vector that is not finite"), -1;
+    if (item_table_put(t, id, id_len, text_hash, scratch) < 0) return snprintf(why, whylen, "out of memory"), -1;
+    return 0;
+}
+
 typedef struct {
     item_table *t;
     float *buf;
-    int bad;
+    char why[160];
+    uint64_t key;
 } load_ctx;
 
 static int load_one(void *ctx, uint64_t key, uint64_t text_hash, const char *id, size_t id_len, const void *vec,
                     int dim) {
     load_ctx *x = ctx;
-    if (dim != x->t->dim || model_item_key(id, id_len) != key) {
-        x->bad = 1;
-        return 1;
-    }
-    memcpy(x->buf, vec, (size_t)dim * sizeof(float));
-    if (item_table_put(x->t, id, id_len, text_hash, x->buf) < 0) {
-        x->bad = 2;
-        return 1;
-    }
-    return 0;
+    x->key = key;
+    return item_table_load_record(x->t, key, text_hash, id, id_len, vec, dim, x->buf, x->why, sizeof x->why) ? 1 : 0;
 }
 
 int item_table_load_store(item_table *t, state_store *s, char *err, size_t errlen) {
-    load_ctx x = {t, malloc((size_t)t->dim * sizeof(float)), 0};
+    load_ctx x = {.t = t, .buf = malloc((size_t)t->dim * sizeof(float))};
     if (!x.buf) return snprintf(err, errlen, "out of memory"), -1;
     int rc = state_store_foreach_item(s, load_one, &x, err, errlen);
     free(x.buf);
-    if (!rc && x.bad == 1) rc = -1, snprintf(err, errlen, "stored item vectors are not %d wide or not keyed by their id", t->dim);
-    if (!rc && x.bad == 2) rc = -1, snprintf(err, errlen, "out of memory");
+    if (!rc && x.why[0]) rc = -1, snprintf(err, errlen, "stored item %016llx: %s", (unsigned long long)x.key, x.why);
     return rc;
 }
 
@@ -257,7 +275,8 @@ int item_catalog_jsonl(const char *path, item_catalog *c, char *err, size_t errl
         json_t *id = json_object_get(v, "item_id"), *text = json_object_get(v, "text");
         if (!json_is_string(id) || !json_string_length(id) || !json_is_string(text)) {
             char why[200] = "";
-            if (!v) snprintf(why, sizeof why, ": json: %s at byte %d", jerr.text, jerr.position);
+            char jt[JSON_ERROR_TEXT_LENGTH];
+            if (!v) snprintf(why, sizeof why, ": json: %s at byte %d", json_error_text(&jerr, jt, sizeof jt), jerr.position);
             snprintf(err, errlen, "%s:%ld: expected {\"item_id\": non-empty string, \"text\": string}%s", path, lineno, why);
             rc = -1;
         } else if (catalog_push(c, &ccap, json_string_value(id), json_string_length(id), json_string_value(text),
@@ -284,16 +303,17 @@ void text_default_dirs(char *encoder_dir, size_t n1, char *cache_dir, size_t n2)
     if (cache_dir) snprintf(cache_dir, n2, "%s/text-vectors", root);
 }
 
+/* The cache's directories are the user's own (0700), as XDG asks of ~/.cache. */
 static int mkdirs(const char *dir) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", dir);
     for (char *p = tmp + 1; *p; p++)
         if (*p == '/') {
             *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+            if (mkdir(tmp, 0700) && errno != EEXIST) return -1;
             *p = '/';
         }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+    return mkdir(tmp, 0700) && errno != EEXIST ? -1 : 0;
 }
 
 int text_encode_all(const char *encoder_dir, const char *cache_dir, const char *const *texts, size_t n, float *out,
@@ -318,7 +338,7 @@ int text_encode_all(const char *encoder_dir, const char *cache_dir, const char *
             size_t got = fread(out, sizeof(float), n * USE_DIM, f);
             int extra = fgetc(f) != EOF;
             fclose(f);
-            if (got == n * USE_DIM && !extra) {
+            if (got == n * USE_DIM && !extra && all_finite(out, n * USE_DIM)) {
                 st->from_cache += (long)n;
                 return 0;
             }
@@ -341,13 +361,12 @@ int text_encode_all(const char *encoder_dir, const char *cache_dir, const char *
     use_encoder_free(enc);
     if (rc) return -1;
     st->encoded += (long)n;
-    if (use_cache && mkdirs(cache_dir) == 0) { /* best effort: a failed cache write only costs time */
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-        FILE *f = fopen(tmp, "wb");
-        int ok = f && fwrite(out, sizeof(float), n * USE_DIM, f) == n * USE_DIM;
-        if (f) ok = (fclose(f) == 0) && ok;
-        if (!ok || rename(tmp, path) != 0) unlink(tmp);
+    atomic_file af;
+    char cerr[256];
+    if (use_cache && mkdirs(cache_dir) == 0 && atomic_file_open(&af, path, 0600, cerr, sizeof cerr) == 0) {
+        /* best effort: a failed cache write only costs time */
+        if (fwrite(out, sizeof(float), n * USE_DIM, af.f) == n * USE_DIM) atomic_file_commit(&af, cerr, sizeof cerr);
+        else atomic_file_abort(&af);
     }
     return 0;
 }

@@ -39,8 +39,15 @@ const float *item_table_lookup(void *ctx, uint64_t key);
 /* The n-th entry in insertion order (0 <= i < size): id, key, vector. */
 void item_table_entry(const item_table *t, size_t i, const char **id, uint64_t *key, const float **vec);
 
-/* Loads every item vector a worker stored (state_store_put_item) into t. */
+/* Loads every item vector a worker stored (state_store_put_item) into t; a record that fails
+ * item_table_load_record is an error naming it. */
 int item_table_load_store(item_table *t, state_store *s, char *err, size_t errlen);
+/* One stored item record (state_store_item_decode's fields; vec: dim little-endian floats at any
+ * alignment) into t, checked first: dim is the table's, the id a UTF-8 item id of at most
+ * CODEC_MAX_ID_BYTES whose key is key, every float finite. scratch holds dim floats. Returns 0,
+ * or -1 with why. */
+int item_table_load_record(item_table *t, uint64_t key, uint64_t text_hash, const char *id, size_t id_len,
+                           const void *vec, int dim, float *scratch, char *why, size_t whylen);
 
 /* ---- catalogues ------------------------------------------------------------------------------ */
 

@@ -46,6 +46,7 @@ struct state_batch {
 };
 
 void state_store_opts_default(state_store_opts *o) {
+    memset(o, 0, sizeof *o);
     o->block_cache_bytes = 64u << 20;
     o->write_buffer_bytes = 32u << 20;
     o->max_write_buffers = 3;
@@ -106,7 +107,18 @@ static int locked_by_another(const char *dir, const char *rerr, char *err, size_
 int state_store_open(state_store **out, const char *dir, const state_store_opts *o,
                      char *err, size_t errlen) {
     *out = NULL;
-    if (mkdir(dir, 0755) && errno != EEXIST) {
+    struct stat st;
+    if (o->read_only) {
+        /* RocksDB's read-only open would report a missing CURRENT file; say what is missing */
+        if (stat(dir, &st)) {
+            snprintf(err, errlen, "state dir %s: %s", dir, strerror(errno));
+            return -1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "state dir %s: not a directory", dir);
+            return -1;
+        }
+    } else if (mkdir(dir, 0700) && errno != EEXIST) {
         snprintf(err, errlen, "cannot create state dir %s: %s", dir, strerror(errno));
         return -1;
     }
@@ -114,7 +126,7 @@ int state_store_open(state_store **out, const char *dir, const state_store_opts 
     if (!s) { snprintf(err, errlen, "out of memory"); return -1; }
 
     s->opts = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(s->opts, 1);
+    rocksdb_options_set_create_if_missing(s->opts, !o->read_only);
     rocksdb_options_set_compression(s->opts, rocksdb_no_compression);   /* float state: compression only costs CPU */
     rocksdb_options_set_write_buffer_size(s->opts, o->write_buffer_bytes);
     rocksdb_options_set_max_write_buffer_number(s->opts, o->max_write_buffers);
@@ -143,7 +155,9 @@ int state_store_open(state_store **out, const char *dir, const state_store_opts 
     const char *cf_names[1] = {"default"};
     const rocksdb_options_t *cf_opts[1] = {s->opts};
     char *rerr = NULL;
-    s->db = rocksdb_open_column_families(s->opts, dir, 1, cf_names, cf_opts, &s->cf, &rerr);
+    s->db = o->read_only
+                ? rocksdb_open_for_read_only_column_families(s->opts, dir, 1, cf_names, cf_opts, &s->cf, 0, &rerr)
+                : rocksdb_open_column_families(s->opts, dir, 1, cf_names, cf_opts, &s->cf, &rerr);
     if (rerr) {
         if (!locked_by_another(dir, rerr, err, errlen)) snprintf(err, errlen, "cannot open state store %s: %s", dir, rerr);
         rocksdb_free(rerr);
@@ -486,25 +500,41 @@ void state_batch_put_item_offset(state_batch *b, int32_t partition, int64_t next
     b->count++;
 }
 
+int state_store_item_decode(const void *value, size_t len, uint64_t *text_hash, const char **id, size_t *id_len,
+                            const void **vec, int *dim) {
+    const unsigned char *v = value;
+    if (len < 12) return -1;
+    uint32_t il = (uint32_t)v[8] | (uint32_t)v[9] << 8 | (uint32_t)v[10] << 16 | (uint32_t)v[11] << 24;
+    size_t rest = len - 12;
+    if (il > rest || (rest - il) % 4 || (rest - il) / 4 > INT32_MAX) return -1;
+    uint64_t th = 0;
+    for (int i = 7; i >= 0; i--) th = (th << 8) | v[i];
+    *text_hash = th;
+    *id = (const char *)v + 12;
+    *id_len = il;
+    *vec = v + 12 + il;
+    *dim = (int)((rest - il) / 4);
+    return 0;
+}
+
 int state_store_foreach_item(state_store *s, state_store_item_fn fn, void *ctx, char *err, size_t errlen) {
     rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->ropts);
     char start = K_ITEM;
     int rc = 0;
     for (rocksdb_iter_seek(it, &start, 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kn, vn;
+        size_t kn, vn, il;
         const char *k = rocksdb_iter_key(it, &kn);
         if (kn != 9 || k[0] != K_ITEM) break;
-        const char *v = rocksdb_iter_value(it, &vn);
-        uint32_t il = 0;
-        if (vn >= 12) memcpy(&il, v + 8, 4);
-        if (vn < 12 || il > vn - 12 || (vn - 12 - il) % 4) {
+        const char *v = rocksdb_iter_value(it, &vn), *id;
+        uint64_t th;
+        const void *vec;
+        int dim;
+        if (state_store_item_decode(v, vn, &th, &id, &il, &vec, &dim)) {
             snprintf(err, errlen, "corrupt item record (key %016llx, %zu bytes)", (unsigned long long)get_be64(k + 1), vn);
             rc = -1;
             break;
         }
-        uint64_t th = 0;
-        for (int i = 7; i >= 0; i--) th = (th << 8) | (unsigned char)v[i];
-        if (fn(ctx, get_be64(k + 1), th, v + 12, il, v + 12 + il, (int)((vn - 12 - il) / 4))) break;
+        if (fn(ctx, get_be64(k + 1), th, id, il, vec, dim)) break;
     }
     char *rerr = NULL;
     rocksdb_iter_get_error(it, &rerr);

@@ -42,10 +42,14 @@ typedef struct {
     int background_jobs;         /* flush + compaction threads (default 2) */
     int info_log_level;          /* RocksDB's LOG file: 0 debug .. 4 fatal (default 4, see state_store.c) */
     int universal;               /* universal compaction (lower write amplification) instead of levels */
+    int read_only;               /* open an existing store to read it (ievo state): nothing is created,
+                                    nothing written, and a missing dir is an error */
 } state_store_opts;
 
 void state_store_opts_default(state_store_opts *o);
 
+/* Opens dir, creating it (mode 0700: the states are the users' data) and the store when missing,
+ * unless o->read_only. */
 int state_store_open(state_store **out, const char *dir, const state_store_opts *o,
                      char *err, size_t errlen);
 void state_store_close(state_store *s);
@@ -111,6 +115,10 @@ void state_batch_put_item_offset(state_batch *b, int32_t partition, int64_t next
 typedef int (*state_store_item_fn)(void *ctx, uint64_t key, uint64_t text_hash, const char *id, size_t id_len,
                                    const void *vec, int dim);
 int state_store_foreach_item(state_store *s, state_store_item_fn fn, void *ctx, char *err, size_t errlen);
+/* Splits a stored item value into its fields (the layout above): 0, or -1 when its lengths do
+ * not add up. The pointers point into value. */
+int state_store_item_decode(const void *value, size_t len, uint64_t *text_hash, const char **id, size_t *id_len,
+                            const void **vec, int *dim);
 /* The items topic's next offset for a partition, or -1 when none is stored. */
 int state_store_get_item_offset(state_store *s, int32_t partition, int64_t *next_offset, char *err, size_t errlen);
 

@@ -62,4 +62,15 @@ static inline int record_load(void *rec, size_t size, const void *stored, size_t
     return 0;
 }
 
+/* Checks a record read back from outside the process (the changelog, RocksDB) before it is
+ * used: its state must be one of model m that a step accepts (model_state_validate_stored:
+ * header, counters, window slots, finite values) and its applied offset -1 or below input_end
+ * (the input partition's end; -1: unknown, not checked). Returns 0, or -1 with why saying what
+ * is wrong (worker_record.c). */
+int record_check_loaded(const model *m, const void *rec, int64_t input_end, char *why, size_t whylen);
+/* record_check_loaded for a record in its stored form (len bytes; records of m are size bytes),
+ * loaded into scratch (size bytes), which then holds it. */
+int record_check_stored(const model *m, size_t size, const void *stored, size_t len, int64_t input_end, void *scratch,
+                        char *why, size_t whylen);
+
 #endif

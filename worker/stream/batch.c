@@ -153,7 +153,7 @@ static int check_stored_record(worker *w, const user_slot *u, void *rec, int *fo
     } else if (*found == 1) {
         const part_state *ps = &w->parts.p[u->partition];
         int64_t end = ps->input_end < 0 ? -1 : ps->input_end > ps->next ? ps->input_end : ps->next;
-        if (!restore_check_loaded(w, rec, end, why, sizeof why)) return 0;
+        if (!record_check_loaded(w->m, rec, end, why, sizeof why)) return 0;
     } else {
         return 0;
     }

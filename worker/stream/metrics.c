@@ -67,6 +67,7 @@ struct metrics_server {
     struct MHD_Daemon *daemon;
     int listen_fd;         /* ours until MHD_start_daemon takes it */
     int port;
+    char bound[80];        /* the address bound, numeric: "127.0.0.1:9400", "[::]:9400" */
     pthread_mutex_t mu;
     metrics_snapshot *latest;   /* guarded by mu */
     int have_latest;            /* guarded by mu */
@@ -423,7 +424,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-/* "host:port", ":port", "port" or "[v6]:port" -> host (NULL: any) and port strings. */
+/* "host:port", ":port", "port" or "[v6]:port" -> host ("" when none is given) and port strings. */
 static int split_addr(const char *addr, char *host, size_t hostlen, char *port, size_t portlen) {
     const char *colon = strrchr(addr, ':');
     const char *h = addr, *p = addr;
@@ -459,9 +460,12 @@ int metrics_server_start(metrics_server **out, const char *addr, char *err, size
     pthread_mutex_init(&m->mu, NULL);
     if (!(m->latest = calloc(1, sizeof *m->latest)) || !(m->scratch = calloc(1, sizeof *m->scratch))) goto oom;
 
+    /* No host: the loopback interface only. /metrics tells anyone who can reach it about the
+     * worker's traffic; serving other machines (a Prometheus in the cluster, the kubelet's probes
+     * through the pod IP) is asked for by naming the host: 0.0.0.0:PORT or [::]:PORT. */
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
-    int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+    int gai = getaddrinfo(host[0] ? host : "127.0.0.1", port, &hints, &ai);
     if (gai) {
         snprintf(err, errlen, "metrics.listen '%s': %s", addr, gai_strerror(gai));
         goto fail;
@@ -489,9 +493,13 @@ int metrics_server_start(metrics_server **out, const char *addr, char *err, size
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (getsockname(m->listen_fd, (struct sockaddr *)&ss, &sl) == 0)
+    if (getsockname(m->listen_fd, (struct sockaddr *)&ss, &sl) == 0) {
+        char h[64], p[16];
         m->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                            : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        if (getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, p, sizeof p, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+            snprintf(m->bound, sizeof m->bound, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h, p);
+    }
     /* One internal thread; MHD_USE_AUTO picks epoll (or poll) over select. */
     m->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, m,
@@ -542,6 +550,8 @@ void metrics_publish(metrics_server *m, const metrics_snapshot *snap) {
 int metrics_server_port(const metrics_server *m) {
     return m ? m->port : 0;
 }
+
+const char *metrics_server_address(const metrics_server *m) { return m && m->bound[0] ? m->bound : "?"; }
 
 void metrics_server_stop(metrics_server *m) {
     if (!m) return;

@@ -40,12 +40,15 @@ typedef struct {
 
 typedef struct metrics_server metrics_server;
 
-/* Listens on addr ("0.0.0.0:9400", ":9400", or a port) and serves from a background thread. */
+/* Listens on addr ("0.0.0.0:9400", "[::]:9400"; ":9400" or "9400" alone: 127.0.0.1, the
+ * loopback interface) and serves from a background thread. */
 int metrics_server_start(metrics_server **out, const char *addr, char *err, size_t errlen);
 /* Copies snap (the caller keeps ownership). Thread-safe. */
 void metrics_publish(metrics_server *m, const metrics_snapshot *snap);
 /* The bound port (useful with port 0). */
 int metrics_server_port(const metrics_server *m);
+/* The address bound, numeric ("127.0.0.1:9400"). */
+const char *metrics_server_address(const metrics_server *m);
 void metrics_server_stop(metrics_server *m);
 
 /* The Prometheus text exposition of a snapshot (for tests and `--once` dumps); caller frees. */

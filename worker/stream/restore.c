@@ -28,28 +28,6 @@
 #include "worker_internal.h"
 #include "worker_record.h"
 
-int restore_check_loaded(const worker *w, const void *rec, int64_t input_end, char *why, size_t whylen) {
-    if (model_state_validate(w->m, record_blob_c(rec), why, whylen)) return -1;
-    int64_t last = record_last_offset(rec);
-    if (last < -1 || (input_end >= 0 && last >= input_end)) {
-        snprintf(why, whylen, "the record has applied input offset %lld, but the input ends at %lld", (long long)last,
-                 (long long)input_end);
-        return -1;
-    }
-    return 0;
-}
-
-/* restore_check_loaded for a record in its stored form (len bytes), loaded into scratch. */
-static int check_stored(const worker *w, const void *stored, size_t len, int64_t input_end, void *scratch, char *why,
-                        size_t whylen) {
-    if (record_load(scratch, w->record_size, stored, len)) {
-        snprintf(why, whylen, "a record of %zu bytes, where this model's are %d to %zu", len, RECORD_MIN,
-                 w->record_size);
-        return -1;
-    }
-    return restore_check_loaded(w, scratch, input_end, why, whylen);
-}
-
 int restore_quarantine(worker *w, const char *topic, int32_t partition, int64_t offset, const char *user,
                        size_t user_len, const void *value, size_t len, const char *why, char *err, size_t errlen) {
     w->stats->quarantined++;
@@ -95,7 +73,7 @@ static int restore_record(void *vctx, int64_t offset, const char *user, size_t u
         if (restore_quarantine(w, w->s->changelog_topic, x->partition, offset, user, user_len, value, len, why, x->err,
                                sizeof x->err))
             return -1;
-    } else if (check_stored(w, value, len, x->input_end, x->scratch, why, sizeof why)) {
+    } else if (record_check_stored(w->m, w->record_size, value, len, x->input_end, x->scratch, why, sizeof why)) {
         if (restore_quarantine(w, w->s->changelog_topic, x->partition, offset, user, user_len, value, len, why, x->err,
                                sizeof x->err))
             return -1;

@@ -126,7 +126,7 @@ static int start(worker *w, const config *c, char *err, size_t errlen) {
             return -1;
         }
         if (metrics_server_start(&w->metrics, s->metrics_listen, err, errlen)) return -1;
-        LOG_I("worker", "metrics on %s (port %d): /metrics /healthz /readyz", s->metrics_listen,
+        LOG_I("worker", "metrics on %s (port %d): /metrics /healthz /readyz", metrics_server_address(w->metrics),
               metrics_server_port(w->metrics));
         observe_publish(w, 1);
     }

@@ -204,11 +204,8 @@ int dlq_produce_record(worker *w, const char *topic, int32_t partition, int64_t 
                        char *err, size_t errlen);
 
 /* ---- restore.c: records that come back ---- */
-/* 0 when rec (a record loaded to record_size bytes) can be a state of this model for an input
- * whose end is input_end (-1: unknown); else -1 with the reason in why. */
-int restore_check_loaded(const worker *w, const void *rec, int64_t input_end, char *why, size_t whylen);
-/* A user's record that failed restore_check_record: dead-lettered with the reason and counted;
- * the caller resets the user's state. */
+/* A user's record that failed record_check_loaded / record_check_stored (worker_record.h):
+ * dead-lettered with the reason and counted; the caller resets the user's state. */
 int restore_quarantine(worker *w, const char *topic, int32_t partition, int64_t offset, const char *user,
                        size_t user_len, const void *value, size_t len, const char *why, char *err, size_t errlen);
 
