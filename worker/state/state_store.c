@@ -118,6 +118,12 @@ int state_store_open(state_store **out, const char *dir, const state_store_opts 
             snprintf(err, errlen, "state dir %s: not a directory", dir);
             return -1;
         }
+        char current[4200];
+        snprintf(current, sizeof current, "%s/CURRENT", dir);
+        if (stat(current, &st)) {
+            snprintf(err, errlen, "state dir %s holds no state store (no CURRENT file): is it the worker's state.dir?", dir);
+            return -1;
+        }
     } else if (mkdir(dir, 0700) && errno != EEXIST) {
         snprintf(err, errlen, "cannot create state dir %s: %s", dir, strerror(errno));
         return -1;
