@@ -113,13 +113,10 @@ struct use_encoder {
     use_dnnl_matmul *mm[N_MM];
 };
 
-const char *use_backend_name(use_backend b) { return b == USE_BACKEND_SCALAR ? "scalar" : "onednn"; }
-
-int use_backend_parse(const char *name) {
-    if (strcmp(name, "onednn") == 0) return USE_BACKEND_ONEDNN;
-    if (strcmp(name, "scalar") == 0) return USE_BACKEND_SCALAR;
-    return -1;
-}
+/* Encodes texts given as token ids: ids[i] (lens[i] ids, each in [0, 8000)); only the first
+ * USE_MAX_TOKENS of each are read. */
+static int encode_ids(use_encoder *e, const int *const *ids, const int *lens, int n, float *out, char *err,
+                      size_t errlen);
 
 void use_encoder_free(use_encoder *e) {
     if (!e) return;
@@ -267,7 +264,7 @@ int use_encoder_open_vocab(use_encoder **out, const char *dir, const char *vocab
         const int *warm[1] = {warm_ids};
         const int warm_len[1] = {3};
         float warm_out[USE_DIM];
-        if (use_encoder_encode_ids(e, warm, warm_len, 1, warm_out, err, errlen)) goto fail;
+        if (encode_ids(e, warm, warm_len, 1, warm_out, err, errlen)) goto fail;
     }
     *out = e;
     return 0;
@@ -277,7 +274,6 @@ fail:
 }
 
 use_tokenizer *use_encoder_tokenizer(use_encoder *e) { return e->tok; }
-use_backend use_encoder_backend(const use_encoder *e) { return e->backend; }
 const char *use_encoder_impl(const use_encoder *e) {
     return e->backend == USE_BACKEND_SCALAR ? "scalar" : use_dnnl_matmul_impl(e->mm[MM_F1_0]);
 }
@@ -384,8 +380,8 @@ int use_encoder_encode(use_encoder *e, const char *const *texts, const size_t *l
     return 0;
 }
 
-int use_encoder_encode_ids(use_encoder *e, const int *const *ids, const int *lens, int n, float *out, char *err,
-                           size_t errlen) {
+static int encode_ids(use_encoder *e, const int *const *ids, const int *lens, int n, float *out, char *err,
+                      size_t errlen) {
     if (n < 0) return model_errf(err, errlen, "negative text count %d", n);
     for (int i = 0; i < n;) {
         int k = 0, T = 0, start = i;

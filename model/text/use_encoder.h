@@ -61,21 +61,12 @@ void use_encoder_free(use_encoder *e);
 int use_encoder_encode(use_encoder *e, const char *const *texts, const size_t *lens, int n, float *out,
                        int *n_tokens, char *err, size_t errlen);
 
-/* Encodes texts given as token ids: ids[i] (lens[i] ids, each in [0, 8000)); only the first
- * USE_MAX_TOKENS of each are read. For tests and callers that tokenize once and encode often. */
-int use_encoder_encode_ids(use_encoder *e, const int *const *ids, const int *lens, int n, float *out, char *err,
-                           size_t errlen);
-
 /* hex (64 lower-case hex digits + NUL) = SHA-256 of data[0..n), as the loader checks the blob.
  * Returns 0, or -1 with err filled when libcrypto fails (its error queue's reason). */
 int use_encoder_sha256_hex(const void *data, size_t n, char hex[65], char *err, size_t errlen);
 
 /* The encoder's tokenizer (to print ids, or to tokenize ahead); shares the encoder's thread. */
 use_tokenizer *use_encoder_tokenizer(use_encoder *e);
-use_backend use_encoder_backend(const use_encoder *e);
-/* "onednn" / "scalar", and a parser for those names (-1 when unknown). */
-const char *use_backend_name(use_backend b);
-int use_backend_parse(const char *name);
 /* The oneDNN implementation its matmuls use ("gemm:jit"), or "scalar". */
 const char *use_encoder_impl(const use_encoder *e);
 

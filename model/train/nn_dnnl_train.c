@@ -47,7 +47,6 @@ struct nn_rnn_train {
 
 static float *falloc(size_t n) { return dnnl_alloc64(n * sizeof(float)); }
 
-int nn_rnn_train_cached(const nn_rnn_train *r) { return r->ncache; }
 
 static void cache_clear(nn_rnn_train *r) {
     for (int i = 0; i < r->ncache; i++) {

@@ -35,7 +35,5 @@ int nn_rnn_train_forward(nn_rnn_train *r, int T, int N, const float *x, const fl
  * -> dx (T,N,I) (overwritten); dw_ih, dw_hh, db_ih, db_hh (PyTorch layouts) are added to. */
 int nn_rnn_train_backward(nn_rnn_train *r, const float *dy, float *dx, float *dw_ih, float *dw_hh, float *db_ih,
                           float *db_hh, char *err, size_t errlen);
-/* Primitive pairs created so far (for tests: padding keeps this small). */
-int nn_rnn_train_cached(const nn_rnn_train *r);
 
 #endif

@@ -46,7 +46,7 @@ const char *kafka_prop_for(const char *key, kafka_role role, const char *const *
     return matches(key, role == KAFKA_CONSUMER ? PRODUCER_ONLY : CONSUMER_ONLY) ? NULL : key;
 }
 
-void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     (void)rk;
     log_msg(level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG, "kafka", "%s: %s", fac,
             buf);

@@ -22,18 +22,16 @@ typedef enum { KAFKA_CONSUMER = 0, KAFKA_PRODUCER = 1 } kafka_role;
  * honours. *scoped: the key carried this role's prefix (scoped keys win over unscoped ones). */
 const char *kafka_prop_for(const char *key, kafka_role role, const char *const *ours, int *scoped);
 
-/* librdkafka's own log lines into ours, module "kafka" (its syslog levels: 0..3 ERROR, 4 WARN,
- * 5..6 INFO, 7 DEBUG): every client of every command logs in one format, log.format honoured.
- * kafka_conf_for sets it on the configurations it makes. */
-void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
-
+/* A librdkafka configuration for role: defaults, then c's librdkafka properties. Its log lines
+ * come into ours, module "kafka" (librdkafka's syslog levels: 0..3 ERROR, 4 WARN, 5..6 INFO,
+ * 7 DEBUG), so every client of every command logs in one format, log.format honoured. */
 rd_kafka_conf_t *kafka_conf_for(const config *c, kafka_role role, const char *const *defaults,
                                 const char *const *ours, char *err, size_t errlen);
 
 /* A consumer of the librdkafka properties of c (ievo's keys left out), on top of defaults (which
  * c overrides) and under forced (which override c: what defines the caller's reading, such as a
  * private group id); its messages come from rd_kafka_consumer_poll, its log lines go to
- * kafka_log_cb. */
+ * ours as kafka_conf_for's do. */
 rd_kafka_t *kafka_consumer_new(const config *c, const char *const *defaults, const char *const *forced, char *err,
                                size_t errlen);
 

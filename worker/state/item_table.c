@@ -65,7 +65,6 @@ void item_table_free(item_table *t) {
     free(t);
 }
 
-int item_table_dim(const item_table *t) { return t->dim; }
 size_t item_table_size(const item_table *t) { return t->n; }
 
 static inline size_t hslot(uint64_t key, size_t mask) { return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask; }
@@ -154,12 +153,6 @@ const char *item_table_id(const item_table *t, uint64_t key) {
 }
 
 const float *item_table_lookup(void *ctx, uint64_t key) { return item_table_get(ctx, key); }
-
-void item_table_entry(const item_table *t, size_t i, const char **id, uint64_t *key, const float **vec) {
-    if (id) *id = t->e[i].id;
-    if (key) *key = t->e[i].key;
-    if (vec) *vec = vec_at(t, i);
-}
 
 /* Whether every one of n floats is finite: a vector read back from a file or a store could hold
  * anything, and one NaN would spread through every score it touches. */

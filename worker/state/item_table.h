@@ -22,7 +22,6 @@ typedef struct item_table item_table;
 
 int item_table_new(item_table **out, int dim);
 void item_table_free(item_table *t);
-int item_table_dim(const item_table *t);
 size_t item_table_size(const item_table *t);
 
 /* Inserts or replaces the entry of id. Returns 1 when the entry is new or its vector changed, 0
@@ -36,8 +35,6 @@ int item_table_text_hash(const item_table *t, uint64_t key, uint64_t *hash);
 const char *item_table_id(const item_table *t, uint64_t key);
 /* model_item_text_fn over an item_table (ctx is the table). */
 const float *item_table_lookup(void *ctx, uint64_t key);
-/* The n-th entry in insertion order (0 <= i < size): id, key, vector. */
-void item_table_entry(const item_table *t, size_t i, const char **id, uint64_t *key, const float **vec);
 
 /* Loads every item vector a worker stored (state_store_put_item) into t; a record that fails
  * item_table_load_record is an error naming it. */

@@ -241,7 +241,6 @@ void state_cache_mark_dirty(state_cache *c, long e) {
 }
 
 size_t state_cache_dirty_count(const state_cache *c) { return c->n_dirty; }
-long state_cache_dirty_at(const state_cache *c, size_t i) { return c->dirty[i]; }
 
 void state_cache_mark_clean(state_cache *c) {
     for (size_t k = 0; k < c->n_dirty; k++) {

@@ -48,9 +48,8 @@ void state_cache_pin(state_cache *c, long e);
 void state_cache_unpin_all(state_cache *c);
 void state_cache_mark_dirty(state_cache *c, long e);
 
-/* The dirty entries, in the order they became dirty. */
+/* How many entries are dirty. */
 size_t state_cache_dirty_count(const state_cache *c);
-long state_cache_dirty_at(const state_cache *c, size_t i);
 /* After a checkpoint wrote every dirty record: all become clean (evictable). */
 void state_cache_mark_clean(state_cache *c);
 

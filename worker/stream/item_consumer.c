@@ -102,8 +102,6 @@ int item_consumer_score(item_consumer *ic, int n, const float *U, float *scores,
     return 0;
 }
 
-const item_table *item_consumer_table(const item_consumer *ic) { return ic->table; }
-const item_consumer_stats *item_consumer_get_stats(const item_consumer *ic) { return &ic->st; }
 
 static int open_consumer(item_consumer *ic, const item_consumer_opts *o, const config *c, char *err, size_t errlen) {
     const char *defaults[] = {"group.id", "ievo-items-reader", "enable.auto.commit", "false",

@@ -65,7 +65,4 @@ int item_consumer_step_events(item_consumer *ic, int n, const user_action *const
  * What output.top.k ranks with for a text model. Returns 0, or -1 (no scoring head). */
 int item_consumer_score(item_consumer *ic, int n, const float *U, float *scores, char *err, size_t errlen);
 
-const item_table *item_consumer_table(const item_consumer *ic);
-const item_consumer_stats *item_consumer_get_stats(const item_consumer *ic);
-
 #endif

@@ -620,7 +620,6 @@ void resolve_plan_free(resolve_plan *p) {
 
 resolve_layout resolve_plan_layout(const resolve_plan *p) { return p->layout; }
 int resolve_plan_fields(const resolve_plan *p) { return p->nfields; }
-const char *resolve_plan_field_name(const resolve_plan *p, int i) { return p->names[i]; }
 
 /* ---- decoding ---------------------------------------------------------------------------------- */
 

@@ -91,7 +91,6 @@ void resolve_plan_free(resolve_plan *p);
 
 resolve_layout resolve_plan_layout(const resolve_plan *p);
 int resolve_plan_fields(const resolve_plan *p);                  /* the reader's fields */
-const char *resolve_plan_field_name(const resolve_plan *p, int i);
 
 /* Decodes one body (no header) into out[0 .. resolve_plan_fields). Returns CODEC_OK, or
  * CODEC_E_AVRO (truncated, bad varint, bad branch or symbol index, trailing bytes, nesting too
