@@ -41,6 +41,10 @@ uint64_t model_compute_fingerprint(const model *m) {
         int32_t td = c->text_dim;
         fp64_update(&s, &td, sizeof td);
     }
+    if (c->cell == MODEL_CELL_LRU) { /* the LSTM/GRU family keeps the identity it always had */
+        int32_t lru[3] = {c->layers, c->state_dim, c->ffn_dim};
+        fp64_update(&s, lru, sizeof lru);
+    }
     fp64_update(&s, m->params, m->n_params * sizeof(float));
     const model_vocab *v[2] = {m->items, m->actions};
     for (int i = 0; i < 2; i++) {

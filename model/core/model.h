@@ -72,30 +72,48 @@
 #define MODEL_FEATURES 3          /* F: gap, value, has_value */
 #define MODEL_ERR_LEN 256
 
-typedef enum { MODEL_CELL_LSTM = 0, MODEL_CELL_GRU = 1 } model_cell;
+typedef enum { MODEL_CELL_LSTM = 0, MODEL_CELL_GRU = 1, MODEL_CELL_LRU = 2 } model_cell;
 
 typedef struct {
-    model_cell cell;
+    model_cell cell;  /* the recurrent family: LSTM, GRU (one layer each) or an LRU stack */
     int item_dim;     /* E */
     int action_dim;   /* A */
-    int hidden;       /* H */
+    int hidden;       /* H: the recurrent part's output (LRU: the width of every layer) */
     int attn_dim;     /* K */
     int out_dim;      /* D */
     int window;       /* W */
     int n_items;      /* vocabulary size, OOV row 0 included */
     int n_actions;    /* vocabulary size, OOV row 0 included; at most 65,536 (u16 in the state) */
     int text_dim;     /* T: text vector size (512 for USE-lite), 0 = no text */
+    int layers;       /* L: LRU layers (LSTM/GRU: 1); 0 = the cell's default (LRU: 2) */
+    int state_dim;    /* N: LRU complex state size per layer; 0 = H. LSTM/GRU: 0 */
+    int ffn_dim;      /* F: LRU feed-forward width; 0 = 2H. LSTM/GRU: 0 */
 } model_config;
 
 /* Defaults: LSTM, E=64, A=8, H=64, K=64, D=64, W=16, no text (vocabulary sizes come from the data). */
 void model_config_default(model_config *cfg);
-/* Sets one key ("cell", "item_dim", "action_dim", "hidden", "attn_dim", "out_dim", "window",
- * "text_dim") from text. Returns 0, or -1 with err filled. */
+/* Sets one key ("cell": lstm, gru or lru; "item_dim", "action_dim", "hidden", "attn_dim", "out_dim",
+ * "window", "text_dim", "layers", "state_dim", "ffn_dim") from text. Returns 0, or -1 with err filled. */
 int model_config_set(model_config *cfg, const char *key, const char *value, char *err, size_t errlen);
-/* Checks ranges (dims 1..4096, window 1..1024, text_dim 0..4096, n_actions 1..65536). */
+/* Checks ranges (dims 1..4096, window 1..1024, text_dim 0..4096, n_actions 1..65536; LRU: layers
+ * 1..16, state_dim 1..4096, ffn_dim 1..16384; LSTM/GRU: one layer, no state_dim or ffn_dim). The
+ * zeros that stand for a default are resolved first (model_config_resolve). */
 int model_config_check(const model_config *cfg, char *err, size_t errlen);
+/* The config with every "0 = default" field replaced by its value for the cell (LRU: layers 2,
+ * state_dim H, ffn_dim 2H; LSTM/GRU: layers 1). A model's own config is always resolved. */
+model_config model_config_resolve(const model_config *cfg);
+/* "lstm", "gru", "lru". */
+const char *model_cell_name(model_cell cell);
+/* The architecture in a few characters, for logs and `ievo model info`: "gru", "lstm", "lru2" (an
+ * LRU stack of 2 layers), each "+window" (the attention on top). Writes at most n bytes. */
+void model_family_name(const model_config *cfg, char *out, size_t n);
 static inline int model_input_dim(const model_config *c) { return c->item_dim + c->action_dim + MODEL_FEATURES; }
 static inline int model_gates(const model_config *c) { return c->cell == MODEL_CELL_LSTM ? 4 : 3; }
+/* Floats of recurrent state per user: LSTM h and c (2H), GRU h (H), LRU the complex h of every
+ * layer (2 N L). */
+static inline int model_rec_floats(const model_config *c) {
+    return c->cell == MODEL_CELL_LSTM ? 2 * c->hidden : c->cell == MODEL_CELL_GRU ? c->hidden : 2 * c->state_dim * c->layers;
+}
 
 /* A named tensor inside the model's single parameter allocation. */
 typedef struct {
@@ -106,30 +124,45 @@ typedef struct {
     size_t numel;
 } model_tensor;
 
-/* Parameter tensors, PyTorch layouts (row-major, out x in):
- *   item_emb    (n_items, E)         action_emb (n_actions, A)
+/* Parameter tensors, PyTorch layouts (row-major, out x in), in the order of the parameter block
+ * and the file; which of them a model has follows from its config and heads
+ * (model_tensor_present), and a tensor it lacks has numel 0 and data NULL:
+ *   item_emb    (n_items, E)         action_emb (n_actions, A)                       every model
+ *   LSTM / GRU (G = 4 / 3 gates):
  *   rnn.w_ih    (G*H, I)             rnn.w_hh   (G*H, H)      rnn.b_ih (G*H)   rnn.b_hh (G*H)
+ *   LRU stack (L layers of width H, complex state N, feed-forward F; layer l's rows are the l-th
+ *   block of each stacked tensor):
+ *   lru.in.w    (H, I)   lru.in.b (H)                  the input projection
+ *   lru.log     (3L, N)                                per layer: nu, theta, gamma (logs, below)
+ *   lru.b.w     (2L*N, H)  lru.b.b (L, 2N)             x -> the complex input [re ; im]
+ *   lru.c.w     (L*H, 2N)  lru.c.b (L, H)              [h_re ; h_im] -> y (Re(C h) as one real matrix)
+ *   lru.ln      (4L, H)                                per layer: ln1.w, ln1.b, ln2.w, ln2.b
+ *   lru.ffn.w1  (L*F, H)  lru.ffn.b1 (L, F)  lru.ffn.w2 (L*H, F)  lru.ffn.b2 (L, H)
+ *   window attention and output, every model:
  *   attn.w_q    (K, H)  attn.b_q (K)  attn.w_k (K, I)  attn.b_k (K)  attn.w_v (K, I)  attn.b_v (K)
  *   out.w       (D, H+K)             out.b (D)
+ *   the text adaptor, exactly when text_dim > 0:
+ *   text.b (T)  text.w (E, T)
+ *   the heads:
+ *   score.item_emb (n_items, D)  score.item_bias (n_items)  score.text_b (T)  score.text_w (D, T)
+ *   (score.text_* only in text models)
+ *   value.item_emb (n_items, D)  value.item_bias (n_items)  value.bias (1)  value.w (D)
+ *   value.user (2): the user bias's decay and shrinkage (MODEL_HEAD_VALUE_USER)
  */
 enum {
-    T_ITEM_EMB, T_ACTION_EMB, T_W_IH, T_W_HH, T_B_IH, T_B_HH,
+    T_ITEM_EMB, T_ACTION_EMB,
+    T_W_IH, T_W_HH, T_B_IH, T_B_HH,
+    T_LRU_IN_W, T_LRU_IN_B, T_LRU_LOG, T_LRU_BW, T_LRU_BB, T_LRU_CW, T_LRU_CB, T_LRU_LN,
+    T_LRU_W1, T_LRU_B1, T_LRU_W2, T_LRU_B2,
     T_W_Q, T_B_Q, T_W_K, T_B_K, T_W_V, T_B_V, T_OUT_W, T_OUT_B,
-    MODEL_N_TENSORS, /* the core: every model file has these 14 */
-    /* Optional tensors, after the core in the same allocation; numel 0 and data NULL when absent.
-     * The text adaptor, present exactly when text_dim > 0:
-     *   text.b (T)  text.w (E, T)
-     * then the heads:
-     *   score.item_emb (n_items, D)  score.item_bias (n_items)  score.text_b (T)  score.text_w (D, T)
-     *   (score.text_* only in text models)
-     *   value.item_emb (n_items, D)  value.item_bias (n_items)  value.bias (1)  value.w (D) */
-    T_TEXT_B = MODEL_N_TENSORS, T_TEXT_W,
+    T_TEXT_B, T_TEXT_W,
     T_SCORE_EMB, T_SCORE_BIAS, T_SCORE_TEXT_B, T_SCORE_TEXT_W,
-    T_VALUE_EMB, T_VALUE_BIAS, T_VALUE_B, T_VALUE_W,
-    MODEL_N_ALL_TENSORS
+    T_VALUE_EMB, T_VALUE_BIAS, T_VALUE_B, T_VALUE_W, T_VALUE_USER,
+    MODEL_N_TENSORS
 };
 #define MODEL_HEAD_SCORE 1 /* score.item_emb + score.item_bias (+ score.text_b + score.text_w) */
 #define MODEL_HEAD_VALUE 2 /* value.item_emb + value.item_bias + value.bias + value.w */
+#define MODEL_HEAD_VALUE_USER 4 /* value.user: the value head's user bias from the state (needs MODEL_HEAD_VALUE) */
 
 typedef struct model_vocab model_vocab; /* string id -> index, index -> string id */
 
@@ -137,7 +170,7 @@ typedef struct {
     model_config cfg;
     float *params;                 /* one allocation holding every tensor */
     size_t n_params;
-    model_tensor t[MODEL_N_ALL_TENSORS]; /* core tensors, then the text adaptor and heads when present */
+    model_tensor t[MODEL_N_TENSORS];   /* every tensor a model may have; numel 0 where this one has none */
     model_vocab *items;            /* index 0 is "<oov>" */
     model_vocab *actions;          /* index 0 is "<oov>" */
     char model_id[96];             /* "<name>-<first 12 hex of the parameter checksum>" */

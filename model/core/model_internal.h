@@ -38,11 +38,13 @@ const char *vocab_joined(const model_vocab *v, size_t *len);
 
 /* ---- checksums (checksum.c) ---- */
 
-/* ---- model object (model_init.c) ---- */
+/* ---- model object (tensors.c, model.c) ---- */
 extern const char *const model_tensor_names[MODEL_N_TENSORS];
-/* Total floats, or 0 when the config does not pass model_config_check. */
+/* Total floats of the tensors every model of this config has (no heads), or 0 when the config
+ * does not pass model_config_check. */
 size_t model_param_count(const model_config *cfg);
-/* Allocates a model with zeroed parameters, its tensor table set from cfg; no vocabularies. */
+/* Allocates a model with zeroed parameters, its config resolved and its tensor table set; no
+ * vocabularies, no heads. */
 int model_alloc(model **out, const model_config *cfg, char *err, size_t errlen);
 /* Names: 1..64 characters of [A-Za-z0-9._-]. */
 int model_name_check(const char *name, char *err, size_t errlen);
@@ -53,18 +55,19 @@ int model_finalize(model *m, const char *name, char *err, size_t errlen);
 /* The name part of m->model_id (writes at most n bytes, NUL included). */
 void model_name_of(const model *m, char *out, size_t n);
 
-/* ---- optional heads (heads.c) ---- */
-extern const char *const model_head_tensor_names[MODEL_N_ALL_TENSORS - MODEL_N_TENSORS];
-/* The MODEL_HEAD_* bit an optional tensor belongs to (t in [MODEL_N_TENSORS, MODEL_N_ALL_TENSORS)),
- * or 0 for the text adaptor (text.b, text.w), which belongs to no head. */
+/* ---- the tensor table (tensors.c) ---- */
+/* The MODEL_HEAD_* bit tensor t belongs to, or 0 (the model's body: every tensor that is no head's). */
 int model_head_of_tensor(int t);
-/* Whether optional tensor t exists in a model of config c carrying heads `heads`. */
+/* Whether tensor t exists in a model of (resolved) config c carrying heads `heads`. */
 int model_tensor_present(const model_config *c, int heads, int t);
-/* The shape of optional tensor t for config c. */
-void model_optional_shape(const model_config *c, int t, int *ndim, int shape[2]);
-/* Re-lays the parameter block so that it also holds the heads in `heads` (zeroed), after the
- * core, the text adaptor and any heads already present, in tensor order; keeps every existing value and updates
- * n_params and the tensor table. Does not touch the fingerprint (call model_finalize). */
+/* The shape of tensor t for (resolved) config c, present or not. */
+void model_tensor_shape(const model_config *c, int t, int *ndim, int shape[2]);
+/* Whether AdamW's decoupled weight decay applies to tensor t: weight matrices and embeddings,
+ * not biases, LayerNorm parameters, the LRU's eigenvalue logs or the value head's biases. */
+int model_tensor_decays(int t);
+/* Re-lays the parameter block so that it also holds the heads in `heads` (zeroed), in tensor
+ * order; keeps every existing value and updates n_params and the tensor table. Does not touch
+ * the fingerprint (call model_finalize). */
 int model_alloc_heads(model *m, int heads, char *err, size_t errlen);
 
 /* ---- state blob (state.c) ---- */
@@ -89,7 +92,7 @@ typedef struct {
 static inline size_t model_state_off_h(const model *m) { (void)m; return MODEL_STATE_HEADER; }
 static inline size_t model_state_off_c(const model *m) { return MODEL_STATE_HEADER + 4u * (size_t)m->cfg.hidden; }
 static inline size_t model_state_off_u(const model *m) {
-    return MODEL_STATE_HEADER + 4u * (size_t)m->cfg.hidden * (m->cfg.cell == MODEL_CELL_LSTM ? 2u : 1u);
+    return MODEL_STATE_HEADER + 4u * (size_t)model_rec_floats(&m->cfg);
 }
 static inline size_t model_state_off_win(const model *m) { return model_state_off_u(m) + 2u * (size_t)m->cfg.out_dim; }
 static inline size_t model_state_slot_size(const model *m) {

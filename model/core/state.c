@@ -92,7 +92,7 @@ int model_state_check(const model *m, const void *state, char *err, size_t errle
                           version, MODEL_STATE_VERSION);
     if (cell != (uint16_t)m->cfg.cell)
         return model_errf(err, errlen, "state: cell %u, the model's is %d (%s)", cell, (int)m->cfg.cell,
-                          m->cfg.cell == MODEL_CELL_LSTM ? "lstm" : "gru");
+                          model_cell_name(m->cfg.cell));
     uint64_t fp = rd_u64(state, 28);
     if (fp != m->fingerprint)
         return model_errf(err, errlen, "state: fingerprint %016llx belongs to another model (%s has %016llx)",

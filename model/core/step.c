@@ -164,6 +164,7 @@ int model_runner_new(model_runner **out, const model *m, model_backend backend, 
         return model_errf(err, errlen, "runner: unknown backend %d", (int)backend);
     if (max_batch < 1 || max_batch > 65536)
         return model_errf(err, errlen, "runner: max_batch %d out of range 1..65536", max_batch);
+    if (m->cfg.cell == MODEL_CELL_LRU) return model_errf(err, errlen, "runner: this build cannot step an lru model yet");
     model_runner *r = calloc(1, sizeof *r);
     if (!r) return model_errf(err, errlen, "runner: out of memory");
     const model_config *c = &m->cfg;

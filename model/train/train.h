@@ -211,7 +211,8 @@ int train_batch_loss_grad(const model *m, const train_data *d, const train_confi
                           const int *len, int n, float *grad, double *loss, char *err, size_t errlen);
 
 /* AdamW step over the whole parameter block: madam, vadam (n_params each) are the moments, t
- * the 1-based step. Decay applies to the tensors with ndim == 2. */
+ * the 1-based step. Decay applies to the tensors model_tensor_decays names (and value_wd to the
+ * value head's). */
 void train_adamw(model *m, const float *grad, float *madam, float *vadam, long t, const train_config *c);
 /* Scales grad so its global L2 norm is at most clip; returns the norm before clipping. */
 double train_clip(float *grad, size_t n, double clip);

@@ -66,6 +66,7 @@ void seq_ctx_free(seq_ctx *s) {
 int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float *feat, model_backend backend,
                 int max_rows, int max_steps, int negatives, char *err, size_t errlen) {
     *out = NULL;
+    if (m->cfg.cell == MODEL_CELL_LRU) return model_errf(err, errlen, "trainer: this build cannot train an lru model yet");
     seq_ctx *s = calloc(1, sizeof *s);
     if (!s) return model_errf(err, errlen, "trainer: out of memory");
     const model_config *c = &m->cfg;

@@ -179,7 +179,7 @@ static int cmd_grad(char **a) {
     float l2[2];
     memcpy(l2, &loss, 8);
     put(f, "loss", l2, 2);
-    for (int t = 0; t < MODEL_N_ALL_TENSORS; t++)
+    for (int t = 0; t < MODEL_N_TENSORS; t++)
         if (m->t[t].numel) put(f, m->t[t].name, g + (m->t[t].data - m->params), (unsigned)m->t[t].numel);
     rc = fclose(f) ? 1 : 0;
     free(g), free(start), free(ev), free(us), free(len);

@@ -158,7 +158,7 @@ static void run_agreement_t(model_cell cell, int E, int A, int H, int K, int D, 
     }
     fprintf(stderr, "  %s E=%d A=%d H=%d K=%d D=%d W=%d T=%d batch<=%d: %ld events (%ld past the window, %ld OOV, %ld valued"
                     ", %ld with item text, %ld new items, %ld event texts) max|diff| u %.2e drift %.2e state %.2e, u fp16 %.2f ulp\n",
-            cell == MODEL_CELL_LSTM ? "lstm" : "gru", E, A, H, K, D, W, T, max_batch, events, wrapped, oov, valued, texted,
+            model_cell_name(cell), E, A, H, K, D, W, T, max_batch, events, wrapped, oov, valued, texted,
             new_items, ev_texted, md.u, md.drift, md.state, md.u16);
     CHECK(md.u <= TOL && md.drift <= DRIFT_TOL && md.state <= TOL && md.u16 <= 1.0,
           "backends disagree: u %.3g drift %.3g state %.3g u16 %.3g ulp", md.u, md.drift, md.state, md.u16);

@@ -241,7 +241,7 @@ static int model_init_main(int argc, char **argv) {
     snprintf(meta, sizeof meta, "{\"created_by\":\"ievo model init\",\"init\":\"random\",\"seed\":%llu}", seed);
     if (model_set_meta(m, meta, err, sizeof err) || model_save(m, out, err, sizeof err)) goto fail;
     printf("wrote %s: model_id %s, %s, %d items + <oov>, %d actions + <oov>, %zu parameters\n", out, m->model_id,
-           m->cfg.cell == MODEL_CELL_LSTM ? "lstm" : "gru", n_items, n_acts, m->n_params);
+           model_cell_name(m->cfg.cell), n_items, n_acts, m->n_params);
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "ievo model init: %s\n", err);
@@ -274,10 +274,15 @@ static int model_info_main(int argc, char **argv) {
     bad = bad || json_buf_append(&b, ",\"name\":", 8) || json_buf_string(&b, m->model_id, namelen);
     bad = bad || json_buf_printf(&b, ",\"fingerprint\":\"%016llx\",\"format_version\":%d", (unsigned long long)m->fingerprint,
                                  MODEL_FORMAT_VERSION);
-    bad = bad || json_buf_printf(&b, ",\"config\":{\"cell\":\"%s\",\"item_dim\":%d,\"action_dim\":%d,\"hidden\":%d,"
-                                     "\"attn_dim\":%d,\"out_dim\":%d,\"window\":%d,\"input_dim\":%d}",
-                                 c->cell == MODEL_CELL_LSTM ? "lstm" : "gru", c->item_dim, c->action_dim, c->hidden,
-                                 c->attn_dim, c->out_dim, c->window, model_input_dim(c));
+    char family[32];
+    model_family_name(c, family, sizeof family);
+    bad = bad || json_buf_printf(&b, ",\"family\":\"%s\",\"config\":{\"cell\":\"%s\",\"item_dim\":%d,\"action_dim\":%d,"
+                                     "\"hidden\":%d,\"attn_dim\":%d,\"out_dim\":%d,\"window\":%d,\"input_dim\":%d",
+                                 family, model_cell_name(c->cell), c->item_dim, c->action_dim, c->hidden, c->attn_dim,
+                                 c->out_dim, c->window, model_input_dim(c));
+    if (c->cell == MODEL_CELL_LRU)
+        bad = bad || json_buf_printf(&b, ",\"layers\":%d,\"state_dim\":%d,\"ffn_dim\":%d", c->layers, c->state_dim, c->ffn_dim);
+    bad = bad || json_buf_append(&b, "}", 1);
     bad = bad || json_buf_printf(&b, ",\"vocab\":{\"items\":%d,\"actions\":%d,\"action_ids\":[", c->n_items, c->n_actions);
     for (int i = 0; i < c->n_actions; i++) {
         const char *id = model_action_id(m, i);
@@ -285,9 +290,9 @@ static int model_info_main(int argc, char **argv) {
     }
     bad = bad || json_buf_printf(&b, "]},\"params\":%zu,\"param_bytes\":%zu,\"state_bytes\":%zu,\"tensors\":[", m->n_params,
                                  m->n_params * sizeof(float), model_state_size(m));
-    for (int t = 0, shown = 0; t < MODEL_N_ALL_TENSORS; t++) {
+    for (int t = 0, shown = 0; t < MODEL_N_TENSORS; t++) {
         const model_tensor *x = &m->t[t];
-        if (!x->name || !x->numel) continue;   /* an optional head this model does not carry */
+        if (!x->numel) continue;   /* another family's tensor, or a head this model does not carry */
         bad = bad || json_buf_printf(&b, "%s{\"name\":\"%s\",\"shape\":[%d", shown++ ? "," : "", x->name, x->shape[0]);
         if (x->ndim == 2) bad = bad || json_buf_printf(&b, ",%d", x->shape[1]);
         bad = bad || json_buf_append(&b, "]}", 2);

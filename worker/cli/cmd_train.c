@@ -578,7 +578,7 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr,
             "ievo train: %zu events, %d users, %d items + <oov> (%ld events with an unknown item), %d actions; "
             "%s H=%d E=%d D=%d W=%d%s, %zu parameters\n",
-            nk, n_users, n_vocab, oov, n_act_ids, mc.cell == MODEL_CELL_LSTM ? "lstm" : "gru", mc.hidden,
+            nk, n_users, n_vocab, oov, n_act_ids, model_cell_name(mc.cell), mc.hidden,
             mc.item_dim, mc.out_dim, mc.window, text ? (tc.text_only ? ", text only" : ", text") : "", m->n_params);
     if (n_held)
         fprintf(stderr, "ievo train: held out %d items (fraction %g, seed %llu) and their %ld events\n", n_held, holdout,
