@@ -51,12 +51,19 @@
  *             cold-item bias score.item_bias[0]. softmax_i(s_i) is the model's distribution of
  *             the user's next item; `ievo train` fits it by cross-entropy.
  *
- *   value:    vhat_i = ginv( u_t . (value.w + value.item_emb[i]) + value.item_bias[i] + value.bias )
+ *   value:    vhat_i = ginv( u_t . (value.w + value.item_emb[i]) + value.item_bias[i] + value.bias + b_u )
  *             g(v) = sign(v) log1p(|v|) (the value feature's transform), ginv(y) = sign(y) expm1(|y|):
  *             the predicted value (e.g. rating) of the user's next event if it is item i (value.w
  *             is the part every item shares: how the user rates in general); trained
  *             by squared error in g-space, so a heavy-tailed value (dwell seconds, prices) cannot
  *             dominate the loss.
+ *             b_u, the user bias, is 0 unless the head carries value.user = (rho, lambda)
+ *             (MODEL_HEAD_VALUE_USER): then the state keeps, over the user's events with a value,
+ *               r_j = g(v_j) - value.bias - value.item_bias[item_j]   (the event's residual)
+ *               s  <- rho s + r_j,   c <- rho c + 1                     (s = c = 0 at first)
+ *               b_u = c + lambda > 0 ? s / (c + lambda) : 0
+ *             a recency-weighted mean residual shrunk towards 0: the user + item bias model, with
+ *             a user bias the stream keeps up to date (there is no per-user table to look up).
  *   The scoring table is its own tensor, D wide in u's space, so E != D stays possible and the
  *   served function never depends on how it was trained. `ievo train` ties it to item_emb when
  *   E == D (one parameter during training, stored twice, equal): on ML-100K that measured
@@ -217,6 +224,8 @@ const char *model_action_id(const model *m, int index); /* NULL when out of rang
  *                     u64 item key (text models only) }     16 bytes, or 24 with text
  *   (f[2], has_value, is the flag). With H = D = 64, W = 16 that is 932 bytes for an LSTM
  *   (1,060 with text; version 1 took 1,128), 676 for a GRU (804 with text; version 1: 872).
+ *   A model whose value head carries value.user keeps the user bias's f32 s, f32 c (8 bytes)
+ *   between u and the window.
  * A zeroed blob is not valid; model_state_init makes the empty state (events = 0).
  * Unused window slots are zeros: a state with few events ends in zero bytes (the worker stores
  * it without them, worker_record.h). */
@@ -304,9 +313,14 @@ int model_score_rows(const model *m, int n, const int32_t *idx, const float *con
 /* scores (n, n_rows) = U (n, D) @ S (n_rows, D)^T + bias, one oneDNN GEMM. */
 int model_score_with(const model *m, int n, const float *U, int n_rows, const float *S, const float *bias,
                      float *scores, char *err, size_t errlen);
-/* The predicted value of item `item` for interest vector u (D); NAN without a value head or for
- * an index outside the vocabulary. */
+/* The predicted value of item `item` for interest vector u (D) and user bias b_u (the formula
+ * in the top comment); NAN without a value head or for an index outside the vocabulary. */
+float model_predict_value_user(const model *m, const float *u, float user_bias, int item);
+/* The same with b_u = 0: a head without value.user, or a user without a state. */
 float model_predict_value(const model *m, const float *u, int item);
+/* The user bias b_u a state holds (0 when the model's value head has no value.user). The state
+ * must pass model_state_check. */
+float model_state_user_bias(const model *m, const void *state);
 /* The k highest scores among scores[0..n) (ties: lower index first), skipping -inf/NaN entries
  * and the n_exclude indices in `exclude` (any order, may repeat). Writes indices to idx and,
  * if not NULL, scores to val, best first; returns how many (<= k). O(n log k). */

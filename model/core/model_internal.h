@@ -94,7 +94,11 @@ static inline size_t model_state_off_c(const model *m) { return MODEL_STATE_HEAD
 static inline size_t model_state_off_u(const model *m) {
     return MODEL_STATE_HEADER + 4u * (size_t)model_rec_floats(&m->cfg);
 }
-static inline size_t model_state_off_win(const model *m) { return model_state_off_u(m) + 2u * (size_t)m->cfg.out_dim; }
+/* the value head's user bias (s, c), when the head carries value.user */
+static inline size_t model_state_off_vu(const model *m) { return model_state_off_u(m) + 2u * (size_t)m->cfg.out_dim; }
+static inline size_t model_state_off_win(const model *m) {
+    return model_state_off_vu(m) + (m->t[T_VALUE_USER].numel ? 8u : 0u);
+}
 static inline size_t model_state_slot_size(const model *m) {
     return m->cfg.text_dim > 0 ? MODEL_STATE_SLOT_TEXT : MODEL_STATE_SLOT;
 }
@@ -106,7 +110,25 @@ void model_state_write_slot(const model *m, void *state, int slot, const model_s
 /* The stored previous u as fp16 <-> floats (D). */
 void model_state_read_u(const model *m, const void *state, float *u);
 void model_state_write_u(const model *m, void *state, const float *u);
+/* The value head's user bias sums (s, c); only for a model whose value head carries value.user. */
+void model_state_read_vu(const model *m, const void *state, float *s, float *c);
+void model_state_write_vu(const model *m, void *state, float s, float c);
 
+/* The value head's user bias (model.h): one event with a value, g its value feature f[1],
+ * pushed into (s, c); and b_u from them. The step and the trainer both go through these, so the
+ * state and the trainer's scan agree to the bit. */
+static inline void model_value_user_push(const model *m, float *s, float *c, int item, float g) {
+    const float rho = m->t[T_VALUE_USER].data[0];
+    *s = rho * *s + (g - m->t[T_VALUE_B].data[0] - m->t[T_VALUE_BIAS].data[item]);
+    *c = rho * *c + 1.0f;
+}
+static inline float model_value_user_bias(const model *m, float s, float c) {
+    const float d = c + m->t[T_VALUE_USER].data[1];
+    return d > 0 ? s / d : 0.0f;
+}
+
+/* g(v) = sign(v) log1p(|v|) as a float: the value feature f[1] and the value head's target. */
+float model_value_g(float value);
 /* The event features f (F = 3), from the event and the state's counters (see model.h). */
 void model_event_features(const model_event *ev, int64_t events, int64_t last_ts, float f[MODEL_FEATURES]);
 

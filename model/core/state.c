@@ -200,6 +200,13 @@ int model_state_validate(const model *m, const void *state, char *err, size_t er
     if (h.events < 0 || h.wlen < 0 || h.wlen > W || (int64_t)h.wlen > h.events || h.head < 0 || h.head >= W)
         return model_errf(err, errlen, "state: corrupt counters (events %lld, window length %d, head %d, W %d)",
                           (long long)h.events, h.wlen, h.head, W);
+    if (m->t[T_VALUE_USER].numel) {
+        float s, c;
+        model_state_read_vu(m, state, &s, &c);
+        if (!isfinite(s) || !(c >= 0 && c <= (float)h.events))
+            return model_errf(err, errlen, "state: corrupt user bias sums (s %g, c %g after %lld events)", s, c,
+                              (long long)h.events);
+    }
     return 0;
 }
 
@@ -207,3 +214,20 @@ int64_t model_state_events(const void *state) { return rd_i64(state, 8); }
 int64_t model_state_last_ts(const void *state) { return rd_i64(state, 16); }
 
 void model_state_vector(const model *m, const void *state, float *out) { model_state_read_u(m, state, out); }
+
+void model_state_read_vu(const model *m, const void *state, float *s, float *c) {
+    memcpy(s, (const char *)state + model_state_off_vu(m), 4);
+    memcpy(c, (const char *)state + model_state_off_vu(m) + 4, 4);
+}
+
+void model_state_write_vu(const model *m, void *state, float s, float c) {
+    memcpy((char *)state + model_state_off_vu(m), &s, 4);
+    memcpy((char *)state + model_state_off_vu(m) + 4, &c, 4);
+}
+
+float model_state_user_bias(const model *m, const void *state) {
+    if (!m->t[T_VALUE_USER].numel) return 0.0f;
+    float s, c;
+    model_state_read_vu(m, state, &s, &c);
+    return model_value_user_bias(m, s, c);
+}

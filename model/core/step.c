@@ -221,13 +221,17 @@ int model_runner_new(model_runner **out, const model *m, model_backend backend, 
     return 0;
 }
 
+float model_value_g(float value) {
+    double v = value;
+    return (float)(v < 0 ? -log1p(-v) : log1p(v));
+}
+
 void model_event_features(const model_event *ev, int64_t events, int64_t last_ts, float f[MODEL_FEATURES]) {
     double gap = 0;
     if (events > 0 && ev->ts > last_ts) gap = (double)((uint64_t)ev->ts - (uint64_t)last_ts) / 1000.0;
     f[0] = (float)(log1p(gap) / 10.0);
     if (ev->has_value) {
-        double v = ev->value;
-        f[1] = (float)(v < 0 ? -log1p(-v) : log1p(v));
+        f[1] = model_value_g(ev->value);
         f[2] = 1.0f;
     } else {
         f[1] = 0.0f;
@@ -454,6 +458,12 @@ int model_step(model_runner *r, int n, void *const *states, const model_event *e
         memcpy(st + model_state_off_h(m), r->h1 + (size_t)i * H, (size_t)H * sizeof(float));
         if (r->lstm) memcpy(st + model_state_off_c(m), r->c1 + (size_t)i * H, (size_t)H * sizeof(float));
         model_state_write_u(m, st, u);
+        if (m->t[T_VALUE_USER].numel && ev[i].has_value) { /* the value head's user bias */
+            float vs, vc;
+            model_state_read_vu(m, st, &vs, &vc);
+            model_value_user_push(m, &vs, &vc, ev[i].item, r->x[(size_t)i * I + E + A + 1]);
+            model_state_write_vu(m, st, vs, vc);
+        }
         model_state_slot s = {ev[i].item, ev[i].action, {0}, r->T > 0 ? ev[i].item_key : 0};
         memcpy(s.f, r->x + (size_t)i * I + E + A, sizeof s.f);
         model_state_write_slot(m, st, hd.head, &s);

@@ -58,6 +58,7 @@ typedef struct {
     float *ones;              /* (Te*N) ones, for bias gradients as a GEMM */
     /* heads */
     int32_t *pos, *tgt;       /* (T*N) target positions and items */
+    float *bu;                /* (T*N) the value head's user bias after each position (value.user) */
     float *ub, *dub, *logits; /* (BLK, D), (BLK, D), (BLK, C) */
     float *rowloss;           /* (BLK) */
     int blk;                  /* positions per logits block: min(SEQ_BLK, SEQ_LOGITS_MAX / C) */
@@ -106,6 +107,18 @@ int seq_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, size_t
 /* Moves hT/cT into h0/c0 for the next chunk (rows keep their index). */
 void seq_carry(seq_ctx *s, int N_next);
 void seq_reset_state(seq_ctx *s);
+
+/* The value head (train_value.c, train.c): the user bias b_u after events ev[0..n) (0 for a
+ * head without value.user), the data-dependent start of the heads' biases, and the head's refit
+ * on the final u_t (value.user chosen on validation). */
+float train_user_bias(const model *m, const model_event *ev, long n);
+void train_init_biases(model *m, const train_data *d, const int *tlen, int heads);
+int train_value_refit(model *m, const train_data *d, const train_config *c, const int *tlen, train_result *res,
+                      char *err, size_t errlen);
+/* The refit's objective, for the tests: the mean squared g-space error over the training targets
+ * (user u's positions 0..tlen[u]-1, u from U (events, D)) and, if grad is not NULL, its gradient
+ * over value.item_bias (n_items), value.bias (1) and value.w (D; 0 unless fit_w). NAN: no memory. */
+double train_value_loss(model *m, const train_data *d, const int *tlen, const float *U, int fit_w, double *grad);
 
 /* Features of every event of d, as model_step computes them per user ((events, F), caller frees). */
 float *train_features(const train_data *d);

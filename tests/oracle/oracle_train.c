@@ -5,8 +5,9 @@
  *   oracle_train kernels OUT SEED
  *       random inputs for linear, lstm_cell, gru_cell, window_attention; writes each kernel's
  *       inputs, a cotangent, its forward output and every backward gradient to OUT.
- *   oracle_train grad MODEL_OUT EVENTS CELL E A H K D W N_ITEMS N_ACTIONS SEED BPTT BACKEND MASK LOSS_OUT
- *       builds a model with both heads (items "m1".., actions "act1.."), saves it, reads EVENTS
+ *   oracle_train grad MODEL_OUT EVENTS CELL E A H K D W N_ITEMS N_ACTIONS SEED BPTT BACKEND MASK LOSS_OUT [VU]
+ *       builds a model with both heads (items "m1".., actions "act1.."; VU 1: the value head with
+ *       value.user = (0.7, 1.5), the user bias), saves it, reads EVENTS
  *       ("users U", then per user "user N" and N lines "ITEM ACTION TS HAS_VALUE VALUE"), runs
  *       train_batch_loss_grad over every user (each input predicts the next event; no dropout)
  *       with the given BPTT, backend (scalar|dnnl) and mask_seen (0|1), and writes the loss and
@@ -118,7 +119,8 @@ static int cmd_grad(char **a) {
     int rc = 1;
     if (model_init_random(&m, &cfg, "oracle", (const char *const *)items, ni, (const char *const *)acts, na, seed, err,
                           sizeof err) ||
-        model_add_heads(m, MODEL_HEAD_SCORE | MODEL_HEAD_VALUE, seed, err, sizeof err)) {
+        model_add_heads(m, MODEL_HEAD_SCORE | MODEL_HEAD_VALUE | (a[16] && atoi(a[16]) ? MODEL_HEAD_VALUE_USER : 0), seed,
+                        err, sizeof err)) {
         fprintf(stderr, "oracle_train: %s\n", err);
         goto out;
     }
@@ -126,6 +128,8 @@ static int cmd_grad(char **a) {
     for (size_t i = 0; i < m->t[T_VALUE_W].numel; i++) m->t[T_VALUE_W].data[i] = 0.03f * (float)((int)(i % 5) - 2);
     for (size_t i = 0; i < m->t[T_VALUE_EMB].numel; i++) m->t[T_VALUE_EMB].data[i] = 0.02f * (float)((int)(i % 9) - 4);
     for (size_t i = 0; i < m->t[T_SCORE_BIAS].numel; i++) m->t[T_SCORE_BIAS].data[i] = 0.05f * (float)(i % 7);
+    for (size_t i = 0; i < m->t[T_VALUE_BIAS].numel; i++) m->t[T_VALUE_BIAS].data[i] = 0.04f * (float)((int)(i % 5) - 2);
+    if (m->t[T_VALUE_USER].numel) m->t[T_VALUE_USER].data[0] = 0.7f, m->t[T_VALUE_USER].data[1] = 1.5f;
     if (model_add_heads(m, 0, 0, err, sizeof err) || model_save(m, a[0], err, sizeof err)) {
         fprintf(stderr, "oracle_train: %s\n", err);
         goto out;
@@ -193,9 +197,9 @@ out:
 
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "kernels")) return cmd_kernels(argv[2], strtoull(argv[3], NULL, 10));
-    if (argc == 18 && !strcmp(argv[1], "grad")) return cmd_grad(argv + 2);
+    if ((argc == 18 || argc == 19) && !strcmp(argv[1], "grad")) return cmd_grad(argv + 2);
     fprintf(stderr, "usage: oracle_train kernels OUT SEED\n"
                     "       oracle_train grad MODEL_OUT EVENTS CELL E A H K D W N_ITEMS N_ACTIONS SEED BPTT BACKEND MASK "
-                    "LOSS_OUT\n");
+                    "LOSS_OUT [VU]\n");
     return 2;
 }

@@ -65,7 +65,8 @@ static void train_usage(FILE *f) {
             "  --ema DECAY (0 = off: validate and keep a moving average of the weights) --seed N (1)\n"
             "  --plateau N (4; 0 = off: lr *= --lr-decay X (0.5) after N epochs without a better validation)\n"
             "  --value-lr X (the value head's lr as a multiple of --lr, default 0.1) --value-wd X (0)\n"
-            "  --value-refit N (refit the value head alone on the final u for <= N epochs; 50, 0 = off)\n"
+            "  --value-refit N (refit the value head alone on the final u, <= 50 N steps; 50, 0 = off)\n"
+            "  --value-user 0|1 (1: the value head adds the user's recency-weighted bias, kept in the state)\n"
             "  --mask-seen 0|1 (1, default: the training softmax leaves out items already in the user's inputs)\n"
             "  --init-bias 0|1 (1: start the score bias at log popularity, the value biases at item means)\n"
             "  --backend dnnl|scalar\n"
@@ -336,7 +337,7 @@ int cmd_train(int argc, char **argv) {
         {"--init-bias", "init_bias"}, {"--plateau", "plateau"}, {"--lr-decay", "lr_decay"},
         {"--mask-seen", "mask_seen"}, {"--value-lr", "value_lr"}, {"--value-wd", "value_wd"},
         {"--value-refit", "value_refit"}, {"--zero-oov", "zero_oov"}, {"--cold-dropout", "cold_dropout"},
-        {"--untie-text", "untie_text"}};
+        {"--untie-text", "untie_text"}, {"--value-user", "value_user"}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -510,6 +511,7 @@ int cmd_train(int argc, char **argv) {
         qsort(held_keys, (size_t)n_held, sizeof *held_keys, cmp_u64);
     }
     for (size_t i = 0; i < ev.n; i++) heads |= ev.ev[i].has_value && tc.value_weight > 0 ? MODEL_HEAD_VALUE : 0;
+    if ((heads & MODEL_HEAD_VALUE) && tc.value_user) heads |= MODEL_HEAD_VALUE_USER;
     if (model_init_random(&m, &mc, name, vocab_ids, n_vocab, act_ids, n_act_ids, init_seed, err, sizeof err) ||
         model_add_heads(m, heads, init_seed, err, sizeof err))
         goto done;
@@ -592,9 +594,9 @@ int cmd_train(int argc, char **argv) {
             res.best_epoch, res.epochs_run, res.best_val.hr10, res.best_val.ndcg10, res.best_val.hr20,
             res.best_val.ndcg20, res.best_val.n, res.time_to_best_s, res.total_s, res.events_per_s, res.threads);
     if (res.value_refit_epoch)
-        fprintf(stderr, "ievo train: value head refit on the final u_t: epoch %d kept (0 = as trained jointly), "
-                "validation MAE %.4f RMSE %.4f (%ld events)\n",
-                res.value_refit_epoch - 1, res.best_val.mae, res.best_val.rmse, res.best_val.n_value);
+        fprintf(stderr, "ievo train: value head: %s kept (user bias decay %g, shrinkage %g), validation MAE %.4f "
+                "RMSE %.4f (%ld events)\n", res.value_refit_epoch == 2 ? "the refit on the final u_t" : "the joint one",
+                res.value_user[0], res.value_user[1], res.best_val.mae, res.best_val.rmse, res.best_val.n_value);
     /* 5. save, with what produced it */
     cfg_json = train_config_json(&tc);
     const char *src = ml ? "movielens" : syn ? "synthetic" : jl ? "jsonl" : "topic";
@@ -634,7 +636,9 @@ int cmd_train(int argc, char **argv) {
     if (res.best_val.n_value)
         json_buf_printf(&meta, ",\"value_events\":%ld,\"mae\":%.6f,\"rmse\":%.6f", res.best_val.n_value,
                         res.best_val.mae, res.best_val.rmse);
-    if (res.value_refit_epoch) json_buf_printf(&meta, ",\"value_refit_epoch\":%d", res.value_refit_epoch - 1);
+    if (res.value_refit_epoch)
+        json_buf_printf(&meta, ",\"value_refit\":%s,\"value_user\":[%g,%g]", res.value_refit_epoch == 2 ? "true" : "false",
+                        res.value_user[0], res.value_user[1]);
     json_buf_printf(&meta, "},\"epochs_run\":%d,\"time_to_best_s\":%.3f,\"total_s\":%.3f,\"events_per_s\":%.1f}",
                     res.epochs_run, res.time_to_best_s, res.total_s, res.events_per_s);
     if (meta.failed) {
