@@ -11,6 +11,17 @@
  *   LSTM:  (h_t, c_t) = LSTMCell(x_t, h_{t-1}, c_{t-1})     PyTorch semantics, gates i,f,g,o
  *   GRU:   h_t        = GRUCell(x_t, h_{t-1})               PyTorch semantics, gates r,z,n
  *          (n = tanh(W_in x + b_in + r * (W_hn h + b_hn)): oneDNN's linear-before-reset GRU)
+ *   LRU:   a stack of L layers of width H, each a linear recurrent unit with a complex diagonal
+ *          state of N (Orvieto et al. 2023) in LRURec's post-LayerNorm block (Yue et al. 2024):
+ *            z_0 = W_in x_t + b_in                                                     (H)
+ *            per layer l (its state h^l, complex, N):
+ *              lambda_k = exp(-exp(nu_k) + i exp(theta_k)),  gamma_k = exp(gamma_log_k)
+ *              h^l_t    = lambda . h^l_{t-1} + gamma . (B z_{l-1} + b_B)   (B: H -> complex N)
+ *              y        = Re(C h^l_t) + b_C    (one real (H, 2N) matrix on [Re h ; Im h])
+ *              z'       = LN1(z_{l-1} + y)
+ *              z_l      = LN2(z' + W2 gelu(W1 z' + b1) + b2)                (W1: H -> F, erf GELU)
+ *            h_t = z_L: the stack's output, read by the attention below as the cells' h_t is.
+ *          The state is O(1) in the history: every layer's h^l (2 N L floats) and h_t itself.
  *   window = the last min(events+1, W) event inputs x_j, the current one included
  *   q      = W_q h_t + b_q                      (K)
  *   k_j    = W_k x_j + b_k,  v_j = W_v x_j + b_v (K each)
@@ -116,10 +127,12 @@ const char *model_cell_name(model_cell cell);
 void model_family_name(const model_config *cfg, char *out, size_t n);
 static inline int model_input_dim(const model_config *c) { return c->item_dim + c->action_dim + MODEL_FEATURES; }
 static inline int model_gates(const model_config *c) { return c->cell == MODEL_CELL_LSTM ? 4 : 3; }
-/* Floats of recurrent state per user: LSTM h and c (2H), GRU h (H), LRU the complex h of every
- * layer (2 N L). */
+/* Floats of recurrent state per user: LSTM h and c (2H), GRU h (H), LRU the output h and the
+ * complex state of every layer (H + 2 N L). */
 static inline int model_rec_floats(const model_config *c) {
-    return c->cell == MODEL_CELL_LSTM ? 2 * c->hidden : c->cell == MODEL_CELL_GRU ? c->hidden : 2 * c->state_dim * c->layers;
+    return c->cell == MODEL_CELL_LSTM ? 2 * c->hidden
+           : c->cell == MODEL_CELL_GRU ? c->hidden
+                                       : c->hidden + 2 * c->state_dim * c->layers;
 }
 
 /* A named tensor inside the model's single parameter allocation. */
@@ -217,8 +230,10 @@ const char *model_action_id(const model *m, int index); /* NULL when out of rang
  *                                         (an out-of-order event sets it back; its own gap is 0)
  *   24 u16 window length (<= W)        26 u16 next window slot (ring head)
  *   28 u64 model fingerprint
- *   36 f32 h[H], then c[H] (LSTM only), then f16 u[D] (the previous interest vector, IEEE
- *      binary16, round to nearest even, saturating at +-65504: used only for the drift)
+ *   36 f32 h[H], then c[H] (LSTM only) or the LRU layers' states (LRU only: layer by layer, N
+ *      real parts then N imaginary parts each, 2 N L floats), then f16 u[D] (the previous
+ *      interest vector, IEEE binary16, round to nearest even, saturating at +-65504: used only
+ *      for the drift)
  *   then W slots of { i32 item; u16 action; u8 flags (bit 0: has_value); u8 0;
  *                     f32 f[0] (gap feature); f32 f[1] (value feature);
  *                     u64 item key (text models only) }     16 bytes, or 24 with text

@@ -14,6 +14,7 @@
  *       the gradient.
  *   OUT format: records "name\n" u32 count, count float32 (loss: one float64 as two floats).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,50 @@ static int cmd_kernels(const char *out, uint64_t seed) {
         put(f, "att.dw_q", dwq, K * H), put(f, "att.db_q", dbq, K), put(f, "att.dw_k", dwk, K * I), put(f, "att.db_k", dbk, K);
         put(f, "att.dw_v", dwv, K * I), put(f, "att.db_v", dbv, K);
         free(h), free(xs), free(wq), free(bq), free(wk), free(bk), free(wv), free(bv), free(g);
+    }
+    /* layernorm (with a second row shifted and scaled, so mean and variance matter) */
+    {
+        const int C = 6;
+        float *x = rnd(&r, B * C, 2), *w = rnd(&r, C, 1), *b = rnd(&r, C, 0.5), *g = rnd(&r, B * C, 1);
+        for (int i = 0; i < C; i++) x[C + i] = 3.0f + 0.1f * x[C + i];
+        float y[64], mean[8], rstd[8], dx[64] = {0}, dw[16] = {0}, db[16] = {0};
+        layernorm_forward(y, mean, rstd, x, w, b, B, C);
+        layernorm_backward(dx, dw, db, g, x, mean, rstd, w, B, C);
+        put(f, "ln.x", x, B * C), put(f, "ln.w", w, C), put(f, "ln.b", b, C), put(f, "ln.g", g, B * C);
+        put(f, "ln.y", y, B * C), put(f, "ln.dx", dx, B * C), put(f, "ln.dw", dw, C), put(f, "ln.db", db, C);
+        free(x), free(w), free(b), free(g);
+    }
+    /* gelu over a wide range */
+    {
+        const int n = 24;
+        float *x = rnd(&r, n, 4), *g = rnd(&r, n, 1), y[32], dx[32] = {0};
+        gelu_forward(y, x, n);
+        gelu_backward(dx, x, g, n);
+        put(f, "gelu.x", x, n), put(f, "gelu.g", g, n), put(f, "gelu.y", y, n), put(f, "gelu.dx", dx, n);
+        free(x), free(g);
+    }
+    /* the LRU recurrence: eigenvalues from their logs, then T steps over B rows from h0 */
+    {
+        const int N = 4, T = 5;
+        float nu[4], th[4], gl[4];
+        for (int k = 0; k < N; k++) { /* |lambda| in 0.6..0.95, phases across the circle, as init draws them */
+            double mod = 0.6 + 0.35 * rng_uniform(&r);
+            nu[k] = (float)log(-log(mod));
+            th[k] = (float)log(0.1 + 6.0 * rng_uniform(&r));
+            gl[k] = (float)log(sqrt(1 - mod * mod));
+        }
+        float *u = rnd(&r, T * B * 2 * N, 1), *h0 = rnd(&r, B * 2 * N, 1), *g = rnd(&r, T * B * 2 * N, 1);
+        float lre[4], lim[4], gam[4], hs[512], du[512] = {0}, dh0[64] = {0}, dlre[4] = {0}, dlim[4] = {0}, dgam[4] = {0};
+        float dnu[4] = {0}, dth[4] = {0}, dgl[4] = {0};
+        lru_lambda_forward(lre, lim, gam, nu, th, gl, N);
+        lru_scan_forward(hs, u, h0, lre, lim, gam, T, B, N);
+        lru_scan_backward(du, dh0, dlre, dlim, dgam, g, hs, u, h0, lre, lim, gam, T, B, N);
+        lru_lambda_backward(dnu, dth, dgl, dlre, dlim, dgam, lre, lim, gam, th, nu, N);
+        put(f, "lru.nu", nu, N), put(f, "lru.theta", th, N), put(f, "lru.gamma_log", gl, N);
+        put(f, "lru.u", u, T * B * 2 * N), put(f, "lru.h0", h0, B * 2 * N), put(f, "lru.g", g, T * B * 2 * N);
+        put(f, "lru.hs", hs, T * B * 2 * N), put(f, "lru.du", du, T * B * 2 * N), put(f, "lru.dh0", dh0, B * 2 * N);
+        put(f, "lru.dnu", dnu, N), put(f, "lru.dtheta", dth, N), put(f, "lru.dgamma_log", dgl, N);
+        free(u), free(h0), free(g);
     }
     return fclose(f) ? 1 : 0;
 }

@@ -143,12 +143,48 @@ def kernels(tmp):
                    rel(r["att.dw_q"], wq.grad), rel(r["att.db_q"], bq.grad), rel(r["att.dw_k"], wk.grad),
                    rel(r["att.db_k"], bk.grad), rel(r["att.dw_v"], wv.grad), rel(r["att.db_v"], bv.grad))
 
+    def layernorm(bug=None):
+        C = 6
+        x, w, b = T("ln.x", B, C), T("ln.w"), T("ln.b")
+        if bug == "unbiased_var":  # the sample variance instead of the population one torch uses
+            y = (x - x.mean(1, keepdim=True)) / (x.var(1, unbiased=True, keepdim=True) + 1e-5).sqrt() * w + b
+        else:
+            y = torch.nn.functional.layer_norm(x, (C,), w, b, 1e-5)
+        (y * torch.tensor(r["ln.g"]).view(B, C)).sum().backward()
+        return max(rel(r["ln.y"], y.detach()), rel(r["ln.dx"], x.grad), rel(r["ln.dw"], w.grad), rel(r["ln.db"], b.grad))
+
+    def gelu(bug=None):
+        x = T("gelu.x")
+        y = x * torch.sigmoid(1.702 * x) if bug == "sigmoid" else torch.nn.functional.gelu(x)
+        (y * torch.tensor(r["gelu.g"])).sum().backward()
+        return max(rel(r["gelu.y"], y.detach()), rel(r["gelu.dx"], x.grad))
+
+    def lru(bug=None):
+        N, TT = 4, 5
+        nu, th, gl = T("lru.nu"), T("lru.theta"), T("lru.gamma_log")
+        u, h0 = T("lru.u", TT, B, 2, N), T("lru.h0", B, 2, N)
+        lam = torch.exp(torch.complex(-torch.exp(nu), torch.exp(th)))  # exp(-exp(nu) + i exp(theta))
+        if bug == "conj":
+            lam = lam.conj()
+        gam = torch.exp(gl)
+        uc = torch.complex(u[:, :, 0], u[:, :, 1]) * gam
+        h, hs = torch.complex(h0[:, 0], h0[:, 1]), []
+        for t in range(TT):
+            h = lam * h + uc[t]
+            hs.append(torch.stack([h.real, h.imag], 1))
+        hs = torch.stack(hs)
+        (hs * torch.tensor(r["lru.g"]).view(TT, B, 2, N)).sum().backward()
+        return max(rel(r["lru.hs"], hs.detach()), rel(r["lru.du"], u.grad), rel(r["lru.dh0"], h0.grad),
+                   rel(r["lru.dnu"], nu.grad), rel(r["lru.dtheta"], th.grad), rel(r["lru.dgamma_log"], gl.grad))
+
     worst["lstm_cell"], worst["gru_cell"], worst["window_attention"] = lstm(), gru(), att()
+    worst["layernorm"], worst["gelu"], worst["lru_scan"] = layernorm(), gelu(), lru()
     for k_, v_ in worst.items():
         print("kernel %-17s forward and backward vs torch autograd: max rel diff %.2e" % (k_, v_))
         check(v_ <= 1e-5, "kernel %s differs from torch autograd (%.3g)" % (k_, v_))
     for name, d in (("lstm gates i/f swapped", lstm("if_swapped")), ("gru reset before W_hn", gru("reset_before")),
-                    ("attention without 1/sqrt(K)", att("no_scale"))):
+                    ("attention without 1/sqrt(K)", att("no_scale")), ("layernorm, sample variance", layernorm("unbiased_var")),
+                    ("gelu, sigmoid form", gelu("sigmoid")), ("lru, conjugate eigenvalues", lru("conj"))):
         print("kernel mutation %-28s moves the comparison to %.2e" % (name, d))
         check(d > 1e-2, "kernel mutation '%s' goes unnoticed (%.3g)" % (name, d))
 

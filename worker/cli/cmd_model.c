@@ -21,7 +21,8 @@
 static void usage_init(FILE *f) {
     fprintf(f,
             "usage: ievo model init --out PATH (--vocab-file PATH | --vocab-movielens DIR | --vocab-synthetic)\n"
-            "                       [--cell lstm|gru] [--item-dim N] [--action-dim N] [--hidden N]\n"
+            "                       [--cell lstm|gru|lru] [--item-dim N] [--action-dim N] [--hidden N]\n"
+            "                       [--layers N] [--state-dim N] [--ffn-dim N]\n"
             "                       [--attn-dim N] [--out-dim N] [--window N] [--seed N] [--name NAME]\n"
             "                       [--actions a,b,c]\n"
             "\n"
@@ -30,7 +31,10 @@ static void usage_init(FILE *f) {
             "  --vocab-file PATH       item ids, one per line (empty lines skipped, no duplicates)\n"
             "  --vocab-movielens DIR   the item ids of DIR/u.item (MovieLens-100K)\n"
             "  --vocab-synthetic       the synthetic generator's items (default generator options)\n"
-            "  --cell lstm|gru         recurrent cell (default lstm)\n"
+            "  --cell lstm|gru|lru     recurrent family (default lstm; lru: a stack of linear recurrent units)\n"
+            "  --layers N              lru: layers (default 2)\n"
+            "  --state-dim N           lru: complex state size per layer (default: --hidden)\n"
+            "  --ffn-dim N             lru: feed-forward width (default: 2 x --hidden)\n"
             "  --item-dim N            item embedding size E (default 64)\n"
             "  --action-dim N          action embedding size A (default 8)\n"
             "  --hidden N              hidden size H (default 64)\n"
@@ -142,6 +146,7 @@ static int model_init_main(int argc, char **argv) {
     static const struct { const char *flag, *key; } cfg_flags[] = {
         {"--cell", "cell"},       {"--item-dim", "item_dim"}, {"--action-dim", "action_dim"}, {"--hidden", "hidden"},
         {"--attn-dim", "attn_dim"}, {"--out-dim", "out_dim"},   {"--window", "window"},
+        {"--layers", "layers"},   {"--state-dim", "state_dim"}, {"--ffn-dim", "ffn_dim"},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;

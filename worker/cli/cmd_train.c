@@ -56,8 +56,9 @@ static void train_usage(FILE *f) {
             "  --synthetic U:E       the synthetic generator (--synth-seed N, default 42)\n"
             "  --topic T -b BS       a Kafka topic from the beginning up to its end offsets at start\n"
             "                        (-X input.format=confluent|avro, -X input.schema.id=N, -X prop=val)\n"
-            "model (as `ievo model init`): --cell lstm|gru (default gru) --item-dim --action-dim --hidden\n"
+            "model (as `ievo model init`): --cell lstm|gru|lru (default gru) --item-dim --action-dim --hidden\n"
             "  --attn-dim --out-dim (64 each; action 8) --window N (16) --name NAME (ievo) --init-seed N\n"
+            "  lru: --layers N (2) --state-dim N (--hidden) --ffn-dim N (2 x --hidden)\n"
             "training: --epochs N (200) --patience N (20) --batch N users (32) --bptt L (200) --lr X (2e-3)\n"
             "  --weight-decay X (0.01) --dropout X (0.2) --clip X (5) --value-weight X (1, 0 = no value head)\n"
             "  --loss full|sampled (full) --negatives N (2048) --tie 0|1 (score.item_emb = item_emb;\n"
@@ -328,7 +329,8 @@ int cmd_train(int argc, char **argv) {
     char err[1024] = "";
     static const struct { const char *flag, *key; } mflags[] = {
         {"--cell", "cell"}, {"--item-dim", "item_dim"}, {"--action-dim", "action_dim"}, {"--hidden", "hidden"},
-        {"--attn-dim", "attn_dim"}, {"--out-dim", "out_dim"}, {"--window", "window"}};
+        {"--attn-dim", "attn_dim"}, {"--out-dim", "out_dim"}, {"--window", "window"}, {"--layers", "layers"},
+        {"--state-dim", "state_dim"}, {"--ffn-dim", "ffn_dim"}};
     static const struct { const char *flag, *key; } tflags[] = {
         {"--epochs", "epochs"}, {"--patience", "patience"}, {"--batch", "batch_users"}, {"--bptt", "bptt"},
         {"--lr", "lr"}, {"--weight-decay", "weight_decay"}, {"--dropout", "dropout"}, {"--clip", "clip"},
