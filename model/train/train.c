@@ -33,6 +33,7 @@ void train_config_default(train_config *c) {
     c->beta1 = 0.9, c->beta2 = 0.999, c->eps = 1e-8;
     c->clip = 5.0;
     c->dropout = 0.2;
+    c->layer_dropout = 0.2;
     c->value_weight = 1.0;
     c->value_lr = 0.1;
     c->value_refit = 50;
@@ -65,6 +66,7 @@ static const train_key train_dbls[] = {
     {"beta1", offsetof(train_config, beta1)}, {"beta2", offsetof(train_config, beta2)},
     {"eps", offsetof(train_config, eps)}, {"clip", offsetof(train_config, clip)},
     {"dropout", offsetof(train_config, dropout)}, {"value_weight", offsetof(train_config, value_weight)},
+    {"layer_dropout", offsetof(train_config, layer_dropout)},
     {"ema", offsetof(train_config, ema)}, {"lr_decay", offsetof(train_config, lr_decay)},
     {"cold_dropout", offsetof(train_config, cold_dropout)},
     {"value_lr", offsetof(train_config, value_lr)}, {"value_wd", offsetof(train_config, value_wd)},
@@ -123,8 +125,9 @@ int train_config_check(const train_config *c, char *err, size_t errlen) {
     if (!(c->lr > 0) || c->weight_decay < 0 || !(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1) ||
         !(c->eps > 0))
         return model_errf(err, errlen, "train: lr > 0, weight_decay >= 0, 0 <= beta1, beta2 < 1, eps > 0");
-    if (c->clip < 0 || !(c->dropout >= 0 && c->dropout < 1) || c->value_weight < 0)
-        return model_errf(err, errlen, "train: clip >= 0, 0 <= dropout < 1, value_weight >= 0");
+    if (c->clip < 0 || !(c->dropout >= 0 && c->dropout < 1) || !(c->layer_dropout >= 0 && c->layer_dropout < 1) ||
+        c->value_weight < 0)
+        return model_errf(err, errlen, "train: clip >= 0, 0 <= dropout, layer_dropout < 1, value_weight >= 0");
     if (c->loss == TRAIN_LOSS_SAMPLED && c->negatives < 1)
         return model_errf(err, errlen, "train: sampled softmax needs negatives >= 1");
     if ((c->tie != 0 && c->tie != 1) || (c->init_bias != 0 && c->init_bias != 1) || (c->mask_seen != 0 && c->mask_seen != 1) ||

@@ -74,6 +74,7 @@ typedef struct {
     double beta1, beta2, eps; /* 0.9, 0.999, 1e-8 */
     double clip;           /* global gradient-norm clip, 0 = off (default 5) */
     double dropout;        /* on input embeddings and on u_t before the heads (default 0.2) */
+    double layer_dropout;  /* LRU stack: on the residual branches of every layer (default 0.2) */
     double value_weight;   /* weight of the value loss (default 1; 0 = no value head training) */
     double value_lr;       /* the value head's learning rate, as a multiple of lr (default 0.1: its
                               per-item gradients are sparse, and Adam makes each a full-size step) */

@@ -27,6 +27,22 @@ typedef struct {
     int targets;      /* 1: position g has the target event g+1 (training) */
 } seq_chunk;
 
+/* The LRU stack's buffers for one chunk (train_lru.c): every layer's activations, kept for
+ * backward, and the carried complex states. */
+typedef struct {
+    int L, Ns, F, H, I, maxN;
+    float *lre, *lim, *gam;      /* (L, Ns) the eigenvalues of the current parameters */
+    float *dlre, *dlim, *dgam;   /* (L, Ns) */
+    float *h0, *hT;              /* (L, maxN, 2Ns) the carried states: in, out */
+    float *zin;                  /* (L, P, H) each layer's input (z_0 = the input projection) */
+    float *ub, *hs;              /* (L, P, 2Ns) the recurrence's input and states */
+    float *y, *mask_y, *pre1, *z1, *f2, *mask_f, *pre2; /* (L, P, H) */
+    float *a1, *g1;              /* (L, P, F) the feed-forward's pre- and post-GELU */
+    float *st;                   /* (L, 4, P) LN1 mean, rstd, LN2 mean, rstd */
+    float *dz, *dz1, *dp, *dg, *da, *dh, *du; /* backward scratch: (P,H) x3, (P,F) x2, (P,2Ns) x2 */
+    int mask_valid;
+} seq_lru;
+
 typedef struct {
     const model *m;
     const train_data *d;
@@ -34,7 +50,9 @@ typedef struct {
     model_backend backend;
     int E, A, I, H, K, D, W, G, lstm, n_items;
     int maxN, maxT;
-    nn_rnn_train *rnn;        /* oneDNN backend */
+    nn_rnn_train *rnn;        /* oneDNN backend (LSTM/GRU) */
+    seq_lru *lru;             /* the LRU stack, instead of the RNN (both backends) */
+    double layer_p;           /* the LRU stack's residual dropout this pass (set by run_batch; 0 = none) */
     /* forward */
     float *xe;                /* (Te, N, I) inputs, after dropout */
     float *mask_e;            /* (Te, N, E+A) dropout scale of the embedding part */
@@ -124,6 +142,24 @@ double train_value_loss(model *m, const train_data *d, const int *tlen, const fl
 float *train_features(const train_data *d);
 
 static inline int pad8(int n) { return (n + 7) & ~7; }
+
+/* ---- the LRU stack (train_lru.c) ---- */
+int seq_lru_new(seq_lru **out, const model *m, int max_rows, int max_steps);
+void seq_lru_free(seq_lru *q);
+void seq_lru_reset(seq_lru *q);
+void seq_lru_carry(seq_lru *q, int N_next);
+/* The stack over the chunk: s->xrnn -> s->hs, from the carried states; dropout s->layer_p. */
+int seq_lru_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size_t errlen);
+/* From s->dhs to the stack's gradients and s->dx_rnn (set, not added). */
+int seq_lru_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, size_t errlen);
+
+/* ---- linear layers (train_linear.c) ---- */
+/* y (R,OC) = x (R,C) @ w (OC,C)^T + b (b may be NULL), on s's backend. -1: oneDNN failed. */
+int seq_lin_fwd(const seq_ctx *s, float *y, const float *x, const float *w, const float *b, long R, int C, int OC);
+/* dx (R,C) += dy @ w; dw (OC,C) += dy^T @ x; db (OC) += sum_r dy. Each of dx, dw, db may be NULL;
+ * R is at most the rows of s->ones. */
+int seq_lin_bwd(const seq_ctx *s, float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                long R, int C, int OC);
 
 /* ---- one batch (train_batch.c) ---- */
 /* Runs a batch (users sorted by len, longest first) chunk by chunk. Training (grad != NULL):

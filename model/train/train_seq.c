@@ -50,6 +50,7 @@ static int32_t *ialloc(size_t n) { return calloc(n ? n : 1, sizeof(int32_t)); }
 void seq_ctx_free(seq_ctx *s) {
     if (!s) return;
     nn_rnn_train_free(s->rnn);
+    seq_lru_free(s->lru);
     float *f[] = {s->xe, s->mask_e, s->h0, s->c0, s->hT, s->cT, s->hs, s->cs, s->gates, s->ghs, s->gx, s->q,
                   s->kx, s->vx, s->att, s->z, s->u, s->mask_u, s->ud, s->dxe, s->dx_rnn, s->dhs, s->dq, s->dkx,
                   s->dvx, s->dz, s->du, s->ones, s->ub, s->dub, s->logits, s->rowloss, s->sc_w, s->sc_b,
@@ -66,7 +67,6 @@ void seq_ctx_free(seq_ctx *s) {
 int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float *feat, model_backend backend,
                 int max_rows, int max_steps, int negatives, char *err, size_t errlen) {
     *out = NULL;
-    if (m->cfg.cell == MODEL_CELL_LRU) return model_errf(err, errlen, "trainer: this build cannot train an lru model yet");
     seq_ctx *s = calloc(1, sizeof *s);
     if (!s) return model_errf(err, errlen, "trainer: out of memory");
     const model_config *c = &m->cfg;
@@ -129,7 +129,13 @@ int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float 
         s->cold = calloc(NI, 1), s->bc_eff = falloc(C), s->dbc_eff = falloc(C);
         ok = ok && s->sc_eff && s->dsc_eff && s->ocol && s->txo && s->aout && s->cold && s->bc_eff && s->dbc_eff;
     }
-    if (backend == MODEL_BACKEND_SCALAR) {
+    if (c->cell == MODEL_CELL_LRU) {
+        ok = ok && seq_lru_new(&s->lru, m, s->maxN, s->maxT) == 0;
+        if (backend == MODEL_BACKEND_SCALAR) { /* the scalar attention's scratch only */
+            s->scratch = falloc(2 * W * I + 2 * W * K + W + K);
+            ok = ok && s->scratch;
+        }
+    } else if (backend == MODEL_BACKEND_SCALAR) {
         s->cs = falloc(T * N * H), s->gates = falloc(T * N * G * H), s->ghs = falloc(T * N * 3 * H);
         s->gx = falloc(N * 3 * H);
         /* per position: xs, dxs (W,I); k, v (W,K); a (W); q (K); rnn: 4 (N,H) carries */
@@ -141,7 +147,7 @@ int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float 
         return model_errf(err, errlen, "trainer: out of memory for a %zu x %zu chunk", N, T);
     }
     for (size_t i = 0; i < (Te * N > SEQ_BLK ? Te * N : SEQ_BLK); i++) s->ones[i] = 1.0f;
-    if (backend == MODEL_BACKEND_DNNL && nn_rnn_train_new(&s->rnn, s->lstm, s->I, s->H, err, errlen)) {
+    if (backend == MODEL_BACKEND_DNNL && !s->lru && nn_rnn_train_new(&s->rnn, s->lstm, s->I, s->H, err, errlen)) {
         seq_ctx_free(s);
         return -1;
     }
@@ -165,40 +171,15 @@ float *train_features(const train_data *d) {
 }
 
 void seq_reset_state(seq_ctx *s) {
+    if (s->lru) seq_lru_reset(s->lru);
     memset(s->h0, 0, (size_t)s->maxN * s->H * sizeof(float));
     memset(s->c0, 0, (size_t)s->maxN * s->H * sizeof(float));
 }
 
 void seq_carry(seq_ctx *s, int N_next) {
+    if (s->lru) seq_lru_carry(s->lru, N_next);
     memcpy(s->h0, s->hT, (size_t)N_next * s->H * sizeof(float));
     if (s->lstm) memcpy(s->c0, s->cT, (size_t)N_next * s->H * sizeof(float));
-}
-
-/* ---- linear layers: y (R,OC) = x (R,C) @ w (OC,C)^T + b -------------------------------------- */
-
-static int lin_fwd(const seq_ctx *s, float *y, const float *x, const float *w, const float *b, long R, int C, int OC) {
-    if (s->backend == MODEL_BACKEND_SCALAR) {
-        linear_forward(y, x, w, b, (int)R, C, OC);
-        return 0;
-    }
-    if (R == 0) return 0;
-    for (long r = 0; r < R; r++)
-        if (b) memcpy(y + r * OC, b, (size_t)OC * sizeof(float));
-        else memset(y + r * OC, 0, (size_t)OC * sizeof(float));
-    return nn_gemm('N', 'T', R, OC, C, 1.0f, x, C, w, C, 1.0f, y, OC);
-}
-
-/* dx (R,C) += dy @ w; dw (OC,C) += dy^T @ x; db (OC) += sum_r dy. Each of dx, dw, db may be NULL. */
-static int lin_bwd(const seq_ctx *s, float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
-                   long R, int C, int OC) {
-    if (s->backend == MODEL_BACKEND_SCALAR) {
-        linear_backward(dx, dw, db, dy, x, w, (int)R, C, OC);
-        return 0;
-    }
-    if (dx && nn_gemm('N', 'N', R, C, OC, 1.0f, dy, OC, w, C, 1.0f, dx, C)) return -1;
-    if (dw && nn_gemm('T', 'N', OC, C, R, 1.0f, dy, OC, x, C, 1.0f, dw, C)) return -1;
-    if (db && nn_gemm('T', 'N', OC, 1, R, 1.0f, dy, OC, s->ones, 1, 1.0f, db, 1)) return -1;
-    return 0;
 }
 
 /* ---- the text adaptors ----------------------------------------------------------------------- */
@@ -209,7 +190,7 @@ static inline int64_t ev_index(const seq_ctx *s, const seq_chunk *ch, int b, lon
 static int adapt_bwd(seq_ctx *s, float *dW, float *db, const float *dA, const float *X, const float *W, int n, int T,
                      int OUT) {
     if (n == 0) return 0;
-    if (lin_bwd(s, NULL, dW, NULL, dA, X, W, n, T, OUT)) return -1;
+    if (seq_lin_bwd(s, NULL, dW, NULL, dA, X, W, n, T, OUT)) return -1;
     for (int o = 0; o < OUT; o++) {
         double acc = 0;
         for (int r = 0; r < n; r++) acc += dA[(size_t)r * OUT + o];
@@ -244,7 +225,7 @@ static int chunk_item_texts(seq_ctx *s, const seq_chunk *ch) {
             s->titem[s->ntext++] = it;
         }
     (void)N;
-    return lin_fwd(s, s->ain, s->txb, P(s, T_TEXT_W), NULL, s->ntext, TT, s->E);
+    return seq_lin_fwd(s, s->ain, s->txb, P(s, T_TEXT_W), NULL, s->ntext, TT, s->E);
 }
 
 /* ---- forward ----------------------------------------------------------------------------- */
@@ -254,11 +235,12 @@ static inline int64_t ev_index(const seq_ctx *s, const seq_chunk *ch, int b, lon
     return s->d->start[ch->users[b]] + g;
 }
 
-static int rnn_forward(seq_ctx *s, const seq_chunk *ch, char *err, size_t errlen) {
+static int rnn_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size_t errlen) {
     const model *m = s->m;
     const int N = ch->N, T = ch->T, I = s->I, H = s->H, W = s->W;
     const float *x0 = s->xrnn;
     (void)W;
+    if (s->lru) return seq_lru_forward(s, ch, rng, err, errlen);
     if (s->backend == MODEL_BACKEND_DNNL) {
         if (nn_rnn_train_set_weights(s->rnn, P(s, T_W_IH), P(s, T_W_HH), P(s, T_B_IH), P(s, T_B_HH), err, errlen))
             return -1;
@@ -399,7 +381,7 @@ int seq_forward(seq_ctx *s, const seq_chunk *ch, double dropout, rng_t *rng, cha
                 s->epos[s->nev++] = t * N + b;
             }
         if (s->nev) {
-            if (lin_fwd(s, s->aev, s->etb, P(s, T_TEXT_W), NULL, s->nev, TT, E))
+            if (seq_lin_fwd(s, s->aev, s->etb, P(s, T_TEXT_W), NULL, s->nev, TT, E))
                 return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
             memcpy(s->xr, s->xrnn, (size_t)T * N * I * sizeof(float));
             for (int k = 0; k < s->nev; k++) {
@@ -412,16 +394,16 @@ int seq_forward(seq_ctx *s, const seq_chunk *ch, double dropout, rng_t *rng, cha
         }
     }
     /* 2. rnn */
-    if (rnn_forward(s, ch, err, errlen)) return -1;
+    if (rnn_forward(s, ch, rng, err, errlen)) return -1;
     /* 3. attention */
     if (s->backend == MODEL_BACKEND_DNNL &&
-        (lin_fwd(s, s->q, s->hs, P(s, T_W_Q), P(s, T_B_Q), (long)T * N, H, K) ||
-         lin_fwd(s, s->kx, s->xe, P(s, T_W_K), P(s, T_B_K), (long)Te * N, I, K) ||
-         lin_fwd(s, s->vx, s->xe, P(s, T_W_V), P(s, T_B_V), (long)Te * N, I, K)))
+        (seq_lin_fwd(s, s->q, s->hs, P(s, T_W_Q), P(s, T_B_Q), (long)T * N, H, K) ||
+         seq_lin_fwd(s, s->kx, s->xe, P(s, T_W_K), P(s, T_B_K), (long)Te * N, I, K) ||
+         seq_lin_fwd(s, s->vx, s->xe, P(s, T_W_V), P(s, T_B_V), (long)Te * N, I, K)))
         return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
     attention_forward(s, ch);
     /* 4. output */
-    if (lin_fwd(s, s->u, s->z, P(s, T_OUT_W), P(s, T_OUT_B), (long)T * N, H + K, D))
+    if (seq_lin_fwd(s, s->u, s->z, P(s, T_OUT_W), P(s, T_OUT_B), (long)T * N, H + K, D))
         return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
     size_t TN = (size_t)T * N;
     if (dropout > 0) {
@@ -570,7 +552,7 @@ int seq_heads(seq_ctx *s, const seq_chunk *ch, const train_config *c, rng_t *rng
             for (int k = 0; k < TT; k++) x[k] = t[k] - bo[k];
             s->ocol[s->nout++] = j;
         }
-        if (lin_fwd(s, s->aout, s->txo, P(s, T_SCORE_TEXT_W), NULL, s->nout, TT, D))
+        if (seq_lin_fwd(s, s->aout, s->txo, P(s, T_SCORE_TEXT_W), NULL, s->nout, TT, D))
             return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
         for (int r = 0; r < s->nout; r++) axpyf((float *)Wc + (size_t)s->ocol[r] * D, 1.0f, s->aout + (size_t)r * D, D);
     }
@@ -596,7 +578,7 @@ int seq_heads(seq_ctx *s, const seq_chunk *ch, const train_config *c, rng_t *rng
     for (long r0 = 0; r0 < np; r0 += s->blk) {
         const int nb = (int)(np - r0 < s->blk ? np - r0 : s->blk);
         for (int r = 0; r < nb; r++) memcpy(s->ub + (size_t)r * D, s->ud + (size_t)s->pos[r0 + r] * D, (size_t)D * sizeof(float));
-        if (lin_fwd(s, s->logits, s->ub, Wc, bc, nb, D, C)) return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
+        if (seq_lin_fwd(s, s->logits, s->ub, Wc, bc, nb, D, C)) return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
         /* softmax cross-entropy, row by row; logits become dloss/dlogits. mask_seen: the items of
          * the user's inputs so far (but the target) leave the softmax: -inf in, zero gradient out. */
 #pragma omp parallel for schedule(static)
@@ -643,7 +625,7 @@ int seq_heads(seq_ctx *s, const seq_chunk *ch, const train_config *c, rng_t *rng
                 dvb[it] += dp;
                 *dv0 += dp;
             }
-        if (lin_bwd(s, s->dub, dWc, dbc, s->logits, s->ub, Wc, nb, D, C))
+        if (seq_lin_bwd(s, s->dub, dWc, dbc, s->logits, s->ub, Wc, nb, D, C))
             return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
         for (int r = 0; r < nb; r++) {
             size_t p = (size_t)s->pos[r0 + r];
@@ -741,8 +723,9 @@ static int rnn_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err,
     float *dWih = GRAD(s, grad, T_W_IH), *dWhh = GRAD(s, grad, T_W_HH), *dbih = GRAD(s, grad, T_B_IH),
           *dbhh = GRAD(s, grad, T_B_HH);
     float *dxe0 = s->dxe + (size_t)(W - 1) * N * I;
-    if (s->backend == MODEL_BACKEND_DNNL) {
-        if (nn_rnn_train_backward(s->rnn, s->dhs, s->dx_rnn, dWih, dWhh, dbih, dbhh, err, errlen)) return -1;
+    if (s->lru || s->backend == MODEL_BACKEND_DNNL) {
+        if (s->lru && seq_lru_backward(s, ch, grad, err, errlen)) return -1;
+        if (!s->lru && nn_rnn_train_backward(s->rnn, s->dhs, s->dx_rnn, dWih, dWhh, dbih, dbhh, err, errlen)) return -1;
         size_t n = (size_t)T * N * I;
         for (size_t i = 0; i < n; i++) dxe0[i] += s->dx_rnn[i];
         return 0;
@@ -780,16 +763,16 @@ int seq_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, size_t
     const size_t TN = (size_t)T * N;
     /* output: u = z Wout^T + bout */
     memset(s->dz, 0, TN * (H + K) * sizeof(float));
-    if (lin_bwd(s, s->dz, GRAD(s, grad, T_OUT_W), GRAD(s, grad, T_OUT_B), s->du, s->z, P(s, T_OUT_W), (long)TN, H + K, D))
+    if (seq_lin_bwd(s, s->dz, GRAD(s, grad, T_OUT_W), GRAD(s, grad, T_OUT_B), s->du, s->z, P(s, T_OUT_W), (long)TN, H + K, D))
         return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
     for (size_t p = 0; p < TN; p++) memcpy(s->dhs + p * H, s->dz + p * (H + K), (size_t)H * sizeof(float));
     memset(s->dxe, 0, (size_t)Te * N * I * sizeof(float));
     /* attention */
     attention_backward(s, ch, grad);
     if (s->backend == MODEL_BACKEND_DNNL &&
-        (lin_bwd(s, s->dhs, GRAD(s, grad, T_W_Q), GRAD(s, grad, T_B_Q), s->dq, s->hs, P(s, T_W_Q), (long)TN, H, K) ||
-         lin_bwd(s, s->dxe, GRAD(s, grad, T_W_K), GRAD(s, grad, T_B_K), s->dkx, s->xe, P(s, T_W_K), (long)Te * N, I, K) ||
-         lin_bwd(s, s->dxe, GRAD(s, grad, T_W_V), GRAD(s, grad, T_B_V), s->dvx, s->xe, P(s, T_W_V), (long)Te * N, I, K)))
+        (seq_lin_bwd(s, s->dhs, GRAD(s, grad, T_W_Q), GRAD(s, grad, T_B_Q), s->dq, s->hs, P(s, T_W_Q), (long)TN, H, K) ||
+         seq_lin_bwd(s, s->dxe, GRAD(s, grad, T_W_K), GRAD(s, grad, T_B_K), s->dkx, s->xe, P(s, T_W_K), (long)Te * N, I, K) ||
+         seq_lin_bwd(s, s->dxe, GRAD(s, grad, T_W_V), GRAD(s, grad, T_B_V), s->dvx, s->xe, P(s, T_W_V), (long)Te * N, I, K)))
         return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
     /* rnn */
     if (rnn_backward(s, ch, grad, err, errlen)) return -1;

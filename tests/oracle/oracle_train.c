@@ -6,7 +6,8 @@
  *       random inputs for linear, lstm_cell, gru_cell, window_attention; writes each kernel's
  *       inputs, a cotangent, its forward output and every backward gradient to OUT.
  *   oracle_train grad MODEL_OUT EVENTS CELL E A H K D W N_ITEMS N_ACTIONS SEED BPTT BACKEND MASK LOSS_OUT [VU]
- *       builds a model with both heads (items "m1".., actions "act1.."; VU 1: the value head with
+ *       builds a model with both heads (CELL lstm, gru or lru:L:N:F; items "m1".., actions "act1..";
+ *       LayerNorm gains and shifts off 1 and 0; VU 1: the value head with
  *       value.user = (0.7, 1.5), the user bias), saves it, reads EVENTS
  *       ("users U", then per user "user N" and N lines "ITEM ACTION TS HAS_VALUE VALUE"), runs
  *       train_batch_loss_grad over every user (each input predicts the next event; no dropout)
@@ -153,8 +154,11 @@ static int cmd_grad(char **a) {
     model_config cfg;
     model_config_default(&cfg);
     const char *keys[] = {"cell", "item_dim", "action_dim", "hidden", "attn_dim", "out_dim", "window"};
+    /* CELL lru:L:N:F is an LRU stack of L layers, complex state N, feed-forward F */
+    int lru = sscanf(a[2], "lru:%d:%d:%d", &cfg.layers, &cfg.state_dim, &cfg.ffn_dim) == 3;
     for (int i = 0; i < 7; i++)
-        if (model_config_set(&cfg, keys[i], a[2 + i], err, sizeof err)) return fprintf(stderr, "%s\n", err), 2;
+        if (model_config_set(&cfg, keys[i], i == 0 && lru ? "lru" : a[2 + i], err, sizeof err))
+            return fprintf(stderr, "%s\n", err), 2;
     int ni = atoi(a[9]), na = atoi(a[10]), bptt = atoi(a[12]);
     uint64_t seed = strtoull(a[11], NULL, 10);
     char **items = malloc((size_t)ni * sizeof *items), **acts = malloc((size_t)na * sizeof *acts);
@@ -175,6 +179,7 @@ static int cmd_grad(char **a) {
     for (size_t i = 0; i < m->t[T_SCORE_BIAS].numel; i++) m->t[T_SCORE_BIAS].data[i] = 0.05f * (float)(i % 7);
     for (size_t i = 0; i < m->t[T_VALUE_BIAS].numel; i++) m->t[T_VALUE_BIAS].data[i] = 0.04f * (float)((int)(i % 5) - 2);
     if (m->t[T_VALUE_USER].numel) m->t[T_VALUE_USER].data[0] = 0.7f, m->t[T_VALUE_USER].data[1] = 1.5f;
+    for (size_t i = 0; i < m->t[T_LRU_LN].numel; i++) m->t[T_LRU_LN].data[i] += 0.1f * (float)((int)(i * 13 % 9) - 4);
     if (model_add_heads(m, 0, 0, err, sizeof err) || model_save(m, a[0], err, sizeof err)) {
         fprintf(stderr, "oracle_train: %s\n", err);
         goto out;
@@ -215,7 +220,7 @@ static int cmd_grad(char **a) {
     train_data d = {users, start, ev};
     train_config c;
     train_config_default(&c);
-    c.dropout = 0, c.bptt = bptt, c.backend = strcmp(a[13], "dnnl") == 0 ? MODEL_BACKEND_DNNL : MODEL_BACKEND_SCALAR;
+    c.dropout = 0, c.layer_dropout = 0, c.bptt = bptt, c.backend = strcmp(a[13], "dnnl") == 0 ? MODEL_BACKEND_DNNL : MODEL_BACKEND_SCALAR;
     c.mask_seen = atoi(a[14]);
     float *g = calloc(m->n_params, sizeof *g);
     double loss;

@@ -222,6 +222,9 @@ class Ref:
         self.bug = bug
         g = lambda k: int(meta[k])
         self.lstm = meta["cell"] == "lstm"
+        self.lru = meta["cell"] == "lru"
+        if self.lru:
+            self.L, self.N, self.F = int(meta["layers"]), int(meta["state_dim"]), int(meta["ffn_dim"])
         self.E, self.A, self.H, self.K, self.D, self.W = (g(k) for k in ("item_dim", "action_dim", "hidden",
                                                                          "attn_dim", "out_dim", "window"))
         self.p = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in t.items()
@@ -235,6 +238,25 @@ class Ref:
         f0 = 0.0 if self.bug == "no_gap" else math.log1p(gap) / 10.0
         f1 = math.copysign(math.log1p(abs(v)), v) if hv else 0.0
         return [float(np.float32(f)) for f in (f0, f1, 1.0 if hv else 0.0)]
+
+    def lru_stack(self, x, hl):
+        """model.h's LRU stack on one input x (I) from the layers' complex states hl -> (h_t, states)."""
+        p, H, N, F, L = self.p, self.H, self.N, self.F, self.L
+        lin, ln = torch.nn.functional.linear, torch.nn.functional.layer_norm
+        lg, lnp = p["lru.log"].view(L, 3, N), p["lru.ln"].view(L, 4, H)
+        z, out = lin(x, p["lru.in.w"], p["lru.in.b"]), []
+        for l in range(L):
+            lam = torch.exp(torch.complex(-torch.exp(lg[l, 0]), torch.exp(lg[l, 1])))
+            gam = torch.exp(lg[l, 2]) if self.bug != "lru_no_gamma" else torch.ones(N)
+            bu = lin(z, p["lru.b.w"].view(L, 2 * N, H)[l], p["lru.b.b"][l])
+            h = lam * hl[l] + gam * torch.complex(bu[:N], bu[N:])
+            out.append(h)
+            y = lin(torch.cat([h.real, h.imag]), p["lru.c.w"].view(L, H, 2 * N)[l], p["lru.c.b"][l])
+            z1 = ln(z + y, (H,), lnp[l, 0], lnp[l, 1], 1e-5)
+            g = torch.nn.functional.gelu(lin(z1, p["lru.ffn.w1"].view(L, F, H)[l], p["lru.ffn.b1"][l]))
+            f = lin(g, p["lru.ffn.w2"].view(L, H, F)[l], p["lru.ffn.b2"][l])
+            z = ln(z1 + f, (H,), lnp[l, 2], lnp[l, 3], 1e-5)
+        return z, out
 
     def cell(self, x, h, c):
         p, H = self.p, self.H
@@ -260,12 +282,14 @@ class Ref:
         vu = p.get("value.user")
         for evs in users:
             h, c = torch.zeros(self.H), torch.zeros(self.H)
+            hl = [torch.zeros(self.N, dtype=torch.complex128) for _ in range(self.L)] if self.lru else None
             xs, events, last_ts = [], 0, 0
             us, uc = 0.0, 0.0  # the value head's user bias sums: a constant of the loss (detached)
             n_in = len(evs) - 1
             for t in range(n_in):
                 if t > 0 and t % bptt == 0 and self.bug != "no_detach":
                     h, c = h.detach(), c.detach()
+                    hl = [s.detach() for s in hl] if self.lru else None
                 ev = evs[t]
                 f = self.features(ev, events, last_ts)
                 events, last_ts = events + 1, ev[2]
@@ -275,7 +299,10 @@ class Ref:
                     us = rho * us + (f[1] - float(p["value.bias"][0]) - float(p["value.item_bias"][item]))
                     uc = rho * uc + 1.0
                 x = torch.cat([p["item_emb"][item], p["action_emb"][action], torch.tensor(f)])
-                h, c = self.cell(x, h, c)
+                if self.lru:
+                    h, hl = self.lru_stack(x, hl)
+                else:
+                    h, c = self.cell(x, h, c)
                 xs.append(x)
                 win = xs[-W:] if self.bug != "window_no_current" else (xs[-W - 1:-1] or xs[-1:])
                 X = torch.stack(win)
@@ -358,6 +385,9 @@ def main():
         whole_loss(tmp, "gru", 64, [])
         whole_loss(tmp, "gru", 8, ["mask_ignored"], mask=1)
         whole_loss(tmp, "lstm", 8, ["user_bias_ignored"], value_user=1)
+        # the LRU stack: through chunks (the complex states detached between them) and in one
+        whole_loss(tmp, "lru:2:5:11", 8, ["no_detach", "window_no_current", "no_value", "no_gap", "lru_no_gamma"])
+        whole_loss(tmp, "lru:3:4:9", 64, [])
     if failures:
         print("%d failure(s)" % len(failures), file=sys.stderr)
         return 1
