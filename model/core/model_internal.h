@@ -69,6 +69,8 @@ int model_tensor_decays(int t);
  * order; keeps every existing value and updates n_params and the tensor table. Does not touch
  * the fingerprint (call model_finalize). */
 int model_alloc_heads(model *m, int heads, char *err, size_t errlen);
+/* The same with exactly the heads in `heads`: the others' tensors leave the block. */
+int model_set_heads(model *m, int heads, char *err, size_t errlen);
 
 /* ---- state blob (state.c) ---- */
 #define MODEL_STATE_MAGIC 0x53564549u /* "IEVS" little-endian */

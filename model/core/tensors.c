@@ -157,9 +157,12 @@ int model_heads(const model *m) {
 }
 
 int model_alloc_heads(model *m, int heads, char *err, size_t errlen) {
-    if (heads & ~(MODEL_HEAD_SCORE | MODEL_HEAD_VALUE | MODEL_HEAD_VALUE_USER))
-        return model_errf(err, errlen, "model: unknown heads 0x%x", heads);
-    int want = model_heads(m) | heads;
+    return model_set_heads(m, model_heads(m) | heads, err, errlen);
+}
+
+int model_set_heads(model *m, int want, char *err, size_t errlen) {
+    if (want & ~(MODEL_HEAD_SCORE | MODEL_HEAD_VALUE | MODEL_HEAD_VALUE_USER))
+        return model_errf(err, errlen, "model: unknown heads 0x%x", want);
     if ((want & MODEL_HEAD_VALUE_USER) && !(want & MODEL_HEAD_VALUE))
         return model_errf(err, errlen, "model: the value head's user bias needs the value head");
     size_t n = count_params(&m->cfg, want);

@@ -83,8 +83,9 @@ typedef struct {
                               value.item_emb = 0; value.user chosen on validation, value.item_bias,
                               value.bias, value.w fit by full-batch Adam, at most 50 x this many steps),
                               keeping the best validation RMSE (the joint head included); 50, 0 = off */
-    int value_user;        /* 1 (default): the value head carries the user bias of the state
-                              (MODEL_HEAD_VALUE_USER); 0: item biases and u only, as before it existed */
+    int value_user;        /* 1 (default): the refit gives the value head the user bias of the state
+                              (MODEL_HEAD_VALUE_USER, when it validates better); 0: item biases and u
+                              only, as before it existed */
     train_loss loss;       /* full softmax (default) or sampled */
     int negatives;         /* sampled softmax: uniform negatives per chunk, shared (default 2048) */
     int mask_seen;         /* 1: the softmax at a position leaves out the items of the user's inputs so far

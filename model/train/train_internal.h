@@ -76,7 +76,6 @@ typedef struct {
     float *ones;              /* (Te*N) ones, for bias gradients as a GEMM */
     /* heads */
     int32_t *pos, *tgt;       /* (T*N) target positions and items */
-    float *bu;                /* (T*N) the value head's user bias after each position (value.user) */
     float *ub, *dub, *logits; /* (BLK, D), (BLK, D), (BLK, C) */
     float *rowloss;           /* (BLK) */
     int blk;                  /* positions per logits block: min(SEQ_BLK, SEQ_LOGITS_MAX / C) */

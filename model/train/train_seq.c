@@ -54,7 +54,7 @@ void seq_ctx_free(seq_ctx *s) {
     float *f[] = {s->xe, s->mask_e, s->h0, s->c0, s->hT, s->cT, s->hs, s->cs, s->gates, s->ghs, s->gx, s->q,
                   s->kx, s->vx, s->att, s->z, s->u, s->mask_u, s->ud, s->dxe, s->dx_rnn, s->dhs, s->dq, s->dkx,
                   s->dvx, s->dz, s->du, s->ones, s->ub, s->dub, s->logits, s->rowloss, s->sc_w, s->sc_b,
-                  s->dsc_w, s->dsc_b, s->scratch, s->bu};
+                  s->dsc_w, s->dsc_b, s->scratch};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
     int32_t *ip[] = {s->item_e, s->act_e, s->wl, s->pos, s->tgt, s->cand, s->cmap};
     for (size_t i = 0; i < sizeof ip / sizeof ip[0]; i++) free(ip[i]);
@@ -90,7 +90,7 @@ int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float 
     s->dq = falloc(T * N * K), s->dkx = falloc(Te * N * K), s->dvx = falloc(Te * N * K);
     s->dz = falloc(T * N * (H + K)), s->du = falloc(T * N * D);
     s->ones = falloc(Te * N > SEQ_BLK ? Te * N : SEQ_BLK);
-    s->pos = ialloc(T * N), s->tgt = ialloc(T * N), s->bu = falloc(T * N);
+    s->pos = ialloc(T * N), s->tgt = ialloc(T * N);
     s->blk = (int)(SEQ_LOGITS_MAX / C < SEQ_BLK ? SEQ_LOGITS_MAX / C : SEQ_BLK);
     if (s->blk < 1) s->blk = 1;
     const size_t BLK = (size_t)s->blk;
@@ -99,7 +99,7 @@ int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float 
     int ok = s->xe && s->mask_e && s->item_e && s->act_e && s->h0 && s->c0 && s->hT && s->cT && s->hs && s->q &&
              s->kx && s->vx && s->att && s->wl && s->z && s->u && s->mask_u && s->ud && s->dxe && s->dx_rnn &&
              s->dhs && s->dq && s->dkx && s->dvx && s->dz && s->du && s->ones && s->pos && s->tgt && s->ub &&
-             s->dub && s->logits && s->rowloss && s->bu;
+             s->dub && s->logits && s->rowloss;
     if (negatives > 0) {
         s->cand = ialloc(C), s->cmap = ialloc((size_t)s->n_items);
         s->sc_w = falloc(C * D), s->sc_b = falloc(C), s->dsc_w = falloc(C * D), s->dsc_b = falloc(C);
@@ -562,18 +562,7 @@ int seq_heads(seq_ctx *s, const seq_chunk *ch, const train_config *c, rng_t *rng
     float *dv0 = value_head ? GRAD(s, grad, T_VALUE_B) : NULL;
     const float *vw = value_head ? P(s, T_VALUE_W) : NULL;
     float *dvw = value_head ? GRAD(s, grad, T_VALUE_W) : NULL;
-    /* the user bias b_u at every position, from each user's history: a constant of this loss
-     * (no gradient through it; the refit fits it exactly, train_value.c) */
-    const int value_user = value_head && m->t[T_VALUE_USER].numel;
-    for (int b = 0; value_user && b < ch->n; b++) {
-        const model_event *hist = s->d->ev + s->d->start[ch->users[b]];
-        const long end = ch->c0 + T < ch->len[b] ? ch->c0 + T : ch->len[b];
-        float us = 0, uc = 0;
-        for (long g = 0; g < end; g++) {
-            if (hist[g].has_value) model_value_user_push(m, &us, &uc, hist[g].item, model_value_g(hist[g].value));
-            if (g >= ch->c0) s->bu[(size_t)(g - ch->c0) * N + b] = model_value_user_bias(m, us, uc);
-        }
-    }
+
     double total = 0;
     for (long r0 = 0; r0 < np; r0 += s->blk) {
         const int nb = (int)(np - r0 < s->blk ? np - r0 : s->blk);
@@ -613,7 +602,7 @@ int seq_heads(seq_ctx *s, const seq_chunk *ch, const train_config *c, rng_t *rng
                 if (ft[2] == 0.0f) continue; /* the next event has no value */
                 int it = s->tgt[r0 + r];
                 const float *ub = s->ub + (size_t)r * D, *vi = V + (size_t)it * D;
-                float e = dotf(ub, vi, D) + dotf(ub, vw, D) + vb[it] + v0 + (value_user ? s->bu[p] : 0.0f) - ft[1];
+                float e = dotf(ub, vi, D) + dotf(ub, vw, D) + vb[it] + v0 - ft[1];
                 total += (double)lambda * e * e;
                 *value_se += (double)e * e;
                 (*n_value)++;

@@ -19,10 +19,13 @@
  *   backward  G_k = e_k / (c_k + lambda) + (event k+1 has a value ? rho : 1) G_{k+1}   (dL/ds_k)
  *             event k with a value: d value.bias -= G_k, d value.item_bias[i_k] -= G_k
  *
- * with e_k = dL/dy_hat(k). The head carrying value.user (rho, lambda) picks them on validation
- * first, each on a biases-only fit (value.w = 0: cheap, and what rho and lambda are about), from
- * rho in {0.5, 0.7, 0.8, 0.9, 0.95, 1} and lambda in {0.5, 1, 2, 4}; then value.w joins at the
- * chosen pair. The jointly trained head competes as it is: whichever validates best is kept.
+ * with e_k = dL/dy_hat(k). The user bias is the refit's alone: joint training trains the head
+ * without it (b_u = 0, the value loss as it always was, so the ranking model trains as before
+ * it existed), and the refit adds value.user (train_config.value_user). It picks rho and lambda
+ * on validation first, each on a biases-only fit (value.w = 0: cheap, and what rho and lambda
+ * are about), from rho in {0.5, 0.7, 0.8, 0.9, 0.95, 1} and lambda in {0.5, 1, 2, 4}; then
+ * value.w joins at the chosen pair. The jointly trained head competes as it is: whichever
+ * validates best is kept, with or without value.user.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -225,15 +228,15 @@ done:
 
 int train_value_refit(model *m, const train_data *d, const train_config *c, const int *tlen, train_result *res,
                       char *err, size_t errlen) {
-    const int D = m->cfg.out_dim, nu = d->n_users, user = m->t[T_VALUE_USER].numel > 0;
+    const int D = m->cfg.out_dim, nu = d->n_users, heads0 = model_heads(m);
     const int64_t total = d->start[nu];
     int maxlen = 1, rc = -1;
     for (int u = 0; u < nu; u++) maxlen = tlen[u] > maxlen ? tlen[u] : maxlen;
-    /* the value tensors are contiguous at the end of the block: value.item_emb .. value.user */
+    /* the value tensors are the end of the block: value.item_emb .. value.w (.. value.user) */
     const size_t off = (size_t)(m->t[T_VALUE_EMB].data - m->params), nv = m->n_params - off;
-    float *U = malloc((size_t)(total ? total : 1) * D * sizeof *U), *bestv = malloc(nv * sizeof *bestv);
+    float *U = malloc((size_t)(total ? total : 1) * D * sizeof *U), *joint = malloc(nv * sizeof *joint);
     vfit f = {m, d, tlen, U, malloc((size_t)maxlen * sizeof(float)), malloc((size_t)maxlen * sizeof(double)), 0, 0};
-    if (!U || !bestv || !f.den || !f.ek) {
+    if (!U || !joint || !f.den || !f.ek) {
         model_errf(err, errlen, "train: out of memory");
         goto done;
     }
@@ -245,10 +248,13 @@ int train_value_refit(model *m, const train_data *d, const train_config *c, cons
         goto done;
     }
     /* 0. the jointly trained head, as it is */
-    rank_metrics best, val;
-    vfit_validate(&f, &best);
-    memcpy(bestv, m->params + off, nv * sizeof(float));
-    res->value_refit_epoch = 1;
+    rank_metrics joint_val, val;
+    vfit_validate(&f, &joint_val);
+    memcpy(joint, m->params + off, nv * sizeof(float));
+    /* the refit's head: with the user bias when asked for (train_config.value_user) */
+    const int heads = c->value_user ? heads0 | MODEL_HEAD_VALUE_USER : heads0 & ~MODEL_HEAD_VALUE_USER;
+    if (heads != heads0 && model_set_heads(m, heads, err, errlen)) goto done;
+    const int user = m->t[T_VALUE_USER].numel > 0;
     /* 1. value.user on a biases-only fit, from the item-mean start */
     static const float rhos[] = {0.5f, 0.7f, 0.8f, 0.9f, 0.95f, 1.0f}, lambdas[] = {0.5f, 1.0f, 2.0f, 4.0f};
     const int n_rho = user ? 6 : 1, n_lambda = user ? 4 : 1;
@@ -256,16 +262,17 @@ int train_value_refit(model *m, const train_data *d, const train_config *c, cons
     double pick_rmse = INFINITY;
     for (int i = 0; i < n_rho; i++)
         for (int j = 0; j < n_lambda; j++) {
-            memset(m->params + off, 0, m->t[T_VALUE_EMB].numel * sizeof(float)); /* value.item_emb = 0 for good */
+            if (!user) break;
+            memset(m->t[T_VALUE_EMB].data, 0, m->t[T_VALUE_EMB].numel * sizeof(float)); /* value.item_emb = 0 for good */
             memset(m->t[T_VALUE_W].data, 0, (size_t)D * sizeof(float));
             train_init_biases(m, d, tlen, MODEL_HEAD_VALUE);
-            if (user) m->t[T_VALUE_USER].data[0] = rhos[i], m->t[T_VALUE_USER].data[1] = lambdas[j];
+            m->t[T_VALUE_USER].data[0] = rhos[i], m->t[T_VALUE_USER].data[1] = lambdas[j];
             f.fit_w = 0;
             if (vfit_run(&f, c, 400, &val, err, errlen)) goto done;
             if (val.rmse < pick_rmse) pick_rmse = val.rmse, pick[0] = rhos[i], pick[1] = lambdas[j];
         }
     /* 2. at the chosen pair: the biases again, then value.w with them */
-    memset(m->params + off, 0, m->t[T_VALUE_EMB].numel * sizeof(float));
+    memset(m->t[T_VALUE_EMB].data, 0, m->t[T_VALUE_EMB].numel * sizeof(float));
     memset(m->t[T_VALUE_W].data, 0, (size_t)D * sizeof(float));
     train_init_biases(m, d, tlen, MODEL_HEAD_VALUE);
     if (user) m->t[T_VALUE_USER].data[0] = pick[0], m->t[T_VALUE_USER].data[1] = pick[1];
@@ -273,16 +280,19 @@ int train_value_refit(model *m, const train_data *d, const train_config *c, cons
     if (vfit_run(&f, c, 400, &val, err, errlen)) goto done;
     f.fit_w = 1;
     if (vfit_run(&f, c, 50 * c->value_refit, &val, err, errlen)) goto done;
-    if (val.rmse < best.rmse) {
-        best = val;
-        memcpy(bestv, m->params + off, nv * sizeof(float));
+    /* 3. the better of the two on validation */
+    if (val.rmse < joint_val.rmse) {
         res->value_refit_epoch = 2;
+    } else {
+        if (heads != heads0 && model_set_heads(m, heads0, err, errlen)) goto done;
+        memcpy(m->params + off, joint, nv * sizeof(float));
+        val = joint_val;
+        res->value_refit_epoch = 1;
     }
-    memcpy(m->params + off, bestv, nv * sizeof(float));
-    res->best_val.mae = best.mae, res->best_val.rmse = best.rmse, res->best_val.n_value = best.n_value;
-    if (user) res->value_user[0] = m->t[T_VALUE_USER].data[0], res->value_user[1] = m->t[T_VALUE_USER].data[1];
+    res->best_val.mae = val.mae, res->best_val.rmse = val.rmse, res->best_val.n_value = val.n_value;
+    if (m->t[T_VALUE_USER].numel) res->value_user[0] = m->t[T_VALUE_USER].data[0], res->value_user[1] = m->t[T_VALUE_USER].data[1];
     rc = 0;
 done:
-    free(U), free(bestv), free(f.den), free(f.ek);
+    free(U), free(joint), free(f.den), free(f.ek);
     return rc;
 }

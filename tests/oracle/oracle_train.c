@@ -5,10 +5,9 @@
  *   oracle_train kernels OUT SEED
  *       random inputs for linear, lstm_cell, gru_cell, window_attention; writes each kernel's
  *       inputs, a cotangent, its forward output and every backward gradient to OUT.
- *   oracle_train grad MODEL_OUT EVENTS CELL E A H K D W N_ITEMS N_ACTIONS SEED BPTT BACKEND MASK LOSS_OUT [VU]
+ *   oracle_train grad MODEL_OUT EVENTS CELL E A H K D W N_ITEMS N_ACTIONS SEED BPTT BACKEND MASK LOSS_OUT
  *       builds a model with both heads (CELL lstm, gru or lru:L:N:F; items "m1".., actions "act1..";
- *       LayerNorm gains and shifts off 1 and 0; VU 1: the value head with
- *       value.user = (0.7, 1.5), the user bias), saves it, reads EVENTS
+ *       LayerNorm gains and shifts off 1 and 0), saves it, reads EVENTS
  *       ("users U", then per user "user N" and N lines "ITEM ACTION TS HAS_VALUE VALUE"), runs
  *       train_batch_loss_grad over every user (each input predicts the next event; no dropout)
  *       with the given BPTT, backend (scalar|dnnl) and mask_seen (0|1), and writes the loss and
@@ -168,8 +167,7 @@ static int cmd_grad(char **a) {
     int rc = 1;
     if (model_init_random(&m, &cfg, "oracle", (const char *const *)items, ni, (const char *const *)acts, na, seed, err,
                           sizeof err) ||
-        model_add_heads(m, MODEL_HEAD_SCORE | MODEL_HEAD_VALUE | (a[16] && atoi(a[16]) ? MODEL_HEAD_VALUE_USER : 0), seed,
-                        err, sizeof err)) {
+        model_add_heads(m, MODEL_HEAD_SCORE | MODEL_HEAD_VALUE, seed, err, sizeof err)) {
         fprintf(stderr, "oracle_train: %s\n", err);
         goto out;
     }
@@ -178,7 +176,6 @@ static int cmd_grad(char **a) {
     for (size_t i = 0; i < m->t[T_VALUE_EMB].numel; i++) m->t[T_VALUE_EMB].data[i] = 0.02f * (float)((int)(i % 9) - 4);
     for (size_t i = 0; i < m->t[T_SCORE_BIAS].numel; i++) m->t[T_SCORE_BIAS].data[i] = 0.05f * (float)(i % 7);
     for (size_t i = 0; i < m->t[T_VALUE_BIAS].numel; i++) m->t[T_VALUE_BIAS].data[i] = 0.04f * (float)((int)(i % 5) - 2);
-    if (m->t[T_VALUE_USER].numel) m->t[T_VALUE_USER].data[0] = 0.7f, m->t[T_VALUE_USER].data[1] = 1.5f;
     for (size_t i = 0; i < m->t[T_LRU_LN].numel; i++) m->t[T_LRU_LN].data[i] += 0.1f * (float)((int)(i * 13 % 9) - 4);
     if (model_add_heads(m, 0, 0, err, sizeof err) || model_save(m, a[0], err, sizeof err)) {
         fprintf(stderr, "oracle_train: %s\n", err);
@@ -247,9 +244,9 @@ out:
 
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "kernels")) return cmd_kernels(argv[2], strtoull(argv[3], NULL, 10));
-    if ((argc == 18 || argc == 19) && !strcmp(argv[1], "grad")) return cmd_grad(argv + 2);
+    if (argc == 18 && !strcmp(argv[1], "grad")) return cmd_grad(argv + 2);
     fprintf(stderr, "usage: oracle_train kernels OUT SEED\n"
                     "       oracle_train grad MODEL_OUT EVENTS CELL E A H K D W N_ITEMS N_ACTIONS SEED BPTT BACKEND MASK "
-                    "LOSS_OUT [VU]\n");
+                    "LOSS_OUT\n");
     return 2;
 }

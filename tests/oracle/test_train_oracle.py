@@ -11,12 +11,11 @@
    the trainer defines it (per BPTT chunk: the mean over the chunk's targets of the softmax
    cross-entropy over every item but OOV plus value_weight * the squared g-space value error;
    chunks summed; the RNN state detached between chunks, the window crossing them; with
-   mask_seen, the items of the inputs so far but the target left out of the softmax; with the
-   value head's user bias, b_u of the inputs so far added to the prediction as a constant), and
+   mask_seen, the items of the inputs so far but the target left out of the softmax), and
    autograd's gradient of every tensor must agree with C's.
 3. Sensitivity: the reference is rerun with one deliberate mistake at a time (no detach between
    chunks, the window without the current event, no 1/sqrt(K), OOV targets kept, the value term
-   dropped, the gap feature dropped, LSTM/GRU gate order, the user bias ignored) and each must move the gradient far
+   dropped, the gap feature dropped, LSTM/GRU gate order) and each must move the gradient far
    past the tolerance, so the comparison could fail.
 """
 import math
@@ -279,12 +278,10 @@ class Ref:
         if self.bug == "no_value":
             value_weight = 0.0
         per_chunk = {}  # chunk -> list of position losses
-        vu = p.get("value.user")
         for evs in users:
             h, c = torch.zeros(self.H), torch.zeros(self.H)
             hl = [torch.zeros(self.N, dtype=torch.complex128) for _ in range(self.L)] if self.lru else None
             xs, events, last_ts = [], 0, 0
-            us, uc = 0.0, 0.0  # the value head's user bias sums: a constant of the loss (detached)
             n_in = len(evs) - 1
             for t in range(n_in):
                 if t > 0 and t % bptt == 0 and self.bug != "no_detach":
@@ -294,10 +291,6 @@ class Ref:
                 f = self.features(ev, events, last_ts)
                 events, last_ts = events + 1, ev[2]
                 item, action = self.items.get(ev[0], 0), self.actions.get(ev[1], 0)
-                if vu is not None and ev[3]:
-                    rho = float(vu[0])
-                    us = rho * us + (f[1] - float(p["value.bias"][0]) - float(p["value.item_bias"][item]))
-                    uc = rho * uc + 1.0
                 x = torch.cat([p["item_emb"][item], p["action_emb"][action], torch.tensor(f)])
                 if self.lru:
                     h, hl = self.lru_stack(x, hl)
@@ -330,8 +323,6 @@ class Ref:
                     y = float(np.float32(math.copysign(math.log1p(abs(nxt[4])), nxt[4])))
                     vi = ti if self.bug != "oov_target" else ti - 1
                     pred = u @ (p["value.w"] + p["value.item_emb"][vi]) + p["value.item_bias"][vi] + p["value.bias"][0]
-                    if vu is not None and self.bug != "user_bias_ignored":
-                        pred = pred + us / (uc + float(vu[1]))
                     l = l + value_weight * (pred - y) ** 2
                 per_chunk.setdefault(t // bptt, []).append(l)
         total = sum(torch.stack(ls).mean() for ls in per_chunk.values())
@@ -339,7 +330,7 @@ class Ref:
         return float(total), {k: v.grad.numpy() if v.grad is not None else np.zeros(v.shape) for k, v in p.items()}
 
 
-def whole_loss(tmp, cell, bptt, mutations, mask=0, value_user=0):
+def whole_loss(tmp, cell, bptt, mutations, mask=0):
     lens = [17, 3, 30, 9, 24, 12, 2]
     n_items, n_actions = 15, 3
     rng = random.Random(hash((cell, bptt)) & 0xFFFF)
@@ -350,7 +341,7 @@ def whole_loss(tmp, cell, bptt, mutations, mask=0, value_user=0):
     for backend in ("scalar", "dnnl"):
         out = os.path.join(tmp, "grad-%s.bin" % backend)
         subprocess.run([HELPER, "grad", model_path, ev_path, cell, "6", "3", "7", "5", "6", "4", str(n_items),
-                        str(n_actions), "9", str(bptt), backend, str(mask), out, str(value_user)], check=True)
+                        str(n_actions), "9", str(bptt), backend, str(mask), out], check=True)
         outs[backend] = read_records(out)
     meta, t = read_safetensors(model_path)
     loss, grads = Ref(meta, t).loss(users, bptt, mask_seen=mask)
@@ -384,7 +375,6 @@ def main():
         whole_loss(tmp, "lstm", 64, [])
         whole_loss(tmp, "gru", 64, [])
         whole_loss(tmp, "gru", 8, ["mask_ignored"], mask=1)
-        whole_loss(tmp, "lstm", 8, ["user_bias_ignored"], value_user=1)
         # the LRU stack: through chunks (the complex states detached between them) and in one
         whole_loss(tmp, "lru:2:5:11", 8, ["no_detach", "window_no_current", "no_value", "no_gap", "lru_no_gamma"])
         whole_loss(tmp, "lru:3:4:9", 64, [])

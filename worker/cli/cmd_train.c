@@ -513,7 +513,6 @@ int cmd_train(int argc, char **argv) {
         qsort(held_keys, (size_t)n_held, sizeof *held_keys, cmp_u64);
     }
     for (size_t i = 0; i < ev.n; i++) heads |= ev.ev[i].has_value && tc.value_weight > 0 ? MODEL_HEAD_VALUE : 0;
-    if ((heads & MODEL_HEAD_VALUE) && tc.value_user) heads |= MODEL_HEAD_VALUE_USER;
     if (model_init_random(&m, &mc, name, vocab_ids, n_vocab, act_ids, n_act_ids, init_seed, err, sizeof err) ||
         model_add_heads(m, heads, init_seed, err, sizeof err))
         goto done;
@@ -595,10 +594,14 @@ int cmd_train(int argc, char **argv) {
             "%.1f s to the best epoch, %.1f s in all, %.0f training events/s, %d threads\n",
             res.best_epoch, res.epochs_run, res.best_val.hr10, res.best_val.ndcg10, res.best_val.hr20,
             res.best_val.ndcg20, res.best_val.n, res.time_to_best_s, res.total_s, res.events_per_s, res.threads);
-    if (res.value_refit_epoch)
-        fprintf(stderr, "ievo train: value head: %s kept (user bias decay %g, shrinkage %g), validation MAE %.4f "
-                "RMSE %.4f (%ld events)\n", res.value_refit_epoch == 2 ? "the refit on the final u_t" : "the joint one",
+    if (res.value_refit_epoch && model_heads(m) & MODEL_HEAD_VALUE_USER)
+        fprintf(stderr, "ievo train: value head: %s kept, with the user bias (decay %g, shrinkage %g): validation MAE "
+                "%.4f RMSE %.4f (%ld events)\n", res.value_refit_epoch == 2 ? "the refit on the final u_t" : "the joint one",
                 res.value_user[0], res.value_user[1], res.best_val.mae, res.best_val.rmse, res.best_val.n_value);
+    else if (res.value_refit_epoch)
+        fprintf(stderr, "ievo train: value head: %s kept, no user bias: validation MAE %.4f RMSE %.4f (%ld events)\n",
+                res.value_refit_epoch == 2 ? "the refit on the final u_t" : "the joint one", res.best_val.mae,
+                res.best_val.rmse, res.best_val.n_value);
     /* 5. save, with what produced it */
     cfg_json = train_config_json(&tc);
     const char *src = ml ? "movielens" : syn ? "synthetic" : jl ? "jsonl" : "topic";
@@ -638,9 +641,9 @@ int cmd_train(int argc, char **argv) {
     if (res.best_val.n_value)
         json_buf_printf(&meta, ",\"value_events\":%ld,\"mae\":%.6f,\"rmse\":%.6f", res.best_val.n_value,
                         res.best_val.mae, res.best_val.rmse);
-    if (res.value_refit_epoch)
-        json_buf_printf(&meta, ",\"value_refit\":%s,\"value_user\":[%g,%g]", res.value_refit_epoch == 2 ? "true" : "false",
-                        res.value_user[0], res.value_user[1]);
+    if (res.value_refit_epoch) json_buf_printf(&meta, ",\"value_refit\":%s", res.value_refit_epoch == 2 ? "true" : "false");
+    if (model_heads(m) & MODEL_HEAD_VALUE_USER)
+        json_buf_printf(&meta, ",\"value_user\":[%g,%g]", res.value_user[0], res.value_user[1]);
     json_buf_printf(&meta, "},\"epochs_run\":%d,\"time_to_best_s\":%.3f,\"total_s\":%.3f,\"events_per_s\":%.1f}",
                     res.epochs_run, res.time_to_best_s, res.total_s, res.events_per_s);
     if (meta.failed) {
