@@ -90,10 +90,14 @@
 #define MODEL_FEATURES 3          /* F: gap, value, has_value */
 #define MODEL_ERR_LEN 256
 
-typedef enum { MODEL_CELL_LSTM = 0, MODEL_CELL_GRU = 1, MODEL_CELL_LRU = 2 } model_cell;
+typedef enum { MODEL_CELL_LSTM = 0, MODEL_CELL_GRU = 1, MODEL_CELL_LRU = 2, MODEL_CELL_NONE = 3 } model_cell;
+/* What reads h_t: today's window attention over the inputs, or transformer blocks over the
+ * recurrent outputs of the window (model.h's top comment). */
+typedef enum { MODEL_ATTN_WINDOW = 0, MODEL_ATTN_TF = 1 } model_attn;
 
 typedef struct {
-    model_cell cell;  /* the recurrent family: LSTM, GRU (one layer each) or an LRU stack */
+    model_cell cell;  /* the recurrent family: LSTM, GRU (one layer each), an LRU stack, or none (the
+                         input projection alone: h_t = W_in x_t + b_in) */
     int item_dim;     /* E */
     int action_dim;   /* A */
     int hidden;       /* H: the recurrent part's output (LRU: the width of every layer) */
@@ -105,25 +109,32 @@ typedef struct {
     int text_dim;     /* T: text vector size (512 for USE-lite), 0 = no text */
     int layers;       /* L: LRU layers (LSTM/GRU: 1); 0 = the cell's default (LRU: 2) */
     int state_dim;    /* N: LRU complex state size per layer; 0 = H. LSTM/GRU: 0 */
-    int ffn_dim;      /* F: LRU feed-forward width; 0 = 2H. LSTM/GRU: 0 */
+    int ffn_dim;      /* F: the LRU's and the transformer's feed-forward width; 0 = 2H. Else 0 */
+    model_attn attn;  /* window (default) or tf */
+    int blocks;       /* transformer blocks; 0 = 2 (tf only) */
+    int heads;        /* attention heads per block, dividing H; 0 = 2 (tf only) */
 } model_config;
 
 /* Defaults: LSTM, E=64, A=8, H=64, K=64, D=64, W=16, no text (vocabulary sizes come from the data). */
 void model_config_default(model_config *cfg);
-/* Sets one key ("cell": lstm, gru or lru; "item_dim", "action_dim", "hidden", "attn_dim", "out_dim",
- * "window", "text_dim", "layers", "state_dim", "ffn_dim") from text. Returns 0, or -1 with err filled. */
+/* Sets one key ("cell": lstm, gru, lru or none; "attention": window or tf; "item_dim", "action_dim",
+ * "hidden", "attn_dim", "out_dim", "window", "text_dim", "layers", "state_dim", "ffn_dim", "blocks",
+ * "heads") from text. Returns 0, or -1 with err filled. */
 int model_config_set(model_config *cfg, const char *key, const char *value, char *err, size_t errlen);
 /* Checks ranges (dims 1..4096, window 1..1024, text_dim 0..4096, n_actions 1..65536; LRU: layers
- * 1..16, state_dim 1..4096, ffn_dim 1..16384; LSTM/GRU: one layer, no state_dim or ffn_dim). The
- * zeros that stand for a default are resolved first (model_config_resolve). */
+ * 1..16, state_dim 1..4096; LSTM/GRU/none: no layers or state_dim; ffn_dim 1..16384 with an LRU
+ * or transformer blocks, else none; tf: blocks 1..16, heads dividing H). The zeros that stand for
+ * a default are resolved first (model_config_resolve). */
 int model_config_check(const model_config *cfg, char *err, size_t errlen);
-/* The config with every "0 = default" field replaced by its value for the cell (LRU: layers 2,
- * state_dim H, ffn_dim 2H; LSTM/GRU: layers 1). A model's own config is always resolved. */
+/* The config with every "0 = default" field replaced by its value for the family (LRU: layers
+ * 2, state_dim H; LSTM/GRU: layers 1; none: layers 0; ffn_dim 2H with an LRU or tf; tf: blocks 2,
+ * heads 2). A model's own config is always resolved. */
 model_config model_config_resolve(const model_config *cfg);
-/* "lstm", "gru", "lru". */
+/* "lstm", "gru", "lru", "none". */
 const char *model_cell_name(model_cell cell);
-/* The architecture in a few characters, for logs and `ievo model info`: "gru", "lstm", "lru2" (an
- * LRU stack of 2 layers), each "+window" (the attention on top). Writes at most n bytes. */
+/* The architecture in a few characters, for logs and `ievo model info`: the recurrent part
+ * ("gru", "lstm", "lru2": an LRU stack of 2 layers, "none"), then what reads it ("+window", or
+ * "+tf2": 2 transformer blocks). Writes at most n bytes. */
 void model_family_name(const model_config *cfg, char *out, size_t n);
 static inline int model_input_dim(const model_config *c) { return c->item_dim + c->action_dim + MODEL_FEATURES; }
 static inline int model_gates(const model_config *c) { return c->cell == MODEL_CELL_LSTM ? 4 : 3; }
@@ -131,8 +142,8 @@ static inline int model_gates(const model_config *c) { return c->cell == MODEL_C
  * complex state of every layer (H + 2 N L). */
 static inline int model_rec_floats(const model_config *c) {
     return c->cell == MODEL_CELL_LSTM ? 2 * c->hidden
-           : c->cell == MODEL_CELL_GRU ? c->hidden
-                                       : c->hidden + 2 * c->state_dim * c->layers;
+           : c->cell == MODEL_CELL_LRU ? c->hidden + 2 * c->state_dim * c->layers
+                                       : c->hidden;
 }
 
 /* A named tensor inside the model's single parameter allocation. */
@@ -158,9 +169,17 @@ typedef struct {
  *   lru.c.w     (L*H, 2N)  lru.c.b (L, H)              [h_re ; h_im] -> y (Re(C h) as one real matrix)
  *   lru.ln      (4L, H)                                per layer: ln1.w, ln1.b, ln2.w, ln2.b
  *   lru.ffn.w1  (L*F, H)  lru.ffn.b1 (L, F)  lru.ffn.w2 (L*H, F)  lru.ffn.b2 (L, H)
- *   window attention and output, every model:
+ *   (cell none: lru.in.w and lru.in.b alone)
+ *   window attention (attention window):
  *   attn.w_q    (K, H)  attn.b_q (K)  attn.w_k (K, I)  attn.b_k (K)  attn.w_v (K, I)  attn.b_v (K)
- *   out.w       (D, H+K)             out.b (D)
+ *   transformer blocks (attention tf; Lt blocks of width H, per block the l-th block of rows):
+ *   tf.ln       (4Lt, H)                            per block: ln1.w, ln1.b, ln2.w, ln2.b
+ *   tf.qkv.w    (Lt*3H, H)  tf.qkv.b (Lt, 3H)       rows q, then k, then v
+ *   tf.o.w      (Lt*H, H)   tf.o.b (Lt, H)
+ *   tf.ffn.w1   (Lt*F, H)  tf.ffn.b1 (Lt, F)  tf.ffn.w2 (Lt*H, F)  tf.ffn.b2 (Lt, H)
+ *   tf.lnf      (2, H)                              the final LayerNorm's gain and shift
+ *   the output, every model:
+ *   out.w       (D, H+K) (window) or (D, H) (tf)     out.b (D)
  *   the text adaptor, exactly when text_dim > 0:
  *   text.b (T)  text.w (E, T)
  *   the heads:
@@ -174,7 +193,9 @@ enum {
     T_W_IH, T_W_HH, T_B_IH, T_B_HH,
     T_LRU_IN_W, T_LRU_IN_B, T_LRU_LOG, T_LRU_BW, T_LRU_BB, T_LRU_CW, T_LRU_CB, T_LRU_LN,
     T_LRU_W1, T_LRU_B1, T_LRU_W2, T_LRU_B2,
-    T_W_Q, T_B_Q, T_W_K, T_B_K, T_W_V, T_B_V, T_OUT_W, T_OUT_B,
+    T_W_Q, T_B_Q, T_W_K, T_B_K, T_W_V, T_B_V,
+    T_TF_LN, T_TF_QKV_W, T_TF_QKV_B, T_TF_O_W, T_TF_O_B, T_TF_W1, T_TF_B1, T_TF_W2, T_TF_B2, T_TF_LNF,
+    T_OUT_W, T_OUT_B,
     T_TEXT_B, T_TEXT_W,
     T_SCORE_EMB, T_SCORE_BIAS, T_SCORE_TEXT_B, T_SCORE_TEXT_W,
     T_VALUE_EMB, T_VALUE_BIAS, T_VALUE_B, T_VALUE_W, T_VALUE_USER,
@@ -240,7 +261,9 @@ const char *model_action_id(const model *m, int index); /* NULL when out of rang
  *   (f[2], has_value, is the flag). With H = D = 64, W = 16 that is 932 bytes for an LSTM
  *   (1,060 with text; version 1 took 1,128), 676 for a GRU (804 with text; version 1: 872).
  *   A model whose value head carries value.user keeps the user bias's f32 s, f32 c (8 bytes)
- *   between u and the window.
+ *   between u and the window. A model with transformer blocks (attention tf) keeps, after the
+ *   window, their key/value cache: per block, per window slot (the same ring), f32 k[H] then
+ *   v[H] of that position (blocks * W * 2H floats: 16 KB at 2 blocks, W = 16, H = 64).
  * A zeroed blob is not valid; model_state_init makes the empty state (events = 0).
  * Unused window slots are zeros: a state with few events ends in zero bytes (the worker stores
  * it without them, worker_record.h). */

@@ -71,9 +71,13 @@ static json_t *header_json(const model *m, const size_t vlen[2], uint32_t crc) {
           meta_int(meta, "out_dim", c->out_dim) || meta_int(meta, "window", c->window) ||
           meta_int(meta, "n_items", c->n_items) || meta_int(meta, "n_actions", c->n_actions);
     if (c->text_dim > 0) bad = bad || meta_int(meta, "text_dim", c->text_dim); /* absent: 0, the file of old */
-    if (c->cell == MODEL_CELL_LRU) /* absent in the files of the LSTM/GRU family */
-        bad = bad || meta_int(meta, "layers", c->layers) || meta_int(meta, "state_dim", c->state_dim) ||
-              meta_int(meta, "ffn_dim", c->ffn_dim);
+    /* the other families' keys: absent in the files of the LSTM/GRU family with window attention */
+    if (c->cell == MODEL_CELL_LRU)
+        bad = bad || meta_int(meta, "layers", c->layers) || meta_int(meta, "state_dim", c->state_dim);
+    if (c->cell == MODEL_CELL_LRU || c->attn == MODEL_ATTN_TF) bad = bad || meta_int(meta, "ffn_dim", c->ffn_dim);
+    if (c->attn == MODEL_ATTN_TF)
+        bad = bad || json_object_set_new(meta, "attention", json_string("tf")) || meta_int(meta, "blocks", c->blocks) ||
+              meta_int(meta, "heads", c->heads);
     /* meta_json passed jansson's parser in model_set_meta, so it is valid UTF-8 */
     if (m->meta_json) bad = bad || json_object_set_new(meta, "meta", json_string(m->meta_json));
     size_t off = 0;
@@ -284,14 +288,21 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
         const char *td = meta_str(meta, "text_dim"); /* optional: models without text do not carry it */
         if (td && model_config_set(&cfg, "text_dim", td, cerr, sizeof cerr)) FAIL("%s", cerr);
         if (td && cfg.text_dim == 0) FAIL("text_dim \"0\" is written only as an absent key");
-        /* the LRU family's keys: required there, absent in the files of the LSTM/GRU family */
-        static const char *const lru_keys[] = {"layers", "state_dim", "ffn_dim"};
-        for (size_t i = 0; i < sizeof lru_keys / sizeof lru_keys[0]; i++) {
-            const char *v = meta_str(meta, lru_keys[i]);
-            if (!v != (cfg.cell != MODEL_CELL_LRU))
-                FAIL("config key \"%s\" is %s for cell %s", lru_keys[i], v ? "unexpected" : "missing", model_cell_name(cfg.cell));
-            if (v && model_config_set(&cfg, lru_keys[i], v, cerr, sizeof cerr)) FAIL("%s", cerr);
-            if (v && atoi(v) == 0) FAIL("config key \"%s\" is 0", lru_keys[i]);
+        /* the other families' keys: required where the family has them, absent in the files of
+         * the LSTM/GRU family with window attention (the files written before the others existed) */
+        const char *at = meta_str(meta, "attention");
+        if (at && (strcmp(at, "tf") != 0 || model_config_set(&cfg, "attention", at, cerr, sizeof cerr)))
+            FAIL("attention \"%s\": only \"tf\" is written (window is the absent key)", at);
+        const int lru = cfg.cell == MODEL_CELL_LRU, tf = cfg.attn == MODEL_ATTN_TF;
+        static const char *const fam_keys[] = {"layers", "state_dim", "ffn_dim", "blocks", "heads"};
+        const int want[] = {lru, lru, lru || tf, tf, tf};
+        for (size_t i = 0; i < sizeof fam_keys / sizeof fam_keys[0]; i++) {
+            const char *v = meta_str(meta, fam_keys[i]);
+            if ((v == NULL) == (want[i] != 0))
+                FAIL("config key \"%s\" is %s for cell %s, attention %s", fam_keys[i], v ? "unexpected" : "missing",
+                     model_cell_name(cfg.cell), tf ? "tf" : "window");
+            if (v && model_config_set(&cfg, fam_keys[i], v, cerr, sizeof cerr)) FAIL("%s", cerr);
+            if (v && atoi(v) == 0) FAIL("config key \"%s\" is 0", fam_keys[i]);
         }
         if (model_config_check(&cfg, cerr, sizeof cerr)) FAIL("%s", cerr);
     }

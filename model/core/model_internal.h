@@ -104,6 +104,14 @@ static inline size_t model_state_off_win(const model *m) {
 static inline size_t model_state_slot_size(const model *m) {
     return m->cfg.text_dim > 0 ? MODEL_STATE_SLOT_TEXT : MODEL_STATE_SLOT;
 }
+/* The transformer blocks' cache (attention tf), after the window slots: per block, per window
+ * slot, that position's key then value (2H floats), in the slots' ring order. */
+static inline size_t model_state_off_kv(const model *m) {
+    return model_state_off_win(m) + model_state_slot_size(m) * (size_t)m->cfg.window;
+}
+static inline size_t model_state_kv_floats(const model *m) {
+    return m->cfg.attn == MODEL_ATTN_TF ? (size_t)m->cfg.blocks * m->cfg.window * 2 * m->cfg.hidden : 0;
+}
 
 void model_state_read_hdr(const void *state, model_state_hdr *h);
 void model_state_write_hdr(void *state, const model_state_hdr *h);

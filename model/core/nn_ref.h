@@ -108,6 +108,20 @@ void lru_scan_backward(float *du, float *dh0, float *dlre, float *dlim, float *d
                        const float *u, const float *h0, const float *lre, const float *lim, const float *gamma, int T,
                        int B, int N);
 
+/* mha_window (the transformer blocks' attention, one position): q (H), the window's keys K and
+ * values V (n rows of H, oldest first, the current position last; row j at K + j*ldk, V + j*ldv),
+ * nh heads of dh = H / nh:
+ *   a[h][j] = softmax_j( q_h . K_j,h / sqrt(dh) ),   out_h = sum_j a[h][j] V_j,h     -> out (H)
+ * a (nh, n) kept for backward. */
+void mha_window_forward(float *out, float *a, const float *q, const float *K, long ldk, const float *V, long ldv, int n,
+                        int H, int nh);
+/* its backward: dout (H) -> dq (H) +=, dK (rows at dK + j*ldk) +=, dV (rows at dV + j*ldv) +=
+ * (dK, dV may be NULL: entries from before a chunk take no gradient).
+ *   dV_j,h = a_j dout_h,  da_j = dout_h . V_j,h,  ds_j = a_j (da_j - sum_l a_l da_l),
+ *   dq_h = sum_j ds_j K_j,h / sqrt(dh),  dK_j,h = ds_j q_h / sqrt(dh) */
+void mha_window_backward(float *dq, float *dK, float *dV, const float *dout, const float *a, const float *q,
+                         const float *K, long ldk, const float *V, long ldv, int n, int H, int nh);
+
 /* drift: u, u_prev (D) -> 1 - cos(u, u_prev), cos = u.v / max(|u||v|, 1e-12); 0 when first. */
 float drift_forward(const float *u, const float *u_prev, int D, int first);
 

@@ -66,9 +66,7 @@ uint64_t model_item_key(const char *id, size_t len) {
 
 /* ---- the blob ----------------------------------------------------------------------------- */
 
-size_t model_state_size(const model *m) {
-    return model_state_off_win(m) + model_state_slot_size(m) * (size_t)m->cfg.window;
-}
+size_t model_state_size(const model *m) { return model_state_off_kv(m) + 4 * model_state_kv_floats(m); }
 
 void model_state_init(const model *m, void *state) {
     memset(state, 0, model_state_size(m));

@@ -39,6 +39,7 @@
 #include "model_internal.h"
 #include "nn_dnnl.h"
 #include "nn_ref.h"
+#include "step_tf.h"
 #include "vec.h"
 
 #define TEXT_CACHE_MIN 1024
@@ -82,6 +83,7 @@ struct model_runner {
     nn_dnnl_linear *lin_q, *lin_out;
     nn_dnnl_linear *lin_in, *lin_b[16], *lin_c[16], *lin_w1[16], *lin_w2[16]; /* LRU: per layer */
     nn_dnnl_layernorm *ln1[16], *ln2[16];
+    step_tf *tf;             /* transformer blocks (attention tf), instead of the window attention */
     float *qx;       /* (B, I) folded queries q' */
     float *z;        /* (B, H+I) [h ; xbar] */
     float *sc;       /* (W) scores */
@@ -103,6 +105,7 @@ static float *falloc(size_t n) {
 void model_runner_free(model_runner *r) {
     if (!r) return;
     nn_dnnl_free(r->dn);
+    step_tf_free(r->tf);
     float *bufs[] = {r->x, r->h0, r->c0, r->h1, r->c1, r->u, r->gates, r->gx, r->gh, r->xs,
                      r->q, r->k, r->v, r->a, r->ctx, r->hc, r->qx, r->z, r->sc, r->uprev,
                      r->xw, r->ta, r->wb, r->cval, r->ctn, r->lre, r->lim, r->gam, r->hl0, r->hl1,
@@ -120,8 +123,8 @@ void model_runner_free(model_runner *r) {
 static int lru_setup_dnnl(model_runner *r, char *err, size_t errlen) {
     const model *m = r->m;
     const int I = r->I, H = r->H, N = r->N, F = r->F, B = r->max_batch;
-    if (nn_dnnl_linear_new(&r->lin_in, r->dn, I, H, m->t[T_LRU_IN_W].data, m->t[T_LRU_IN_B].data, r->x, r->zb, err,
-                           errlen))
+    if (nn_dnnl_linear_new(&r->lin_in, r->dn, I, H, m->t[T_LRU_IN_W].data, m->t[T_LRU_IN_B].data, r->x,
+                           r->L ? r->zb : r->h1, err, errlen))
         return -1;
     for (int l = 0; l < r->L; l++) {
         const float *ln = m->t[T_LRU_LN].data + (size_t)4 * l * H;
@@ -160,7 +163,7 @@ static void lru_step_fast(float *restrict h, const float *restrict hp, const flo
 static void lru_stack_scalar(model_runner *r, int n) {
     const model *m = r->m;
     const int I = r->I, H = r->H, N = r->N, F = r->F, B = r->max_batch;
-    linear_forward(r->zb, r->x, m->t[T_LRU_IN_W].data, m->t[T_LRU_IN_B].data, n, I, H);
+    linear_forward(r->L ? r->zb : r->h1, r->x, m->t[T_LRU_IN_W].data, m->t[T_LRU_IN_B].data, n, I, H);
     for (int l = 0; l < r->L; l++) {
         const float *ln = m->t[T_LRU_LN].data + (size_t)4 * l * H;
         float *h0 = r->hl0 + (size_t)l * B * 2 * N, *h1 = r->hl1 + (size_t)l * B * 2 * N;
@@ -200,7 +203,23 @@ static int lru_stack_dnnl(model_runner *r, int n, int bucket, char *err, size_t 
 }
 
 /* Folded attention/output weights for the dnnl backend (see the top comment), in double. */
+static int dnnl_setup_window(model_runner *r, char *err, size_t errlen);
+
+/* The recurrent part's primitives, then the window attention's (folded) or the transformer's. */
 static int dnnl_setup(model_runner *r, char *err, size_t errlen) {
+    const model *m = r->m;
+    if (r->m->cfg.attn != MODEL_ATTN_TF) return dnnl_setup_window(r, err, errlen);
+    return nn_dnnl_new(&r->dn, r->max_batch, err, errlen) ||
+                   (r->lru ? lru_setup_dnnl(r, err, errlen)
+                           : nn_dnnl_rnn_new(&r->rnn, r->dn, r->lstm, r->I, r->H, m->t[T_W_IH].data, m->t[T_W_HH].data,
+                                             m->t[T_B_IH].data, m->t[T_B_HH].data, r->x, r->h0, r->c0, r->h1, r->c1, err,
+                                             errlen)) ||
+                   step_tf_new(&r->tf, m, r->max_batch, r->dn, r->h1, r->u, err, errlen) || nn_dnnl_finalize(r->dn, err, errlen)
+               ? -1
+               : 0;
+}
+
+static int dnnl_setup_window(model_runner *r, char *err, size_t errlen) {
     const model *m = r->m;
     int I = r->I, H = r->H, K = r->K, D = r->D, rc = -1;
     const float *wq = m->t[T_W_Q].data, *bq = m->t[T_B_Q].data, *wk = m->t[T_W_K].data;
@@ -272,7 +291,9 @@ int model_runner_new(model_runner **out, const model *m, model_backend backend, 
     r->E = c->item_dim, r->A = c->action_dim, r->I = model_input_dim(c), r->H = c->hidden;
     r->K = c->attn_dim, r->D = c->out_dim, r->W = c->window, r->lstm = c->cell == MODEL_CELL_LSTM;
     r->T = c->text_dim;
-    r->lru = c->cell == MODEL_CELL_LRU, r->L = c->layers, r->N = c->state_dim, r->F = c->ffn_dim;
+    /* cell none is an LRU stack without layers: the input projection alone */
+    r->lru = c->cell == MODEL_CELL_LRU || c->cell == MODEL_CELL_NONE, r->L = c->layers, r->N = c->state_dim;
+    r->F = c->ffn_dim;
     if (r->lru && r->L > (int)(sizeof r->lin_b / sizeof r->lin_b[0])) {
         free(r);
         return model_errf(err, errlen, "runner: %d LRU layers, at most 16", c->layers);
@@ -328,7 +349,9 @@ int model_runner_new(model_runner **out, const model *m, model_backend backend, 
         model_runner_free(r);
         return model_errf(err, errlen, "runner: out of memory");
     }
-    if (backend == MODEL_BACKEND_DNNL && dnnl_setup(r, err, errlen)) {
+    if ((backend == MODEL_BACKEND_DNNL && dnnl_setup(r, err, errlen)) ||
+        (backend == MODEL_BACKEND_SCALAR && c->attn == MODEL_ATTN_TF &&
+         step_tf_new(&r->tf, m, max_batch, NULL, r->h1, r->u, err, errlen))) {
         model_runner_free(r);
         return -1;
     }
@@ -448,7 +471,7 @@ static void slot_input(model_runner *r, const model_state_slot *s, float *x) {
     memcpy(x + r->E + r->A, s->f, MODEL_FEATURES * sizeof(float));
 }
 
-static void compute_scalar(model_runner *r, int n) {
+static int compute_scalar(model_runner *r, int n, void *const *states, char *err, size_t errlen) {
     const model *m = r->m;
     int I = r->I, H = r->H, K = r->K, D = r->D;
     if (r->lru)
@@ -459,6 +482,7 @@ static void compute_scalar(model_runner *r, int n) {
     else
         gru_cell_forward(r->h1, r->gx, r->gh, r->gates, r->x, r->h0, m->t[T_W_IH].data, m->t[T_W_HH].data,
                          m->t[T_B_IH].data, m->t[T_B_HH].data, n, I, H);
+    if (r->tf) return step_tf_forward(r->tf, n, 0, states, r->used, r->hdr, err, errlen);
     for (int i = 0; i < n; i++) {
         int used = r->used[i];
         for (int j = 0; j < used; j++) slot_input(r, &r->slots[(size_t)i * r->W + j], r->xs + (size_t)j * I);
@@ -470,16 +494,17 @@ static void compute_scalar(model_runner *r, int n) {
         memcpy(r->hc + (size_t)i * (H + K) + H, r->ctx, (size_t)K * sizeof(float));
     }
     linear_forward(r->u, r->hc, m->t[T_OUT_W].data, m->t[T_OUT_B].data, n, H + K, D);
+    return 0;
 }
 
-static int compute_dnnl(model_runner *r, int n, char *err, size_t errlen) {
+static int compute_dnnl(model_runner *r, int n, void *const *states, char *err, size_t errlen) {
     const model *m = r->m;
     int E = r->E, A = r->A, I = r->I, H = r->H;
     const float *item_emb = m->t[T_ITEM_EMB].data, *action_emb = m->t[T_ACTION_EMB].data;
     int bucket = nn_dnnl_bucket_for(r->dn, n);
-    if ((r->lru ? lru_stack_dnnl(r, n, bucket, err, errlen) : nn_dnnl_rnn_forward(r->rnn, bucket, err, errlen)) ||
-        nn_dnnl_linear_forward(r->lin_q, bucket, err, errlen))
-        return -1;
+    if (r->lru ? lru_stack_dnnl(r, n, bucket, err, errlen) : nn_dnnl_rnn_forward(r->rnn, bucket, err, errlen)) return -1;
+    if (r->tf) return step_tf_forward(r->tf, n, bucket, states, r->used, r->hdr, err, errlen);
+    if (nn_dnnl_linear_forward(r->lin_q, bucket, err, errlen)) return -1;
     for (int i = 0; i < n; i++) {
         int used = r->used[i];
         const model_state_slot *slots = r->slots + (size_t)i * r->W;
@@ -565,9 +590,8 @@ int model_step(model_runner *r, int n, void *const *states, const model_event *e
                    (size_t)2 * r->N * sizeof(float));
     }
     /* 3. Compute h_t (c_t) and u_t. */
-    if (r->backend == MODEL_BACKEND_SCALAR)
-        compute_scalar(r, n);
-    else if (compute_dnnl(r, n, err, errlen))
+    if (r->backend == MODEL_BACKEND_SCALAR ? compute_scalar(r, n, states, err, errlen)
+                                           : compute_dnnl(r, n, states, err, errlen))
         return -1;
     /* 4. Drift, outputs, state update. */
     for (int i = 0; i < n; i++) {
@@ -592,6 +616,7 @@ int model_step(model_runner *r, int n, void *const *states, const model_event *e
         model_state_slot s = {ev[i].item, ev[i].action, {0}, r->T > 0 ? ev[i].item_key : 0};
         memcpy(s.f, r->x + (size_t)i * I + E + A, sizeof s.f);
         model_state_write_slot(m, st, hd.head, &s);
+        if (r->tf) step_tf_commit(r->tf, i, st, hd.head);
         hd.head = (hd.head + 1) % W;
         hd.wlen = hd.wlen < W ? hd.wlen + 1 : W;
         hd.events++;
@@ -614,6 +639,7 @@ int model_state_output(model_runner *r, const void *state, float *out, char *err
     float hc[8192];
     if (H + K > 8192) return model_errf(err, errlen, "model_state_output: H + K = %d too large", H + K);
     memcpy(hc, (const char *)state + model_state_off_h(m), (size_t)H * sizeof(float));
+    if (r->tf) return step_tf_output(r->tf, state, hc, h.wlen, h.head, out, err, errlen);
     for (int j = 0; j < h.wlen; j++) { /* oldest first; the newest is the last event's x~ */
         model_state_slot s;
         model_state_read_slot(m, state, ((h.head - h.wlen + j) % W + W) % W, &s);

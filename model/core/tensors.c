@@ -26,6 +26,11 @@ const char *const model_tensor_names[MODEL_N_TENSORS] = {
     [T_W_Q] = "attn.w_q",              [T_B_Q] = "attn.b_q",
     [T_W_K] = "attn.w_k",              [T_B_K] = "attn.b_k",
     [T_W_V] = "attn.w_v",              [T_B_V] = "attn.b_v",
+    [T_TF_LN] = "tf.ln",               [T_TF_QKV_W] = "tf.qkv.w",
+    [T_TF_QKV_B] = "tf.qkv.b",         [T_TF_O_W] = "tf.o.w",
+    [T_TF_O_B] = "tf.o.b",             [T_TF_W1] = "tf.ffn.w1",
+    [T_TF_B1] = "tf.ffn.b1",           [T_TF_W2] = "tf.ffn.w2",
+    [T_TF_B2] = "tf.ffn.b2",           [T_TF_LNF] = "tf.lnf",
     [T_OUT_W] = "out.w",               [T_OUT_B] = "out.b",
     [T_TEXT_B] = "text.b",             [T_TEXT_W] = "text.w",
     [T_SCORE_EMB] = "score.item_emb",  [T_SCORE_BIAS] = "score.item_bias",
@@ -37,7 +42,8 @@ const char *const model_tensor_names[MODEL_N_TENSORS] = {
 
 void model_tensor_shape(const model_config *c, int t, int *ndim, int shape[2]) {
     const int G = model_gates(c), H = c->hidden, I = model_input_dim(c), K = c->attn_dim, D = c->out_dim;
-    const int L = c->layers, N = c->state_dim, F = c->ffn_dim, T = c->text_dim, NI = c->n_items;
+    const int L = c->layers, N = c->state_dim, F = c->ffn_dim, T = c->text_dim, NI = c->n_items, Lt = c->blocks;
+    const int tf = c->attn == MODEL_ATTN_TF;
     int s[MODEL_N_TENSORS][3] = {
         [T_ITEM_EMB] = {2, NI, c->item_dim}, [T_ACTION_EMB] = {2, c->n_actions, c->action_dim},
         [T_W_IH] = {2, G * H, I}, [T_W_HH] = {2, G * H, H}, [T_B_IH] = {1, G * H, 0}, [T_B_HH] = {1, G * H, 0},
@@ -46,7 +52,11 @@ void model_tensor_shape(const model_config *c, int t, int *ndim, int shape[2]) {
         [T_LRU_CB] = {2, L, H}, [T_LRU_LN] = {2, 4 * L, H}, [T_LRU_W1] = {2, L * F, H}, [T_LRU_B1] = {2, L, F},
         [T_LRU_W2] = {2, L * H, F}, [T_LRU_B2] = {2, L, H},
         [T_W_Q] = {2, K, H}, [T_B_Q] = {1, K, 0}, [T_W_K] = {2, K, I}, [T_B_K] = {1, K, 0},
-        [T_W_V] = {2, K, I}, [T_B_V] = {1, K, 0}, [T_OUT_W] = {2, D, H + K}, [T_OUT_B] = {1, D, 0},
+        [T_W_V] = {2, K, I}, [T_B_V] = {1, K, 0},
+        [T_TF_LN] = {2, 4 * Lt, H}, [T_TF_QKV_W] = {2, Lt * 3 * H, H}, [T_TF_QKV_B] = {2, Lt, 3 * H},
+        [T_TF_O_W] = {2, Lt * H, H}, [T_TF_O_B] = {2, Lt, H}, [T_TF_W1] = {2, Lt * F, H}, [T_TF_B1] = {2, Lt, F},
+        [T_TF_W2] = {2, Lt * H, F}, [T_TF_B2] = {2, Lt, H}, [T_TF_LNF] = {2, 2, H},
+        [T_OUT_W] = {2, D, tf ? H : H + K}, [T_OUT_B] = {1, D, 0},
         [T_TEXT_B] = {1, T, 0}, [T_TEXT_W] = {2, c->item_dim, T},
         [T_SCORE_EMB] = {2, NI, D}, [T_SCORE_BIAS] = {1, NI, 0}, [T_SCORE_TEXT_B] = {1, T, 0}, [T_SCORE_TEXT_W] = {2, D, T},
         [T_VALUE_EMB] = {2, NI, D}, [T_VALUE_BIAS] = {1, NI, 0}, [T_VALUE_B] = {1, 1, 0}, [T_VALUE_W] = {1, D, 0},
@@ -70,14 +80,18 @@ int model_tensor_present(const model_config *c, int heads, int t) {
     if (text && c->text_dim <= 0) return 0;
     if (head) return (heads & head) != 0;
     if (t >= T_W_IH && t <= T_B_HH) return c->cell == MODEL_CELL_LSTM || c->cell == MODEL_CELL_GRU;
-    if (t >= T_LRU_IN_W && t <= T_LRU_B2) return c->cell == MODEL_CELL_LRU;
+    if (t == T_LRU_IN_W || t == T_LRU_IN_B) return c->cell == MODEL_CELL_LRU || c->cell == MODEL_CELL_NONE;
+    if (t >= T_LRU_LOG && t <= T_LRU_B2) return c->cell == MODEL_CELL_LRU;
+    if (t >= T_W_Q && t <= T_B_V) return c->attn == MODEL_ATTN_WINDOW;
+    if (t >= T_TF_LN && t <= T_TF_LNF) return c->attn == MODEL_ATTN_TF;
     return 1;
 }
 
 int model_tensor_decays(int t) {
     switch (t) {
     case T_ITEM_EMB: case T_ACTION_EMB: case T_W_IH: case T_W_HH: case T_LRU_IN_W: case T_LRU_BW: case T_LRU_CW:
-    case T_LRU_W1: case T_LRU_W2: case T_W_Q: case T_W_K: case T_W_V: case T_OUT_W: case T_TEXT_W:
+    case T_LRU_W1: case T_LRU_W2: case T_W_Q: case T_W_K: case T_W_V: case T_TF_QKV_W: case T_TF_O_W: case T_TF_W1:
+    case T_TF_W2: case T_OUT_W: case T_TEXT_W:
     case T_SCORE_EMB: case T_SCORE_TEXT_W: case T_VALUE_EMB:
         return 1;
     default: /* biases, LayerNorm gains, the LRU's eigenvalue logs, the value head's small parts */

@@ -58,7 +58,10 @@ int model_init_random(model **out, const model_config *cfg_in, const char *name,
         [T_LRU_W2] = 1 / sqrt(F), [T_LRU_B2] = 1 / sqrt(F),
         [T_W_Q] = 1 / sqrt(H),  [T_B_Q] = 1 / sqrt(H),  [T_W_K] = 1 / sqrt(I),  [T_B_K] = 1 / sqrt(I),
         [T_W_V] = 1 / sqrt(I),  [T_B_V] = 1 / sqrt(I),  [T_OUT_W] = 1 / sqrt(H + K), [T_OUT_B] = 1 / sqrt(H + K),
+        [T_TF_QKV_W] = 1 / sqrt(H), [T_TF_QKV_B] = 1 / sqrt(H), [T_TF_O_W] = 1 / sqrt(H), [T_TF_O_B] = 1 / sqrt(H),
+        [T_TF_W1] = 1 / sqrt(H), [T_TF_B1] = 1 / sqrt(H), [T_TF_W2] = 1 / sqrt(F), [T_TF_B2] = 1 / sqrt(F),
     };
+    if (c->attn == MODEL_ATTN_TF) bound[T_OUT_W] = bound[T_OUT_B] = 1 / sqrt(H); /* out.w reads h alone */
     rng_t r;
     rng_seed(&r, seed);
     /* the model's body in tensor order (the text adaptor and the heads come after, below) */
@@ -70,9 +73,9 @@ int model_init_random(model **out, const model_config *cfg_in, const char *name,
             for (size_t i = 0; i < n; i++) p[i] = (float)(0.1 * rng_normal(&r));
         else if (t == T_LRU_LOG)
             lru_init_eigenvalues(p, c->layers, N, &r);
-        else if (t == T_LRU_LN) /* LayerNorm: gains 1, shifts 0 (rows ln1.w, ln1.b, ln2.w, ln2.b per layer) */
-            for (int row = 0; row < 4 * c->layers; row++)
-                for (int k = 0; k < H; k++) p[(size_t)row * H + k] = row % 2 == 0 ? 1.0f : 0.0f;
+        else if (t == T_LRU_LN || t == T_TF_LN || t == T_TF_LNF) /* LayerNorm: gains 1, shifts 0 (gain rows even) */
+            for (size_t row = 0; row < n / (size_t)H; row++)
+                for (int k = 0; k < H; k++) p[row * H + k] = row % 2 == 0 ? 1.0f : 0.0f;
         else
             for (size_t i = 0; i < n; i++) p[i] = rng_symmetric(&r, bound[t]);
     }

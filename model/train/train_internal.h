@@ -43,6 +43,21 @@ typedef struct {
     int mask_valid;
 } seq_lru;
 
+/* The transformer blocks' buffers for one chunk (train_tf.c); keys and values on the extended
+ * steps, the last W-1 carried to the next chunk. */
+typedef struct {
+    int Lt, nh, H, F, W, maxN, maxT;
+    int lastN, lastT;            /* the chunk the keys and values were last computed for */
+    float *x, *n1, *st;          /* (Lt, P, H) block inputs and LN1 outputs; (Lt, 4, P) LN1, LN2 mean, rstd */
+    float *qkv;                  /* (Lt, Pe, 3H): q, k, v per extended position */
+    float *att;                  /* (Lt, P, nh, W) attention weights */
+    float *ctx, *a, *mask_o, *n2; /* (Lt, P, H) */
+    float *f1, *g1;              /* (Lt, P, F) */
+    float *f2, *mask_f;          /* (Lt, P, H) */
+    float *y, *hn, *stf;         /* (P, H) the last block's output, LNf of it; (2, P) its stats */
+    float *dx, *dy, *dn, *dqkv, *dctx, *dg; /* backward scratch */
+} seq_tf;
+
 typedef struct {
     const model *m;
     const train_data *d;
@@ -52,6 +67,7 @@ typedef struct {
     int maxN, maxT;
     nn_rnn_train *rnn;        /* oneDNN backend (LSTM/GRU) */
     seq_lru *lru;             /* the LRU stack, instead of the RNN (both backends) */
+    seq_tf *tf;               /* transformer blocks, instead of the window attention (attention tf) */
     double layer_p;           /* the LRU stack's residual dropout this pass (set by run_batch; 0 = none) */
     /* forward */
     float *xe;                /* (Te, N, I) inputs, after dropout */
@@ -142,6 +158,31 @@ float *train_features(const train_data *d);
 
 static inline int pad8(int n) { return (n + 7) & ~7; }
 
+/* expf for the softmax, in a form the compiler vectorizes (glibc's expf is a scalar call per
+ * element: a third of a training epoch went there). Cephes' expf: x = n ln2 + r, |r| <= ln2/2,
+ * e^r by a polynomial, 2^n through the exponent bits; about 1 ulp over the range the softmax
+ * uses (x <= 0; x below -87 is taken as -87, e^-87 = 1.6e-38, where expf gives denormals). */
+static inline float exp_poly(float x) {
+    x = x > -87.0f ? x : -87.0f; /* the softmax only asks for x <= 0 */
+    /* n = round(x / ln2) by the 1.5 * 2^23 trick (no floorf: plain SSE2 has no vector floor) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } scale;
+    scale.i = ((int32_t)n + 127) << 23;
+    return p * scale.f;
+}
+
+
 /* ---- the LRU stack (train_lru.c) ---- */
 int seq_lru_new(seq_lru **out, const model *m, int max_rows, int max_steps);
 void seq_lru_free(seq_lru *q);
@@ -159,6 +200,20 @@ int seq_lin_fwd(const seq_ctx *s, float *y, const float *x, const float *w, cons
  * R is at most the rows of s->ones. */
 int seq_lin_bwd(const seq_ctx *s, float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                 long R, int C, int OC);
+/* GELU over n values: out = gelu(x); dx += dout gelu'(x). nn_ref's (scalar) or a float one
+ * within 2e-7 of it (dnnl). */
+void seq_gelu_fwd(const seq_ctx *s, float *out, const float *x, long n);
+void seq_gelu_bwd(const seq_ctx *s, float *dx, const float *x, const float *dout, long n);
+
+/* ---- the transformer blocks (train_tf.c) ---- */
+int seq_tf_new(seq_tf **out, const model *m, int max_rows, int max_steps);
+void seq_tf_free(seq_tf *f);
+/* Moves the keys and values of the last chunk's last W-1 steps before the next chunk's N_next rows. */
+void seq_tf_carry(seq_tf *f, int N_next);
+/* The blocks over the chunk: s->hs -> s->u (before u's dropout); dropout s->layer_p. */
+int seq_tf_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size_t errlen);
+/* From s->du to the blocks' and the output's gradients and s->dhs (set). */
+int seq_tf_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, size_t errlen);
 
 /* ---- one batch (train_batch.c) ---- */
 /* Runs a batch (users sorted by len, longest first) chunk by chunk. Training (grad != NULL):

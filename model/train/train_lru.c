@@ -15,8 +15,9 @@
  *
  * Dropout (the trainer's layer_dropout, s->layer_p) sits on the two residual branches, as in
  * LRURec. The
- * linear layers run on the chunk's backend (train_linear.c); LayerNorm, GELU and the scan are
- * nn_ref's kernels on both (the same arithmetic, checked against torch by test_train_oracle).
+ * linear layers run on the chunk's backend (train_linear.c); LayerNorm and the scan are nn_ref's
+ * kernels on both (checked against torch by test_train_oracle), the GELU nn_ref's (scalar) or a
+ * float one within 2e-7 of it (dnnl).
  * The recurrent state crosses chunks detached, as the RNN's does: h0 in, hT out.
  */
 #include <stdlib.h>
@@ -48,7 +49,8 @@ int seq_lru_new(seq_lru **out, const model *m, int max_rows, int max_steps) {
     seq_lru *q = calloc(1, sizeof *q);
     *out = NULL;
     if (!q) return -1;
-    q->L = c->layers, q->Ns = c->state_dim, q->F = c->ffn_dim, q->H = c->hidden, q->I = model_input_dim(c);
+    q->L = c->cell == MODEL_CELL_LRU ? c->layers : 0; /* cell none: the input projection alone */
+    q->Ns = c->state_dim, q->F = c->ffn_dim, q->H = c->hidden, q->I = model_input_dim(c);
     q->maxN = max_rows;
     const size_t L = (size_t)q->L, N2 = 2 * (size_t)q->Ns, H = (size_t)q->H, F = (size_t)q->F;
     const size_t P = (size_t)max_rows * max_steps, Ns = (size_t)q->Ns;
@@ -99,7 +101,8 @@ int seq_lru_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size
         lru_lambda_forward(q->lre + (size_t)l * Ns, q->lim + (size_t)l * Ns, q->gam + (size_t)l * Ns, lg, lg + Ns,
                            lg + 2 * Ns, Ns);
     }
-    if (seq_lin_fwd(s, q->zin, s->xrnn, P_(s, T_LRU_IN_W), P_(s, T_LRU_IN_B), (long)P, I, H)) goto gemm;
+    /* cell none: no layers, the input projection is the output */
+    if (seq_lin_fwd(s, q->L ? q->zin : s->hs, s->xrnn, P_(s, T_LRU_IN_W), P_(s, T_LRU_IN_B), (long)P, I, H)) goto gemm;
     for (int l = 0; l < q->L; l++) {
         const size_t o = (size_t)l * LP;
         float *z = q->zin + o * H, *ub = q->ub + o * row, *hs = q->hs + o * row, *y = q->y + o * H;
@@ -120,7 +123,7 @@ int seq_lru_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size
         layernorm_forward(z1, st, st + LP, pre1, ln, ln + H, (int)P, H);
         if (seq_lin_fwd(s, a1, z1, P_(s, T_LRU_W1) + (size_t)l * F * H, P_(s, T_LRU_B1) + (size_t)l * F, (long)P, H, F))
             goto gemm;
-        gelu_forward(g1, a1, (long)(P * F));
+        seq_gelu_fwd(s, g1, a1, (long)(P * F));
         if (seq_lin_fwd(s, f2, g1, P_(s, T_LRU_W2) + (size_t)l * H * F, P_(s, T_LRU_B2) + (size_t)l * H, (long)P, F, H))
             goto gemm;
         lru_mask(mf, P * H, dropout, rng);
@@ -159,7 +162,7 @@ int seq_lru_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, si
                         q->dp, g1, P_(s, T_LRU_W2) + (size_t)l * H * F, (long)P, F, H))
             goto gemm;
         memset(q->da, 0, P * F * sizeof(float));
-        gelu_backward(q->da, a1, q->dg, (long)(P * F));
+        seq_gelu_bwd(s, q->da, a1, q->dg, (long)(P * F));
         if (seq_lin_bwd(s, q->dz1, GRAD(s, grad, T_LRU_W1) + (size_t)l * F * H, GRAD(s, grad, T_LRU_B1) + (size_t)l * F,
                         q->da, z1, P_(s, T_LRU_W1) + (size_t)l * F * H, (long)P, H, F))
             goto gemm;
@@ -190,7 +193,7 @@ int seq_lru_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, si
     /* z_0 = x W_in^T + b_in */
     memset(s->dx_rnn, 0, P * I * sizeof(float));
     if (seq_lin_bwd(s, s->dx_rnn, GRAD(s, grad, T_LRU_IN_W), GRAD(s, grad, T_LRU_IN_B), q->dz, s->xrnn, P_(s, T_LRU_IN_W),
-                    (long)P, I, H))
+                    (long)P, I, H)) /* (with no layers q->dz is still dL/d(the output)) */
         goto gemm;
     return 0;
 gemm:

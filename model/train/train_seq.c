@@ -51,6 +51,7 @@ void seq_ctx_free(seq_ctx *s) {
     if (!s) return;
     nn_rnn_train_free(s->rnn);
     seq_lru_free(s->lru);
+    seq_tf_free(s->tf);
     float *f[] = {s->xe, s->mask_e, s->h0, s->c0, s->hT, s->cT, s->hs, s->cs, s->gates, s->ghs, s->gx, s->q,
                   s->kx, s->vx, s->att, s->z, s->u, s->mask_u, s->ud, s->dxe, s->dx_rnn, s->dhs, s->dq, s->dkx,
                   s->dvx, s->dz, s->du, s->ones, s->ub, s->dub, s->logits, s->rowloss, s->sc_w, s->sc_b,
@@ -129,7 +130,8 @@ int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float 
         s->cold = calloc(NI, 1), s->bc_eff = falloc(C), s->dbc_eff = falloc(C);
         ok = ok && s->sc_eff && s->dsc_eff && s->ocol && s->txo && s->aout && s->cold && s->bc_eff && s->dbc_eff;
     }
-    if (c->cell == MODEL_CELL_LRU) {
+    if (c->attn == MODEL_ATTN_TF) ok = ok && seq_tf_new(&s->tf, m, s->maxN, s->maxT) == 0;
+    if (c->cell == MODEL_CELL_LRU || c->cell == MODEL_CELL_NONE) {
         ok = ok && seq_lru_new(&s->lru, m, s->maxN, s->maxT) == 0;
         if (backend == MODEL_BACKEND_SCALAR) { /* the scalar attention's scratch only */
             s->scratch = falloc(2 * W * I + 2 * W * K + W + K);
@@ -178,6 +180,7 @@ void seq_reset_state(seq_ctx *s) {
 
 void seq_carry(seq_ctx *s, int N_next) {
     if (s->lru) seq_lru_carry(s->lru, N_next);
+    if (s->tf) seq_tf_carry(s->tf, N_next);
     memcpy(s->h0, s->hT, (size_t)N_next * s->H * sizeof(float));
     if (s->lstm) memcpy(s->c0, s->cT, (size_t)N_next * s->H * sizeof(float));
 }
@@ -395,16 +398,19 @@ int seq_forward(seq_ctx *s, const seq_chunk *ch, double dropout, rng_t *rng, cha
     }
     /* 2. rnn */
     if (rnn_forward(s, ch, rng, err, errlen)) return -1;
-    /* 3. attention */
-    if (s->backend == MODEL_BACKEND_DNNL &&
+    /* 3. attention and 4. output: the transformer blocks, or the window attention */
+    if (s->tf) {
+        if (seq_tf_forward(s, ch, rng, err, errlen)) return -1;
+    } else if (s->backend == MODEL_BACKEND_DNNL &&
         (seq_lin_fwd(s, s->q, s->hs, P(s, T_W_Q), P(s, T_B_Q), (long)T * N, H, K) ||
          seq_lin_fwd(s, s->kx, s->xe, P(s, T_W_K), P(s, T_B_K), (long)Te * N, I, K) ||
          seq_lin_fwd(s, s->vx, s->xe, P(s, T_W_V), P(s, T_B_V), (long)Te * N, I, K)))
         return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
-    attention_forward(s, ch);
-    /* 4. output */
-    if (seq_lin_fwd(s, s->u, s->z, P(s, T_OUT_W), P(s, T_OUT_B), (long)T * N, H + K, D))
-        return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
+    if (!s->tf) {
+        attention_forward(s, ch);
+        if (seq_lin_fwd(s, s->u, s->z, P(s, T_OUT_W), P(s, T_OUT_B), (long)T * N, H + K, D))
+            return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
+    }
     size_t TN = (size_t)T * N;
     if (dropout > 0) {
         for (size_t p = 0; p < TN; p++) {
@@ -427,30 +433,6 @@ int seq_forward(seq_ctx *s, const seq_chunk *ch, double dropout, rng_t *rng, cha
 }
 
 /* ---- heads ------------------------------------------------------------------------------- */
-
-/* expf for the softmax, in a form the compiler vectorizes (glibc's expf is a scalar call per
- * element: a third of a training epoch went there). Cephes' expf: x = n ln2 + r, |r| <= ln2/2,
- * e^r by a polynomial, 2^n through the exponent bits; about 1 ulp over the range the softmax
- * uses (x <= 0; x below -87 is taken as -87, e^-87 = 1.6e-38, where expf gives denormals). */
-static inline float exp_poly(float x) {
-    x = x > -87.0f ? x : -87.0f; /* the softmax only asks for x <= 0 */
-    /* n = round(x / ln2) by the 1.5 * 2^23 trick (no floorf: plain SSE2 has no vector floor) */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } scale;
-    scale.i = ((int32_t)n + 127) << 23;
-    return p * scale.f;
-}
 
 /* One row of logits l (C) -> l = (softmax(l) - onehot(col)) * inv; returns -log softmax(l)[col].
  * Cloned for AVX-512 / AVX2 / baseline and picked at load time (the build targets plain x86-64). */
@@ -750,15 +732,18 @@ int seq_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, size_t
     const int N = ch->N, T = ch->T, W = s->W, Te = T + W - 1, E = s->E, A = s->A, EA = E + A, I = s->I;
     const int H = s->H, K = s->K, D = s->D;
     const size_t TN = (size_t)T * N;
-    /* output: u = z Wout^T + bout */
-    memset(s->dz, 0, TN * (H + K) * sizeof(float));
-    if (seq_lin_bwd(s, s->dz, GRAD(s, grad, T_OUT_W), GRAD(s, grad, T_OUT_B), s->du, s->z, P(s, T_OUT_W), (long)TN, H + K, D))
-        return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
-    for (size_t p = 0; p < TN; p++) memcpy(s->dhs + p * H, s->dz + p * (H + K), (size_t)H * sizeof(float));
     memset(s->dxe, 0, (size_t)Te * N * I * sizeof(float));
-    /* attention */
-    attention_backward(s, ch, grad);
-    if (s->backend == MODEL_BACKEND_DNNL &&
+    if (s->tf) { /* the transformer blocks and the output: s->du -> s->dhs */
+        if (seq_tf_backward(s, ch, grad, err, errlen)) return -1;
+    } else { /* output: u = z Wout^T + bout, then the window attention */
+        memset(s->dz, 0, TN * (H + K) * sizeof(float));
+        if (seq_lin_bwd(s, s->dz, GRAD(s, grad, T_OUT_W), GRAD(s, grad, T_OUT_B), s->du, s->z, P(s, T_OUT_W), (long)TN,
+                        H + K, D))
+            return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
+        for (size_t p = 0; p < TN; p++) memcpy(s->dhs + p * H, s->dz + p * (H + K), (size_t)H * sizeof(float));
+        attention_backward(s, ch, grad);
+    }
+    if (!s->tf && s->backend == MODEL_BACKEND_DNNL &&
         (seq_lin_bwd(s, s->dhs, GRAD(s, grad, T_W_Q), GRAD(s, grad, T_B_Q), s->dq, s->hs, P(s, T_W_Q), (long)TN, H, K) ||
          seq_lin_bwd(s, s->dxe, GRAD(s, grad, T_W_K), GRAD(s, grad, T_B_K), s->dkx, s->xe, P(s, T_W_K), (long)Te * N, I, K) ||
          seq_lin_bwd(s, s->dxe, GRAD(s, grad, T_W_V), GRAD(s, grad, T_B_V), s->dvx, s->xe, P(s, T_W_V), (long)Te * N, I, K)))

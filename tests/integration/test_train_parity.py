@@ -1,5 +1,6 @@
 """Train/serve parity: the vectors the worker publishes are the trainer's own forward, for every
-recurrent family (the GRU, and the LRU stack, whose trainer runs its own layer code).
+family (the GRU with the window attention; the LRU stack; the GRU under transformer blocks, whose
+keys and values the worker caches in the state).
 
 `ievo train` (ML-100K when present, else the synthetic generator) trains one epoch and writes,
 with --dump-forward, its batched sequence forward (oneDNN RNN over whole sequences, batched
@@ -50,7 +51,7 @@ def run(family, produce_args, name):
 
 def main():
     produce_args, _, name = data_args()
-    for family in (["--cell", "gru"], ["--cell", "lru"]):
+    for family in (["--cell", "gru"], ["--cell", "lru"], ["--cell", "gru", "--attention", "tf"]):
         run(family, produce_args, name)
 
 

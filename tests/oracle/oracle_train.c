@@ -145,6 +145,18 @@ static int cmd_kernels(const char *out, uint64_t seed) {
         put(f, "lru.dnu", dnu, N), put(f, "lru.dtheta", dth, N), put(f, "lru.dgamma_log", dgl, N);
         free(u), free(h0), free(g);
     }
+    /* the transformer's window attention: 3 heads of 2, 5 entries, K and V interleaved as the state
+     * keeps them (row stride 2H) */
+    {
+        const int Hm = 6, nh = 3, nw = 5;
+        float *q = rnd(&r, Hm, 1), *kv = rnd(&r, nw * 2 * Hm, 1), *g = rnd(&r, Hm, 1);
+        float out[8], att[16], dq[8] = {0}, dkv[64] = {0};
+        mha_window_forward(out, att, q, kv, 2 * Hm, kv + Hm, 2 * Hm, nw, Hm, nh);
+        mha_window_backward(dq, dkv, dkv + Hm, g, att, q, kv, 2 * Hm, kv + Hm, 2 * Hm, nw, Hm, nh);
+        put(f, "mha.q", q, Hm), put(f, "mha.kv", kv, nw * 2 * Hm), put(f, "mha.g", g, Hm), put(f, "mha.out", out, Hm);
+        put(f, "mha.dq", dq, Hm), put(f, "mha.dkv", dkv, nw * 2 * Hm);
+        free(q), free(kv), free(g);
+    }
     return fclose(f) ? 1 : 0;
 }
 
@@ -153,10 +165,15 @@ static int cmd_grad(char **a) {
     model_config cfg;
     model_config_default(&cfg);
     const char *keys[] = {"cell", "item_dim", "action_dim", "hidden", "attn_dim", "out_dim", "window"};
-    /* CELL lru:L:N:F is an LRU stack of L layers, complex state N, feed-forward F */
-    int lru = sscanf(a[2], "lru:%d:%d:%d", &cfg.layers, &cfg.state_dim, &cfg.ffn_dim) == 3;
+    /* CELL: lstm, gru, none or lru:L:N:F (an LRU stack of L layers, complex state N, feed-forward
+     * F), optionally +tf:B:NH:F (B transformer blocks of NH heads, feed-forward F) */
+    sscanf(a[2], "lru:%d:%d:%d", &cfg.layers, &cfg.state_dim, &cfg.ffn_dim);
+    char cell[16];
+    snprintf(cell, sizeof cell, "%.*s", (int)strcspn(a[2], ":+"), a[2]);
+    const char *tf = strstr(a[2], "+tf:");
+    if (tf && sscanf(tf, "+tf:%d:%d:%d", &cfg.blocks, &cfg.heads, &cfg.ffn_dim) == 3) cfg.attn = MODEL_ATTN_TF;
     for (int i = 0; i < 7; i++)
-        if (model_config_set(&cfg, keys[i], i == 0 && lru ? "lru" : a[2 + i], err, sizeof err))
+        if (model_config_set(&cfg, keys[i], i == 0 ? cell : a[2 + i], err, sizeof err))
             return fprintf(stderr, "%s\n", err), 2;
     int ni = atoi(a[9]), na = atoi(a[10]), bptt = atoi(a[12]);
     uint64_t seed = strtoull(a[11], NULL, 10);
@@ -176,7 +193,9 @@ static int cmd_grad(char **a) {
     for (size_t i = 0; i < m->t[T_VALUE_EMB].numel; i++) m->t[T_VALUE_EMB].data[i] = 0.02f * (float)((int)(i % 9) - 4);
     for (size_t i = 0; i < m->t[T_SCORE_BIAS].numel; i++) m->t[T_SCORE_BIAS].data[i] = 0.05f * (float)(i % 7);
     for (size_t i = 0; i < m->t[T_VALUE_BIAS].numel; i++) m->t[T_VALUE_BIAS].data[i] = 0.04f * (float)((int)(i % 5) - 2);
-    for (size_t i = 0; i < m->t[T_LRU_LN].numel; i++) m->t[T_LRU_LN].data[i] += 0.1f * (float)((int)(i * 13 % 9) - 4);
+    const int lns[] = {T_LRU_LN, T_TF_LN, T_TF_LNF};
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < m->t[lns[k]].numel; i++) m->t[lns[k]].data[i] += 0.1f * (float)((int)(i * 13 % 9) - 4);
     if (model_add_heads(m, 0, 0, err, sizeof err) || model_save(m, a[0], err, sizeof err)) {
         fprintf(stderr, "oracle_train: %s\n", err);
         goto out;

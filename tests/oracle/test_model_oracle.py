@@ -120,7 +120,8 @@ class Ref:
         self.item_text = {}  # item id -> row (the catalogue as of now)
         g = lambda k: int(meta[k])
         self.lstm = meta["cell"] == "lstm"
-        self.lru = meta["cell"] == "lru"
+        self.lru = meta["cell"] in ("lru", "none")  # none: the LRU stack's input projection alone
+        self.tf = meta.get("attention") == "tf"
         self.E, self.A, self.H, self.K, self.D, self.W = (g(k) for k in ("item_dim", "action_dim", "hidden",
                                                                          "attn_dim", "out_dim", "window"))
         self.I = self.E + self.A + 3
@@ -130,8 +131,12 @@ class Ref:
             self.init_lru(meta, T)
         else:
             self.init_cell(T)
-        self.w = {k: T(k) for k in ("attn.w_q", "attn.b_q", "attn.w_k", "attn.b_k", "attn.w_v", "attn.b_v",
-                                    "out.w", "out.b")}
+        if self.tf:
+            self.init_tf(meta, T)
+            self.w = {k: T(k) for k in ("out.w", "out.b")}
+        else:
+            self.w = {k: T(k) for k in ("attn.w_q", "attn.b_q", "attn.w_k", "attn.b_k", "attn.w_v", "attn.b_v",
+                                        "out.w", "out.b")}
         self.item_emb, self.action_emb = T("item_emb"), T("action_emb")
         self.T = int(meta.get("text_dim", "0"))
         if self.T:
@@ -142,13 +147,62 @@ class Ref:
         self.actions = {s: i for i, s in enumerate(t["vocab.actions"].decode().split("\n"))}
         assert self.items.get("<oov>") == 0 and self.actions.get("<oov>") == 0
 
+    def init_tf(self, meta, T):
+        """The transformer blocks' tensors, split into blocks (model.h's stacked layouts)."""
+        Lt, nh, F, H = int(meta["blocks"]), int(meta["heads"]), int(meta["ffn_dim"]), self.H
+        self.nh = 1 if self.bug == "tf_heads_merged" else nh
+        ln = T("tf.ln").view(Lt, 4, H)
+        self.blocks = [dict(ln1=(ln[l, 0], ln[l, 1]), ln2=(ln[l, 2], ln[l, 3]),
+                            qkvw=T("tf.qkv.w").view(Lt, 3 * H, H)[l], qkvb=T("tf.qkv.b")[l],
+                            ow=T("tf.o.w").view(Lt, H, H)[l], ob=T("tf.o.b")[l], w1=T("tf.ffn.w1").view(Lt, F, H)[l],
+                            b1=T("tf.ffn.b1")[l], w2=T("tf.ffn.w2").view(Lt, H, F)[l], b2=T("tf.ffn.b2")[l])
+                       for l in range(Lt)]
+        self.lnf = T("tf.lnf")
+
+    def window_attention(self, h, st):
+        """The window attention over the entries' inputs, and the output."""
+        if self.T and self.bug not in ("window_text_frozen", "event_text_in_window"):
+            # every entry's item content with the item's text as of this step
+            X = torch.stack([torch.cat([self.content(it, iid), self.action_emb[a], f_]) for it, iid, a, f_, _, _ in st["win"]])
+        else:  # no text, or a mistake: the entries as they were when applied
+            X = torch.stack([e[5] for e in st["win"]])
+        w = self.w
+        q = torch.nn.functional.linear(h, w["attn.w_q"], w["attn.b_q"])
+        k = torch.nn.functional.linear(X, w["attn.w_k"], w["attn.b_k"])
+        v = torch.nn.functional.linear(X, w["attn.w_v"], w["attn.b_v"])
+        scale = 1.0 if self.bug == "no_scale" else 1.0 / math.sqrt(self.K)
+        a = torch.softmax((k @ q) * scale, dim=0)
+        ctx = a @ v
+        return torch.nn.functional.linear(torch.cat([h, ctx]), w["out.w"], w["out.b"])
+
+    def tf_step(self, h, st):
+        """The transformer blocks over the window of this position (its k, v cached per block)."""
+        H, nh, lin, ln = self.H, self.nh, torch.nn.functional.linear, torch.nn.functional.layer_norm
+        dh = H // nh
+        x = h
+        for l, p in enumerate(self.blocks):
+            q, k, v = lin(ln(x, (H,), *p["ln1"], 1e-5), p["qkvw"], p["qkvb"]).split(H)
+            st["kv"][l].append((k, v))
+            st["kvslots"][l][st["events"] % self.W] = (k, v)
+            K, V = torch.stack([e[0] for e in st["kv"][l]]), torch.stack([e[1] for e in st["kv"][l]])
+            a = torch.softmax(torch.einsum("hd,jhd->hj", q.view(nh, dh), K.view(-1, nh, dh)) / math.sqrt(dh), -1)
+            ctx = torch.einsum("hj,jhd->hd", a, V.view(-1, nh, dh)).reshape(H)
+            y = x + lin(ctx, p["ow"], p["ob"])
+            x = y + lin(torch.nn.functional.gelu(lin(ln(y, (H,), *p["ln2"], 1e-5), p["w1"], p["b1"])), p["w2"], p["b2"])
+        if self.bug != "tf_no_final_ln":
+            x = ln(x, (H,), self.lnf[0], self.lnf[1], 1e-5)
+        return lin(x, self.w["out.w"], self.w["out.b"])
+
     def init_lru(self, meta, T):
         """The LRU stack's tensors, split into layers (model.h's stacked layouts)."""
-        L, N, F, H = int(meta["layers"]), int(meta["state_dim"]), int(meta["ffn_dim"]), self.H
+        L, N, H = int(meta.get("layers", "0")), int(meta.get("state_dim", "0")), self.H
+        F = int(meta["ffn_dim"]) if L else 0
         self.L, self.N = L, N
         self.in_w, self.in_b = T("lru.in.w"), T("lru.in.b")
-        lg, ln = T("lru.log").view(L, 3, N), T("lru.ln").view(L, 4, H)
         self.layers = []
+        if L == 0:  # cell none: the input projection alone
+            return
+        lg, ln = T("lru.log").view(L, 3, N), T("lru.ln").view(L, 4, H)
         for l in range(L):
             lam = torch.exp(torch.complex(-torch.exp(lg[l, 0]), torch.exp(lg[l, 1])))
             self.layers.append(dict(
@@ -210,8 +264,10 @@ class Ref:
         z = torch.zeros(self.H, dtype=torch.float64)
         W = self.W - 1 if self.bug == "window_short" and self.W > 1 else self.W
         hl = [torch.zeros(self.N, dtype=torch.complex128) for _ in range(self.L)] if self.lru else None
+        nb = len(self.blocks) if self.tf else 0
         return {"h": z, "c": z.clone(), "hl": hl, "u": torch.zeros(self.D, dtype=torch.float64), "events": 0,
-                "last_ts": 0, "win": collections.deque(maxlen=W), "slots": [None] * self.W}
+                "last_ts": 0, "win": collections.deque(maxlen=W), "slots": [None] * self.W,
+                "kv": [collections.deque(maxlen=W) for _ in range(nb)], "kvslots": [[None] * self.W for _ in range(nb)]}
 
     def adapt(self, row):
         t = torch.tensor(self.texts[row], dtype=torch.float64)
@@ -252,19 +308,7 @@ class Ref:
             else:
                 h, c = self.cell(x[None], st["h"][None])[0], st["c"]
             st["win"].append(entry)
-            if self.T and self.bug not in ("window_text_frozen", "event_text_in_window"):
-                # every entry's item content with the item's text as of this step
-                X = torch.stack([torch.cat([self.content(it, iid), self.action_emb[a], f_]) for it, iid, a, f_, _, _ in st["win"]])
-            else:  # no text, or a mistake: the entries as they were when applied
-                X = torch.stack([e[5] for e in st["win"]])
-            w = self.w
-            q = torch.nn.functional.linear(h, w["attn.w_q"], w["attn.b_q"])
-            k = torch.nn.functional.linear(X, w["attn.w_k"], w["attn.b_k"])
-            v = torch.nn.functional.linear(X, w["attn.w_v"], w["attn.b_v"])
-            scale = 1.0 if self.bug == "no_scale" else 1.0 / math.sqrt(self.K)
-            a = torch.softmax((k @ q) * scale, dim=0)
-            ctx = a @ v
-            u = torch.nn.functional.linear(torch.cat([h, ctx]), w["out.w"], w["out.b"])
+            u = self.tf_step(h, st) if self.tf else self.window_attention(h, st)
         if st["events"] == 0 or self.bug == "drift_zero":
             drift = 0.0
         else:  # the state keeps u_{t-1} as fp16 of the float32 u: the drift is against that
@@ -383,8 +427,13 @@ def parse_blob(blob, meta):
         item, action, flags, pad, f0, f1 = struct.unpack_from("<iHBBff", blob, off + size * j)
         key = struct.unpack_from("<Q", blob, off + size * j + 16)[0] if text else 0
         slots.append((item, action, (f0, f1, float(flags & 1)), key, flags >> 1, pad))
-    assert off + size * W == len(blob), "state size %d != %d" % (len(blob), off + size * W)
-    return dict(magic=magic, ver=ver, cell=cell, events=events, last_ts=last_ts, wlen=wlen, head=head, fp=fp,
+    off += size * W
+    kv = None
+    if meta.get("attention") == "tf":  # per block, per window slot: k (H) then v (H)
+        Lt = int(meta["blocks"])
+        kv = np.frombuffer(blob, "<f4", Lt * W * 2 * H, off).reshape(Lt, W, 2, H); off += 4 * Lt * W * 2 * H
+    assert off == len(blob), "state size %d != %d" % (len(blob), off)
+    return dict(kv=kv, magic=magic, ver=ver, cell=cell, events=events, last_ts=last_ts, wlen=wlen, head=head, fp=fp,
                 h=h, c=c, hl=hl, u=u, slots=slots)
 
 
@@ -432,7 +481,7 @@ def run_config(tmp, name, cell, E, A, H, K, D, W, n_items, n_actions, users, max
         d_state, d_u16 = 0.0, 0.0
         for uidx, rs in enumerate(ref_states):
             b = parse_blob(blobs[uidx * ss:(uidx + 1) * ss], meta)
-            ok = (b["magic"] == 0x53564549 and b["ver"] == 2 and b["cell"] == ["lstm", "gru", "lru"].index(cell.split(":")[0])
+            ok = (b["magic"] == 0x53564549 and b["ver"] == 2 and b["cell"] == ["lstm", "gru", "lru", "none"].index(cell.split(":")[0].split("+")[0])
                   and b["fp"] == int(meta["fingerprint"], 16) and b["events"] == rs["events"]
                   and b["last_ts"] == rs["last_ts"] and b["wlen"] == min(rs["events"], W) and b["head"] == rs["events"] % W)
             check(ok, "%s/%s user %d: state header %s" % (name, backend, uidx, {k: b[k] for k in ("magic", "ver", "cell", "events", "last_ts", "wlen", "head")}))
@@ -445,6 +494,11 @@ def run_config(tmp, name, cell, E, A, H, K, D, W, n_items, n_actions, users, max
             d_u16 = max(d_u16, float(((np.abs(b["u"] - want_u) - d_vec) / ulp).max()))
             if b["c"] is not None:
                 d_state = max(d_state, float(np.abs(b["c"] - rs["c"].numpy()).max()))
+            if b["kv"] is not None:
+                for l, slots in enumerate(rs["kvslots"]):
+                    for j, e in enumerate(slots):
+                        want = np.zeros((2, H)) if e is None else np.stack([e[0].numpy(), e[1].numpy()])
+                        d_state = max(d_state, float(np.abs(b["kv"][l, j] - want).max()))
             if b["hl"] is not None:
                 want_hl = np.stack([np.stack([h.real.numpy(), h.imag.numpy()]) for h in rs["hl"]])
                 d_state = max(d_state, float(np.abs(b["hl"] - want_hl).max()))
@@ -497,6 +551,12 @@ def main():
                    common + lru_bugs)
         run_config(tmp, "lru-64", "lru:2:64:128", 64, 8, 64, 64, 64, 16, 300, 8, 300, 300, big, 4, 19, [])
         run_config(tmp, "lru-text", "lru:3:4:9", 6, 3, 10, 7, 5, 3, 25, 4, 30, 24, small, 6, 20, text_bugs, T=12)
+        # transformer blocks with their key/value cache, on a GRU, on the LRU stack, alone
+        tf_bugs = ["tf_heads_merged", "tf_no_final_ln", "window_short"]
+        run_config(tmp, "gru+tf", "gru+tf:2:2:13", 6, 3, 10, 7, 5, 3, 25, 4, 30, 24, small, 6, 21, tf_bugs)
+        run_config(tmp, "lru+tf", "lru:2:5:13+tf:2:2:13", 6, 3, 10, 7, 5, 4, 25, 4, 30, 24, small, 6, 22, tf_bugs)
+        run_config(tmp, "none+tf", "none+tf:3:5:9", 6, 3, 10, 7, 5, 3, 25, 4, 30, 24, small, 6, 25, ["no_gap"], T=12)
+        run_config(tmp, "gru+tf-64", "gru+tf:2:2:128", 64, 8, 64, 64, 64, 16, 300, 8, 300, 300, big, 4, 24, [])
     if failures:
         print("%d failure(s)" % len(failures), file=sys.stderr)
         return 1

@@ -56,6 +56,20 @@ static inline model *fixture_model_t(model_cell cell, int E, int A, int H, int K
 }
 
 /* An LRU-stack model: L layers of width H, complex state N, feed-forward F. */
+/* A model of any family: cell (an LRU: 2 layers, complex state H/2 + 1, feed-forward 2H + 1) and
+ * what reads it (tf: 2 blocks, 2 heads, or 1 for an odd H). */
+static inline model *fixture_family(model_cell cell, model_attn attn, int E, int A, int H, int K, int D, int W, int n_items,
+                                    int n_actions, int T, uint64_t seed) {
+    model_config cfg;
+    model_config_default(&cfg);
+    cfg.cell = cell, cfg.attn = attn, cfg.item_dim = E, cfg.action_dim = A, cfg.hidden = H, cfg.attn_dim = K;
+    cfg.out_dim = D, cfg.window = W, cfg.text_dim = T;
+    if (cell == MODEL_CELL_LRU) cfg.layers = 2, cfg.state_dim = H / 2 + 1;
+    if (cell == MODEL_CELL_LRU || attn == MODEL_ATTN_TF) cfg.ffn_dim = 2 * H + 1;
+    if (attn == MODEL_ATTN_TF) cfg.blocks = 2, cfg.heads = H % 2 ? 1 : 2;
+    return fixture_model_cfg(&cfg, n_items, n_actions, seed);
+}
+
 static inline model *fixture_lru_model(int E, int A, int H, int N, int F, int L, int K, int D, int W, int n_items,
                                        int n_actions, int T, uint64_t seed) {
     model_config cfg;

@@ -23,6 +23,7 @@ static void usage_init(FILE *f) {
             "usage: ievo model init --out PATH (--vocab-file PATH | --vocab-movielens DIR | --vocab-synthetic)\n"
             "                       [--cell lstm|gru|lru] [--item-dim N] [--action-dim N] [--hidden N]\n"
             "                       [--layers N] [--state-dim N] [--ffn-dim N]\n"
+            "                       [--attention window|tf] [--blocks N] [--heads N]\n"
             "                       [--attn-dim N] [--out-dim N] [--window N] [--seed N] [--name NAME]\n"
             "                       [--actions a,b,c]\n"
             "\n"
@@ -31,10 +32,13 @@ static void usage_init(FILE *f) {
             "  --vocab-file PATH       item ids, one per line (empty lines skipped, no duplicates)\n"
             "  --vocab-movielens DIR   the item ids of DIR/u.item (MovieLens-100K)\n"
             "  --vocab-synthetic       the synthetic generator's items (default generator options)\n"
-            "  --cell lstm|gru|lru     recurrent family (default lstm; lru: a stack of linear recurrent units)\n"
+            "  --cell lstm|gru|lru|none recurrent family (default lstm; lru: a stack of linear recurrent\n"
+            "                          units; none: the input projection alone)\n"
             "  --layers N              lru: layers (default 2)\n"
             "  --state-dim N           lru: complex state size per layer (default: --hidden)\n"
-            "  --ffn-dim N             lru: feed-forward width (default: 2 x --hidden)\n"
+            "  --ffn-dim N             lru, tf: feed-forward width (default: 2 x --hidden)\n"
+            "  --attention window|tf   what reads h_t: the window attention (default) or transformer blocks\n"
+            "  --blocks N --heads N    tf: blocks (default 2) and heads per block (default 2)\n"
             "  --item-dim N            item embedding size E (default 64)\n"
             "  --action-dim N          action embedding size A (default 8)\n"
             "  --hidden N              hidden size H (default 64)\n"
@@ -147,6 +151,7 @@ static int model_init_main(int argc, char **argv) {
         {"--cell", "cell"},       {"--item-dim", "item_dim"}, {"--action-dim", "action_dim"}, {"--hidden", "hidden"},
         {"--attn-dim", "attn_dim"}, {"--out-dim", "out_dim"},   {"--window", "window"},
         {"--layers", "layers"},   {"--state-dim", "state_dim"}, {"--ffn-dim", "ffn_dim"},
+        {"--attention", "attention"}, {"--blocks", "blocks"}, {"--heads", "heads"},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
@@ -286,7 +291,10 @@ static int model_info_main(int argc, char **argv) {
                                  family, model_cell_name(c->cell), c->item_dim, c->action_dim, c->hidden, c->attn_dim,
                                  c->out_dim, c->window, model_input_dim(c));
     if (c->cell == MODEL_CELL_LRU)
-        bad = bad || json_buf_printf(&b, ",\"layers\":%d,\"state_dim\":%d,\"ffn_dim\":%d", c->layers, c->state_dim, c->ffn_dim);
+        bad = bad || json_buf_printf(&b, ",\"layers\":%d,\"state_dim\":%d", c->layers, c->state_dim);
+    if (c->cell == MODEL_CELL_LRU || c->attn == MODEL_ATTN_TF) bad = bad || json_buf_printf(&b, ",\"ffn_dim\":%d", c->ffn_dim);
+    if (c->attn == MODEL_ATTN_TF)
+        bad = bad || json_buf_printf(&b, ",\"attention\":\"tf\",\"blocks\":%d,\"heads\":%d", c->blocks, c->heads);
     bad = bad || json_buf_append(&b, "}", 1);
     bad = bad || json_buf_printf(&b, ",\"vocab\":{\"items\":%d,\"actions\":%d,\"action_ids\":[", c->n_items, c->n_actions);
     for (int i = 0; i < c->n_actions; i++) {

@@ -58,7 +58,9 @@ static void train_usage(FILE *f) {
             "                        (-X input.format=confluent|avro, -X input.schema.id=N, -X prop=val)\n"
             "model (as `ievo model init`): --cell lstm|gru|lru (default gru) --item-dim --action-dim --hidden\n"
             "  --attn-dim --out-dim (64 each; action 8) --window N (16) --name NAME (ievo) --init-seed N\n"
-            "  lru: --layers N (2) --state-dim N (--hidden) --ffn-dim N (2 x --hidden)\n"
+            "  lru: --layers N (2) --state-dim N (--hidden) --ffn-dim N (2 x --hidden); --cell none: no recurrence\n"
+            "  --attention window|tf (window) --blocks N (2) --heads N (2): transformer blocks over the window\n"
+            "  --layer-dropout X (0.2): dropout on the LRU's and the blocks' residual branches\n"
             "training: --epochs N (200) --patience N (20) --batch N users (32) --bptt L (200) --lr X (2e-3)\n"
             "  --weight-decay X (0.01) --dropout X (0.2) --clip X (5) --value-weight X (1, 0 = no value head)\n"
             "  --loss full|sampled (full) --negatives N (2048) --tie 0|1 (score.item_emb = item_emb;\n"
@@ -330,7 +332,8 @@ int cmd_train(int argc, char **argv) {
     static const struct { const char *flag, *key; } mflags[] = {
         {"--cell", "cell"}, {"--item-dim", "item_dim"}, {"--action-dim", "action_dim"}, {"--hidden", "hidden"},
         {"--attn-dim", "attn_dim"}, {"--out-dim", "out_dim"}, {"--window", "window"}, {"--layers", "layers"},
-        {"--state-dim", "state_dim"}, {"--ffn-dim", "ffn_dim"}};
+        {"--state-dim", "state_dim"}, {"--ffn-dim", "ffn_dim"}, {"--attention", "attention"}, {"--blocks", "blocks"},
+        {"--heads", "heads"}};
     static const struct { const char *flag, *key; } tflags[] = {
         {"--epochs", "epochs"}, {"--patience", "patience"}, {"--batch", "batch_users"}, {"--bptt", "bptt"},
         {"--lr", "lr"}, {"--weight-decay", "weight_decay"}, {"--dropout", "dropout"}, {"--clip", "clip"},
@@ -339,7 +342,7 @@ int cmd_train(int argc, char **argv) {
         {"--init-bias", "init_bias"}, {"--plateau", "plateau"}, {"--lr-decay", "lr_decay"},
         {"--mask-seen", "mask_seen"}, {"--value-lr", "value_lr"}, {"--value-wd", "value_wd"},
         {"--value-refit", "value_refit"}, {"--zero-oov", "zero_oov"}, {"--cold-dropout", "cold_dropout"},
-        {"--untie-text", "untie_text"}, {"--value-user", "value_user"}};
+        {"--untie-text", "untie_text"}, {"--value-user", "value_user"}, {"--layer-dropout", "layer_dropout"}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
