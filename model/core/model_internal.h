@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
@@ -37,6 +38,15 @@ int vocab_find(const model_vocab *v, const char *id, size_t len); /* -1 when abs
 const char *vocab_joined(const model_vocab *v, size_t *len);
 
 /* ---- checksums (checksum.c) ---- */
+
+/* n floats, zeroed, 64-byte aligned (the oneDNN and vectorised loops' buffers); free() them.
+ * NULL when out of memory. */
+static inline float *model_falloc(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p) memset(p, 0, bytes ? bytes : 64);
+    return p;
+}
 
 /* ---- model object (tensors.c, model.c) ---- */
 extern const char *const model_tensor_names[MODEL_N_TENSORS];

@@ -94,14 +94,6 @@ struct model_runner {
     model_state_slot *slots; /* (B, W) oldest first */
 };
 
-static float *falloc(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    if (bytes == 0) bytes = 64;
-    float *p = aligned_alloc(64, bytes);
-    if (p) memset(p, 0, bytes);
-    return p;
-}
-
 void model_runner_free(model_runner *r) {
     if (!r) return;
     nn_dnnl_free(r->dn);
@@ -224,8 +216,8 @@ static int dnnl_setup_window(model_runner *r, char *err, size_t errlen) {
     int I = r->I, H = r->H, K = r->K, D = r->D, rc = -1;
     const float *wq = m->t[T_W_Q].data, *bq = m->t[T_B_Q].data, *wk = m->t[T_W_K].data;
     const float *wv = m->t[T_W_V].data, *bv = m->t[T_B_V].data, *wo = m->t[T_OUT_W].data, *bo = m->t[T_OUT_B].data;
-    float *wqk = falloc((size_t)I * H), *bqk = falloc((size_t)I);
-    float *wf = falloc((size_t)D * (H + I)), *bf = falloc((size_t)D);
+    float *wqk = model_falloc((size_t)I * H), *bqk = model_falloc((size_t)I);
+    float *wf = model_falloc((size_t)D * (H + I)), *bf = model_falloc((size_t)D);
     double *acc = malloc((size_t)(H > I ? H : I) * sizeof *acc);
     if (!wqk || !bqk || !wf || !bf || !acc) {
         model_errf(err, errlen, "runner: out of memory");
@@ -300,45 +292,45 @@ int model_runner_new(model_runner **out, const model *m, model_backend backend, 
     }
     size_t B = (size_t)max_batch, I = r->I, H = r->H, K = r->K, D = r->D, W = r->W, G = (size_t)model_gates(c);
     size_t E = (size_t)r->E;
-    r->x = falloc(B * I);
-    r->h0 = falloc(B * H), r->c0 = falloc(B * H), r->h1 = falloc(B * H), r->c1 = falloc(B * H);
-    r->u = falloc(B * D);
-    r->sc = falloc(W), r->uprev = falloc(D);
+    r->x = model_falloc(B * I);
+    r->h0 = model_falloc(B * H), r->c0 = model_falloc(B * H), r->h1 = model_falloc(B * H), r->c1 = model_falloc(B * H);
+    r->u = model_falloc(B * D);
+    r->sc = model_falloc(W), r->uprev = model_falloc(D);
     r->slots = malloc(B * W * sizeof *r->slots);
     r->hdr = malloc(B * sizeof *r->hdr);
     r->used = malloc(B * sizeof *r->used);
     /* one user's window attention with the scalar kernels: the scalar step, model_state_output */
-    r->xs = falloc(W * I), r->q = falloc(K), r->k = falloc(W * K), r->v = falloc(W * K);
-    r->a = falloc(W), r->ctx = falloc(K), r->hc = falloc(B * (H + K));
+    r->xs = model_falloc(W * I), r->q = model_falloc(K), r->k = model_falloc(W * K), r->v = model_falloc(W * K);
+    r->a = model_falloc(W), r->ctx = model_falloc(K), r->hc = model_falloc(B * (H + K));
     int ok = r->x && r->h0 && r->c0 && r->h1 && r->c1 && r->u && r->sc && r->uprev && r->slots && r->hdr && r->used &&
              r->xs && r->q && r->k && r->v && r->a && r->ctx && r->hc;
     if (r->lru) {
         const size_t L = (size_t)r->L, N = (size_t)r->N, F = (size_t)r->F;
-        r->lre = falloc(L * N), r->lim = falloc(L * N), r->gam = falloc(L * N);
-        r->hl0 = falloc(L * B * 2 * N), r->hl1 = falloc(L * B * 2 * N);
-        r->zb = falloc(B * H), r->ub = falloc(B * 2 * N), r->yb = falloc(B * H), r->z1 = falloc(B * H);
-        r->a1 = falloc(B * F), r->y2 = falloc(B * H);
+        r->lre = model_falloc(L * N), r->lim = model_falloc(L * N), r->gam = model_falloc(L * N);
+        r->hl0 = model_falloc(L * B * 2 * N), r->hl1 = model_falloc(L * B * 2 * N);
+        r->zb = model_falloc(B * H), r->ub = model_falloc(B * 2 * N), r->yb = model_falloc(B * H), r->z1 = model_falloc(B * H);
+        r->a1 = model_falloc(B * F), r->y2 = model_falloc(B * H);
         ok = ok && r->lre && r->lim && r->gam && r->hl0 && r->hl1 && r->zb && r->ub && r->yb && r->z1 && r->a1 && r->y2;
         for (size_t l = 0; ok && l < L; l++) {
             const float *lg = m->t[T_LRU_LOG].data + 3 * l * N;
             lru_lambda_forward(r->lre + l * N, r->lim + l * N, r->gam + l * N, lg, lg + N, lg + 2 * N, (int)N);
         }
     } else if (backend == MODEL_BACKEND_SCALAR) {
-        r->gates = falloc(B * G * H), r->gx = falloc(B * G * H), r->gh = falloc(B * G * H);
+        r->gates = model_falloc(B * G * H), r->gx = model_falloc(B * G * H), r->gh = model_falloc(B * G * H);
         ok = ok && r->gates && r->gx && r->gh;
     }
     if (backend == MODEL_BACKEND_DNNL) {
-        r->qx = falloc(B * I), r->z = falloc(B * (H + I));
+        r->qx = model_falloc(B * I), r->z = model_falloc(B * (H + I));
         ok = ok && r->qx && r->z;
     }
     if (r->T > 0) {
-        r->xw = falloc(B * I), r->ta = falloc(E);
+        r->xw = model_falloc(B * I), r->ta = model_falloc(E);
         ok = ok && r->xw && r->ta;
         if (backend == MODEL_BACKEND_DNNL) {
             size_t nc = TEXT_CACHE_MIN;
             while (nc < TEXT_CACHE_MAX && nc < 4 * B * W) nc *= 2;
             r->ncache = nc;
-            r->wb = falloc(E), r->cval = falloc(nc * E), r->ctn = falloc(B * W * E);
+            r->wb = model_falloc(E), r->cval = model_falloc(nc * E), r->ctn = model_falloc(B * W * E);
             r->ckey = calloc(nc, sizeof *r->ckey);
             r->cptr = calloc(nc, sizeof *r->cptr);
             ok = ok && r->wb && r->cval && r->ctn && r->ckey && r->cptr;

@@ -33,13 +33,6 @@ struct step_tf {
     nn_dnnl_linear *qkvl[TF_MAX_BLOCKS], *ol[TF_MAX_BLOCKS], *w1[TF_MAX_BLOCKS], *w2[TF_MAX_BLOCKS], *out;
 };
 
-static float *tf_falloc(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes ? bytes : 64);
-    return p;
-}
-
 void step_tf_free(step_tf *t) {
     if (!t) return;
     float *f[] = {t->x, t->n1, t->qkv, t->ctx, t->a, t->n2, t->f1, t->y, t->hn, t->kvcur, t->kvw, t->att};
@@ -58,10 +51,10 @@ int step_tf_new(step_tf **out, const model *m, int max_batch, nn_dnnl *dn, float
     t->m = m, t->B = max_batch, t->H = c->hidden, t->D = c->out_dim, t->F = c->ffn_dim, t->W = c->window;
     t->Lt = c->blocks, t->nh = c->heads, t->h = h, t->u = u, t->dn = dn;
     const size_t B = (size_t)max_batch, H = (size_t)t->H, F = (size_t)t->F;
-    t->x = tf_falloc(B * H), t->n1 = tf_falloc(B * H), t->qkv = tf_falloc(B * 3 * H), t->ctx = tf_falloc(B * H);
-    t->a = tf_falloc(B * H), t->n2 = tf_falloc(B * H), t->f1 = tf_falloc(B * F), t->y = tf_falloc(B * H);
-    t->hn = tf_falloc(B * H), t->kvcur = tf_falloc((size_t)t->Lt * B * 2 * H), t->kvw = tf_falloc((size_t)t->W * 2 * H);
-    t->att = tf_falloc((size_t)t->nh * t->W);
+    t->x = model_falloc(B * H), t->n1 = model_falloc(B * H), t->qkv = model_falloc(B * 3 * H), t->ctx = model_falloc(B * H);
+    t->a = model_falloc(B * H), t->n2 = model_falloc(B * H), t->f1 = model_falloc(B * F), t->y = model_falloc(B * H);
+    t->hn = model_falloc(B * H), t->kvcur = model_falloc((size_t)t->Lt * B * 2 * H), t->kvw = model_falloc((size_t)t->W * 2 * H);
+    t->att = model_falloc((size_t)t->nh * t->W);
     if (!t->x || !t->n1 || !t->qkv || !t->ctx || !t->a || !t->n2 || !t->f1 || !t->y || !t->hn || !t->kvcur || !t->kvw ||
         !t->att) {
         step_tf_free(t);

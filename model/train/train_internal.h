@@ -204,6 +204,9 @@ int seq_lin_bwd(const seq_ctx *s, float *dx, float *dw, float *db, const float *
  * within 2e-7 of it (dnnl). */
 void seq_gelu_fwd(const seq_ctx *s, float *out, const float *x, long n);
 void seq_gelu_bwd(const seq_ctx *s, float *dx, const float *x, const float *dout, long n);
+/* A dropout mask of n entries, 0 with probability p else 1/(1-p), from rng (p = 0: all ones,
+ * rng unused). */
+void seq_dropout_mask(float *mk, size_t n, double p, rng_t *rng);
 
 /* ---- the transformer blocks (train_tf.c) ---- */
 int seq_tf_new(seq_tf **out, const model *m, int max_rows, int max_steps);

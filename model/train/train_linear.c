@@ -1,7 +1,7 @@
 /* train_linear: the trainer's linear layer, y = x w^T + b over R rows, and its GELU, forward and
  * backward, on either backend (train_internal.h): nn_ref's double-accumulating reference
- * (scalar) or oneDNN's sgemm and a float GELU (dnnl). Every layer of train_seq.c, train_lru.c and
- * train_tf.c goes through these.
+ * (scalar) or oneDNN's sgemm and a float GELU (dnnl); and the residual branches' dropout masks.
+ * Every layer of train_seq.c, train_lru.c and train_tf.c goes through these.
  */
 #include <math.h>
 
@@ -59,4 +59,9 @@ void seq_gelu_bwd(const seq_ctx *s, float *restrict dx, const float *restrict x,
         const float v = x[i];
         dx[i] += dout[i] * (0.5f * (1.0f + erf_fast(v * 0.70710678f)) + v * exp_poly(-0.5f * v * v) * 0.39894228f);
     }
+}
+
+void seq_dropout_mask(float *mk, size_t n, double p, rng_t *rng) {
+    const float keep = p > 0 ? (float)(1.0 / (1.0 - p)) : 1.0f;
+    for (size_t i = 0; i < n; i++) mk[i] = p > 0 && rng_uniform(rng) < p ? 0.0f : keep;
 }

@@ -28,13 +28,6 @@
 #define GRAD(s, g, k) ((g) + ((s)->m->t[k].data - (s)->m->params))
 #define P_(s, k) ((s)->m->t[k].data)
 
-static float *lru_falloc(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes ? bytes : 64);
-    return p;
-}
-
 void seq_lru_free(seq_lru *q) {
     if (!q) return;
     float *f[] = {q->lre, q->lim, q->gam, q->dlre, q->dlim, q->dgam, q->h0, q->hT, q->zin, q->ub, q->hs, q->y,
@@ -54,17 +47,17 @@ int seq_lru_new(seq_lru **out, const model *m, int max_rows, int max_steps) {
     q->maxN = max_rows;
     const size_t L = (size_t)q->L, N2 = 2 * (size_t)q->Ns, H = (size_t)q->H, F = (size_t)q->F;
     const size_t P = (size_t)max_rows * max_steps, Ns = (size_t)q->Ns;
-    q->lre = lru_falloc(L * Ns), q->lim = lru_falloc(L * Ns), q->gam = lru_falloc(L * Ns);
-    q->dlre = lru_falloc(L * Ns), q->dlim = lru_falloc(L * Ns), q->dgam = lru_falloc(L * Ns);
-    q->h0 = lru_falloc(L * max_rows * N2), q->hT = lru_falloc(L * max_rows * N2);
-    q->zin = lru_falloc(L * P * H), q->ub = lru_falloc(L * P * N2), q->hs = lru_falloc(L * P * N2);
-    q->y = lru_falloc(L * P * H), q->mask_y = lru_falloc(L * P * H), q->pre1 = lru_falloc(L * P * H);
-    q->z1 = lru_falloc(L * P * H), q->f2 = lru_falloc(L * P * H), q->mask_f = lru_falloc(L * P * H);
-    q->pre2 = lru_falloc(L * P * H), q->a1 = lru_falloc(L * P * F), q->g1 = lru_falloc(L * P * F);
-    q->st = lru_falloc(L * 4 * P);
-    q->dz = lru_falloc(P * H), q->dz1 = lru_falloc(P * H), q->dp = lru_falloc(P * H), q->dg = lru_falloc(P * F);
-    q->da = lru_falloc(P * F);
-    q->dh = lru_falloc(P * N2), q->du = lru_falloc(P * N2);
+    q->lre = model_falloc(L * Ns), q->lim = model_falloc(L * Ns), q->gam = model_falloc(L * Ns);
+    q->dlre = model_falloc(L * Ns), q->dlim = model_falloc(L * Ns), q->dgam = model_falloc(L * Ns);
+    q->h0 = model_falloc(L * max_rows * N2), q->hT = model_falloc(L * max_rows * N2);
+    q->zin = model_falloc(L * P * H), q->ub = model_falloc(L * P * N2), q->hs = model_falloc(L * P * N2);
+    q->y = model_falloc(L * P * H), q->mask_y = model_falloc(L * P * H), q->pre1 = model_falloc(L * P * H);
+    q->z1 = model_falloc(L * P * H), q->f2 = model_falloc(L * P * H), q->mask_f = model_falloc(L * P * H);
+    q->pre2 = model_falloc(L * P * H), q->a1 = model_falloc(L * P * F), q->g1 = model_falloc(L * P * F);
+    q->st = model_falloc(L * 4 * P);
+    q->dz = model_falloc(P * H), q->dz1 = model_falloc(P * H), q->dp = model_falloc(P * H), q->dg = model_falloc(P * F);
+    q->da = model_falloc(P * F);
+    q->dh = model_falloc(P * N2), q->du = model_falloc(P * N2);
     int ok = q->lre && q->lim && q->gam && q->dlre && q->dlim && q->dgam && q->h0 && q->hT && q->zin && q->ub && q->hs &&
              q->y && q->mask_y && q->pre1 && q->z1 && q->f2 && q->mask_f && q->pre2 && q->a1 && q->g1 && q->st &&
              q->dz && q->dz1 && q->dp && q->dg && q->da && q->dh && q->du;
@@ -82,12 +75,6 @@ void seq_lru_carry(seq_lru *q, int N_next) {
     const size_t row = 2 * (size_t)q->Ns;
     for (int l = 0; l < q->L; l++)
         memcpy(q->h0 + (size_t)l * q->maxN * row, q->hT + (size_t)l * q->maxN * row, (size_t)N_next * row * sizeof(float));
-}
-
-/* A dropout mask of n entries (0 or 1/(1-p)) from the trainer's generator, or all ones. */
-static void lru_mask(float *mk, size_t n, double p, rng_t *rng) {
-    const float keep = p > 0 ? (float)(1.0 / (1.0 - p)) : 1.0f;
-    for (size_t i = 0; i < n; i++) mk[i] = p > 0 && rng_uniform(rng) < p ? 0.0f : keep;
 }
 
 int seq_lru_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size_t errlen) {
@@ -118,7 +105,7 @@ int seq_lru_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size
         memcpy(q->hT + (size_t)l * q->maxN * row, hs + (size_t)(T - 1) * N * row, (size_t)N * row * sizeof(float));
         if (seq_lin_fwd(s, y, hs, P_(s, T_LRU_CW) + (size_t)l * H * N2, P_(s, T_LRU_CB) + (size_t)l * H, (long)P, N2, H))
             goto gemm;
-        lru_mask(my, P * H, dropout, rng);
+        seq_dropout_mask(my, P * H, dropout, rng);
         for (size_t i = 0; i < P * H; i++) pre1[i] = z[i] + y[i] * my[i];
         layernorm_forward(z1, st, st + LP, pre1, ln, ln + H, (int)P, H);
         if (seq_lin_fwd(s, a1, z1, P_(s, T_LRU_W1) + (size_t)l * F * H, P_(s, T_LRU_B1) + (size_t)l * F, (long)P, H, F))
@@ -126,7 +113,7 @@ int seq_lru_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size
         seq_gelu_fwd(s, g1, a1, (long)(P * F));
         if (seq_lin_fwd(s, f2, g1, P_(s, T_LRU_W2) + (size_t)l * H * F, P_(s, T_LRU_B2) + (size_t)l * H, (long)P, F, H))
             goto gemm;
-        lru_mask(mf, P * H, dropout, rng);
+        seq_dropout_mask(mf, P * H, dropout, rng);
         for (size_t i = 0; i < P * H; i++) pre2[i] = z1[i] + f2[i] * mf[i];
         layernorm_forward(out, st + 2 * LP, st + 3 * LP, pre2, ln + 2 * H, ln + 3 * H, (int)P, H);
     }

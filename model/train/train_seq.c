@@ -35,13 +35,6 @@
 #include "train_internal.h"
 #include "vec.h"
 
-static float *falloc(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes ? bytes : 64);
-    return p;
-}
-
 static int32_t *ialloc(size_t n) { return calloc(n ? n : 1, sizeof(int32_t)); }
 
 #define GRAD(s, g, k) ((g) + ((s)->m->t[k].data - (s)->m->params))
@@ -80,30 +73,30 @@ int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float 
     const size_t H = (size_t)s->H, K = (size_t)s->K, D = (size_t)s->D, W = (size_t)s->W, G = (size_t)s->G;
     size_t C = (size_t)(s->n_items > 1 ? s->n_items - 1 : 1);
     if (negatives > 0 && (size_t)negatives + T * N < C) C = (size_t)negatives + T * N;
-    s->xe = falloc(Te * N * I), s->mask_e = falloc(Te * N * (size_t)(s->E + s->A));
+    s->xe = model_falloc(Te * N * I), s->mask_e = model_falloc(Te * N * (size_t)(s->E + s->A));
     s->item_e = ialloc(Te * N), s->act_e = ialloc(Te * N);
-    s->h0 = falloc(N * H), s->c0 = falloc(N * H), s->hT = falloc(N * H), s->cT = falloc(N * H);
-    s->hs = falloc(T * N * H);
-    s->q = falloc(T * N * K), s->kx = falloc(Te * N * K), s->vx = falloc(Te * N * K);
-    s->att = falloc(T * N * W), s->wl = ialloc(T * N), s->z = falloc(T * N * (H + K));
-    s->u = falloc(T * N * D), s->mask_u = falloc(T * N * D), s->ud = falloc(T * N * D);
-    s->dxe = falloc(Te * N * I), s->dx_rnn = falloc(T * N * I), s->dhs = falloc(T * N * H);
-    s->dq = falloc(T * N * K), s->dkx = falloc(Te * N * K), s->dvx = falloc(Te * N * K);
-    s->dz = falloc(T * N * (H + K)), s->du = falloc(T * N * D);
-    s->ones = falloc(Te * N > SEQ_BLK ? Te * N : SEQ_BLK);
+    s->h0 = model_falloc(N * H), s->c0 = model_falloc(N * H), s->hT = model_falloc(N * H), s->cT = model_falloc(N * H);
+    s->hs = model_falloc(T * N * H);
+    s->q = model_falloc(T * N * K), s->kx = model_falloc(Te * N * K), s->vx = model_falloc(Te * N * K);
+    s->att = model_falloc(T * N * W), s->wl = ialloc(T * N), s->z = model_falloc(T * N * (H + K));
+    s->u = model_falloc(T * N * D), s->mask_u = model_falloc(T * N * D), s->ud = model_falloc(T * N * D);
+    s->dxe = model_falloc(Te * N * I), s->dx_rnn = model_falloc(T * N * I), s->dhs = model_falloc(T * N * H);
+    s->dq = model_falloc(T * N * K), s->dkx = model_falloc(Te * N * K), s->dvx = model_falloc(Te * N * K);
+    s->dz = model_falloc(T * N * (H + K)), s->du = model_falloc(T * N * D);
+    s->ones = model_falloc(Te * N > SEQ_BLK ? Te * N : SEQ_BLK);
     s->pos = ialloc(T * N), s->tgt = ialloc(T * N);
     s->blk = (int)(SEQ_LOGITS_MAX / C < SEQ_BLK ? SEQ_LOGITS_MAX / C : SEQ_BLK);
     if (s->blk < 1) s->blk = 1;
     const size_t BLK = (size_t)s->blk;
-    s->ub = falloc(BLK * D), s->dub = falloc(BLK * D), s->logits = falloc(BLK * C);
-    s->rowloss = falloc(BLK);
+    s->ub = model_falloc(BLK * D), s->dub = model_falloc(BLK * D), s->logits = model_falloc(BLK * C);
+    s->rowloss = model_falloc(BLK);
     int ok = s->xe && s->mask_e && s->item_e && s->act_e && s->h0 && s->c0 && s->hT && s->cT && s->hs && s->q &&
              s->kx && s->vx && s->att && s->wl && s->z && s->u && s->mask_u && s->ud && s->dxe && s->dx_rnn &&
              s->dhs && s->dq && s->dkx && s->dvx && s->dz && s->du && s->ones && s->pos && s->tgt && s->ub &&
              s->dub && s->logits && s->rowloss;
     if (negatives > 0) {
         s->cand = ialloc(C), s->cmap = ialloc((size_t)s->n_items);
-        s->sc_w = falloc(C * D), s->sc_b = falloc(C), s->dsc_w = falloc(C * D), s->dsc_b = falloc(C);
+        s->sc_w = model_falloc(C * D), s->sc_b = model_falloc(C), s->dsc_w = model_falloc(C * D), s->dsc_b = model_falloc(C);
         ok = ok && s->cand && s->cmap && s->sc_w && s->sc_b && s->dsc_w && s->dsc_b;
     }
     s->T = c->text_dim;
@@ -113,35 +106,35 @@ int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float 
         for (int64_t i = 0; i < d->start[d->n_users] && !event_texts; i++) event_texts = d->ev[i].event_text != NULL;
         s->text_cap = (int)(NI < Te * N ? NI : Te * N);
         s->tmap = ialloc(NI), s->titem = ialloc((size_t)s->text_cap);
-        s->txb = falloc((size_t)s->text_cap * TT), s->ain = falloc((size_t)s->text_cap * E);
-        s->dain = falloc((size_t)s->text_cap * E), s->tsum = falloc(E > D ? E : D);
+        s->txb = model_falloc((size_t)s->text_cap * TT), s->ain = model_falloc((size_t)s->text_cap * E);
+        s->dain = model_falloc((size_t)s->text_cap * E), s->tsum = model_falloc(E > D ? E : D);
         ok = ok && s->tmap && s->titem && s->txb && s->ain && s->dain && s->tsum;
         if (ok) for (size_t i = 0; i < NI; i++) s->tmap[i] = -1;
         if (event_texts) {
             s->ev_cap = (int)(T * N);
-            s->epos = ialloc(T * N), s->etb = falloc(T * N * TT), s->aev = falloc(T * N * E), s->daev = falloc(T * N * E);
-            s->xr = falloc(T * N * I);
+            s->epos = ialloc(T * N), s->etb = model_falloc(T * N * TT), s->aev = model_falloc(T * N * E), s->daev = model_falloc(T * N * E);
+            s->xr = model_falloc(T * N * I);
             ok = ok && s->epos && s->etb && s->aev && s->daev && s->xr;
         }
         /* the output adaptor: every candidate's row (full softmax: all items; sampled: C) */
         size_t rows = C < NI ? C : NI;
-        s->sc_eff = falloc(C * D), s->dsc_eff = falloc(C * D), s->ocol = ialloc(rows);
-        s->txo = falloc(rows * TT), s->aout = falloc(rows * D);
-        s->cold = calloc(NI, 1), s->bc_eff = falloc(C), s->dbc_eff = falloc(C);
+        s->sc_eff = model_falloc(C * D), s->dsc_eff = model_falloc(C * D), s->ocol = ialloc(rows);
+        s->txo = model_falloc(rows * TT), s->aout = model_falloc(rows * D);
+        s->cold = calloc(NI, 1), s->bc_eff = model_falloc(C), s->dbc_eff = model_falloc(C);
         ok = ok && s->sc_eff && s->dsc_eff && s->ocol && s->txo && s->aout && s->cold && s->bc_eff && s->dbc_eff;
     }
     if (c->attn == MODEL_ATTN_TF) ok = ok && seq_tf_new(&s->tf, m, s->maxN, s->maxT) == 0;
     if (c->cell == MODEL_CELL_LRU || c->cell == MODEL_CELL_NONE) {
         ok = ok && seq_lru_new(&s->lru, m, s->maxN, s->maxT) == 0;
         if (backend == MODEL_BACKEND_SCALAR) { /* the scalar attention's scratch only */
-            s->scratch = falloc(2 * W * I + 2 * W * K + W + K);
+            s->scratch = model_falloc(2 * W * I + 2 * W * K + W + K);
             ok = ok && s->scratch;
         }
     } else if (backend == MODEL_BACKEND_SCALAR) {
-        s->cs = falloc(T * N * H), s->gates = falloc(T * N * G * H), s->ghs = falloc(T * N * 3 * H);
-        s->gx = falloc(N * 3 * H);
+        s->cs = model_falloc(T * N * H), s->gates = model_falloc(T * N * G * H), s->ghs = model_falloc(T * N * 3 * H);
+        s->gx = model_falloc(N * 3 * H);
         /* per position: xs, dxs (W,I); k, v (W,K); a (W); q (K); rnn: 4 (N,H) carries */
-        s->scratch = falloc(2 * W * I + 2 * W * K + W + K + 4 * N * H);
+        s->scratch = model_falloc(2 * W * I + 2 * W * K + W + K + 4 * N * H);
         ok = ok && s->cs && s->gates && s->ghs && s->gx && s->scratch;
     }
     if (!ok) {

@@ -25,13 +25,6 @@
 #define GRAD(s, g, k) ((g) + ((s)->m->t[k].data - (s)->m->params))
 #define P_(s, k) ((s)->m->t[k].data)
 
-static float *tf_falloc(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes ? bytes : 64);
-    return p;
-}
-
 void seq_tf_free(seq_tf *f) {
     if (!f) return;
     float *b[] = {f->x, f->n1, f->st, f->qkv, f->att, f->ctx, f->a, f->mask_o, f->n2, f->f1, f->g1, f->f2, f->mask_f,
@@ -49,13 +42,13 @@ int seq_tf_new(seq_tf **out, const model *m, int max_rows, int max_steps) {
     f->maxN = max_rows, f->maxT = max_steps;
     const size_t Lt = (size_t)f->Lt, H = (size_t)f->H, F = (size_t)f->F, W = (size_t)f->W;
     const size_t P = (size_t)max_rows * max_steps, Pe = (size_t)max_rows * (max_steps + W - 1);
-    f->x = tf_falloc(Lt * P * H), f->n1 = tf_falloc(Lt * P * H), f->st = tf_falloc(Lt * 4 * P);
-    f->qkv = tf_falloc(Lt * Pe * 3 * H), f->att = tf_falloc(Lt * P * f->nh * W), f->ctx = tf_falloc(Lt * P * H);
-    f->a = tf_falloc(Lt * P * H), f->mask_o = tf_falloc(Lt * P * H), f->n2 = tf_falloc(Lt * P * H);
-    f->f1 = tf_falloc(Lt * P * F), f->g1 = tf_falloc(Lt * P * F), f->f2 = tf_falloc(Lt * P * H);
-    f->mask_f = tf_falloc(Lt * P * H), f->y = tf_falloc(P * H), f->hn = tf_falloc(P * H), f->stf = tf_falloc(2 * P);
-    f->dx = tf_falloc(P * H), f->dy = tf_falloc(P * H), f->dn = tf_falloc(P * H), f->dqkv = tf_falloc(Pe * 3 * H);
-    f->dctx = tf_falloc(P * H), f->dg = tf_falloc(2 * P * F);
+    f->x = model_falloc(Lt * P * H), f->n1 = model_falloc(Lt * P * H), f->st = model_falloc(Lt * 4 * P);
+    f->qkv = model_falloc(Lt * Pe * 3 * H), f->att = model_falloc(Lt * P * f->nh * W), f->ctx = model_falloc(Lt * P * H);
+    f->a = model_falloc(Lt * P * H), f->mask_o = model_falloc(Lt * P * H), f->n2 = model_falloc(Lt * P * H);
+    f->f1 = model_falloc(Lt * P * F), f->g1 = model_falloc(Lt * P * F), f->f2 = model_falloc(Lt * P * H);
+    f->mask_f = model_falloc(Lt * P * H), f->y = model_falloc(P * H), f->hn = model_falloc(P * H), f->stf = model_falloc(2 * P);
+    f->dx = model_falloc(P * H), f->dy = model_falloc(P * H), f->dn = model_falloc(P * H), f->dqkv = model_falloc(Pe * 3 * H);
+    f->dctx = model_falloc(P * H), f->dg = model_falloc(2 * P * F);
     if (!f->x || !f->n1 || !f->st || !f->qkv || !f->att || !f->ctx || !f->a || !f->mask_o || !f->n2 || !f->f1 || !f->g1 ||
         !f->f2 || !f->mask_f || !f->y || !f->hn || !f->stf || !f->dx || !f->dy || !f->dn || !f->dqkv || !f->dctx || !f->dg) {
         seq_tf_free(f);
@@ -76,12 +69,6 @@ void seq_tf_carry(seq_tf *f, int N_next) {
             float *dst = f->qkv + l * Pe * row + ((size_t)te * N_next) * row;
             memmove(dst, src, (size_t)N_next * row * sizeof(float));
         }
-}
-
-/* A dropout mask (0 or 1/(1-p)), or all ones. */
-static void tf_mask(float *mk, size_t n, double p, rng_t *rng) {
-    const float keep = p > 0 ? (float)(1.0 / (1.0 - p)) : 1.0f;
-    for (size_t i = 0; i < n; i++) mk[i] = p > 0 && rng_uniform(rng) < p ? 0.0f : keep;
 }
 
 int seq_tf_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size_t errlen) {
@@ -115,7 +102,7 @@ int seq_tf_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size_
         }
         if (seq_lin_fwd(s, a, ctx, P_(s, T_TF_O_W) + (size_t)l * H * H, P_(s, T_TF_O_B) + (size_t)l * H, (long)P, H, H))
             goto gemm;
-        tf_mask(mo, P * H, p, rng);
+        seq_dropout_mask(mo, P * H, p, rng);
         for (size_t i = 0; i < P * H; i++) a[i] = x[i] + a[i] * mo[i];
         layernorm_forward(n2, st + 2 * LP, st + 3 * LP, a, ln + 2 * H, ln + 3 * H, (int)P, H);
         if (seq_lin_fwd(s, f1, n2, P_(s, T_TF_W1) + (size_t)l * F * H, P_(s, T_TF_B1) + (size_t)l * F, (long)P, H, F))
@@ -123,7 +110,7 @@ int seq_tf_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size_
         seq_gelu_fwd(s, g1, f1, (long)(P * F));
         if (seq_lin_fwd(s, f2, g1, P_(s, T_TF_W2) + (size_t)l * H * F, P_(s, T_TF_B2) + (size_t)l * H, (long)P, F, H))
             goto gemm;
-        tf_mask(mf, P * H, p, rng);
+        seq_dropout_mask(mf, P * H, p, rng);
         for (size_t i = 0; i < P * H; i++) next[i] = a[i] + f2[i] * mf[i];
     }
     layernorm_forward(f->hn, f->stf, f->stf + LP, f->y, P_(s, T_TF_LNF), P_(s, T_TF_LNF) + H, (int)P, H);
