@@ -158,6 +158,10 @@ float *train_features(const train_data *d);
 
 static inline int pad8(int n) { return (n + 7) & ~7; }
 
+/* Tensor k's gradient in the gradient block g, which has the parameter block's layout (NULL for
+ * a tensor this model does not have: another family's). */
+#define GRAD(s, g, k) ((s)->m->t[k].data ? (g) + ((s)->m->t[k].data - (s)->m->params) : NULL)
+
 /* expf for the softmax, in a form the compiler vectorizes (glibc's expf is a scalar call per
  * element: a third of a training epoch went there). Cephes' expf: x = n ln2 + r, |r| <= ln2/2,
  * e^r by a polynomial, 2^n through the exponent bits; about 1 ulp over the range the softmax

@@ -37,7 +37,6 @@
 
 static int32_t *ialloc(size_t n) { return calloc(n ? n : 1, sizeof(int32_t)); }
 
-#define GRAD(s, g, k) ((g) + ((s)->m->t[k].data - (s)->m->params))
 #define P(s, k) ((s)->m->t[k].data)
 
 void seq_ctx_free(seq_ctx *s) {

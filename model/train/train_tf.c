@@ -22,7 +22,6 @@
 #include "nn_ref.h"
 #include "train_internal.h"
 
-#define GRAD(s, g, k) ((g) + ((s)->m->t[k].data - (s)->m->params))
 #define P_(s, k) ((s)->m->t[k].data)
 
 void seq_tf_free(seq_tf *f) {
