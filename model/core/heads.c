@@ -56,14 +56,16 @@ int model_score_with(const model *m, int n, const float *U, int n_rows, const fl
     return 0;
 }
 
-float model_predict_value(const model *m, const float *u, int item) {
+float model_predict_value_user(const model *m, const float *u, float user_bias, int item) {
     if (!(model_heads(m) & MODEL_HEAD_VALUE) || item < 0 || item >= m->cfg.n_items) return NAN;
     const int D = m->cfg.out_dim;
     const float *v = m->t[T_VALUE_EMB].data + (size_t)item * D, *w = m->t[T_VALUE_W].data;
-    double y = (double)m->t[T_VALUE_BIAS].data[item] + (double)m->t[T_VALUE_B].data[0];
+    double y = (double)m->t[T_VALUE_BIAS].data[item] + (double)m->t[T_VALUE_B].data[0] + user_bias;
     for (int i = 0; i < D; i++) y += (double)u[i] * ((double)w[i] + v[i]);
     return (float)(y < 0 ? -expm1(-y) : expm1(y));
 }
+
+float model_predict_value(const model *m, const float *u, int item) { return model_predict_value_user(m, u, 0.0f, item); }
 
 /* ---- top-K ------------------------------------------------------------------------------ */
 

@@ -42,6 +42,14 @@ uint64_t model_compute_fingerprint(const model *m) {
         int32_t td = c->text_dim;
         fp64_update(&s, &td, sizeof td);
     }
+    if (c->cell == MODEL_CELL_LRU) { /* the LSTM/GRU family keeps the identity it always had */
+        int32_t lru[3] = {c->layers, c->state_dim, c->ffn_dim};
+        fp64_update(&s, lru, sizeof lru);
+    }
+    if (c->attn == MODEL_ATTN_TF) {
+        int32_t tf[4] = {(int32_t)c->attn, c->blocks, c->heads, c->ffn_dim};
+        fp64_update(&s, tf, sizeof tf);
+    }
     fp64_update(&s, m->params, m->n_params * sizeof(float));
     const model_vocab *v[2] = {m->items, m->actions};
     for (int i = 0; i < 2; i++) {

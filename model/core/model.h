@@ -11,6 +11,17 @@
  *   LSTM:  (h_t, c_t) = LSTMCell(x_t, h_{t-1}, c_{t-1})     PyTorch semantics, gates i,f,g,o
  *   GRU:   h_t        = GRUCell(x_t, h_{t-1})               PyTorch semantics, gates r,z,n
  *          (n = tanh(W_in x + b_in + r * (W_hn h + b_hn)): oneDNN's linear-before-reset GRU)
+ *   LRU:   a stack of L layers of width H, each a linear recurrent unit with a complex diagonal
+ *          state of N (Orvieto et al. 2023) in LRURec's post-LayerNorm block (Yue et al. 2024):
+ *            z_0 = W_in x_t + b_in                                                     (H)
+ *            per layer l (its state h^l, complex, N):
+ *              lambda_k = exp(-exp(nu_k) + i exp(theta_k)),  gamma_k = exp(gamma_log_k)
+ *              h^l_t    = lambda . h^l_{t-1} + gamma . (B z_{l-1} + b_B)   (B: H -> complex N)
+ *              y        = Re(C h^l_t) + b_C    (one real (H, 2N) matrix on [Re h ; Im h])
+ *              z'       = LN1(z_{l-1} + y)
+ *              z_l      = LN2(z' + W2 gelu(W1 z' + b1) + b2)                (W1: H -> F, erf GELU)
+ *            h_t = z_L: the stack's output, read by the attention below as the cells' h_t is.
+ *          The state is O(1) in the history: every layer's h^l (2 N L floats) and h_t itself.
  *   window = the last min(events+1, W) event inputs x_j, the current one included
  *   q      = W_q h_t + b_q                      (K)
  *   k_j    = W_k x_j + b_k,  v_j = W_v x_j + b_v (K each)
@@ -51,12 +62,19 @@
  *             cold-item bias score.item_bias[0]. softmax_i(s_i) is the model's distribution of
  *             the user's next item; `ievo train` fits it by cross-entropy.
  *
- *   value:    vhat_i = ginv( u_t . (value.w + value.item_emb[i]) + value.item_bias[i] + value.bias )
+ *   value:    vhat_i = ginv( u_t . (value.w + value.item_emb[i]) + value.item_bias[i] + value.bias + b_u )
  *             g(v) = sign(v) log1p(|v|) (the value feature's transform), ginv(y) = sign(y) expm1(|y|):
  *             the predicted value (e.g. rating) of the user's next event if it is item i (value.w
  *             is the part every item shares: how the user rates in general); trained
  *             by squared error in g-space, so a heavy-tailed value (dwell seconds, prices) cannot
  *             dominate the loss.
+ *             b_u, the user bias, is 0 unless the head carries value.user = (rho, lambda)
+ *             (MODEL_HEAD_VALUE_USER): then the state keeps, over the user's events with a value,
+ *               r_j = g(v_j) - value.bias - value.item_bias[item_j]   (the event's residual)
+ *               s  <- rho s + r_j,   c <- rho c + 1                     (s = c = 0 at first)
+ *               b_u = c + lambda > 0 ? s / (c + lambda) : 0
+ *             a recency-weighted mean residual shrunk towards 0: the user + item bias model, with
+ *             a user bias the stream keeps up to date (there is no per-user table to look up).
  *   The scoring table is its own tensor, D wide in u's space, so E != D stays possible and the
  *   served function never depends on how it was trained. `ievo train` ties it to item_emb when
  *   E == D (one parameter during training, stored twice, equal): on ML-100K that measured
@@ -72,30 +90,61 @@
 #define MODEL_FEATURES 3          /* F: gap, value, has_value */
 #define MODEL_ERR_LEN 256
 
-typedef enum { MODEL_CELL_LSTM = 0, MODEL_CELL_GRU = 1 } model_cell;
+typedef enum { MODEL_CELL_LSTM = 0, MODEL_CELL_GRU = 1, MODEL_CELL_LRU = 2, MODEL_CELL_NONE = 3 } model_cell;
+/* What reads h_t: today's window attention over the inputs, or transformer blocks over the
+ * recurrent outputs of the window (model.h's top comment). */
+typedef enum { MODEL_ATTN_WINDOW = 0, MODEL_ATTN_TF = 1 } model_attn;
 
 typedef struct {
-    model_cell cell;
+    model_cell cell;  /* the recurrent family: LSTM, GRU (one layer each), an LRU stack, or none (the
+                         input projection alone: h_t = W_in x_t + b_in) */
     int item_dim;     /* E */
     int action_dim;   /* A */
-    int hidden;       /* H */
+    int hidden;       /* H: the recurrent part's output (LRU: the width of every layer) */
     int attn_dim;     /* K */
     int out_dim;      /* D */
     int window;       /* W */
     int n_items;      /* vocabulary size, OOV row 0 included */
     int n_actions;    /* vocabulary size, OOV row 0 included; at most 65,536 (u16 in the state) */
     int text_dim;     /* T: text vector size (512 for USE-lite), 0 = no text */
+    int layers;       /* L: LRU layers (LSTM/GRU: 1); 0 = the cell's default (LRU: 2) */
+    int state_dim;    /* N: LRU complex state size per layer; 0 = H. LSTM/GRU: 0 */
+    int ffn_dim;      /* F: the LRU's and the transformer's feed-forward width; 0 = 2H. Else 0 */
+    model_attn attn;  /* window (default) or tf */
+    int blocks;       /* transformer blocks; 0 = 2 (tf only) */
+    int heads;        /* attention heads per block, dividing H; 0 = 2 (tf only) */
 } model_config;
 
 /* Defaults: LSTM, E=64, A=8, H=64, K=64, D=64, W=16, no text (vocabulary sizes come from the data). */
 void model_config_default(model_config *cfg);
-/* Sets one key ("cell", "item_dim", "action_dim", "hidden", "attn_dim", "out_dim", "window",
- * "text_dim") from text. Returns 0, or -1 with err filled. */
+/* Sets one key ("cell": lstm, gru, lru or none; "attention": window or tf; "item_dim", "action_dim",
+ * "hidden", "attn_dim", "out_dim", "window", "text_dim", "layers", "state_dim", "ffn_dim", "blocks",
+ * "heads") from text. Returns 0, or -1 with err filled. */
 int model_config_set(model_config *cfg, const char *key, const char *value, char *err, size_t errlen);
-/* Checks ranges (dims 1..4096, window 1..1024, text_dim 0..4096, n_actions 1..65536). */
+/* Checks ranges (dims 1..4096, window 1..1024, text_dim 0..4096, n_actions 1..65536; LRU: layers
+ * 1..16, state_dim 1..4096; LSTM/GRU/none: no layers or state_dim; ffn_dim 1..16384 with an LRU
+ * or transformer blocks, else none; tf: blocks 1..16, heads dividing H). The zeros that stand for
+ * a default are resolved first (model_config_resolve). */
 int model_config_check(const model_config *cfg, char *err, size_t errlen);
+/* The config with every "0 = default" field replaced by its value for the family (LRU: layers
+ * 2, state_dim H; LSTM/GRU: layers 1; none: layers 0; ffn_dim 2H with an LRU or tf; tf: blocks 2,
+ * heads 2). A model's own config is always resolved. */
+model_config model_config_resolve(const model_config *cfg);
+/* "lstm", "gru", "lru", "none". */
+const char *model_cell_name(model_cell cell);
+/* The architecture in a few characters, for logs and `ievo model info`: the recurrent part
+ * ("gru", "lstm", "lru2": an LRU stack of 2 layers, "none"), then what reads it ("+window", or
+ * "+tf2": 2 transformer blocks). Writes at most n bytes. */
+void model_family_name(const model_config *cfg, char *out, size_t n);
 static inline int model_input_dim(const model_config *c) { return c->item_dim + c->action_dim + MODEL_FEATURES; }
 static inline int model_gates(const model_config *c) { return c->cell == MODEL_CELL_LSTM ? 4 : 3; }
+/* Floats of recurrent state per user: LSTM h and c (2H), GRU h (H), LRU the output h and the
+ * complex state of every layer (H + 2 N L). */
+static inline int model_rec_floats(const model_config *c) {
+    return c->cell == MODEL_CELL_LSTM ? 2 * c->hidden
+           : c->cell == MODEL_CELL_LRU ? c->hidden + 2 * c->state_dim * c->layers
+                                       : c->hidden;
+}
 
 /* A named tensor inside the model's single parameter allocation. */
 typedef struct {
@@ -106,30 +155,55 @@ typedef struct {
     size_t numel;
 } model_tensor;
 
-/* Parameter tensors, PyTorch layouts (row-major, out x in):
- *   item_emb    (n_items, E)         action_emb (n_actions, A)
+/* Parameter tensors, PyTorch layouts (row-major, out x in), in the order of the parameter block
+ * and the file; which of them a model has follows from its config and heads
+ * (model_tensor_present), and a tensor it lacks has numel 0 and data NULL:
+ *   item_emb    (n_items, E)         action_emb (n_actions, A)                       every model
+ *   LSTM / GRU (G = 4 / 3 gates):
  *   rnn.w_ih    (G*H, I)             rnn.w_hh   (G*H, H)      rnn.b_ih (G*H)   rnn.b_hh (G*H)
+ *   LRU stack (L layers of width H, complex state N, feed-forward F; layer l's rows are the l-th
+ *   block of each stacked tensor):
+ *   lru.in.w    (H, I)   lru.in.b (H)                  the input projection
+ *   lru.log     (3L, N)                                per layer: nu, theta, gamma (logs, below)
+ *   lru.b.w     (2L*N, H)  lru.b.b (L, 2N)             x -> the complex input [re ; im]
+ *   lru.c.w     (L*H, 2N)  lru.c.b (L, H)              [h_re ; h_im] -> y (Re(C h) as one real matrix)
+ *   lru.ln      (4L, H)                                per layer: ln1.w, ln1.b, ln2.w, ln2.b
+ *   lru.ffn.w1  (L*F, H)  lru.ffn.b1 (L, F)  lru.ffn.w2 (L*H, F)  lru.ffn.b2 (L, H)
+ *   (cell none: lru.in.w and lru.in.b alone)
+ *   window attention (attention window):
  *   attn.w_q    (K, H)  attn.b_q (K)  attn.w_k (K, I)  attn.b_k (K)  attn.w_v (K, I)  attn.b_v (K)
- *   out.w       (D, H+K)             out.b (D)
+ *   transformer blocks (attention tf; Lt blocks of width H, per block the l-th block of rows):
+ *   tf.ln       (4Lt, H)                            per block: ln1.w, ln1.b, ln2.w, ln2.b
+ *   tf.qkv.w    (Lt*3H, H)  tf.qkv.b (Lt, 3H)       rows q, then k, then v
+ *   tf.o.w      (Lt*H, H)   tf.o.b (Lt, H)
+ *   tf.ffn.w1   (Lt*F, H)  tf.ffn.b1 (Lt, F)  tf.ffn.w2 (Lt*H, F)  tf.ffn.b2 (Lt, H)
+ *   tf.lnf      (2, H)                              the final LayerNorm's gain and shift
+ *   the output, every model:
+ *   out.w       (D, H+K) (window) or (D, H) (tf)     out.b (D)
+ *   the text adaptor, exactly when text_dim > 0:
+ *   text.b (T)  text.w (E, T)
+ *   the heads:
+ *   score.item_emb (n_items, D)  score.item_bias (n_items)  score.text_b (T)  score.text_w (D, T)
+ *   (score.text_* only in text models)
+ *   value.item_emb (n_items, D)  value.item_bias (n_items)  value.bias (1)  value.w (D)
+ *   value.user (2): the user bias's decay and shrinkage (MODEL_HEAD_VALUE_USER)
  */
 enum {
-    T_ITEM_EMB, T_ACTION_EMB, T_W_IH, T_W_HH, T_B_IH, T_B_HH,
-    T_W_Q, T_B_Q, T_W_K, T_B_K, T_W_V, T_B_V, T_OUT_W, T_OUT_B,
-    MODEL_N_TENSORS, /* the core: every model file has these 14 */
-    /* Optional tensors, after the core in the same allocation; numel 0 and data NULL when absent.
-     * The text adaptor, present exactly when text_dim > 0:
-     *   text.b (T)  text.w (E, T)
-     * then the heads:
-     *   score.item_emb (n_items, D)  score.item_bias (n_items)  score.text_b (T)  score.text_w (D, T)
-     *   (score.text_* only in text models)
-     *   value.item_emb (n_items, D)  value.item_bias (n_items)  value.bias (1)  value.w (D) */
-    T_TEXT_B = MODEL_N_TENSORS, T_TEXT_W,
+    T_ITEM_EMB, T_ACTION_EMB,
+    T_W_IH, T_W_HH, T_B_IH, T_B_HH,
+    T_LRU_IN_W, T_LRU_IN_B, T_LRU_LOG, T_LRU_BW, T_LRU_BB, T_LRU_CW, T_LRU_CB, T_LRU_LN,
+    T_LRU_W1, T_LRU_B1, T_LRU_W2, T_LRU_B2,
+    T_W_Q, T_B_Q, T_W_K, T_B_K, T_W_V, T_B_V,
+    T_TF_LN, T_TF_QKV_W, T_TF_QKV_B, T_TF_O_W, T_TF_O_B, T_TF_W1, T_TF_B1, T_TF_W2, T_TF_B2, T_TF_LNF,
+    T_OUT_W, T_OUT_B,
+    T_TEXT_B, T_TEXT_W,
     T_SCORE_EMB, T_SCORE_BIAS, T_SCORE_TEXT_B, T_SCORE_TEXT_W,
-    T_VALUE_EMB, T_VALUE_BIAS, T_VALUE_B, T_VALUE_W,
-    MODEL_N_ALL_TENSORS
+    T_VALUE_EMB, T_VALUE_BIAS, T_VALUE_B, T_VALUE_W, T_VALUE_USER,
+    MODEL_N_TENSORS
 };
 #define MODEL_HEAD_SCORE 1 /* score.item_emb + score.item_bias (+ score.text_b + score.text_w) */
 #define MODEL_HEAD_VALUE 2 /* value.item_emb + value.item_bias + value.bias + value.w */
+#define MODEL_HEAD_VALUE_USER 4 /* value.user: the value head's user bias from the state (needs MODEL_HEAD_VALUE) */
 
 typedef struct model_vocab model_vocab; /* string id -> index, index -> string id */
 
@@ -137,7 +211,7 @@ typedef struct {
     model_config cfg;
     float *params;                 /* one allocation holding every tensor */
     size_t n_params;
-    model_tensor t[MODEL_N_ALL_TENSORS]; /* core tensors, then the text adaptor and heads when present */
+    model_tensor t[MODEL_N_TENSORS];   /* every tensor a model may have; numel 0 where this one has none */
     model_vocab *items;            /* index 0 is "<oov>" */
     model_vocab *actions;          /* index 0 is "<oov>" */
     char model_id[96];             /* "<name>-<first 12 hex of the parameter checksum>" */
@@ -177,13 +251,19 @@ const char *model_action_id(const model *m, int index); /* NULL when out of rang
  *                                         (an out-of-order event sets it back; its own gap is 0)
  *   24 u16 window length (<= W)        26 u16 next window slot (ring head)
  *   28 u64 model fingerprint
- *   36 f32 h[H], then c[H] (LSTM only), then f16 u[D] (the previous interest vector, IEEE
- *      binary16, round to nearest even, saturating at +-65504: used only for the drift)
+ *   36 f32 h[H], then c[H] (LSTM only) or the LRU layers' states (LRU only: layer by layer, N
+ *      real parts then N imaginary parts each, 2 N L floats), then f16 u[D] (the previous
+ *      interest vector, IEEE binary16, round to nearest even, saturating at +-65504: used only
+ *      for the drift)
  *   then W slots of { i32 item; u16 action; u8 flags (bit 0: has_value); u8 0;
  *                     f32 f[0] (gap feature); f32 f[1] (value feature);
  *                     u64 item key (text models only) }     16 bytes, or 24 with text
  *   (f[2], has_value, is the flag). With H = D = 64, W = 16 that is 932 bytes for an LSTM
  *   (1,060 with text; version 1 took 1,128), 676 for a GRU (804 with text; version 1: 872).
+ *   A model whose value head carries value.user keeps the user bias's f32 s, f32 c (8 bytes)
+ *   between u and the window. A model with transformer blocks (attention tf) keeps, after the
+ *   window, their key/value cache: per block, per window slot (the same ring), f32 k[H] then
+ *   v[H] of that position (blocks * W * 2H floats: 16 KB at 2 blocks, W = 16, H = 64).
  * A zeroed blob is not valid; model_state_init makes the empty state (events = 0).
  * Unused window slots are zeros: a state with few events ends in zero bytes (the worker stores
  * it without them, worker_record.h). */
@@ -279,9 +359,14 @@ int model_score_rows(const model *m, int n, const int32_t *idx, const float *con
 /* scores (n, n_rows) = U (n, D) @ S (n_rows, D)^T + bias, one oneDNN GEMM. */
 int model_score_with(const model *m, int n, const float *U, int n_rows, const float *S, const float *bias,
                      float *scores, char *err, size_t errlen);
-/* The predicted value of item `item` for interest vector u (D); NAN without a value head or for
- * an index outside the vocabulary. */
+/* The predicted value of item `item` for interest vector u (D) and user bias b_u (the formula
+ * in the top comment); NAN without a value head or for an index outside the vocabulary. */
+float model_predict_value_user(const model *m, const float *u, float user_bias, int item);
+/* The same with b_u = 0: a head without value.user, or a user without a state. */
 float model_predict_value(const model *m, const float *u, int item);
+/* The user bias b_u a state holds (0 when the model's value head has no value.user). The state
+ * must pass model_state_check. */
+float model_state_user_bias(const model *m, const void *state);
 /* The k highest scores among scores[0..n) (ties: lower index first), skipping -inf/NaN entries
  * and the n_exclude indices in `exclude` (any order, may repeat). Writes indices to idx and,
  * if not NULL, scores to val, best first; returns how many (<= k). O(n log k). */

@@ -7,7 +7,8 @@
  * "__metadata__", a string -> string map: format "ievo-model", format_version, the config (one key
  * per field, decimal text), name, model_id, fingerprint (16 hex), crc32c (8 hex, CRC-32C of the
  * whole data section) and, when present, "meta" (the free-form JSON object as text).
- * The 14 parameter tensors are F32 in model.h's order; the vocabularies are U8 tensors
+ * The parameter tensors the config and heads call for (model_tensor_present) are F32 in model.h's
+ * order, the LSTM/GRU family's 14 or the LRU family's; the vocabularies are U8 tensors
  * "vocab.items" / "vocab.actions", ids joined by '\n' with "<oov>" first. A text model
  * (metadata "text_dim", absent for models without text) carries text.b and text.w after the
  * core. The optional heads (score.*, value.*: see model.h) are F32 tensors too, stored after
@@ -29,7 +30,7 @@
 #include "model_internal.h"
 
 /* File table order: the 14 core tensors, the optional heads (present or not), the 2 vocabularies. */
-#define N_FILE_TENSORS (MODEL_N_ALL_TENSORS + 2)
+#define N_FILE_TENSORS (MODEL_N_TENSORS + 2)
 #define HEADER_MAX (64u << 20) /* a header beyond 64 MB is not ours (safetensors itself caps at 100 MB) */
 
 static const char *const vocab_names[2] = {"vocab.items", "vocab.actions"};
@@ -65,12 +66,19 @@ static json_t *header_json(const model *m, const size_t vlen[2], uint32_t crc) {
           json_object_set_new(meta, "model_id", json_string(m->model_id));
     bad = bad || json_object_set_new(meta, "fingerprint", json_string(fp_hex)) ||
           json_object_set_new(meta, "crc32c", json_string(crc_hex));
-    bad = bad || json_object_set_new(meta, "cell", json_string(c->cell == MODEL_CELL_LSTM ? "lstm" : "gru"));
+    bad = bad || json_object_set_new(meta, "cell", json_string(model_cell_name(c->cell)));
     bad = bad || meta_int(meta, "item_dim", c->item_dim) || meta_int(meta, "action_dim", c->action_dim) ||
           meta_int(meta, "hidden", c->hidden) || meta_int(meta, "attn_dim", c->attn_dim) ||
           meta_int(meta, "out_dim", c->out_dim) || meta_int(meta, "window", c->window) ||
           meta_int(meta, "n_items", c->n_items) || meta_int(meta, "n_actions", c->n_actions);
     if (c->text_dim > 0) bad = bad || meta_int(meta, "text_dim", c->text_dim); /* absent: 0, the file of old */
+    /* the other families' keys: absent in the files of the LSTM/GRU family with window attention */
+    if (c->cell == MODEL_CELL_LRU)
+        bad = bad || meta_int(meta, "layers", c->layers) || meta_int(meta, "state_dim", c->state_dim);
+    if (c->cell == MODEL_CELL_LRU || c->attn == MODEL_ATTN_TF) bad = bad || meta_int(meta, "ffn_dim", c->ffn_dim);
+    if (c->attn == MODEL_ATTN_TF)
+        bad = bad || json_object_set_new(meta, "attention", json_string("tf")) || meta_int(meta, "blocks", c->blocks) ||
+              meta_int(meta, "heads", c->heads);
     /* meta_json passed jansson's parser in model_set_meta, so it is valid UTF-8 */
     if (m->meta_json) bad = bad || json_object_set_new(meta, "meta", json_string(m->meta_json));
     size_t off = 0;
@@ -78,18 +86,18 @@ static json_t *header_json(const model *m, const size_t vlen[2], uint32_t crc) {
         size_t bytes;
         const char *tname;
         json_t *shape;
-        if (t < MODEL_N_ALL_TENSORS) {
+        if (t < MODEL_N_TENSORS) {
             const model_tensor *x = &m->t[t];
-            if (t >= MODEL_N_TENSORS && x->numel == 0) continue; /* a head the model lacks */
+            if (x->numel == 0) continue; /* a tensor of another family, or a head the model lacks */
             bytes = x->numel * sizeof(float);
             tname = x->name;
             shape = x->ndim == 2 ? json_pack("[i,i]", x->shape[0], x->shape[1]) : json_pack("[i]", x->shape[0]);
         } else {
-            bytes = vlen[t - MODEL_N_ALL_TENSORS];
-            tname = vocab_names[t - MODEL_N_ALL_TENSORS];
+            bytes = vlen[t - MODEL_N_TENSORS];
+            tname = vocab_names[t - MODEL_N_TENSORS];
             shape = json_pack("[I]", (json_int_t)bytes);
         }
-        json_t *e = json_pack("{s:s, s:o, s:[I,I]}", "dtype", t < MODEL_N_ALL_TENSORS ? "F32" : "U8", "shape", shape,
+        json_t *e = json_pack("{s:s, s:o, s:[I,I]}", "dtype", t < MODEL_N_TENSORS ? "F32" : "U8", "shape", shape,
                               "data_offsets", (json_int_t)off, (json_int_t)(off + bytes));
         bad = json_object_set_new(hdr, tname, e);
         off += bytes;
@@ -146,7 +154,7 @@ typedef struct {
     int is_u8;
     int ndim, shape[2];
     int found;
-    int absent; /* an optional head this file does not carry */
+    int absent; /* a tensor this model does not have (another family's, a head it lacks) */
     uint64_t begin, end;
 } file_tensor;
 
@@ -267,6 +275,22 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
         const char *td = meta_str(meta, "text_dim"); /* optional: models without text do not carry it */
         if (td && model_config_set(&cfg, "text_dim", td, cerr, sizeof cerr)) FAIL("%s", cerr);
         if (td && cfg.text_dim == 0) FAIL("text_dim \"0\" is written only as an absent key");
+        /* the other families' keys: required where the family has them, absent in the files of
+         * the LSTM/GRU family with window attention (the files written before the others existed) */
+        const char *at = meta_str(meta, "attention");
+        if (at && (strcmp(at, "tf") != 0 || model_config_set(&cfg, "attention", at, cerr, sizeof cerr)))
+            FAIL("attention \"%s\": only \"tf\" is written (window is the absent key)", at);
+        const int lru = cfg.cell == MODEL_CELL_LRU, tf = cfg.attn == MODEL_ATTN_TF;
+        static const char *const fam_keys[] = {"layers", "state_dim", "ffn_dim", "blocks", "heads"};
+        const int want[] = {lru, lru, lru || tf, tf, tf};
+        for (size_t i = 0; i < sizeof fam_keys / sizeof fam_keys[0]; i++) {
+            const char *v = meta_str(meta, fam_keys[i]);
+            if ((v == NULL) == (want[i] != 0))
+                FAIL("config key \"%s\" is %s for cell %s, attention %s", fam_keys[i], v ? "unexpected" : "missing",
+                     model_cell_name(cfg.cell), tf ? "tf" : "window");
+            if (v && model_config_set(&cfg, fam_keys[i], v, cerr, sizeof cerr)) FAIL("%s", cerr);
+            if (v && atoi(v) == 0) FAIL("config key \"%s\" is 0", fam_keys[i]);
+        }
         if (model_config_check(&cfg, cerr, sizeof cerr)) FAIL("%s", cerr);
     }
     const char *name = meta_str(meta, "name"), *model_id = meta_str(meta, "model_id");
@@ -281,8 +305,8 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
      * checks below then require all of its tensors). */
     int heads = 0;
     json_object_foreach(hdr, key, v)
-        for (int t = MODEL_N_TENSORS; t < MODEL_N_ALL_TENSORS; t++)
-            if (strcmp(key, model_head_tensor_names[t - MODEL_N_TENSORS]) == 0) heads |= model_head_of_tensor(t);
+        for (int t = 0; t < MODEL_N_TENSORS; t++)
+            if (strcmp(key, model_tensor_names[t]) == 0) heads |= model_head_of_tensor(t);
     if (heads && model_alloc_heads(m, heads, err, errlen)) goto fail;
 
     /* 3. The tensor table: names, dtypes, shapes. */
@@ -290,14 +314,14 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
     int n_present = 0;
     for (int t = 0; t < N_FILE_TENSORS; t++) {
         memset(&ft[t], 0, sizeof ft[t]);
-        if (t < MODEL_N_ALL_TENSORS) {
-            ft[t].name = t < MODEL_N_TENSORS ? m->t[t].name : model_head_tensor_names[t - MODEL_N_TENSORS];
+        if (t < MODEL_N_TENSORS) {
+            ft[t].name = model_tensor_names[t];
             ft[t].ndim = m->t[t].ndim;
             ft[t].shape[0] = m->t[t].shape[0];
             ft[t].shape[1] = m->t[t].shape[1];
-            ft[t].absent = t >= MODEL_N_TENSORS && m->t[t].numel == 0;
+            ft[t].absent = m->t[t].numel == 0;
         } else {
-            ft[t].name = vocab_names[t - MODEL_N_ALL_TENSORS];
+            ft[t].name = vocab_names[t - MODEL_N_TENSORS];
             ft[t].is_u8 = 1;
             ft[t].ndim = 1;
         }
@@ -309,6 +333,7 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
         for (int t = 0; t < N_FILE_TENSORS; t++)
             if (strcmp(key, ft[t].name) == 0) x = &ft[t];
         if (!x) FAIL("unexpected tensor \"%s\"", key);
+        if (x->absent) FAIL("unexpected tensor \"%s\" (a model of cell %s has none)", key, model_cell_name(cfg.cell));
         x->found = 1;
         if (!json_is_object(v)) FAIL("tensor \"%s\": entry is not an object", key);
         const char *dtype = json_string_value(json_object_get(v, "dtype"));
@@ -372,16 +397,21 @@ int model_load(model **out, const char *path, char *err, size_t errlen) {
         FAIL("checksum mismatch: the data section's CRC-32C is %s, the header says %s (corrupted file)", crc_now, crc_hex);
 
     /* 6. Contents. */
-    for (int t = 0; t < MODEL_N_ALL_TENSORS; t++) {
+    for (int t = 0; t < MODEL_N_TENSORS; t++) {
         if (ft[t].absent) continue;
         memcpy(m->t[t].data, data + ft[t].begin, m->t[t].numel * sizeof(float));
         for (size_t i = 0; i < m->t[t].numel; i++)
             if (!isfinite(m->t[t].data[i])) FAIL("tensor \"%s\": element %zu is not finite", m->t[t].name, i);
     }
+    if (m->t[T_VALUE_USER].numel) {
+        const float *vu = m->t[T_VALUE_USER].data;
+        if (!(vu[0] >= 0 && vu[0] <= 1) || !(vu[1] >= 0))
+            FAIL("tensor \"value.user\": decay %g must be in [0, 1] and shrinkage %g >= 0", vu[0], vu[1]);
+    }
     model_vocab **vv[2] = {&m->items, &m->actions};
     const int want_rows[2] = {cfg.n_items, cfg.n_actions};
     for (int k = 0; k < 2; k++) {
-        const file_tensor *x = &ft[MODEL_N_ALL_TENSORS + k];
+        const file_tensor *x = &ft[MODEL_N_TENSORS + k];
         char verr[MODEL_ERR_LEN];
         if (vocab_from_joined(vv[k], (const char *)data + x->begin, (size_t)(x->end - x->begin), k ? "action" : "item",
                               verr, sizeof verr))

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
@@ -38,11 +39,22 @@ const char *vocab_joined(const model_vocab *v, size_t *len);
 
 /* ---- checksums (checksum.c) ---- */
 
-/* ---- model object (model_init.c) ---- */
+/* n floats, zeroed, 64-byte aligned (the oneDNN and vectorised loops' buffers); free() them.
+ * NULL when out of memory. */
+static inline float *model_falloc(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p) memset(p, 0, bytes ? bytes : 64);
+    return p;
+}
+
+/* ---- model object (tensors.c, model.c) ---- */
 extern const char *const model_tensor_names[MODEL_N_TENSORS];
-/* Total floats, or 0 when the config does not pass model_config_check. */
+/* Total floats of the tensors every model of this config has (no heads), or 0 when the config
+ * does not pass model_config_check. */
 size_t model_param_count(const model_config *cfg);
-/* Allocates a model with zeroed parameters, its tensor table set from cfg; no vocabularies. */
+/* Allocates a model with zeroed parameters, its config resolved and its tensor table set; no
+ * vocabularies, no heads. */
 int model_alloc(model **out, const model_config *cfg, char *err, size_t errlen);
 /* Names: 1..64 characters of [A-Za-z0-9._-]. */
 int model_name_check(const char *name, char *err, size_t errlen);
@@ -53,19 +65,22 @@ int model_finalize(model *m, const char *name, char *err, size_t errlen);
 /* The name part of m->model_id (writes at most n bytes, NUL included). */
 void model_name_of(const model *m, char *out, size_t n);
 
-/* ---- optional heads (heads.c) ---- */
-extern const char *const model_head_tensor_names[MODEL_N_ALL_TENSORS - MODEL_N_TENSORS];
-/* The MODEL_HEAD_* bit an optional tensor belongs to (t in [MODEL_N_TENSORS, MODEL_N_ALL_TENSORS)),
- * or 0 for the text adaptor (text.b, text.w), which belongs to no head. */
+/* ---- the tensor table (tensors.c) ---- */
+/* The MODEL_HEAD_* bit tensor t belongs to, or 0 (the model's body: every tensor that is no head's). */
 int model_head_of_tensor(int t);
-/* Whether optional tensor t exists in a model of config c carrying heads `heads`. */
+/* Whether tensor t exists in a model of (resolved) config c carrying heads `heads`. */
 int model_tensor_present(const model_config *c, int heads, int t);
-/* The shape of optional tensor t for config c. */
-void model_optional_shape(const model_config *c, int t, int *ndim, int shape[2]);
-/* Re-lays the parameter block so that it also holds the heads in `heads` (zeroed), after the
- * core, the text adaptor and any heads already present, in tensor order; keeps every existing value and updates
- * n_params and the tensor table. Does not touch the fingerprint (call model_finalize). */
+/* The shape of tensor t for (resolved) config c, present or not. */
+void model_tensor_shape(const model_config *c, int t, int *ndim, int shape[2]);
+/* Whether AdamW's decoupled weight decay applies to tensor t: weight matrices and embeddings,
+ * not biases, LayerNorm parameters, the LRU's eigenvalue logs or the value head's biases. */
+int model_tensor_decays(int t);
+/* Re-lays the parameter block so that it also holds the heads in `heads` (zeroed), in tensor
+ * order; keeps every existing value and updates n_params and the tensor table. Does not touch
+ * the fingerprint (call model_finalize). */
 int model_alloc_heads(model *m, int heads, char *err, size_t errlen);
+/* The same with exactly the heads in `heads`: the others' tensors leave the block. */
+int model_set_heads(model *m, int heads, char *err, size_t errlen);
 
 /* ---- state blob (state.c) ---- */
 #define MODEL_STATE_MAGIC 0x53564549u /* "IEVS" little-endian */
@@ -89,11 +104,23 @@ typedef struct {
 static inline size_t model_state_off_h(const model *m) { (void)m; return MODEL_STATE_HEADER; }
 static inline size_t model_state_off_c(const model *m) { return MODEL_STATE_HEADER + 4u * (size_t)m->cfg.hidden; }
 static inline size_t model_state_off_u(const model *m) {
-    return MODEL_STATE_HEADER + 4u * (size_t)m->cfg.hidden * (m->cfg.cell == MODEL_CELL_LSTM ? 2u : 1u);
+    return MODEL_STATE_HEADER + 4u * (size_t)model_rec_floats(&m->cfg);
 }
-static inline size_t model_state_off_win(const model *m) { return model_state_off_u(m) + 2u * (size_t)m->cfg.out_dim; }
+/* the value head's user bias (s, c), when the head carries value.user */
+static inline size_t model_state_off_vu(const model *m) { return model_state_off_u(m) + 2u * (size_t)m->cfg.out_dim; }
+static inline size_t model_state_off_win(const model *m) {
+    return model_state_off_vu(m) + (m->t[T_VALUE_USER].numel ? 8u : 0u);
+}
 static inline size_t model_state_slot_size(const model *m) {
     return m->cfg.text_dim > 0 ? MODEL_STATE_SLOT_TEXT : MODEL_STATE_SLOT;
+}
+/* The transformer blocks' cache (attention tf), after the window slots: per block, per window
+ * slot, that position's key then value (2H floats), in the slots' ring order. */
+static inline size_t model_state_off_kv(const model *m) {
+    return model_state_off_win(m) + model_state_slot_size(m) * (size_t)m->cfg.window;
+}
+static inline size_t model_state_kv_floats(const model *m) {
+    return m->cfg.attn == MODEL_ATTN_TF ? (size_t)m->cfg.blocks * m->cfg.window * 2 * m->cfg.hidden : 0;
 }
 
 void model_state_read_hdr(const void *state, model_state_hdr *h);
@@ -103,7 +130,25 @@ void model_state_write_slot(const model *m, void *state, int slot, const model_s
 /* The stored previous u as fp16 <-> floats (D). */
 void model_state_read_u(const model *m, const void *state, float *u);
 void model_state_write_u(const model *m, void *state, const float *u);
+/* The value head's user bias sums (s, c); only for a model whose value head carries value.user. */
+void model_state_read_vu(const model *m, const void *state, float *s, float *c);
+void model_state_write_vu(const model *m, void *state, float s, float c);
 
+/* The value head's user bias (model.h): one event with a value, g its value feature f[1],
+ * pushed into (s, c); and b_u from them. The step and the trainer both go through these, so the
+ * state and the trainer's scan agree to the bit. */
+static inline void model_value_user_push(const model *m, float *s, float *c, int item, float g) {
+    const float rho = m->t[T_VALUE_USER].data[0];
+    *s = rho * *s + (g - m->t[T_VALUE_B].data[0] - m->t[T_VALUE_BIAS].data[item]);
+    *c = rho * *c + 1.0f;
+}
+static inline float model_value_user_bias(const model *m, float s, float c) {
+    const float d = c + m->t[T_VALUE_USER].data[1];
+    return d > 0 ? s / d : 0.0f;
+}
+
+/* g(v) = sign(v) log1p(|v|) as a float: the value feature f[1] and the value head's target. */
+float model_value_g(float value);
 /* The event features f (F = 3), from the event and the state's counters (see model.h). */
 void model_event_features(const model_event *ev, int64_t events, int64_t last_ts, float f[MODEL_FEATURES]);
 

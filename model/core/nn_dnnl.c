@@ -56,6 +56,13 @@ struct nn_dnnl_linear {
     nn_dnnl_linear *next;
 };
 
+struct nn_dnnl_layernorm {
+    nn_dnnl *d;
+    nn_prim prim[NN_MAX_BUCKETS];
+    float *scale, *shift;
+    nn_dnnl_layernorm *next;
+};
+
 struct nn_dnnl {
     dnnl_engine_t eng;
     dnnl_stream_t stream;
@@ -65,6 +72,7 @@ struct nn_dnnl {
     int finalized;
     nn_dnnl_rnn *rnns;
     nn_dnnl_linear *linears;
+    nn_dnnl_layernorm *norms;
 };
 
 static void prim_free(nn_prim *p) {
@@ -114,8 +122,20 @@ static void linear_free(nn_dnnl_linear *l) {
     free(l);
 }
 
+static void layernorm_free(nn_dnnl_layernorm *l) {
+    for (int b = 0; b < NN_MAX_BUCKETS; b++) prim_free(&l->prim[b]);
+    free(l->scale);
+    free(l->shift);
+    free(l);
+}
+
 void nn_dnnl_free(nn_dnnl *d) {
     if (!d) return;
+    while (d->norms) {
+        nn_dnnl_layernorm *n = d->norms->next;
+        layernorm_free(d->norms);
+        d->norms = n;
+    }
     while (d->rnns) {
         nn_dnnl_rnn *n = d->rnns->next;
         rnn_free(d->rnns);
@@ -208,14 +228,23 @@ fail:
     return NULL;
 }
 
-/* Creates the primitive from an op descriptor with a user-managed scratchpad; returns the pd
- * (caller destroys it) in *pd_out. */
-static int prim_create(nn_dnnl *d, nn_prim *p, const void *op_desc, dnnl_primitive_desc_t *pd_out, char *err,
-                       size_t errlen) {
+/* Creates the primitive from an op descriptor with a user-managed scratchpad and the post-op
+ * `post` (NN_POST_*); returns the pd (caller destroys it) in *pd_out. */
+static int prim_create_post(nn_dnnl *d, nn_prim *p, const void *op_desc, int post, dnnl_primitive_desc_t *pd_out,
+                            char *err, size_t errlen) {
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
+    dnnl_post_ops_t po = NULL;
     DN(dnnl_primitive_attr_create(&attr), "attr create");
     DN(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "set scratchpad mode");
+    if (post != NN_POST_NONE) {
+        DN(dnnl_post_ops_create(&po), "post-ops create");
+        if (post == NN_POST_GELU) DN(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0, 0), "append gelu");
+        else DN(dnnl_post_ops_append_sum(po, 1.0f), "append sum");
+        DN(dnnl_primitive_attr_set_post_ops(attr, po), "set post-ops");
+        dnnl_post_ops_destroy(po);
+        po = NULL;
+    }
     DN(dnnl_primitive_desc_create(&pd, op_desc, attr, d->eng, NULL), "primitive desc create");
     DN(dnnl_primitive_create(&p->p, pd), "primitive create");
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
@@ -228,9 +257,15 @@ static int prim_create(nn_dnnl *d, nn_prim *p, const void *op_desc, dnnl_primiti
     *pd_out = pd;
     return 0;
 fail:
+    if (po) dnnl_post_ops_destroy(po);
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (attr) dnnl_primitive_attr_destroy(attr);
     return -1;
+}
+
+static int prim_create(nn_dnnl *d, nn_prim *p, const void *op_desc, dnnl_primitive_desc_t *pd_out, char *err,
+                       size_t errlen) {
+    return prim_create_post(d, p, op_desc, NN_POST_NONE, pd_out, err, errlen);
 }
 
 static int prim_run(nn_dnnl *d, nn_prim *p, char *err, size_t errlen) {
@@ -252,6 +287,11 @@ int nn_dnnl_finalize(nn_dnnl *d, char *err, size_t errlen) {
                 prim_arg(&r->prim[b], DNNL_ARG_SCRATCHPAD, &r->prim[b].scratch_md, d, d->scratch, err, errlen))
                 return -1;
     for (nn_dnnl_linear *l = d->linears; l; l = l->next)
+        for (int b = 0; b < d->nb; b++)
+            if (l->prim[b].scratch_size > 0 &&
+                prim_arg(&l->prim[b], DNNL_ARG_SCRATCHPAD, &l->prim[b].scratch_md, d, d->scratch, err, errlen))
+                return -1;
+    for (nn_dnnl_layernorm *l = d->norms; l; l = l->next)
         for (int b = 0; b < d->nb; b++)
             if (l->prim[b].scratch_size > 0 &&
                 prim_arg(&l->prim[b], DNNL_ARG_SCRATCHPAD, &l->prim[b].scratch_md, d, d->scratch, err, errlen))
@@ -378,6 +418,11 @@ int nn_dnnl_rnn_forward(nn_dnnl_rnn *r, int bucket, char *err, size_t errlen) {
 
 int nn_dnnl_linear_new(nn_dnnl_linear **out, nn_dnnl *d, int C, int OC, const float *w, const float *b, float *x,
                        float *y, char *err, size_t errlen) {
+    return nn_dnnl_linear_new_post(out, d, C, OC, w, b, x, y, NN_POST_NONE, err, errlen);
+}
+
+int nn_dnnl_linear_new_post(nn_dnnl_linear **out, nn_dnnl *d, int C, int OC, const float *w, const float *b, float *x,
+                            float *y, int post, char *err, size_t errlen) {
     *out = NULL;
     if (d->finalized) return model_errf(err, errlen, "oneDNN: linear created after finalize");
     dnnl_primitive_desc_t pd = NULL;
@@ -404,7 +449,7 @@ int nn_dnnl_linear_new(nn_dnnl_linear **out, nn_dnnl *d, int C, int OC, const fl
             goto fail;
         dnnl_matmul_desc_t md;
         DN(dnnl_matmul_desc_init(&md, &src, &w_any, &bias_md, &dst), "matmul desc init");
-        if (prim_create(d, p, &md, &pd, err, errlen)) goto fail;
+        if (prim_create_post(d, p, &md, post, &pd, err, errlen)) goto fail;
         const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_WEIGHTS);
         if (!w_md) {
             model_errf(err, errlen, "oneDNN: matmul weights query failed");
@@ -431,6 +476,57 @@ fail:
 }
 
 int nn_dnnl_linear_forward(nn_dnnl_linear *l, int bucket, char *err, size_t errlen) {
+    if (bucket < 0 || bucket >= l->d->nb) return model_errf(err, errlen, "oneDNN: bad bucket %d", bucket);
+    return prim_run(l->d, &l->prim[bucket], err, errlen);
+}
+
+/* ---- layer normalisation ------------------------------------------------------------------ */
+
+int nn_dnnl_layernorm_new(nn_dnnl_layernorm **out, nn_dnnl *d, int C, const float *w, const float *b, float *x, float *y,
+                          char *err, size_t errlen) {
+    *out = NULL;
+    if (d->finalized) return model_errf(err, errlen, "oneDNN: layernorm created after finalize");
+    dnnl_primitive_desc_t pd = NULL;
+    nn_dnnl_layernorm *l = calloc(1, sizeof *l);
+    if (!l) return model_errf(err, errlen, "oneDNN: out of memory");
+    l->d = d;
+    l->scale = dnnl_alloc64((size_t)C * sizeof(float));
+    l->shift = dnnl_alloc64((size_t)C * sizeof(float));
+    if (!l->scale || !l->shift) {
+        model_errf(err, errlen, "oneDNN: out of memory");
+        goto fail;
+    }
+    memcpy(l->scale, w, (size_t)C * sizeof(float));
+    memcpy(l->shift, b, (size_t)C * sizeof(float));
+    dnnl_memory_desc_t vec_md;
+    if (md_tag(&vec_md, 1, (dnnl_dims_t){C}, dnnl_a, err, errlen)) goto fail;
+    for (int bk = 0; bk < d->nb; bk++) {
+        nn_prim *p = &l->prim[bk];
+        dnnl_memory_desc_t data;
+        if (md_tag(&data, 2, (dnnl_dims_t){d->rows[bk], C}, dnnl_ab, err, errlen)) goto fail;
+        dnnl_layer_normalization_desc_t ld;
+        DN(dnnl_layer_normalization_forward_desc_init(&ld, dnnl_forward_inference, &data, NULL, (float)1e-5,
+                                                      dnnl_use_scale | dnnl_use_shift),
+           "layer normalization desc init");
+        if (prim_create(d, p, &ld, &pd, err, errlen)) goto fail;
+        if (prim_arg(p, DNNL_ARG_SRC, &data, d, x, err, errlen) || prim_arg(p, DNNL_ARG_DST, &data, d, y, err, errlen) ||
+            prim_arg(p, DNNL_ARG_SCALE, &vec_md, d, l->scale, err, errlen) ||
+            prim_arg(p, DNNL_ARG_SHIFT, &vec_md, d, l->shift, err, errlen))
+            goto fail;
+        dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+    }
+    l->next = d->norms;
+    d->norms = l;
+    *out = l;
+    return 0;
+fail:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    layernorm_free(l);
+    return -1;
+}
+
+int nn_dnnl_layernorm_forward(nn_dnnl_layernorm *l, int bucket, char *err, size_t errlen) {
     if (bucket < 0 || bucket >= l->d->nb) return model_errf(err, errlen, "oneDNN: bad bucket %d", bucket);
     return prim_run(l->d, &l->prim[bucket], err, errlen);
 }

@@ -17,6 +17,7 @@
 typedef struct nn_dnnl nn_dnnl;
 typedef struct nn_dnnl_rnn nn_dnnl_rnn;
 typedef struct nn_dnnl_linear nn_dnnl_linear;
+typedef struct nn_dnnl_layernorm nn_dnnl_layernorm;
 
 int nn_dnnl_new(nn_dnnl **out, int max_batch, char *err, size_t errlen);
 /* Frees the context and every rnn/linear created on it. */
@@ -43,7 +44,18 @@ int nn_dnnl_rnn_forward(nn_dnnl_rnn *r, int bucket, char *err, size_t errlen);
 /* linear: y (R,OC) = x (R,C) @ w (OC,C)^T + b (OC). Weights copied, buffers used in place. */
 int nn_dnnl_linear_new(nn_dnnl_linear **out, nn_dnnl *d, int C, int OC, const float *w, const float *b, float *x,
                        float *y, char *err, size_t errlen);
+/* The same with a fused post-op on the result: NN_POST_GELU y = gelu_erf(x w^T + b), NN_POST_SUM
+ * y += x w^T + b (the residual: y holds the other branch when the primitive runs). */
+enum { NN_POST_NONE = 0, NN_POST_GELU = 1, NN_POST_SUM = 2 };
+int nn_dnnl_linear_new_post(nn_dnnl_linear **out, nn_dnnl *d, int C, int OC, const float *w, const float *b, float *x,
+                            float *y, int post, char *err, size_t errlen);
 int nn_dnnl_linear_forward(nn_dnnl_linear *l, int bucket, char *err, size_t errlen);
+
+/* layernorm over the last dimension: y (R,C) = (x - mean) / sqrt(var + eps) * w + b, the
+ * population variance and eps as nn_ref's. w, b copied; y may be x. */
+int nn_dnnl_layernorm_new(nn_dnnl_layernorm **out, nn_dnnl *d, int C, const float *w, const float *b, float *x, float *y,
+                          char *err, size_t errlen);
+int nn_dnnl_layernorm_forward(nn_dnnl_layernorm *l, int bucket, char *err, size_t errlen);
 
 /* How many reordered weight copies the object holds (1 = one layout served every bucket). */
 int nn_dnnl_rnn_weight_layouts(const nn_dnnl_rnn *r);

@@ -67,6 +67,61 @@ void window_attention_backward(float *dh, float *dxs, float *dw_q, float *db_q, 
                                const float *v, const float *h, const float *xs, int n, const float *w_q,
                                const float *w_k, const float *w_v, int H, int I, int K);
 
+/* ---- the LRU stack's pieces (model.h): layer normalisation, GELU, the diagonal complex
+ * recurrence. A complex vector of N is stored as 2N floats, [re_0 .. re_{N-1}, im_0 .. im_{N-1}]. */
+
+#define NN_LN_EPS 1e-5 /* torch.nn.LayerNorm's */
+
+/* layernorm: x (B,C) -> out (B,C) = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var + eps) with the
+ * biased variance; mean, rstd (B) kept for backward. out may alias x. */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b, int B, int C);
+/* layernorm backward: dout (B,C) -> dx (B,C) +=, dw (C) +=, db (C) += (dw, db may be NULL).
+ *   n = (x - mean) rstd,  dn = dout w,  dx = rstd (dn - mean_c(dn) - n mean_c(dn n)) */
+void layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *mean,
+                        const float *rstd, const float *w, int B, int C);
+
+/* gelu (torch.nn.GELU(), the erf form): out (n) = 0.5 x (1 + erf(x / sqrt 2)). out may alias x. */
+void gelu_forward(float *out, const float *x, long n);
+/* gelu backward: dx (n) += dout * (0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi)). */
+void gelu_backward(float *dx, const float *x, const float *dout, long n);
+
+/* lru_lambda: the eigenvalues from their logs (N each): r = exp(-exp(nu)), phi = exp(theta),
+ *   lambda = r (cos phi + i sin phi) -> lre, lim (N);  gamma = exp(gamma_log) (N). */
+void lru_lambda_forward(float *lre, float *lim, float *gamma, const float *nu, const float *theta, const float *gamma_log,
+                        int N);
+/* its backward: dlre, dlim, dgamma (N) -> dnu, dtheta, dgamma_log (N) +=.
+ *   dnu = -exp(nu) (dlre lre + dlim lim),  dtheta = phi (dlim lre - dlre lim),  dgamma_log = dgamma gamma */
+void lru_lambda_backward(float *dnu, float *dtheta, float *dgamma_log, const float *dlre, const float *dlim,
+                         const float *dgamma, const float *lre, const float *lim, const float *gamma, const float *theta,
+                         const float *nu, int N);
+
+/* lru_scan: T steps of the diagonal complex recurrence over B rows, time-major:
+ *   u (T,B,2N), h0 (B,2N) -> hs (T,B,2N),  h_t = lambda h_{t-1} + gamma u_t   (complex, per k < N)
+ * T = 1 is the serving step. hs may not alias u or h0. */
+void lru_scan_forward(float *hs, const float *u, const float *h0, const float *lre, const float *lim, const float *gamma,
+                      int T, int B, int N);
+/* lru_scan backward: dhs (T,B,2N), the gradient reaching each h_t from outside the recurrence ->
+ * du (T,B,2N) +=, dh0 (B,2N) += (may be NULL), dlre, dlim, dgamma (N) +=. With G_t = dL/dh_t
+ * (total): G_t = dhs_t + conj(lambda) G_{t+1}, du_t = gamma G_t, dgamma += Re(conj(G_t) u_t),
+ * dlambda += conj(h_{t-1}) G_t (as re/im parts of a complex gradient). */
+void lru_scan_backward(float *du, float *dh0, float *dlre, float *dlim, float *dgamma, const float *dhs, const float *hs,
+                       const float *u, const float *h0, const float *lre, const float *lim, const float *gamma, int T,
+                       int B, int N);
+
+/* mha_window (the transformer blocks' attention, one position): q (H), the window's keys K and
+ * values V (n rows of H, oldest first, the current position last; row j at K + j*ldk, V + j*ldv),
+ * nh heads of dh = H / nh:
+ *   a[h][j] = softmax_j( q_h . K_j,h / sqrt(dh) ),   out_h = sum_j a[h][j] V_j,h     -> out (H)
+ * a (nh, n) kept for backward. */
+void mha_window_forward(float *out, float *a, const float *q, const float *K, long ldk, const float *V, long ldv, int n,
+                        int H, int nh);
+/* its backward: dout (H) -> dq (H) +=, dK (rows at dK + j*ldk) +=, dV (rows at dV + j*ldv) +=
+ * (dK, dV may be NULL: entries from before a chunk take no gradient).
+ *   dV_j,h = a_j dout_h,  da_j = dout_h . V_j,h,  ds_j = a_j (da_j - sum_l a_l da_l),
+ *   dq_h = sum_j ds_j K_j,h / sqrt(dh),  dK_j,h = ds_j q_h / sqrt(dh) */
+void mha_window_backward(float *dq, float *dK, float *dV, const float *dout, const float *a, const float *q,
+                         const float *K, long ldk, const float *V, long ldv, int n, int H, int nh);
+
 /* drift: u, u_prev (D) -> 1 - cos(u, u_prev), cos = u.v / max(|u||v|, 1e-12); 0 when first. */
 float drift_forward(const float *u, const float *u_prev, int D, int first);
 

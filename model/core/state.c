@@ -66,9 +66,7 @@ uint64_t model_item_key(const char *id, size_t len) {
 
 /* ---- the blob ----------------------------------------------------------------------------- */
 
-size_t model_state_size(const model *m) {
-    return model_state_off_win(m) + model_state_slot_size(m) * (size_t)m->cfg.window;
-}
+size_t model_state_size(const model *m) { return model_state_off_kv(m) + 4 * model_state_kv_floats(m); }
 
 void model_state_init(const model *m, void *state) {
     memset(state, 0, model_state_size(m));
@@ -92,7 +90,7 @@ int model_state_check(const model *m, const void *state, char *err, size_t errle
                           version, MODEL_STATE_VERSION);
     if (cell != (uint16_t)m->cfg.cell)
         return model_errf(err, errlen, "state: cell %u, the model's is %d (%s)", cell, (int)m->cfg.cell,
-                          m->cfg.cell == MODEL_CELL_LSTM ? "lstm" : "gru");
+                          model_cell_name(m->cfg.cell));
     uint64_t fp = rd_u64(state, 28);
     if (fp != m->fingerprint)
         return model_errf(err, errlen, "state: fingerprint %016llx belongs to another model (%s has %016llx)",
@@ -212,6 +210,13 @@ int model_state_validate(const model *m, const void *state, char *err, size_t er
     if (h.events < 0 || h.events == INT64_MAX || h.wlen > W || (int64_t)h.wlen > h.events || h.head >= W)
         return model_errf(err, errlen, "state: corrupt counters (events %lld, window length %d, head %d, W %d)",
                           (long long)h.events, h.wlen, h.head, W);
+    if (m->t[T_VALUE_USER].numel) {
+        float s, c;
+        model_state_read_vu(m, state, &s, &c);
+        if (!isfinite(s) || !(c >= 0 && c <= (float)h.events))
+            return model_errf(err, errlen, "state: corrupt user bias sums (s %g, c %g after %lld events)", s, c,
+                              (long long)h.events);
+    }
     return 0;
 }
 
@@ -261,3 +266,20 @@ int64_t model_state_events(const void *state) { return rd_i64(state, 8); }
 int64_t model_state_last_ts(const void *state) { return rd_i64(state, 16); }
 
 void model_state_vector(const model *m, const void *state, float *out) { model_state_read_u(m, state, out); }
+
+void model_state_read_vu(const model *m, const void *state, float *s, float *c) {
+    memcpy(s, (const char *)state + model_state_off_vu(m), 4);
+    memcpy(c, (const char *)state + model_state_off_vu(m) + 4, 4);
+}
+
+void model_state_write_vu(const model *m, void *state, float s, float c) {
+    memcpy((char *)state + model_state_off_vu(m), &s, 4);
+    memcpy((char *)state + model_state_off_vu(m) + 4, &c, 4);
+}
+
+float model_state_user_bias(const model *m, const void *state) {
+    if (!m->t[T_VALUE_USER].numel) return 0.0f;
+    float s, c;
+    model_state_read_vu(m, state, &s, &c);
+    return model_value_user_bias(m, s, c);
+}

@@ -18,6 +18,13 @@
  *         W=16: 16 k instead of 168 k). The folded weights are rounded once to float; the
  *         tests hold the two backends to 1e-5 of each other and of torch.
  *
+ * The LRU stack (model.h) replaces the RNN by the same structure for both backends: per layer
+ * the input projection to the complex state, the diagonal recurrence (a few multiply-adds per
+ * state element, plain C), the output projection onto the residual, LayerNorm, the feed-forward
+ * block onto the residual, LayerNorm. scalar: nn_ref's kernels as written. dnnl: matmul
+ * primitives with the GELU and the residual sums fused as post-ops, oneDNN's layer
+ * normalisation, and the recurrence in float. Its output h_t feeds the same attention.
+ *
  * Text (model.h): an item's content is item_emb[item] + a(t_item), with t_item from the runner's
  * lookup (by item key) for the current event and for every window entry; the event's own text
  * adds a(t_event) to the RNN input only. scalar: a(t) with the double reference every time.
@@ -32,6 +39,7 @@
 #include "model_internal.h"
 #include "nn_dnnl.h"
 #include "nn_ref.h"
+#include "step_tf.h"
 #include "vec.h"
 
 #define TEXT_CACHE_MIN 1024
@@ -64,10 +72,18 @@ struct model_runner {
     float *xs;              /* (W, I) one user's window */
     float *q, *k, *v, *a, *ctx; /* (K), (W,K), (W,K), (W), (K) */
     float *hc;              /* (B, H+K) */
+    /* LRU stack: the layers' eigenvalues and one step's buffers */
+    int lru, L, N, F;
+    float *lre, *lim, *gam;  /* (L, N) */
+    float *hl0, *hl1;        /* (L, B, 2N) every layer's complex state, before and after */
+    float *zb, *ub, *yb, *z1, *a1, *y2; /* (B,H), (B,2N), (B,H), (B,H), (B,F), (B,H) */
     /* dnnl */
     nn_dnnl *dn;
     nn_dnnl_rnn *rnn;
     nn_dnnl_linear *lin_q, *lin_out;
+    nn_dnnl_linear *lin_in, *lin_b[16], *lin_c[16], *lin_w1[16], *lin_w2[16]; /* LRU: per layer */
+    nn_dnnl_layernorm *ln1[16], *ln2[16];
+    step_tf *tf;             /* transformer blocks (attention tf), instead of the window attention */
     float *qx;       /* (B, I) folded queries q' */
     float *z;        /* (B, H+I) [h ; xbar] */
     float *sc;       /* (W) scores */
@@ -78,20 +94,14 @@ struct model_runner {
     model_state_slot *slots; /* (B, W) oldest first */
 };
 
-static float *falloc(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    if (bytes == 0) bytes = 64;
-    float *p = aligned_alloc(64, bytes);
-    if (p) memset(p, 0, bytes);
-    return p;
-}
-
 void model_runner_free(model_runner *r) {
     if (!r) return;
     nn_dnnl_free(r->dn);
+    step_tf_free(r->tf);
     float *bufs[] = {r->x, r->h0, r->c0, r->h1, r->c1, r->u, r->gates, r->gx, r->gh, r->xs,
                      r->q, r->k, r->v, r->a, r->ctx, r->hc, r->qx, r->z, r->sc, r->uprev,
-                     r->xw, r->ta, r->wb, r->cval, r->ctn};
+                     r->xw, r->ta, r->wb, r->cval, r->ctn, r->lre, r->lim, r->gam, r->hl0, r->hl1,
+                     r->zb, r->ub, r->yb, r->z1, r->a1, r->y2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(r->ckey);
     free((void *)r->cptr);
@@ -101,14 +111,113 @@ void model_runner_free(model_runner *r) {
     free(r);
 }
 
+/* The LRU stack's oneDNN primitives, layer by layer (buffers in the runner, weights copied). */
+static int lru_setup_dnnl(model_runner *r, char *err, size_t errlen) {
+    const model *m = r->m;
+    const int I = r->I, H = r->H, N = r->N, F = r->F, B = r->max_batch;
+    if (nn_dnnl_linear_new(&r->lin_in, r->dn, I, H, m->t[T_LRU_IN_W].data, m->t[T_LRU_IN_B].data, r->x,
+                           r->L ? r->zb : r->h1, err, errlen))
+        return -1;
+    for (int l = 0; l < r->L; l++) {
+        const float *ln = m->t[T_LRU_LN].data + (size_t)4 * l * H;
+        float *h1 = r->hl1 + (size_t)l * B * 2 * N;
+        if (nn_dnnl_linear_new(&r->lin_b[l], r->dn, H, 2 * N, m->t[T_LRU_BW].data + (size_t)l * 2 * N * H,
+                               m->t[T_LRU_BB].data + (size_t)l * 2 * N, r->zb, r->ub, err, errlen) ||
+            nn_dnnl_linear_new_post(&r->lin_c[l], r->dn, 2 * N, H, m->t[T_LRU_CW].data + (size_t)l * H * 2 * N,
+                                    m->t[T_LRU_CB].data + (size_t)l * H, h1, r->yb, NN_POST_SUM, err, errlen) ||
+            nn_dnnl_layernorm_new(&r->ln1[l], r->dn, H, ln, ln + H, r->yb, r->z1, err, errlen) ||
+            nn_dnnl_linear_new_post(&r->lin_w1[l], r->dn, H, F, m->t[T_LRU_W1].data + (size_t)l * F * H,
+                                    m->t[T_LRU_B1].data + (size_t)l * F, r->z1, r->a1, NN_POST_GELU, err, errlen) ||
+            nn_dnnl_linear_new_post(&r->lin_w2[l], r->dn, F, H, m->t[T_LRU_W2].data + (size_t)l * H * F,
+                                    m->t[T_LRU_B2].data + (size_t)l * H, r->a1, r->y2, NN_POST_SUM, err, errlen) ||
+            nn_dnnl_layernorm_new(&r->ln2[l], r->dn, H, ln + 2 * H, ln + 3 * H, r->y2, l == r->L - 1 ? r->h1 : r->zb,
+                                  err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+/* h = lambda h_prev + gamma u over n rows of N complex elements (the recurrence of one step, in
+ * float: the dnnl backend's; nn_ref's lru_scan_forward is the reference). */
+static void lru_step_fast(float *restrict h, const float *restrict hp, const float *restrict u, const float *lre,
+                          const float *lim, const float *gam, int n, int N) {
+    for (int i = 0; i < n; i++) {
+        const float *pr = hp + (size_t)i * 2 * N, *ur = u + (size_t)i * 2 * N;
+        float *hr = h + (size_t)i * 2 * N;
+        for (int k = 0; k < N; k++) {
+            hr[k] = lre[k] * pr[k] - lim[k] * pr[N + k] + gam[k] * ur[k];
+            hr[N + k] = lim[k] * pr[k] + lre[k] * pr[N + k] + gam[k] * ur[N + k];
+        }
+    }
+}
+
+/* The LRU stack over n rows, x -> h1 (and hl0 -> hl1), with nn_ref's kernels. */
+static void lru_stack_scalar(model_runner *r, int n) {
+    const model *m = r->m;
+    const int I = r->I, H = r->H, N = r->N, F = r->F, B = r->max_batch;
+    linear_forward(r->L ? r->zb : r->h1, r->x, m->t[T_LRU_IN_W].data, m->t[T_LRU_IN_B].data, n, I, H);
+    for (int l = 0; l < r->L; l++) {
+        const float *ln = m->t[T_LRU_LN].data + (size_t)4 * l * H;
+        float *h0 = r->hl0 + (size_t)l * B * 2 * N, *h1 = r->hl1 + (size_t)l * B * 2 * N;
+        linear_forward(r->ub, r->zb, m->t[T_LRU_BW].data + (size_t)l * 2 * N * H, m->t[T_LRU_BB].data + (size_t)l * 2 * N,
+                       n, H, 2 * N);
+        lru_scan_forward(h1, r->ub, h0, r->lre + (size_t)l * N, r->lim + (size_t)l * N, r->gam + (size_t)l * N, 1, n, N);
+        linear_forward(r->yb, h1, m->t[T_LRU_CW].data + (size_t)l * H * 2 * N, m->t[T_LRU_CB].data + (size_t)l * H, n,
+                       2 * N, H);
+        for (size_t i = 0; i < (size_t)n * H; i++) r->yb[i] += r->zb[i];
+        layernorm_forward(r->z1, NULL, NULL, r->yb, ln, ln + H, n, H);
+        linear_forward(r->a1, r->z1, m->t[T_LRU_W1].data + (size_t)l * F * H, m->t[T_LRU_B1].data + (size_t)l * F, n, H, F);
+        gelu_forward(r->a1, r->a1, (long)n * F);
+        linear_forward(r->y2, r->a1, m->t[T_LRU_W2].data + (size_t)l * H * F, m->t[T_LRU_B2].data + (size_t)l * H, n, F, H);
+        for (size_t i = 0; i < (size_t)n * H; i++) r->y2[i] += r->z1[i];
+        layernorm_forward(l == r->L - 1 ? r->h1 : r->zb, NULL, NULL, r->y2, ln + 2 * H, ln + 3 * H, n, H);
+    }
+}
+
+/* The same with the oneDNN primitives (bucket: the primitives' row count for n rows). */
+static int lru_stack_dnnl(model_runner *r, int n, int bucket, char *err, size_t errlen) {
+    const int H = r->H, N = r->N, B = r->max_batch;
+    if (nn_dnnl_linear_forward(r->lin_in, bucket, err, errlen)) return -1;
+    for (int l = 0; l < r->L; l++) {
+        if (nn_dnnl_linear_forward(r->lin_b[l], bucket, err, errlen)) return -1;
+        lru_step_fast(r->hl1 + (size_t)l * B * 2 * N, r->hl0 + (size_t)l * B * 2 * N, r->ub, r->lre + (size_t)l * N,
+                      r->lim + (size_t)l * N, r->gam + (size_t)l * N, n, N);
+        memcpy(r->yb, r->zb, (size_t)n * H * sizeof(float)); /* the residual: lin_c adds C h + b_C onto it */
+        if (nn_dnnl_linear_forward(r->lin_c[l], bucket, err, errlen) || nn_dnnl_layernorm_forward(r->ln1[l], bucket, err, errlen))
+            return -1;
+        memcpy(r->y2, r->z1, (size_t)n * H * sizeof(float));
+        if (nn_dnnl_linear_forward(r->lin_w1[l], bucket, err, errlen) ||
+            nn_dnnl_linear_forward(r->lin_w2[l], bucket, err, errlen) ||
+            nn_dnnl_layernorm_forward(r->ln2[l], bucket, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
 /* Folded attention/output weights for the dnnl backend (see the top comment), in double. */
+static int dnnl_setup_window(model_runner *r, char *err, size_t errlen);
+
+/* The recurrent part's primitives, then the window attention's (folded) or the transformer's. */
 static int dnnl_setup(model_runner *r, char *err, size_t errlen) {
+    const model *m = r->m;
+    if (r->m->cfg.attn != MODEL_ATTN_TF) return dnnl_setup_window(r, err, errlen);
+    return nn_dnnl_new(&r->dn, r->max_batch, err, errlen) ||
+                   (r->lru ? lru_setup_dnnl(r, err, errlen)
+                           : nn_dnnl_rnn_new(&r->rnn, r->dn, r->lstm, r->I, r->H, m->t[T_W_IH].data, m->t[T_W_HH].data,
+                                             m->t[T_B_IH].data, m->t[T_B_HH].data, r->x, r->h0, r->c0, r->h1, r->c1, err,
+                                             errlen)) ||
+                   step_tf_new(&r->tf, m, r->max_batch, r->dn, r->h1, r->u, err, errlen) || nn_dnnl_finalize(r->dn, err, errlen)
+               ? -1
+               : 0;
+}
+
+static int dnnl_setup_window(model_runner *r, char *err, size_t errlen) {
     const model *m = r->m;
     int I = r->I, H = r->H, K = r->K, D = r->D, rc = -1;
     const float *wq = m->t[T_W_Q].data, *bq = m->t[T_B_Q].data, *wk = m->t[T_W_K].data;
     const float *wv = m->t[T_W_V].data, *bv = m->t[T_B_V].data, *wo = m->t[T_OUT_W].data, *bo = m->t[T_OUT_B].data;
-    float *wqk = falloc((size_t)I * H), *bqk = falloc((size_t)I);
-    float *wf = falloc((size_t)D * (H + I)), *bf = falloc((size_t)D);
+    float *wqk = model_falloc((size_t)I * H), *bqk = model_falloc((size_t)I);
+    float *wf = model_falloc((size_t)D * (H + I)), *bf = model_falloc((size_t)D);
     double *acc = malloc((size_t)(H > I ? H : I) * sizeof *acc);
     if (!wqk || !bqk || !wf || !bf || !acc) {
         model_errf(err, errlen, "runner: out of memory");
@@ -140,8 +249,9 @@ static int dnnl_setup(model_runner *r, char *err, size_t errlen) {
         bf[d] = (float)b;
     }
     if (nn_dnnl_new(&r->dn, r->max_batch, err, errlen) ||
-        nn_dnnl_rnn_new(&r->rnn, r->dn, r->lstm, I, H, m->t[T_W_IH].data, m->t[T_W_HH].data, m->t[T_B_IH].data,
-                        m->t[T_B_HH].data, r->x, r->h0, r->c0, r->h1, r->c1, err, errlen) ||
+        (r->lru ? lru_setup_dnnl(r, err, errlen)
+                : nn_dnnl_rnn_new(&r->rnn, r->dn, r->lstm, I, H, m->t[T_W_IH].data, m->t[T_W_HH].data,
+                                  m->t[T_B_IH].data, m->t[T_B_HH].data, r->x, r->h0, r->c0, r->h1, r->c1, err, errlen)) ||
         nn_dnnl_linear_new(&r->lin_q, r->dn, H, I, wqk, bqk, r->h1, r->qx, err, errlen) ||
         nn_dnnl_linear_new(&r->lin_out, r->dn, H + I, D, wf, bf, r->z, r->u, err, errlen) ||
         nn_dnnl_finalize(r->dn, err, errlen))
@@ -173,35 +283,54 @@ int model_runner_new(model_runner **out, const model *m, model_backend backend, 
     r->E = c->item_dim, r->A = c->action_dim, r->I = model_input_dim(c), r->H = c->hidden;
     r->K = c->attn_dim, r->D = c->out_dim, r->W = c->window, r->lstm = c->cell == MODEL_CELL_LSTM;
     r->T = c->text_dim;
+    /* cell none is an LRU stack without layers: the input projection alone */
+    r->lru = c->cell == MODEL_CELL_LRU || c->cell == MODEL_CELL_NONE, r->L = c->layers, r->N = c->state_dim;
+    r->F = c->ffn_dim;
+    if (r->lru && r->L > (int)(sizeof r->lin_b / sizeof r->lin_b[0])) {
+        free(r);
+        return model_errf(err, errlen, "runner: %d LRU layers, at most 16", c->layers);
+    }
     size_t B = (size_t)max_batch, I = r->I, H = r->H, K = r->K, D = r->D, W = r->W, G = (size_t)model_gates(c);
     size_t E = (size_t)r->E;
-    r->x = falloc(B * I);
-    r->h0 = falloc(B * H), r->c0 = falloc(B * H), r->h1 = falloc(B * H), r->c1 = falloc(B * H);
-    r->u = falloc(B * D);
-    r->sc = falloc(W), r->uprev = falloc(D);
+    r->x = model_falloc(B * I);
+    r->h0 = model_falloc(B * H), r->c0 = model_falloc(B * H), r->h1 = model_falloc(B * H), r->c1 = model_falloc(B * H);
+    r->u = model_falloc(B * D);
+    r->sc = model_falloc(W), r->uprev = model_falloc(D);
     r->slots = malloc(B * W * sizeof *r->slots);
     r->hdr = malloc(B * sizeof *r->hdr);
     r->used = malloc(B * sizeof *r->used);
     /* one user's window attention with the scalar kernels: the scalar step, model_state_output */
-    r->xs = falloc(W * I), r->q = falloc(K), r->k = falloc(W * K), r->v = falloc(W * K);
-    r->a = falloc(W), r->ctx = falloc(K), r->hc = falloc(B * (H + K));
+    r->xs = model_falloc(W * I), r->q = model_falloc(K), r->k = model_falloc(W * K), r->v = model_falloc(W * K);
+    r->a = model_falloc(W), r->ctx = model_falloc(K), r->hc = model_falloc(B * (H + K));
     int ok = r->x && r->h0 && r->c0 && r->h1 && r->c1 && r->u && r->sc && r->uprev && r->slots && r->hdr && r->used &&
              r->xs && r->q && r->k && r->v && r->a && r->ctx && r->hc;
-    if (backend == MODEL_BACKEND_SCALAR) {
-        r->gates = falloc(B * G * H), r->gx = falloc(B * G * H), r->gh = falloc(B * G * H);
+    if (r->lru) {
+        const size_t L = (size_t)r->L, N = (size_t)r->N, F = (size_t)r->F;
+        r->lre = model_falloc(L * N), r->lim = model_falloc(L * N), r->gam = model_falloc(L * N);
+        r->hl0 = model_falloc(L * B * 2 * N), r->hl1 = model_falloc(L * B * 2 * N);
+        r->zb = model_falloc(B * H), r->ub = model_falloc(B * 2 * N), r->yb = model_falloc(B * H), r->z1 = model_falloc(B * H);
+        r->a1 = model_falloc(B * F), r->y2 = model_falloc(B * H);
+        ok = ok && r->lre && r->lim && r->gam && r->hl0 && r->hl1 && r->zb && r->ub && r->yb && r->z1 && r->a1 && r->y2;
+        for (size_t l = 0; ok && l < L; l++) {
+            const float *lg = m->t[T_LRU_LOG].data + 3 * l * N;
+            lru_lambda_forward(r->lre + l * N, r->lim + l * N, r->gam + l * N, lg, lg + N, lg + 2 * N, (int)N);
+        }
+    } else if (backend == MODEL_BACKEND_SCALAR) {
+        r->gates = model_falloc(B * G * H), r->gx = model_falloc(B * G * H), r->gh = model_falloc(B * G * H);
         ok = ok && r->gates && r->gx && r->gh;
-    } else {
-        r->qx = falloc(B * I), r->z = falloc(B * (H + I));
+    }
+    if (backend == MODEL_BACKEND_DNNL) {
+        r->qx = model_falloc(B * I), r->z = model_falloc(B * (H + I));
         ok = ok && r->qx && r->z;
     }
     if (r->T > 0) {
-        r->xw = falloc(B * I), r->ta = falloc(E);
+        r->xw = model_falloc(B * I), r->ta = model_falloc(E);
         ok = ok && r->xw && r->ta;
         if (backend == MODEL_BACKEND_DNNL) {
             size_t nc = TEXT_CACHE_MIN;
             while (nc < TEXT_CACHE_MAX && nc < 4 * B * W) nc *= 2;
             r->ncache = nc;
-            r->wb = falloc(E), r->cval = falloc(nc * E), r->ctn = falloc(B * W * E);
+            r->wb = model_falloc(E), r->cval = model_falloc(nc * E), r->ctn = model_falloc(B * W * E);
             r->ckey = calloc(nc, sizeof *r->ckey);
             r->cptr = calloc(nc, sizeof *r->cptr);
             ok = ok && r->wb && r->cval && r->ctn && r->ckey && r->cptr;
@@ -212,7 +341,9 @@ int model_runner_new(model_runner **out, const model *m, model_backend backend, 
         model_runner_free(r);
         return model_errf(err, errlen, "runner: out of memory");
     }
-    if (backend == MODEL_BACKEND_DNNL && dnnl_setup(r, err, errlen)) {
+    if ((backend == MODEL_BACKEND_DNNL && dnnl_setup(r, err, errlen)) ||
+        (backend == MODEL_BACKEND_SCALAR && c->attn == MODEL_ATTN_TF &&
+         step_tf_new(&r->tf, m, max_batch, NULL, r->h1, r->u, err, errlen))) {
         model_runner_free(r);
         return -1;
     }
@@ -220,13 +351,17 @@ int model_runner_new(model_runner **out, const model *m, model_backend backend, 
     return 0;
 }
 
+float model_value_g(float value) {
+    double v = value;
+    return (float)(v < 0 ? -log1p(-v) : log1p(v));
+}
+
 void model_event_features(const model_event *ev, int64_t events, int64_t last_ts, float f[MODEL_FEATURES]) {
     double gap = 0;
     if (events > 0 && ev->ts > last_ts) gap = (double)((uint64_t)ev->ts - (uint64_t)last_ts) / 1000.0;
     f[0] = (float)(log1p(gap) / 10.0);
     if (ev->has_value) {
-        double v = ev->value;
-        f[1] = (float)(v < 0 ? -log1p(-v) : log1p(v));
+        f[1] = model_value_g(ev->value);
         f[2] = 1.0f;
     } else {
         f[1] = 0.0f;
@@ -328,15 +463,18 @@ static void slot_input(model_runner *r, const model_state_slot *s, float *x) {
     memcpy(x + r->E + r->A, s->f, MODEL_FEATURES * sizeof(float));
 }
 
-static void compute_scalar(model_runner *r, int n) {
+static int compute_scalar(model_runner *r, int n, void *const *states, char *err, size_t errlen) {
     const model *m = r->m;
     int I = r->I, H = r->H, K = r->K, D = r->D;
-    if (r->lstm)
+    if (r->lru)
+        lru_stack_scalar(r, n);
+    else if (r->lstm)
         lstm_cell_forward(r->h1, r->c1, r->gates, r->x, r->h0, r->c0, m->t[T_W_IH].data, m->t[T_W_HH].data,
                           m->t[T_B_IH].data, m->t[T_B_HH].data, n, I, H);
     else
         gru_cell_forward(r->h1, r->gx, r->gh, r->gates, r->x, r->h0, m->t[T_W_IH].data, m->t[T_W_HH].data,
                          m->t[T_B_IH].data, m->t[T_B_HH].data, n, I, H);
+    if (r->tf) return step_tf_forward(r->tf, n, 0, states, r->used, r->hdr, err, errlen);
     for (int i = 0; i < n; i++) {
         int used = r->used[i];
         for (int j = 0; j < used; j++) slot_input(r, &r->slots[(size_t)i * r->W + j], r->xs + (size_t)j * I);
@@ -348,15 +486,17 @@ static void compute_scalar(model_runner *r, int n) {
         memcpy(r->hc + (size_t)i * (H + K) + H, r->ctx, (size_t)K * sizeof(float));
     }
     linear_forward(r->u, r->hc, m->t[T_OUT_W].data, m->t[T_OUT_B].data, n, H + K, D);
+    return 0;
 }
 
-static int compute_dnnl(model_runner *r, int n, char *err, size_t errlen) {
+static int compute_dnnl(model_runner *r, int n, void *const *states, char *err, size_t errlen) {
     const model *m = r->m;
     int E = r->E, A = r->A, I = r->I, H = r->H;
     const float *item_emb = m->t[T_ITEM_EMB].data, *action_emb = m->t[T_ACTION_EMB].data;
     int bucket = nn_dnnl_bucket_for(r->dn, n);
-    if (nn_dnnl_rnn_forward(r->rnn, bucket, err, errlen) || nn_dnnl_linear_forward(r->lin_q, bucket, err, errlen))
-        return -1;
+    if (r->lru ? lru_stack_dnnl(r, n, bucket, err, errlen) : nn_dnnl_rnn_forward(r->rnn, bucket, err, errlen)) return -1;
+    if (r->tf) return step_tf_forward(r->tf, n, bucket, states, r->used, r->hdr, err, errlen);
+    if (nn_dnnl_linear_forward(r->lin_q, bucket, err, errlen)) return -1;
     for (int i = 0; i < n; i++) {
         int used = r->used[i];
         const model_state_slot *slots = r->slots + (size_t)i * r->W;
@@ -436,11 +576,14 @@ int model_step(model_runner *r, int n, void *const *states, const model_event *e
         memcpy(r->h0 + (size_t)i * H, (const char *)states[i] + model_state_off_h(m), (size_t)H * sizeof(float));
         if (r->lstm)
             memcpy(r->c0 + (size_t)i * H, (const char *)states[i] + model_state_off_c(m), (size_t)H * sizeof(float));
+        for (int l = 0; r->lru && l < r->L; l++) /* the layers' states follow h in the blob */
+            memcpy(r->hl0 + ((size_t)l * r->max_batch + i) * 2 * r->N,
+                   (const char *)states[i] + model_state_off_c(m) + (size_t)l * 2 * r->N * sizeof(float),
+                   (size_t)2 * r->N * sizeof(float));
     }
     /* 3. Compute h_t (c_t) and u_t. */
-    if (r->backend == MODEL_BACKEND_SCALAR)
-        compute_scalar(r, n);
-    else if (compute_dnnl(r, n, err, errlen))
+    if (r->backend == MODEL_BACKEND_SCALAR ? compute_scalar(r, n, states, err, errlen)
+                                           : compute_dnnl(r, n, states, err, errlen))
         return -1;
     /* 4. Drift, outputs, state update. */
     for (int i = 0; i < n; i++) {
@@ -452,10 +595,20 @@ int model_step(model_runner *r, int n, void *const *states, const model_event *e
         memcpy(out_vec + (size_t)i * D, u, (size_t)D * sizeof(float));
         memcpy(st + model_state_off_h(m), r->h1 + (size_t)i * H, (size_t)H * sizeof(float));
         if (r->lstm) memcpy(st + model_state_off_c(m), r->c1 + (size_t)i * H, (size_t)H * sizeof(float));
+        for (int l = 0; r->lru && l < r->L; l++)
+            memcpy(st + model_state_off_c(m) + (size_t)l * 2 * r->N * sizeof(float),
+                   r->hl1 + ((size_t)l * r->max_batch + i) * 2 * r->N, (size_t)2 * r->N * sizeof(float));
         model_state_write_u(m, st, u);
+        if (m->t[T_VALUE_USER].numel && ev[i].has_value) { /* the value head's user bias */
+            float vs, vc;
+            model_state_read_vu(m, st, &vs, &vc);
+            model_value_user_push(m, &vs, &vc, ev[i].item, r->x[(size_t)i * I + E + A + 1]);
+            model_state_write_vu(m, st, vs, vc);
+        }
         model_state_slot s = {ev[i].item, ev[i].action, {0}, r->T > 0 ? ev[i].item_key : 0};
         memcpy(s.f, r->x + (size_t)i * I + E + A, sizeof s.f);
         model_state_write_slot(m, st, hd.head, &s);
+        if (r->tf) step_tf_commit(r->tf, i, st, hd.head);
         hd.head = (hd.head + 1) % W;
         hd.wlen = hd.wlen < W ? hd.wlen + 1 : W;
         hd.events++;
@@ -478,6 +631,7 @@ int model_state_output(model_runner *r, const void *state, float *out, char *err
     float hc[8192];
     if (H + K > 8192) return model_errf(err, errlen, "model_state_output: H + K = %d too large", H + K);
     memcpy(hc, (const char *)state + model_state_off_h(m), (size_t)H * sizeof(float));
+    if (r->tf) return step_tf_output(r->tf, state, hc, h.wlen, h.head, out, err, errlen);
     for (int j = 0; j < h.wlen; j++) { /* oldest first; the newest is the last event's x~ */
         model_state_slot s;
         model_state_read_slot(m, state, ((h.head - h.wlen + j) % W + W) % W, &s);

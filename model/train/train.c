@@ -33,9 +33,11 @@ void train_config_default(train_config *c) {
     c->beta1 = 0.9, c->beta2 = 0.999, c->eps = 1e-8;
     c->clip = 5.0;
     c->dropout = 0.2;
+    c->layer_dropout = 0.2;
     c->value_weight = 1.0;
     c->value_lr = 0.1;
     c->value_refit = 50;
+    c->value_user = 1;
     c->loss = TRAIN_LOSS_FULL;
     c->negatives = 2048;
     c->init_bias = 1;
@@ -57,13 +59,14 @@ static const train_key train_ints[] = {
     {"init_bias", offsetof(train_config, init_bias)},
     {"plateau", offsetof(train_config, plateau)}, {"value_refit", offsetof(train_config, value_refit)}, {"mask_seen", offsetof(train_config, mask_seen)},
     {"text_only", offsetof(train_config, text_only)}, {"zero_oov", offsetof(train_config, zero_oov)},
-    {"untie_text", offsetof(train_config, untie_text)},
+    {"untie_text", offsetof(train_config, untie_text)}, {"value_user", offsetof(train_config, value_user)},
 };
 static const train_key train_dbls[] = {
     {"lr", offsetof(train_config, lr)}, {"weight_decay", offsetof(train_config, weight_decay)},
     {"beta1", offsetof(train_config, beta1)}, {"beta2", offsetof(train_config, beta2)},
     {"eps", offsetof(train_config, eps)}, {"clip", offsetof(train_config, clip)},
     {"dropout", offsetof(train_config, dropout)}, {"value_weight", offsetof(train_config, value_weight)},
+    {"layer_dropout", offsetof(train_config, layer_dropout)},
     {"ema", offsetof(train_config, ema)}, {"lr_decay", offsetof(train_config, lr_decay)},
     {"cold_dropout", offsetof(train_config, cold_dropout)},
     {"value_lr", offsetof(train_config, value_lr)}, {"value_wd", offsetof(train_config, value_wd)},
@@ -122,14 +125,16 @@ int train_config_check(const train_config *c, char *err, size_t errlen) {
     if (!(c->lr > 0) || c->weight_decay < 0 || !(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1) ||
         !(c->eps > 0))
         return model_errf(err, errlen, "train: lr > 0, weight_decay >= 0, 0 <= beta1, beta2 < 1, eps > 0");
-    if (c->clip < 0 || !(c->dropout >= 0 && c->dropout < 1) || c->value_weight < 0)
-        return model_errf(err, errlen, "train: clip >= 0, 0 <= dropout < 1, value_weight >= 0");
+    if (c->clip < 0 || !(c->dropout >= 0 && c->dropout < 1) || !(c->layer_dropout >= 0 && c->layer_dropout < 1) ||
+        c->value_weight < 0)
+        return model_errf(err, errlen, "train: clip >= 0, 0 <= dropout, layer_dropout < 1, value_weight >= 0");
     if (c->loss == TRAIN_LOSS_SAMPLED && c->negatives < 1)
         return model_errf(err, errlen, "train: sampled softmax needs negatives >= 1");
     if ((c->tie != 0 && c->tie != 1) || (c->init_bias != 0 && c->init_bias != 1) || (c->mask_seen != 0 && c->mask_seen != 1) ||
         (c->text_only != 0 && c->text_only != 1) || (c->zero_oov != 0 && c->zero_oov != 1) ||
-        (c->untie_text != 0 && c->untie_text != 1))
-        return model_errf(err, errlen, "train: tie, init_bias, mask_seen, text_only, zero_oov and untie_text are 0 or 1");
+        (c->untie_text != 0 && c->untie_text != 1) || (c->value_user != 0 && c->value_user != 1))
+        return model_errf(err, errlen, "train: tie, init_bias, mask_seen, text_only, zero_oov, untie_text and value_user "
+                          "are 0 or 1");
     if (!(c->ema >= 0 && c->ema < 1)) return model_errf(err, errlen, "train: 0 <= ema < 1");
     if (!(c->cold_dropout >= 0 && c->cold_dropout < 1)) return model_errf(err, errlen, "train: 0 <= cold_dropout < 1");
     if (c->plateau < 0 || !(c->lr_decay > 0 && c->lr_decay <= 1) || !(c->value_lr > 0) || c->value_wd < 0 || c->value_refit < 0)
@@ -261,145 +266,6 @@ static void set_cold_bias(model *m) {
     m->t[T_SCORE_BIAS].data[0] = (float)(sum / (NI - 1));
 }
 
-/* Data-dependent start for the heads' biases: the scoring head starts as the popularity model
- * (log share of the training targets, +1 smoothing), the value head as the item-mean model
- * (value.bias = the mean g(value) of the training targets, value.item_bias = each item's mean
- * deviation from it, shrunk towards 0 by 5 pseudo-targets). Adam moves a rarely seen item's
- * bias slowly and noisily, so starting where the data already points matters. */
-static void init_biases(model *m, const train_data *d, const int *tlen, int heads) {
-    const int NI = m->cfg.n_items;
-    double *cnt = calloc((size_t)NI, sizeof *cnt), total = 0, vsum = 0;
-    double *isum = calloc((size_t)NI, sizeof *isum), *icnt = calloc((size_t)NI, sizeof *icnt);
-    long vn = 0;
-    if (!cnt || !isum || !icnt) {
-        free(cnt), free(isum), free(icnt);
-        return;
-    }
-    for (int u = 0; u < d->n_users; u++)
-        for (int t = 1; t <= tlen[u]; t++) { /* the targets e_1 .. e_len */
-            const model_event *e = &d->ev[d->start[u] + t];
-            if (e->item <= 0 || e->item >= NI) continue;
-            cnt[e->item] += 1, total += 1;
-            if (e->has_value) {
-                double v = e->value, gv = v < 0 ? -log1p(-v) : log1p(v);
-                vsum += gv, vn++;
-                isum[e->item] += gv, icnt[e->item] += 1;
-            }
-        }
-    float *sb = m->t[T_SCORE_BIAS].data;
-    for (int i = 1; i < NI && (heads & MODEL_HEAD_SCORE); i++) sb[i] = (float)log((cnt[i] + 1.0) / (total + NI - 1));
-    if (heads & MODEL_HEAD_SCORE) sb[0] = 0;
-    if ((heads & MODEL_HEAD_VALUE) && (model_heads(m) & MODEL_HEAD_VALUE) && vn) {
-        const double mean = vsum / (double)vn;
-        m->t[T_VALUE_B].data[0] = (float)mean;
-        for (int i = 0; i < NI; i++) m->t[T_VALUE_BIAS].data[i] = (float)((isum[i] - icnt[i] * mean) / (icnt[i] + 5.0));
-    }
-    free(cnt), free(isum), free(icnt);
-}
-
-/* Stage 2 of the value head. Joint training keeps moving u for the ranking objective, and the
- * value head's per-item rows follow it into overfitting (measured on ML-100K: validation RMSE
- * best after 1-2 epochs, then worse). So with the ranking model fixed (the best epoch), the head
- * is refit on the final u_t without dropout (the u the worker serves): value.item_emb = 0,
- * value.item_bias / value.bias restarted at the data's item means, value.w fit from 0 (the
- * user's general level, read off u), Adam on minibatches of 1024 training positions, keeping
- * the epoch with the lowest validation RMSE among the refit epochs and the jointly trained head
- * (epoch 0). Patience 5, at most value_refit epochs. */
-static int refit_value_head(model *m, const train_data *d, const train_config *c, const int *tlen, train_result *res,
-                            char *err, size_t errlen) {
-    const int D = m->cfg.out_dim, NI = m->cfg.n_items, nu = d->n_users;
-    const int64_t total = d->start[nu];
-    const int heads_t[4] = {T_VALUE_EMB, T_VALUE_BIAS, T_VALUE_B, T_VALUE_W};
-    size_t off = (size_t)(m->t[T_VALUE_EMB].data - m->params), nv = 0;
-    for (int k = 0; k < 4; k++) nv += m->t[heads_t[k]].numel;
-    /* the value tensors are contiguous at the end of the block: value.item_emb .. value.w */
-    int rc = -1;
-    float *U = malloc((size_t)(total ? total : 1) * D * sizeof *U), *g = calloc(nv, sizeof *g);
-    float *ma = calloc(nv, sizeof *ma), *va = calloc(nv, sizeof *va), *bestv = malloc(nv * sizeof *bestv);
-    int64_t *pos = malloc((size_t)(total ? total : 1) * sizeof *pos);
-    if (!U || !g || !ma || !va || !bestv || !pos) {
-        model_errf(err, errlen, "train: out of memory");
-        goto done;
-    }
-    if (train_forward(m, d, NULL, 1, U, c->backend, 64, c->bptt, err, errlen)) goto done;
-    /* training samples: position i (u after event i) -> event i+1, when it has a value */
-    int64_t np = 0;
-    for (int u = 0; u < nu; u++)
-        for (int t = 0; t < tlen[u]; t++) {
-            int64_t i = d->start[u] + t;
-            if (d->ev[i + 1].has_value && d->ev[i + 1].item > 0 && d->ev[i + 1].item < NI) pos[np++] = i;
-        }
-    if (np == 0) {
-        rc = 0;
-        goto done;
-    }
-    float *V = m->params + off, *vb = m->t[T_VALUE_BIAS].data, *v0 = m->t[T_VALUE_B].data, *w = m->t[T_VALUE_W].data;
-    float *gvb = g + (vb - V), *gv0 = g + (v0 - V), *gw = g + (w - V);
-    rng_t rng;
-    rng_seed(&rng, c->seed ^ 0x76616c7565ull);
-    double best = INFINITY;
-    int since = 0, best_epoch = 0;
-    long t = 0;
-    for (int epoch = 0; epoch <= c->value_refit && since < 5; epoch++) {
-        for (int64_t i = np - 1; epoch > 0 && i > 0; i--) { /* shuffle */
-            int64_t j = (int64_t)(rng_uniform(&rng) * (double)(i + 1)), x = pos[i];
-            pos[i] = pos[j], pos[j] = x;
-        }
-        if (epoch == 1) { /* restart from the item-mean model, the per-item rows off */
-            memset(V, 0, m->t[T_VALUE_EMB].numel * sizeof(float));
-            memset(w, 0, (size_t)D * sizeof(float));
-            init_biases(m, d, tlen, MODEL_HEAD_VALUE);
-        }
-        for (int64_t b0 = 0; epoch > 0 && b0 < np; b0 += 1024) {
-            int64_t bn = np - b0 < 1024 ? np - b0 : 1024;
-            memset(g, 0, nv * sizeof(float));
-            for (int64_t k = 0; k < bn; k++) {
-                int64_t i = pos[b0 + k];
-                const model_event *e = &d->ev[i + 1];
-                const float *u = U + (size_t)i * D, *vi = V + (size_t)e->item * D;
-                double y = e->value < 0 ? -log1p(-(double)e->value) : log1p((double)e->value), p = vb[e->item] + v0[0];
-                for (int q = 0; q < D; q++) p += (double)u[q] * ((double)w[q] + vi[q]);
-                float dp = (float)(2.0 * (p - y) / (double)bn);
-                for (int q = 0; q < D; q++) gw[q] += dp * u[q]; /* value.item_emb stays 0 */
-                gvb[e->item] += dp, gv0[0] += dp;
-            }
-            /* Adam (lr = c->lr) on the head's slice of the parameter block only */
-            t++;
-            const double b1 = c->beta1, b2 = c->beta2, bc1 = 1 - pow(b1, (double)t), bc2 = 1 - pow(b2, (double)t);
-            for (size_t k = 0; k < nv; k++) {
-                ma[k] = (float)(b1 * ma[k] + (1 - b1) * g[k]);
-                va[k] = (float)(b2 * va[k] + (1 - b2) * (double)g[k] * g[k]);
-                int is_bias = V + k == v0;
-                float decay = is_bias ? 1.0f : (float)(1.0 - c->lr * c->value_wd);
-                V[k] = V[k] * decay - (float)(c->lr / bc1) * ma[k] / (sqrtf(va[k] / (float)bc2) + (float)c->eps);
-            }
-        }
-        rank_metrics val;
-        memset(&val, 0, sizeof val);
-        for (int u = 0; u < nu; u++) {
-            int64_t n = d->start[u + 1] - d->start[u];
-            if (n < 3) continue;
-            const model_event *e = &d->ev[d->start[u] + n - 2];
-            if (e->has_value && e->item > 0 && e->item < NI)
-                metrics_add_value(&val, model_predict_value(m, U + (size_t)(d->start[u] + n - 3) * D, e->item), e->value);
-        }
-        metrics_finish(&val);
-        if (val.rmse < best) {
-            best = val.rmse, best_epoch = epoch, since = 0;
-            memcpy(bestv, V, nv * sizeof(float));
-            res->best_val.mae = val.mae, res->best_val.rmse = val.rmse, res->best_val.n_value = val.n_value;
-        } else {
-            since++;
-        }
-    }
-    memcpy(V, bestv, nv * sizeof(float));
-    res->value_refit_epoch = best_epoch + 1; /* 1 = the jointly trained head was best */
-    rc = 0;
-done:
-    free(U), free(g), free(ma), free(va), free(bestv), free(pos);
-    return rc;
-}
-
 static int optim_step(void *p, char *err, size_t errlen) {
     (void)err, (void)errlen;
     optim_ctx *o = p;
@@ -474,7 +340,7 @@ int train_fit(model *m, const train_data *d, const train_config *c, train_progre
     if (m->cfg.text_dim > 0) init_text_centre(m, d);
     if (c->tie) tie_sync(m, c);
     hold_zero(m, c, NULL);
-    if (c->init_bias) init_biases(m, d, tlen, MODEL_HEAD_SCORE | MODEL_HEAD_VALUE);
+    if (c->init_bias) train_init_biases(m, d, tlen, MODEL_HEAD_SCORE | MODEL_HEAD_VALUE);
     if (m->cfg.text_dim > 0 && c->cold_dropout > 0) set_cold_bias(m); /* where the learned cold bias starts */
     if (c->ema > 0) {
         ema = malloc(m->n_params * sizeof *ema);
@@ -570,7 +436,7 @@ int train_fit(model *m, const train_data *d, const train_config *c, train_progre
     memcpy(m->params, best, m->n_params * sizeof(float));
     if (!(m->cfg.text_dim > 0 && c->cold_dropout > 0)) set_cold_bias(m); /* else learned with the new items */
     if (c->value_refit > 0 && (model_heads(m) & MODEL_HEAD_VALUE) && c->value_weight > 0 &&
-        refit_value_head(m, d, c, tlen, res, err, errlen))
+        train_value_refit(m, d, c, tlen, res, err, errlen))
         goto done;
     {
         char name[MODEL_NAME_MAX + 1];

@@ -74,13 +74,18 @@ typedef struct {
     double beta1, beta2, eps; /* 0.9, 0.999, 1e-8 */
     double clip;           /* global gradient-norm clip, 0 = off (default 5) */
     double dropout;        /* on input embeddings and on u_t before the heads (default 0.2) */
+    double layer_dropout;  /* LRU stack: on the residual branches of every layer (default 0.2) */
     double value_weight;   /* weight of the value loss (default 1; 0 = no value head training) */
     double value_lr;       /* the value head's learning rate, as a multiple of lr (default 0.1: its
                               per-item gradients are sparse, and Adam makes each a full-size step) */
     double value_wd;       /* decoupled weight decay of value.item_emb, value.item_bias, value.w (default 0) */
-    int value_refit;       /* after training, refit the value head on the final u_t (value.item_emb = 0;
-                              value.w, value.item_bias, value.bias fit) for at most this many epochs,
+    int value_refit;       /* after training, refit the value head on the final u_t (train_value.c:
+                              value.item_emb = 0; value.user chosen on validation, value.item_bias,
+                              value.bias, value.w fit by full-batch Adam, at most 50 x this many steps),
                               keeping the best validation RMSE (the joint head included); 50, 0 = off */
+    int value_user;        /* 1 (default): the refit gives the value head the user bias of the state
+                              (MODEL_HEAD_VALUE_USER, when it validates better); 0: item biases and u
+                              only, as before it existed */
     train_loss loss;       /* full softmax (default) or sampled */
     int negatives;         /* sampled softmax: uniform negatives per chunk, shared (default 2048) */
     int mask_seen;         /* 1: the softmax at a position leaves out the items of the user's inputs so far
@@ -134,7 +139,9 @@ typedef struct {
     long positions;          /* training positions per epoch */
     long val_users;
     int threads;             /* OpenMP threads the run used */
-    int value_refit_epoch;   /* refit epoch kept + 1 (1: the joint head; 0: no refit); best_val.mae/rmse are its */
+    int value_refit_epoch;   /* the value head kept: 0 no refit, 1 the jointly trained head, 2 the refit;
+                                best_val.mae/rmse are its */
+    float value_user[2];     /* value.user's decay and shrinkage the refit chose (0, 0 without) */
 } train_result;
 
 /* Trains m in place (it must carry the heads the config trains: the scoring head always, the
@@ -211,7 +218,8 @@ int train_batch_loss_grad(const model *m, const train_data *d, const train_confi
                           const int *len, int n, float *grad, double *loss, char *err, size_t errlen);
 
 /* AdamW step over the whole parameter block: madam, vadam (n_params each) are the moments, t
- * the 1-based step. Decay applies to the tensors with ndim == 2. */
+ * the 1-based step. Decay applies to the tensors model_tensor_decays names (and value_wd to the
+ * value head's). */
 void train_adamw(model *m, const float *grad, float *madam, float *vadam, long t, const train_config *c);
 /* Scales grad so its global L2 norm is at most clip; returns the norm before clipping. */
 double train_clip(float *grad, size_t n, double clip);

@@ -13,6 +13,7 @@ int run_batch(seq_ctx *s, const int *users, const int *len, int n, int bptt, int
                      batch_run *br, char *err, size_t errlen) {
     seq_reset_state(s);
     s->cold_p = br->grad && br->c ? br->c->cold_dropout : 0; /* item dropout: training only */
+    s->layer_p = br->grad && br->c ? br->c->layer_dropout : 0; /* the LRU stack's residual dropout: training only */
     int maxlen = n ? len[0] : 0;
     for (long c0 = 0; c0 < maxlen; c0 += bptt) {
         int active = 0;

@@ -55,7 +55,10 @@ int train_rank_vectors_set(const model *m, const train_data *d, int holdout, con
             for (int64_t i = 0; i < tpos; i++) UNSEE(CAND(b + i));
             if (ev[tpos].has_value) {
                 if (model_m && has_value)
-                    metrics_add_value(model_m, model_predict_value(m, U + (size_t)u * D, ev[tpos].item), ev[tpos].value);
+                    metrics_add_value(model_m,
+                                      model_predict_value_user(m, U + (size_t)u * D, train_user_bias(m, ev, (long)tpos),
+                                                               ev[tpos].item),
+                                      ev[tpos].value);
                 if (pop_m && vn) metrics_add_value(pop_m, vmean, ev[tpos].value);
             }
         }

@@ -27,6 +27,37 @@ typedef struct {
     int targets;      /* 1: position g has the target event g+1 (training) */
 } seq_chunk;
 
+/* The LRU stack's buffers for one chunk (train_lru.c): every layer's activations, kept for
+ * backward, and the carried complex states. */
+typedef struct {
+    int L, Ns, F, H, I, maxN;
+    float *lre, *lim, *gam;      /* (L, Ns) the eigenvalues of the current parameters */
+    float *dlre, *dlim, *dgam;   /* (L, Ns) */
+    float *h0, *hT;              /* (L, maxN, 2Ns) the carried states: in, out */
+    float *zin;                  /* (L, P, H) each layer's input (z_0 = the input projection) */
+    float *ub, *hs;              /* (L, P, 2Ns) the recurrence's input and states */
+    float *y, *mask_y, *pre1, *z1, *f2, *mask_f, *pre2; /* (L, P, H) */
+    float *a1, *g1;              /* (L, P, F) the feed-forward's pre- and post-GELU */
+    float *st;                   /* (L, 4, P) LN1 mean, rstd, LN2 mean, rstd */
+    float *dz, *dz1, *dp, *dg, *da, *dh, *du; /* backward scratch: (P,H) x3, (P,F) x2, (P,2Ns) x2 */
+    int mask_valid;
+} seq_lru;
+
+/* The transformer blocks' buffers for one chunk (train_tf.c); keys and values on the extended
+ * steps, the last W-1 carried to the next chunk. */
+typedef struct {
+    int Lt, nh, H, F, W, maxN, maxT;
+    int lastN, lastT;            /* the chunk the keys and values were last computed for */
+    float *x, *n1, *st;          /* (Lt, P, H) block inputs and LN1 outputs; (Lt, 4, P) LN1, LN2 mean, rstd */
+    float *qkv;                  /* (Lt, Pe, 3H): q, k, v per extended position */
+    float *att;                  /* (Lt, P, nh, W) attention weights */
+    float *ctx, *a, *mask_o, *n2; /* (Lt, P, H) */
+    float *f1, *g1;              /* (Lt, P, F) */
+    float *f2, *mask_f;          /* (Lt, P, H) */
+    float *y, *hn, *stf;         /* (P, H) the last block's output, LNf of it; (2, P) its stats */
+    float *dx, *dy, *dn, *dqkv, *dctx, *dg; /* backward scratch */
+} seq_tf;
+
 typedef struct {
     const model *m;
     const train_data *d;
@@ -34,7 +65,10 @@ typedef struct {
     model_backend backend;
     int E, A, I, H, K, D, W, G, lstm, n_items;
     int maxN, maxT;
-    nn_rnn_train *rnn;        /* oneDNN backend */
+    nn_rnn_train *rnn;        /* oneDNN backend (LSTM/GRU) */
+    seq_lru *lru;             /* the LRU stack, instead of the RNN (both backends) */
+    seq_tf *tf;               /* transformer blocks, instead of the window attention (attention tf) */
+    double layer_p;           /* the LRU stack's residual dropout this pass (set by run_batch; 0 = none) */
     /* forward */
     float *xe;                /* (Te, N, I) inputs, after dropout */
     float *mask_e;            /* (Te, N, E+A) dropout scale of the embedding part */
@@ -107,10 +141,86 @@ int seq_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, size_t
 void seq_carry(seq_ctx *s, int N_next);
 void seq_reset_state(seq_ctx *s);
 
+/* The value head (train_value.c, train.c): the user bias b_u after events ev[0..n) (0 for a
+ * head without value.user), the data-dependent start of the heads' biases, and the head's refit
+ * on the final u_t (value.user chosen on validation). */
+float train_user_bias(const model *m, const model_event *ev, long n);
+void train_init_biases(model *m, const train_data *d, const int *tlen, int heads);
+int train_value_refit(model *m, const train_data *d, const train_config *c, const int *tlen, train_result *res,
+                      char *err, size_t errlen);
+/* The refit's objective, for the tests: the mean squared g-space error over the training targets
+ * (user u's positions 0..tlen[u]-1, u from U (events, D)) and, if grad is not NULL, its gradient
+ * over value.item_bias (n_items), value.bias (1) and value.w (D; 0 unless fit_w). NAN: no memory. */
+double train_value_loss(model *m, const train_data *d, const int *tlen, const float *U, int fit_w, double *grad);
+
 /* Features of every event of d, as model_step computes them per user ((events, F), caller frees). */
 float *train_features(const train_data *d);
 
 static inline int pad8(int n) { return (n + 7) & ~7; }
+
+/* Tensor k's gradient in the gradient block g, which has the parameter block's layout (NULL for
+ * a tensor this model does not have: another family's). */
+#define GRAD(s, g, k) ((s)->m->t[k].data ? (g) + ((s)->m->t[k].data - (s)->m->params) : NULL)
+
+/* expf for the softmax, in a form the compiler vectorizes (glibc's expf is a scalar call per
+ * element: a third of a training epoch went there). Cephes' expf: x = n ln2 + r, |r| <= ln2/2,
+ * e^r by a polynomial, 2^n through the exponent bits; about 1 ulp over the range the softmax
+ * uses (x <= 0; x below -87 is taken as -87, e^-87 = 1.6e-38, where expf gives denormals). */
+static inline float exp_poly(float x) {
+    x = x > -87.0f ? x : -87.0f; /* the softmax only asks for x <= 0 */
+    /* n = round(x / ln2) by the 1.5 * 2^23 trick (no floorf: plain SSE2 has no vector floor) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } scale;
+    scale.i = ((int32_t)n + 127) << 23;
+    return p * scale.f;
+}
+
+
+/* ---- the LRU stack (train_lru.c) ---- */
+int seq_lru_new(seq_lru **out, const model *m, int max_rows, int max_steps);
+void seq_lru_free(seq_lru *q);
+void seq_lru_reset(seq_lru *q);
+void seq_lru_carry(seq_lru *q, int N_next);
+/* The stack over the chunk: s->xrnn -> s->hs, from the carried states; dropout s->layer_p. */
+int seq_lru_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size_t errlen);
+/* From s->dhs to the stack's gradients and s->dx_rnn (set, not added). */
+int seq_lru_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, size_t errlen);
+
+/* ---- linear layers (train_linear.c) ---- */
+/* y (R,OC) = x (R,C) @ w (OC,C)^T + b (b may be NULL), on s's backend. -1: oneDNN failed. */
+int seq_lin_fwd(const seq_ctx *s, float *y, const float *x, const float *w, const float *b, long R, int C, int OC);
+/* dx (R,C) += dy @ w; dw (OC,C) += dy^T @ x; db (OC) += sum_r dy. Each of dx, dw, db may be NULL;
+ * R is at most the rows of s->ones. */
+int seq_lin_bwd(const seq_ctx *s, float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                long R, int C, int OC);
+/* GELU over n values: out = gelu(x); dx += dout gelu'(x). nn_ref's (scalar) or a float one
+ * within 2e-7 of it (dnnl). */
+void seq_gelu_fwd(const seq_ctx *s, float *out, const float *x, long n);
+void seq_gelu_bwd(const seq_ctx *s, float *dx, const float *x, const float *dout, long n);
+/* A dropout mask of n entries, 0 with probability p else 1/(1-p), from rng (p = 0: all ones,
+ * rng unused). */
+void seq_dropout_mask(float *mk, size_t n, double p, rng_t *rng);
+
+/* ---- the transformer blocks (train_tf.c) ---- */
+int seq_tf_new(seq_tf **out, const model *m, int max_rows, int max_steps);
+void seq_tf_free(seq_tf *f);
+/* Moves the keys and values of the last chunk's last W-1 steps before the next chunk's N_next rows. */
+void seq_tf_carry(seq_tf *f, int N_next);
+/* The blocks over the chunk: s->hs -> s->u (before u's dropout); dropout s->layer_p. */
+int seq_tf_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size_t errlen);
+/* From s->du to the blocks' and the output's gradients and s->dhs (set). */
+int seq_tf_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, size_t errlen);
 
 /* ---- one batch (train_batch.c) ---- */
 /* Runs a batch (users sorted by len, longest first) chunk by chunk. Training (grad != NULL):

@@ -2,22 +2,24 @@
  *
  * The gradient and the two moment buffers have the model's layout (one block, the same tensor
  * offsets), so the optimizer is one loop per tensor. AdamW as in PyTorch (Loshchilov & Hutter):
- *   p -= lr * wd * p                          (decoupled decay, matrices and embeddings only)
+ *   p -= lr * wd * p                          (decoupled decay, matrices and embeddings only:
+ *                                              model_tensor_decays)
  *   m  = b1 m + (1-b1) g,   v = b2 v + (1-b2) g^2
  *   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
  * with lr scaled by value_lr for the value head's tensors.
  */
 #include <math.h>
 
+#include "model_internal.h"
 #include "train.h"
 
 void train_adamw(model *m, const float *grad, float *madam, float *vadam, long t, const train_config *c) {
     const double b1 = c->beta1, b2 = c->beta2, lr = c->lr, eps = c->eps;
     const double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
     const float fb1 = (float)b1, fb2 = (float)b2;
-    for (int k = 0; k < MODEL_N_ALL_TENSORS; k++) {
+    for (int k = 0; k < MODEL_N_TENSORS; k++) {
         const model_tensor *x = &m->t[k];
-        if (!x->numel) continue;
+        if (!x->numel || k == T_VALUE_USER) continue; /* value.user is chosen on validation, not descended */
         size_t off = (size_t)(x->data - m->params), n = x->numel;
         float *p = x->data;
         const float *g = grad + off;
@@ -27,7 +29,7 @@ void train_adamw(model *m, const float *grad, float *madam, float *vadam, long t
         const int value = k >= T_VALUE_EMB && k <= T_VALUE_W;
         const double tlr = value ? lr * c->value_lr : lr;
         /* the value head's item and user parts decay with value_wd (its ratings are few and noisy) */
-        const double wd = value ? (k == T_VALUE_B ? 0.0 : c->value_wd) : x->ndim == 2 ? c->weight_decay : 0.0;
+        const double wd = value ? (k == T_VALUE_B ? 0.0 : c->value_wd) : model_tensor_decays(k) ? c->weight_decay : 0.0;
         const float decay = (float)(1.0 - tlr * wd);
         const float step = (float)(tlr / bc1), inv_bc2 = (float)(1.0 / bc2), feps = (float)eps;
 #pragma omp parallel for schedule(static)

@@ -35,21 +35,15 @@
 #include "train_internal.h"
 #include "vec.h"
 
-static float *falloc(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes ? bytes : 64);
-    return p;
-}
-
 static int32_t *ialloc(size_t n) { return calloc(n ? n : 1, sizeof(int32_t)); }
 
-#define GRAD(s, g, k) ((g) + ((s)->m->t[k].data - (s)->m->params))
 #define P(s, k) ((s)->m->t[k].data)
 
 void seq_ctx_free(seq_ctx *s) {
     if (!s) return;
     nn_rnn_train_free(s->rnn);
+    seq_lru_free(s->lru);
+    seq_tf_free(s->tf);
     float *f[] = {s->xe, s->mask_e, s->h0, s->c0, s->hT, s->cT, s->hs, s->cs, s->gates, s->ghs, s->gx, s->q,
                   s->kx, s->vx, s->att, s->z, s->u, s->mask_u, s->ud, s->dxe, s->dx_rnn, s->dhs, s->dq, s->dkx,
                   s->dvx, s->dz, s->du, s->ones, s->ub, s->dub, s->logits, s->rowloss, s->sc_w, s->sc_b,
@@ -78,30 +72,30 @@ int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float 
     const size_t H = (size_t)s->H, K = (size_t)s->K, D = (size_t)s->D, W = (size_t)s->W, G = (size_t)s->G;
     size_t C = (size_t)(s->n_items > 1 ? s->n_items - 1 : 1);
     if (negatives > 0 && (size_t)negatives + T * N < C) C = (size_t)negatives + T * N;
-    s->xe = falloc(Te * N * I), s->mask_e = falloc(Te * N * (size_t)(s->E + s->A));
+    s->xe = model_falloc(Te * N * I), s->mask_e = model_falloc(Te * N * (size_t)(s->E + s->A));
     s->item_e = ialloc(Te * N), s->act_e = ialloc(Te * N);
-    s->h0 = falloc(N * H), s->c0 = falloc(N * H), s->hT = falloc(N * H), s->cT = falloc(N * H);
-    s->hs = falloc(T * N * H);
-    s->q = falloc(T * N * K), s->kx = falloc(Te * N * K), s->vx = falloc(Te * N * K);
-    s->att = falloc(T * N * W), s->wl = ialloc(T * N), s->z = falloc(T * N * (H + K));
-    s->u = falloc(T * N * D), s->mask_u = falloc(T * N * D), s->ud = falloc(T * N * D);
-    s->dxe = falloc(Te * N * I), s->dx_rnn = falloc(T * N * I), s->dhs = falloc(T * N * H);
-    s->dq = falloc(T * N * K), s->dkx = falloc(Te * N * K), s->dvx = falloc(Te * N * K);
-    s->dz = falloc(T * N * (H + K)), s->du = falloc(T * N * D);
-    s->ones = falloc(Te * N > SEQ_BLK ? Te * N : SEQ_BLK);
+    s->h0 = model_falloc(N * H), s->c0 = model_falloc(N * H), s->hT = model_falloc(N * H), s->cT = model_falloc(N * H);
+    s->hs = model_falloc(T * N * H);
+    s->q = model_falloc(T * N * K), s->kx = model_falloc(Te * N * K), s->vx = model_falloc(Te * N * K);
+    s->att = model_falloc(T * N * W), s->wl = ialloc(T * N), s->z = model_falloc(T * N * (H + K));
+    s->u = model_falloc(T * N * D), s->mask_u = model_falloc(T * N * D), s->ud = model_falloc(T * N * D);
+    s->dxe = model_falloc(Te * N * I), s->dx_rnn = model_falloc(T * N * I), s->dhs = model_falloc(T * N * H);
+    s->dq = model_falloc(T * N * K), s->dkx = model_falloc(Te * N * K), s->dvx = model_falloc(Te * N * K);
+    s->dz = model_falloc(T * N * (H + K)), s->du = model_falloc(T * N * D);
+    s->ones = model_falloc(Te * N > SEQ_BLK ? Te * N : SEQ_BLK);
     s->pos = ialloc(T * N), s->tgt = ialloc(T * N);
     s->blk = (int)(SEQ_LOGITS_MAX / C < SEQ_BLK ? SEQ_LOGITS_MAX / C : SEQ_BLK);
     if (s->blk < 1) s->blk = 1;
     const size_t BLK = (size_t)s->blk;
-    s->ub = falloc(BLK * D), s->dub = falloc(BLK * D), s->logits = falloc(BLK * C);
-    s->rowloss = falloc(BLK);
+    s->ub = model_falloc(BLK * D), s->dub = model_falloc(BLK * D), s->logits = model_falloc(BLK * C);
+    s->rowloss = model_falloc(BLK);
     int ok = s->xe && s->mask_e && s->item_e && s->act_e && s->h0 && s->c0 && s->hT && s->cT && s->hs && s->q &&
              s->kx && s->vx && s->att && s->wl && s->z && s->u && s->mask_u && s->ud && s->dxe && s->dx_rnn &&
              s->dhs && s->dq && s->dkx && s->dvx && s->dz && s->du && s->ones && s->pos && s->tgt && s->ub &&
              s->dub && s->logits && s->rowloss;
     if (negatives > 0) {
         s->cand = ialloc(C), s->cmap = ialloc((size_t)s->n_items);
-        s->sc_w = falloc(C * D), s->sc_b = falloc(C), s->dsc_w = falloc(C * D), s->dsc_b = falloc(C);
+        s->sc_w = model_falloc(C * D), s->sc_b = model_falloc(C), s->dsc_w = model_falloc(C * D), s->dsc_b = model_falloc(C);
         ok = ok && s->cand && s->cmap && s->sc_w && s->sc_b && s->dsc_w && s->dsc_b;
     }
     s->T = c->text_dim;
@@ -111,28 +105,35 @@ int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float 
         for (int64_t i = 0; i < d->start[d->n_users] && !event_texts; i++) event_texts = d->ev[i].event_text != NULL;
         s->text_cap = (int)(NI < Te * N ? NI : Te * N);
         s->tmap = ialloc(NI), s->titem = ialloc((size_t)s->text_cap);
-        s->txb = falloc((size_t)s->text_cap * TT), s->ain = falloc((size_t)s->text_cap * E);
-        s->dain = falloc((size_t)s->text_cap * E), s->tsum = falloc(E > D ? E : D);
+        s->txb = model_falloc((size_t)s->text_cap * TT), s->ain = model_falloc((size_t)s->text_cap * E);
+        s->dain = model_falloc((size_t)s->text_cap * E), s->tsum = model_falloc(E > D ? E : D);
         ok = ok && s->tmap && s->titem && s->txb && s->ain && s->dain && s->tsum;
         if (ok) for (size_t i = 0; i < NI; i++) s->tmap[i] = -1;
         if (event_texts) {
             s->ev_cap = (int)(T * N);
-            s->epos = ialloc(T * N), s->etb = falloc(T * N * TT), s->aev = falloc(T * N * E), s->daev = falloc(T * N * E);
-            s->xr = falloc(T * N * I);
+            s->epos = ialloc(T * N), s->etb = model_falloc(T * N * TT), s->aev = model_falloc(T * N * E), s->daev = model_falloc(T * N * E);
+            s->xr = model_falloc(T * N * I);
             ok = ok && s->epos && s->etb && s->aev && s->daev && s->xr;
         }
         /* the output adaptor: every candidate's row (full softmax: all items; sampled: C) */
         size_t rows = C < NI ? C : NI;
-        s->sc_eff = falloc(C * D), s->dsc_eff = falloc(C * D), s->ocol = ialloc(rows);
-        s->txo = falloc(rows * TT), s->aout = falloc(rows * D);
-        s->cold = calloc(NI, 1), s->bc_eff = falloc(C), s->dbc_eff = falloc(C);
+        s->sc_eff = model_falloc(C * D), s->dsc_eff = model_falloc(C * D), s->ocol = ialloc(rows);
+        s->txo = model_falloc(rows * TT), s->aout = model_falloc(rows * D);
+        s->cold = calloc(NI, 1), s->bc_eff = model_falloc(C), s->dbc_eff = model_falloc(C);
         ok = ok && s->sc_eff && s->dsc_eff && s->ocol && s->txo && s->aout && s->cold && s->bc_eff && s->dbc_eff;
     }
-    if (backend == MODEL_BACKEND_SCALAR) {
-        s->cs = falloc(T * N * H), s->gates = falloc(T * N * G * H), s->ghs = falloc(T * N * 3 * H);
-        s->gx = falloc(N * 3 * H);
+    if (c->attn == MODEL_ATTN_TF) ok = ok && seq_tf_new(&s->tf, m, s->maxN, s->maxT) == 0;
+    if (c->cell == MODEL_CELL_LRU || c->cell == MODEL_CELL_NONE) {
+        ok = ok && seq_lru_new(&s->lru, m, s->maxN, s->maxT) == 0;
+        if (backend == MODEL_BACKEND_SCALAR) { /* the scalar attention's scratch only */
+            s->scratch = model_falloc(2 * W * I + 2 * W * K + W + K);
+            ok = ok && s->scratch;
+        }
+    } else if (backend == MODEL_BACKEND_SCALAR) {
+        s->cs = model_falloc(T * N * H), s->gates = model_falloc(T * N * G * H), s->ghs = model_falloc(T * N * 3 * H);
+        s->gx = model_falloc(N * 3 * H);
         /* per position: xs, dxs (W,I); k, v (W,K); a (W); q (K); rnn: 4 (N,H) carries */
-        s->scratch = falloc(2 * W * I + 2 * W * K + W + K + 4 * N * H);
+        s->scratch = model_falloc(2 * W * I + 2 * W * K + W + K + 4 * N * H);
         ok = ok && s->cs && s->gates && s->ghs && s->gx && s->scratch;
     }
     if (!ok) {
@@ -140,7 +141,7 @@ int seq_ctx_new(seq_ctx **out, const model *m, const train_data *d, const float 
         return model_errf(err, errlen, "trainer: out of memory for a %zu x %zu chunk", N, T);
     }
     for (size_t i = 0; i < (Te * N > SEQ_BLK ? Te * N : SEQ_BLK); i++) s->ones[i] = 1.0f;
-    if (backend == MODEL_BACKEND_DNNL && nn_rnn_train_new(&s->rnn, s->lstm, s->I, s->H, err, errlen)) {
+    if (backend == MODEL_BACKEND_DNNL && !s->lru && nn_rnn_train_new(&s->rnn, s->lstm, s->I, s->H, err, errlen)) {
         seq_ctx_free(s);
         return -1;
     }
@@ -164,40 +165,16 @@ float *train_features(const train_data *d) {
 }
 
 void seq_reset_state(seq_ctx *s) {
+    if (s->lru) seq_lru_reset(s->lru);
     memset(s->h0, 0, (size_t)s->maxN * s->H * sizeof(float));
     memset(s->c0, 0, (size_t)s->maxN * s->H * sizeof(float));
 }
 
 void seq_carry(seq_ctx *s, int N_next) {
+    if (s->lru) seq_lru_carry(s->lru, N_next);
+    if (s->tf) seq_tf_carry(s->tf, N_next);
     memcpy(s->h0, s->hT, (size_t)N_next * s->H * sizeof(float));
     if (s->lstm) memcpy(s->c0, s->cT, (size_t)N_next * s->H * sizeof(float));
-}
-
-/* ---- linear layers: y (R,OC) = x (R,C) @ w (OC,C)^T + b -------------------------------------- */
-
-static int lin_fwd(const seq_ctx *s, float *y, const float *x, const float *w, const float *b, long R, int C, int OC) {
-    if (s->backend == MODEL_BACKEND_SCALAR) {
-        linear_forward(y, x, w, b, (int)R, C, OC);
-        return 0;
-    }
-    if (R == 0) return 0;
-    for (long r = 0; r < R; r++)
-        if (b) memcpy(y + r * OC, b, (size_t)OC * sizeof(float));
-        else memset(y + r * OC, 0, (size_t)OC * sizeof(float));
-    return nn_gemm('N', 'T', R, OC, C, 1.0f, x, C, w, C, 1.0f, y, OC);
-}
-
-/* dx (R,C) += dy @ w; dw (OC,C) += dy^T @ x; db (OC) += sum_r dy. Each of dx, dw, db may be NULL. */
-static int lin_bwd(const seq_ctx *s, float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
-                   long R, int C, int OC) {
-    if (s->backend == MODEL_BACKEND_SCALAR) {
-        linear_backward(dx, dw, db, dy, x, w, (int)R, C, OC);
-        return 0;
-    }
-    if (dx && nn_gemm('N', 'N', R, C, OC, 1.0f, dy, OC, w, C, 1.0f, dx, C)) return -1;
-    if (dw && nn_gemm('T', 'N', OC, C, R, 1.0f, dy, OC, x, C, 1.0f, dw, C)) return -1;
-    if (db && nn_gemm('T', 'N', OC, 1, R, 1.0f, dy, OC, s->ones, 1, 1.0f, db, 1)) return -1;
-    return 0;
 }
 
 /* ---- the text adaptors ----------------------------------------------------------------------- */
@@ -208,7 +185,7 @@ static inline int64_t ev_index(const seq_ctx *s, const seq_chunk *ch, int b, lon
 static int adapt_bwd(seq_ctx *s, float *dW, float *db, const float *dA, const float *X, const float *W, int n, int T,
                      int OUT) {
     if (n == 0) return 0;
-    if (lin_bwd(s, NULL, dW, NULL, dA, X, W, n, T, OUT)) return -1;
+    if (seq_lin_bwd(s, NULL, dW, NULL, dA, X, W, n, T, OUT)) return -1;
     for (int o = 0; o < OUT; o++) {
         double acc = 0;
         for (int r = 0; r < n; r++) acc += dA[(size_t)r * OUT + o];
@@ -243,7 +220,7 @@ static int chunk_item_texts(seq_ctx *s, const seq_chunk *ch) {
             s->titem[s->ntext++] = it;
         }
     (void)N;
-    return lin_fwd(s, s->ain, s->txb, P(s, T_TEXT_W), NULL, s->ntext, TT, s->E);
+    return seq_lin_fwd(s, s->ain, s->txb, P(s, T_TEXT_W), NULL, s->ntext, TT, s->E);
 }
 
 /* ---- forward ----------------------------------------------------------------------------- */
@@ -253,11 +230,12 @@ static inline int64_t ev_index(const seq_ctx *s, const seq_chunk *ch, int b, lon
     return s->d->start[ch->users[b]] + g;
 }
 
-static int rnn_forward(seq_ctx *s, const seq_chunk *ch, char *err, size_t errlen) {
+static int rnn_forward(seq_ctx *s, const seq_chunk *ch, rng_t *rng, char *err, size_t errlen) {
     const model *m = s->m;
     const int N = ch->N, T = ch->T, I = s->I, H = s->H, W = s->W;
     const float *x0 = s->xrnn;
     (void)W;
+    if (s->lru) return seq_lru_forward(s, ch, rng, err, errlen);
     if (s->backend == MODEL_BACKEND_DNNL) {
         if (nn_rnn_train_set_weights(s->rnn, P(s, T_W_IH), P(s, T_W_HH), P(s, T_B_IH), P(s, T_B_HH), err, errlen))
             return -1;
@@ -398,7 +376,7 @@ int seq_forward(seq_ctx *s, const seq_chunk *ch, double dropout, rng_t *rng, cha
                 s->epos[s->nev++] = t * N + b;
             }
         if (s->nev) {
-            if (lin_fwd(s, s->aev, s->etb, P(s, T_TEXT_W), NULL, s->nev, TT, E))
+            if (seq_lin_fwd(s, s->aev, s->etb, P(s, T_TEXT_W), NULL, s->nev, TT, E))
                 return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
             memcpy(s->xr, s->xrnn, (size_t)T * N * I * sizeof(float));
             for (int k = 0; k < s->nev; k++) {
@@ -411,17 +389,20 @@ int seq_forward(seq_ctx *s, const seq_chunk *ch, double dropout, rng_t *rng, cha
         }
     }
     /* 2. rnn */
-    if (rnn_forward(s, ch, err, errlen)) return -1;
-    /* 3. attention */
-    if (s->backend == MODEL_BACKEND_DNNL &&
-        (lin_fwd(s, s->q, s->hs, P(s, T_W_Q), P(s, T_B_Q), (long)T * N, H, K) ||
-         lin_fwd(s, s->kx, s->xe, P(s, T_W_K), P(s, T_B_K), (long)Te * N, I, K) ||
-         lin_fwd(s, s->vx, s->xe, P(s, T_W_V), P(s, T_B_V), (long)Te * N, I, K)))
+    if (rnn_forward(s, ch, rng, err, errlen)) return -1;
+    /* 3. attention and 4. output: the transformer blocks, or the window attention */
+    if (s->tf) {
+        if (seq_tf_forward(s, ch, rng, err, errlen)) return -1;
+    } else if (s->backend == MODEL_BACKEND_DNNL &&
+        (seq_lin_fwd(s, s->q, s->hs, P(s, T_W_Q), P(s, T_B_Q), (long)T * N, H, K) ||
+         seq_lin_fwd(s, s->kx, s->xe, P(s, T_W_K), P(s, T_B_K), (long)Te * N, I, K) ||
+         seq_lin_fwd(s, s->vx, s->xe, P(s, T_W_V), P(s, T_B_V), (long)Te * N, I, K)))
         return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
-    attention_forward(s, ch);
-    /* 4. output */
-    if (lin_fwd(s, s->u, s->z, P(s, T_OUT_W), P(s, T_OUT_B), (long)T * N, H + K, D))
-        return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
+    if (!s->tf) {
+        attention_forward(s, ch);
+        if (seq_lin_fwd(s, s->u, s->z, P(s, T_OUT_W), P(s, T_OUT_B), (long)T * N, H + K, D))
+            return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
+    }
     size_t TN = (size_t)T * N;
     if (dropout > 0) {
         for (size_t p = 0; p < TN; p++) {
@@ -444,30 +425,6 @@ int seq_forward(seq_ctx *s, const seq_chunk *ch, double dropout, rng_t *rng, cha
 }
 
 /* ---- heads ------------------------------------------------------------------------------- */
-
-/* expf for the softmax, in a form the compiler vectorizes (glibc's expf is a scalar call per
- * element: a third of a training epoch went there). Cephes' expf: x = n ln2 + r, |r| <= ln2/2,
- * e^r by a polynomial, 2^n through the exponent bits; about 1 ulp over the range the softmax
- * uses (x <= 0; x below -87 is taken as -87, e^-87 = 1.6e-38, where expf gives denormals). */
-static inline float exp_poly(float x) {
-    x = x > -87.0f ? x : -87.0f; /* the softmax only asks for x <= 0 */
-    /* n = round(x / ln2) by the 1.5 * 2^23 trick (no floorf: plain SSE2 has no vector floor) */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } scale;
-    scale.i = ((int32_t)n + 127) << 23;
-    return p * scale.f;
-}
 
 /* One row of logits l (C) -> l = (softmax(l) - onehot(col)) * inv; returns -log softmax(l)[col].
  * Cloned for AVX-512 / AVX2 / baseline and picked at load time (the build targets plain x86-64). */
@@ -569,7 +526,7 @@ int seq_heads(seq_ctx *s, const seq_chunk *ch, const train_config *c, rng_t *rng
             for (int k = 0; k < TT; k++) x[k] = t[k] - bo[k];
             s->ocol[s->nout++] = j;
         }
-        if (lin_fwd(s, s->aout, s->txo, P(s, T_SCORE_TEXT_W), NULL, s->nout, TT, D))
+        if (seq_lin_fwd(s, s->aout, s->txo, P(s, T_SCORE_TEXT_W), NULL, s->nout, TT, D))
             return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
         for (int r = 0; r < s->nout; r++) axpyf((float *)Wc + (size_t)s->ocol[r] * D, 1.0f, s->aout + (size_t)r * D, D);
     }
@@ -579,11 +536,12 @@ int seq_heads(seq_ctx *s, const seq_chunk *ch, const train_config *c, rng_t *rng
     float *dv0 = value_head ? GRAD(s, grad, T_VALUE_B) : NULL;
     const float *vw = value_head ? P(s, T_VALUE_W) : NULL;
     float *dvw = value_head ? GRAD(s, grad, T_VALUE_W) : NULL;
+
     double total = 0;
     for (long r0 = 0; r0 < np; r0 += s->blk) {
         const int nb = (int)(np - r0 < s->blk ? np - r0 : s->blk);
         for (int r = 0; r < nb; r++) memcpy(s->ub + (size_t)r * D, s->ud + (size_t)s->pos[r0 + r] * D, (size_t)D * sizeof(float));
-        if (lin_fwd(s, s->logits, s->ub, Wc, bc, nb, D, C)) return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
+        if (seq_lin_fwd(s, s->logits, s->ub, Wc, bc, nb, D, C)) return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
         /* softmax cross-entropy, row by row; logits become dloss/dlogits. mask_seen: the items of
          * the user's inputs so far (but the target) leave the softmax: -inf in, zero gradient out. */
 #pragma omp parallel for schedule(static)
@@ -630,7 +588,7 @@ int seq_heads(seq_ctx *s, const seq_chunk *ch, const train_config *c, rng_t *rng
                 dvb[it] += dp;
                 *dv0 += dp;
             }
-        if (lin_bwd(s, s->dub, dWc, dbc, s->logits, s->ub, Wc, nb, D, C))
+        if (seq_lin_bwd(s, s->dub, dWc, dbc, s->logits, s->ub, Wc, nb, D, C))
             return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
         for (int r = 0; r < nb; r++) {
             size_t p = (size_t)s->pos[r0 + r];
@@ -728,8 +686,9 @@ static int rnn_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err,
     float *dWih = GRAD(s, grad, T_W_IH), *dWhh = GRAD(s, grad, T_W_HH), *dbih = GRAD(s, grad, T_B_IH),
           *dbhh = GRAD(s, grad, T_B_HH);
     float *dxe0 = s->dxe + (size_t)(W - 1) * N * I;
-    if (s->backend == MODEL_BACKEND_DNNL) {
-        if (nn_rnn_train_backward(s->rnn, s->dhs, s->dx_rnn, dWih, dWhh, dbih, dbhh, err, errlen)) return -1;
+    if (s->lru || s->backend == MODEL_BACKEND_DNNL) {
+        if (s->lru && seq_lru_backward(s, ch, grad, err, errlen)) return -1;
+        if (!s->lru && nn_rnn_train_backward(s->rnn, s->dhs, s->dx_rnn, dWih, dWhh, dbih, dbhh, err, errlen)) return -1;
         size_t n = (size_t)T * N * I;
         for (size_t i = 0; i < n; i++) dxe0[i] += s->dx_rnn[i];
         return 0;
@@ -765,18 +724,21 @@ int seq_backward(seq_ctx *s, const seq_chunk *ch, float *grad, char *err, size_t
     const int N = ch->N, T = ch->T, W = s->W, Te = T + W - 1, E = s->E, A = s->A, EA = E + A, I = s->I;
     const int H = s->H, K = s->K, D = s->D;
     const size_t TN = (size_t)T * N;
-    /* output: u = z Wout^T + bout */
-    memset(s->dz, 0, TN * (H + K) * sizeof(float));
-    if (lin_bwd(s, s->dz, GRAD(s, grad, T_OUT_W), GRAD(s, grad, T_OUT_B), s->du, s->z, P(s, T_OUT_W), (long)TN, H + K, D))
-        return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
-    for (size_t p = 0; p < TN; p++) memcpy(s->dhs + p * H, s->dz + p * (H + K), (size_t)H * sizeof(float));
     memset(s->dxe, 0, (size_t)Te * N * I * sizeof(float));
-    /* attention */
-    attention_backward(s, ch, grad);
-    if (s->backend == MODEL_BACKEND_DNNL &&
-        (lin_bwd(s, s->dhs, GRAD(s, grad, T_W_Q), GRAD(s, grad, T_B_Q), s->dq, s->hs, P(s, T_W_Q), (long)TN, H, K) ||
-         lin_bwd(s, s->dxe, GRAD(s, grad, T_W_K), GRAD(s, grad, T_B_K), s->dkx, s->xe, P(s, T_W_K), (long)Te * N, I, K) ||
-         lin_bwd(s, s->dxe, GRAD(s, grad, T_W_V), GRAD(s, grad, T_B_V), s->dvx, s->xe, P(s, T_W_V), (long)Te * N, I, K)))
+    if (s->tf) { /* the transformer blocks and the output: s->du -> s->dhs */
+        if (seq_tf_backward(s, ch, grad, err, errlen)) return -1;
+    } else { /* output: u = z Wout^T + bout, then the window attention */
+        memset(s->dz, 0, TN * (H + K) * sizeof(float));
+        if (seq_lin_bwd(s, s->dz, GRAD(s, grad, T_OUT_W), GRAD(s, grad, T_OUT_B), s->du, s->z, P(s, T_OUT_W), (long)TN,
+                        H + K, D))
+            return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
+        for (size_t p = 0; p < TN; p++) memcpy(s->dhs + p * H, s->dz + p * (H + K), (size_t)H * sizeof(float));
+        attention_backward(s, ch, grad);
+    }
+    if (!s->tf && s->backend == MODEL_BACKEND_DNNL &&
+        (seq_lin_bwd(s, s->dhs, GRAD(s, grad, T_W_Q), GRAD(s, grad, T_B_Q), s->dq, s->hs, P(s, T_W_Q), (long)TN, H, K) ||
+         seq_lin_bwd(s, s->dxe, GRAD(s, grad, T_W_K), GRAD(s, grad, T_B_K), s->dkx, s->xe, P(s, T_W_K), (long)Te * N, I, K) ||
+         seq_lin_bwd(s, s->dxe, GRAD(s, grad, T_W_V), GRAD(s, grad, T_B_V), s->dvx, s->xe, P(s, T_W_V), (long)Te * N, I, K)))
         return model_errf(err, errlen, "trainer: oneDNN sgemm failed");
     /* rnn */
     if (rnn_backward(s, ch, grad, err, errlen)) return -1;

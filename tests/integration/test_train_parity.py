@@ -1,4 +1,6 @@
-"""Train/serve parity: the vectors the worker publishes are the trainer's own forward.
+"""Train/serve parity: the vectors the worker publishes are the trainer's own forward, for every
+family (the GRU with the window attention; the LRU stack; the GRU under transformer blocks, whose
+keys and values the worker caches in the state).
 
 `ievo train` (ML-100K when present, else the synthetic generator) trains one epoch and writes,
 with --dump-forward, its batched sequence forward (oneDNN RNN over whole sequences, batched
@@ -19,11 +21,10 @@ from harness import (FAST_GROUP, Broker, Workdir, consume_vectors, data_args, ie
 TOL = 1e-4
 
 
-def main():
-    produce_args, _, name = data_args()
+def run(family, produce_args, name):
     wd = Workdir("train-parity")
     model, dump = wd("model.safetensors"), wd("forward.jsonl")
-    r = ievo("train", *produce_args, "--out", model, "--epochs", "1", "--dump-forward", dump, timeout=900)
+    r = ievo("train", *produce_args, *family, "--out", model, "--epochs", "1", "--dump-forward", dump, timeout=900)
     log("[parity] " + r.stderr.decode(errors="replace").strip().splitlines()[-2])
     info = json.loads(ievo("model", "info", model).stdout)
     meta = info["meta"]
@@ -34,7 +35,7 @@ def main():
     trainer = {}
     for x in json_lines(open(dump, "rb").read()):
         trainer[(x["user_id"], x["events"])] = x["vector"]
-    log(f"[parity] data {name}: the trainer's forward at {len(trainer)} positions")
+    log(f"[parity] data {name}, {info['family']}: the trainer's forward at {len(trainer)} positions")
 
     topics = ["user-actions", "state-changelog", "interest-vectors:32", "user-actions.dlq:2"]
     with Broker(topics, partitions=8, workdir=wd.path) as b:
@@ -44,8 +45,14 @@ def main():
              timeout=900)
         outputs = consume_vectors(b.bootstrap)
     worst = check_parity(outputs, trainer, TOL, info["model_id"])
-    log(f"[parity] {len(outputs)} published vectors equal the trainer's forward: max |diff| {worst:.2e}")
+    log(f"[parity] {info['family']}: {len(outputs)} published vectors equal the trainer's forward: max |diff| {worst:.2e}")
     wd.cleanup()
+
+
+def main():
+    produce_args, _, name = data_args()
+    for family in (["--cell", "gru"], ["--cell", "lru"], ["--cell", "gru", "--attention", "tf"]):
+        run(family, produce_args, name)
 
 
 if __name__ == "__main__":

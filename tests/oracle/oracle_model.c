@@ -3,7 +3,11 @@
  *
  *   oracle_model init OUT CELL E A H K D W N_ITEMS N_ACTIONS SEED [TEXT_DIM]
  *       items "m1".."m<N_ITEMS>", actions "act1".."act<N_ACTIONS>"; writes a model file (a text
- *       model when TEXT_DIM > 0, with a random text.b so that the adaptor's bias counts).
+ *       model when TEXT_DIM > 0, with a random text.b so that the adaptor's bias counts). CELL is
+ *       lstm, gru, none or lru:L:N:F (an LRU stack of L layers, complex state N, feed-forward F),
+ *       each optionally followed by +tf:B:NH:F (B transformer blocks of NH heads and feed-forward F
+ *       instead of the window attention); every LayerNorm's gains and shifts are made random so
+ *       that both count.
  *   oracle_model run MODEL EVENTS BACKEND MAX_BATCH OUT_VEC OUT_STATES [TEXTS]
  *       EVENTS is text: "users U", then "wave" lines each followed by that wave's events
  *       "e USER ITEM_ID ACTION_ID TS HAS_VALUE VALUE [EVENT_TEXT_ROW]" (string ids, mapped with the
@@ -56,8 +60,13 @@ static int cmd_init(char **a, int text_dim) {
     model_config_default(&cfg);
     cfg.text_dim = text_dim;
     const char *keys[] = {"cell", "item_dim", "action_dim", "hidden", "attn_dim", "out_dim", "window"};
+    int lru = sscanf(a[1], "lru:%d:%d:%d", &cfg.layers, &cfg.state_dim, &cfg.ffn_dim) == 3;
+    char cell[16];
+    snprintf(cell, sizeof cell, "%.*s", (int)strcspn(a[1], ":+"), a[1]);
+    const char *tf = strstr(a[1], "+tf:");
+    if (tf && sscanf(tf, "+tf:%d:%d:%d", &cfg.blocks, &cfg.heads, &cfg.ffn_dim) == 3) cfg.attn = MODEL_ATTN_TF;
     for (int i = 0; i < 7; i++)
-        if (model_config_set(&cfg, keys[i], a[1 + i], err, sizeof err)) {
+        if (model_config_set(&cfg, keys[i], i == 0 ? cell : a[1 + i], err, sizeof err)) {
             fprintf(stderr, "%s\n", err);
             return 2;
         }
@@ -78,6 +87,12 @@ static int cmd_init(char **a, int text_dim) {
     if (rc == 0 && text_dim > 0) { /* a random text.b: the bias of the adaptor must count */
         for (int i = 0; i < text_dim; i++) m->t[T_TEXT_B].data[i] = 0.02f * (float)((i * 37) % 11 - 5);
         rc = model_add_heads(m, 0, 0, err, sizeof err); /* identity only */
+    }
+    if (rc == 0 && (lru || tf)) { /* LayerNorm gains and shifts away from 1 and 0 */
+        const int ln[] = {T_LRU_LN, T_TF_LN, T_TF_LNF};
+        for (int k = 0; k < 3; k++)
+            for (size_t i = 0; i < m->t[ln[k]].numel; i++) m->t[ln[k]].data[i] += 0.1f * (float)((int)(i * 13 % 9) - 4);
+        rc = model_add_heads(m, 0, 0, err, sizeof err);
     }
     if (rc == 0) rc = model_set_meta(m, "{\"purpose\":\"oracle test\",\"seed\":1}", err, sizeof err);
     if (rc == 0) rc = model_save(m, a[0], err, sizeof err);

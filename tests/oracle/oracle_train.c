@@ -6,13 +6,15 @@
  *       random inputs for linear, lstm_cell, gru_cell, window_attention; writes each kernel's
  *       inputs, a cotangent, its forward output and every backward gradient to OUT.
  *   oracle_train grad MODEL_OUT EVENTS CELL E A H K D W N_ITEMS N_ACTIONS SEED BPTT BACKEND MASK LOSS_OUT
- *       builds a model with both heads (items "m1".., actions "act1.."), saves it, reads EVENTS
+ *       builds a model with both heads (CELL lstm, gru or lru:L:N:F; items "m1".., actions "act1..";
+ *       LayerNorm gains and shifts off 1 and 0), saves it, reads EVENTS
  *       ("users U", then per user "user N" and N lines "ITEM ACTION TS HAS_VALUE VALUE"), runs
  *       train_batch_loss_grad over every user (each input predicts the next event; no dropout)
  *       with the given BPTT, backend (scalar|dnnl) and mask_seen (0|1), and writes the loss and
  *       the gradient.
  *   OUT format: records "name\n" u32 count, count float32 (loss: one float64 as two floats).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +101,62 @@ static int cmd_kernels(const char *out, uint64_t seed) {
         put(f, "att.dw_v", dwv, K * I), put(f, "att.db_v", dbv, K);
         free(h), free(xs), free(wq), free(bq), free(wk), free(bk), free(wv), free(bv), free(g);
     }
+    /* layernorm (with a second row shifted and scaled, so mean and variance matter) */
+    {
+        const int C = 6;
+        float *x = rnd(&r, B * C, 2), *w = rnd(&r, C, 1), *b = rnd(&r, C, 0.5), *g = rnd(&r, B * C, 1);
+        for (int i = 0; i < C; i++) x[C + i] = 3.0f + 0.1f * x[C + i];
+        float y[64], mean[8], rstd[8], dx[64] = {0}, dw[16] = {0}, db[16] = {0};
+        layernorm_forward(y, mean, rstd, x, w, b, B, C);
+        layernorm_backward(dx, dw, db, g, x, mean, rstd, w, B, C);
+        put(f, "ln.x", x, B * C), put(f, "ln.w", w, C), put(f, "ln.b", b, C), put(f, "ln.g", g, B * C);
+        put(f, "ln.y", y, B * C), put(f, "ln.dx", dx, B * C), put(f, "ln.dw", dw, C), put(f, "ln.db", db, C);
+        free(x), free(w), free(b), free(g);
+    }
+    /* gelu over a wide range */
+    {
+        const int n = 24;
+        float *x = rnd(&r, n, 4), *g = rnd(&r, n, 1), y[32], dx[32] = {0};
+        gelu_forward(y, x, n);
+        gelu_backward(dx, x, g, n);
+        put(f, "gelu.x", x, n), put(f, "gelu.g", g, n), put(f, "gelu.y", y, n), put(f, "gelu.dx", dx, n);
+        free(x), free(g);
+    }
+    /* the LRU recurrence: eigenvalues from their logs, then T steps over B rows from h0 */
+    {
+        const int N = 4, T = 5;
+        float nu[4], th[4], gl[4];
+        for (int k = 0; k < N; k++) { /* |lambda| in 0.6..0.95, phases across the circle, as init draws them */
+            double mod = 0.6 + 0.35 * rng_uniform(&r);
+            nu[k] = (float)log(-log(mod));
+            th[k] = (float)log(0.1 + 6.0 * rng_uniform(&r));
+            gl[k] = (float)log(sqrt(1 - mod * mod));
+        }
+        float *u = rnd(&r, T * B * 2 * N, 1), *h0 = rnd(&r, B * 2 * N, 1), *g = rnd(&r, T * B * 2 * N, 1);
+        float lre[4], lim[4], gam[4], hs[512], du[512] = {0}, dh0[64] = {0}, dlre[4] = {0}, dlim[4] = {0}, dgam[4] = {0};
+        float dnu[4] = {0}, dth[4] = {0}, dgl[4] = {0};
+        lru_lambda_forward(lre, lim, gam, nu, th, gl, N);
+        lru_scan_forward(hs, u, h0, lre, lim, gam, T, B, N);
+        lru_scan_backward(du, dh0, dlre, dlim, dgam, g, hs, u, h0, lre, lim, gam, T, B, N);
+        lru_lambda_backward(dnu, dth, dgl, dlre, dlim, dgam, lre, lim, gam, th, nu, N);
+        put(f, "lru.nu", nu, N), put(f, "lru.theta", th, N), put(f, "lru.gamma_log", gl, N);
+        put(f, "lru.u", u, T * B * 2 * N), put(f, "lru.h0", h0, B * 2 * N), put(f, "lru.g", g, T * B * 2 * N);
+        put(f, "lru.hs", hs, T * B * 2 * N), put(f, "lru.du", du, T * B * 2 * N), put(f, "lru.dh0", dh0, B * 2 * N);
+        put(f, "lru.dnu", dnu, N), put(f, "lru.dtheta", dth, N), put(f, "lru.dgamma_log", dgl, N);
+        free(u), free(h0), free(g);
+    }
+    /* the transformer's window attention: 3 heads of 2, 5 entries, K and V interleaved as the state
+     * keeps them (row stride 2H) */
+    {
+        const int Hm = 6, nh = 3, nw = 5;
+        float *q = rnd(&r, Hm, 1), *kv = rnd(&r, nw * 2 * Hm, 1), *g = rnd(&r, Hm, 1);
+        float out[8], att[16], dq[8] = {0}, dkv[64] = {0};
+        mha_window_forward(out, att, q, kv, 2 * Hm, kv + Hm, 2 * Hm, nw, Hm, nh);
+        mha_window_backward(dq, dkv, dkv + Hm, g, att, q, kv, 2 * Hm, kv + Hm, 2 * Hm, nw, Hm, nh);
+        put(f, "mha.q", q, Hm), put(f, "mha.kv", kv, nw * 2 * Hm), put(f, "mha.g", g, Hm), put(f, "mha.out", out, Hm);
+        put(f, "mha.dq", dq, Hm), put(f, "mha.dkv", dkv, nw * 2 * Hm);
+        free(q), free(kv), free(g);
+    }
     return fclose(f) ? 1 : 0;
 }
 
@@ -107,8 +165,16 @@ static int cmd_grad(char **a) {
     model_config cfg;
     model_config_default(&cfg);
     const char *keys[] = {"cell", "item_dim", "action_dim", "hidden", "attn_dim", "out_dim", "window"};
+    /* CELL: lstm, gru, none or lru:L:N:F (an LRU stack of L layers, complex state N, feed-forward
+     * F), optionally +tf:B:NH:F (B transformer blocks of NH heads, feed-forward F) */
+    sscanf(a[2], "lru:%d:%d:%d", &cfg.layers, &cfg.state_dim, &cfg.ffn_dim);
+    char cell[16];
+    snprintf(cell, sizeof cell, "%.*s", (int)strcspn(a[2], ":+"), a[2]);
+    const char *tf = strstr(a[2], "+tf:");
+    if (tf && sscanf(tf, "+tf:%d:%d:%d", &cfg.blocks, &cfg.heads, &cfg.ffn_dim) == 3) cfg.attn = MODEL_ATTN_TF;
     for (int i = 0; i < 7; i++)
-        if (model_config_set(&cfg, keys[i], a[2 + i], err, sizeof err)) return fprintf(stderr, "%s\n", err), 2;
+        if (model_config_set(&cfg, keys[i], i == 0 ? cell : a[2 + i], err, sizeof err))
+            return fprintf(stderr, "%s\n", err), 2;
     int ni = atoi(a[9]), na = atoi(a[10]), bptt = atoi(a[12]);
     uint64_t seed = strtoull(a[11], NULL, 10);
     char **items = malloc((size_t)ni * sizeof *items), **acts = malloc((size_t)na * sizeof *acts);
@@ -126,6 +192,10 @@ static int cmd_grad(char **a) {
     for (size_t i = 0; i < m->t[T_VALUE_W].numel; i++) m->t[T_VALUE_W].data[i] = 0.03f * (float)((int)(i % 5) - 2);
     for (size_t i = 0; i < m->t[T_VALUE_EMB].numel; i++) m->t[T_VALUE_EMB].data[i] = 0.02f * (float)((int)(i % 9) - 4);
     for (size_t i = 0; i < m->t[T_SCORE_BIAS].numel; i++) m->t[T_SCORE_BIAS].data[i] = 0.05f * (float)(i % 7);
+    for (size_t i = 0; i < m->t[T_VALUE_BIAS].numel; i++) m->t[T_VALUE_BIAS].data[i] = 0.04f * (float)((int)(i % 5) - 2);
+    const int lns[] = {T_LRU_LN, T_TF_LN, T_TF_LNF};
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < m->t[lns[k]].numel; i++) m->t[lns[k]].data[i] += 0.1f * (float)((int)(i * 13 % 9) - 4);
     if (model_add_heads(m, 0, 0, err, sizeof err) || model_save(m, a[0], err, sizeof err)) {
         fprintf(stderr, "oracle_train: %s\n", err);
         goto out;
@@ -166,7 +236,7 @@ static int cmd_grad(char **a) {
     train_data d = {users, start, ev};
     train_config c;
     train_config_default(&c);
-    c.dropout = 0, c.bptt = bptt, c.backend = strcmp(a[13], "dnnl") == 0 ? MODEL_BACKEND_DNNL : MODEL_BACKEND_SCALAR;
+    c.dropout = 0, c.layer_dropout = 0, c.bptt = bptt, c.backend = strcmp(a[13], "dnnl") == 0 ? MODEL_BACKEND_DNNL : MODEL_BACKEND_SCALAR;
     c.mask_seen = atoi(a[14]);
     float *g = calloc(m->n_params, sizeof *g);
     double loss;
@@ -179,7 +249,7 @@ static int cmd_grad(char **a) {
     float l2[2];
     memcpy(l2, &loss, 8);
     put(f, "loss", l2, 2);
-    for (int t = 0; t < MODEL_N_ALL_TENSORS; t++)
+    for (int t = 0; t < MODEL_N_TENSORS; t++)
         if (m->t[t].numel) put(f, m->t[t].name, g + (m->t[t].data - m->params), (unsigned)m->t[t].numel);
     rc = fclose(f) ? 1 : 0;
     free(g), free(start), free(ev), free(us), free(len);

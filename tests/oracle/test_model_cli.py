@@ -66,6 +66,28 @@ def main():
         check(info["state_bytes"] == 36 + 4 * 6 + 2 * 3 + 16 * 4, "state bytes %d" % info["state_bytes"])
         check(info["meta"]["seed"] == 5 and info["meta"]["created_by"] == "ievo model init", "meta %s" % info["meta"])
         check([x["name"] for x in info["tensors"]][:3] == ["item_emb", "action_emb", "rnn.w_ih"], "tensor list")
+        # the other families: an LRU stack under transformer blocks, and the blocks alone
+        p6, p7 = os.path.join(tmp, "lru.safetensors"), os.path.join(tmp, "tf.safetensors")
+        fam = ["init", "--vocab-file", vocab, "--item-dim", "8", "--action-dim", "4", "--hidden", "6", "--out-dim", "3",
+               "--window", "4"]
+        r = ievo(*fam, "--out", p6, "--cell", "lru", "--layers", "3", "--state-dim", "5", "--ffn-dim", "7",
+                 "--attention", "tf", "--blocks", "2", "--heads", "3")
+        check(r.returncode == 0, "lru+tf init: %s" % r.stderr)
+        info = json.loads(ievo("info", p6).stdout)
+        meta6, t6 = read_safetensors(p6)
+        check(info["family"] == "lru3+tf2" and info["config"]["layers"] == 3 and info["config"]["state_dim"] == 5 and
+              info["config"]["ffn_dim"] == 7 and info["config"]["blocks"] == 2 and info["config"]["heads"] == 3,
+              "lru+tf info %s" % info)
+        check(meta6["cell"] == "lru" and meta6["attention"] == "tf" and "rnn.w_ih" not in t6 and "attn.w_q" not in t6 and
+              t6["lru.b.w"].shape == (30, 6) and t6["tf.qkv.w"].shape == (36, 6) and t6["out.w"].shape == (3, 6),
+              "lru+tf tensors %s" % sorted(t6))
+        # h, every layer's complex state, fp16 u, the window, then the blocks' keys and values
+        check(info["state_bytes"] == 36 + 4 * (6 + 2 * 5 * 3) + 2 * 3 + 16 * 4 + 4 * 2 * 4 * 2 * 6,
+              "lru+tf state bytes %d" % info["state_bytes"])
+        r = ievo(*fam, "--out", p7, "--cell", "none", "--attention", "tf")
+        check(r.returncode == 0 and json.loads(ievo("info", p7).stdout)["family"] == "none+tf2", "none+tf: %s" % r.stderr)
+        r = ievo(*fam, "--out", p7, "--cell", "gru", "--attention", "tf", "--heads", "4")
+        check(r.returncode == 2 and "heads dividing hidden" in r.stderr, "4 heads of 6: %r" % r.stderr)
         ml = os.path.join(SHARED, "data", "ml-100k")
         if os.path.exists(os.path.join(ml, "u.item")):
             p4 = os.path.join(tmp, "ml.safetensors")

@@ -120,11 +120,115 @@ class Ref:
         self.item_text = {}  # item id -> row (the catalogue as of now)
         g = lambda k: int(meta[k])
         self.lstm = meta["cell"] == "lstm"
+        self.lru = meta["cell"] in ("lru", "none")  # none: the LRU stack's input projection alone
+        self.tf = meta.get("attention") == "tf"
         self.E, self.A, self.H, self.K, self.D, self.W = (g(k) for k in ("item_dim", "action_dim", "hidden",
                                                                          "attn_dim", "out_dim", "window"))
         self.I = self.E + self.A + 3
         T = lambda k: torch.tensor(t[k], dtype=torch.float64)
         H = self.H
+        if self.lru:
+            self.init_lru(meta, T)
+        else:
+            self.init_cell(T)
+        if self.tf:
+            self.init_tf(meta, T)
+            self.w = {k: T(k) for k in ("out.w", "out.b")}
+        else:
+            self.w = {k: T(k) for k in ("attn.w_q", "attn.b_q", "attn.w_k", "attn.b_k", "attn.w_v", "attn.b_v",
+                                        "out.w", "out.b")}
+        self.item_emb, self.action_emb = T("item_emb"), T("action_emb")
+        self.T = int(meta.get("text_dim", "0"))
+        if self.T:
+            self.text_w, self.text_b = T("text.w"), T("text.b")
+            if bug == "text_bias_sign":
+                self.text_b = -self.text_b
+        self.items = {s: i for i, s in enumerate(t["vocab.items"].decode().split("\n"))}
+        self.actions = {s: i for i, s in enumerate(t["vocab.actions"].decode().split("\n"))}
+        assert self.items.get("<oov>") == 0 and self.actions.get("<oov>") == 0
+
+    def init_tf(self, meta, T):
+        """The transformer blocks' tensors, split into blocks (model.h's stacked layouts)."""
+        Lt, nh, F, H = int(meta["blocks"]), int(meta["heads"]), int(meta["ffn_dim"]), self.H
+        self.nh = 1 if self.bug == "tf_heads_merged" else nh
+        ln = T("tf.ln").view(Lt, 4, H)
+        self.blocks = [dict(ln1=(ln[l, 0], ln[l, 1]), ln2=(ln[l, 2], ln[l, 3]),
+                            qkvw=T("tf.qkv.w").view(Lt, 3 * H, H)[l], qkvb=T("tf.qkv.b")[l],
+                            ow=T("tf.o.w").view(Lt, H, H)[l], ob=T("tf.o.b")[l], w1=T("tf.ffn.w1").view(Lt, F, H)[l],
+                            b1=T("tf.ffn.b1")[l], w2=T("tf.ffn.w2").view(Lt, H, F)[l], b2=T("tf.ffn.b2")[l])
+                       for l in range(Lt)]
+        self.lnf = T("tf.lnf")
+
+    def window_attention(self, h, st):
+        """The window attention over the entries' inputs, and the output."""
+        if self.T and self.bug not in ("window_text_frozen", "event_text_in_window"):
+            # every entry's item content with the item's text as of this step
+            X = torch.stack([torch.cat([self.content(it, iid), self.action_emb[a], f_]) for it, iid, a, f_, _, _ in st["win"]])
+        else:  # no text, or a mistake: the entries as they were when applied
+            X = torch.stack([e[5] for e in st["win"]])
+        w = self.w
+        q = torch.nn.functional.linear(h, w["attn.w_q"], w["attn.b_q"])
+        k = torch.nn.functional.linear(X, w["attn.w_k"], w["attn.b_k"])
+        v = torch.nn.functional.linear(X, w["attn.w_v"], w["attn.b_v"])
+        scale = 1.0 if self.bug == "no_scale" else 1.0 / math.sqrt(self.K)
+        a = torch.softmax((k @ q) * scale, dim=0)
+        ctx = a @ v
+        return torch.nn.functional.linear(torch.cat([h, ctx]), w["out.w"], w["out.b"])
+
+    def tf_step(self, h, st):
+        """The transformer blocks over the window of this position (its k, v cached per block)."""
+        H, nh, lin, ln = self.H, self.nh, torch.nn.functional.linear, torch.nn.functional.layer_norm
+        dh = H // nh
+        x = h
+        for l, p in enumerate(self.blocks):
+            q, k, v = lin(ln(x, (H,), *p["ln1"], 1e-5), p["qkvw"], p["qkvb"]).split(H)
+            st["kv"][l].append((k, v))
+            st["kvslots"][l][st["events"] % self.W] = (k, v)
+            K, V = torch.stack([e[0] for e in st["kv"][l]]), torch.stack([e[1] for e in st["kv"][l]])
+            a = torch.softmax(torch.einsum("hd,jhd->hj", q.view(nh, dh), K.view(-1, nh, dh)) / math.sqrt(dh), -1)
+            ctx = torch.einsum("hj,jhd->hd", a, V.view(-1, nh, dh)).reshape(H)
+            y = x + lin(ctx, p["ow"], p["ob"])
+            x = y + lin(torch.nn.functional.gelu(lin(ln(y, (H,), *p["ln2"], 1e-5), p["w1"], p["b1"])), p["w2"], p["b2"])
+        if self.bug != "tf_no_final_ln":
+            x = ln(x, (H,), self.lnf[0], self.lnf[1], 1e-5)
+        return lin(x, self.w["out.w"], self.w["out.b"])
+
+    def init_lru(self, meta, T):
+        """The LRU stack's tensors, split into layers (model.h's stacked layouts)."""
+        L, N, H = int(meta.get("layers", "0")), int(meta.get("state_dim", "0")), self.H
+        F = int(meta["ffn_dim"]) if L else 0
+        self.L, self.N = L, N
+        self.in_w, self.in_b = T("lru.in.w"), T("lru.in.b")
+        self.layers = []
+        if L == 0:  # cell none: the input projection alone
+            return
+        lg, ln = T("lru.log").view(L, 3, N), T("lru.ln").view(L, 4, H)
+        for l in range(L):
+            lam = torch.exp(torch.complex(-torch.exp(lg[l, 0]), torch.exp(lg[l, 1])))
+            self.layers.append(dict(
+                lam=lam.conj() if self.bug == "lru_conj" else lam,
+                gam=torch.ones(N, dtype=torch.float64) if self.bug == "lru_no_gamma" else torch.exp(lg[l, 2]),
+                bw=T("lru.b.w").view(L, 2 * N, H)[l], bb=T("lru.b.b")[l], cw=T("lru.c.w").view(L, H, 2 * N)[l],
+                cb=T("lru.c.b")[l], ln1=(ln[l, 0], ln[l, 1]), ln2=(ln[l, 2], ln[l, 3]),
+                w1=T("lru.ffn.w1").view(L, F, H)[l], b1=T("lru.ffn.b1")[l], w2=T("lru.ffn.w2").view(L, H, F)[l],
+                b2=T("lru.ffn.b2")[l]))
+
+    def lru_step(self, x, hl):
+        """One event through the stack: x (I), hl the layers' complex states -> (h_t, new states)."""
+        N, lin, ln = self.N, torch.nn.functional.linear, torch.nn.functional.layer_norm
+        z, out = lin(x, self.in_w, self.in_b), []
+        for l, p in enumerate(self.layers):
+            bu = lin(z, p["bw"], p["bb"])
+            h = p["lam"] * hl[l] + p["gam"] * torch.complex(bu[:N], bu[N:])
+            out.append(h)
+            y = lin(torch.cat([h.real, h.imag]), p["cw"], p["cb"])
+            z1 = ln(z + y, (self.H,), *p["ln1"], 1e-5)
+            f = lin(torch.nn.functional.gelu(lin(z1, p["w1"], p["b1"])), p["w2"], p["b2"])
+            z = ln(f if self.bug == "lru_ffn_no_residual" else z1 + f, (self.H,), *p["ln2"], 1e-5)
+        return z, out
+
+    def init_cell(self, T):
+        H, bug = self.H, self.bug
         w_ih, w_hh, b_ih, b_hh = T("rnn.w_ih"), T("rnn.w_hh"), T("rnn.b_ih"), T("rnn.b_hh")
         if bug in ("lstm_gates_if", "gru_gates_rz"):
             perm = torch.cat([torch.arange(H, 2 * H), torch.arange(0, H), torch.arange(2 * H, w_ih.shape[0])])
@@ -138,17 +242,6 @@ class Ref:
             self.cell.weight_hh.copy_(w_hh)
             self.cell.bias_ih.copy_(b_ih)
             self.cell.bias_hh.copy_(b_hh)
-        self.w = {k: T(k) for k in ("attn.w_q", "attn.b_q", "attn.w_k", "attn.b_k", "attn.w_v", "attn.b_v",
-                                    "out.w", "out.b")}
-        self.item_emb, self.action_emb = T("item_emb"), T("action_emb")
-        self.T = int(meta.get("text_dim", "0"))
-        if self.T:
-            self.text_w, self.text_b = T("text.w"), T("text.b")
-            if bug == "text_bias_sign":
-                self.text_b = -self.text_b
-        self.items = {s: i for i, s in enumerate(t["vocab.items"].decode().split("\n"))}
-        self.actions = {s: i for i, s in enumerate(t["vocab.actions"].decode().split("\n"))}
-        assert self.items.get("<oov>") == 0 and self.actions.get("<oov>") == 0
 
     def item_index(self, s):
         return self.items.get(s, 1 if self.bug == "oov_to_1" else 0)
@@ -170,8 +263,11 @@ class Ref:
     def new_state(self):
         z = torch.zeros(self.H, dtype=torch.float64)
         W = self.W - 1 if self.bug == "window_short" and self.W > 1 else self.W
-        return {"h": z, "c": z.clone(), "u": torch.zeros(self.D, dtype=torch.float64), "events": 0, "last_ts": 0,
-                "win": collections.deque(maxlen=W), "slots": [None] * self.W}
+        hl = [torch.zeros(self.N, dtype=torch.complex128) for _ in range(self.L)] if self.lru else None
+        nb = len(self.blocks) if self.tf else 0
+        return {"h": z, "c": z.clone(), "hl": hl, "u": torch.zeros(self.D, dtype=torch.float64), "events": 0,
+                "last_ts": 0, "win": collections.deque(maxlen=W), "slots": [None] * self.W,
+                "kv": [collections.deque(maxlen=W) for _ in range(nb)], "kvslots": [[None] * self.W for _ in range(nb)]}
 
     def adapt(self, row):
         t = torch.tensor(self.texts[row], dtype=torch.float64)
@@ -197,7 +293,10 @@ class Ref:
                 xw = x
         entry = (item, ev["item"], action, ft, None, xw)
         with torch.no_grad():
-            if self.lstm:
+            if self.lru:
+                h, st["hl"] = self.lru_step(x, st["hl"])
+                c = st["c"]
+            elif self.lstm:
                 h, c = self.cell(x[None], (st["h"][None], st["c"][None]))
                 h, c = h[0], c[0]
             elif self.bug == "gru_reset_before":
@@ -209,19 +308,7 @@ class Ref:
             else:
                 h, c = self.cell(x[None], st["h"][None])[0], st["c"]
             st["win"].append(entry)
-            if self.T and self.bug not in ("window_text_frozen", "event_text_in_window"):
-                # every entry's item content with the item's text as of this step
-                X = torch.stack([torch.cat([self.content(it, iid), self.action_emb[a], f_]) for it, iid, a, f_, _, _ in st["win"]])
-            else:  # no text, or a mistake: the entries as they were when applied
-                X = torch.stack([e[5] for e in st["win"]])
-            w = self.w
-            q = torch.nn.functional.linear(h, w["attn.w_q"], w["attn.b_q"])
-            k = torch.nn.functional.linear(X, w["attn.w_k"], w["attn.b_k"])
-            v = torch.nn.functional.linear(X, w["attn.w_v"], w["attn.b_v"])
-            scale = 1.0 if self.bug == "no_scale" else 1.0 / math.sqrt(self.K)
-            a = torch.softmax((k @ q) * scale, dim=0)
-            ctx = a @ v
-            u = torch.nn.functional.linear(torch.cat([h, ctx]), w["out.w"], w["out.b"])
+            u = self.tf_step(h, st) if self.tf else self.window_attention(h, st)
         if st["events"] == 0 or self.bug == "drift_zero":
             drift = 0.0
         else:  # the state keeps u_{t-1} as fp16 of the float32 u: the drift is against that
@@ -327,9 +414,12 @@ def parse_blob(blob, meta):
     magic, ver, cell, events, last_ts, wlen, head, fp = struct.unpack_from("<IHHqqHHQ", blob, 0)
     off = 36
     h = np.frombuffer(blob, "<f4", H, off); off += 4 * H
-    c = None
+    c, hl = None, None
     if lstm:
         c = np.frombuffer(blob, "<f4", H, off); off += 4 * H
+    if meta["cell"] == "lru":  # the layers' complex states: N real parts, then N imaginary parts, per layer
+        L, N = int(meta["layers"]), int(meta["state_dim"])
+        hl = np.frombuffer(blob, "<f4", 2 * N * L, off).reshape(L, 2, N); off += 8 * N * L
     u = np.frombuffer(blob, "<f2", D, off).astype(np.float64); off += 2 * D
     size = 24 if text else 16
     slots = []
@@ -337,9 +427,14 @@ def parse_blob(blob, meta):
         item, action, flags, pad, f0, f1 = struct.unpack_from("<iHBBff", blob, off + size * j)
         key = struct.unpack_from("<Q", blob, off + size * j + 16)[0] if text else 0
         slots.append((item, action, (f0, f1, float(flags & 1)), key, flags >> 1, pad))
-    assert off + size * W == len(blob), "state size %d != %d" % (len(blob), off + size * W)
-    return dict(magic=magic, ver=ver, cell=cell, events=events, last_ts=last_ts, wlen=wlen, head=head, fp=fp,
-                h=h, c=c, u=u, slots=slots)
+    off += size * W
+    kv = None
+    if meta.get("attention") == "tf":  # per block, per window slot: k (H) then v (H)
+        Lt = int(meta["blocks"])
+        kv = np.frombuffer(blob, "<f4", Lt * W * 2 * H, off).reshape(Lt, W, 2, H); off += 4 * Lt * W * 2 * H
+    assert off == len(blob), "state size %d != %d" % (len(blob), off)
+    return dict(kv=kv, magic=magic, ver=ver, cell=cell, events=events, last_ts=last_ts, wlen=wlen, head=head, fp=fp,
+                h=h, c=c, hl=hl, u=u, slots=slots)
 
 
 def run_config(tmp, name, cell, E, A, H, K, D, W, n_items, n_actions, users, max_batch, sizes, rounds, seed,
@@ -386,18 +481,27 @@ def run_config(tmp, name, cell, E, A, H, K, D, W, n_items, n_actions, users, max
         d_state, d_u16 = 0.0, 0.0
         for uidx, rs in enumerate(ref_states):
             b = parse_blob(blobs[uidx * ss:(uidx + 1) * ss], meta)
-            ok = (b["magic"] == 0x53564549 and b["ver"] == 2 and b["cell"] == (0 if cell == "lstm" else 1)
+            ok = (b["magic"] == 0x53564549 and b["ver"] == 2 and b["cell"] == ["lstm", "gru", "lru", "none"].index(cell.split(":")[0].split("+")[0])
                   and b["fp"] == int(meta["fingerprint"], 16) and b["events"] == rs["events"]
                   and b["last_ts"] == rs["last_ts"] and b["wlen"] == min(rs["events"], W) and b["head"] == rs["events"] % W)
             check(ok, "%s/%s user %d: state header %s" % (name, backend, uidx, {k: b[k] for k in ("magic", "ver", "cell", "events", "last_ts", "wlen", "head")}))
             d_state = max(d_state, float(np.abs(b["h"] - rs["h"].numpy()).max()))
-            # u as fp16: within one fp16 ulp of the reference's rounding (C's float u may sit on the
+            # u as fp16: within one fp16 ulp of the reference's rounding once C's own difference in
+            # u is allowed for (|fp16(a) - fp16(b)| <= |a - b| + one ulp: C's float u may sit on the
             # other side of a rounding boundary)
             want_u = f16(rs["u"].numpy())
             ulp = np.maximum(np.abs(want_u) * 2.0 ** -10, 2.0 ** -24)
-            d_u16 = max(d_u16, float((np.abs(b["u"] - want_u) / ulp).max()))
+            d_u16 = max(d_u16, float(((np.abs(b["u"] - want_u) - d_vec) / ulp).max()))
             if b["c"] is not None:
                 d_state = max(d_state, float(np.abs(b["c"] - rs["c"].numpy()).max()))
+            if b["kv"] is not None:
+                for l, slots in enumerate(rs["kvslots"]):
+                    for j, e in enumerate(slots):
+                        want = np.zeros((2, H)) if e is None else np.stack([e[0].numpy(), e[1].numpy()])
+                        d_state = max(d_state, float(np.abs(b["kv"][l, j] - want).max()))
+            if b["hl"] is not None:
+                want_hl = np.stack([np.stack([h.real.numpy(), h.imag.numpy()]) for h in rs["hl"]])
+                d_state = max(d_state, float(np.abs(b["hl"] - want_hl).max()))
             for j in range(W):
                 want = rs["slots"][j]
                 got = b["slots"][j]
@@ -441,6 +545,18 @@ def main():
         run_config(tmp, "lstm-text", "lstm", 6, 3, 10, 7, 5, 3, 25, 4, 30, 24, small, 6, 15, text_bugs + ["no_scale"], T=12)
         run_config(tmp, "gru-text", "gru", 6, 3, 10, 7, 5, 3, 25, 4, 30, 24, small, 6, 16, text_bugs + ["drift_zero"], T=12)
         run_config(tmp, "gru-512", "gru", 64, 8, 64, 64, 64, 16, 300, 8, 300, 300, big, 4, 17, [], T=512)
+        # the LRU stack: small and odd, then the product's shape; text through it too
+        lru_bugs = ["lru_conj", "lru_no_gamma", "lru_ffn_no_residual"]
+        run_config(tmp, "lru-small", "lru:2:5:13", 6, 3, 10, 7, 5, 3, 25, 4, 30, 24, small, 6, 18,
+                   common + lru_bugs)
+        run_config(tmp, "lru-64", "lru:2:64:128", 64, 8, 64, 64, 64, 16, 300, 8, 300, 300, big, 4, 19, [])
+        run_config(tmp, "lru-text", "lru:3:4:9", 6, 3, 10, 7, 5, 3, 25, 4, 30, 24, small, 6, 20, text_bugs, T=12)
+        # transformer blocks with their key/value cache, on a GRU, on the LRU stack, alone
+        tf_bugs = ["tf_heads_merged", "tf_no_final_ln", "window_short"]
+        run_config(tmp, "gru+tf", "gru+tf:2:2:13", 6, 3, 10, 7, 5, 3, 25, 4, 30, 24, small, 6, 21, tf_bugs)
+        run_config(tmp, "lru+tf", "lru:2:5:13+tf:2:2:13", 6, 3, 10, 7, 5, 4, 25, 4, 30, 24, small, 6, 22, tf_bugs)
+        run_config(tmp, "none+tf", "none+tf:3:5:9", 6, 3, 10, 7, 5, 3, 25, 4, 30, 24, small, 6, 25, ["no_gap"], T=12)
+        run_config(tmp, "gru+tf-64", "gru+tf:2:2:128", 64, 8, 64, 64, 64, 16, 300, 8, 300, 300, big, 4, 24, [])
     if failures:
         print("%d failure(s)" % len(failures), file=sys.stderr)
         return 1

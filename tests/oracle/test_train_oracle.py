@@ -142,12 +142,67 @@ def kernels(tmp):
                    rel(r["att.dw_q"], wq.grad), rel(r["att.db_q"], bq.grad), rel(r["att.dw_k"], wk.grad),
                    rel(r["att.db_k"], bk.grad), rel(r["att.dw_v"], wv.grad), rel(r["att.db_v"], bv.grad))
 
+    def layernorm(bug=None):
+        C = 6
+        x, w, b = T("ln.x", B, C), T("ln.w"), T("ln.b")
+        if bug == "unbiased_var":  # the sample variance instead of the population one torch uses
+            y = (x - x.mean(1, keepdim=True)) / (x.var(1, unbiased=True, keepdim=True) + 1e-5).sqrt() * w + b
+        else:
+            y = torch.nn.functional.layer_norm(x, (C,), w, b, 1e-5)
+        (y * torch.tensor(r["ln.g"]).view(B, C)).sum().backward()
+        return max(rel(r["ln.y"], y.detach()), rel(r["ln.dx"], x.grad), rel(r["ln.dw"], w.grad), rel(r["ln.db"], b.grad))
+
+    def gelu(bug=None):
+        x = T("gelu.x")
+        y = x * torch.sigmoid(1.702 * x) if bug == "sigmoid" else torch.nn.functional.gelu(x)
+        (y * torch.tensor(r["gelu.g"])).sum().backward()
+        return max(rel(r["gelu.y"], y.detach()), rel(r["gelu.dx"], x.grad))
+
+    def lru(bug=None):
+        N, TT = 4, 5
+        nu, th, gl = T("lru.nu"), T("lru.theta"), T("lru.gamma_log")
+        u, h0 = T("lru.u", TT, B, 2, N), T("lru.h0", B, 2, N)
+        lam = torch.exp(torch.complex(-torch.exp(nu), torch.exp(th)))  # exp(-exp(nu) + i exp(theta))
+        if bug == "conj":
+            lam = lam.conj()
+        gam = torch.exp(gl)
+        uc = torch.complex(u[:, :, 0], u[:, :, 1]) * gam
+        h, hs = torch.complex(h0[:, 0], h0[:, 1]), []
+        for t in range(TT):
+            h = lam * h + uc[t]
+            hs.append(torch.stack([h.real, h.imag], 1))
+        hs = torch.stack(hs)
+        (hs * torch.tensor(r["lru.g"]).view(TT, B, 2, N)).sum().backward()
+        return max(rel(r["lru.hs"], hs.detach()), rel(r["lru.du"], u.grad), rel(r["lru.dh0"], h0.grad),
+                   rel(r["lru.dnu"], nu.grad), rel(r["lru.dtheta"], th.grad), rel(r["lru.dgamma_log"], gl.grad))
+
+    def mha(bug=None):
+        Hm, nh, nw = 6, 3, 5
+        q, kv = T("mha.q"), T("mha.kv", nw, 2, Hm)
+        k, v = kv[:, 0], kv[:, 1]
+        dh = Hm // nh
+        scale = 1.0 if bug == "no_scale" else 1 / math.sqrt(dh)
+        # torch's own multi-head attention core on (heads, 1, dh) x (heads, n, dh)
+        qh, kh, vh = q.view(nh, 1, dh), k.reshape(nw, nh, dh).transpose(0, 1), v.reshape(nw, nh, dh).transpose(0, 1)
+        if bug == "heads_mixed":  # one head over the whole width, scaled as if it were a head
+            a = torch.softmax((k @ q) * scale, 0)
+            out = a @ v
+        else:
+            a = torch.softmax((qh @ kh.transpose(1, 2)) * scale, -1)
+            out = (a @ vh).reshape(Hm)
+        (out * torch.tensor(r["mha.g"])).sum().backward()
+        return max(rel(r["mha.out"], out.detach()), rel(r["mha.dq"], q.grad), rel(r["mha.dkv"], kv.grad))
+
     worst["lstm_cell"], worst["gru_cell"], worst["window_attention"] = lstm(), gru(), att()
+    worst["mha_window"] = mha()
+    worst["layernorm"], worst["gelu"], worst["lru_scan"] = layernorm(), gelu(), lru()
     for k_, v_ in worst.items():
         print("kernel %-17s forward and backward vs torch autograd: max rel diff %.2e" % (k_, v_))
         check(v_ <= 1e-5, "kernel %s differs from torch autograd (%.3g)" % (k_, v_))
     for name, d in (("lstm gates i/f swapped", lstm("if_swapped")), ("gru reset before W_hn", gru("reset_before")),
-                    ("attention without 1/sqrt(K)", att("no_scale"))):
+                    ("attention without 1/sqrt(K)", att("no_scale")), ("layernorm, sample variance", layernorm("unbiased_var")),
+                    ("gelu, sigmoid form", gelu("sigmoid")), ("lru, conjugate eigenvalues", lru("conj")),
+                    ("mha, heads mixed", mha("heads_mixed")), ("mha without 1/sqrt(dh)", mha("no_scale"))):
         print("kernel mutation %-28s moves the comparison to %.2e" % (name, d))
         check(d > 1e-2, "kernel mutation '%s' goes unnoticed (%.3g)" % (name, d))
 
@@ -185,6 +240,13 @@ class Ref:
         self.bug = bug
         g = lambda k: int(meta[k])
         self.lstm = meta["cell"] == "lstm"
+        self.lru = meta["cell"] in ("lru", "none")  # none: the LRU stack's input projection alone
+        if self.lru:
+            self.L, self.N = int(meta.get("layers", "0")), int(meta.get("state_dim", "0"))
+            self.F = int(meta.get("ffn_dim", "0"))
+        self.tf = meta.get("attention") == "tf"
+        if self.tf:
+            self.Lt, self.nh, self.Ft = int(meta["blocks"]), int(meta["heads"]), int(meta["ffn_dim"])
         self.E, self.A, self.H, self.K, self.D, self.W = (g(k) for k in ("item_dim", "action_dim", "hidden",
                                                                          "attn_dim", "out_dim", "window"))
         self.p = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in t.items()
@@ -198,6 +260,50 @@ class Ref:
         f0 = 0.0 if self.bug == "no_gap" else math.log1p(gap) / 10.0
         f1 = math.copysign(math.log1p(abs(v)), v) if hv else 0.0
         return [float(np.float32(f)) for f in (f0, f1, 1.0 if hv else 0.0)]
+
+    def lru_stack(self, x, hl):
+        """model.h's LRU stack on one input x (I) from the layers' complex states hl -> (h_t, states)."""
+        p, H, N, F, L = self.p, self.H, self.N, self.F, self.L
+        lin, ln = torch.nn.functional.linear, torch.nn.functional.layer_norm
+        z, out = lin(x, p["lru.in.w"], p["lru.in.b"]), []
+        if L == 0:  # cell none: the input projection alone
+            return z, out
+        lg, lnp = p["lru.log"].view(L, 3, N), p["lru.ln"].view(L, 4, H)
+        for l in range(L):
+            lam = torch.exp(torch.complex(-torch.exp(lg[l, 0]), torch.exp(lg[l, 1])))
+            gam = torch.exp(lg[l, 2]) if self.bug != "lru_no_gamma" else torch.ones(N)
+            bu = lin(z, p["lru.b.w"].view(L, 2 * N, H)[l], p["lru.b.b"][l])
+            h = lam * hl[l] + gam * torch.complex(bu[:N], bu[N:])
+            out.append(h)
+            y = lin(torch.cat([h.real, h.imag]), p["lru.c.w"].view(L, H, 2 * N)[l], p["lru.c.b"][l])
+            z1 = ln(z + y, (H,), lnp[l, 0], lnp[l, 1], 1e-5)
+            g = torch.nn.functional.gelu(lin(z1, p["lru.ffn.w1"].view(L, F, H)[l], p["lru.ffn.b1"][l]))
+            f = lin(g, p["lru.ffn.w2"].view(L, H, F)[l], p["lru.ffn.b2"][l])
+            z = ln(z1 + f, (H,), lnp[l, 2], lnp[l, 3], 1e-5)
+        return z, out
+
+    def tf_blocks(self, h, kvs):
+        """The transformer blocks at one position: h (H), kvs[l] the block's (k, v) of the window
+        so far (this position's appended here) -> u."""
+        p, H, Lt, nh, F, W = self.p, self.H, self.Lt, self.nh, self.Ft, self.W
+        lin, ln = torch.nn.functional.linear, torch.nn.functional.layer_norm
+        dh = H // nh
+        lnp = p["tf.ln"].view(Lt, 4, H)
+        x = h
+        for l in range(Lt):
+            q, k, v = lin(ln(x, (H,), lnp[l, 0], lnp[l, 1], 1e-5), p["tf.qkv.w"].view(Lt, 3 * H, H)[l],
+                          p["tf.qkv.b"][l]).split(H)
+            kvs[l].append((k, v))
+            del kvs[l][:-W]
+            K, V = torch.stack([e[0] for e in kvs[l]]), torch.stack([e[1] for e in kvs[l]])
+            a = torch.softmax(torch.einsum("hd,jhd->hj", q.view(nh, dh), K.view(-1, nh, dh)) / math.sqrt(dh), -1)
+            ctx = torch.einsum("hj,jhd->hd", a, V.view(-1, nh, dh)).reshape(H)
+            y = x + lin(ctx, p["tf.o.w"].view(Lt, H, H)[l], p["tf.o.b"][l])
+            g = torch.nn.functional.gelu(lin(ln(y, (H,), lnp[l, 2], lnp[l, 3], 1e-5), p["tf.ffn.w1"].view(Lt, F, H)[l],
+                                             p["tf.ffn.b1"][l]))
+            x = y + lin(g, p["tf.ffn.w2"].view(Lt, H, F)[l], p["tf.ffn.b2"][l])
+        x = ln(x, (H,), p["tf.lnf"][0], p["tf.lnf"][1], 1e-5)
+        return lin(x, p["out.w"], p["out.b"])
 
     def cell(self, x, h, c):
         p, H = self.p, self.H
@@ -222,25 +328,36 @@ class Ref:
         per_chunk = {}  # chunk -> list of position losses
         for evs in users:
             h, c = torch.zeros(self.H), torch.zeros(self.H)
+            hl = [torch.zeros(self.N, dtype=torch.complex128) for _ in range(self.L)] if self.lru else None
+            kvs = [[] for _ in range(self.Lt)] if self.tf else None
             xs, events, last_ts = [], 0, 0
             n_in = len(evs) - 1
             for t in range(n_in):
                 if t > 0 and t % bptt == 0 and self.bug != "no_detach":
                     h, c = h.detach(), c.detach()
+                    hl = [s.detach() for s in hl] if self.lru else None
+                    if self.tf and self.bug != "tf_kv_attached":  # the blocks' cache crosses detached
+                        kvs = [[(k.detach(), v.detach()) for k, v in b] for b in kvs]
                 ev = evs[t]
                 f = self.features(ev, events, last_ts)
                 events, last_ts = events + 1, ev[2]
                 item, action = self.items.get(ev[0], 0), self.actions.get(ev[1], 0)
                 x = torch.cat([p["item_emb"][item], p["action_emb"][action], torch.tensor(f)])
-                h, c = self.cell(x, h, c)
+                if self.lru:
+                    h, hl = self.lru_stack(x, hl)
+                else:
+                    h, c = self.cell(x, h, c)
                 xs.append(x)
-                win = xs[-W:] if self.bug != "window_no_current" else (xs[-W - 1:-1] or xs[-1:])
-                X = torch.stack(win)
-                q = p["attn.w_q"] @ h + p["attn.b_q"]
-                k, v = X @ p["attn.w_k"].T + p["attn.b_k"], X @ p["attn.w_v"].T + p["attn.b_v"]
-                scale = 1.0 if self.bug == "no_scale" else 1 / math.sqrt(K)
-                a = torch.softmax(k @ q * scale, 0)
-                u = p["out.w"] @ torch.cat([h, a @ v]) + p["out.b"]
+                if self.tf:
+                    u = self.tf_blocks(h, kvs)
+                else:
+                    win = xs[-W:] if self.bug != "window_no_current" else (xs[-W - 1:-1] or xs[-1:])
+                    X = torch.stack(win)
+                    q = p["attn.w_q"] @ h + p["attn.b_q"]
+                    k, v = X @ p["attn.w_k"].T + p["attn.b_k"], X @ p["attn.w_v"].T + p["attn.b_v"]
+                    scale = 1.0 if self.bug == "no_scale" else 1 / math.sqrt(K)
+                    a = torch.softmax(k @ q * scale, 0)
+                    u = p["out.w"] @ torch.cat([h, a @ v]) + p["out.b"]
                 nxt = evs[t + 1]
                 ti = self.items.get(nxt[0], 0)
                 if ti == 0 and self.bug != "oov_target":
@@ -312,6 +429,13 @@ def main():
         whole_loss(tmp, "lstm", 64, [])
         whole_loss(tmp, "gru", 64, [])
         whole_loss(tmp, "gru", 8, ["mask_ignored"], mask=1)
+        # the LRU stack: through chunks (the complex states detached between them) and in one
+        whole_loss(tmp, "lru:2:5:11", 8, ["no_detach", "window_no_current", "no_value", "no_gap", "lru_no_gamma"])
+        whole_loss(tmp, "lru:3:4:9", 64, [])
+        # transformer blocks: their key/value cache crossing chunks detached, on a GRU and alone
+        whole_loss(tmp, "gru+tf:2:1:11", 8, ["tf_kv_attached", "no_detach", "no_value", "no_gap"])
+        whole_loss(tmp, "none+tf:2:7:7", 8, ["tf_kv_attached"])
+        whole_loss(tmp, "lru:2:3:7+tf:1:7:7", 64, [])
     if failures:
         print("%d failure(s)" % len(failures), file=sys.stderr)
         return 1

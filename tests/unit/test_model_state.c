@@ -5,8 +5,18 @@
 #include "model_fixture.h"
 #include "model_internal.h"
 
+/* The LRU models here: 2 layers, complex state N = 3 (the product's: 64), feed-forward 7 (128). */
 static size_t want_size(model_cell cell, int H, int D, int W, int T) {
-    return 36 + 4 * (size_t)H * (cell == MODEL_CELL_LSTM ? 2 : 1) + 2 * (size_t)D + (size_t)(T > 0 ? 24 : 16) * W;
+    const int N = H == 64 ? 64 : 3;
+    size_t rec = cell == MODEL_CELL_LSTM ? 2 * (size_t)H : cell == MODEL_CELL_GRU ? (size_t)H : (size_t)H + 2 * 2 * (size_t)N;
+    return 36 + 4 * rec + 2 * (size_t)D + (size_t)(T > 0 ? 24 : 16) * W;
+}
+
+static model *layout_model(model_cell cell, int E, int A, int H, int K, int D, int W, int n_items, int n_actions, int T,
+                           uint64_t seed) {
+    if (cell != MODEL_CELL_LRU) return fixture_model_t(cell, E, A, H, K, D, W, n_items, n_actions, T, seed);
+    return H == 64 ? fixture_lru_model(E, A, H, 64, 128, 2, K, D, W, n_items, n_actions, T, seed)
+                   : fixture_lru_model(E, A, H, 3, 7, 2, K, D, W, n_items, n_actions, T, seed);
 }
 
 static const float *text_of(void *ctx, uint64_t key) {
@@ -16,7 +26,7 @@ static const float *text_of(void *ctx, uint64_t key) {
 
 static void test_layout(model_cell cell, int T) {
     int H = 5, D = 4, W = 3;
-    model *m = fixture_model_t(cell, 6, 2, H, 3, D, W, 8, 2, T, 9);
+    model *m = layout_model(cell, 6, 2, H, 3, D, W, 8, 2, T, 9);
     size_t want = want_size(cell, H, D, W, T);
     CHECK(model_state_size(m) == want, "state size %zu, want %zu", model_state_size(m), want);
     unsigned char st[512];
@@ -57,10 +67,11 @@ static void test_layout(model_cell cell, int T) {
         e.event_text = T && k == 1 ? tv + 4 : NULL;
         REQUIRE(model_step(r, 1, &p, &e, u, &drift, err, sizeof err) == 0, "%s", err);
     }
-    size_t off_u = 36 + 4 * (size_t)H * (cell == MODEL_CELL_LSTM ? 2 : 1), off_w = off_u + 2 * (size_t)D;
+    size_t off_u = want - (size_t)(T ? 24 : 16) * W - 2 * (size_t)D, off_w = off_u + 2 * (size_t)D;
     memcpy(hs, st + 36, 4 * (size_t)H);
     int finite = 1;
-    for (int i = 0; i < H; i++) finite &= isfinite(hs[i]) && fabsf(hs[i]) < 1.0f;
+    const float hmax = cell == MODEL_CELL_LRU ? 10.0f : 1.0f; /* the LRU's h is a LayerNorm output, no tanh */
+    for (int i = 0; i < H; i++) finite &= isfinite(hs[i]) && fabsf(hs[i]) < hmax;
     CHECK(finite, "h at offset 36");
     for (int i = 0; i < D; i++) {
         uint16_t h16;
@@ -117,7 +128,7 @@ static void test_layout(model_cell cell, int T) {
     CHECK(model_state_check(m, bad, err, sizeof err) == -1 && strstr(err, "fingerprint"), "bad fingerprint: %s", err);
     memset(bad, 0, sizeof bad);
     CHECK(model_state_check(m, bad, err, sizeof err) == -1, "a zeroed blob is valid");
-    model *other = fixture_model_t(cell, 6, 2, H, 3, D, W, 8, 2, T, 10); /* same shape, other weights */
+    model *other = layout_model(cell, 6, 2, H, 3, D, W, 8, 2, T, 10); /* same shape, other weights */
     CHECK(model_state_check(other, st, err, sizeof err) == -1 && strstr(err, "another model"),
           "another model's state accepted: %s", err);
     model_free(other);
@@ -127,12 +138,15 @@ static void test_layout(model_cell cell, int T) {
 
 /* The sizes of the product's shape, before (version 1: 1,128 bytes for an LSTM) and after. */
 static void test_sizes(void) {
-    for (int cell = 0; cell < 2; cell++)
+    for (int cell = 0; cell < 3; cell++)
         for (int T = 0; T <= 512; T += 512) {
-            model *m = fixture_model_t((model_cell)cell, 64, 8, 64, 64, 64, 16, 20, 3, T, 1);
+            model *m = layout_model((model_cell)cell, 64, 8, 64, 64, 64, 16, 20, 3, T, 1);
             size_t v1 = 40 + 4 * 64 * (size_t)(cell == MODEL_CELL_LSTM ? 2 : 1) + 4 * 64 + 20 * 16;
-            fprintf(stderr, "  %s H=D=64 W=16%s: state %zu bytes (version 1: %zu)\n", cell ? "gru " : "lstm",
-                    T ? " text" : "     ", model_state_size(m), v1);
+            if (cell == MODEL_CELL_LRU)
+                fprintf(stderr, "  lru  H=D=64 N=64 L=2 W=16%s: state %zu bytes\n", T ? " text" : "     ", model_state_size(m));
+            else
+                fprintf(stderr, "  %-4s H=D=64 W=16%s: state %zu bytes (version 1: %zu)\n", model_cell_name((model_cell)cell),
+                        T ? " text" : "     ", model_state_size(m), v1);
             CHECK(model_state_size(m) == want_size((model_cell)cell, 64, 64, 16, T), "size");
             model_free(m);
         }
@@ -256,6 +270,7 @@ int main(void) {
     for (int T = 0; T <= 8; T += 8) {
         test_layout(MODEL_CELL_LSTM, T);
         test_layout(MODEL_CELL_GRU, T);
+        test_layout(MODEL_CELL_LRU, T);
     }
     test_sizes();
     test_item_key();

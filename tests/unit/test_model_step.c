@@ -5,7 +5,7 @@
  * hit every bucket and sizes between buckets, users at different points in their history, the
  * window wrapping, OOV items, events with and without value, time gaps, out-of-order timestamps)
  * and requires u_t, drift and the state floats to agree within 1e-5 and the rest of the blob to
- * be byte-identical. The torch oracle (tests/oracle) checks the scalar reference itself.
+ * be byte-identical. Every family: LSTM, GRU and the LRU stack. The torch oracle (tests/oracle) checks the scalar reference itself.
  */
 #include <math.h>
 
@@ -38,11 +38,21 @@ static void compare_states(const model *m, const char *a, const char *b, maxdiff
     if (d > md->state) md->state = d;
     model_state_vector(m, a, fa);
     model_state_vector(m, b, fb);
+    /* |fp16(a) - fp16(b)| <= |a - b| + one fp16 ulp: what is left after the backends' own
+     * difference in u (md->u, the largest so far) must be within one ulp */
     for (int i = 0; i < m->cfg.out_dim; i++) {
-        double ulp = fabs((double)fa[i]) * 0x1p-10 + 0x1p-24, e = fabs((double)fa[i] - fb[i]);
+        double ulp = fabs((double)fa[i]) * 0x1p-10 + 0x1p-24, e = fabs((double)fa[i] - fb[i]) - md->u;
         if (e / ulp > md->u16) md->u16 = e / ulp;
     }
-    CHECK(memcmp(a + off_win, b + off_win, size - off_win) == 0, "user %d: window slots differ", user);
+    size_t off_kv = model_state_off_kv(m), nkv = (size - off_kv) / 4; /* transformer blocks' k, v cache */
+    CHECK(memcmp(a + off_win, b + off_win, off_kv - off_win) == 0, "user %d: window slots differ", user);
+    for (size_t k = 0; k < nkv; k += 4096) {
+        size_t cnt = nkv - k < 4096 ? nkv - k : 4096;
+        memcpy(fa, a + off_kv + 4 * k, cnt * 4);
+        memcpy(fb, b + off_kv + 4 * k, cnt * 4);
+        d = check_max_abs_diff(fa, fb, cnt);
+        if (d > md->state) md->state = d;
+    }
 }
 
 /* Text lookups for the agreement runs: a table of keys with vectors (some items have no text). */
@@ -59,11 +69,18 @@ static const float *lut_text(void *ctx, uint64_t key) {
     return NULL;
 }
 
+static model_attn g_attn = MODEL_ATTN_WINDOW; /* what reads h_t in the agreement runs */
+
 /* Runs `waves` random waves through both backends and checks agreement. Blobs of the dnnl copy
  * sit at an odd address to prove the step never needs an aligned blob. */
 static void run_agreement_t(model_cell cell, int E, int A, int H, int K, int D, int W, int n_items, int users,
                             int max_batch, const int *sizes, int n_sizes, int waves, int T, uint64_t seed) {
-    model *m = fixture_model_t(cell, E, A, H, K, D, W, n_items, 5, T, seed);
+    /* the LRU stack: 2 layers, an odd complex state and feed-forward width (the product's 64 and
+     * 128 at H = 64) */
+    model *m = g_attn == MODEL_ATTN_TF ? fixture_family(cell, MODEL_ATTN_TF, E, A, H, K, D, W, n_items, 5, T, seed)
+               : cell != MODEL_CELL_LRU ? fixture_model_t(cell, E, A, H, K, D, W, n_items, 5, T, seed)
+               : H == 64 ? fixture_lru_model(E, A, H, 64, 128, 2, K, D, W, n_items, 5, T, seed)
+                         : fixture_lru_model(E, A, H, H / 2 + 1, 2 * H + 3, 2, K, D, W, n_items, 5, T, seed);
     char err[MODEL_ERR_LEN];
     model_runner *rs = NULL, *rd = NULL;
     REQUIRE(model_runner_new(&rs, m, MODEL_BACKEND_SCALAR, max_batch, err, sizeof err) == 0, "%s", err);
@@ -156,9 +173,11 @@ static void run_agreement_t(model_cell cell, int E, int A, int H, int K, int D, 
             model_runner_text_changed(rd, lut.keys[0]);
         }
     }
+    char fam[32];
+    model_family_name(&m->cfg, fam, sizeof fam);
     fprintf(stderr, "  %s E=%d A=%d H=%d K=%d D=%d W=%d T=%d batch<=%d: %ld events (%ld past the window, %ld OOV, %ld valued"
                     ", %ld with item text, %ld new items, %ld event texts) max|diff| u %.2e drift %.2e state %.2e, u fp16 %.2f ulp\n",
-            cell == MODEL_CELL_LSTM ? "lstm" : "gru", E, A, H, K, D, W, T, max_batch, events, wrapped, oov, valued, texted,
+            fam, E, A, H, K, D, W, T, max_batch, events, wrapped, oov, valued, texted,
             new_items, ev_texted, md.u, md.drift, md.state, md.u16);
     CHECK(md.u <= TOL && md.drift <= DRIFT_TOL && md.state <= TOL && md.u16 <= 1.0,
           "backends disagree: u %.3g drift %.3g state %.3g u16 %.3g ulp", md.u, md.drift, md.state, md.u16);
@@ -377,7 +396,7 @@ int main(void) {
     model_runtime_init(1);
     const int small[] = {1, 3, 17, 100, 16, 64, 5, 2, 63, 65, 40};
     const int large[] = {256, 257, 300, 1, 64, 255, 17};
-    for (int cell = 0; cell < 2; cell++) {
+    for (int cell = 0; cell < 3; cell++) { /* LSTM, GRU, the LRU stack */
         /* W small so the ring wraps many times; odd sizes everywhere. */
         run_agreement((model_cell)cell, 8, 4, 16, 12, 10, 3, 30, 120, 100, small, 11, 40, 1 + cell);
         run_agreement((model_cell)cell, 5, 3, 7, 6, 9, 1, 12, 20, 17, small, 3, 30, 3 + cell);
@@ -387,6 +406,16 @@ int main(void) {
         run_agreement_t((model_cell)cell, 8, 4, 16, 12, 10, 3, 30, 120, 100, small, 11, 40, 24, 7 + cell);
         run_agreement_t((model_cell)cell, 64, 8, 64, 64, 64, 16, 400, 600, 300, large, 7, 30, 512, 9 + cell);
     }
+    /* transformer blocks on a GRU, on the LRU stack and alone (cell none) */
+    g_attn = MODEL_ATTN_TF;
+    const model_cell tf_cells[] = {MODEL_CELL_GRU, MODEL_CELL_LRU, MODEL_CELL_NONE};
+    for (int k = 0; k < 3; k++) {
+        run_agreement(tf_cells[k], 8, 4, 16, 12, 10, 3, 30, 120, 100, small, 11, 40, 11 + k);
+        run_agreement(tf_cells[k], 5, 3, 7, 6, 9, 1, 12, 20, 17, small, 3, 30, 14 + k);
+        run_agreement_t(tf_cells[k], 8, 4, 16, 12, 10, 3, 30, 120, 100, small, 11, 40, 24, 17 + k);
+    }
+    run_agreement(MODEL_CELL_GRU, 64, 8, 64, 64, 64, 16, 400, 600, 300, large, 7, 30, 20);
+    g_attn = MODEL_ATTN_WINDOW;
     test_text_cache();
     test_batch_independence();
     test_state_update();

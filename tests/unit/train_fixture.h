@@ -46,10 +46,13 @@ static inline void fixture_events_free(fixture_data *f) {
     free(f->ev);
 }
 
-/* A fixture model with both heads (text_dim T > 0: a text model). */
+/* What reads h_t in the fixture models: the window attention, or transformer blocks. */
+static model_attn fixture_attn = MODEL_ATTN_WINDOW;
+
+/* A fixture model with both heads (text_dim T > 0: a text model), of fixture_family's shapes. */
 static inline model *fixture_trained_model_t(model_cell cell, int E, int A, int H, int K, int D, int W, int n_items,
                                              int n_actions, int T, uint64_t seed) {
-    model *m = fixture_model_t(cell, E, A, H, K, D, W, n_items, n_actions, T, seed);
+    model *m = fixture_family(cell, fixture_attn, E, A, H, K, D, W, n_items, n_actions, T, seed);
     char err[MODEL_ERR_LEN];
     REQUIRE(model_add_heads(m, MODEL_HEAD_SCORE | MODEL_HEAD_VALUE, seed, err, sizeof err) == 0, "%s", err);
     return m;

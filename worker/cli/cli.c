@@ -461,7 +461,9 @@ int cli_model_option(cli_model *m, int key, const char *value, char *err, size_t
         const char *config_key;
     } shape[] = {{CLI_OPT_ID_CELL, "cell"},         {CLI_OPT_ID_ITEM_DIM, "item_dim"}, {CLI_OPT_ID_ACTION_DIM, "action_dim"},
                  {CLI_OPT_ID_HIDDEN, "hidden"},     {CLI_OPT_ID_ATTN_DIM, "attn_dim"}, {CLI_OPT_ID_OUT_DIM, "out_dim"},
-                 {CLI_OPT_ID_WINDOW, "window"}};
+                 {CLI_OPT_ID_WINDOW, "window"},     {CLI_OPT_ID_LAYERS, "layers"},     {CLI_OPT_ID_STATE_DIM, "state_dim"},
+                 {CLI_OPT_ID_FFN_DIM, "ffn_dim"},   {CLI_OPT_ID_ATTENTION, "attention"}, {CLI_OPT_ID_BLOCKS, "blocks"},
+                 {CLI_OPT_ID_HEADS, "heads"}};
     for (size_t i = 0; i < sizeof shape / sizeof shape[0]; i++)
         if (key == shape[i].key) return model_config_set(&m->cfg, shape[i].config_key, value, err, errlen) ? -1 : 1;
     int64_t x = 0;

@@ -73,6 +73,12 @@ enum {
     CLI_OPT_ID_WINDOW,
     CLI_OPT_ID_NAME,
     CLI_OPT_ID_INIT_SEED,
+    CLI_OPT_ID_LAYERS,
+    CLI_OPT_ID_STATE_DIM,
+    CLI_OPT_ID_FFN_DIM,
+    CLI_OPT_ID_ATTENTION,
+    CLI_OPT_ID_BLOCKS,
+    CLI_OPT_ID_HEADS,
     CLI_OPT_ID_FIRST_FREE   /* a command's own long-only options start here */
 };
 #define CLI_OPTS_DATA                                                                                           \
@@ -93,7 +99,15 @@ enum {
 
 /* The model's shape and identity, for `model init` and `train` (cli_model_option). */
 #define CLI_OPTS_MODEL(cell_default)                                                                           \
-    {"cell", CLI_OPT_ID_CELL, "lstm|gru", "recurrent cell (default " cell_default ")", NULL},                  \
+    {"cell", CLI_OPT_ID_CELL, "lstm|gru|lru|none", "recurrent family (default " cell_default "; lru: a stack of "  \
+     "linear recurrent units; none: the input projection alone)", NULL},                                         \
+    {"layers", CLI_OPT_ID_LAYERS, "N", "lru: layers (default 2)", NULL},                                        \
+    {"state-dim", CLI_OPT_ID_STATE_DIM, "N", "lru: complex state size per layer (default: --hidden)", NULL},    \
+    {"ffn-dim", CLI_OPT_ID_FFN_DIM, "N", "lru, tf: feed-forward width (default 2 x --hidden)", NULL},           \
+    {"attention", CLI_OPT_ID_ATTENTION, "window|tf", "what reads h_t: the window attention (default) or "      \
+     "transformer blocks over the window", NULL},                                                                \
+    {"blocks", CLI_OPT_ID_BLOCKS, "N", "tf: transformer blocks (default 2)", NULL},                             \
+    {"heads", CLI_OPT_ID_HEADS, "N", "tf: attention heads per block (default 2)", NULL},                        \
     {"item-dim", CLI_OPT_ID_ITEM_DIM, "N", "item embedding size E (default 64)", NULL},                         \
     {"action-dim", CLI_OPT_ID_ACTION_DIM, "N", "action embedding size A (default 8)", NULL},                    \
     {"hidden", CLI_OPT_ID_HIDDEN, "N", "hidden size H (default 64)", NULL},                                    \

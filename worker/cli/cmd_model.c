@@ -35,7 +35,8 @@ static const cli_option INIT_OPTS[] = {
 
 static const cli_command INIT_CMD = {
     .name = "model init",
-    .synopsis = "-o PATH (--vocab-file PATH | --vocab-movielens DIR | --vocab-synthetic) [--cell lstm|gru]\n"
+    .synopsis = "-o PATH (--vocab-file PATH | --vocab-movielens DIR | --vocab-synthetic) [--cell lstm|gru|lru|none]\n"
+                " [--layers N] [--state-dim N] [--ffn-dim N] [--attention window|tf] [--blocks N] [--heads N]\n"
                 " [--item-dim N] [--action-dim N] [--hidden N] [--attn-dim N] [--out-dim N] [--window N]\n"
                 " [--init-seed N] [--name NAME] [--actions a,b,c]",
     .about = "Writes a model with seeded random parameters (PyTorch-style init) as a safetensors file.\n"
@@ -159,7 +160,7 @@ static int init_write(const init_opts *o, char **acts, int n_acts, char *err, si
         model_set_meta(m, meta, err, errlen) || model_save(m, o->out, err, errlen))
         goto done;
     printf("wrote %s: model_id %s, %s, %d items + <oov>, %d actions + <oov>, %zu parameters\n", o->out, m->model_id,
-           m->cfg.cell == MODEL_CELL_LSTM ? "lstm" : "gru", n_items, n_acts, m->n_params);
+           model_cell_name(m->cfg.cell), n_items, n_acts, m->n_params);
     rc = 0;
 done:
     model_free(m);
@@ -193,10 +194,23 @@ static int model_init_main(int argc, char **argv) {
 
 /* ---- model info ----------------------------------------------------------------------------- */
 
+/* The shape; a family's own sizes only where it has them (layers and state_dim: lru; ffn_dim: lru
+ * or tf; attention, blocks, heads: tf). */
 static json_t *info_config(const model_config *c) {
-    return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "cell", c->cell == MODEL_CELL_LSTM ? "lstm" : "gru", "item_dim",
-                     c->item_dim, "action_dim", c->action_dim, "hidden", c->hidden, "attn_dim", c->attn_dim, "out_dim",
-                     c->out_dim, "window", c->window, "input_dim", model_input_dim(c));
+    json_t *o = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "cell", model_cell_name(c->cell), "item_dim", c->item_dim,
+                          "action_dim", c->action_dim, "hidden", c->hidden, "attn_dim", c->attn_dim, "out_dim",
+                          c->out_dim, "window", c->window, "input_dim", model_input_dim(c));
+    if (o && c->cell == MODEL_CELL_LRU) {
+        json_object_set_new(o, "layers", json_integer(c->layers));
+        json_object_set_new(o, "state_dim", json_integer(c->state_dim));
+    }
+    if (o && (c->cell == MODEL_CELL_LRU || c->attn == MODEL_ATTN_TF)) json_object_set_new(o, "ffn_dim", json_integer(c->ffn_dim));
+    if (o && c->attn == MODEL_ATTN_TF) {
+        json_object_set_new(o, "attention", json_string("tf"));
+        json_object_set_new(o, "blocks", json_integer(c->blocks));
+        json_object_set_new(o, "heads", json_integer(c->heads));
+    }
+    return o;
 }
 
 static json_t *info_vocab(const model *m) {
@@ -210,9 +224,9 @@ static json_t *info_vocab(const model *m) {
 
 static json_t *info_tensors(const model *m) {
     json_t *a = json_array();
-    for (int t = 0; a && t < MODEL_N_ALL_TENSORS; t++) {
+    for (int t = 0; a && t < MODEL_N_TENSORS; t++) {
         const model_tensor *x = &m->t[t];
-        if (!x->name || !x->numel) continue;   /* an optional head this model does not carry */
+        if (!x->numel) continue;   /* another family's tensor, or a head this model does not carry */
         json_t *shape = x->ndim == 2 ? json_pack("[i,i]", x->shape[0], x->shape[1]) : json_pack("[i]", x->shape[0]);
         json_array_append_new(a, json_pack("{s:s,s:o}", "name", x->name, "shape", shape));
     }
@@ -230,9 +244,11 @@ static json_t *info_json(const model *m, const char *path, char *err, size_t err
         if (!(meta = json_loads(m->meta_json, JSON_REJECT_DUPLICATES, &jerr)))
             return snprintf(err, errlen, "%s: metadata at %d: %s", path, jerr.position, jerr.text), NULL;
     }
-    json_t *o = json_pack("{s:o,s:s,s:o,s:s,s:i,s:o,s:o,s:I,s:I,s:I,s:o,s:o}", "path", json_string_lossy(path, strlen(path)),
+    char family[32];
+    model_family_name(&m->cfg, family, sizeof family);
+    json_t *o = json_pack("{s:o,s:s,s:o,s:s,s:i,s:s,s:o,s:o,s:I,s:I,s:I,s:o,s:o}", "path", json_string_lossy(path, strlen(path)),
                           "model_id", m->model_id, "name", json_string_lossy(m->model_id, namelen), "fingerprint",
-                          fingerprint, "format_version", MODEL_FORMAT_VERSION, "config", info_config(&m->cfg), "vocab",
+                          fingerprint, "format_version", MODEL_FORMAT_VERSION, "family", family, "config", info_config(&m->cfg), "vocab",
                           info_vocab(m), "params", (json_int_t)m->n_params, "param_bytes",
                           (json_int_t)(m->n_params * sizeof(float)), "state_bytes", (json_int_t)model_state_size(m),
                           "tensors", info_tensors(m), "meta", meta);

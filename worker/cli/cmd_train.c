@@ -42,7 +42,7 @@
 static const char *const TRAIN_KEYS[] = {
     "epochs", "patience", "batch_users", "bptt", "lr", "weight_decay", "dropout", "clip", "value_weight", "loss",
     "negatives", "seed", "beta1", "beta2", "tie", "ema", "init_bias", "plateau", "lr_decay", "mask_seen", "value_lr",
-    "value_wd", "value_refit", "zero_oov", "cold_dropout", "untie_text"};
+    "value_wd", "value_refit", "zero_oov", "cold_dropout", "untie_text", "value_user", "layer_dropout"};
 enum {
     OPT_TRAIN = CLI_OPT_ID_FIRST_FREE,   /* OPT_TRAIN + i: TRAIN_KEYS[i] */
     OPT_THREADS = OPT_TRAIN + sizeof TRAIN_KEYS / sizeof TRAIN_KEYS[0],
@@ -82,10 +82,12 @@ static const cli_option OPTS[] = {
     {"mask-seen", OPT_TRAIN + 19, "0|1", "the training softmax leaves out items already in the user's inputs (1)", NULL},
     {"value-lr", OPT_TRAIN + 20, "X", "the value head's lr as a multiple of --lr (default 0.1)", NULL},
     {"value-wd", OPT_TRAIN + 21, "X", "the value head's weight decay (default 0)", NULL},
-    {"value-refit", OPT_TRAIN + 22, "N", "refit the value head alone on the final u for <= N epochs, 0 = off (50)", NULL},
+    {"value-refit", OPT_TRAIN + 22, "N", "refit the value head alone on the final u, <= 50 N steps, 0 = off (50)", NULL},
     {"zero-oov", OPT_TRAIN + 23, "0|1", "text: the OOV rows stay zero, a new item is its text alone (1)", NULL},
     {"cold-dropout", OPT_TRAIN + 24, "P", "text: each step treats a fraction P of the items as new (0)", NULL},
     {"untie-text", OPT_TRAIN + 25, "0|1", "with --tie: the scoring head's text adaptor is its own (0)", NULL},
+    {"value-user", OPT_TRAIN + 26, "0|1", "the value head adds the user's recency-weighted bias, kept in the state (1)", NULL},
+    {"layer-dropout", OPT_TRAIN + 27, "X", "dropout on the LRU's and the blocks' residual branches (default 0.2)", NULL},
     CLI_OPT_BACKEND("model.backend"),
     {"threads", OPT_THREADS, "N", "compute threads (default: OMP_NUM_THREADS, else every core)", NULL},
     {"text", OPT_TEXT, NULL, "a text model: item and event texts through USE-lite and a learned adaptor", NULL},
@@ -389,11 +391,12 @@ static void on_progress(const train_progress *p, void *user) {
 static int train_run_fit(train_run *x, char *err, size_t errlen) {
     const train_opts *o = x->o;
     const model_config *mc = &x->m->cfg;
+    char family[32];
+    model_family_name(mc, family, sizeof family);
     fprintf(stderr,
             "ievo train: %zu events, %d users, %d items + <oov> (%ld events with an unknown item), %d actions; "
             "%s H=%d E=%d D=%d W=%d%s, %zu parameters\n",
-            x->n_train, x->n_users, x->n_vocab, x->oov, x->n_act_ids, mc->cell == MODEL_CELL_LSTM ? "lstm" : "gru",
-            mc->hidden, mc->item_dim, mc->out_dim, mc->window,
+            x->n_train, x->n_users, x->n_vocab, x->oov, x->n_act_ids, family, mc->hidden, mc->item_dim, mc->out_dim, mc->window,
             o->text_on ? (o->tc.text_only ? ", text only" : ", text") : "", x->m->n_params);
     if (x->n_held)
         fprintf(stderr, "ievo train: held out %d items (fraction %g, seed %llu) and their %ld events\n", x->n_held,
@@ -405,10 +408,14 @@ static int train_run_fit(train_run *x, char *err, size_t errlen) {
             "%.1f s to the best epoch, %.1f s in all, %.0f training events/s, %d threads\n",
             res->best_epoch, res->epochs_run, res->best_val.hr10, res->best_val.ndcg10, res->best_val.hr20,
             res->best_val.ndcg20, res->best_val.n, res->time_to_best_s, res->total_s, res->events_per_s, res->threads);
-    if (res->value_refit_epoch)
-        fprintf(stderr, "ievo train: value head refit on the final u_t: epoch %d kept (0 = as trained jointly), "
-                "validation MAE %.4f RMSE %.4f (%ld events)\n",
-                res->value_refit_epoch - 1, res->best_val.mae, res->best_val.rmse, res->best_val.n_value);
+    const char *kept = res->value_refit_epoch == 2 ? "the refit on the final u_t" : "the joint one";
+    if (res->value_refit_epoch && model_heads(x->m) & MODEL_HEAD_VALUE_USER)
+        fprintf(stderr, "ievo train: value head: %s kept, with the user bias (decay %g, shrinkage %g): validation MAE "
+                "%.4f RMSE %.4f (%ld events)\n", kept, res->value_user[0], res->value_user[1], res->best_val.mae,
+                res->best_val.rmse, res->best_val.n_value);
+    else if (res->value_refit_epoch)
+        fprintf(stderr, "ievo train: value head: %s kept, no user bias: validation MAE %.4f RMSE %.4f (%ld events)\n",
+                kept, res->best_val.mae, res->best_val.rmse, res->best_val.n_value);
     return 0;
 }
 
@@ -436,7 +443,7 @@ static json_t *meta_holdout(const train_run *x) {
                      "events_dropped", (json_int_t)x->dropped, "items", items);
 }
 
-static json_t *meta_validation(const train_result *res) {
+static json_t *meta_validation(const train_result *res, const model *m) {
     const rank_metrics *v = &res->best_val;
     json_t *o = json_pack("{s:i,s:I,s:o,s:o,s:o,s:o}", "epoch", res->best_epoch, "users", (json_int_t)v->n, "hr10",
                           real6(v->hr10), "ndcg10", real6(v->ndcg10), "hr20", real6(v->hr20), "ndcg20", real6(v->ndcg20));
@@ -445,7 +452,9 @@ static json_t *meta_validation(const train_result *res) {
         json_object_set_new(o, "mae", real6(v->mae));
         json_object_set_new(o, "rmse", real6(v->rmse));
     }
-    if (o && res->value_refit_epoch) json_object_set_new(o, "value_refit_epoch", json_integer(res->value_refit_epoch - 1));
+    if (o && res->value_refit_epoch) json_object_set_new(o, "value_refit", json_boolean(res->value_refit_epoch == 2));
+    if (o && model_heads(m) & MODEL_HEAD_VALUE_USER)
+        json_object_set_new(o, "value_user", json_pack("[f,f]", res->value_user[0], res->value_user[1]));
     return o;
 }
 
@@ -467,7 +476,7 @@ static json_t *train_meta(const train_run *x) {
     json_object_set_new(meta, "threads", json_integer(x->res.threads));
     json_object_set_new(meta, "protocol", json_string("leave-one-out: last event test, second-last validation; all "
                                                       "items ranked, input history filtered"));
-    json_object_set_new(meta, "validation", meta_validation(&x->res));
+    json_object_set_new(meta, "validation", meta_validation(&x->res, x->m));
     json_object_set_new(meta, "epochs_run", json_integer(x->res.epochs_run));
     json_object_set_new(meta, "time_to_best_s", json_real_or_null(x->res.time_to_best_s));
     json_object_set_new(meta, "total_s", json_real_or_null(x->res.total_s));
