@@ -50,9 +50,6 @@ static inline float *model_falloc(size_t n) {
 
 /* ---- model object (tensors.c, model.c) ---- */
 extern const char *const model_tensor_names[MODEL_N_TENSORS];
-/* Total floats of the tensors every model of this config has (no heads), or 0 when the config
- * does not pass model_config_check. */
-size_t model_param_count(const model_config *cfg);
 /* Allocates a model with zeroed parameters, its config resolved and its tensor table set; no
  * vocabularies, no heads. */
 int model_alloc(model **out, const model_config *cfg, char *err, size_t errlen);

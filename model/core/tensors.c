@@ -111,12 +111,6 @@ static size_t count_params(const model_config *c, int heads) {
     return total;
 }
 
-size_t model_param_count(const model_config *cfg) {
-    if (model_config_check(cfg, NULL, 0)) return 0;
-    model_config c = model_config_resolve(cfg);
-    return count_params(&c, 0);
-}
-
 /* Lays out the tensor table of m->cfg with `heads` over p (zeroed, count_params floats), copying
  * every tensor m already has from its old place. */
 static void lay_out(model *m, int heads, float *p) {

@@ -1,6 +1,6 @@
 """Train/serve parity: the vectors the worker publishes are the trainer's own forward, for every
-family (the GRU with the window attention; the LRU stack; the GRU under transformer blocks, whose
-keys and values the worker caches in the state).
+family (the GRU with the window attention; the LRU stack; transformer blocks on the GRU and alone,
+whose keys and values the worker caches in the state).
 
 `ievo train` (ML-100K when present, else the synthetic generator) trains one epoch and writes,
 with --dump-forward, its batched sequence forward (oneDNN RNN over whole sequences, batched
@@ -51,7 +51,8 @@ def run(family, produce_args, name):
 
 def main():
     produce_args, _, name = data_args()
-    for family in (["--cell", "gru"], ["--cell", "lru"], ["--cell", "gru", "--attention", "tf"]):
+    for family in (["--cell", "gru"], ["--cell", "lru"], ["--cell", "gru", "--attention", "tf"],
+                   ["--cell", "none", "--attention", "tf"]):
         run(family, produce_args, name)
 
 

@@ -40,6 +40,16 @@ static inline double check_max_abs_diff(const float *a, const float *b, size_t n
     return m;
 }
 
+/* Writes text into dir/name (a fixture file), or stops the test. */
+static inline void check_write_file(const char *dir, const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
 static inline int check_exit(const char *name) {
     if (check_failures) {
         fprintf(stderr, "%s: %d check(s) failed\n", name, check_failures);

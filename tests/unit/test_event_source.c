@@ -20,15 +20,6 @@
 #include "clock.h"
 #include "event_source.h"
 
-static void write_file(const char *dir, const char *name, const char *text) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    REQUIRE(f, "cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void remove_file(const char *dir, const char *name) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -39,14 +30,14 @@ static void test_movielens(void) {
     char dir[] = "/tmp/ievo-ml-XXXXXX", err[512];
     REQUIRE(mkdtemp(dir), "mkdtemp");
     /* Ties at ts 50 and 100; file order must survive the sort. */
-    write_file(dir, "u.data",
+    check_write_file(dir, "u.data",
                "1\t10\t5\t100\n"
                "2\t20\t4\t50\n"
                "3\t30\t3\t100\n"
                "1\t40\t2\t50\n"
                "2\t50\t1\t100\r\n"
                "9\t60\t4\t7\n");
-    write_file(dir, "u.item", "1|Caf\xe9 Society (1995)|01-Jan-1995||http://x|0|1\n2|Se\xf1or (1996)|x\n\n17|T|x\n");
+    check_write_file(dir, "u.item", "1|Caf\xe9 Society (1995)|01-Jan-1995||http://x|0|1\n2|Se\xf1or (1996)|x\n\n17|T|x\n");
     event_list l;
     REQUIRE(events_load_movielens(dir, &l, err, sizeof err) == 0, "%s", err);
     static const char *const items[] = {"60", "20", "40", "10", "30", "50"};
@@ -71,14 +62,14 @@ static void test_movielens(void) {
     CHECK(n == 3 && strcmp(ids[0], "1") == 0 && strcmp(ids[1], "2") == 0 && strcmp(ids[2], "17") == 0, "u.item ids (n=%d)", n);
     synth_item_ids_free(ids, n);
 
-    write_file(dir, "u.data", "1\t10\t5\t100\n1\t10\t5\n");
+    check_write_file(dir, "u.data", "1\t10\t5\t100\n1\t10\t5\n");
     CHECK(events_load_movielens(dir, &l, err, sizeof err) != 0, "short line accepted");
     CHECK(strstr(err, "u.data:2:") != NULL, "error does not name the line: %s", err);
-    write_file(dir, "u.data", "1\t10\t5\t100\n1\t10\tfive\t100\n");
+    check_write_file(dir, "u.data", "1\t10\t5\t100\n1\t10\tfive\t100\n");
     CHECK(events_load_movielens(dir, &l, err, sizeof err) != 0 && strstr(err, "u.data:2:"), "bad rating: %s", err);
-    write_file(dir, "u.data", "1\t10\t5\t100\t3\n");
+    check_write_file(dir, "u.data", "1\t10\t5\t100\t3\n");
     CHECK(events_load_movielens(dir, &l, err, sizeof err) != 0 && strstr(err, "u.data:1:"), "5 fields: %s", err);
-    write_file(dir, "u.data", "1\t10\t5\t-100\n");
+    check_write_file(dir, "u.data", "1\t10\t5\t-100\n");
     CHECK(events_load_movielens(dir, &l, err, sizeof err) != 0 && strstr(err, "u.data:1:"), "negative ts: %s", err);
     remove_file(dir, "u.data");
     remove_file(dir, "u.item");

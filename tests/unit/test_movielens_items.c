@@ -10,19 +10,10 @@
 #include "check.h"
 #include "event_source.h"
 
-static void write_file(const char *dir, const char *name, const char *text) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    REQUIRE(f, "cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void check_items(const char *dir) {
     char err[512];
-    write_file(dir, "u.genre", "unknown|0\nAction|1\nChildren's|2\n\n");
-    write_file(dir, "u.item", "1|Caf\xe9 Society (1995)|01-Jan-1995||http://x|0|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
+    check_write_file(dir, "u.genre", "unknown|0\nAction|1\nChildren's|2\n\n");
+    check_write_file(dir, "u.item", "1|Caf\xe9 Society (1995)|01-Jan-1995||http://x|0|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
                               "2|Se\xf1or (1996)|x\n\n17|T|x\n");
     movielens_items m;
     REQUIRE(movielens_items_load(dir, &m, err, sizeof err) == 0, "%s", err);
@@ -40,11 +31,11 @@ static void check_items(const char *dir) {
     free(text);
     movielens_items_free(&m);
 
-    write_file(dir, "u.item", "1|A|x\n2\n");
+    check_write_file(dir, "u.item", "1|A|x\n2\n");
     CHECK(movielens_items_load(dir, &m, err, sizeof err) != 0 && strstr(err, "u.item:2:"), "no title: %s", err);
-    write_file(dir, "u.item", "1|A|x\n|B|x\n");
+    check_write_file(dir, "u.item", "1|A|x\n|B|x\n");
     CHECK(movielens_items_load(dir, &m, err, sizeof err) != 0 && strstr(err, "u.item:2:"), "empty id: %s", err);
-    write_file(dir, "u.genre", "Action|1\nWestern|x\n");
+    check_write_file(dir, "u.genre", "Action|1\nWestern|x\n");
     CHECK(movielens_genres_load(dir, &g, err, sizeof err) != 0 && strstr(err, "u.genre:2:"), "bad index: %s", err);
     char path[512];
     snprintf(path, sizeof path, "%s/u.item", dir);
