@@ -224,8 +224,9 @@ def report(results, a):
               f"(consume+decode+state-cache+model+encode+produce); the worker reaches {limit_us / cpu_us * 100:.0f} % of it")
         sd = r["steady"]
         hits = sd["cache_hits"] / max(1, sd["cache_hits"] + sd["cache_misses"])
+        fits = "smaller than the state" if a.steady_cache_bytes < r["state_dir_bytes"] else "the whole state fits"
         print(f"  steady:   {sd['applied']} events whose users all have a state (cache {a.steady_cache_bytes >> 20} MiB, "
-              f"smaller than the state): {sd['events_per_s']:.0f} events/s, {sd['cpu_us_per_event']:.2f} µs CPU/event, "
+              f"{fits}): {sd['events_per_s']:.0f} events/s, {sd['cpu_us_per_event']:.2f} µs CPU/event, "
               f"cache hit rate {hits * 100:.1f} %, {sd['io_write_bytes'] / max(1, sd['applied']):.0f} B written to disk "
               f"per event, peak RSS {sd['max_rss_kb'] / 1024:.0f} MiB")
         for kind in ("restore_full", "restore_incremental"):
