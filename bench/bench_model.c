@@ -87,16 +87,15 @@ int main(int argc, char **argv) {
     long N = 200000;
     model_backend be = MODEL_BACKEND_DNNL;
     const char *models[16];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) goto usage;
+    if (argc % 2 == 0) goto usage; /* every option takes a value */
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *a = argv[i], *v = argv[i + 1];
         if (!strcmp(a, "-m") && nm < 16) models[nm++] = v;
         else if (!strcmp(a, "--batch")) B = atoi(v);
         else if (!strcmp(a, "--users")) U = atoi(v);
         else if (!strcmp(a, "--events")) N = atol(v);
         else if (!strcmp(a, "--backend")) be = strcmp(v, "scalar") ? MODEL_BACKEND_DNNL : MODEL_BACKEND_SCALAR;
         else goto usage;
-        i++;
     }
     if (!nm || B < 1 || U < B || N < B) goto usage;
     model_runtime_init(1);

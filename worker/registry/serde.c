@@ -208,9 +208,9 @@ codec_status serde_decode_user_action(serde_in *in, const void *payload, size_t 
     if (in->has_same && len >= 5 && !b[0] &&
         (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]) == in->same.schema_id)
         return codec_decode_user_action(&in->same, payload, len, out, reason, reason_len);
-    const resolve_plan *plan;
-    const uint8_t *body;
-    size_t blen;
+    const resolve_plan *plan = NULL;   /* set when serde_frame returns CODEC_OK */
+    const uint8_t *body = NULL;
+    size_t blen = 0;
     codec_status st = serde_frame(in, payload, len, &plan, &body, &blen, reason, reason_len);
     return st ? st : codec_decode_user_action_as(plan, body, blen, out, reason, reason_len);
 }
@@ -218,9 +218,9 @@ codec_status serde_decode_user_action(serde_in *in, const void *payload, size_t 
 codec_status serde_decode_item(serde_in *in, const void *payload, size_t len, item_record *out, char *reason,
                                size_t reason_len) {
     if (!in->o.reg) return item_decode(&in->o.fixed, payload, len, out, reason, reason_len);
-    const resolve_plan *plan;
-    const uint8_t *body;
-    size_t blen;
+    const resolve_plan *plan = NULL;   /* set when serde_frame returns CODEC_OK */
+    const uint8_t *body = NULL;
+    size_t blen = 0;
     codec_status st = serde_frame(in, payload, len, &plan, &body, &blen, reason, reason_len);
     return st ? st : item_decode_as(plan, body, blen, out, reason, reason_len);
 }
