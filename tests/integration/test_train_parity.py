@@ -7,7 +7,8 @@ with --dump-forward, its batched sequence forward (oneDNN RNN over whole sequenc
 attention) at every position of every user. Then, over TCP: `ievo broker`, `ievo produce` of
 the same events, `ievo worker --until-eof` with the trained model (model_step, one event at a
 time per user, state in RocksDB). Every published InterestVector must equal the trainer's vector
-at the same (user_id, events) within 1e-4, and there must be exactly one per event. The model
+at the same (user_id, events) within 1e-4, and there must be exactly one per event; so must every
+vector of `ievo reference` (the scalar backend replaying the same events offline). The model
 file must carry the training config and the validation metrics in its header.
 """
 import json
@@ -15,8 +16,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (FAST_GROUP, Broker, Workdir, consume_vectors, data_args, ievo, json_lines, log,  # noqa: E402
-                     check_parity)
+from harness import (FAST_GROUP, Broker, Workdir, consume_vectors, data_args, ievo, json_lines, load_reference,  # noqa: E402
+                     log, check_parity)
 
 TOL = 1e-4
 
@@ -46,6 +47,9 @@ def run(family, produce_args, name):
         outputs = consume_vectors(b.bootstrap)
     worst = check_parity(outputs, trainer, TOL, info["model_id"])
     log(f"[parity] {info['family']}: {len(outputs)} published vectors equal the trainer's forward: max |diff| {worst:.2e}")
+    ref = load_reference(model, produce_args)
+    worst = check_parity(list(ref.values()), trainer, TOL)
+    log(f"[parity] {info['family']}: `ievo reference` (the scalar backend, offline) too: max |diff| {worst:.2e}")
     wd.cleanup()
 
 
