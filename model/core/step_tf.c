@@ -101,20 +101,21 @@ static int gather_window(step_tf *t, int l, const void *state, int used, int hea
 }
 
 /* The attention in float for the dnnl backend (mha_window_forward's function), reading each
- * entry's k, v (kv[j]: 2H floats) where it lies, in the state's cache or kvcur, uncopied. */
-static void mha_fast(float *out, float *att, const float *q, const float *const *kv, int n, int H, int nh) {
+ * entry's k, v (kv[j]: 2H floats) where it lies, in the state's cache or kvcur, uncopied and at
+ * whatever alignment the state blob has. */
+static void mha_fast(float *out, float *att, const float *q, const char *const *kv, int n, int H, int nh) {
     const int dh = H / nh;
     const float scale = 1.0f / sqrtf((float)dh);
     for (int h = 0; h < nh; h++) {
         float *a = att + (size_t)h * n, mx = -INFINITY, sum = 0;
         for (int j = 0; j < n; j++) {
-            a[j] = dotf(q + (size_t)h * dh, kv[j] + (size_t)h * dh, dh) * scale;
+            a[j] = dotf_unaligned(q + (size_t)h * dh, kv[j] + (size_t)h * dh * sizeof(float), dh) * scale;
             mx = a[j] > mx ? a[j] : mx;
         }
         for (int j = 0; j < n; j++) sum += (a[j] = expf(a[j] - mx));
         float *o = out + (size_t)h * dh;
         memset(o, 0, (size_t)dh * sizeof(float));
-        for (int j = 0; j < n; j++) axpyf(o, a[j] / sum, kv[j] + H + (size_t)h * dh, dh);
+        for (int j = 0; j < n; j++) axpyf_unaligned(o, a[j] / sum, kv[j] + ((size_t)H + (size_t)h * dh) * sizeof(float), dh);
     }
 }
 
@@ -138,10 +139,10 @@ int step_tf_forward(step_tf *t, int n, int bucket, void *const *states, const in
             float *cur = t->kvcur + ((size_t)l * t->B + i) * 2 * H;
             memcpy(cur, qkv + H, 2 * (size_t)H * sizeof(float));
             if (t->dn) {
-                const float *rows[1024]; /* window <= 1024 (model_config_check) */
+                const char *rows[1024]; /* window <= 1024 (model_config_check) */
                 const int u = used[i], head = hdr[i].head;
-                for (int j = 0; j < u; j++) rows[j] = (const float *)(const void *)kv_at(t, states[i], l, ((head - u + j) % t->W + t->W) % t->W);
-                rows[u] = cur;
+                for (int j = 0; j < u; j++) rows[j] = kv_at(t, states[i], l, ((head - u + j) % t->W + t->W) % t->W);
+                rows[u] = (const char *)cur;
                 mha_fast(t->ctx + (size_t)i * H, t->att, qkv, rows, u + 1, H, t->nh);
             } else {
                 int nw = gather_window(t, l, states[i], used[i], hdr[i].head, cur);
