@@ -53,6 +53,27 @@ class Worker:
         assert self.proc.returncode == 0, open(self.log).read()[-3000:]
 
 
+def kill_mid_restore(w, kills):
+    """Wipes a worker's state and restarts it, so it must restore its partitions from the
+    changelog, and kills it as soon as it says it is restoring (restores take milliseconds here,
+    so poll fast and count only kills that landed before "restored")."""
+    if w.running():
+        w.kill()
+    shutil.rmtree(w.dir, ignore_errors=True)
+    w.start()
+    deadline = time.time() + 40
+    while time.time() < deadline and w.running():
+        text = w.log_text()
+        if "restoring from" in text or "resuming at offset" in text or "no state yet" in text:
+            break
+        time.sleep(0.001)
+    if w.running() and "restoring from" in w.log_text():
+        w.kill()
+        text = w.log_text()
+        last = text[text.rindex("restoring from"):]
+        kills["mid-restore" if "restored" not in last else "after-restore"] += 1
+
+
 def main():
     rnd = random.Random(int(os.environ.get("IEVO_TEST_SEED", "99")))
     wd = Workdir("chaos")
@@ -76,25 +97,8 @@ def main():
             kind = ["mid-batch", "mid-rebalance", "mid-restore"][round_ % 3]
             round_ += 1
             if kind == "mid-restore":
-                # Wipe a worker's state and restart it, so it must restore its partitions from the
-                # changelog; kill it as soon as it says it is restoring (restores take milliseconds
-                # here, so poll fast and count only kills that landed before "restored").
-                if w.running():
-                    w.kill()
-                shutil.rmtree(w.dir, ignore_errors=True)
                 wipes += 1
-                w.start()
-                deadline = time.time() + 40
-                while time.time() < deadline and w.running():
-                    text = w.log_text()
-                    if "restoring from" in text or "resuming at offset" in text or "no state yet" in text:
-                        break
-                    time.sleep(0.001)
-                if w.running() and "restoring from" in w.log_text():
-                    w.kill()
-                    text = w.log_text()
-                    last = text[text.rindex("restoring from"):]
-                    kills["mid-restore" if "restored" not in last else "after-restore"] += 1
+                kill_mid_restore(w, kills)
             elif kind == "mid-rebalance":
                 # Start a fresh member (a rebalance begins), then kill a running one right away.
                 other = rnd.choice([x for x in workers if x is not w])
@@ -112,6 +116,17 @@ def main():
             for x in workers:
                 if not x.running():
                     x.start()
+        # A restore is over in milliseconds, so a kill lands inside one only now and then: more
+        # tries (at most 10) until one has; a wiped worker restores whatever the changelog holds.
+        for _ in range(10):
+            if kills["mid-restore"]:
+                break
+            for x in workers:
+                if not x.running():
+                    x.start()
+            time.sleep(rnd.uniform(1.0, 3.0))
+            wipes += 1
+            kill_mid_restore(rnd.choice(workers), kills)
         log(f"[chaos] {time.time() - t0:.0f} s of chaos: kills {kills}, state dirs wiped {wipes}")
         assert prod.wait(180) == 0, open(wd("produce.log")).read()
         for x in workers:

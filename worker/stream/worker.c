@@ -172,15 +172,10 @@ static void free_worker(worker *w) {
     registry_free(w->reg);
 }
 
-/* Leaves the group, waiting at most until deadline. librdkafka 2.0.2 aborts
- * (rdkafka_sticky_assignor.c, "assignor_state" assertion; upstream issues #4308/#4312, fixed in
- * later releases) when a cooperative-sticky consumer is closed before its first assignment, so
- * such a consumer is not closed: the group drops it after session.timeout.ms. Returns 1 when the
- * consumer was closed. */
+/* Leaves the group, waiting at most until deadline; not a consumer that librdkafka 2.0.2 cannot
+ * close yet (worker_io_consumer_unassigned_cooperative). Returns 1 when the consumer was closed. */
 static int leave_group(worker *w, double deadline) {
-    int cooperative = strcmp(rd_kafka_rebalance_protocol(w->k.consumer), "COOPERATIVE") == 0 ||
-                      strstr(w->k.assignment_strategy, "cooperative") != NULL;
-    if (cooperative && !w->ever_assigned) {
+    if (worker_io_consumer_unassigned_cooperative(w)) {
         LOG_I("worker", "no partition assignment yet: leaving the group to its session timeout");
         return 0;
     }

@@ -157,6 +157,12 @@ int worker_io_open(worker *w, const config *c,
                    void (*rebalance)(rd_kafka_t *, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t *, void *),
                    char *err, size_t errlen);
 void worker_io_close(worker *w);
+/* Whether the consumer runs the cooperative-sticky assignor and has never had an assignment.
+ * librdkafka 2.0.2 fails an assertion (rd_kafka_sticky_assignor_state_destroy, "assignor_state";
+ * upstream #4308/#4312, fixed in 2.3.0) when such a consumer is closed, or destroyed once the
+ * group has chosen the assignor, before its first assignment: it holds nothing to commit, so it
+ * is neither closed nor destroyed, and the group drops it after session.timeout.ms. */
+int worker_io_consumer_unassigned_cooperative(const worker *w);
 /* Sizes the changelog positions kept from the markers' delivery reports (the changelog's
  * partition count). */
 int worker_io_track_changelog(worker *w, int partitions, char *err, size_t errlen);

@@ -220,6 +220,12 @@ int worker_io_track_changelog(worker *w, int partitions, char *err, size_t errle
     return 0;
 }
 
+int worker_io_consumer_unassigned_cooperative(const worker *w) {
+    return w->k.consumer && !w->ever_assigned &&
+           (strcmp(rd_kafka_rebalance_protocol(w->k.consumer), "COOPERATIVE") == 0 ||
+            strstr(w->k.assignment_strategy, "cooperative") != NULL);
+}
+
 void worker_io_close(worker *w) {
     free(w->k.cl_position);
     if (w->stop_deadline > 0 && clock_mono_s() > w->stop_deadline) {
@@ -228,7 +234,12 @@ void worker_io_close(worker *w) {
         LOG_I("worker", "stop.timeout.ms passed: the Kafka clients are left to the process's exit");
         return;
     }
-    /* not closed (no assignment yet, or out of time): no close in destroy either */
+    if (worker_io_consumer_unassigned_cooperative(w)) {
+        LOG_I("worker", "the consumer never had an assignment: left to the process's exit (librdkafka 2.0.2 cannot "
+              "destroy it yet)");
+        w->k.consumer = NULL;
+    }
+    /* not closed (out of time): no close in destroy either */
     if (w->k.consumer) rd_kafka_destroy_flags(w->k.consumer, w->k.consumer_closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     changelog_close(w->k.changelog);
     if (w->k.out_topic) rd_kafka_topic_destroy(w->k.out_topic);
