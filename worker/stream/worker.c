@@ -136,8 +136,10 @@ static int start(worker *w, const config *c, char *err, size_t errlen) {
         return -1;
     if (w->items && item_consumer_catch_up(w->items, err, errlen)) return -1; /* the catalogue before any event */
     if (stopped_starting(err, errlen)) return -1;
+    char family[32];
+    model_family_name(&w->m->cfg, family, sizeof family);
     LOG_I("worker", "model %s (%s, D=%d, W=%d), state %s, %s -> %s (dead letters: %s, changelog: %s)%s",
-          w->m->model_id, model_cell_name(w->m->cfg.cell), w->m->cfg.out_dim, w->m->cfg.window,
+          w->m->model_id, family, w->m->cfg.out_dim, w->m->cfg.window,
           s->state_dir, s->input_topic, s->output_topic, s->dlq_topic, s->changelog ? s->changelog_topic : "off",
           s->until_eof ? ", until EOF" : "");
     return 0;
