@@ -6,6 +6,7 @@ The final states must equal a never-killed run (the single-process reference), a
 deduplicated on (source_partition, source_offset), must hold exactly one result per input event,
 the same one every time it was re-emitted.
 """
+import json
 import os
 import random
 import shutil
@@ -31,7 +32,9 @@ class Worker:
     def start(self):
         self.logs += 1
         self.log = self.wd(f"{self.name}-{self.logs}.log")
+        self.series = self.wd(f"{self.name}-{self.logs}.series")
         args = [IEVO, "worker", "-b", self.b.bootstrap, "-X", "group.id=chaos", "-X", f"state.dir={self.dir}",
+                "-X", f"stats.series.file={self.series}", "-X", "stats.series.interval.ms=200",
                 "-X", f"model.path={self.model}", "-X", "changelog.topic=state-changelog", "-X", "batch.timeout.ms=100",
                 "-X", "state.snapshot.slice.records=16",   # snapshots over many loop turns
                 *FAST_GROUP]
@@ -43,6 +46,11 @@ class Worker:
     def log_text(self):
         return open(self.log).read() if self.proc else ""
 
+    def status(self):
+        """The worker's last stats.series line ({} before the first)."""
+        lines = open(self.series).read().splitlines() if os.path.exists(self.series) else []
+        return json.loads(lines[-1]) if lines else {}
+
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
@@ -51,6 +59,20 @@ class Worker:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(60)
         assert self.proc.returncode == 0, open(self.log).read()[-3000:]
+
+
+def settle(workers, timeout=120):
+    """Waits until the group has settled: every worker running and ready (assigned, nothing to
+    restore), the partitions all owned, three samples in a row. A stop earlier could catch a
+    restarted worker inside its restore, and the final states would then be in no state dir."""
+    deadline, calm = time.time() + timeout, 0
+    while time.time() < deadline and calm < 3:
+        st = [w.status() for w in workers]
+        ok = all(w.running() for w in workers) and all(x.get("ready") for x in st) and \
+            sum(x.get("partitions", 0) for x in st) == PARTS
+        calm = calm + 1 if ok else 0
+        time.sleep(0.5)
+    assert calm >= 3, f"the group did not settle: {[w.status() for w in workers]}"
 
 
 def kill_mid_restore(w, kills):
@@ -133,6 +155,7 @@ def main():
             if not x.running():
                 x.start()
         outs, done = await_outputs(b.bootstrap, EVENTS, 240)
+        settle(workers)
         for x in workers:
             x.stop()
         log(f"[chaos] {done} of {EVENTS} events have outputs; workers stopped")
